@@ -1,0 +1,318 @@
+//! API keys: their format, their checksum, and their hash at rest.
+//!
+//! A key is `asc_` + 32 base62 characters of randomness + 6 base62 characters of CRC-32 over the
+//! first 36, like GitHub's tokens: secret scanners recognise the prefix, and a mistyped key fails
+//! the checksum without a KV read. At rest only `HMAC-SHA256(deployment secret, key)` is stored, as
+//! the KV name `key:<hex>` and inside the record, so a KV dump does not reveal usable keys and
+//! cannot be brute-forced offline without the deployment secret.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::ids::{KeyId, TenantId};
+use crate::secret::Secret;
+
+pub const KEY_PREFIX: &str = "asc_";
+const BODY_LEN: usize = 32;
+const CHECKSUM_LEN: usize = 6;
+pub const KEY_LEN: usize = KEY_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A key that passed the format and checksum checks. It is not yet known to exist.
+pub struct ApiKey<'a>(&'a str);
+
+impl<'a> ApiKey<'a> {
+    /// Checks prefix, length, alphabet and checksum. The error never echoes the key.
+    pub fn parse(raw: &'a str) -> Result<Self, GatewayError> {
+        let invalid = |why: &str| {
+            GatewayError::new(
+                ErrorKind::InvalidApiKey,
+                format!("Incorrect API key provided: {why}. ASC keys look like asc_... (42 characters)."),
+            )
+        };
+        if !raw.starts_with(KEY_PREFIX) {
+            return Err(invalid("it does not start with asc_"));
+        }
+        if raw.len() != KEY_LEN {
+            return Err(invalid("it has the wrong length"));
+        }
+        let rest = &raw.as_bytes()[KEY_PREFIX.len()..];
+        if !rest.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(invalid(
+                "it holds characters that are not letters or digits",
+            ));
+        }
+        let (signed, checksum) = raw.split_at(KEY_PREFIX.len() + BODY_LEN);
+        let expected = checksum_of(signed);
+        if !bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
+            return Err(invalid(
+                "its checksum does not match (mistyped or truncated?)",
+            ));
+        }
+        Ok(ApiKey(raw))
+    }
+
+    /// `HMAC-SHA256(secret, key)`, lowercase hex: the only form in which keys are stored.
+    pub fn hash(&self, secret: &Secret) -> String {
+        hash_key(self.0, secret)
+    }
+}
+
+/// Builds a well-formed key from 32 random bytes (the caller owns the randomness: the core has none).
+pub fn new_key(random: &[u8; BODY_LEN]) -> String {
+    let mut key = String::with_capacity(KEY_LEN);
+    key.push_str(KEY_PREFIX);
+    // A byte modulo 62 is very slightly biased towards the first 8 symbols; 32 symbols still carry
+    // over 190 bits of entropy.
+    key.extend(random.iter().map(|b| BASE62[(*b % 62) as usize] as char));
+    let checksum = checksum_of(&key);
+    key.push_str(&checksum);
+    key
+}
+
+fn checksum_of(signed: &str) -> String {
+    let mut n = crc32fast::hash(signed.as_bytes()) as u64;
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out.iter().map(|b| *b as char).collect()
+}
+
+fn hash_key(key: &str, secret: &Secret) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(key.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The KV name under which a key's record is stored.
+pub fn record_name(key_hash: &str) -> String {
+    format!("key:{key_hash}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Inference: chat completions (and, with the provider issue, messages and embeddings).
+    Chat,
+    /// List the tenant's approved models.
+    Models,
+    /// Read the tenant's usage and budgets.
+    Usage,
+}
+
+/// The record stored in KV under `key:<hash>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRecord {
+    pub schema_version: u32,
+    pub key_id: KeyId,
+    pub tenant_id: TenantId,
+    pub status: KeyStatus,
+    pub scopes: Vec<Scope>,
+    /// The same hash as in the record's name, compared in constant time on every lookup so a
+    /// record filed under the wrong name is never accepted.
+    pub key_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
+}
+
+impl KeyRecord {
+    /// Decides whether this record admits a key with hash `presented_hash`.
+    pub fn admit(&self, presented_hash: &str) -> Result<(), GatewayError> {
+        if !bool::from(self.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidApiKey,
+                "Incorrect API key provided.",
+            ));
+        }
+        if self.status == KeyStatus::Revoked {
+            return Err(GatewayError::new(
+                ErrorKind::RevokedApiKey,
+                format!("API key {} has been revoked.", self.key_id),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// Takes the key from `Authorization: Bearer <key>` or `x-api-key: <key>` (the Anthropic SDKs'
+/// header). When both are present they must agree, so a proxy cannot smuggle a second identity.
+pub fn presented_key<'h>(
+    authorization: Option<&'h str>,
+    x_api_key: Option<&'h str>,
+) -> Result<&'h str, GatewayError> {
+    let bearer = match authorization.map(str::trim) {
+        Some(value) => {
+            let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(GatewayError::new(
+                    ErrorKind::InvalidApiKey,
+                    "The Authorization header must be 'Bearer <key>'.",
+                ));
+            }
+            Some(token.trim())
+        }
+        None => None,
+    };
+    let x_key = x_api_key.map(str::trim).filter(|k| !k.is_empty());
+    match (bearer, x_key) {
+        (Some(b), Some(x)) if b != x => Err(GatewayError::new(
+            ErrorKind::InvalidApiKey,
+            "Authorization and x-api-key carry different keys; send one.",
+        )),
+        (Some(b), _) if !b.is_empty() => Ok(b),
+        (_, Some(x)) => Ok(x),
+        _ => Err(GatewayError::new(
+            ErrorKind::MissingApiKey,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Secret {
+        Secret::new("deployment-secret-for-tests")
+    }
+
+    #[test]
+    fn new_keys_parse() {
+        let key = new_key(&[7u8; 32]);
+        assert_eq!(key.len(), KEY_LEN);
+        assert!(key.starts_with("asc_"));
+        assert!(ApiKey::parse(&key).is_ok());
+    }
+
+    #[test]
+    fn a_single_mistyped_character_fails_the_checksum() {
+        let key = new_key(&[42u8; 32]);
+        for i in KEY_PREFIX.len()..key.len() {
+            let mut bytes = key.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'x' { b'y' } else { b'x' };
+            let typo = String::from_utf8(bytes).expect("ascii");
+            let err = ApiKey::parse(&typo).err().expect("typo must fail");
+            assert_eq!(err.kind, ErrorKind::InvalidApiKey);
+            assert!(!err.message.contains(&typo), "error must not echo the key");
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_fail_fast() {
+        for bad in [
+            "",
+            "sk-abc",
+            "asc_short",
+            &format!("asc_{}", "!".repeat(38)),
+        ] {
+            assert_eq!(
+                ApiKey::parse(bad).err().map(|e| e.kind),
+                Some(ErrorKind::InvalidApiKey)
+            );
+        }
+    }
+
+    #[test]
+    fn hash_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        let got = hash_key("what do ya want for nothing?", &Secret::new("Jefe"));
+        assert_eq!(
+            got,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn hash_depends_on_the_deployment_secret() {
+        let key = new_key(&[1u8; 32]);
+        let parsed = ApiKey::parse(&key).expect("valid");
+        assert_ne!(parsed.hash(&secret()), parsed.hash(&Secret::new("other")));
+        assert!(!parsed.hash(&secret()).contains(&key[4..]));
+    }
+
+    fn record(status: KeyStatus, hash: &str) -> KeyRecord {
+        KeyRecord {
+            schema_version: 1,
+            key_id: KeyId("k_demo".into()),
+            tenant_id: TenantId("demo".into()),
+            status,
+            scopes: vec![Scope::Chat],
+            key_hash: hash.into(),
+            label: None,
+            created_ms: None,
+        }
+    }
+
+    #[test]
+    fn revoked_keys_are_refused_and_mismatched_records_rejected() {
+        let key = new_key(&[3u8; 32]);
+        let hash = ApiKey::parse(&key).expect("valid").hash(&secret());
+        assert!(record(KeyStatus::Active, &hash).admit(&hash).is_ok());
+        assert_eq!(
+            record(KeyStatus::Revoked, &hash)
+                .admit(&hash)
+                .err()
+                .map(|e| e.kind),
+            Some(ErrorKind::RevokedApiKey)
+        );
+        let other = "0".repeat(64);
+        assert_eq!(
+            record(KeyStatus::Active, &other)
+                .admit(&hash)
+                .err()
+                .map(|e| e.kind),
+            Some(ErrorKind::InvalidApiKey)
+        );
+    }
+
+    #[test]
+    fn presented_key_reads_both_headers() {
+        assert_eq!(presented_key(Some("Bearer abc"), None).ok(), Some("abc"));
+        assert_eq!(presented_key(None, Some("abc")).ok(), Some("abc"));
+        assert_eq!(
+            presented_key(Some("Bearer abc"), Some("abc")).ok(),
+            Some("abc")
+        );
+        let kinds = |r: Result<&str, GatewayError>| r.err().map(|e| e.kind);
+        assert_eq!(
+            kinds(presented_key(Some("Bearer abc"), Some("def"))),
+            Some(ErrorKind::InvalidApiKey)
+        );
+        assert_eq!(
+            kinds(presented_key(None, None)),
+            Some(ErrorKind::MissingApiKey)
+        );
+        assert_eq!(
+            kinds(presented_key(Some("Bearer "), None)),
+            Some(ErrorKind::MissingApiKey)
+        );
+        assert_eq!(
+            kinds(presented_key(Some("Basic x"), None)),
+            Some(ErrorKind::InvalidApiKey)
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! The audit record written for every request that reaches a tenant. It names who, which model,
+//! where and with what outcome; it never holds a key, a secret, a prompt or a completion.
+
+use serde::{Deserialize, Serialize};
+
+pub const AUDIT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Served in full.
+    Ok,
+    /// Refused by the gateway (auth, policy, limits, bad input).
+    Refused,
+    /// Failed upstream or in the gateway.
+    Error,
+    /// A stream that started but did not finish cleanly.
+    Partial,
+}
+
+/// Token counts as the upstream reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+}
+
+impl Usage {
+    /// Reads OpenAI's `usage` object (`prompt_tokens`, `completion_tokens`,
+    /// `prompt_tokens_details.cached_tokens`).
+    pub fn from_openai(usage: &serde_json::Value) -> Option<Usage> {
+        let input = usage.get("prompt_tokens")?.as_u64()?;
+        let output = usage.get("completion_tokens")?.as_u64()?;
+        let cached = usage
+            .pointer("/prompt_tokens_details/cached_tokens")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        Some(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            cached_input_tokens: cached,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub schema_version: u32,
+    pub request_id: String,
+    pub timestamp_ms: u64,
+    pub region: String,
+    pub tenant_id: Option<String>,
+    pub key_id: Option<String>,
+    /// e.g. `chat.completions`, `models.list`.
+    pub operation: String,
+    pub requested_model: Option<String>,
+    pub served_model: Option<String>,
+    pub provider: Option<String>,
+    pub endpoint_host: Option<String>,
+    pub stream: bool,
+    pub outcome: Outcome,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub usage: Option<Usage>,
+    pub latency_ms: u64,
+    /// SHA-256 of the tenant config in force.
+    pub policy_version: Option<String>,
+    pub trace_id: String,
+}

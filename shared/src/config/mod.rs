@@ -1,0 +1,15 @@
+//! Config documents, validated into typed config. Each problem carries its path.
+
+mod tenant;
+mod walk;
+
+pub use tenant::{
+    Limits, ModelTarget, Provider, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS,
+    LIMIT_FIELDS, MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,
+};
+pub use walk::{ConfigError, ConfigErrors};
+
+/// The KV name of a tenant's config document.
+pub fn tenant_record_name(tenant: &crate::ids::TenantId) -> String {
+    format!("tenant:{tenant}")
+}

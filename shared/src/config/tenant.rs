@@ -1,0 +1,431 @@
+//! Tenant config: JSON in KV under `tenant:<id>`, validated into `TenantConfig` with every error and
+//! its path. `schemas/tenant-config.schema.json` describes the same document for editors.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::walk::{field_path, integer, key_path, object, required, string, ConfigErrors};
+use crate::ids::{is_valid_id, TenantId};
+use crate::secret::SecretRef;
+
+pub const SCHEMA_VERSION: u64 = 1;
+pub const TENANT_FIELDS: &[&str] = &[
+    "schema_version",
+    "tenant_id",
+    "display_name",
+    "residency",
+    "models",
+    "limits",
+];
+pub const MODEL_FIELDS: &[&str] = &[
+    "provider",
+    "endpoint",
+    "upstream_model",
+    "credential",
+    "timeout_ms",
+];
+pub const LIMIT_FIELDS: &[&str] = &[
+    "max_request_bytes",
+    "requests_per_minute",
+    "key_requests_per_minute",
+];
+
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+pub const MAX_REQUEST_BYTES_CEILING: u64 = 32 * 1024 * 1024;
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+
+/// Which wire format a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI's chat completions API, or any endpoint compatible with it.
+    OpenAi,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+        }
+    }
+}
+
+/// Where one approved model is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelTarget {
+    pub provider: Provider,
+    /// Base URL, e.g. `https://eu.api.openai.com/v1`; operation paths are appended.
+    pub endpoint: Url,
+    /// The model name the upstream expects.
+    pub upstream_model: String,
+    pub credential: SecretRef,
+    /// Time allowed until the upstream's response headers arrive.
+    pub timeout_ms: u64,
+}
+
+impl ModelTarget {
+    /// The endpoint with `operation` (e.g. `chat/completions`) appended.
+    pub fn url_for(&self, operation: &str) -> Url {
+        let mut url = self.endpoint.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}/{operation}"));
+        url
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_request_bytes: u64,
+    pub requests_per_minute: Option<u64>,
+    pub key_requests_per_minute: Option<u64>,
+}
+
+/// A tenant's validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    pub tenant_id: TenantId,
+    pub display_name: Option<String>,
+    /// The region whose deployment alone may serve this tenant.
+    pub residency: String,
+    /// Approved models by the name clients send.
+    pub models: BTreeMap<String, ModelTarget>,
+    pub limits: Limits,
+    /// SHA-256 of the stored document: the policy version recorded in audit records.
+    pub version: String,
+}
+
+impl TenantConfig {
+    /// Parses and validates a stored document. Every problem is reported, each with its path.
+    pub fn parse(bytes: &[u8]) -> Result<TenantConfig, ConfigErrors> {
+        let mut errs = ConfigErrors::default();
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                errs.push("", format!("is not valid JSON: {e}"));
+                return Err(errs);
+            }
+        };
+        let version = hex::encode(Sha256::digest(bytes));
+        match validate(&value, version, &mut errs) {
+            Some(config) if errs.is_empty() => Ok(config),
+            _ => Err(errs),
+        }
+    }
+}
+
+fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<TenantConfig> {
+    let root = object(value, "", TENANT_FIELDS, errs)?;
+
+    if let Some(v) = required(root, "", "schema_version", errs) {
+        if let Some(n) = integer(v, "schema_version", 1, u64::MAX, errs) {
+            if n != SCHEMA_VERSION {
+                errs.push(
+                    "schema_version",
+                    format!("must be {SCHEMA_VERSION}, found {n}"),
+                );
+            }
+        }
+    }
+    let tenant_id = required(root, "", "tenant_id", errs)
+        .and_then(|v| string(v, "tenant_id", errs))
+        .and_then(|s| {
+            if is_valid_id(s) {
+                Some(TenantId(s.to_string()))
+            } else {
+                errs.push(
+                    "tenant_id",
+                    "must be 1-64 of [a-z0-9_-], starting with a letter or digit",
+                );
+                None
+            }
+        });
+    let display_name = root
+        .get("display_name")
+        .and_then(|v| string(v, "display_name", errs))
+        .map(str::to_string);
+    let residency = required(root, "", "residency", errs)
+        .and_then(|v| string(v, "residency", errs))
+        .and_then(|s| {
+            if is_valid_id(s) {
+                Some(s.to_string())
+            } else {
+                errs.push("residency", "must be a region id such as \"eu\" or \"us\"");
+                None
+            }
+        });
+    let models = required(root, "", "models", errs).and_then(|v| models(v, errs));
+    let limits = match root.get("limits") {
+        Some(v) => limits(v, errs),
+        None => Some(Limits {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            requests_per_minute: None,
+            key_requests_per_minute: None,
+        }),
+    };
+    Some(TenantConfig {
+        tenant_id: tenant_id?,
+        display_name,
+        residency: residency?,
+        models: models?,
+        limits: limits?,
+        version,
+    })
+}
+
+fn models(value: &Value, errs: &mut ConfigErrors) -> Option<BTreeMap<String, ModelTarget>> {
+    let Some(map) = value.as_object() else {
+        errs.push("models", "must be an object mapping model names to targets");
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    let before = errs.0.len();
+    for (name, target) in map {
+        let path = key_path("models", name);
+        if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_graphic()) {
+            errs.push(
+                &path,
+                "model names must be 1-128 printable characters without spaces",
+            );
+        }
+        if let Some(t) = model_target(target, &path, name, errs) {
+            out.insert(name.clone(), t);
+        }
+    }
+    (errs.0.len() == before).then_some(out)
+}
+
+fn model_target(
+    value: &Value,
+    path: &str,
+    name: &str,
+    errs: &mut ConfigErrors,
+) -> Option<ModelTarget> {
+    let map = object(value, path, MODEL_FIELDS, errs)?;
+    let provider = required(map, path, "provider", errs).and_then(|v| {
+        let p = field_path(path, "provider");
+        match string(v, &p, errs)? {
+            "openai" => Some(Provider::OpenAi),
+            other => {
+                errs.push(
+                    p,
+                    format!("unsupported provider {other:?}; supported: openai"),
+                );
+                None
+            }
+        }
+    });
+    let endpoint = required(map, path, "endpoint", errs).and_then(|v| {
+        let p = field_path(path, "endpoint");
+        endpoint(string(v, &p, errs)?, &p, errs)
+    });
+    let upstream_model = match map.get("upstream_model") {
+        Some(v) => {
+            let p = field_path(path, "upstream_model");
+            string(v, &p, errs).and_then(|s| {
+                if s.is_empty() {
+                    errs.push(p, "must not be empty");
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            })
+        }
+        None => Some(name.to_string()),
+    };
+    let credential = required(map, path, "credential", errs).and_then(|v| {
+        let p = field_path(path, "credential");
+        let s = string(v, &p, errs)?;
+        let ok = s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Some(SecretRef(s.to_string()))
+        } else {
+            errs.push(
+                p,
+                "must name a secret like OPENAI_API_KEY ([A-Z][A-Z0-9_]*), never hold the key itself",
+            );
+            None
+        }
+    });
+    let timeout_ms = match map.get("timeout_ms") {
+        Some(v) => integer(v, &field_path(path, "timeout_ms"), 100, 600_000, errs),
+        None => Some(DEFAULT_TIMEOUT_MS),
+    };
+    Some(ModelTarget {
+        provider: provider?,
+        endpoint: endpoint?,
+        upstream_model: upstream_model?,
+        credential: credential?,
+        timeout_ms: timeout_ms?,
+    })
+}
+
+fn endpoint(s: &str, path: &str, errs: &mut ConfigErrors) -> Option<Url> {
+    let url = match Url::parse(s) {
+        Ok(u) => u,
+        Err(e) => {
+            errs.push(path, format!("must be an absolute URL ({e})"));
+            return None;
+        }
+    };
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        errs.push(path, "must be an http(s) URL with a host");
+        return None;
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        errs.push(path, "must not carry a query or fragment");
+        return None;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        errs.push(path, "must not embed credentials; use `credential`");
+        return None;
+    }
+    Some(url)
+}
+
+fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
+    let map = object(value, "limits", LIMIT_FIELDS, errs)?;
+    let before = errs.0.len();
+    let max_request_bytes = match map.get("max_request_bytes") {
+        Some(v) => integer(
+            v,
+            "limits.max_request_bytes",
+            1024,
+            MAX_REQUEST_BYTES_CEILING,
+            errs,
+        ),
+        None => Some(DEFAULT_MAX_REQUEST_BYTES),
+    };
+    let rpm = |name: &str, errs: &mut ConfigErrors| {
+        map.get(name)
+            .and_then(|v| integer(v, &field_path("limits", name), 1, 10_000_000, errs))
+    };
+    let requests_per_minute = rpm("requests_per_minute", errs);
+    let key_requests_per_minute = rpm("key_requests_per_minute", errs);
+    (errs.0.len() == before).then_some(Limits {
+        max_request_bytes: max_request_bytes?,
+        requests_per_minute,
+        key_requests_per_minute,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({
+            "schema_version": 1,
+            "tenant_id": "acme",
+            "residency": "eu",
+            "models": {
+                "gpt-4o-mini": {
+                    "provider": "openai",
+                    "endpoint": "https://eu.api.openai.com/v1",
+                    "credential": "OPENAI_API_KEY"
+                }
+            }
+        })
+    }
+
+    fn parse(v: &Value) -> Result<TenantConfig, ConfigErrors> {
+        TenantConfig::parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_minimal_config_gets_defaults() {
+        let c = parse(&good()).expect("valid");
+        let m = &c.models["gpt-4o-mini"];
+        assert_eq!(m.upstream_model, "gpt-4o-mini");
+        assert_eq!(m.timeout_ms, DEFAULT_TIMEOUT_MS);
+        assert_eq!(c.limits.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(
+            m.url_for("chat/completions").as_str(),
+            "https://eu.api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(c.version.len(), 64);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let bad = json!({
+            "schema_version": 2,
+            "tenant_id": "Acme Corp",
+            "residency": 7,
+            "modles": {},
+            "models": {
+                "gpt-4.1": {
+                    "provider": "openia",
+                    "endpoint": "not a url",
+                    "credential": "sk-live-abc",
+                    "timeout_ms": 0,
+                    "weight": 3
+                }
+            },
+            "limits": { "max_request_bytes": 10, "requests_per_minute": "lots" }
+        });
+        let errs = parse(&bad).expect_err("invalid");
+        let paths = errs.paths();
+        for expected in [
+            "schema_version",
+            "tenant_id",
+            "residency",
+            "modles",
+            "models[\"gpt-4.1\"].provider",
+            "models[\"gpt-4.1\"].endpoint",
+            "models[\"gpt-4.1\"].credential",
+            "models[\"gpt-4.1\"].timeout_ms",
+            "models[\"gpt-4.1\"].weight",
+            "limits.max_request_bytes",
+            "limits.requests_per_minute",
+        ] {
+            assert!(paths.contains(&expected), "missing {expected} in {errs}");
+        }
+        assert_eq!(paths.len(), 11, "{errs}");
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let errs = parse(&json!({})).expect_err("invalid");
+        assert_eq!(
+            errs.paths(),
+            vec!["schema_version", "tenant_id", "residency", "models"]
+        );
+    }
+
+    #[test]
+    fn a_key_pasted_as_credential_is_refused_without_echo() {
+        let mut v = good();
+        v["models"]["gpt-4o-mini"]["credential"] = json!("sk-proj-canary");
+        let errs = parse(&v).expect_err("invalid");
+        assert!(!errs.to_string().contains("canary"), "{errs}");
+    }
+
+    #[test]
+    fn endpoints_with_credentials_or_queries_are_refused() {
+        for url in [
+            "https://u:p@eu.api.openai.com/v1",
+            "https://eu.api.openai.com/v1?x=1",
+            "ftp://x/",
+        ] {
+            let mut v = good();
+            v["models"]["gpt-4o-mini"]["endpoint"] = json!(url);
+            let errs = parse(&v).expect_err(url);
+            assert_eq!(
+                errs.paths(),
+                vec!["models[\"gpt-4o-mini\"].endpoint"],
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn not_json_is_one_error_at_the_root() {
+        let errs = TenantConfig::parse(b"{").expect_err("invalid");
+        assert_eq!(errs.paths(), vec![""]);
+    }
+}

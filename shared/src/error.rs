@@ -1,0 +1,216 @@
+//! The gateway's one error type. Every failure maps to an HTTP status, a stable snake_case `code`
+//! (also the metric label) and OpenAI's error body, so clients' SDKs raise the right exception.
+
+use serde_json::json;
+
+/// What went wrong, and so which status and code the client sees. The codes are a public contract:
+/// add new ones, never rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidJson,
+    InvalidRequest,
+    MissingParameter,
+    BodyTooLarge,
+    UnknownRoute,
+    MethodNotAllowed,
+    MissingApiKey,
+    InvalidApiKey,
+    RevokedApiKey,
+    InsufficientScope,
+    TenantNotConfigured,
+    TenantConfigInvalid,
+    ModelNotFound,
+    ModelNotApproved,
+    MisdirectedHost,
+    WrongRegion,
+    EgressDenied,
+    RateLimited,
+    UpstreamError,
+    UpstreamAuth,
+    UpstreamRateLimited,
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    UpstreamBadResponse,
+    AuditUnavailable,
+    StoreUnavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> u16 {
+        use ErrorKind::*;
+        match self {
+            InvalidJson | InvalidRequest | MissingParameter => 400,
+            MissingApiKey | InvalidApiKey | RevokedApiKey => 401,
+            InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
+            | EgressDenied => 403,
+            UnknownRoute | ModelNotFound => 404,
+            MethodNotAllowed => 405,
+            BodyTooLarge => 413,
+            MisdirectedHost => 421,
+            RateLimited | UpstreamRateLimited => 429,
+            Internal => 500,
+            UpstreamError | UpstreamAuth | UpstreamUnreachable | UpstreamBadResponse => 502,
+            TenantConfigInvalid | AuditUnavailable | StoreUnavailable => 503,
+            UpstreamTimeout => 504,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            InvalidJson => "invalid_json",
+            InvalidRequest => "invalid_request",
+            MissingParameter => "missing_required_parameter",
+            BodyTooLarge => "request_too_large",
+            UnknownRoute => "unknown_url",
+            MethodNotAllowed => "method_not_allowed",
+            MissingApiKey => "missing_api_key",
+            InvalidApiKey => "invalid_api_key",
+            RevokedApiKey => "revoked_api_key",
+            InsufficientScope => "insufficient_scope",
+            TenantNotConfigured => "tenant_not_configured",
+            TenantConfigInvalid => "tenant_config_invalid",
+            ModelNotFound => "model_not_found",
+            ModelNotApproved => "model_not_approved",
+            MisdirectedHost => "misdirected_request",
+            WrongRegion => "wrong_region",
+            EgressDenied => "egress_denied",
+            RateLimited => "rate_limit_exceeded",
+            UpstreamError => "upstream_error",
+            UpstreamAuth => "upstream_auth_failed",
+            UpstreamRateLimited => "upstream_rate_limited",
+            UpstreamUnreachable => "upstream_unreachable",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamBadResponse => "upstream_bad_response",
+            AuditUnavailable => "audit_unavailable",
+            StoreUnavailable => "store_unavailable",
+            Internal => "internal_error",
+        }
+    }
+
+    /// OpenAI's `error.type`, which the official SDKs use alongside the status.
+    pub fn error_type(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            MissingApiKey | InvalidApiKey | RevokedApiKey => "authentication_error",
+            InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
+            | EgressDenied => "permission_error",
+            RateLimited | UpstreamRateLimited => "rate_limit_error",
+            ModelNotFound | UnknownRoute => "not_found_error",
+            InvalidJson | InvalidRequest | MissingParameter | BodyTooLarge | MethodNotAllowed
+            | MisdirectedHost => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Whether trying the same request again (elsewhere or later) may succeed.
+    pub fn retryable(self) -> bool {
+        use ErrorKind::*;
+        matches!(
+            self,
+            RateLimited
+                | UpstreamError
+                | UpstreamRateLimited
+                | UpstreamUnreachable
+                | UpstreamTimeout
+                | AuditUnavailable
+                | StoreUnavailable
+        )
+    }
+}
+
+/// A failure on its way to the client. The message says what to change; it never holds a secret or
+/// the client's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub param: Option<String>,
+    /// Seconds after which the client may retry, sent as `Retry-After`.
+    pub retry_after_s: Option<u64>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        GatewayError {
+            kind,
+            message: message.into(),
+            param: None,
+            retry_after_s: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// `{"error":{"message","type","param","code"}}`, as OpenAI sends it.
+    pub fn body(&self) -> Vec<u8> {
+        let body = json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind.error_type(),
+                "param": self.param,
+                "code": self.code(),
+            }
+        });
+        body.to_string().into_bytes()
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code(), self.status(), self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_openai_shape() {
+        let err = GatewayError::new(ErrorKind::ModelNotApproved, "no").with_param("model");
+        let v: serde_json::Value = serde_json::from_slice(&err.body()).expect("json");
+        assert_eq!(v["error"]["code"], "model_not_approved");
+        assert_eq!(v["error"]["type"], "permission_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["message"], "no");
+        assert_eq!(err.status(), 403);
+    }
+
+    #[test]
+    fn client_mistakes_are_4xx() {
+        for kind in [
+            ErrorKind::InvalidJson,
+            ErrorKind::InvalidRequest,
+            ErrorKind::MissingParameter,
+            ErrorKind::BodyTooLarge,
+            ErrorKind::MissingApiKey,
+            ErrorKind::InvalidApiKey,
+            ErrorKind::RevokedApiKey,
+            ErrorKind::ModelNotFound,
+            ErrorKind::ModelNotApproved,
+            ErrorKind::MisdirectedHost,
+        ] {
+            assert!((400..500).contains(&kind.status()), "{kind:?}");
+        }
+    }
+}

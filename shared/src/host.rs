@@ -1,0 +1,170 @@
+//! The seam: what the core needs from the platform. The Worker, the Spin component and the fake
+//! host of the scenario tests implement `Host`; the pipeline is written once against it.
+
+use std::fmt;
+
+use url::Url;
+
+use crate::audit::AuditRecord;
+use crate::error::GatewayError;
+use crate::ids::TenantId;
+use crate::ratelimit::{RateAsk, RateDecision};
+use crate::region::Region;
+use crate::secret::{Secret, SecretRef};
+use crate::time::Timestamp;
+
+/// A platform failure, as the core sees it. Messages never hold secrets or content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The upstream did not answer within the request's timeout.
+    Timeout,
+    /// The upstream could not be reached (DNS, connect, TLS, reset).
+    Unreachable(String),
+    /// A platform store (KV, Durable Object, bucket) failed.
+    Store(String),
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::Timeout => f.write_str("timed out"),
+            HostError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            HostError::Store(why) => write!(f, "store failed: {why}"),
+        }
+    }
+}
+
+/// A request bound for an upstream. It can only be built by `EgressApproved::check`, so nothing
+/// reaches `Host::send` without passing the region's egress gate.
+pub struct EgressApproved {
+    url: Url,
+    method: &'static str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    timeout_ms: u64,
+}
+
+impl EgressApproved {
+    /// The one egress check every outbound request passes.
+    pub fn check(
+        region: &Region,
+        url: Url,
+        method: &'static str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Result<Self, GatewayError> {
+        region.check_egress(&url)?;
+        Ok(EgressApproved {
+            url,
+            method,
+            headers,
+            body,
+            timeout_ms,
+        })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+    /// Time allowed until the response headers arrive.
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms
+    }
+}
+
+impl fmt::Debug for EgressApproved {
+    // Headers carry the upstream credential: never print them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EgressApproved")
+            .field("method", &self.method)
+            .field("url", &self.url.as_str())
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upstream response whose body is read chunk by chunk.
+pub struct UpstreamResponse<B> {
+    pub status: u16,
+    /// Lowercase names.
+    pub headers: Vec<(String, String)>,
+    pub body: B,
+}
+
+impl<B> UpstreamResponse<B> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        crate::http::find_header(&self.headers, name)
+    }
+}
+
+/// A body that arrives in chunks (an upstream response, a client request).
+#[allow(async_fn_in_trait)]
+pub trait ByteSource {
+    /// The next chunk, or `None` at a clean end.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, HostError>;
+}
+
+/// Reads a whole body, refusing more than `limit` bytes without reading further.
+pub async fn read_limited<S: ByteSource>(
+    source: &mut S,
+    limit: u64,
+) -> Result<Result<Vec<u8>, TooLarge>, HostError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = source.next_chunk().await? {
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Ok(Err(TooLarge));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Ok(out))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+/// A chunked body already in memory (tests, small bodies).
+pub struct Chunks(pub std::collections::VecDeque<Vec<u8>>);
+
+impl ByteSource for Chunks {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self.0.pop_front())
+    }
+}
+
+/// Where an audit record was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditReceipt {
+    pub sequence: u64,
+}
+
+/// What the platform gives the core. No `Send` bounds: workerd futures are not `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Host {
+    type Body: ByteSource;
+
+    /// The current time; the core never reads a clock itself.
+    fn now(&self) -> Timestamp;
+    /// Cryptographically random bytes (request ids, trace ids).
+    fn fill_random(&self, buf: &mut [u8]);
+    /// Resolves a secret by name; `None` if the deployment has no such secret.
+    fn secret(&self, name: &SecretRef) -> Option<Secret>;
+    /// Reads a value from the deployment's config store (Workers KV, Spin key-value).
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError>;
+    /// Sends an egress-approved request; returns once the response headers have arrived.
+    async fn send(&self, req: EgressApproved) -> Result<UpstreamResponse<Self::Body>, HostError>;
+    /// Checks and counts request-rate limits, atomically, in the region-wide counter for `tenant`.
+    async fn admit_rate(&self, tenant: &TenantId, ask: &RateAsk)
+        -> Result<RateDecision, HostError>;
+    /// Appends an audit record durably; returns once it is stored.
+    async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError>;
+}

@@ -1,0 +1,69 @@
+//! ASC core: the gateway's request pipeline and everything it decides, as pure logic.
+//!
+//! No I/O, no clock, no environment, no platform crate: the adapters in `edge/` implement
+//! [`host::Host`] and drive [`pipeline::Gateway`]; the scenario tests drive it with a fake host and
+//! a simulated clock. Builds natively and for `wasm32-unknown-unknown` and `wasm32-wasip2`.
+
+pub mod apikey;
+pub mod audit;
+pub mod cache;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod host;
+pub mod http;
+pub mod ids;
+pub mod pipeline;
+pub mod ratelimit;
+pub mod region;
+pub mod relay;
+pub mod secret;
+pub mod sse;
+pub mod time;
+pub mod trace;
+
+pub use error::{ErrorKind, GatewayError};
+pub use pipeline::{Gateway, Settings};
+
+/// The region files compiled into every build, by id.
+pub const REGION_FILES: &[(&str, &str)] = &[
+    ("eu", include_str!("../../regions/eu.toml")),
+    ("us", include_str!("../../regions/us.toml")),
+    ("local", include_str!("../../regions/local.toml")),
+];
+
+/// Parses every compiled-in region file.
+pub fn builtin_regions() -> Result<region::RegionCatalog, String> {
+    let mut regions = Vec::new();
+    for (id, text) in REGION_FILES {
+        let region = region::Region::from_toml(text)
+            .map_err(|errs| format!("regions/{id}.toml: {}", errs.join("; ")))?;
+        if region.id != *id {
+            return Err(format!(
+                "regions/{id}.toml: id is {:?}, expected {id:?}",
+                region.id
+            ));
+        }
+        regions.push(region);
+    }
+    Ok(region::RegionCatalog::new(regions))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn regions_are_valid() {
+        let catalog = super::builtin_regions().expect("every region file validates");
+        assert_eq!(catalog.ids().collect::<Vec<_>>(), ["eu", "us", "local"]);
+        // Only the loopback development region may use plain http.
+        for id in ["eu", "us"] {
+            let r = catalog.get(id).expect("region");
+            assert!(!r.allow_plain_http);
+            assert!(r.storage_jurisdiction.is_some());
+            assert!(r
+                .allowed_upstream_hosts
+                .iter()
+                .all(|h| !h.starts_with("127.") && h != "localhost"));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Who is calling: the API key, its record, its tenant's config, and the tenant's residency.
+
+use std::rc::Rc;
+
+use super::{Caller, Gateway, TenantEntry};
+use crate::apikey::{presented_key, record_name, ApiKey, KeyRecord};
+use crate::config::{tenant_record_name, TenantConfig};
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::{ByteSource, Host};
+use crate::http::Inbound;
+use crate::ids::TenantId;
+
+fn store_error(what: &str, e: crate::host::HostError) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::StoreUnavailable,
+        format!("The {what} store is unavailable ({e}); retry shortly."),
+    )
+}
+
+impl Gateway {
+    pub(super) async fn authenticate<H: Host, B: ByteSource>(
+        &self,
+        host: &H,
+        req: &Inbound<B>,
+    ) -> Result<Caller, GatewayError> {
+        let raw = presented_key(req.header("authorization"), req.header("x-api-key"))?;
+        let key = ApiKey::parse(raw)?;
+        let secret = host.secret(&self.settings.key_hash_secret).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::Internal,
+                "The deployment has no key-hashing secret configured.",
+            )
+        })?;
+        let hash = key.hash(&secret);
+        let record = self.key_record(host, &hash).await?;
+        record.admit(&hash)?;
+        let tenant = self.tenant(host, &record.tenant_id).await?;
+        if tenant.residency != self.region.id {
+            let message = match self.regions.get(&tenant.residency) {
+                Some(home) => format!(
+                    "Tenant {} is pinned to region {}; send its requests to https://{}.",
+                    tenant.tenant_id,
+                    home.id,
+                    home.hostnames.first().map(String::as_str).unwrap_or("its regional hostname"),
+                ),
+                None => format!(
+                    "Tenant {} is pinned to region {:?}, which this deployment ({}) does not serve.",
+                    tenant.tenant_id, tenant.residency, self.region.id
+                ),
+            };
+            return Err(GatewayError::new(ErrorKind::WrongRegion, message));
+        }
+        Ok(Caller {
+            key: record,
+            tenant,
+        })
+    }
+
+    async fn key_record<H: Host>(
+        &self,
+        host: &H,
+        hash: &str,
+    ) -> Result<Rc<KeyRecord>, GatewayError> {
+        let now = host.now();
+        if let Some(found) = self.keys.borrow().get(hash, now) {
+            return Ok(found);
+        }
+        let bytes = host
+            .kv_get(&record_name(hash))
+            .await
+            .map_err(|e| store_error("key", e))?
+            .ok_or_else(|| {
+                GatewayError::new(ErrorKind::InvalidApiKey, "Incorrect API key provided.")
+            })?;
+        let record: KeyRecord = serde_json::from_slice(&bytes).map_err(|_| {
+            GatewayError::new(
+                ErrorKind::Internal,
+                "The stored record for this API key is unreadable; ask the platform team to reissue it.",
+            )
+        })?;
+        let record = Rc::new(record);
+        self.keys
+            .borrow_mut()
+            .put(hash.to_string(), record.clone(), now);
+        Ok(record)
+    }
+
+    async fn tenant<H: Host>(
+        &self,
+        host: &H,
+        id: &TenantId,
+    ) -> Result<Rc<TenantConfig>, GatewayError> {
+        let now = host.now();
+        let cached = self.tenants.borrow().get(id.as_str(), now);
+        let entry: TenantEntry = match cached {
+            Some(entry) => entry,
+            None => {
+                let bytes = host
+                    .kv_get(&tenant_record_name(id))
+                    .await
+                    .map_err(|e| store_error("tenant config", e))?
+                    .ok_or_else(|| {
+                        GatewayError::new(
+                            ErrorKind::TenantNotConfigured,
+                            format!("Tenant {id} has no configuration in this deployment."),
+                        )
+                    })?;
+                let entry = TenantConfig::parse(&bytes)
+                    .map(Rc::new)
+                    .map_err(Rc::new)
+                    .and_then(|config| {
+                        if config.tenant_id == *id {
+                            Ok(config)
+                        } else {
+                            let mut errs = crate::config::ConfigErrors::default();
+                            errs.push("tenant_id", "does not match the record's name");
+                            Err(Rc::new(errs))
+                        }
+                    });
+                self.tenants
+                    .borrow_mut()
+                    .put(id.to_string(), entry.clone(), now);
+                entry
+            }
+        };
+        entry.map_err(|errs| {
+            GatewayError::new(
+                ErrorKind::TenantConfigInvalid,
+                format!(
+                    "Tenant {id}'s configuration is invalid ({} problem(s), first: {}); ask the platform team to fix it.",
+                    errs.0.len(),
+                    errs.0.first().map(|e| e.to_string()).unwrap_or_default()
+                ),
+            )
+        })
+    }
+}

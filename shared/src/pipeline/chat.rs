@@ -1,0 +1,332 @@
+//! `POST /v1/chat/completions` (OpenAI dialect, OpenAI-compatible upstream): limits, body, model
+//! resolution, the egress gate, the upstream call, then a full or streamed reply.
+
+use serde_json::{Map, Value};
+
+use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
+use crate::audit::{AuditRecord, Outcome, Usage};
+use crate::catalog::is_known_model;
+use crate::config::ModelTarget;
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::{read_limited, ByteSource, EgressApproved, Host};
+use crate::http::{Inbound, Reply, ReplyBody};
+use crate::relay::Relay;
+
+/// Error bodies from an upstream are small; anything larger is not an error body.
+const MAX_UPSTREAM_ERROR_BYTES: u64 = 64 * 1024;
+
+pub(super) async fn handle<H: Host, B: ByteSource>(
+    gw: &Gateway,
+    host: &H,
+    ctx: &RequestCtx,
+    caller: &Caller,
+    req: Inbound<B>,
+) -> Result<Reply<H::Body>, GatewayError> {
+    let mut audit = gw.audit_base(ctx, caller, "chat.completions");
+    match serve(gw, host, ctx, caller, req, &mut audit).await {
+        Ok(Served::Streaming(reply)) => Ok(reply),
+        Ok(Served::Full(reply)) => {
+            audit.latency_ms = host.now().ms_since(ctx.started);
+            append_audit(host, &audit).await?;
+            Ok(reply)
+        }
+        Err(err) => {
+            audit.outcome = if err.kind.status() < 500 && !upstream_kind(err.kind) {
+                Outcome::Refused
+            } else {
+                Outcome::Error
+            };
+            audit.status = err.status();
+            audit.error_code = Some(err.code().to_string());
+            audit.latency_ms = host.now().ms_since(ctx.started);
+            // The client hears about its own error first; an audit outage would hide it.
+            let _ = append_audit(host, &audit).await;
+            Err(err)
+        }
+    }
+}
+
+fn upstream_kind(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamError | ErrorKind::UpstreamTimeout
+    )
+}
+
+enum Served<S: ByteSource> {
+    Full(Reply<S>),
+    Streaming(Reply<S>),
+}
+
+async fn serve<H: Host, B: ByteSource>(
+    gw: &Gateway,
+    host: &H,
+    ctx: &RequestCtx,
+    caller: &Caller,
+    req: Inbound<B>,
+    audit: &mut AuditRecord,
+) -> Result<Served<H::Body>, GatewayError> {
+    gw.admit_rate(host, caller).await?;
+    let traceparent = ctx.trace.header();
+    let tracestate = req.header("tracestate").map(str::to_string);
+    let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
+    let mut request = parse_request(&body)?;
+    let model = request.model.clone();
+    audit.requested_model = Some(model.clone());
+    audit.stream = request.stream;
+    let target = resolve_model(caller, &model)?;
+    audit.served_model = Some(target.upstream_model.clone());
+    audit.provider = Some(target.provider.as_str().to_string());
+    audit.endpoint_host = target.endpoint.host_str().map(str::to_string);
+
+    request
+        .body
+        .insert("model".into(), Value::String(target.upstream_model.clone()));
+    let upstream_body = serde_json::to_vec(&request.body).map_err(|_| {
+        GatewayError::new(ErrorKind::Internal, "The request could not be re-encoded.")
+    })?;
+    let credential = host.secret(&target.credential).ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::UpstreamAuth,
+            format!(
+                "The gateway has no secret named {} for model {model}; the platform team must set it.",
+                target.credential.name()
+            ),
+        )
+    })?;
+    let mut headers = vec![
+        (
+            "authorization".to_string(),
+            format!("Bearer {}", credential.expose()),
+        ),
+        ("content-type".to_string(), "application/json".to_string()),
+        (
+            "accept".to_string(),
+            if request.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }
+            .to_string(),
+        ),
+        ("traceparent".to_string(), traceparent),
+        (
+            "user-agent".to_string(),
+            concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
+        ),
+    ];
+    if let Some(state) = tracestate {
+        headers.push(("tracestate".to_string(), state));
+    }
+    let approved = EgressApproved::check(
+        &gw.region,
+        target.url_for("chat/completions"),
+        "POST",
+        headers,
+        upstream_body,
+        target.timeout_ms,
+    )?;
+    let mut response = host
+        .send(approved)
+        .await
+        .map_err(|e| upstream::host_error(&e))?;
+    let is_sse = response
+        .header("content-type")
+        .is_some_and(|ct| ct.contains("text/event-stream"));
+
+    if !(200..300).contains(&response.status) {
+        let retry_after = response.header("retry-after").map(str::to_string);
+        let body = match read_limited(&mut response.body, MAX_UPSTREAM_ERROR_BYTES).await {
+            Ok(Ok(b)) => b,
+            _ => Vec::new(),
+        };
+        let (status, body) =
+            upstream::status_error(response.status, &body, retry_after.as_deref())?;
+        // The client's own mistake, as the upstream phrased it: passed through, recorded as refused.
+        audit.outcome = Outcome::Refused;
+        audit.status = status;
+        return Ok(Served::Full(reply(
+            status,
+            "application/json",
+            body,
+            target,
+        )));
+    }
+
+    if request.stream && is_sse {
+        audit.status = response.status;
+        let relay = Relay::new(response.body, audit.clone(), ctx.started.millis());
+        let mut reply = Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: ReplyBody::Stream(Box::new(relay)),
+        };
+        reply.headers = served_headers("text/event-stream", target);
+        reply
+            .headers
+            .push(("cache-control".into(), "no-cache".into()));
+        return Ok(Served::Streaming(reply));
+    }
+
+    let body = match read_limited(&mut response.body, gw.settings.max_upstream_response_bytes).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamBadResponse,
+                "The upstream response was larger than the gateway accepts.",
+            ))
+        }
+        Err(e) => return Err(upstream::host_error(&e)),
+    };
+    let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
+        GatewayError::new(
+            ErrorKind::UpstreamBadResponse,
+            "The upstream provider sent a response that is not JSON.",
+        )
+    })?;
+    audit.usage = parsed.get("usage").and_then(Usage::from_openai);
+    audit.status = response.status;
+    Ok(Served::Full(reply(
+        response.status,
+        "application/json",
+        body,
+        target,
+    )))
+}
+
+fn reply<S: ByteSource>(
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    target: &ModelTarget,
+) -> Reply<S> {
+    Reply {
+        status,
+        headers: served_headers(content_type, target),
+        body: ReplyBody::Full(body),
+    }
+}
+
+fn served_headers(content_type: &str, target: &ModelTarget) -> Vec<(String, String)> {
+    vec![
+        ("content-type".into(), content_type.into()),
+        ("x-asc-provider".into(), target.provider.as_str().into()),
+        ("x-asc-served-model".into(), target.upstream_model.clone()),
+    ]
+}
+
+async fn read_body<B: ByteSource>(
+    mut req: Inbound<B>,
+    limit: u64,
+) -> Result<Vec<u8>, GatewayError> {
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::BodyTooLarge,
+            format!("The request body exceeds this tenant's limit of {limit} bytes."),
+        )
+    };
+    if req.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    match read_limited(&mut req.body, limit).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "The request body could not be read.",
+        )),
+    }
+}
+
+/// The parts of a chat request the gateway acts on; everything else passes through.
+struct ChatRequest {
+    model: String,
+    stream: bool,
+    body: Map<String, Value>,
+}
+
+fn parse_request(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::InvalidJson,
+            format!("The request body is not valid JSON ({e})."),
+        )
+    })?;
+    let Value::Object(body) = value else {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "The request body must be a JSON object.",
+        ));
+    };
+    let model = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(_) => {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "`model` must be a non-empty string.",
+            )
+            .with_param("model"))
+        }
+        None => {
+            return Err(GatewayError::new(
+                ErrorKind::MissingParameter,
+                "You must provide a model parameter.",
+            )
+            .with_param("model"))
+        }
+    };
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        Some(_) => {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "`messages` must be a non-empty array.",
+            )
+            .with_param("messages"))
+        }
+        None => {
+            return Err(GatewayError::new(
+                ErrorKind::MissingParameter,
+                "Missing required parameter: 'messages'.",
+            )
+            .with_param("messages"))
+        }
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(
+                GatewayError::new(ErrorKind::InvalidRequest, "`stream` must be a boolean.")
+                    .with_param("stream"),
+            )
+        }
+    };
+    Ok(ChatRequest {
+        model,
+        stream,
+        body,
+    })
+}
+
+fn resolve_model<'c>(caller: &'c Caller, model: &str) -> Result<&'c ModelTarget, GatewayError> {
+    if let Some(target) = caller.tenant.models.get(model) {
+        return Ok(target);
+    }
+    let err = if is_known_model(model) {
+        GatewayError::new(
+            ErrorKind::ModelNotApproved,
+            format!(
+                "The model `{model}` is not approved for tenant {}.",
+                caller.tenant.tenant_id
+            ),
+        )
+    } else {
+        GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        )
+    };
+    Err(err.with_param("model"))
+}

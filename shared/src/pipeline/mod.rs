@@ -1,0 +1,322 @@
+//! The request pipeline, written once against `Host`: host check, route, authenticate, load the
+//! tenant, check residency and limits, then the operation. Every reply carries `x-request-id`.
+
+mod auth;
+mod chat;
+mod models;
+mod upstream;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::apikey::{KeyRecord, Scope};
+use crate::audit::{AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+use crate::cache::TtlCache;
+use crate::config::{ConfigErrors, TenantConfig};
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::{ByteSource, Host};
+use crate::http::{Inbound, Reply, ReplyBody};
+use crate::ratelimit::{RateAsk, RateDecision, RateLimit};
+use crate::region::{Region, RegionCatalog};
+use crate::secret::SecretRef;
+use crate::time::Timestamp;
+use crate::trace::TraceContext;
+
+/// Deployment settings the adapter passes in (from its environment, never read by the core).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The secret keyed into API-key hashes.
+    pub key_hash_secret: SecretRef,
+    pub tenant_cache_ttl_ms: u64,
+    pub key_cache_ttl_ms: u64,
+    /// Largest non-streaming upstream response accepted.
+    pub max_upstream_response_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            key_hash_secret: SecretRef("KEY_HASH_SECRET".into()),
+            tenant_cache_ttl_ms: 30_000,
+            // Short: revocation takes effect within this (plus KV propagation).
+            key_cache_ttl_ms: 10_000,
+            max_upstream_response_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+type TenantEntry = Result<Rc<TenantConfig>, Rc<ConfigErrors>>;
+
+/// The gateway of one deployment (one region). Adapters keep one per isolate; its caches are
+/// per isolate by design (short TTLs), while counters and audit live in the host's shared stores.
+pub struct Gateway {
+    region: Region,
+    regions: RegionCatalog,
+    settings: Settings,
+    tenants: RefCell<TtlCache<TenantEntry>>,
+    keys: RefCell<TtlCache<Rc<KeyRecord>>>,
+}
+
+/// What is known about the request as it moves through the pipeline.
+pub(crate) struct RequestCtx {
+    pub request_id: String,
+    pub trace: TraceContext,
+    pub started: Timestamp,
+}
+
+/// The caller, once authenticated.
+pub(crate) struct Caller {
+    pub key: Rc<KeyRecord>,
+    pub tenant: Rc<TenantConfig>,
+}
+
+enum Route {
+    Health,
+    Models,
+    ChatCompletions,
+}
+
+impl Gateway {
+    pub fn new(region: Region, regions: RegionCatalog, settings: Settings) -> Self {
+        let tenants = TtlCache::new(settings.tenant_cache_ttl_ms, 1024);
+        let keys = TtlCache::new(settings.key_cache_ttl_ms, 4096);
+        Gateway {
+            region,
+            regions,
+            settings,
+            tenants: RefCell::new(tenants),
+            keys: RefCell::new(keys),
+        }
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// Handles one request. Never panics on client input; every failure becomes an OpenAI-shaped
+    /// error reply with a stable code.
+    pub async fn handle<H: Host, B: ByteSource>(
+        &self,
+        host: &H,
+        req: Inbound<B>,
+    ) -> Reply<H::Body> {
+        let mut random = [0u8; 24];
+        host.fill_random(&mut random);
+        let ctx = RequestCtx {
+            request_id: format!("req_{}", hex::encode(&random[..12])),
+            trace: TraceContext::continue_or_start(req.header("traceparent"), &random),
+            started: host.now(),
+        };
+        let mut reply = match self.route(host, &ctx, req).await {
+            Ok(reply) => reply,
+            Err(err) => error_reply(&err),
+        };
+        reply
+            .headers
+            .push(("x-request-id".into(), ctx.request_id.clone()));
+        reply
+            .headers
+            .push(("x-asc-region".into(), self.region.id.clone()));
+        reply
+    }
+
+    async fn route<H: Host, B: ByteSource>(
+        &self,
+        host: &H,
+        ctx: &RequestCtx,
+        req: Inbound<B>,
+    ) -> Result<Reply<H::Body>, GatewayError> {
+        let route = match (req.method.as_str(), req.path.as_str()) {
+            ("GET" | "HEAD", "/healthz") => Route::Health,
+            ("GET", "/v1/models") => Route::Models,
+            ("POST", "/v1/chat/completions") => Route::ChatCompletions,
+            (_, "/healthz" | "/v1/models" | "/v1/chat/completions") => {
+                return Err(GatewayError::new(
+                    ErrorKind::MethodNotAllowed,
+                    format!("{} is not allowed on {}.", req.method, req.path),
+                ))
+            }
+            _ => {
+                return Err(GatewayError::new(
+                    ErrorKind::UnknownRoute,
+                    format!("Unknown request URL: {} {}.", req.method, req.path),
+                ))
+            }
+        };
+        if let Route::Health = route {
+            let body = format!("{{\"status\":\"ok\",\"region\":\"{}\"}}", self.region.id);
+            return Ok(json_reply(200, body.into_bytes()));
+        }
+        // A request for another region's hostname must not be served here, even by accident.
+        let host_header = req.header("host").unwrap_or("");
+        if !self.region.serves_host(host_header) {
+            return Err(GatewayError::new(
+                ErrorKind::MisdirectedHost,
+                format!(
+                    "This is the {} deployment; it does not serve host {:?}.",
+                    self.region.id, host_header
+                ),
+            ));
+        }
+        let caller = self.authenticate(host, &req).await?;
+        match route {
+            Route::Models => {
+                self.require_scope(&caller, Scope::Models)?;
+                self.admit_rate(host, &caller).await?;
+                let reply = models::list(&caller.tenant);
+                self.audit_simple(host, ctx, &caller, "models.list", 200)
+                    .await?;
+                Ok(reply)
+            }
+            Route::ChatCompletions => {
+                self.require_scope(&caller, Scope::Chat)?;
+                chat::handle(self, host, ctx, &caller, req).await
+            }
+            Route::Health => unreachable!("answered above"),
+        }
+    }
+
+    fn require_scope(&self, caller: &Caller, scope: Scope) -> Result<(), GatewayError> {
+        if caller.key.allows(scope) {
+            return Ok(());
+        }
+        Err(GatewayError::new(
+            ErrorKind::InsufficientScope,
+            format!(
+                "API key {} lacks the {:?} scope.",
+                caller.key.key_id,
+                format!("{scope:?}").to_lowercase()
+            ),
+        ))
+    }
+
+    /// Request-rate limits, counted region-wide by the host's shared counter.
+    pub(crate) async fn admit_rate<H: Host>(
+        &self,
+        host: &H,
+        caller: &Caller,
+    ) -> Result<(), GatewayError> {
+        let limits = &caller.tenant.limits;
+        let mut ask = RateAsk {
+            now_ms: host.now().millis(),
+            limits: Vec::new(),
+        };
+        if let Some(n) = limits.key_requests_per_minute {
+            ask.limits.push(RateLimit {
+                scope: format!("key:{}", caller.key.key_id),
+                per_minute: n,
+            });
+        }
+        if let Some(n) = limits.requests_per_minute {
+            ask.limits.push(RateLimit {
+                scope: "tenant".into(),
+                per_minute: n,
+            });
+        }
+        if ask.limits.is_empty() {
+            return Ok(());
+        }
+        let decision = host
+            .admit_rate(&caller.tenant.tenant_id, &ask)
+            .await
+            .map_err(|e| {
+                GatewayError::new(
+                    ErrorKind::StoreUnavailable,
+                    format!("The rate-limit counter is unavailable ({e}); retry shortly."),
+                )
+            })?;
+        match decision {
+            RateDecision::Admitted => Ok(()),
+            RateDecision::Refused {
+                scope,
+                retry_after_ms,
+            } => {
+                let which = if scope == "tenant" {
+                    "tenant"
+                } else {
+                    "API key"
+                };
+                Err(GatewayError::new(
+                    ErrorKind::RateLimited,
+                    format!("Rate limit reached: the {which}'s requests per minute are used up."),
+                )
+                .with_retry_after(retry_after_ms.div_ceil(1000).max(1)))
+            }
+        }
+    }
+
+    pub(crate) fn audit_base(
+        &self,
+        ctx: &RequestCtx,
+        caller: &Caller,
+        operation: &str,
+    ) -> AuditRecord {
+        AuditRecord {
+            schema_version: AUDIT_SCHEMA_VERSION,
+            request_id: ctx.request_id.clone(),
+            timestamp_ms: ctx.started.millis(),
+            region: self.region.id.clone(),
+            tenant_id: Some(caller.tenant.tenant_id.to_string()),
+            key_id: Some(caller.key.key_id.to_string()),
+            operation: operation.to_string(),
+            requested_model: None,
+            served_model: None,
+            provider: None,
+            endpoint_host: None,
+            stream: false,
+            outcome: Outcome::Ok,
+            status: 200,
+            error_code: None,
+            usage: None,
+            latency_ms: 0,
+            policy_version: Some(caller.tenant.version.clone()),
+            trace_id: ctx.trace.trace_id.clone(),
+        }
+    }
+
+    async fn audit_simple<H: Host>(
+        &self,
+        host: &H,
+        ctx: &RequestCtx,
+        caller: &Caller,
+        operation: &str,
+        status: u16,
+    ) -> Result<(), GatewayError> {
+        let mut record = self.audit_base(ctx, caller, operation);
+        record.status = status;
+        record.latency_ms = host.now().ms_since(ctx.started);
+        append_audit(host, &record).await
+    }
+}
+
+/// Appends a record; a request whose record cannot be stored is not answered as a success.
+pub(crate) async fn append_audit<H: Host>(
+    host: &H,
+    record: &AuditRecord,
+) -> Result<(), GatewayError> {
+    host.append_audit(record).await.map(|_| ()).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::AuditUnavailable,
+            format!("The audit log is unavailable ({e}); the request was not completed."),
+        )
+    })
+}
+
+pub(crate) fn json_reply<S: ByteSource>(status: u16, body: Vec<u8>) -> Reply<S> {
+    Reply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: ReplyBody::Full(body),
+    }
+}
+
+pub(crate) fn error_reply<S: ByteSource>(err: &GatewayError) -> Reply<S> {
+    let mut reply = json_reply(err.status(), err.body());
+    if let Some(s) = err.retry_after_s {
+        reply.headers.push(("retry-after".into(), s.to_string()));
+    }
+    reply
+        .headers
+        .push(("x-asc-error-code".into(), err.code().to_string()));
+    reply
+}

@@ -1,0 +1,256 @@
+//! Regions: where a deployment may serve from and send to. A deployment serves exactly one region
+//! and fails closed: `Region::check_egress` is the one gate every outbound request passes.
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{ErrorKind, GatewayError};
+
+/// One `regions/<id>.toml` file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    id: String,
+    display_name: String,
+    hostnames: Vec<String>,
+    allowed_upstream_hosts: Vec<String>,
+    storage_jurisdiction: Option<String>,
+    #[serde(default)]
+    allow_plain_http: bool,
+}
+
+/// A validated region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub id: String,
+    pub display_name: String,
+    /// Geo-bound hostnames this deployment answers on (lowercase, no port).
+    pub hostnames: Vec<String>,
+    /// Upstream hosts requests may be sent to (lowercase, exact match; any port).
+    pub allowed_upstream_hosts: Vec<String>,
+    /// Where Durable Objects and buckets are pinned (`eu`, `us`, `fedramp`), if anywhere.
+    pub storage_jurisdiction: Option<String>,
+    /// Only for the loopback development region: `http://` upstreams are accepted.
+    pub allow_plain_http: bool,
+}
+
+impl Region {
+    /// Parses and validates a region file, naming every problem with its field.
+    pub fn from_toml(text: &str) -> Result<Region, Vec<String>> {
+        let file: RegionFile = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut errors = Vec::new();
+        if !crate::ids::is_valid_id(&file.id) {
+            errors.push(format!("id: {:?} must be 1-64 of [a-z0-9_-]", file.id));
+        }
+        if file.hostnames.is_empty() {
+            errors.push("hostnames: must name at least one hostname".to_string());
+        }
+        for (i, h) in file.hostnames.iter().enumerate() {
+            if !is_plain_host(h) {
+                errors.push(format!("hostnames[{i}]: {h:?} must be a lowercase hostname without scheme, port or path"));
+            }
+        }
+        for (i, h) in file.allowed_upstream_hosts.iter().enumerate() {
+            if !is_plain_host(h) {
+                errors.push(format!("allowed_upstream_hosts[{i}]: {h:?} must be a lowercase hostname without scheme, port or path"));
+            }
+        }
+        if let Some(j) = &file.storage_jurisdiction {
+            if !matches!(j.as_str(), "eu" | "us" | "fedramp") {
+                errors.push(format!(
+                    "storage_jurisdiction: {j:?} must be one of eu, us, fedramp (or omitted)"
+                ));
+            }
+        }
+        if file.allow_plain_http && !file.allowed_upstream_hosts.iter().all(|h| is_loopback(h)) {
+            errors.push(
+                "allow_plain_http: only a region whose upstreams are all loopback may allow http"
+                    .to_string(),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Region {
+            id: file.id,
+            display_name: file.display_name,
+            hostnames: file.hostnames,
+            allowed_upstream_hosts: file.allowed_upstream_hosts,
+            storage_jurisdiction: file.storage_jurisdiction,
+            allow_plain_http: file.allow_plain_http,
+        })
+    }
+
+    /// Whether a request's `Host` header names this region (port ignored, case-insensitive).
+    pub fn serves_host(&self, host_header: &str) -> bool {
+        let host = strip_port(host_header).to_ascii_lowercase();
+        self.hostnames.contains(&host)
+    }
+
+    /// The one egress gate: `Ok` only for an http(s) URL whose host is on this region's allowlist,
+    /// with no credentials embedded, over https unless this is the loopback development region.
+    pub fn check_egress(&self, url: &Url) -> Result<(), GatewayError> {
+        let deny = |why: String| {
+            GatewayError::new(
+                ErrorKind::EgressDenied,
+                format!("Refused to send outside region {}: {why}.", self.id),
+            )
+        };
+        let host = match url.host_str() {
+            Some(h) => h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+            None => return Err(deny("the upstream URL has no host".into())),
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_plain_http => {}
+            other => return Err(deny(format!("scheme {other} is not allowed"))),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(deny("upstream URLs may not embed credentials".into()));
+        }
+        if !self.allowed_upstream_hosts.contains(&host) {
+            return Err(deny(format!(
+                "host {host} is not on the region's upstream allowlist"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// All regions this build knows, so a misrouted tenant can be told where to go.
+#[derive(Debug, Clone)]
+pub struct RegionCatalog {
+    regions: Vec<Region>,
+}
+
+impl RegionCatalog {
+    pub fn new(regions: Vec<Region>) -> Self {
+        RegionCatalog { regions }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.regions.iter().map(|r| r.id.as_str())
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [::1]:8787
+        return host.split(']').next().map(|h| &h[1..]).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
+        _ => host,
+    }
+}
+
+fn is_plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-' || b == b':'
+        })
+}
+
+fn is_loopback(h: &str) -> bool {
+    h == "localhost" || h == "::1" || h.starts_with("127.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eu() -> Region {
+        Region::from_toml(
+            r#"
+            id = "eu"
+            display_name = "EU"
+            hostnames = ["eu.asc.example.com"]
+            allowed_upstream_hosts = ["eu.api.openai.com", "api.mistral.ai"]
+            storage_jurisdiction = "eu"
+            "#,
+        )
+        .expect("valid region")
+    }
+
+    fn egress(region: &Region, url: &str) -> Result<(), ErrorKind> {
+        let url = Url::parse(url).expect("url");
+        region.check_egress(&url).map_err(|e| e.kind)
+    }
+
+    #[test]
+    fn egress_allows_only_listed_https_hosts() {
+        let r = eu();
+        assert_eq!(
+            egress(&r, "https://eu.api.openai.com/v1/chat/completions"),
+            Ok(())
+        );
+        assert_eq!(egress(&r, "https://EU.API.OPENAI.COM/v1"), Ok(()));
+        let denied = Err(ErrorKind::EgressDenied);
+        assert_eq!(egress(&r, "https://api.openai.com/v1"), denied);
+        assert_eq!(egress(&r, "http://eu.api.openai.com/v1"), denied);
+        assert_eq!(
+            egress(&r, "https://eu.api.openai.com.evil.example/v1"),
+            denied
+        );
+        assert_eq!(egress(&r, "https://user:pw@eu.api.openai.com/v1"), denied);
+        assert_eq!(egress(&r, "https://127.0.0.1/v1"), denied);
+        assert_eq!(egress(&r, "ftp://eu.api.openai.com/"), denied);
+    }
+
+    #[test]
+    fn host_header_matching_ignores_port_and_case() {
+        let r = eu();
+        assert!(r.serves_host("eu.asc.example.com"));
+        assert!(r.serves_host("EU.asc.example.com:443"));
+        assert!(!r.serves_host("us.asc.example.com"));
+        assert!(!r.serves_host("eu.asc.example.com.evil.example"));
+    }
+
+    #[test]
+    fn region_errors_name_their_fields() {
+        let errs = Region::from_toml(
+            r#"
+            id = "EU"
+            display_name = "x"
+            hostnames = ["https://eu.example.com"]
+            allowed_upstream_hosts = ["api.openai.com"]
+            storage_jurisdiction = "mars"
+            allow_plain_http = true
+            "#,
+        )
+        .expect_err("invalid");
+        let all = errs.join("\n");
+        for field in [
+            "id:",
+            "hostnames[0]:",
+            "storage_jurisdiction:",
+            "allow_plain_http:",
+        ] {
+            assert!(all.contains(field), "missing {field} in {all}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let errs = Region::from_toml(
+            "id = \"eu\"\ndisplay_name = \"x\"\nhostnames = [\"a.b\"]\nallowed_upstream_hosts = []\nhostname = \"typo\"\n",
+        )
+        .expect_err("unknown field");
+        assert!(errs[0].contains("hostname"), "{errs:?}");
+    }
+
+    #[test]
+    fn strip_port_handles_ipv6() {
+        assert_eq!(strip_port("[::1]:8787"), "::1");
+        assert_eq!(strip_port("127.0.0.1:8787"), "127.0.0.1");
+        assert_eq!(strip_port("example.com"), "example.com");
+    }
+}

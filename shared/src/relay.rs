@@ -1,0 +1,172 @@
+//! Streams an upstream's SSE response to the client event by event, as it arrives. Each complete
+//! event is forwarded byte for byte; the relay watches the events for usage, upstream `error`
+//! events, malformed chunks and a missing `[DONE]`, and ends a broken stream with a terminal error
+//! event (never a clean `[DONE]`). When the stream ends it appends the request's audit record.
+
+use crate::audit::{AuditRecord, Outcome, Usage};
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::HostError;
+use crate::host::{ByteSource, Host};
+use crate::sse::SseParser;
+
+/// Largest single event accepted from an upstream.
+const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the relay saw, for the audit record and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub events: u64,
+    pub done: bool,
+    pub usage: Option<Usage>,
+    /// Why the stream ended badly, if it did.
+    pub failure: Option<ErrorKind>,
+}
+
+/// A stream being relayed. The adapter pumps it with `next` until it returns `None`.
+pub struct Relay<S: ByteSource> {
+    source: S,
+    parser: SseParser,
+    summary: StreamSummary,
+    /// The record to complete and append when the stream ends.
+    audit: AuditRecord,
+    started_ms: u64,
+    finished: bool,
+    audit_error: Option<HostError>,
+}
+
+impl<S: ByteSource> Relay<S> {
+    pub fn new(source: S, audit: AuditRecord, started_ms: u64) -> Self {
+        Relay {
+            source,
+            parser: SseParser::new(MAX_EVENT_BYTES),
+            summary: StreamSummary::default(),
+            audit,
+            started_ms,
+            finished: false,
+            audit_error: None,
+        }
+    }
+
+    /// The next bytes for the client, or `None` when the stream is over (and audited).
+    pub async fn next<H: Host>(&mut self, host: &H) -> Option<Vec<u8>> {
+        while !self.finished {
+            let chunk = self.source.next_chunk().await;
+            let out = match chunk {
+                Ok(Some(bytes)) => self.on_bytes(&bytes),
+                Ok(None) => self.on_end(),
+                Err(_) => self.fail(ErrorKind::UpstreamUnreachable),
+            };
+            if self.finished {
+                self.append_audit(host).await;
+            }
+            if !out.is_empty() {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    pub fn summary(&self) -> &StreamSummary {
+        &self.summary
+    }
+
+    /// Set when the stream's audit record could not be stored, for the adapter to report.
+    pub fn audit_error(&self) -> Option<&HostError> {
+        self.audit_error.as_ref()
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut events = Vec::new();
+        let parsed = self.parser.feed(bytes, &mut events);
+        let mut out = Vec::new();
+        for ev in events {
+            if self.summary.done {
+                break;
+            }
+            self.summary.events += 1;
+            if ev.data == "[DONE]" {
+                self.summary.done = true;
+                self.finished = true;
+                out.extend_from_slice(&ev.raw);
+                break;
+            }
+            if ev.data.is_empty() {
+                // Comments and keep-alives pass through.
+                out.extend_from_slice(&ev.raw);
+                continue;
+            }
+            match serde_json::from_str::<serde_json::Value>(&ev.data) {
+                Ok(v) if v.get("error").is_some() => {
+                    // The upstream's own error event already has OpenAI's shape: forward it as
+                    // the terminal event.
+                    out.extend_from_slice(&ev.raw);
+                    self.summary.failure = Some(ErrorKind::UpstreamError);
+                    self.finished = true;
+                    break;
+                }
+                Ok(v) => {
+                    if let Some(u) = v.get("usage").and_then(Usage::from_openai) {
+                        self.summary.usage = Some(u);
+                    }
+                    out.extend_from_slice(&ev.raw);
+                }
+                Err(_) => {
+                    out.extend(self.fail(ErrorKind::UpstreamBadResponse));
+                    break;
+                }
+            }
+        }
+        if parsed.is_err() && !self.finished {
+            // Oversized or non-UTF-8 event: nothing sensible can follow it.
+            out.extend(self.fail(ErrorKind::UpstreamBadResponse));
+        }
+        out
+    }
+
+    fn on_end(&mut self) -> Vec<u8> {
+        if self.summary.done || self.finished {
+            self.finished = true;
+            return Vec::new();
+        }
+        self.fail(ErrorKind::UpstreamError)
+    }
+
+    /// Ends the stream with a terminal error event the OpenAI SDKs raise on.
+    fn fail(&mut self, kind: ErrorKind) -> Vec<u8> {
+        self.finished = true;
+        self.summary.failure = Some(kind);
+        let message = match kind {
+            ErrorKind::UpstreamBadResponse => {
+                "The upstream sent a malformed stream event; the stream was ended."
+            }
+            _ => "The upstream stream ended before it was complete.",
+        };
+        terminal_error_event(&GatewayError::new(kind, message))
+    }
+
+    async fn append_audit<H: Host>(&mut self, host: &H) {
+        let now = host.now().millis();
+        self.audit.latency_ms = now.saturating_sub(self.started_ms);
+        self.audit.usage = self.summary.usage;
+        match self.summary.failure {
+            None => self.audit.outcome = Outcome::Ok,
+            Some(kind) => {
+                self.audit.outcome = Outcome::Partial;
+                self.audit.error_code = Some(kind.code().to_string());
+            }
+        }
+        // The status line is gone already, so a failed append cannot change this response; the
+        // adapter reports it (see `audit_error`).
+        if let Err(e) = host.append_audit(&self.audit).await {
+            self.audit_error = Some(e);
+        }
+    }
+}
+
+/// `data: {"error":{...}}` followed by a blank line.
+pub fn terminal_error_event(err: &GatewayError) -> Vec<u8> {
+    let mut out = b"data: ".to_vec();
+    out.extend_from_slice(&err.body());
+    out.extend_from_slice(b"\n\n");
+    out
+}

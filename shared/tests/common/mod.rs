@@ -1,0 +1,373 @@
+//! A fake host for scenario tests: in-memory KV, scripted upstream replies, a simulated clock,
+//! region-wide rate windows and an audit log, all observable by the test.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
+use asc_core::audit::AuditRecord;
+use asc_core::host::{
+    AuditReceipt, ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse,
+};
+use asc_core::http::{Inbound, Reply, ReplyBody};
+use asc_core::ids::{KeyId, TenantId};
+use asc_core::ratelimit::{RateAsk, RateDecision, RateWindows};
+use asc_core::secret::{Secret, SecretRef};
+use asc_core::time::Timestamp;
+use asc_core::{builtin_regions, Gateway, Settings};
+
+pub const KEY_SECRET: &str = "test-deployment-secret";
+pub const UPSTREAM_KEY: &str = "sk-upstream-CANARY-7f3a";
+
+/// A body that yields scripted chunks and counts how many it has given out.
+pub struct FakeBody {
+    chunks: VecDeque<Result<Vec<u8>, HostError>>,
+    pub yielded: Rc<Cell<usize>>,
+}
+
+impl ByteSource for FakeBody {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, HostError> {
+        match self.chunks.pop_front() {
+            Some(Ok(c)) => {
+                self.yielded.set(self.yielded.get() + 1);
+                Ok(Some(c))
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+}
+
+pub enum Scripted {
+    Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        chunks: Vec<Result<Vec<u8>, HostError>>,
+    },
+    Fail(HostError),
+}
+
+/// What the upstream received (with the credential kept, for the tests that check it is sent).
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+    pub timeout_ms: u64,
+}
+
+impl Sent {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        asc_core::http::find_header(&self.headers, name)
+    }
+}
+
+pub struct FakeHost {
+    pub clock_ms: Cell<u64>,
+    random_counter: Cell<u8>,
+    pub secrets: RefCell<HashMap<String, String>>,
+    pub kv: RefCell<HashMap<String, Vec<u8>>>,
+    pub kv_reads: Cell<usize>,
+    pub script: RefCell<VecDeque<Scripted>>,
+    pub sent: RefCell<Vec<Sent>>,
+    pub windows: RefCell<HashMap<String, RateWindows>>,
+    pub audit: RefCell<Vec<AuditRecord>>,
+    pub audit_down: Cell<bool>,
+    pub last_body_progress: RefCell<Option<Rc<Cell<usize>>>>,
+}
+
+impl FakeHost {
+    pub fn new() -> Self {
+        let host = FakeHost {
+            clock_ms: Cell::new(1_767_225_600_000), // 2026-01-01T00:00:00Z
+            random_counter: Cell::new(0),
+            secrets: RefCell::new(HashMap::new()),
+            kv: RefCell::new(HashMap::new()),
+            kv_reads: Cell::new(0),
+            script: RefCell::new(VecDeque::new()),
+            sent: RefCell::new(Vec::new()),
+            windows: RefCell::new(HashMap::new()),
+            audit: RefCell::new(Vec::new()),
+            audit_down: Cell::new(false),
+            last_body_progress: RefCell::new(None),
+        };
+        host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
+        host.set_secret("OPENAI_API_KEY", UPSTREAM_KEY);
+        host
+    }
+
+    pub fn set_secret(&self, name: &str, value: &str) {
+        self.secrets.borrow_mut().insert(name.into(), value.into());
+    }
+
+    pub fn advance(&self, ms: u64) {
+        self.clock_ms.set(self.clock_ms.get() + ms);
+    }
+
+    pub fn put_tenant(&self, config: &serde_json::Value) {
+        let id = config["tenant_id"].as_str().expect("tenant_id").to_string();
+        self.kv
+            .borrow_mut()
+            .insert(format!("tenant:{id}"), config.to_string().into_bytes());
+    }
+
+    /// Mints a key for `tenant` with `scopes` and stores its record; returns the raw key.
+    pub fn mint_key(&self, tenant: &str, seed: u8, scopes: &[Scope]) -> String {
+        let key = new_key(&[seed; 32]);
+        let hash = ApiKey::parse(&key)
+            .expect("minted key parses")
+            .hash(&Secret::new(KEY_SECRET));
+        let record = KeyRecord {
+            schema_version: 1,
+            key_id: KeyId(format!("k_{seed}")),
+            tenant_id: TenantId(tenant.into()),
+            status: KeyStatus::Active,
+            scopes: scopes.to_vec(),
+            key_hash: hash.clone(),
+            label: None,
+            created_ms: None,
+        };
+        self.kv.borrow_mut().insert(
+            record_name(&hash),
+            serde_json::to_vec(&record).expect("record json"),
+        );
+        key
+    }
+
+    pub fn revoke(&self, key: &str) {
+        let hash = ApiKey::parse(key)
+            .expect("key")
+            .hash(&Secret::new(KEY_SECRET));
+        let name = record_name(&hash);
+        let mut kv = self.kv.borrow_mut();
+        let mut record: KeyRecord = serde_json::from_slice(&kv[&name]).expect("record");
+        record.status = KeyStatus::Revoked;
+        kv.insert(name, serde_json::to_vec(&record).expect("json"));
+    }
+
+    pub fn script(&self, s: Scripted) {
+        self.script.borrow_mut().push_back(s);
+    }
+
+    pub fn sent_count(&self) -> usize {
+        self.sent.borrow().len()
+    }
+}
+
+impl Host for FakeHost {
+    type Body = FakeBody;
+
+    fn now(&self) -> Timestamp {
+        Timestamp(self.clock_ms.get())
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        let n = self.random_counter.get().wrapping_add(1);
+        self.random_counter.set(n);
+        buf.iter_mut().for_each(|b| *b = n);
+    }
+
+    fn secret(&self, name: &SecretRef) -> Option<Secret> {
+        self.secrets
+            .borrow()
+            .get(name.name())
+            .map(|s| Secret::new(s.clone()))
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.kv_reads.set(self.kv_reads.get() + 1);
+        Ok(self.kv.borrow().get(key).cloned())
+    }
+
+    async fn send(&self, req: EgressApproved) -> Result<UpstreamResponse<FakeBody>, HostError> {
+        self.sent.borrow_mut().push(Sent {
+            url: req.url().to_string(),
+            headers: req.headers().to_vec(),
+            body: serde_json::from_slice(req.body()).unwrap_or(serde_json::Value::Null),
+            timeout_ms: req.timeout_ms(),
+        });
+        let next = self.script.borrow_mut().pop_front();
+        match next.expect("the test scripted no upstream reply for this request") {
+            Scripted::Fail(e) => Err(e),
+            Scripted::Reply {
+                status,
+                headers,
+                chunks,
+            } => {
+                let yielded = Rc::new(Cell::new(0));
+                *self.last_body_progress.borrow_mut() = Some(yielded.clone());
+                Ok(UpstreamResponse {
+                    status,
+                    headers,
+                    body: FakeBody {
+                        chunks: chunks.into(),
+                        yielded,
+                    },
+                })
+            }
+        }
+    }
+
+    async fn admit_rate(
+        &self,
+        tenant: &TenantId,
+        ask: &RateAsk,
+    ) -> Result<RateDecision, HostError> {
+        let mut windows = self.windows.borrow_mut();
+        Ok(windows.entry(tenant.to_string()).or_default().admit(ask))
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError> {
+        if self.audit_down.get() {
+            return Err(HostError::Store("audit sequencer down".into()));
+        }
+        let mut audit = self.audit.borrow_mut();
+        audit.push(record.clone());
+        Ok(AuditReceipt {
+            sequence: audit.len() as u64,
+        })
+    }
+}
+
+/// The loopback development region's gateway, as `scripts/dev` runs it.
+pub fn local_gateway() -> Gateway {
+    let regions = builtin_regions().expect("regions");
+    let local = regions.get("local").expect("local").clone();
+    Gateway::new(local, regions, Settings::default())
+}
+
+pub fn gateway_for(region: &str) -> Gateway {
+    let regions = builtin_regions().expect("regions");
+    let r = regions.get(region).expect("region").clone();
+    Gateway::new(r, regions, Settings::default())
+}
+
+pub fn demo_tenant() -> serde_json::Value {
+    serde_json::json!({
+        "schema_version": 1,
+        "tenant_id": "demo",
+        "residency": "local",
+        "models": {
+            "gpt-4o-mini": {
+                "provider": "openai",
+                "endpoint": "http://127.0.0.1:9100/v1",
+                "upstream_model": "gpt-4o-mini-2024-07-18",
+                "credential": "OPENAI_API_KEY",
+                "timeout_ms": 5000
+            }
+        }
+    })
+}
+
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Inbound<Chunks> {
+    let mut hs: Vec<(String, String)> = vec![("host".into(), "127.0.0.1:8787".into())];
+    for (n, v) in headers {
+        hs.retain(|(hn, _)| !hn.eq_ignore_ascii_case(n));
+        hs.push((n.to_string(), v.to_string()));
+    }
+    // Split the body so the pipeline's limited reader sees several chunks.
+    let chunks = body.chunks(7).map(<[u8]>::to_vec).collect();
+    Inbound {
+        method: method.into(),
+        path: path.into(),
+        headers: hs,
+        body: Chunks(chunks),
+    }
+}
+
+pub fn chat(key: &str, body: &serde_json::Value) -> Inbound<Chunks> {
+    let auth = format!("Bearer {key}");
+    request(
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+/// Runs a request and collects a full reply body (pumping a stream to its end).
+pub fn run(
+    gw: &Gateway,
+    host: &FakeHost,
+    req: Inbound<Chunks>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    block_on(async {
+        let reply: Reply<FakeBody> = gw.handle(host, req).await;
+        let body = match reply.body {
+            ReplyBody::Full(b) => b,
+            ReplyBody::Stream(mut relay) => {
+                let mut out = Vec::new();
+                while let Some(chunk) = relay.next(host).await {
+                    out.extend(chunk);
+                }
+                out
+            }
+        };
+        (reply.status, reply.headers, body)
+    })
+}
+
+pub fn error_code(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("error body is JSON");
+    v["error"]["code"].as_str().expect("error.code").to_string()
+}
+
+pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    asc_core::http::find_header(headers, name)
+}
+
+/// An OpenAI `chat.completion` as the API reference shows it.
+pub fn completion_json() -> Vec<u8> {
+    serde_json::json!({
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "created": 1677858242,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello there!", "refusal": null},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": 13, "completion_tokens": 7, "total_tokens": 20,
+            "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+pub fn ok_json(body: Vec<u8>) -> Scripted {
+    Scripted::Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        chunks: vec![Ok(body)],
+    }
+}
+
+pub fn sse(chunks: Vec<Result<Vec<u8>, HostError>>) -> Scripted {
+    Scripted::Reply {
+        status: 200,
+        headers: vec![(
+            "content-type".into(),
+            "text/event-stream; charset=utf-8".into(),
+        )],
+        chunks,
+    }
+}
+
+pub fn all_scopes() -> Vec<Scope> {
+    vec![Scope::Chat, Scope::Models, Scope::Usage]
+}
