@@ -1,0 +1,147 @@
+// Starts the whole stack for end-to-end tests: the mock upstream (in process), local KV seeded with
+// test tenants and keys, and the Worker on workerd via `wrangler dev --local`.
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { start as startMock } from '../mock-upstream/server.mjs';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const UPSTREAM_KEY = 'sk-upstream-CANARY-e2e-4b1d';
+const ASC_CLI = join(ROOT, 'target/debug/asc');
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+    srv.on('error', fail);
+  });
+}
+
+function wrangler(args, env, opts = {}) {
+  return execFileSync(join(ROOT, 'node_modules/.bin/wrangler'), args, {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...opts,
+  });
+}
+
+/** Mints a key with the real CLI; returns { key, keyId, kvName, record }. */
+function mintKey(tenant, secret, scopes = 'chat,models,usage') {
+  const out = execFileSync(ASC_CLI, ['key', 'new', '--tenant', tenant, '--scopes', scopes], {
+    env: { ...process.env, KEY_HASH_SECRET: secret },
+    encoding: 'utf8',
+  });
+  const field = (name) => out.match(new RegExp(`^${name}=(.*)$`, 'm'))[1];
+  return {
+    key: field('ASC_API_KEY'),
+    keyId: field('KEY_ID'),
+    kvName: field('KV_NAME'),
+    record: JSON.parse(field('KV_VALUE')),
+  };
+}
+
+function tenant(id, mockUrl, overrides = {}) {
+  return {
+    schema_version: 1,
+    tenant_id: id,
+    residency: 'local',
+    models: {
+      'gpt-4o-mini': { provider: 'openai', endpoint: `${mockUrl}/v1`, credential: 'OPENAI_API_KEY' },
+      // Same upstream, short timeout: for the 504 test.
+      'gpt-4o': { provider: 'openai', endpoint: `${mockUrl}/v1`, credential: 'OPENAI_API_KEY', upstream_model: 'gpt-4o-2024-08-06', timeout_ms: 700 },
+    },
+    ...overrides,
+  };
+}
+
+async function waitReady(url, proc, logs, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`wrangler dev exited (${proc.exitCode}):\n${logs.join('')}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.status === 200) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`wrangler dev was not ready in ${timeoutMs} ms:\n${logs.join('')}`);
+}
+
+export async function startStack() {
+  const mock = await startMock({ port: 0 });
+  const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
+  const secret = randomBytes(32).toString('hex');
+  const env = {
+    ...process.env,
+    WRANGLER_SEND_METRICS: 'false',
+    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    WRANGLER_LOG_PATH: join(dir, 'logs'),
+    ASC_SKIP_BUILD: '1',
+  };
+
+  const tenants = {
+    demo: tenant('demo', mock.url),
+    tiny: tenant('tiny', mock.url, { limits: { max_request_bytes: 1024 } }),
+    limited: tenant('limited', mock.url, { limits: { requests_per_minute: 2 } }),
+    euonly: tenant('euonly', mock.url, { residency: 'eu' }),
+    leaky: tenant('leaky', mock.url, {
+      models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
+    }),
+  };
+  const keys = {};
+  const kv = [];
+  for (const [id, config] of Object.entries(tenants)) {
+    kv.push({ key: `tenant:${id}`, value: JSON.stringify(config) });
+    keys[id] = mintKey(id, secret);
+    kv.push({ key: keys[id].kvName, value: JSON.stringify(keys[id].record) });
+  }
+  keys.revoked = mintKey('demo', secret);
+  kv.push({ key: keys.revoked.kvName, value: JSON.stringify({ ...keys.revoked.record, status: 'revoked' }) });
+  keys.modelsOnly = mintKey('demo', secret, 'models');
+  kv.push({ key: keys.modelsOnly.kvName, value: JSON.stringify(keys.modelsOnly.record) });
+
+  const persist = join(dir, 'state');
+  const bulk = join(dir, 'kv.json');
+  writeFileSync(bulk, JSON.stringify(kv));
+  wrangler(['kv', 'bulk', 'put', '--local', '--persist-to', persist, '--binding', 'ASC_CONFIG', bulk], env);
+  const envFile = join(dir, 'dev.env');
+  writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n`);
+
+  const port = await freePort();
+  const logs = [];
+  const proc = spawn(
+    join(ROOT, 'node_modules/.bin/wrangler'),
+    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+      '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort())],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  proc.stdout.on('data', (d) => logs.push(d.toString()));
+  proc.stderr.on('data', (d) => logs.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url, proc, logs);
+
+  return {
+    url,
+    baseURL: `${url}/v1`,
+    mock,
+    keys,
+    logs,
+    async stop() {
+      try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* already gone */ }
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      await mock.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export { readFileSync };
