@@ -19,7 +19,12 @@ use asc_core::secret::Secret;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["key", "new", rest @ ..] => key_new(rest),
         ["tenant", "check", file, rest @ ..] => tenant_check(file, rest),
         _ => Err(usage()),
@@ -109,7 +114,10 @@ fn tenant_check(file: &str, args: &[&str]) -> Result<ExitCode, String> {
             .get(region_id)
             .ok_or_else(|| format!("no region {region_id:?}"))?;
         if config.residency != region.id {
-            println!("{file}: residency: is {:?}, not {region_id:?}", config.residency);
+            println!(
+                "{file}: residency: is {:?}, not {region_id:?}",
+                config.residency
+            );
             problems += 1;
         }
         for (name, target) in &config.models {
@@ -122,6 +130,10 @@ fn tenant_check(file: &str, args: &[&str]) -> Result<ExitCode, String> {
     if problems > 0 {
         return Ok(ExitCode::from(1));
     }
-    println!("{file}: ok (tenant {}, {} model(s))", config.tenant_id, config.models.len());
+    println!(
+        "{file}: ok (tenant {}, {} model(s))",
+        config.tenant_id,
+        config.models.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -34,16 +34,26 @@ fn set(fields: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn the_schema_matches_the_validator() {
-    let text = std::fs::read_to_string(root().join("schemas/tenant-config.schema.json")).expect("schema");
+    let text =
+        std::fs::read_to_string(root().join("schemas/tenant-config.schema.json")).expect("schema");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     assert_eq!(keys(&schema["properties"]), set(TENANT_FIELDS));
-    assert_eq!(keys(&schema["$defs"]["target"]["properties"]), set(MODEL_FIELDS));
-    assert_eq!(keys(&schema["properties"]["limits"]["properties"]), set(LIMIT_FIELDS));
+    assert_eq!(
+        keys(&schema["$defs"]["target"]["properties"]),
+        set(MODEL_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["properties"]["limits"]["properties"]),
+        set(LIMIT_FIELDS)
+    );
     let required: BTreeSet<String> = schema["required"]
         .as_array()
         .expect("required")
         .iter()
         .map(|v| v.as_str().expect("str").to_string())
         .collect();
-    assert_eq!(required, set(&["schema_version", "tenant_id", "residency", "models"]));
+    assert_eq!(
+        required,
+        set(&["schema_version", "tenant_id", "residency", "models"])
+    );
 }

@@ -43,18 +43,23 @@ impl WorkerHost {
         let namespace = match &self.jurisdiction {
             None => namespace,
             Some(jd) => {
-                let js = |e: JsValue| HostError::Store(format!("{binding}: jurisdiction({jd}): {e:?}"));
-                let method: Function = Reflect::get(namespace.as_ref(), &JsValue::from_str("jurisdiction"))
-                    .map_err(js)?
-                    .dyn_into()
-                    .map_err(js)?;
+                let js =
+                    |e: JsValue| HostError::Store(format!("{binding}: jurisdiction({jd}): {e:?}"));
+                let method: Function =
+                    Reflect::get(namespace.as_ref(), &JsValue::from_str("jurisdiction"))
+                        .map_err(js)?
+                        .dyn_into()
+                        .map_err(js)?;
                 let scoped = method
                     .call1(namespace.as_ref(), &JsValue::from_str(jd))
                     .map_err(js)?;
                 scoped.unchecked_into::<ObjectNamespace>()
             }
         };
-        namespace.id_from_name(name).and_then(|id| id.get_stub()).map_err(store)
+        namespace
+            .id_from_name(name)
+            .and_then(|id| id.get_stub())
+            .map_err(store)
     }
 
     async fn call_object<T: serde::de::DeserializeOwned>(
@@ -70,11 +75,15 @@ impl WorkerHost {
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_body(Some(JsValue::from_str(&json)));
-        let req = Request::new_with_init(&format!("https://do.internal{path}"), &init).map_err(store)?;
+        let req =
+            Request::new_with_init(&format!("https://do.internal{path}"), &init).map_err(store)?;
         let mut resp = stub.fetch_with_request(req).await.map_err(store)?;
         if resp.status_code() != 200 {
             let text = resp.text().await.unwrap_or_default();
-            return Err(HostError::Store(format!("{binding} answered {}: {text}", resp.status_code())));
+            return Err(HostError::Store(format!(
+                "{binding} answered {}: {text}",
+                resp.status_code()
+            )));
         }
         resp.json().await.map_err(store)
     }
@@ -153,15 +162,23 @@ impl Host for WorkerHost {
         }
     }
 
-    async fn admit_rate(&self, tenant: &TenantId, ask: &RateAsk) -> Result<RateDecision, HostError> {
-        self.call_object(COUNTERS_DO, tenant.as_str(), "/rate/admit", ask).await
+    async fn admit_rate(
+        &self,
+        tenant: &TenantId,
+        ask: &RateAsk,
+    ) -> Result<RateDecision, HostError> {
+        self.call_object(COUNTERS_DO, tenant.as_str(), "/rate/admit", ask)
+            .await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError> {
         // One sequencer per region stream; sharding comes with the audit issue.
         let stream = format!("audit-{}", record.region);
-        let receipt: crate::objects::Appended =
-            self.call_object(AUDIT_DO, &stream, "/append", record).await?;
-        Ok(AuditReceipt { sequence: receipt.sequence })
+        let receipt: crate::objects::Appended = self
+            .call_object(AUDIT_DO, &stream, "/append", record)
+            .await?;
+        Ok(AuditReceipt {
+            sequence: receipt.sequence,
+        })
     }
 }

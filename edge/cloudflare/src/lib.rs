@@ -49,7 +49,10 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Err(why) => {
             // Fail closed: without a valid region nothing is served.
             console_error!("asc: deployment misconfigured: {why}");
-            let err = GatewayError::new(ErrorKind::Internal, "The gateway deployment is misconfigured.");
+            let err = GatewayError::new(
+                ErrorKind::Internal,
+                "The gateway deployment is misconfigured.",
+            );
             return full_response(err.status(), &[], err.body());
         }
     };
@@ -94,17 +97,18 @@ fn respond(reply: Reply<WorkerBody>, host: WorkerHost) -> Result<Response> {
         ReplyBody::Full(body) => full_response(reply.status, &reply.headers, body),
         ReplyBody::Stream(relay) => {
             // Each chunk the relay yields is written to the client at once.
-            let chunks = futures_util::stream::unfold((relay, host), |(mut relay, host)| async move {
-                match relay.next(&host).await {
-                    Some(chunk) => Some((Ok::<Vec<u8>, worker::Error>(chunk), (relay, host))),
-                    None => {
-                        if let Some(e) = relay.audit_error() {
-                            console_error!("asc: audit append failed after a stream: {e}");
+            let chunks =
+                futures_util::stream::unfold((relay, host), |(mut relay, host)| async move {
+                    match relay.next(&host).await {
+                        Some(chunk) => Some((Ok::<Vec<u8>, worker::Error>(chunk), (relay, host))),
+                        None => {
+                            if let Some(e) = relay.audit_error() {
+                                console_error!("asc: audit append failed after a stream: {e}");
+                            }
+                            None
                         }
-                        None
                     }
-                }
-            });
+                });
             Ok(Response::from_stream(chunks)?
                 .with_status(reply.status)
                 .with_headers(headers(&reply.headers)?))
