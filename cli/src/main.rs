@@ -2,7 +2,7 @@
 
 //! `asc`: operator commands that need the core's rules but no gateway.
 //!
-//!   asc key new --tenant ID [--scopes chat,models,usage] [--label TEXT] [--key-id ID]
+//!   asc key new --tenant ID [--scopes chat,models,usage] [--tags bu:x,..] [--label TEXT] [--key-id ID]
 //!       Mints an API key. Reads the deployment's hashing secret from $KEY_HASH_SECRET.
 //!       Prints shell-friendly lines: ASC_API_KEY=..., KV_NAME=key:<hash>, and writes the KV
 //!       record (JSON) to the file named by --record-out (or prints it as KV_VALUE=...).
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: asc key new --tenant ID [--scopes chat,models,usage] [--label TEXT] [--key-id ID] [--record-out FILE]\n       asc tenant check FILE [--region ID]".into()
+    "usage: asc key new --tenant ID [--scopes chat,models,usage] [--tags bu:x,..] [--label TEXT] [--key-id ID] [--record-out FILE]\n       asc tenant check FILE [--region ID]".into()
 }
 
 fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
@@ -81,6 +81,14 @@ fn key_new(args: &[&str]) -> Result<ExitCode, String> {
         tenant_id: TenantId(tenant.into()),
         status: KeyStatus::Active,
         scopes,
+        tags: flag(args, "--tags")
+            .map(|t| {
+                t.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
         key_hash: hash.clone(),
         label: flag(args, "--label").map(str::to_string),
         created_ms: None,

@@ -126,6 +126,10 @@ pub struct KeyRecord {
     pub tenant_id: TenantId,
     pub status: KeyStatus,
     pub scopes: Vec<Scope>,
+    /// Business-unit tags (e.g. `bu:research`): the key's requests also count against the budgets
+    /// of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// The same hash as in the record's name, compared in constant time on every lookup so a
     /// record filed under the wrong name is never accepted.
     pub key_hash: String,
@@ -261,6 +265,7 @@ mod tests {
             tenant_id: TenantId("demo".into()),
             status,
             scopes: vec![Scope::Chat],
+            tags: vec![],
             key_hash: hash.into(),
             label: None,
             created_ms: None,

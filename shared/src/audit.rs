@@ -3,6 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod detail;
+pub use detail::{
+    content_sha256, Attempt, AuditDetail, AuditEvent, GuardrailAction, GuardrailDecision,
+    RecordedContent,
+};
+
 pub const AUDIT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +30,9 @@ pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_input_tokens: u64,
+    /// Tokens written to a provider's prompt cache (Anthropic bills them separately).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
@@ -40,6 +49,7 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cache_write_tokens: 0,
         })
     }
 }

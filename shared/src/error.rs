@@ -25,6 +25,10 @@ pub enum ErrorKind {
     WrongRegion,
     EgressDenied,
     RateLimited,
+    TokenRateLimited,
+    BudgetExceeded,
+    PriceUnknown,
+    PriceTableInvalid,
     UpstreamError,
     UpstreamAuth,
     UpstreamRateLimited,
@@ -48,10 +52,11 @@ impl ErrorKind {
             MethodNotAllowed => 405,
             BodyTooLarge => 413,
             MisdirectedHost => 421,
-            RateLimited | UpstreamRateLimited => 429,
+            RateLimited | TokenRateLimited | BudgetExceeded | UpstreamRateLimited => 429,
             Internal => 500,
             UpstreamError | UpstreamAuth | UpstreamUnreachable | UpstreamBadResponse => 502,
-            TenantConfigInvalid | AuditUnavailable | StoreUnavailable => 503,
+            TenantConfigInvalid | AuditUnavailable | StoreUnavailable | PriceUnknown
+            | PriceTableInvalid => 503,
             UpstreamTimeout => 504,
         }
     }
@@ -77,6 +82,10 @@ impl ErrorKind {
             WrongRegion => "wrong_region",
             EgressDenied => "egress_denied",
             RateLimited => "rate_limit_exceeded",
+            TokenRateLimited => "token_rate_limit_exceeded",
+            BudgetExceeded => "budget_exceeded",
+            PriceUnknown => "price_unknown",
+            PriceTableInvalid => "price_table_invalid",
             UpstreamError => "upstream_error",
             UpstreamAuth => "upstream_auth_failed",
             UpstreamRateLimited => "upstream_rate_limited",
@@ -96,7 +105,9 @@ impl ErrorKind {
             MissingApiKey | InvalidApiKey | RevokedApiKey => "authentication_error",
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
             | EgressDenied => "permission_error",
-            RateLimited | UpstreamRateLimited => "rate_limit_error",
+            RateLimited | TokenRateLimited | BudgetExceeded | UpstreamRateLimited => {
+                "rate_limit_error"
+            }
             ModelNotFound | UnknownRoute => "not_found_error",
             InvalidJson | InvalidRequest | MissingParameter | BodyTooLarge | MethodNotAllowed
             | MisdirectedHost => "invalid_request_error",
@@ -110,6 +121,7 @@ impl ErrorKind {
         matches!(
             self,
             RateLimited
+                | TokenRateLimited
                 | UpstreamError
                 | UpstreamRateLimited
                 | UpstreamUnreachable

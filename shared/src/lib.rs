@@ -6,6 +6,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod budget;
 pub mod cache;
 pub mod catalog;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod host;
 pub mod http;
 pub mod ids;
+pub mod ledger;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod region;

@@ -7,6 +7,7 @@ use crate::audit::{AuditRecord, Outcome, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
+use crate::pipeline::{Charge, Counted};
 use crate::sse::SseParser;
 
 /// Largest single event accepted from an upstream.
@@ -20,6 +21,10 @@ pub struct StreamSummary {
     pub usage: Option<Usage>,
     /// Why the stream ended badly, if it did.
     pub failure: Option<ErrorKind>,
+    /// Content seen, for a charge when the upstream never reported usage.
+    pub counted: Counted,
+    /// What the ledger charged when the stream ended.
+    pub charged_micros: Option<u64>,
 }
 
 /// A stream being relayed. The adapter pumps it with `next` until it returns `None`.
@@ -32,10 +37,19 @@ pub struct Relay<S: ByteSource> {
     started_ms: u64,
     finished: bool,
     audit_error: Option<HostError>,
+    charge: Charge,
+    /// The gateway asked the upstream for usage the client did not ask for: drop that chunk.
+    strip_usage: bool,
 }
 
 impl<S: ByteSource> Relay<S> {
-    pub fn new(source: S, audit: AuditRecord, started_ms: u64) -> Self {
+    pub fn new(
+        source: S,
+        audit: AuditRecord,
+        started_ms: u64,
+        charge: Charge,
+        strip_usage: bool,
+    ) -> Self {
         Relay {
             source,
             parser: SseParser::new(MAX_EVENT_BYTES),
@@ -44,6 +58,8 @@ impl<S: ByteSource> Relay<S> {
             started_ms,
             finished: false,
             audit_error: None,
+            charge,
+            strip_usage,
         }
     }
 
@@ -105,8 +121,16 @@ impl<S: ByteSource> Relay<S> {
                     break;
                 }
                 Ok(v) => {
+                    self.count_content(&v);
                     if let Some(u) = v.get("usage").and_then(Usage::from_openai) {
                         self.summary.usage = Some(u);
+                        let usage_only = v
+                            .get("choices")
+                            .and_then(|c| c.as_array())
+                            .is_some_and(|c| c.is_empty());
+                        if self.strip_usage && usage_only {
+                            continue;
+                        }
                     }
                     out.extend_from_slice(&ev.raw);
                 }
@@ -121,6 +145,34 @@ impl<S: ByteSource> Relay<S> {
             out.extend(self.fail(ErrorKind::UpstreamBadResponse));
         }
         out
+    }
+
+    fn count_content(&mut self, chunk: &serde_json::Value) {
+        let Some(choices) = chunk.get("choices").and_then(|c| c.as_array()) else {
+            return;
+        };
+        for choice in choices {
+            let delta = choice.get("delta");
+            let text = delta
+                .and_then(|d| d.get("content"))
+                .and_then(|c| c.as_str());
+            let args = delta
+                .and_then(|d| d.get("tool_calls"))
+                .and_then(|t| t.as_array())
+                .map(|calls| {
+                    calls
+                        .iter()
+                        .filter_map(|c| c.pointer("/function/arguments").and_then(|a| a.as_str()))
+                        .map(str::len)
+                        .sum::<usize>()
+                })
+                .unwrap_or(0);
+            let bytes = text.map(str::len).unwrap_or(0) + args;
+            if bytes > 0 {
+                self.summary.counted.content_events += 1;
+                self.summary.counted.content_bytes += bytes as u64;
+            }
+        }
     }
 
     fn on_end(&mut self) -> Vec<u8> {
@@ -145,6 +197,10 @@ impl<S: ByteSource> Relay<S> {
     }
 
     async fn append_audit<H: Host>(&mut self, host: &H) {
+        self.summary.charged_micros = self
+            .charge
+            .settle(host, self.summary.usage, self.summary.counted)
+            .await;
         let now = host.now().millis();
         self.audit.latency_ms = now.saturating_sub(self.started_ms);
         self.audit.usage = self.summary.usage;

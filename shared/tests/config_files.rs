@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use asc_core::config::{TenantConfig, LIMIT_FIELDS, MODEL_FIELDS, TENANT_FIELDS};
+use asc_core::config::{TenantConfig, BUDGET_FIELDS, LIMIT_FIELDS, MODEL_FIELDS, TENANT_FIELDS};
 
 fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -45,6 +45,10 @@ fn the_schema_matches_the_validator() {
     assert_eq!(
         keys(&schema["properties"]["limits"]["properties"]),
         set(LIMIT_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["$defs"]["budget"]["properties"]),
+        set(BUDGET_FIELDS)
     );
     let required: BTreeSet<String> = schema["required"]
         .as_array()

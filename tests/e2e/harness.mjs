@@ -93,6 +93,11 @@ export async function startStack() {
     tiny: tenant('tiny', mock.url, { limits: { max_request_bytes: 1024 } }),
     limited: tenant('limited', mock.url, { limits: { requests_per_minute: 2 } }),
     euonly: tenant('euonly', mock.url, { residency: 'eu' }),
+    // A small hard budget: a few hundred requests' worth. Reservations expire after 3 s.
+    budgeted: tenant('budgeted', mock.url, {
+      limits: { reservation_ttl_ms: 3000 },
+      budgets: [{ id: 'small', applies_to: 'tenant', limit_usd_micros: 3000, period: 'monthly', mode: 'hard', alert_at_percent: [80] }],
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use asc_core::audit::AuditRecord;
+use asc_core::budget::{LedgerOp, LedgerReply};
 use asc_core::host::{AuditReceipt, EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
-use asc_core::ratelimit::{RateAsk, RateDecision};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
 use futures_util::future::{select, Either};
@@ -20,7 +20,7 @@ use worker::{
 use crate::body::WorkerBody;
 
 pub const CONFIG_KV: &str = "ASC_CONFIG";
-pub const COUNTERS_DO: &str = "TENANT_COUNTERS";
+pub const LEDGER_DO: &str = "TENANT_LEDGERS";
 pub const AUDIT_DO: &str = "AUDIT_SEQUENCER";
 
 pub struct WorkerHost {
@@ -162,12 +162,8 @@ impl Host for WorkerHost {
         }
     }
 
-    async fn admit_rate(
-        &self,
-        tenant: &TenantId,
-        ask: &RateAsk,
-    ) -> Result<RateDecision, HostError> {
-        self.call_object(COUNTERS_DO, tenant.as_str(), "/rate/admit", ask)
+    async fn ledger(&self, tenant: &TenantId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
+        self.call_object(LEDGER_DO, tenant.as_str(), "/ledger", op)
             .await
     }
 

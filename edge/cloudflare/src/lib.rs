@@ -13,7 +13,7 @@ use asc_core::http::{Inbound, Reply, ReplyBody};
 use asc_core::{builtin_regions, ErrorKind, Gateway, GatewayError, Settings};
 use worker::{console_error, event, Context, Env, Headers, Request, Response, Result};
 
-pub use objects::{AuditSequencer, TenantCounter};
+pub use objects::{AuditSequencer, TenantLedger};
 
 use body::WorkerBody;
 use host::WorkerHost;

@@ -1,35 +1,74 @@
 //! Durable Objects. They only store and sequence: the arithmetic is the core's.
 
-use asc_core::ratelimit::{RateAsk, RateWindows};
+use asc_core::budget::{Ledger, LedgerOp};
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::js_sys::Date as JsDate;
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    console_error, durable_object, Date, DurableObject, Env, Request, Response, Result,
+    ScheduledTime, State, Storage,
+};
 
-/// Region-wide counters of one tenant. Every isolate of the region reaches the same object, so a
-/// limit holds however many isolates serve the tenant.
+const LEDGER_KEY: &str = "ledger";
+
+/// One tenant's ledger (budgets, request and token rate windows, open reservations), shared by
+/// every isolate of the region so limits hold however many isolates serve the tenant.
 #[durable_object]
-pub struct TenantCounter {
+pub struct TenantLedger {
     state: State,
 }
 
-impl DurableObject for TenantCounter {
+impl TenantLedger {
+    async fn load(storage: &Storage) -> Result<Ledger> {
+        Ok(storage.get(LEDGER_KEY).await?.unwrap_or_default())
+    }
+
+    /// Persists the ledger and wakes at the next reservation expiry. The object's input gate
+    /// holds other requests while storage is awaited, so load-apply-store is not interleaved.
+    async fn store(storage: &Storage, ledger: &Ledger) -> Result<()> {
+        storage.put(LEDGER_KEY, ledger).await?;
+        if let Some(at) = ledger.next_expiry() {
+            let when = ScheduledTime::new(JsDate::new(&JsValue::from_f64(at as f64)));
+            storage.set_alarm(when).await?;
+        }
+        Ok(())
+    }
+}
+
+impl DurableObject for TenantLedger {
     fn new(state: State, _env: Env) -> Self {
-        TenantCounter { state }
+        TenantLedger { state }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         match req.path().as_str() {
-            "/rate/admit" => {
-                let ask: RateAsk = req.json().await?;
+            "/ledger" => {
+                let op: LedgerOp = req.json().await?;
                 let storage = self.state.storage();
-                // The object's input gate holds other requests while storage is awaited, so this
-                // read-modify-write is not interleaved.
-                let mut windows: RateWindows = storage.get("rate").await?.unwrap_or_default();
-                let decision = windows.admit(&ask);
-                storage.put("rate", &windows).await?;
-                Response::from_json(&decision)
+                let mut ledger = Self::load(&storage).await?;
+                let reply = ledger.apply(&op);
+                Self::store(&storage, &ledger).await?;
+                Response::from_json(&reply)
             }
-            other => Response::error(format!("no such counter operation {other}"), 404),
+            other => Response::error(format!("no such ledger operation {other}"), 404),
         }
+    }
+
+    /// Charges reservations whose settle never came (client gone, isolate killed) at their
+    /// reserved amount and releases them.
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let mut ledger = Self::load(&storage).await?;
+        let expired = ledger.expire(Date::now().as_millis());
+        Self::store(&storage, &ledger).await?;
+        for e in &expired {
+            console_error!(
+                "asc: reservation {} expired unsettled; charged {} micro-USD",
+                e.request_id,
+                e.charged_micros
+            );
+        }
+        Response::ok("ok")
     }
 }
 

@@ -1,8 +1,10 @@
 //! Config documents, validated into typed config. Each problem carries its path.
 
+pub mod budgets;
 mod tenant;
-mod walk;
+pub mod walk;
 
+pub use budgets::{AppliesTo, Budget, BUDGET_FIELDS};
 pub use tenant::{
     Limits, ModelTarget, Provider, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS,
     LIMIT_FIELDS, MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,

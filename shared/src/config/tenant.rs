@@ -21,6 +21,7 @@ pub const TENANT_FIELDS: &[&str] = &[
     "residency",
     "models",
     "limits",
+    "budgets",
 ];
 pub const MODEL_FIELDS: &[&str] = &[
     "provider",
@@ -33,11 +34,16 @@ pub const LIMIT_FIELDS: &[&str] = &[
     "max_request_bytes",
     "requests_per_minute",
     "key_requests_per_minute",
+    "tokens_per_minute",
+    "key_tokens_per_minute",
+    "reservation_ttl_ms",
 ];
 
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 pub const MAX_REQUEST_BYTES_CEILING: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// How long a budget reservation may stay unsettled before it is charged and released.
+pub const DEFAULT_RESERVATION_TTL_MS: u64 = 15 * 60_000;
 
 /// Which wire format a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +88,22 @@ pub struct Limits {
     pub max_request_bytes: u64,
     pub requests_per_minute: Option<u64>,
     pub key_requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+    pub key_tokens_per_minute: Option<u64>,
+    pub reservation_ttl_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            requests_per_minute: None,
+            key_requests_per_minute: None,
+            tokens_per_minute: None,
+            key_tokens_per_minute: None,
+            reservation_ttl_ms: DEFAULT_RESERVATION_TTL_MS,
+        }
+    }
 }
 
 /// A tenant's validated config.
@@ -94,6 +116,7 @@ pub struct TenantConfig {
     /// Approved models by the name clients send.
     pub models: BTreeMap<String, ModelTarget>,
     pub limits: Limits,
+    pub budgets: Vec<super::budgets::Budget>,
     /// SHA-256 of the stored document: the policy version recorded in audit records.
     pub version: String,
 }
@@ -160,11 +183,11 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
     let models = required(root, "", "models", errs).and_then(|v| models(v, errs));
     let limits = match root.get("limits") {
         Some(v) => limits(v, errs),
-        None => Some(Limits {
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-            requests_per_minute: None,
-            key_requests_per_minute: None,
-        }),
+        None => Some(Limits::default()),
+    };
+    let budgets = match root.get("budgets") {
+        Some(v) => super::budgets::budgets(v, errs),
+        None => Some(Vec::new()),
     };
     Some(TenantConfig {
         tenant_id: tenant_id?,
@@ -172,6 +195,7 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         residency: residency?,
         models: models?,
         limits: limits?,
+        budgets: budgets?,
         version,
     })
 }
@@ -307,10 +331,23 @@ fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
     };
     let requests_per_minute = rpm("requests_per_minute", errs);
     let key_requests_per_minute = rpm("key_requests_per_minute", errs);
+    let tpm = |name: &str, errs: &mut ConfigErrors| {
+        map.get(name)
+            .and_then(|v| integer(v, &field_path("limits", name), 1, 100_000_000_000, errs))
+    };
+    let tokens_per_minute = tpm("tokens_per_minute", errs);
+    let key_tokens_per_minute = tpm("key_tokens_per_minute", errs);
+    let reservation_ttl_ms = match map.get("reservation_ttl_ms") {
+        Some(v) => integer(v, "limits.reservation_ttl_ms", 1_000, 86_400_000, errs),
+        None => Some(DEFAULT_RESERVATION_TTL_MS),
+    };
     (errs.0.len() == before).then_some(Limits {
         max_request_bytes: max_request_bytes?,
         requests_per_minute,
         key_requests_per_minute,
+        tokens_per_minute,
+        key_tokens_per_minute,
+        reservation_ttl_ms: reservation_ttl_ms?,
     })
 }
 

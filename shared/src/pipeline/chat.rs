@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::admission::{Charge, Counted};
 use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
 use crate::audit::{AuditRecord, Outcome, Usage};
 use crate::catalog::is_known_model;
@@ -23,7 +24,17 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
     req: Inbound<B>,
 ) -> Result<Reply<H::Body>, GatewayError> {
     let mut audit = gw.audit_base(ctx, caller, "chat.completions");
-    match serve(gw, host, ctx, caller, req, &mut audit).await {
+    let mut charge = None;
+    let served = serve(gw, host, ctx, caller, req, &mut audit, &mut charge).await;
+    if served.is_err() {
+        // Nothing was served: release the reservation (the provider bills failed calls nothing).
+        if let Some(charge) = &charge {
+            charge
+                .settle(host, Some(Usage::default()), Counted::default())
+                .await;
+        }
+    }
+    match served {
         Ok(Served::Streaming(reply)) => Ok(reply),
         Ok(Served::Full(reply)) => {
             audit.latency_ms = host.now().ms_since(ctx.started);
@@ -65,8 +76,8 @@ async fn serve<H: Host, B: ByteSource>(
     caller: &Caller,
     req: Inbound<B>,
     audit: &mut AuditRecord,
+    charge_out: &mut Option<Charge>,
 ) -> Result<Served<H::Body>, GatewayError> {
-    gw.admit_rate(host, caller).await?;
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
@@ -79,9 +90,31 @@ async fn serve<H: Host, B: ByteSource>(
     audit.provider = Some(target.provider.as_str().to_string());
     audit.endpoint_host = target.endpoint.host_str().map(str::to_string);
 
+    let max_output = request.max_output_tokens()?;
+    let charge = gw
+        .admit(
+            host,
+            &ctx.request_id,
+            caller,
+            target,
+            body.len() as u64,
+            max_output,
+        )
+        .await?;
+    *charge_out = Some(charge.clone());
+
     request
         .body
         .insert("model".into(), Value::String(target.upstream_model.clone()));
+    // Ask for usage on streams so the charge is exact; the relay removes it again if the client
+    // did not ask for it.
+    let strip_usage = request.stream && !request.wants_stream_usage();
+    if strip_usage {
+        request.body.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+    }
     let upstream_body = serde_json::to_vec(&request.body).map_err(|_| {
         GatewayError::new(ErrorKind::Internal, "The request could not be re-encoded.")
     })?;
@@ -145,6 +178,10 @@ async fn serve<H: Host, B: ByteSource>(
         // The client's own mistake, as the upstream phrased it: passed through, recorded as refused.
         audit.outcome = Outcome::Refused;
         audit.status = status;
+        // Not served: release the reservation.
+        charge
+            .settle(host, Some(Usage::default()), Counted::default())
+            .await;
         return Ok(Served::Full(reply(
             status,
             "application/json",
@@ -155,13 +192,20 @@ async fn serve<H: Host, B: ByteSource>(
 
     if request.stream && is_sse {
         audit.status = response.status;
-        let relay = Relay::new(response.body, audit.clone(), ctx.started.millis());
+        let relay = Relay::new(
+            response.body,
+            audit.clone(),
+            ctx.started.millis(),
+            charge.clone(),
+            strip_usage,
+        );
         let mut reply = Reply {
             status: 200,
             headers: Vec::new(),
             body: ReplyBody::Stream(Box::new(relay)),
         };
         reply.headers = served_headers("text/event-stream", target);
+        reply.headers.extend(charge.headers());
         reply
             .headers
             .push(("cache-control".into(), "no-cache".into()));
@@ -187,12 +231,15 @@ async fn serve<H: Host, B: ByteSource>(
     })?;
     audit.usage = parsed.get("usage").and_then(Usage::from_openai);
     audit.status = response.status;
-    Ok(Served::Full(reply(
-        response.status,
-        "application/json",
-        body,
-        target,
-    )))
+    let (_, cost) = charge.cost(audit.usage, Counted::default());
+    let charged = charge.settle(host, audit.usage, Counted::default()).await;
+    let mut reply = reply(response.status, "application/json", body, target);
+    reply.headers.extend(charge.headers());
+    reply.headers.push((
+        "x-asc-cost-usd-micros".into(),
+        charged.unwrap_or(cost).to_string(),
+    ));
+    Ok(Served::Full(reply))
 }
 
 fn reply<S: ByteSource>(
@@ -244,6 +291,35 @@ struct ChatRequest {
     model: String,
     stream: bool,
     body: Map<String, Value>,
+}
+
+impl ChatRequest {
+    /// `max_completion_tokens` (current) or `max_tokens` (legacy), if set.
+    fn max_output_tokens(&self) -> Result<Option<u64>, GatewayError> {
+        for name in ["max_completion_tokens", "max_tokens"] {
+            match self.body.get(name) {
+                None | Some(Value::Null) => {}
+                Some(v) => {
+                    return v.as_u64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
+                        GatewayError::new(
+                            ErrorKind::InvalidRequest,
+                            format!("`{name}` must be a positive integer."),
+                        )
+                        .with_param(name)
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn wants_stream_usage(&self) -> bool {
+        self.body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 fn parse_request(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {

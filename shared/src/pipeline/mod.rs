@@ -1,22 +1,26 @@
 //! The request pipeline, written once against `Host`: host check, route, authenticate, load the
 //! tenant, check residency and limits, then the operation. Every reply carries `x-request-id`.
 
+mod admission;
 mod auth;
 mod chat;
 mod models;
 mod upstream;
+mod usage;
+
+pub use admission::{Charge, Counted, PRICE_TABLE_RECORD};
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::apikey::{KeyRecord, Scope};
 use crate::audit::{AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+use crate::budget::PriceTable;
 use crate::cache::TtlCache;
 use crate::config::{ConfigErrors, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{ByteSource, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
-use crate::ratelimit::{RateAsk, RateDecision, RateLimit};
 use crate::region::{Region, RegionCatalog};
 use crate::secret::SecretRef;
 use crate::time::Timestamp;
@@ -55,6 +59,7 @@ pub struct Gateway {
     settings: Settings,
     tenants: RefCell<TtlCache<TenantEntry>>,
     keys: RefCell<TtlCache<Rc<KeyRecord>>>,
+    prices: RefCell<TtlCache<Result<Rc<PriceTable>, String>>>,
 }
 
 /// What is known about the request as it moves through the pipeline.
@@ -74,6 +79,7 @@ enum Route {
     Health,
     Models,
     ChatCompletions,
+    Usage,
 }
 
 impl Gateway {
@@ -86,6 +92,7 @@ impl Gateway {
             settings,
             tenants: RefCell::new(tenants),
             keys: RefCell::new(keys),
+            prices: RefCell::new(TtlCache::new(60_000, 1)),
         }
     }
 
@@ -130,7 +137,8 @@ impl Gateway {
             ("GET" | "HEAD", "/healthz") => Route::Health,
             ("GET", "/v1/models") => Route::Models,
             ("POST", "/v1/chat/completions") => Route::ChatCompletions,
-            (_, "/healthz" | "/v1/models" | "/v1/chat/completions") => {
+            ("GET", "/v1/usage") => Route::Usage,
+            (_, "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/usage") => {
                 return Err(GatewayError::new(
                     ErrorKind::MethodNotAllowed,
                     format!("{} is not allowed on {}.", req.method, req.path),
@@ -162,7 +170,6 @@ impl Gateway {
         match route {
             Route::Models => {
                 self.require_scope(&caller, Scope::Models)?;
-                self.admit_rate(host, &caller).await?;
                 let reply = models::list(&caller.tenant);
                 self.audit_simple(host, ctx, &caller, "models.list", 200)
                     .await?;
@@ -171,6 +178,10 @@ impl Gateway {
             Route::ChatCompletions => {
                 self.require_scope(&caller, Scope::Chat)?;
                 chat::handle(self, host, ctx, &caller, req).await
+            }
+            Route::Usage => {
+                self.require_scope(&caller, Scope::Usage)?;
+                usage::report(self, host, &caller).await
             }
             Route::Health => unreachable!("answered above"),
         }
@@ -188,61 +199,6 @@ impl Gateway {
                 format!("{scope:?}").to_lowercase()
             ),
         ))
-    }
-
-    /// Request-rate limits, counted region-wide by the host's shared counter.
-    pub(crate) async fn admit_rate<H: Host>(
-        &self,
-        host: &H,
-        caller: &Caller,
-    ) -> Result<(), GatewayError> {
-        let limits = &caller.tenant.limits;
-        let mut ask = RateAsk {
-            now_ms: host.now().millis(),
-            limits: Vec::new(),
-        };
-        if let Some(n) = limits.key_requests_per_minute {
-            ask.limits.push(RateLimit {
-                scope: format!("key:{}", caller.key.key_id),
-                per_minute: n,
-            });
-        }
-        if let Some(n) = limits.requests_per_minute {
-            ask.limits.push(RateLimit {
-                scope: "tenant".into(),
-                per_minute: n,
-            });
-        }
-        if ask.limits.is_empty() {
-            return Ok(());
-        }
-        let decision = host
-            .admit_rate(&caller.tenant.tenant_id, &ask)
-            .await
-            .map_err(|e| {
-                GatewayError::new(
-                    ErrorKind::StoreUnavailable,
-                    format!("The rate-limit counter is unavailable ({e}); retry shortly."),
-                )
-            })?;
-        match decision {
-            RateDecision::Admitted => Ok(()),
-            RateDecision::Refused {
-                scope,
-                retry_after_ms,
-            } => {
-                let which = if scope == "tenant" {
-                    "tenant"
-                } else {
-                    "API key"
-                };
-                Err(GatewayError::new(
-                    ErrorKind::RateLimited,
-                    format!("Rate limit reached: the {which}'s requests per minute are used up."),
-                )
-                .with_retry_after(retry_after_ms.div_ceil(1000).max(1)))
-            }
-        }
     }
 
     pub(crate) fn audit_base(

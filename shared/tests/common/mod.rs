@@ -8,12 +8,12 @@ use std::rc::Rc;
 
 use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
 use asc_core::audit::AuditRecord;
+use asc_core::budget::{Ledger, LedgerOp, LedgerReply};
 use asc_core::host::{
     AuditReceipt, ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse,
 };
 use asc_core::http::{Inbound, Reply, ReplyBody};
 use asc_core::ids::{KeyId, TenantId};
-use asc_core::ratelimit::{RateAsk, RateDecision, RateWindows};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
 use asc_core::{builtin_regions, Gateway, Settings};
@@ -72,7 +72,8 @@ pub struct FakeHost {
     pub kv_reads: Cell<usize>,
     pub script: RefCell<VecDeque<Scripted>>,
     pub sent: RefCell<Vec<Sent>>,
-    pub windows: RefCell<HashMap<String, RateWindows>>,
+    pub ledgers: RefCell<HashMap<String, Ledger>>,
+    pub ledger_down: Cell<bool>,
     pub audit: RefCell<Vec<AuditRecord>>,
     pub audit_down: Cell<bool>,
     pub last_body_progress: RefCell<Option<Rc<Cell<usize>>>>,
@@ -88,7 +89,8 @@ impl FakeHost {
             kv_reads: Cell::new(0),
             script: RefCell::new(VecDeque::new()),
             sent: RefCell::new(Vec::new()),
-            windows: RefCell::new(HashMap::new()),
+            ledgers: RefCell::new(HashMap::new()),
+            ledger_down: Cell::new(false),
             audit: RefCell::new(Vec::new()),
             audit_down: Cell::new(false),
             last_body_progress: RefCell::new(None),
@@ -125,6 +127,7 @@ impl FakeHost {
             tenant_id: TenantId(tenant.into()),
             status: KeyStatus::Active,
             scopes: scopes.to_vec(),
+            tags: vec![],
             key_hash: hash.clone(),
             label: None,
             created_ms: None,
@@ -210,13 +213,12 @@ impl Host for FakeHost {
         }
     }
 
-    async fn admit_rate(
-        &self,
-        tenant: &TenantId,
-        ask: &RateAsk,
-    ) -> Result<RateDecision, HostError> {
-        let mut windows = self.windows.borrow_mut();
-        Ok(windows.entry(tenant.to_string()).or_default().admit(ask))
+    async fn ledger(&self, tenant: &TenantId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
+        if self.ledger_down.get() {
+            return Err(HostError::Store("ledger down".into()));
+        }
+        let mut ledgers = self.ledgers.borrow_mut();
+        Ok(ledgers.entry(tenant.to_string()).or_default().apply(op))
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError> {

@@ -1,0 +1,167 @@
+//! The audit fields of features that are not built yet (routes with fallbacks, guardrails,
+//! budgets, price tables, recorded content), and [`AuditEvent`]: what the ledger chains.
+//!
+//! `AuditEvent` serializes flat (`#[serde(flatten)]` of [`AuditRecord`] and [`AuditDetail`]), so a
+//! chained record is one JSON object holding every field of the issue. When these fields move into
+//! `AuditRecord` itself (one line in the pipeline's struct literal), the JSON, and so every hash
+//! over it, stays the same.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::AuditRecord;
+
+/// A guardrail's verdict on one request, as counts only (never the matched text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailAction {
+    /// Looked, found nothing to act on, or was configured to observe only.
+    Allow,
+    /// Found something and let the request through, marked.
+    Flag,
+    /// Replaced what it found before it left the gateway.
+    Redact,
+    /// Refused the request.
+    Block,
+}
+
+/// One detector's decision: `{detector, action, count}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardrailDecision {
+    /// The detector's id, e.g. `pii.email`, `secrets.aws_key`.
+    pub detector: String,
+    pub action: GuardrailAction,
+    /// How many matches the detector found.
+    pub count: u32,
+}
+
+/// One upstream attempt of a request (a route may try several targets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub provider: String,
+    pub endpoint_host: String,
+    /// The model name sent upstream.
+    pub model: String,
+    /// The upstream's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// The gateway's error code for this attempt (`upstream_timeout`, ...), if it failed.
+    pub error_code: Option<String>,
+    pub latency_ms: u64,
+}
+
+/// Prompt and response text, only when the tenant's policy asks for it, after redaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedContent {
+    pub prompt: Option<String>,
+    pub response: Option<String>,
+    /// Which redaction policy produced this text (its version or hash).
+    pub redaction_policy: Option<String>,
+}
+
+/// The issue's audit fields that today's pipeline does not fill yet. Every field defaults, so
+/// records written before a feature existed parse, and the pipeline can fill them one by one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditDetail {
+    /// Who acted: `key:<key_id>` for API requests, `operator:<name>` for admin and config changes.
+    pub actor: Option<String>,
+    /// The region the upstream endpoint serves (which may differ from the gateway's `region`).
+    pub endpoint_region: Option<String>,
+    /// The route that chose the target, when routes exist.
+    pub route: Option<String>,
+    /// Every upstream attempt in order; empty when the request never left the gateway.
+    pub attempts: Vec<Attempt>,
+    pub guardrails: Vec<GuardrailDecision>,
+    /// Budget reserved before the call, in micro-USD (1 USD = 1,000,000).
+    pub reserved_usd_micros: Option<u64>,
+    /// Cost settled after the call, in micro-USD.
+    pub settled_usd_micros: Option<u64>,
+    /// Version (effective date or hash) of the price table that priced this request.
+    pub price_table_version: Option<String>,
+    /// SHA-256 (lowercase hex) of the request body as received: see [`content_sha256`].
+    pub prompt_sha256: Option<String>,
+    /// SHA-256 (lowercase hex) of the response body as sent to the client.
+    pub response_sha256: Option<String>,
+    /// Redacted content, only when the tenant's policy asks for it.
+    pub content: Option<RecordedContent>,
+}
+
+/// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus
+/// [`AuditDetail`], serialized as one flat JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    #[serde(flatten)]
+    pub detail: AuditDetail,
+}
+
+impl From<AuditRecord> for AuditEvent {
+    fn from(record: AuditRecord) -> Self {
+        AuditEvent {
+            record,
+            detail: AuditDetail::default(),
+        }
+    }
+}
+
+/// SHA-256 of content bytes as lowercase hex: what `prompt_sha256` and `response_sha256` hold.
+pub fn content_sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Outcome, AUDIT_SCHEMA_VERSION};
+
+    pub(crate) fn record() -> AuditRecord {
+        AuditRecord {
+            schema_version: AUDIT_SCHEMA_VERSION,
+            request_id: "req_1".into(),
+            timestamp_ms: 1_700_000_000_000,
+            region: "eu".into(),
+            tenant_id: Some("acme".into()),
+            key_id: Some("k_1".into()),
+            operation: "chat.completions".into(),
+            requested_model: Some("gpt-4o-mini".into()),
+            served_model: Some("gpt-4o-mini-2024-07-18".into()),
+            provider: Some("openai".into()),
+            endpoint_host: Some("eu.api.openai.com".into()),
+            stream: false,
+            outcome: Outcome::Ok,
+            status: 200,
+            error_code: None,
+            usage: None,
+            latency_ms: 42,
+            policy_version: Some("abc".into()),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        }
+    }
+
+    #[test]
+    fn event_serializes_flat_and_reads_records_without_detail() {
+        let event = AuditEvent::from(record());
+        let json = serde_json::to_value(&event).expect("serializes");
+        let obj = json.as_object().expect("an object");
+        // One level: the record's fields and the detail's fields side by side.
+        assert_eq!(obj["tenant_id"], "acme");
+        assert_eq!(obj["attempts"], serde_json::json!([]));
+        assert!(obj.contains_key("settled_usd_micros"));
+        assert!(!obj.contains_key("record") && !obj.contains_key("detail"));
+
+        // A record serialized by today's pipeline (no detail fields) reads as an event.
+        let plain = serde_json::to_vec(&record()).expect("serializes");
+        let back: AuditEvent = serde_json::from_slice(&plain).expect("parses");
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn content_hash_is_sha256_hex() {
+        // FIPS 180-2 example: SHA-256("abc").
+        assert_eq!(
+            content_sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,578 @@
+//! The per-tenant ledger: dollar budgets, request and token rate limits, and the reservations that
+//! tie them together. Reserve the worst case before the upstream call, settle the actual cost
+//! after it, expire what is never settled. The host (a Durable Object per tenant) persists a
+//! `Ledger` and applies one operation at a time; all arithmetic is here.
+//!
+//! Invariant, per hard budget and period: `spent + reserved <= limit`. A reservation is admitted
+//! only if it fits; a settle moves at most the reserved amount from `reserved` to `spent`; an
+//! expiry charges the reserved amount. So settled spend never exceeds a hard budget.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::period::{bucket_ms, Period};
+use crate::ratelimit::{RateLimit, WINDOW_MS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Refuse what would exceed the limit.
+    Hard,
+    /// Allow, and flag in headers and audit.
+    Soft,
+}
+
+/// One budget as it applies to a request: a configured budget instantiated for its scope
+/// (the tenant, one key, or one tag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetLine {
+    /// Ledger key, e.g. `monthly`, `per-key-daily/k_abc`.
+    pub key: String,
+    /// The configured budget's id.
+    pub budget_id: String,
+    pub limit_micros: u64,
+    pub period: Period,
+    pub mode: Mode,
+    pub alert_percents: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveAsk {
+    pub request_id: String,
+    pub now_ms: u64,
+    /// Worst-case cost in micro-USD.
+    pub amount_micros: u64,
+    /// Worst-case tokens (input bound + output limit), for tokens-per-minute limits.
+    pub tokens: u64,
+    pub budgets: Vec<BudgetLine>,
+    pub requests_per_minute: Vec<RateLimit>,
+    pub tokens_per_minute: Vec<RateLimit>,
+    /// When an unsettled reservation is charged and released.
+    pub expires_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    Budget { budget_id: String },
+    Requests { scope: String },
+    Tokens { scope: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum ReserveReply {
+    Admitted {
+        budgets: Vec<BudgetStatus>,
+    },
+    Refused {
+        refusal: Refusal,
+        retry_after_ms: Option<u64>,
+        budgets: Vec<BudgetStatus>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleAsk {
+    pub request_id: String,
+    pub now_ms: u64,
+    pub actual_micros: u64,
+    pub actual_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum SettleReply {
+    /// `charged_micros` is the actual cost, capped at what was reserved.
+    Settled {
+        charged_micros: u64,
+        budgets: Vec<BudgetStatus>,
+    },
+    /// No open reservation: already settled, expired, or never made. Nothing changed.
+    NotReserved,
+}
+
+/// A budget's state as reported in headers and the usage API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetStatus {
+    pub budget_id: String,
+    pub key: String,
+    pub period: String,
+    pub period_start_ms: u64,
+    pub period_end_ms: Option<u64>,
+    pub mode: Mode,
+    pub limit_micros: u64,
+    pub spent_micros: u64,
+    pub reserved_micros: u64,
+    pub remaining_micros: u64,
+    pub alerts_reached: Vec<u8>,
+    pub exceeded: bool,
+}
+
+/// A reservation that expired without a settle, charged at its reserved amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    pub request_id: String,
+    pub charged_micros: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct PeriodTotals {
+    start_ms: u64,
+    spent: u64,
+    reserved: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct BudgetState {
+    current: PeriodTotals,
+    /// The period before, so a late settle of a reservation made in it is charged there.
+    previous: Option<PeriodTotals>,
+    /// Rolling windows: settled spend per bucket start.
+    buckets: BTreeMap<u64, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Held {
+    line: BudgetLine,
+    /// The calendar period (or rolling bucket) the amount was reserved in.
+    period_start_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Reservation {
+    amount: u64,
+    tokens: u64,
+    token_window_start_ms: u64,
+    token_scopes: Vec<String>,
+    expires_ms: u64,
+    held: Vec<Held>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Window {
+    start_ms: u64,
+    used: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    budgets: BTreeMap<String, BudgetState>,
+    reservations: BTreeMap<String, Reservation>,
+    request_windows: BTreeMap<String, Window>,
+    token_windows: BTreeMap<String, Window>,
+}
+
+fn minute_start(now_ms: u64) -> u64 {
+    now_ms - now_ms % WINDOW_MS
+}
+
+fn window_used(windows: &BTreeMap<String, Window>, scope: &str, now_ms: u64) -> u64 {
+    match windows.get(scope) {
+        Some(w) if w.start_ms == minute_start(now_ms) => w.used,
+        _ => 0,
+    }
+}
+
+fn window_add(windows: &mut BTreeMap<String, Window>, scope: &str, now_ms: u64, amount: u64) {
+    let start_ms = minute_start(now_ms);
+    let w = windows.entry(scope.to_string()).or_default();
+    if w.start_ms != start_ms {
+        *w = Window { start_ms, used: 0 };
+    }
+    w.used = w.used.saturating_add(amount);
+}
+
+impl Ledger {
+    /// Admits the request only if every hard budget and every rate limit has room for its worst
+    /// case; then holds that amount against all of them at once. A refusal changes nothing.
+    pub fn reserve(&mut self, ask: &ReserveAsk) -> ReserveReply {
+        let now = ask.now_ms;
+        if self.reservations.contains_key(&ask.request_id) {
+            // A retried reserve for the same request holds nothing twice.
+            return ReserveReply::Admitted {
+                budgets: self.statuses(&ask.budgets, now),
+            };
+        }
+        for line in &ask.budgets {
+            self.roll(line, now);
+        }
+        for limit in &ask.requests_per_minute {
+            if window_used(&self.request_windows, &limit.scope, now) + 1 > limit.per_minute {
+                return self.refuse(
+                    Refusal::Requests {
+                        scope: limit.scope.clone(),
+                    },
+                    Some(minute_start(now) + WINDOW_MS - now),
+                    ask,
+                );
+            }
+        }
+        for limit in &ask.tokens_per_minute {
+            let used = window_used(&self.token_windows, &limit.scope, now);
+            if used.saturating_add(ask.tokens) > limit.per_minute {
+                // A request larger than the whole limit can never fit: no Retry-After.
+                let retry =
+                    (ask.tokens <= limit.per_minute).then(|| minute_start(now) + WINDOW_MS - now);
+                return self.refuse(
+                    Refusal::Tokens {
+                        scope: limit.scope.clone(),
+                    },
+                    retry,
+                    ask,
+                );
+            }
+        }
+        for line in ask.budgets.iter().filter(|l| l.mode == Mode::Hard) {
+            let used = self.used(line, now);
+            if used.saturating_add(ask.amount_micros) > line.limit_micros {
+                let retry = self.retry_after(line, now, ask.amount_micros);
+                return self.refuse(
+                    Refusal::Budget {
+                        budget_id: line.budget_id.clone(),
+                    },
+                    retry,
+                    ask,
+                );
+            }
+        }
+
+        let mut held = Vec::with_capacity(ask.budgets.len());
+        for line in &ask.budgets {
+            let state = self.budgets.entry(line.key.clone()).or_default();
+            state.current.reserved = state.current.reserved.saturating_add(ask.amount_micros);
+            held.push(Held {
+                line: line.clone(),
+                period_start_ms: state.current.start_ms,
+            });
+        }
+        for limit in &ask.requests_per_minute {
+            window_add(&mut self.request_windows, &limit.scope, now, 1);
+        }
+        for limit in &ask.tokens_per_minute {
+            window_add(&mut self.token_windows, &limit.scope, now, ask.tokens);
+        }
+        self.reservations.insert(
+            ask.request_id.clone(),
+            Reservation {
+                amount: ask.amount_micros,
+                tokens: ask.tokens,
+                token_window_start_ms: minute_start(now),
+                token_scopes: ask
+                    .tokens_per_minute
+                    .iter()
+                    .map(|l| l.scope.clone())
+                    .collect(),
+                expires_ms: ask.expires_ms,
+                held,
+            },
+        );
+        self.prune_windows(now);
+        ReserveReply::Admitted {
+            budgets: self.statuses(&ask.budgets, now),
+        }
+    }
+
+    /// Charges the actual cost (at most what was reserved) and releases the rest. Idempotent: a
+    /// second settle of the same request finds no reservation and changes nothing.
+    pub fn settle(&mut self, ask: &SettleAsk) -> SettleReply {
+        let Some(res) = self.reservations.remove(&ask.request_id) else {
+            return SettleReply::NotReserved;
+        };
+        let charged = ask.actual_micros.min(res.amount);
+        self.release(&res, charged, ask.now_ms);
+        // Give back unused tokens if the minute they were counted in is still the current one.
+        if res.token_window_start_ms == minute_start(ask.now_ms) {
+            let unused = res.tokens.saturating_sub(ask.actual_tokens);
+            for scope in &res.token_scopes {
+                if let Some(w) = self.token_windows.get_mut(scope) {
+                    if w.start_ms == res.token_window_start_ms {
+                        w.used = w.used.saturating_sub(unused);
+                    }
+                }
+            }
+        }
+        let lines: Vec<BudgetLine> = res.held.iter().map(|h| h.line.clone()).collect();
+        SettleReply::Settled {
+            charged_micros: charged,
+            budgets: self.statuses(&lines, ask.now_ms),
+        }
+    }
+
+    /// Charges every reservation whose time is up at its reserved amount, and releases it.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Expired> {
+        let due: Vec<String> = self
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.expires_ms <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for id in due {
+            if let Some(res) = self.reservations.remove(&id) {
+                self.release(&res, res.amount, now_ms);
+                out.push(Expired {
+                    request_id: id,
+                    charged_micros: res.amount,
+                });
+            }
+        }
+        out
+    }
+
+    /// When the host should next call `expire`.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.reservations.values().map(|r| r.expires_ms).min()
+    }
+
+    pub fn open_reservations(&self) -> usize {
+        self.reservations.len()
+    }
+
+    /// The state of the given budgets and limits now, for the usage API.
+    pub fn usage(
+        &mut self,
+        budgets: &[BudgetLine],
+        rates: &[RateLimit],
+        tokens: &[RateLimit],
+        now_ms: u64,
+    ) -> UsageReport {
+        for line in budgets {
+            self.roll(line, now_ms);
+        }
+        let limit_status = |windows: &BTreeMap<String, Window>, l: &RateLimit| RateStatus {
+            scope: l.scope.clone(),
+            per_minute: l.per_minute,
+            used: window_used(windows, &l.scope, now_ms),
+            resets_ms: minute_start(now_ms) + WINDOW_MS,
+        };
+        UsageReport {
+            budgets: self.statuses(budgets, now_ms),
+            requests_per_minute: rates
+                .iter()
+                .map(|l| limit_status(&self.request_windows, l))
+                .collect(),
+            tokens_per_minute: tokens
+                .iter()
+                .map(|l| limit_status(&self.token_windows, l))
+                .collect(),
+        }
+    }
+
+    fn refuse(
+        &self,
+        refusal: Refusal,
+        retry_after_ms: Option<u64>,
+        ask: &ReserveAsk,
+    ) -> ReserveReply {
+        ReserveReply::Refused {
+            refusal,
+            retry_after_ms,
+            budgets: self.statuses(&ask.budgets, ask.now_ms),
+        }
+    }
+
+    /// Moves `charged` of a reservation to spent and releases the whole reservation.
+    fn release(&mut self, res: &Reservation, charged: u64, now_ms: u64) {
+        for held in &res.held {
+            let state = self.budgets.entry(held.line.key.clone()).or_default();
+            let totals = if state.current.start_ms == held.period_start_ms {
+                Some(&mut state.current)
+            } else {
+                state
+                    .previous
+                    .as_mut()
+                    .filter(|p| p.start_ms == held.period_start_ms)
+            };
+            if let Some(t) = totals {
+                t.reserved = t.reserved.saturating_sub(res.amount);
+                if !matches!(held.line.period, Period::Rolling { .. }) {
+                    t.spent = t.spent.saturating_add(charged);
+                }
+            }
+            if let Period::Rolling { window_ms } = held.line.period {
+                let (bucket, _) = held.line.period.bounds(now_ms);
+                *state.buckets.entry(bucket).or_default() += charged;
+                let oldest = now_ms.saturating_sub(window_ms + bucket_ms(window_ms));
+                state.buckets.retain(|start, _| *start >= oldest);
+            }
+        }
+    }
+
+    /// Starts a new calendar period when `now` has passed the current one's end.
+    fn roll(&mut self, line: &BudgetLine, now_ms: u64) {
+        let state = self.budgets.entry(line.key.clone()).or_default();
+        match line.period {
+            Period::Rolling { .. } => {
+                // Reservations stay in one pot; spend lives in buckets.
+            }
+            period => {
+                let (start, _) = period.bounds(now_ms);
+                if state.current.start_ms != start {
+                    let finished = std::mem::replace(
+                        &mut state.current,
+                        PeriodTotals {
+                            start_ms: start,
+                            spent: 0,
+                            reserved: 0,
+                        },
+                    );
+                    // Keep the previous period only if it is the one just before: older ones
+                    // can have no open reservation left worth tracking.
+                    let (prev_start, _) = period.bounds(start.saturating_sub(1));
+                    state.previous = (finished.start_ms == prev_start).then_some(finished);
+                }
+            }
+        }
+    }
+
+    /// Spent plus reserved in the line's current period (or window).
+    fn used(&self, line: &BudgetLine, now_ms: u64) -> u64 {
+        let Some(state) = self.budgets.get(&line.key) else {
+            return 0;
+        };
+        match line.period {
+            Period::Rolling { window_ms } => {
+                let from = now_ms.saturating_sub(window_ms);
+                let spent: u64 = state
+                    .buckets
+                    .range(from.saturating_add(1).saturating_sub(bucket_ms(window_ms))..)
+                    .map(|(_, v)| *v)
+                    .sum();
+                spent.saturating_add(state.current.reserved)
+            }
+            _ => state.current.spent.saturating_add(state.current.reserved),
+        }
+    }
+
+    fn retry_after(&self, line: &BudgetLine, now_ms: u64, amount: u64) -> Option<u64> {
+        if amount > line.limit_micros {
+            return None;
+        }
+        match line.period {
+            Period::Rolling { window_ms } => {
+                // Wait for the oldest buckets to leave the window until the amount fits.
+                let state = self.budgets.get(&line.key)?;
+                let mut used = self.used(line, now_ms);
+                let bucket = bucket_ms(window_ms);
+                for (start, spent) in &state.buckets {
+                    used = used.saturating_sub(*spent);
+                    if used.saturating_add(amount) <= line.limit_micros {
+                        return Some((start + window_ms + bucket).saturating_sub(now_ms).max(1));
+                    }
+                }
+                None
+            }
+            period => Some(period.bounds(now_ms).1 - now_ms),
+        }
+    }
+
+    fn statuses(&self, lines: &[BudgetLine], now_ms: u64) -> Vec<BudgetStatus> {
+        lines
+            .iter()
+            .map(|line| {
+                let state = self.budgets.get(&line.key).cloned().unwrap_or_default();
+                let used = self.used(line, now_ms);
+                let reserved = state.current.reserved;
+                let (start, end) = match line.period {
+                    Period::Rolling { window_ms } => (now_ms.saturating_sub(window_ms), None),
+                    p => {
+                        let (s, e) = p.bounds(now_ms);
+                        (s, Some(e))
+                    }
+                };
+                let alerts_reached = line
+                    .alert_percents
+                    .iter()
+                    .copied()
+                    .filter(|pct| {
+                        u128::from(used) * 100 >= u128::from(*pct) * u128::from(line.limit_micros)
+                    })
+                    .collect();
+                BudgetStatus {
+                    budget_id: line.budget_id.clone(),
+                    key: line.key.clone(),
+                    period: line.period.label(),
+                    period_start_ms: start,
+                    period_end_ms: end,
+                    mode: line.mode,
+                    limit_micros: line.limit_micros,
+                    spent_micros: used - reserved.min(used),
+                    reserved_micros: reserved,
+                    remaining_micros: line.limit_micros.saturating_sub(used),
+                    alerts_reached,
+                    exceeded: used > line.limit_micros,
+                }
+            })
+            .collect()
+    }
+
+    fn prune_windows(&mut self, now_ms: u64) {
+        let start = minute_start(now_ms);
+        self.request_windows.retain(|_, w| w.start_ms == start);
+        self.token_windows.retain(|_, w| w.start_ms == start);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateStatus {
+    pub scope: String,
+    pub per_minute: u64,
+    pub used: u64,
+    pub resets_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    pub budgets: Vec<BudgetStatus>,
+    pub requests_per_minute: Vec<RateStatus>,
+    pub tokens_per_minute: Vec<RateStatus>,
+}
+
+/// What the core asks of a tenant's ledger host, in one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum LedgerOp {
+    Reserve(ReserveAsk),
+    Settle(SettleAsk),
+    Usage(UsageAsk),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageAsk {
+    pub now_ms: u64,
+    pub budgets: Vec<BudgetLine>,
+    pub requests_per_minute: Vec<RateLimit>,
+    pub tokens_per_minute: Vec<RateLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum LedgerReply {
+    Reserve(ReserveReply),
+    Settle(SettleReply),
+    Usage(UsageReport),
+}
+
+impl Ledger {
+    /// Applies one operation; the host persists the ledger afterwards and wakes at `next_expiry`.
+    pub fn apply(&mut self, op: &LedgerOp) -> LedgerReply {
+        match op {
+            LedgerOp::Reserve(ask) => {
+                self.expire(ask.now_ms);
+                LedgerReply::Reserve(self.reserve(ask))
+            }
+            LedgerOp::Settle(ask) => LedgerReply::Settle(self.settle(ask)),
+            LedgerOp::Usage(ask) => {
+                self.expire(ask.now_ms);
+                LedgerReply::Usage(self.usage(
+                    &ask.budgets,
+                    &ask.requests_per_minute,
+                    &ask.tokens_per_minute,
+                    ask.now_ms,
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Budgets and rate limits in the request path: price the worst case, reserve it in the tenant's
+//! ledger before the upstream call, settle the actual cost after it.
+
+use std::rc::Rc;
+
+use super::{Caller, Gateway};
+use crate::audit::Usage;
+use crate::budget::{
+    BudgetLine, BudgetStatus, LedgerOp, LedgerReply, Mode, PriceTable, Quote, Refusal, ReserveAsk,
+    ReserveReply, SettleAsk, SettleReply,
+};
+use crate::config::ModelTarget;
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::Host;
+use crate::ids::TenantId;
+use crate::ratelimit::RateLimit;
+
+/// The KV name of an operator-supplied price table (else the built-in one is used).
+pub const PRICE_TABLE_RECORD: &str = "prices:current";
+
+/// Output tokens assumed for an unpriced model without `max_tokens`, for token-rate limits.
+const DEFAULT_OUTPUT_BOUND: u64 = 4096;
+
+/// What was reserved for a request, and how to settle it.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub tenant: TenantId,
+    pub request_id: String,
+    /// The price in force; `None` for an unpriced model (allowed only without budgets).
+    pub quote: Option<Quote>,
+    pub price_table_version: String,
+    /// Whether the ledger holds a reservation to settle.
+    pub reserved: bool,
+    pub reserved_micros: u64,
+    /// Size of the request body: the fallback input-token count when usage is missing.
+    pub request_bytes: u64,
+    pub budgets: Vec<BudgetStatus>,
+}
+
+/// What the relay counted of a stream, for a charge when the upstream reported no usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub content_events: u64,
+    pub content_bytes: u64,
+}
+
+impl Charge {
+    /// The cost of `usage` (or, if the upstream reported none, of what was counted: never zero
+    /// for a response that carried content).
+    pub fn cost(&self, usage: Option<Usage>, counted: Counted) -> (Usage, u64) {
+        let usage = usage.unwrap_or(Usage {
+            // Roughly four bytes of text per token, as the providers document for English.
+            input_tokens: self.request_bytes.div_ceil(4),
+            output_tokens: counted
+                .content_events
+                .max(counted.content_bytes.div_ceil(4)),
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+        });
+        let cost = self.quote.as_ref().map(|q| q.cost(&usage)).unwrap_or(0);
+        (usage, cost)
+    }
+
+    /// Settles in the ledger. `None` if the ledger could not be reached: the reservation then
+    /// expires and is charged at the reserved amount, so nothing is lost.
+    pub async fn settle<H: Host>(
+        &self,
+        host: &H,
+        usage: Option<Usage>,
+        counted: Counted,
+    ) -> Option<u64> {
+        let (usage, cost) = self.cost(usage, counted);
+        if !self.reserved {
+            return Some(cost);
+        }
+        let ask = SettleAsk {
+            request_id: self.request_id.clone(),
+            now_ms: host.now().millis(),
+            actual_micros: cost,
+            actual_tokens: usage.input_tokens + usage.output_tokens,
+        };
+        match host.ledger(&self.tenant, &LedgerOp::Settle(ask)).await {
+            Ok(LedgerReply::Settle(SettleReply::Settled { charged_micros, .. })) => {
+                Some(charged_micros)
+            }
+            Ok(_) | Err(_) => None,
+        }
+    }
+
+    /// Response headers describing budgets: reserved cost, alerts reached, soft budgets exceeded.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !self.reserved {
+            return out;
+        }
+        out.push((
+            "x-asc-reserved-usd-micros".into(),
+            self.reserved_micros.to_string(),
+        ));
+        let alerts: Vec<String> = self
+            .budgets
+            .iter()
+            .filter_map(|b| {
+                b.alerts_reached
+                    .iter()
+                    .max()
+                    .map(|p| format!("{}={p}", b.budget_id))
+            })
+            .collect();
+        if !alerts.is_empty() {
+            out.push(("x-asc-budget-alerts".into(), alerts.join(", ")));
+        }
+        let exceeded: Vec<&str> = self
+            .budgets
+            .iter()
+            .filter(|b| b.exceeded && b.mode == Mode::Soft)
+            .map(|b| b.budget_id.as_str())
+            .collect();
+        if !exceeded.is_empty() {
+            out.push(("x-asc-budget-exceeded".into(), exceeded.join(", ")));
+        }
+        out
+    }
+}
+
+impl Gateway {
+    /// The price table in force: KV `prices:current` if the operator wrote one, else built-in.
+    pub(crate) async fn prices<H: Host>(&self, host: &H) -> Result<Rc<PriceTable>, GatewayError> {
+        let now = host.now();
+        if let Some(t) = self.prices.borrow().get(PRICE_TABLE_RECORD, now) {
+            return t.map_err(|msg| GatewayError::new(ErrorKind::PriceTableInvalid, msg));
+        }
+        let loaded = host.kv_get(PRICE_TABLE_RECORD).await.map_err(|e| {
+            GatewayError::new(
+                ErrorKind::StoreUnavailable,
+                format!("The price table store is unavailable ({e})."),
+            )
+        })?;
+        let entry = match loaded {
+            None => Ok(Rc::new(PriceTable::builtin())),
+            Some(bytes) => PriceTable::parse(&bytes).map(Rc::new).map_err(|errs| {
+                format!(
+                    "The operator's price table is invalid ({} problem(s), first: {}); budgets cannot be enforced.",
+                    errs.0.len(),
+                    errs.0.first().map(|e| e.to_string()).unwrap_or_default()
+                )
+            }),
+        };
+        self.prices
+            .borrow_mut()
+            .put(PRICE_TABLE_RECORD.into(), entry.clone(), now);
+        entry.map_err(|msg| GatewayError::new(ErrorKind::PriceTableInvalid, msg))
+    }
+
+    pub(crate) fn budget_lines(caller: &Caller) -> Vec<BudgetLine> {
+        caller
+            .tenant
+            .budgets
+            .iter()
+            .filter_map(|b| b.line_for(&caller.key.key_id, &caller.key.tags))
+            .collect()
+    }
+
+    /// (requests per minute, tokens per minute) limits that apply to the caller.
+    pub(crate) fn rate_limits(caller: &Caller) -> (Vec<RateLimit>, Vec<RateLimit>) {
+        let l = &caller.tenant.limits;
+        let key_scope = format!("key:{}", caller.key.key_id);
+        let pick = |tenant: Option<u64>, key: Option<u64>| {
+            let mut out = Vec::new();
+            if let Some(n) = key {
+                out.push(RateLimit {
+                    scope: key_scope.clone(),
+                    per_minute: n,
+                });
+            }
+            if let Some(n) = tenant {
+                out.push(RateLimit {
+                    scope: "tenant".into(),
+                    per_minute: n,
+                });
+            }
+            out
+        };
+        (
+            pick(l.requests_per_minute, l.key_requests_per_minute),
+            pick(l.tokens_per_minute, l.key_tokens_per_minute),
+        )
+    }
+
+    /// Reserves the request's worst case against every budget and limit that applies, or refuses
+    /// it with a 429 naming the budget or limit.
+    pub(crate) async fn admit<H: Host>(
+        &self,
+        host: &H,
+        request_id: &str,
+        caller: &Caller,
+        target: &ModelTarget,
+        request_bytes: u64,
+        max_output_tokens: Option<u64>,
+    ) -> Result<Charge, GatewayError> {
+        let budgets = Self::budget_lines(caller);
+        let (requests_per_minute, tokens_per_minute) = Self::rate_limits(caller);
+        let prices = self.prices(host).await?;
+        let host_name = target.endpoint.host_str().unwrap_or("");
+        let now = host.now().millis();
+        let quote = prices.quote(
+            target.provider.as_str(),
+            &target.upstream_model,
+            host_name,
+            now,
+        );
+        if quote.is_none() && !budgets.is_empty() {
+            return Err(GatewayError::new(
+                ErrorKind::PriceUnknown,
+                format!(
+                    "Model {} has no price in table {}, so its budgets cannot be enforced; the platform team must add it.",
+                    target.upstream_model, prices.version
+                ),
+            ));
+        }
+        // Worst case: every request byte a token (tokenizers emit at most one token per byte of
+        // text), and the full output allowance.
+        let output_bound = max_output_tokens
+            .or(quote.as_ref().map(|q| q.price.max_output_tokens))
+            .unwrap_or(DEFAULT_OUTPUT_BOUND);
+        let worst = Usage {
+            input_tokens: request_bytes,
+            output_tokens: output_bound,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+        };
+        let amount = quote.as_ref().map(|q| q.cost(&worst)).unwrap_or(0);
+        let mut charge = Charge {
+            tenant: caller.tenant.tenant_id.clone(),
+            request_id: request_id.to_string(),
+            quote,
+            price_table_version: prices.version.clone(),
+            reserved: false,
+            reserved_micros: amount,
+            request_bytes,
+            budgets: Vec::new(),
+        };
+        if budgets.is_empty() && requests_per_minute.is_empty() && tokens_per_minute.is_empty() {
+            return Ok(charge);
+        }
+        let ask = ReserveAsk {
+            request_id: request_id.to_string(),
+            now_ms: now,
+            amount_micros: amount,
+            tokens: request_bytes + output_bound,
+            budgets,
+            requests_per_minute,
+            tokens_per_minute,
+            expires_ms: now + caller.tenant.limits.reservation_ttl_ms,
+        };
+        let reply = host
+            .ledger(&caller.tenant.tenant_id, &LedgerOp::Reserve(ask))
+            .await
+            .map_err(|e| {
+                GatewayError::new(
+                    ErrorKind::StoreUnavailable,
+                    format!("The budget ledger is unavailable ({e}); retry shortly."),
+                )
+            })?;
+        match reply {
+            LedgerReply::Reserve(ReserveReply::Admitted { budgets }) => {
+                charge.reserved = true;
+                charge.budgets = budgets;
+                Ok(charge)
+            }
+            LedgerReply::Reserve(ReserveReply::Refused {
+                refusal,
+                retry_after_ms,
+                ..
+            }) => {
+                let err = refusal_error(&refusal, charge.reserved_micros);
+                Err(match retry_after_ms {
+                    Some(ms) => err.with_retry_after(ms.div_ceil(1000).max(1)),
+                    None => err,
+                })
+            }
+            LedgerReply::Settle(_) | LedgerReply::Usage(_) => Err(GatewayError::new(
+                ErrorKind::StoreUnavailable,
+                "The budget ledger answered out of turn; retry shortly.",
+            )),
+        }
+    }
+}
+
+fn refusal_error(refusal: &Refusal, amount: u64) -> GatewayError {
+    match refusal {
+        Refusal::Budget { budget_id } => GatewayError::new(
+            ErrorKind::BudgetExceeded,
+            format!(
+                "Budget {budget_id:?} has no room for this request (worst case {amount} micro-USD); lower max_tokens or wait for the budget period to reset."
+            ),
+        )
+        .with_param(budget_id.clone()),
+        Refusal::Requests { scope } => {
+            let which = if scope == "tenant" { "tenant" } else { "API key" };
+            GatewayError::new(
+                ErrorKind::RateLimited,
+                format!("Rate limit reached: the {which}'s requests per minute are used up."),
+            )
+        }
+        Refusal::Tokens { scope } => {
+            let which = if scope == "tenant" { "tenant" } else { "API key" };
+            GatewayError::new(
+                ErrorKind::TokenRateLimited,
+                format!("Rate limit reached: the {which}'s tokens per minute are used up (this request may use up to its max_tokens)."),
+            )
+        }
+    }
+}
