@@ -38,6 +38,12 @@ pub enum ErrorKind {
     AuditUnavailable,
     StoreUnavailable,
     Internal,
+    /// A block-mode guardrail matched the request (code `guardrail_<detector>`).
+    GuardrailBlocked(crate::guard::Detector),
+    /// The request's text content is over the tenant's `guardrails.max_input_chars`.
+    InputTooLong,
+    /// `max_tokens` / `max_completion_tokens` is over the tenant's `guardrails.max_output_tokens`.
+    MaxTokensOverLimit,
 }
 
 impl ErrorKind {
@@ -45,6 +51,7 @@ impl ErrorKind {
         use ErrorKind::*;
         match self {
             InvalidJson | InvalidRequest | MissingParameter => 400,
+            GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => 400,
             MissingApiKey | InvalidApiKey | RevokedApiKey => 401,
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
             | EgressDenied => 403,
@@ -95,6 +102,9 @@ impl ErrorKind {
             AuditUnavailable => "audit_unavailable",
             StoreUnavailable => "store_unavailable",
             Internal => "internal_error",
+            GuardrailBlocked(detector) => detector.error_code(),
+            InputTooLong => "input_too_long",
+            MaxTokensOverLimit => "max_tokens_over_limit",
         }
     }
 
@@ -110,7 +120,9 @@ impl ErrorKind {
             }
             ModelNotFound | UnknownRoute => "not_found_error",
             InvalidJson | InvalidRequest | MissingParameter | BodyTooLarge | MethodNotAllowed
-            | MisdirectedHost => "invalid_request_error",
+            | MisdirectedHost | GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => {
+                "invalid_request_error"
+            }
             _ => "api_error",
         }
     }

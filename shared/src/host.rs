@@ -6,9 +6,8 @@ use std::fmt;
 use url::Url;
 
 use crate::audit::AuditRecord;
-use crate::budget::{LedgerOp, LedgerReply};
+use crate::budget::{LedgerId, LedgerOp, LedgerReply};
 use crate::error::GatewayError;
-use crate::ids::TenantId;
 use crate::region::Region;
 use crate::secret::{Secret, SecretRef};
 use crate::time::Timestamp;
@@ -162,9 +161,9 @@ pub trait Host {
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError>;
     /// Sends an egress-approved request; returns once the response headers have arrived.
     async fn send(&self, req: EgressApproved) -> Result<UpstreamResponse<Self::Body>, HostError>;
-    /// Applies one operation to `tenant`'s ledger (budgets, rate limits, reservations), atomically,
-    /// in the region-wide store for that tenant (a Durable Object on Workers).
-    async fn ledger(&self, tenant: &TenantId, op: &LedgerOp) -> Result<LedgerReply, HostError>;
+    /// Applies one operation to a tenant's ledger (budgets, rate limits, reservations),
+    /// atomically, in the region-wide store for that ledger (a Durable Object on Workers).
+    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError>;
     /// Appends an audit record durably; returns once it is stored.
     async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError>;
 }

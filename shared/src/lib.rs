@@ -11,6 +11,7 @@ pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod host;
 pub mod http;
 pub mod ids;

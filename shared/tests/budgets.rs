@@ -332,12 +332,12 @@ impl asc_core::host::Host for FlakyLedger<'_> {
     }
     async fn ledger(
         &self,
-        tenant: &asc_core::ids::TenantId,
+        ledger: &asc_core::budget::LedgerId,
         op: &asc_core::budget::LedgerOp,
     ) -> Result<asc_core::budget::LedgerReply, HostError> {
         match op {
             asc_core::budget::LedgerOp::Settle(_) => Err(HostError::Store("isolate gone".into())),
-            _ => self.inner.ledger(tenant, op).await,
+            _ => self.inner.ledger(ledger, op).await,
         }
     }
     async fn append_audit(
@@ -346,4 +346,40 @@ impl asc_core::host::Host for FlakyLedger<'_> {
     ) -> Result<asc_core::host::AuditReceipt, HostError> {
         self.inner.append_audit(record).await
     }
+}
+
+#[test]
+fn sharded_ledgers_never_exceed_the_tenant_budget_and_report_it_whole() {
+    let host = FakeHost::new();
+    let mut tenant = budget_tenant(2_000);
+    tenant["limits"] = json!({"ledger_shards": 4});
+    host.put_tenant(&tenant);
+    let keys: Vec<String> = (1..=12)
+        .map(|seed| host.mint_key("demo", seed, &all_scopes()))
+        .collect();
+    let gw = local_gateway();
+    let mut charged = 0;
+    for round in 0..200 {
+        let key = &keys[round % keys.len()];
+        host.script(ok_json(completion_json()));
+        let (status, headers, _) = run(&gw, &host, chat(key, &ask(1000)));
+        if status == 200 {
+            charged += cost_header(&headers);
+        } else {
+            assert_eq!(status, 429);
+        }
+    }
+    // Four ledgers hold a share of 500 each.
+    let ledgers: Vec<String> = host.ledgers.borrow().keys().cloned().collect();
+    assert!(ledgers.len() > 1, "keys spread over shards: {ledgers:?}");
+    assert!(ledgers.iter().all(|l| l.starts_with("demo#")));
+    let report = usage_report(&gw, &host, &keys[0]);
+    assert_eq!(report["ledger_shards"], 4);
+    let monthly = budget(&report, "monthly");
+    assert_eq!(
+        monthly["limit_micros"], 2_000,
+        "shares add up to the whole budget"
+    );
+    assert_eq!(monthly["spent_micros"], charged);
+    assert!(charged <= 2_000);
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use asc_core::config::{TenantConfig, BUDGET_FIELDS, LIMIT_FIELDS, MODEL_FIELDS, TENANT_FIELDS};
+use asc_core::guard;
 
 fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -49,6 +50,24 @@ fn the_schema_matches_the_validator() {
     assert_eq!(
         keys(&schema["$defs"]["budget"]["properties"]),
         set(BUDGET_FIELDS)
+    );
+    let guard = &schema["properties"]["guardrails"];
+    assert_eq!(keys(&guard["properties"]), set(guard::GUARDRAIL_FIELDS));
+    assert_eq!(
+        keys(&guard["properties"]["detectors"]["properties"]),
+        set(guard::DETECTOR_NAMES)
+    );
+    assert_eq!(
+        keys(&guard["properties"]["apply_to"]["properties"]),
+        set(guard::APPLY_TO_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["$defs"]["guard_detector"]["properties"]),
+        set(guard::DETECTOR_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["$defs"]["custom_pattern"]["properties"]),
+        set(guard::CUSTOM_PATTERN_FIELDS)
     );
     let required: BTreeSet<String> = schema["required"]
         .as_array()

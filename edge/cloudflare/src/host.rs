@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use asc_core::audit::AuditRecord;
-use asc_core::budget::{LedgerOp, LedgerReply};
+use asc_core::budget::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::host::{AuditReceipt, EgressApproved, Host, HostError, UpstreamResponse};
-use asc_core::ids::TenantId;
+
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
 use futures_util::future::{select, Either};
@@ -162,8 +162,8 @@ impl Host for WorkerHost {
         }
     }
 
-    async fn ledger(&self, tenant: &TenantId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
-        self.call_object(LEDGER_DO, tenant.as_str(), "/ledger", op)
+    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
+        self.call_object(LEDGER_DO, ledger.as_str(), "/ledger", op)
             .await
     }
 

@@ -530,6 +530,46 @@ pub struct UsageReport {
     pub tokens_per_minute: Vec<RateStatus>,
 }
 
+/// Which ledger holds a request's counters: the tenant's, or one shard of it.
+///
+/// A tenant whose traffic would overload one Durable Object (~1,000 requests/s, so shard from
+/// ~500) is split into `shards` ledgers. A key always maps to the same shard, so its own budgets
+/// and limits are exact there; tenant- and tag-wide budgets and limits are divided into fixed
+/// shares, one per shard, so their sum never exceeds the limit (a skewed load may be refused by
+/// its shard while another still has room).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LedgerId(pub String);
+
+impl LedgerId {
+    pub fn new(tenant: &str, shard: u32, shards: u32) -> Self {
+        if shards <= 1 {
+            LedgerId(tenant.to_string())
+        } else {
+            LedgerId(format!("{tenant}#{shard}"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The shard a key's requests go to.
+pub fn shard_of(key_id: &str, shards: u32) -> u32 {
+    if shards <= 1 {
+        0
+    } else {
+        crc32fast::hash(key_id.as_bytes()) % shards
+    }
+}
+
+/// Shard `shard`'s share of a tenant-wide `limit`: the shares of all shards add up to `limit`.
+pub fn share(limit: u64, shard: u32, shards: u32) -> u64 {
+    let n = u64::from(shards.max(1));
+    limit / n + u64::from(u64::from(shard) < limit % n)
+}
+
 /// What the core asks of a tenant's ledger host, in one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -574,5 +614,30 @@ impl Ledger {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_limit() {
+        for (limit, shards) in [(0u64, 1u32), (7, 3), (1000, 4), (5, 8), (u64::MAX / 4, 64)] {
+            let total: u128 = (0..shards)
+                .map(|s| u128::from(share(limit, s, shards)))
+                .sum();
+            assert_eq!(total, u128::from(limit), "{limit} over {shards}");
+        }
+        assert_eq!(share(7, 0, 3), 3);
+        assert_eq!(share(7, 2, 3), 2);
+    }
+
+    #[test]
+    fn one_shard_is_the_tenant_itself() {
+        assert_eq!(LedgerId::new("acme", 0, 1).as_str(), "acme");
+        assert_eq!(LedgerId::new("acme", 3, 4).as_str(), "acme#3");
+        assert_eq!(shard_of("k_anything", 1), 0);
+        assert!(shard_of("k_anything", 4) < 4);
     }
 }

@@ -5,8 +5,8 @@ pub mod period;
 pub mod prices;
 
 pub use ledger::{
-    BudgetLine, BudgetStatus, Expired, Ledger, LedgerOp, LedgerReply, Mode, Refusal, ReserveAsk,
-    ReserveReply, SettleAsk, SettleReply, UsageAsk, UsageReport,
+    shard_of, share, BudgetLine, BudgetStatus, Expired, Ledger, LedgerId, LedgerOp, LedgerReply,
+    Mode, Refusal, ReserveAsk, ReserveReply, SettleAsk, SettleReply, UsageAsk, UsageReport,
 };
 pub use period::Period;
 pub use prices::{PriceTable, Quote};

@@ -22,6 +22,7 @@ pub const TENANT_FIELDS: &[&str] = &[
     "models",
     "limits",
     "budgets",
+    "guardrails",
 ];
 pub const MODEL_FIELDS: &[&str] = &[
     "provider",
@@ -37,6 +38,7 @@ pub const LIMIT_FIELDS: &[&str] = &[
     "tokens_per_minute",
     "key_tokens_per_minute",
     "reservation_ttl_ms",
+    "ledger_shards",
 ];
 
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -91,6 +93,8 @@ pub struct Limits {
     pub tokens_per_minute: Option<u64>,
     pub key_tokens_per_minute: Option<u64>,
     pub reservation_ttl_ms: u64,
+    /// Ledgers (Durable Objects) the tenant's counters are split over; see `budget::LedgerId`.
+    pub ledger_shards: u32,
 }
 
 impl Default for Limits {
@@ -102,6 +106,7 @@ impl Default for Limits {
             tokens_per_minute: None,
             key_tokens_per_minute: None,
             reservation_ttl_ms: DEFAULT_RESERVATION_TTL_MS,
+            ledger_shards: 1,
         }
     }
 }
@@ -117,6 +122,8 @@ pub struct TenantConfig {
     pub models: BTreeMap<String, ModelTarget>,
     pub limits: Limits,
     pub budgets: Vec<super::budgets::Budget>,
+    /// Guardrail policy (nothing enabled when absent), compiled once with the config.
+    pub guardrails: crate::guard::GuardPolicy,
     /// SHA-256 of the stored document: the policy version recorded in audit records.
     pub version: String,
 }
@@ -189,6 +196,10 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         Some(v) => super::budgets::budgets(v, errs),
         None => Some(Vec::new()),
     };
+    let guardrails = match root.get("guardrails") {
+        Some(v) => crate::guard::GuardPolicy::validate(v, "guardrails", errs),
+        None => Some(crate::guard::GuardPolicy::default()),
+    };
     Some(TenantConfig {
         tenant_id: tenant_id?,
         display_name,
@@ -196,6 +207,7 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         models: models?,
         limits: limits?,
         budgets: budgets?,
+        guardrails: guardrails?,
         version,
     })
 }
@@ -341,6 +353,10 @@ fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
         Some(v) => integer(v, "limits.reservation_ttl_ms", 1_000, 86_400_000, errs),
         None => Some(DEFAULT_RESERVATION_TTL_MS),
     };
+    let ledger_shards = match map.get("ledger_shards") {
+        Some(v) => integer(v, "limits.ledger_shards", 1, 64, errs).map(|n| n as u32),
+        None => Some(1),
+    };
     (errs.0.len() == before).then_some(Limits {
         max_request_bytes: max_request_bytes?,
         requests_per_minute,
@@ -348,6 +364,7 @@ fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
         tokens_per_minute,
         key_tokens_per_minute,
         reservation_ttl_ms: reservation_ttl_ms?,
+        ledger_shards: ledger_shards?,
     })
 }
 

@@ -6,13 +6,13 @@ use std::rc::Rc;
 use super::{Caller, Gateway};
 use crate::audit::Usage;
 use crate::budget::{
-    BudgetLine, BudgetStatus, LedgerOp, LedgerReply, Mode, PriceTable, Quote, Refusal, ReserveAsk,
-    ReserveReply, SettleAsk, SettleReply,
+    shard_of, share, BudgetLine, BudgetStatus, LedgerId, LedgerOp, LedgerReply, Mode, PriceTable,
+    Quote, Refusal, ReserveAsk, ReserveReply, SettleAsk, SettleReply,
 };
+use crate::config::AppliesTo;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
-use crate::ids::TenantId;
 use crate::ratelimit::RateLimit;
 
 /// The KV name of an operator-supplied price table (else the built-in one is used).
@@ -24,7 +24,7 @@ const DEFAULT_OUTPUT_BOUND: u64 = 4096;
 /// What was reserved for a request, and how to settle it.
 #[derive(Debug, Clone)]
 pub struct Charge {
-    pub tenant: TenantId,
+    pub ledger: LedgerId,
     pub request_id: String,
     /// The price in force; `None` for an unpriced model (allowed only without budgets).
     pub quote: Option<Quote>,
@@ -79,7 +79,7 @@ impl Charge {
             actual_micros: cost,
             actual_tokens: usage.input_tokens + usage.output_tokens,
         };
-        match host.ledger(&self.tenant, &LedgerOp::Settle(ask)).await {
+        match host.ledger(&self.ledger, &LedgerOp::Settle(ask)).await {
             Ok(LedgerReply::Settle(SettleReply::Settled { charged_micros, .. })) => {
                 Some(charged_micros)
             }
@@ -152,22 +152,46 @@ impl Gateway {
         entry.map_err(|msg| GatewayError::new(ErrorKind::PriceTableInvalid, msg))
     }
 
-    pub(crate) fn budget_lines(caller: &Caller) -> Vec<BudgetLine> {
+    /// The caller's ledger shard (its key always maps to the same one).
+    pub(crate) fn ledger_of(caller: &Caller) -> (LedgerId, u32) {
+        let shards = caller.tenant.limits.ledger_shards;
+        let shard = shard_of(caller.key.key_id.as_str(), shards);
+        (
+            LedgerId::new(caller.tenant.tenant_id.as_str(), shard, shards),
+            shard,
+        )
+    }
+
+    /// The budgets that apply to the caller, as held by ledger shard `shard`: the key's own
+    /// budgets in full on its shard (none elsewhere), tenant- and tag-wide ones as that shard's share.
+    pub(crate) fn budget_lines(caller: &Caller, shard: u32) -> Vec<BudgetLine> {
+        let shards = caller.tenant.limits.ledger_shards;
+        let own = shard_of(caller.key.key_id.as_str(), shards) == shard;
         caller
             .tenant
             .budgets
             .iter()
-            .filter_map(|b| b.line_for(&caller.key.key_id, &caller.key.tags))
+            .filter_map(|b| {
+                let mut line = b.line_for(&caller.key.key_id, &caller.key.tags)?;
+                match b.applies_to {
+                    AppliesTo::Tenant | AppliesTo::Tag(_) => {
+                        line.limit_micros = share(line.limit_micros, shard, shards);
+                        Some(line)
+                    }
+                    AppliesTo::EachKey | AppliesTo::Key(_) => own.then_some(line),
+                }
+            })
             .collect()
     }
 
-    /// (requests per minute, tokens per minute) limits that apply to the caller.
-    pub(crate) fn rate_limits(caller: &Caller) -> (Vec<RateLimit>, Vec<RateLimit>) {
+    /// (requests per minute, tokens per minute) limits that apply to the caller on `shard`.
+    pub(crate) fn rate_limits(caller: &Caller, shard: u32) -> (Vec<RateLimit>, Vec<RateLimit>) {
         let l = &caller.tenant.limits;
+        let own = shard_of(caller.key.key_id.as_str(), l.ledger_shards) == shard;
         let key_scope = format!("key:{}", caller.key.key_id);
         let pick = |tenant: Option<u64>, key: Option<u64>| {
             let mut out = Vec::new();
-            if let Some(n) = key {
+            if let Some(n) = key.filter(|_| own) {
                 out.push(RateLimit {
                     scope: key_scope.clone(),
                     per_minute: n,
@@ -176,7 +200,7 @@ impl Gateway {
             if let Some(n) = tenant {
                 out.push(RateLimit {
                     scope: "tenant".into(),
-                    per_minute: n,
+                    per_minute: share(n, shard, l.ledger_shards),
                 });
             }
             out
@@ -198,8 +222,9 @@ impl Gateway {
         request_bytes: u64,
         max_output_tokens: Option<u64>,
     ) -> Result<Charge, GatewayError> {
-        let budgets = Self::budget_lines(caller);
-        let (requests_per_minute, tokens_per_minute) = Self::rate_limits(caller);
+        let (ledger, shard) = Self::ledger_of(caller);
+        let budgets = Self::budget_lines(caller, shard);
+        let (requests_per_minute, tokens_per_minute) = Self::rate_limits(caller, shard);
         let prices = self.prices(host).await?;
         let host_name = target.endpoint.host_str().unwrap_or("");
         let now = host.now().millis();
@@ -231,7 +256,7 @@ impl Gateway {
         };
         let amount = quote.as_ref().map(|q| q.cost(&worst)).unwrap_or(0);
         let mut charge = Charge {
-            tenant: caller.tenant.tenant_id.clone(),
+            ledger: ledger.clone(),
             request_id: request_id.to_string(),
             quote,
             price_table_version: prices.version.clone(),
@@ -254,7 +279,7 @@ impl Gateway {
             expires_ms: now + caller.tenant.limits.reservation_ttl_ms,
         };
         let reply = host
-            .ledger(&caller.tenant.tenant_id, &LedgerOp::Reserve(ask))
+            .ledger(&ledger, &LedgerOp::Reserve(ask))
             .await
             .map_err(|e| {
                 GatewayError::new(

@@ -1,10 +1,12 @@
 //! `GET /v1/usage`: the caller's budgets (spend and remaining per period) and rate-limit state,
-//! straight from the tenant's ledger.
+//! from the tenant's ledger (summed over its shards when it has several).
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
 use super::{json_reply, Caller, Gateway};
-use crate::budget::{LedgerOp, LedgerReply, UsageAsk};
+use crate::budget::{BudgetStatus, LedgerId, LedgerOp, LedgerReply, UsageAsk, UsageReport};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
 use crate::http::Reply;
@@ -14,39 +16,109 @@ pub(super) async fn report<H: Host>(
     host: &H,
     caller: &Caller,
 ) -> Result<Reply<H::Body>, GatewayError> {
-    let budgets = Gateway::budget_lines(caller);
-    let (requests_per_minute, tokens_per_minute) = Gateway::rate_limits(caller);
     let prices = gw.prices(host).await?;
-    let ask = UsageAsk {
-        now_ms: host.now().millis(),
-        budgets,
-        requests_per_minute,
-        tokens_per_minute,
-    };
-    let unavailable = |why: String| {
-        GatewayError::new(
-            ErrorKind::StoreUnavailable,
-            format!("The budget ledger is unavailable ({why}); retry shortly."),
-        )
-    };
-    let report = match host
-        .ledger(&caller.tenant.tenant_id, &LedgerOp::Usage(ask))
-        .await
-    {
-        Ok(LedgerReply::Usage(r)) => r,
-        Ok(_) => return Err(unavailable("unexpected reply".into())),
-        Err(e) => return Err(unavailable(e.to_string())),
-    };
+    let shards = caller.tenant.limits.ledger_shards;
+    let mut merged: Option<UsageReport> = None;
+    for shard in 0..shards {
+        let (requests_per_minute, tokens_per_minute) = Gateway::rate_limits(caller, shard);
+        let ask = UsageAsk {
+            now_ms: host.now().millis(),
+            budgets: Gateway::budget_lines(caller, shard),
+            requests_per_minute,
+            tokens_per_minute,
+        };
+        let ledger = LedgerId::new(caller.tenant.tenant_id.as_str(), shard, shards);
+        let report = match host.ledger(&ledger, &LedgerOp::Usage(ask)).await {
+            Ok(LedgerReply::Usage(r)) => r,
+            Ok(_) => return Err(unavailable("unexpected reply".into())),
+            Err(e) => return Err(unavailable(e.to_string())),
+        };
+        merged = Some(match merged {
+            None => report,
+            Some(m) => merge(m, report),
+        });
+    }
+    let report = merged.unwrap_or(UsageReport {
+        budgets: Vec::new(),
+        requests_per_minute: Vec::new(),
+        tokens_per_minute: Vec::new(),
+    });
+    let budgets: Vec<BudgetStatus> = report
+        .budgets
+        .into_iter()
+        .map(|mut b| {
+            // Alerts and excess of the whole budget, not of one shard's share.
+            let used = b.spent_micros + b.reserved_micros;
+            let percents = caller
+                .tenant
+                .budgets
+                .iter()
+                .find(|c| c.id == b.budget_id)
+                .map(|c| c.alert_percents.clone())
+                .unwrap_or_default();
+            b.alerts_reached = percents
+                .into_iter()
+                .filter(|p| u128::from(used) * 100 >= u128::from(*p) * u128::from(b.limit_micros))
+                .collect();
+            b.exceeded = used > b.limit_micros;
+            b
+        })
+        .collect();
     let body = json!({
         "object": "usage",
         "tenant_id": caller.tenant.tenant_id,
         "key_id": caller.key.key_id,
         "price_table_version": prices.version,
-        "budgets": report.budgets,
+        "ledger_shards": shards,
+        "budgets": budgets,
         "rate_limits": {
             "requests_per_minute": report.requests_per_minute,
             "tokens_per_minute": report.tokens_per_minute,
         },
     });
     Ok(json_reply(200, body.to_string().into_bytes()))
+}
+
+fn unavailable(why: String) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::StoreUnavailable,
+        format!("The budget ledger is unavailable ({why}); retry shortly."),
+    )
+}
+
+/// Sums two shards' reports: same budget (by ledger key) or limit (by scope) add up.
+fn merge(a: UsageReport, b: UsageReport) -> UsageReport {
+    let mut budgets: BTreeMap<String, BudgetStatus> = BTreeMap::new();
+    for s in a.budgets.into_iter().chain(b.budgets) {
+        match budgets.get_mut(&s.key) {
+            Some(m) => {
+                m.limit_micros += s.limit_micros;
+                m.spent_micros += s.spent_micros;
+                m.reserved_micros += s.reserved_micros;
+                m.remaining_micros += s.remaining_micros;
+            }
+            None => {
+                budgets.insert(s.key.clone(), s);
+            }
+        }
+    }
+    let rates = |x: Vec<crate::budget::ledger::RateStatus>,
+                 y: Vec<crate::budget::ledger::RateStatus>| {
+        let mut out: Vec<crate::budget::ledger::RateStatus> = Vec::new();
+        for r in x.into_iter().chain(y) {
+            match out.iter_mut().find(|o| o.scope == r.scope) {
+                Some(o) => {
+                    o.per_minute += r.per_minute;
+                    o.used += r.used;
+                }
+                None => out.push(r),
+            }
+        }
+        out
+    };
+    UsageReport {
+        budgets: budgets.into_values().collect(),
+        requests_per_minute: rates(a.requests_per_minute, b.requests_per_minute),
+        tokens_per_minute: rates(a.tokens_per_minute, b.tokens_per_minute),
+    }
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
 use asc_core::audit::AuditRecord;
-use asc_core::budget::{Ledger, LedgerOp, LedgerReply};
+use asc_core::budget::{Ledger, LedgerId, LedgerOp, LedgerReply};
 use asc_core::host::{
     AuditReceipt, ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse,
 };
@@ -213,12 +213,15 @@ impl Host for FakeHost {
         }
     }
 
-    async fn ledger(&self, tenant: &TenantId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
+    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
         if self.ledger_down.get() {
             return Err(HostError::Store("ledger down".into()));
         }
         let mut ledgers = self.ledgers.borrow_mut();
-        Ok(ledgers.entry(tenant.to_string()).or_default().apply(op))
+        Ok(ledgers
+            .entry(ledger.as_str().to_string())
+            .or_default()
+            .apply(op))
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError> {
