@@ -98,6 +98,10 @@ export async function startStack() {
       limits: { reservation_ttl_ms: 3000 },
       budgets: [{ id: 'small', applies_to: 'tenant', limit_usd_micros: 3000, period: 'monthly', mode: 'hard', alert_at_percent: [80] }],
     }),
+    // For benchmarks: every request reserves and settles in the ledger, never refused.
+    bigbudget: tenant('bigbudget', mock.url, {
+      budgets: [{ id: 'huge', applies_to: 'tenant', limit_usd_micros: 1e15, period: 'monthly' }],
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),
