@@ -5,7 +5,7 @@ use std::fmt;
 
 use url::Url;
 
-use crate::audit::AuditRecord;
+use crate::audit::AuditEvent;
 use crate::budget::{LedgerId, LedgerOp, LedgerReply};
 use crate::error::GatewayError;
 use crate::region::Region;
@@ -164,6 +164,11 @@ pub trait Host {
     /// Applies one operation to a tenant's ledger (budgets, rate limits, reservations),
     /// atomically, in the region-wide store for that ledger (a Durable Object on Workers).
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError>;
-    /// Appends an audit record durably; returns once it is stored.
-    async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError>;
+    /// Chains an audit record durably (gap-free sequence, hash chain); returns once it is stored.
+    /// A record for a request that was opened with `open_audit` closes it.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditReceipt, HostError>;
+    /// Records a streamed request before its first byte goes out. If `append_audit` for the same
+    /// request id has not come by `expires_ms` (the client left and the platform cancelled the
+    /// work), the sequencer chains this record as `partial`.
+    async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError>;
 }

@@ -3,7 +3,9 @@
 //! events, malformed chunks and a missing `[DONE]`, and ends a broken stream with a terminal error
 //! event (never a clean `[DONE]`). When the stream ends it appends the request's audit record.
 
-use crate::audit::{AuditRecord, Outcome, Usage};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{AuditEvent, Outcome, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
@@ -33,19 +35,21 @@ pub struct Relay<S: ByteSource> {
     parser: SseParser,
     summary: StreamSummary,
     /// The record to complete and append when the stream ends.
-    audit: AuditRecord,
+    audit: AuditEvent,
     started_ms: u64,
     finished: bool,
     audit_error: Option<HostError>,
     charge: Charge,
     /// The gateway asked the upstream for usage the client did not ask for: drop that chunk.
     strip_usage: bool,
+    /// SHA-256 of the bytes sent to the client, for the audit record.
+    sent: Sha256,
 }
 
 impl<S: ByteSource> Relay<S> {
     pub fn new(
         source: S,
-        audit: AuditRecord,
+        audit: AuditEvent,
         started_ms: u64,
         charge: Charge,
         strip_usage: bool,
@@ -60,6 +64,7 @@ impl<S: ByteSource> Relay<S> {
             audit_error: None,
             charge,
             strip_usage,
+            sent: Sha256::new(),
         }
     }
 
@@ -72,6 +77,7 @@ impl<S: ByteSource> Relay<S> {
                 Ok(None) => self.on_end(),
                 Err(_) => self.fail(ErrorKind::UpstreamUnreachable),
             };
+            self.sent.update(&out);
             if self.finished {
                 self.append_audit(host).await;
             }
@@ -201,14 +207,17 @@ impl<S: ByteSource> Relay<S> {
             .charge
             .settle(host, self.summary.usage, self.summary.counted)
             .await;
+        let (_, cost) = self.charge.cost(self.summary.usage, self.summary.counted);
+        self.audit.detail.settled_usd_micros = Some(self.summary.charged_micros.unwrap_or(cost));
+        self.audit.detail.response_sha256 = Some(hex::encode(self.sent.clone().finalize()));
         let now = host.now().millis();
-        self.audit.latency_ms = now.saturating_sub(self.started_ms);
-        self.audit.usage = self.summary.usage;
+        self.audit.record.latency_ms = now.saturating_sub(self.started_ms);
+        self.audit.record.usage = self.summary.usage;
         match self.summary.failure {
-            None => self.audit.outcome = Outcome::Ok,
+            None => self.audit.record.outcome = Outcome::Ok,
             Some(kind) => {
-                self.audit.outcome = Outcome::Partial;
-                self.audit.error_code = Some(kind.code().to_string());
+                self.audit.record.outcome = Outcome::Partial;
+                self.audit.record.error_code = Some(kind.code().to_string());
             }
         }
         // The status line is gone already, so a failed append cannot change this response; the

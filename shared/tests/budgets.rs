@@ -342,9 +342,16 @@ impl asc_core::host::Host for FlakyLedger<'_> {
     }
     async fn append_audit(
         &self,
-        record: &asc_core::audit::AuditRecord,
+        event: &asc_core::audit::AuditEvent,
     ) -> Result<asc_core::host::AuditReceipt, HostError> {
-        self.inner.append_audit(record).await
+        self.inner.append_audit(event).await
+    }
+    async fn open_audit(
+        &self,
+        event: &asc_core::audit::AuditEvent,
+        expires_ms: u64,
+    ) -> Result<(), HostError> {
+        self.inner.open_audit(event, expires_ms).await
     }
 }
 

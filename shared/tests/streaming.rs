@@ -66,6 +66,11 @@ fn the_first_event_reaches_the_client_before_the_upstream_has_finished() {
         assert_eq!(first, events[0]);
         assert_eq!(progress.get(), 1, "only one upstream chunk had been read");
         assert!(host.audit.borrow().is_empty(), "the stream is not over yet");
+        // ...but its record is already durable, as open, in case the client leaves.
+        let opened = host.opened.borrow().clone();
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].0.record.outcome, Outcome::Partial);
+        assert!(opened[0].1 > host.clock_ms.get());
         let mut rest = Vec::new();
         while let Some(c) = relay.next(&host).await {
             rest.push(c);
@@ -75,6 +80,15 @@ fn the_first_event_reaches_the_client_before_the_upstream_has_finished() {
             events[1..].to_vec(),
             "each event forwarded as it came, byte for byte"
         );
+        let mut all = first.clone();
+        all.extend(rest.concat());
+        let event = host.events.borrow()[0].clone();
+        assert_eq!(
+            event.detail.response_sha256,
+            Some(asc_core::audit::content_sha256(&all)),
+            "the record hashes what the client got"
+        );
+        assert!(event.detail.prompt_sha256.is_some());
     });
     let audit = host.audit.borrow();
     assert_eq!(audit.len(), 1);

@@ -1,7 +1,7 @@
 // Starts the whole stack for end-to-end tests: the mock upstream (in process), local KV seeded with
 // test tenants and keys, and the Worker on workerd via `wrangler dev --local`.
 import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +76,21 @@ async function waitReady(url, proc, logs, timeoutMs = 90_000) {
   throw new Error(`wrangler dev was not ready in ${timeoutMs} ms:\n${logs.join('')}`);
 }
 
+/** An Ed25519 audit signing key: the secret spec for the Worker, the public entry for auditors. */
+export function auditKeyPair(keyId = 'e2e-1') {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const b64 = (url) => Buffer.from(url, 'base64url').toString('base64');
+  const seed = b64(privateKey.export({ format: 'jwk' }).d);
+  const pub = b64(publicKey.export({ format: 'jwk' }).x);
+  return {
+    secret: [{ key_id: keyId, seed, not_before_ms: 0, not_after_ms: null }],
+    public: [{ key_id: keyId, public_key: pub, not_before_ms: 0, not_after_ms: null }],
+  };
+}
+
+/** Audit shipping policy for tests: short batches and heartbeats. */
+export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000 };
+
 export async function startStack() {
   const mock = await startMock({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
@@ -123,20 +138,35 @@ export async function startStack() {
   writeFileSync(bulk, JSON.stringify(kv));
   wrangler(['kv', 'bulk', 'put', '--local', '--persist-to', persist, '--binding', 'ASC_CONFIG', bulk], env);
   const envFile = join(dir, 'dev.env');
-  writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n`);
+  const signing = auditKeyPair();
+  writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n` +
+    `AUDIT_SIGNING_KEYS='${JSON.stringify(signing.secret)}'\n`);
+  const publicKeys = join(dir, 'audit-public-keys.json');
+  writeFileSync(publicKeys, JSON.stringify(signing.public));
 
   const port = await freePort();
   const logs = [];
-  const proc = spawn(
-    join(ROOT, 'node_modules/.bin/wrangler'),
-    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
-      '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort())],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  proc.stdout.on('data', (d) => logs.push(d.toString()));
-  proc.stderr.on('data', (d) => logs.push(d.toString()));
+  let proc;
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(url, proc, logs);
+  async function launch() {
+    proc = spawn(
+      join(ROOT, 'node_modules/.bin/wrangler'),
+      ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+        '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
+        '--var', `AUDIT_BATCH_MAX_RECORDS:${AUDIT_POLICY.maxRecords}`,
+        '--var', `AUDIT_BATCH_MAX_AGE_MS:${AUDIT_POLICY.maxAgeMs}`,
+        '--var', `AUDIT_HEARTBEAT_MS:${AUDIT_POLICY.heartbeatMs}`],
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
+    proc.stdout.on('data', (d) => logs.push(d.toString()));
+    proc.stderr.on('data', (d) => logs.push(d.toString()));
+    await waitReady(url, proc, logs);
+  }
+  async function halt(signal) {
+    try { process.kill(-proc.pid, signal); } catch { /* already gone */ }
+    await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)));
+  }
+  await launch();
 
   return {
     url,
@@ -144,9 +174,15 @@ export async function startStack() {
     mock,
     keys,
     logs,
+    persist,
+    publicKeys,
+    dir,
+    /** Kills the Worker's processes at once (SIGKILL), as a crash would. */
+    async kill() { await halt('SIGKILL'); },
+    async restart() { await launch(); },
+    async shutdown() { await halt('SIGTERM'); },
     async stop() {
-      try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* already gone */ }
-      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      await halt('SIGTERM');
       await mock.close();
       rmSync(dir, { recursive: true, force: true });
     },

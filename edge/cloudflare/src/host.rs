@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use asc_core::audit::AuditRecord;
+use asc_core::audit::AuditEvent;
 use asc_core::budget::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::host::{AuditReceipt, EgressApproved, Host, HostError, UpstreamResponse};
 
@@ -167,14 +167,33 @@ impl Host for WorkerHost {
             .await
     }
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError> {
-        // One sequencer per region stream; sharding comes with the audit issue.
-        let stream = format!("audit-{}", record.region);
-        let receipt: crate::objects::Appended = self
-            .call_object(AUDIT_DO, &stream, "/append", record)
-            .await?;
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditReceipt, HostError> {
+        let stream = audit_stream(event);
+        let ask = crate::audit_object::AppendAsk {
+            stream: stream.clone(),
+            event: event.clone(),
+        };
+        let receipt: crate::audit_object::Appended =
+            self.call_object(AUDIT_DO, &stream, "/append", &ask).await?;
         Ok(AuditReceipt {
             sequence: receipt.sequence,
         })
     }
+
+    async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError> {
+        let stream = audit_stream(event);
+        let ask = crate::audit_object::OpenAsk {
+            stream: stream.clone(),
+            event: event.clone(),
+            expires_ms,
+        };
+        let _: crate::audit_object::Appended =
+            self.call_object(AUDIT_DO, &stream, "/open", &ask).await?;
+        Ok(())
+    }
+}
+
+/// One sequencer (and so one gap-free, hash-chained stream) per region.
+fn audit_stream(event: &AuditEvent) -> String {
+    format!("audit-{}", event.record.region)
 }

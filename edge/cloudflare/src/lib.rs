@@ -2,6 +2,7 @@
 //! into the core's `Inbound`, implements `Host` with KV, Durable Objects and fetch, and turns the
 //! core's `Reply` back into a (possibly streaming) Response. Every decision lives in `asc-core`.
 
+mod audit_object;
 mod body;
 mod host;
 mod objects;
@@ -13,7 +14,8 @@ use asc_core::http::{Inbound, Reply, ReplyBody};
 use asc_core::{builtin_regions, ErrorKind, Gateway, GatewayError, Settings};
 use worker::{console_error, event, Context, Env, Headers, Request, Response, Result};
 
-pub use objects::{AuditSequencer, TenantLedger};
+pub use audit_object::AuditSequencer;
+pub use objects::TenantLedger;
 
 use body::WorkerBody;
 use host::WorkerHost;

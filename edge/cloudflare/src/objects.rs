@@ -1,7 +1,6 @@
-//! Durable Objects. They only store and sequence: the arithmetic is the core's.
+//! The tenant ledger Durable Object. It only stores and sequences: the arithmetic is the core's.
 
 use asc_core::budget::{Ledger, LedgerOp};
-use serde::{Deserialize, Serialize};
 use worker::js_sys::Date as JsDate;
 use worker::wasm_bindgen::JsValue;
 use worker::{
@@ -20,13 +19,21 @@ pub struct TenantLedger {
 
 impl TenantLedger {
     async fn load(storage: &Storage) -> Result<Ledger> {
-        Ok(storage.get(LEDGER_KEY).await?.unwrap_or_default())
+        // Stored as a JSON string: 64-bit amounts survive, unlike JS numbers.
+        match storage.get::<String>(LEDGER_KEY).await? {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| worker::Error::RustError(e.to_string()))
+            }
+            None => Ok(Ledger::default()),
+        }
     }
 
     /// Persists the ledger and wakes at the next reservation expiry. The object's input gate
     /// holds other requests while storage is awaited, so load-apply-store is not interleaved.
     async fn store(storage: &Storage, ledger: &Ledger) -> Result<()> {
-        storage.put(LEDGER_KEY, ledger).await?;
+        let text =
+            serde_json::to_string(ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        storage.put(LEDGER_KEY, text).await?;
         if let Some(at) = ledger.next_expiry() {
             let when = ScheduledTime::new(JsDate::new(&JsValue::from_f64(at as f64)));
             storage.set_alarm(when).await?;
@@ -69,42 +76,5 @@ impl DurableObject for TenantLedger {
             );
         }
         Response::ok("ok")
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Appended {
-    pub sequence: u64,
-}
-
-/// Assigns gap-free sequence numbers to a region's audit records and stores them durably.
-#[durable_object]
-pub struct AuditSequencer {
-    state: State,
-}
-
-impl DurableObject for AuditSequencer {
-    fn new(state: State, _env: Env) -> Self {
-        AuditSequencer { state }
-    }
-
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        match req.path().as_str() {
-            "/append" => {
-                let record: serde_json::Value = req.json().await?;
-                let storage = self.state.storage();
-                let sequence: u64 = storage.get("next_sequence").await?.unwrap_or(1);
-                // One put of both keys: the record and the counter commit together or not at all.
-                let mut batch = serde_json::Map::new();
-                batch.insert(
-                    format!("rec:{sequence:020}"),
-                    serde_json::json!({ "sequence": sequence, "record": record }),
-                );
-                batch.insert("next_sequence".into(), serde_json::json!(sequence + 1));
-                storage.put_multiple(batch).await?;
-                Response::from_json(&Appended { sequence })
-            }
-            other => Response::error(format!("no such audit operation {other}"), 404),
-        }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(doc)]
 use super::canonical::GENESIS_HASH;
-use super::canonical::{canonical_sha256, CanonicalError};
+use super::canonical::{canonical_json, sha256_hex, CanonicalError};
 use crate::audit::AuditEvent;
 
 /// One record in its stream, with its place in the hash chain.
@@ -19,16 +19,43 @@ pub struct Entry {
     pub sequence: u64,
     pub prev_hash: String,
     pub hash: String,
-    pub record: AuditEvent,
+    /// The record's JSON, fixed when it was chained: what was hashed is what ships, even if a
+    /// later build that restores the buffered entry knows more (or fewer) record fields.
+    pub record: serde_json::Value,
 }
 
-/// What an entry's hash covers: everything but the hash itself.
-#[derive(Serialize)]
-struct Hashed<'a, R: Serialize + ?Sized> {
-    stream: &'a str,
+/// The canonical JSON of what an entry's hash covers, `{"prev_hash","record","sequence","stream"}`
+/// (everything but the hash), composed from the record's canonical bytes. JCS sorts keys and
+/// nests canonical values unchanged, so the composition is exactly the canonical form of the
+/// whole object; composing it lets the verifier canonicalize each record once, not twice.
+pub fn hashed_bytes(
+    stream: &str,
     sequence: u64,
-    prev_hash: &'a str,
-    record: &'a R,
+    prev_hash: &str,
+    record_json: &[u8],
+) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Vec::with_capacity(record_json.len() + 160);
+    out.extend_from_slice(b"{\"prev_hash\":");
+    out.extend(canonical_json(prev_hash)?);
+    out.extend_from_slice(b",\"record\":");
+    out.extend_from_slice(record_json);
+    out.extend_from_slice(b",\"sequence\":");
+    out.extend(canonical_json(&sequence)?);
+    out.extend_from_slice(b",\"stream\":");
+    out.extend(canonical_json(stream)?);
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The canonical JSON of a whole entry (a batch line without its newline), from the
+/// [`hashed_bytes`] and the hash: `"hash"` sorts before every other key.
+pub fn line_bytes(hash: &str, hashed: &[u8]) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Vec::with_capacity(hashed.len() + 80);
+    out.extend_from_slice(b"{\"hash\":");
+    out.extend(canonical_json(hash)?);
+    out.push(b',');
+    out.extend_from_slice(hashed.get(1..).unwrap_or_default());
+    Ok(out)
 }
 
 /// The chain hash of an entry. `record` may be the typed [`AuditEvent`] (the sequencer) or the
@@ -39,12 +66,13 @@ pub fn entry_hash<R: Serialize + ?Sized>(
     prev_hash: &str,
     record: &R,
 ) -> Result<String, CanonicalError> {
-    canonical_sha256(&Hashed {
+    let record_json = canonical_json(record)?;
+    Ok(sha256_hex(&hashed_bytes(
         stream,
         sequence,
         prev_hash,
-        record,
-    })
+        &record_json,
+    )?))
 }
 
 impl Entry {
@@ -53,8 +81,9 @@ impl Entry {
         stream: &str,
         sequence: u64,
         prev_hash: &str,
-        record: AuditEvent,
+        record: &AuditEvent,
     ) -> Result<Entry, CanonicalError> {
+        let record = serde_json::to_value(record).map_err(|e| CanonicalError(e.to_string()))?;
         let hash = entry_hash(stream, sequence, prev_hash, &record)?;
         Ok(Entry {
             stream: stream.to_string(),
@@ -74,21 +103,69 @@ mod tests {
 
     #[test]
     fn hash_is_sha256_of_the_canonical_envelope() {
-        let entry = Entry::chain("eu", 1, GENESIS_HASH, event(1)).expect("hashes");
+        let entry = Entry::chain("eu", 1, GENESIS_HASH, &event(1)).expect("hashes");
         // Built by hand, independently of `entry_hash`: keys in code-unit order, no whitespace.
-        let record = String::from_utf8(
-            crate::ledger::canonical::canonical_json(&entry.record).expect("canonical"),
-        )
-        .expect("utf-8");
+        let record =
+            String::from_utf8(canonical_json(&entry.record).expect("canonical")).expect("utf-8");
         let by_hand = format!(
             r#"{{"prev_hash":"{GENESIS_HASH}","record":{record},"sequence":1,"stream":"eu"}}"#
         );
         assert_eq!(entry.hash, sha256_hex(by_hand.as_bytes()));
     }
 
+    /// The composed bytes must be exactly what a JCS serializer makes of the whole object.
+    #[test]
+    fn composed_bytes_are_the_canonical_json_of_the_envelope() {
+        #[derive(Serialize)]
+        struct Whole<'a> {
+            stream: &'a str,
+            sequence: u64,
+            prev_hash: &'a str,
+            hash: &'a str,
+            record: &'a serde_json::Value,
+        }
+        let records = [
+            serde_json::json!({"z": 1, "a": [true, null], "\u{20ac}": "\u{1f600}\n"}),
+            serde_json::to_value(event(3)).expect("json"),
+            serde_json::json!("a string record"),
+        ];
+        for (i, record) in records.iter().enumerate() {
+            for (stream, sequence) in [("eu", 1u64), ("us-2", 9_007_199_254_740_991)] {
+                let rec = canonical_json(record).expect("canonical");
+                let hashed = hashed_bytes(stream, sequence, GENESIS_HASH, &rec).expect("bytes");
+                #[derive(Serialize)]
+                struct NoHash<'a> {
+                    stream: &'a str,
+                    sequence: u64,
+                    prev_hash: &'a str,
+                    record: &'a serde_json::Value,
+                }
+                let no_hash = NoHash {
+                    stream,
+                    sequence,
+                    prev_hash: GENESIS_HASH,
+                    record,
+                };
+                assert_eq!(hashed, canonical_json(&no_hash).expect("canonical"), "{i}");
+                let whole = Whole {
+                    stream,
+                    sequence,
+                    prev_hash: GENESIS_HASH,
+                    hash: "ab\"c",
+                    record,
+                };
+                assert_eq!(
+                    line_bytes("ab\"c", &hashed).expect("bytes"),
+                    canonical_json(&whole).expect("canonical"),
+                    "{i}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn same_record_hashes_the_same_whatever_the_field_order_of_its_json() {
-        let entry = Entry::chain("eu", 7, GENESIS_HASH, event(7)).expect("hashes");
+        let entry = Entry::chain("eu", 7, GENESIS_HASH, &event(7)).expect("hashes");
         let json = serde_json::to_value(&entry.record).expect("serializes");
         let obj = json.as_object().expect("object");
 

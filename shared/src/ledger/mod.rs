@@ -43,6 +43,7 @@ pub mod entry;
 pub mod keys;
 pub mod query;
 pub mod sequencer;
+pub mod shipment;
 pub mod verify;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub(crate) fn event(n: u64) -> AuditEvent {
         request_id: format!("req_{n}"),
         timestamp_ms: 1_700_000_000_000 + n * 1000,
         region: "eu".into(),
-        tenant_id: Some(if n % 2 == 0 { "acme" } else { "globex" }.into()),
+        tenant_id: Some(["acme", "globex"][n as usize % 2].into()),
         key_id: Some(format!("k_{}", n % 3)),
         operation: "chat.completions".into(),
         requested_model: Some("gpt-4o-mini".into()),

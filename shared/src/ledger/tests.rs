@@ -309,3 +309,62 @@ fn verifier_pinpoints_a_deleted_record_and_a_stale_tail() {
         .iter()
         .any(|p| p.kind == ProblemKind::TailStale));
 }
+
+#[test]
+fn verifier_reports_an_empty_folder_and_stray_objects_and_ignores_other_prefixes() {
+    let (_, public) = keys();
+    let options = VerifyOptions::new(T0, 10_000);
+    let empty = verify(&BTreeMap::new(), &public, &options);
+    let kinds: Vec<_> = empty.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, [ProblemKind::NoObjects]);
+
+    let mut store = BTreeMap::new();
+    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    flush(&mut seq, T0, &mut store);
+    store.insert("exports/readme.txt".to_string(), b"not ours".to_vec());
+    assert!(verify(&store, &public, &options).is_ok());
+
+    store.insert("audit/eu/notes.txt".to_string(), b"x".to_vec());
+    store.insert(digest_key("eu", 0), b"{}".to_vec());
+    let report = verify(&store, &public, &options);
+    let found: Vec<_> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.object.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                ProblemKind::UnexpectedObject,
+                "audit/eu/notes.txt".to_string()
+            ),
+            (ProblemKind::UnexpectedObject, digest_key("eu", 0)),
+        ]
+    );
+}
+
+#[test]
+fn entries_buffered_by_another_build_ship_exactly_as_they_were_hashed() {
+    // An entry chained by a build whose records had no `route` field, still buffered when a
+    // build that knows `route` restores the sequencer: it must ship the bytes that were hashed,
+    // not a re-serialization with `"route": null` added.
+    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    seq.append(&event(1), T0).expect("appends");
+    let mut head = seq.head().clone();
+    let mut old: Buffered = seq.buffered().next().expect("one").clone();
+    let record = old.entry.record.as_object_mut().expect("object");
+    assert!(record.remove("route").is_some());
+    old.entry.hash = entry_hash("eu", 1, GENESIS_HASH, &old.entry.record).expect("hash");
+    head.last_hash = old.entry.hash.clone();
+    let stored = serde_json::to_string(&old).expect("json");
+
+    let restored: Buffered = serde_json::from_str(&stored).expect("parses");
+    let mut seq = Sequencer::restore(head, vec![restored]).expect("consistent");
+    let mut store = BTreeMap::new();
+    flush(&mut seq, T0 + 1_000, &mut store);
+    let (_, public) = keys();
+    let report = verify(&store, &public, &VerifyOptions::new(T0 + 1_000, 10_000));
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    assert!(report.records[0].record.get("route").is_none());
+}

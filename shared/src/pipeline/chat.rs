@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::admission::{Charge, Counted};
 use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
-use crate::audit::{AuditRecord, Outcome, Usage};
+use crate::audit::{content_sha256, AuditEvent, Outcome, Usage};
 use crate::catalog::is_known_model;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
@@ -37,19 +37,19 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
     match served {
         Ok(Served::Streaming(reply)) => Ok(reply),
         Ok(Served::Full(reply)) => {
-            audit.latency_ms = host.now().ms_since(ctx.started);
+            audit.record.latency_ms = host.now().ms_since(ctx.started);
             append_audit(host, &audit).await?;
             Ok(reply)
         }
         Err(err) => {
-            audit.outcome = if err.kind.status() < 500 && !upstream_kind(err.kind) {
+            audit.record.outcome = if err.kind.status() < 500 && !upstream_kind(err.kind) {
                 Outcome::Refused
             } else {
                 Outcome::Error
             };
-            audit.status = err.status();
-            audit.error_code = Some(err.code().to_string());
-            audit.latency_ms = host.now().ms_since(ctx.started);
+            audit.record.status = err.status();
+            audit.record.error_code = Some(err.code().to_string());
+            audit.record.latency_ms = host.now().ms_since(ctx.started);
             // The client hears about its own error first; an audit outage would hide it.
             let _ = append_audit(host, &audit).await;
             Err(err)
@@ -75,20 +75,22 @@ async fn serve<H: Host, B: ByteSource>(
     ctx: &RequestCtx,
     caller: &Caller,
     req: Inbound<B>,
-    audit: &mut AuditRecord,
+    audit: &mut AuditEvent,
     charge_out: &mut Option<Charge>,
 ) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
+    // The prompt is recorded only as a hash.
+    audit.detail.prompt_sha256 = Some(content_sha256(&body));
     let mut request = parse_request(&body)?;
     let model = request.model.clone();
-    audit.requested_model = Some(model.clone());
-    audit.stream = request.stream;
+    audit.record.requested_model = Some(model.clone());
+    audit.record.stream = request.stream;
     let target = resolve_model(caller, &model)?;
-    audit.served_model = Some(target.upstream_model.clone());
-    audit.provider = Some(target.provider.as_str().to_string());
-    audit.endpoint_host = target.endpoint.host_str().map(str::to_string);
+    audit.record.served_model = Some(target.upstream_model.clone());
+    audit.record.provider = Some(target.provider.as_str().to_string());
+    audit.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
 
     let max_output = request.max_output_tokens()?;
     let charge = gw
@@ -102,6 +104,10 @@ async fn serve<H: Host, B: ByteSource>(
         )
         .await?;
     *charge_out = Some(charge.clone());
+    audit.detail.price_table_version = Some(charge.price_table_version.clone());
+    if charge.reserved {
+        audit.detail.reserved_usd_micros = Some(charge.reserved_micros);
+    }
 
     request
         .body
@@ -176,8 +182,8 @@ async fn serve<H: Host, B: ByteSource>(
         let (status, body) =
             upstream::status_error(response.status, &body, retry_after.as_deref())?;
         // The client's own mistake, as the upstream phrased it: passed through, recorded as refused.
-        audit.outcome = Outcome::Refused;
-        audit.status = status;
+        audit.record.outcome = Outcome::Refused;
+        audit.record.status = status;
         // Not served: release the reservation.
         charge
             .settle(host, Some(Usage::default()), Counted::default())
@@ -191,7 +197,18 @@ async fn serve<H: Host, B: ByteSource>(
     }
 
     if request.stream && is_sse {
-        audit.status = response.status;
+        audit.record.status = response.status;
+        // Durable before the first byte: if the client leaves and the work is cancelled, the
+        // sequencer still chains this record (as partial) when it expires.
+        let expires_ms = host.now().millis() + caller.tenant.limits.reservation_ttl_ms;
+        let mut opened = audit.clone();
+        opened.record.outcome = Outcome::Partial;
+        host.open_audit(&opened, expires_ms).await.map_err(|e| {
+            GatewayError::new(
+                ErrorKind::AuditUnavailable,
+                format!("The audit log is unavailable ({e}); the stream was not started."),
+            )
+        })?;
         let relay = Relay::new(
             response.body,
             audit.clone(),
@@ -229,10 +246,14 @@ async fn serve<H: Host, B: ByteSource>(
             "The upstream provider sent a response that is not JSON.",
         )
     })?;
-    audit.usage = parsed.get("usage").and_then(Usage::from_openai);
-    audit.status = response.status;
-    let (_, cost) = charge.cost(audit.usage, Counted::default());
-    let charged = charge.settle(host, audit.usage, Counted::default()).await;
+    audit.record.usage = parsed.get("usage").and_then(Usage::from_openai);
+    audit.record.status = response.status;
+    let (_, cost) = charge.cost(audit.record.usage, Counted::default());
+    let charged = charge
+        .settle(host, audit.record.usage, Counted::default())
+        .await;
+    audit.detail.settled_usd_micros = Some(charged.unwrap_or(cost));
+    audit.detail.response_sha256 = Some(content_sha256(&body));
     let mut reply = reply(response.status, "application/json", body, target);
     reply.headers.extend(charge.headers());
     reply.headers.push((

@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::apikey::{KeyRecord, Scope};
-use crate::audit::{AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+use crate::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
 use crate::budget::PriceTable;
 use crate::cache::TtlCache;
 use crate::config::{ConfigErrors, TenantConfig};
@@ -206,8 +206,8 @@ impl Gateway {
         ctx: &RequestCtx,
         caller: &Caller,
         operation: &str,
-    ) -> AuditRecord {
-        AuditRecord {
+    ) -> AuditEvent {
+        AuditEvent::from(AuditRecord {
             schema_version: AUDIT_SCHEMA_VERSION,
             request_id: ctx.request_id.clone(),
             timestamp_ms: ctx.started.millis(),
@@ -227,7 +227,7 @@ impl Gateway {
             latency_ms: 0,
             policy_version: Some(caller.tenant.version.clone()),
             trace_id: ctx.trace.trace_id.clone(),
-        }
+        })
     }
 
     async fn audit_simple<H: Host>(
@@ -238,19 +238,19 @@ impl Gateway {
         operation: &str,
         status: u16,
     ) -> Result<(), GatewayError> {
-        let mut record = self.audit_base(ctx, caller, operation);
-        record.status = status;
-        record.latency_ms = host.now().ms_since(ctx.started);
-        append_audit(host, &record).await
+        let mut event = self.audit_base(ctx, caller, operation);
+        event.record.status = status;
+        event.record.latency_ms = host.now().ms_since(ctx.started);
+        append_audit(host, &event).await
     }
 }
 
 /// Appends a record; a request whose record cannot be stored is not answered as a success.
 pub(crate) async fn append_audit<H: Host>(
     host: &H,
-    record: &AuditRecord,
+    event: &AuditEvent,
 ) -> Result<(), GatewayError> {
-    host.append_audit(record).await.map(|_| ()).map_err(|e| {
+    host.append_audit(event).await.map(|_| ()).map_err(|e| {
         GatewayError::new(
             ErrorKind::AuditUnavailable,
             format!("The audit log is unavailable ({e}); the request was not completed."),

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
-use asc_core::audit::AuditRecord;
+use asc_core::audit::{AuditEvent, AuditRecord};
 use asc_core::budget::{Ledger, LedgerId, LedgerOp, LedgerReply};
 use asc_core::host::{
     AuditReceipt, ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse,
@@ -75,6 +75,8 @@ pub struct FakeHost {
     pub ledgers: RefCell<HashMap<String, Ledger>>,
     pub ledger_down: Cell<bool>,
     pub audit: RefCell<Vec<AuditRecord>>,
+    pub events: RefCell<Vec<AuditEvent>>,
+    pub opened: RefCell<Vec<(AuditEvent, u64)>>,
     pub audit_down: Cell<bool>,
     pub last_body_progress: RefCell<Option<Rc<Cell<usize>>>>,
 }
@@ -92,6 +94,8 @@ impl FakeHost {
             ledgers: RefCell::new(HashMap::new()),
             ledger_down: Cell::new(false),
             audit: RefCell::new(Vec::new()),
+            events: RefCell::new(Vec::new()),
+            opened: RefCell::new(Vec::new()),
             audit_down: Cell::new(false),
             last_body_progress: RefCell::new(None),
         };
@@ -224,15 +228,24 @@ impl Host for FakeHost {
             .apply(op))
     }
 
-    async fn append_audit(&self, record: &AuditRecord) -> Result<AuditReceipt, HostError> {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditReceipt, HostError> {
         if self.audit_down.get() {
             return Err(HostError::Store("audit sequencer down".into()));
         }
+        self.events.borrow_mut().push(event.clone());
         let mut audit = self.audit.borrow_mut();
-        audit.push(record.clone());
+        audit.push(event.record.clone());
         Ok(AuditReceipt {
             sequence: audit.len() as u64,
         })
+    }
+
+    async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError> {
+        if self.audit_down.get() {
+            return Err(HostError::Store("audit sequencer down".into()));
+        }
+        self.opened.borrow_mut().push((event.clone(), expires_ms));
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@
 //! streams found with the ones expected.
 
 mod problem;
+mod records;
 mod stream;
 
 use std::collections::BTreeMap;

@@ -54,6 +54,31 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ProblemKind; 21] = [
+        ProblemKind::NoObjects,
+        ProblemKind::UnexpectedObject,
+        ProblemKind::Malformed,
+        ProblemKind::NotCanonical,
+        ProblemKind::NameMismatch,
+        ProblemKind::UnknownKey,
+        ProblemKind::KeyNotValid,
+        ProblemKind::BadSignature,
+        ProblemKind::MissingDigest,
+        ProblemKind::DigestChainBroken,
+        ProblemKind::TimeReversed,
+        ProblemKind::RangeMismatch,
+        ProblemKind::MissingBatch,
+        ProblemKind::BatchHashMismatch,
+        ProblemKind::UnreferencedBatch,
+        ProblemKind::SequenceMismatch,
+        ProblemKind::ChainBroken,
+        ProblemKind::HashMismatch,
+        ProblemKind::ChainHeadMismatch,
+        ProblemKind::CountMismatch,
+        ProblemKind::TailStale,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             ProblemKind::NoObjects => "no_objects",
@@ -162,15 +187,13 @@ mod tests {
 
     #[test]
     fn codes_match_the_json_names() {
-        for kind in [
-            ProblemKind::NoObjects,
-            ProblemKind::TailStale,
-            ProblemKind::KeyNotValid,
-        ] {
+        let mut codes = std::collections::BTreeSet::new();
+        for kind in ProblemKind::ALL {
             assert_eq!(
                 serde_json::to_value(kind).expect("serializes"),
                 serde_json::json!(kind.code())
             );
+            assert!(codes.insert(kind.code()), "{} twice", kind.code());
         }
         let p = Problem::new(ProblemKind::ChainBroken, "prev_hash does not link")
             .object("audit/eu/batches/x")

@@ -7,34 +7,32 @@ use serde_json::{Map, Value};
 
 use super::problem::{Problem, ProblemKind as K};
 use super::{CheckedRecord, StreamObjects, StreamSummary, VerifyOptions};
-use crate::ledger::batch::{self, BatchError};
 use crate::ledger::canonical::{canonical_json, sha256_hex, GENESIS_HASH};
 use crate::ledger::digest::{signed_bytes_of_value, Digest, DigestKind, DIGEST_SCHEMA_VERSION};
-use crate::ledger::entry::entry_hash;
+use crate::ledger::digest_key;
 use crate::ledger::keys::{PublicKeyring, SignatureProblem};
-use crate::ledger::{batch_key, digest_key};
 
 /// A digest that parsed, with what the checks found about it.
-struct ParsedDigest {
-    key: String,
-    digest: Digest,
+pub(super) struct ParsedDigest {
+    pub(super) key: String,
+    pub(super) digest: Digest,
     /// Signed by a known key, valid at `created_ms`, signature verified.
-    trusted: bool,
+    pub(super) trusted: bool,
 }
 
 pub(super) struct StreamCheck<'a> {
-    stream: &'a str,
+    pub(super) stream: &'a str,
     keys: &'a PublicKeyring,
-    options: &'a VerifyOptions,
+    pub(super) options: &'a VerifyOptions,
     problems: Vec<Problem>,
-    records: Vec<CheckedRecord>,
-    summary: StreamSummary,
+    pub(super) records: Vec<CheckedRecord>,
+    pub(super) summary: StreamSummary,
 }
 
 /// Where the record chain stands: the next sequence expected and the hash it must link to.
-struct ChainPosition {
-    next_sequence: u64,
-    head: String,
+pub(super) struct ChainPosition {
+    pub(super) next_sequence: u64,
+    pub(super) head: String,
 }
 
 impl<'a> StreamCheck<'a> {
@@ -66,7 +64,7 @@ impl<'a> StreamCheck<'a> {
         (self.summary, self.problems, self.records)
     }
 
-    fn report(&mut self, problem: Problem) {
+    pub(super) fn report(&mut self, problem: Problem) {
         self.problems.push(problem);
     }
 
@@ -259,280 +257,6 @@ impl<'a> StreamCheck<'a> {
         };
         self.report(problem.object(key));
         false
-    }
-
-    /// Pass 2: the records one digest describes, continuing the chain from `chain`.
-    fn check_records(
-        &mut self,
-        parsed: &ParsedDigest,
-        objects: &StreamObjects,
-        chain: &mut ChainPosition,
-    ) {
-        let (d, key) = (&parsed.digest, parsed.key.as_str());
-        let range_ok = d
-            .last_sequence
-            .checked_add(1)
-            .and_then(|n| n.checked_sub(d.first_sequence))
-            == Some(d.count);
-        let kind_ok = match d.kind {
-            DigestKind::Batch => d.count >= 1 && d.batch_sha256.is_some(),
-            DigestKind::Heartbeat => d.count == 0 && d.batch_sha256.is_none(),
-        };
-        if !range_ok || !kind_ok {
-            self.report(
-                Problem::new(
-                    K::RangeMismatch,
-                    format!(
-                        "inconsistent {:?} digest: first {}, last {}, count {}, batch_sha256 {}",
-                        d.kind,
-                        d.first_sequence,
-                        d.last_sequence,
-                        d.count,
-                        if d.batch_sha256.is_some() {
-                            "set"
-                        } else {
-                            "null"
-                        }
-                    ),
-                )
-                .object(key),
-            );
-        }
-        if d.first_sequence != chain.next_sequence {
-            let message = if d.first_sequence > chain.next_sequence {
-                format!(
-                    "records {}..={} are in no digest",
-                    chain.next_sequence,
-                    d.first_sequence - 1
-                )
-            } else {
-                "the range overlaps records of earlier digests".to_string()
-            };
-            self.report(
-                Problem::new(K::RangeMismatch, message)
-                    .object(key)
-                    .expected_found(
-                        format!("first_sequence {}", chain.next_sequence),
-                        d.first_sequence,
-                    ),
-            );
-        }
-        match d.kind {
-            DigestKind::Heartbeat => {
-                if d.chain_head != chain.head {
-                    self.report(
-                        Problem::new(
-                            K::ChainHeadMismatch,
-                            "chain_head is not the hash of the last record before it",
-                        )
-                        .object(key)
-                        .expected_found(&chain.head, &d.chain_head),
-                    );
-                }
-            }
-            DigestKind::Batch => self.check_batch(parsed, objects, chain),
-        }
-        // Continue from what the (signed) digest states, so one fault is reported once.
-        chain.next_sequence = d.last_sequence.saturating_add(1);
-        chain.head = d.chain_head.clone();
-    }
-
-    fn check_batch(
-        &mut self,
-        parsed: &ParsedDigest,
-        objects: &StreamObjects,
-        chain: &ChainPosition,
-    ) {
-        let d = &parsed.digest;
-        let name = batch_key(self.stream, d.first_sequence, d.last_sequence);
-        let Some(&(key, bytes)) = objects.batches.get(&(d.first_sequence, d.last_sequence)) else {
-            self.report(
-                Problem::new(K::MissingBatch, format!("described by {}", parsed.key)).object(&name),
-            );
-            return;
-        };
-        self.summary.batches += 1;
-        let sha = sha256_hex(bytes);
-        let mut batch_ok = parsed.trusted;
-        if d.batch_sha256.as_deref() != Some(sha.as_str()) {
-            batch_ok = false;
-            self.report(
-                Problem::new(
-                    K::BatchHashMismatch,
-                    format!("SHA-256 differs from batch_sha256 in {}", parsed.key),
-                )
-                .object(key)
-                .expected_found(d.batch_sha256.as_deref().unwrap_or("null"), &sha),
-            );
-        }
-        let text = match batch::gunzip(bytes, self.options.max_batch_bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let message = match e {
-                    BatchError::TooLarge { .. } => format!("{e}"),
-                    _ => format!("cannot be read: {e}"),
-                };
-                self.report(Problem::new(K::Malformed, message).object(key));
-                return;
-            }
-        };
-        let mut position = ChainPosition {
-            next_sequence: chain.next_sequence,
-            head: chain.head.clone(),
-        };
-        let lines = self.check_lines(key, &text, &mut position, batch_ok);
-        if lines != d.count {
-            self.report(
-                Problem::new(
-                    K::CountMismatch,
-                    format!("{} says count {}", parsed.key, d.count),
-                )
-                .object(key)
-                .expected_found(format!("{} records", d.count), lines),
-            );
-        }
-        if position.head != d.chain_head {
-            self.report(
-                Problem::new(
-                    K::ChainHeadMismatch,
-                    "chain_head is not the hash of the batch's last record",
-                )
-                .object(&parsed.key)
-                .expected_found(&position.head, &d.chain_head),
-            );
-        }
-    }
-
-    /// Checks each line; returns how many records the batch holds.
-    fn check_lines(
-        &mut self,
-        key: &str,
-        text: &[u8],
-        chain: &mut ChainPosition,
-        batch_ok: bool,
-    ) -> u64 {
-        let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
-        match lines.pop() {
-            Some([]) => {}
-            _ => self.report(
-                Problem::new(K::Malformed, "the last line does not end with a newline")
-                    .object(key)
-                    .line(lines.len() as u64 + 1),
-            ),
-        }
-        for (i, line) in lines.iter().enumerate() {
-            let number = i as u64 + 1;
-            match self.check_line(key, number, line, chain) {
-                Some((record, line_ok)) => self.records.push(CheckedRecord {
-                    verified: line_ok && batch_ok,
-                    ..record
-                }),
-                None => continue,
-            }
-        }
-        self.summary.records += lines.len() as u64;
-        lines.len() as u64
-    }
-
-    /// One line. Returns the record (if it could be read) and whether every check passed.
-    fn check_line(
-        &mut self,
-        key: &str,
-        number: u64,
-        line: &[u8],
-        chain: &mut ChainPosition,
-    ) -> Option<(CheckedRecord, bool)> {
-        let at = |p: Problem| p.object(key).line(number);
-        let value: Value = match serde_json::from_slice(line) {
-            Ok(v) => v,
-            Err(e) => {
-                self.report(at(Problem::new(K::Malformed, format!("not JSON: {e}"))));
-                return None;
-            }
-        };
-        let fields = value.as_object().and_then(|o| {
-            let extra = o.keys().any(|k| {
-                !["stream", "sequence", "prev_hash", "hash", "record"].contains(&k.as_str())
-            });
-            Some((
-                o.get("stream")?.as_str()?,
-                o.get("sequence")?.as_u64()?,
-                o.get("prev_hash")?.as_str()?,
-                o.get("hash")?.as_str()?,
-                o.get("record")?,
-                extra,
-            ))
-        });
-        let Some((stream, sequence, prev_hash, hash, record, extra)) = fields else {
-            self.report(at(Problem::new(
-                K::Malformed,
-                "not an entry {stream, sequence, prev_hash, hash, record}",
-            )));
-            return None;
-        };
-        let mut ok = true;
-        let mut fail = |me: &mut Self, p: Problem| {
-            ok = false;
-            me.report(at(p.sequence(sequence)));
-        };
-        if extra {
-            fail(
-                self,
-                Problem::new(K::Malformed, "fields outside the entry format"),
-            );
-        }
-        if canonical_json(&value).ok().as_deref() != Some(line) {
-            fail(
-                self,
-                Problem::new(K::NotCanonical, "not in canonical JSON form"),
-            );
-        }
-        if stream != self.stream {
-            fail(
-                self,
-                Problem::new(K::NameMismatch, "the record names another stream")
-                    .expected_found(self.stream, stream),
-            );
-        }
-        if sequence != chain.next_sequence {
-            fail(
-                self,
-                Problem::new(K::SequenceMismatch, "not the next sequence")
-                    .expected_found(chain.next_sequence, sequence),
-            );
-        }
-        if prev_hash != chain.head {
-            fail(
-                self,
-                Problem::new(
-                    K::ChainBroken,
-                    "prev_hash is not the previous record's hash",
-                )
-                .expected_found(&chain.head, prev_hash),
-            );
-        }
-        match entry_hash(stream, sequence, prev_hash, record) {
-            Ok(computed) if computed == hash => {}
-            Ok(computed) => fail(
-                self,
-                Problem::new(K::HashMismatch, "hash is not the hash of the entry")
-                    .expected_found(computed, hash),
-            ),
-            Err(e) => fail(self, Problem::new(K::Malformed, e.to_string())),
-        }
-        // Continue from what the line states, so one fault is reported once.
-        chain.next_sequence = sequence.saturating_add(1);
-        chain.head = hash.to_string();
-        let checked = CheckedRecord {
-            stream: stream.to_string(),
-            sequence,
-            hash: hash.to_string(),
-            object: key.to_string(),
-            line: number,
-            verified: ok,
-            record: record.clone(),
-        };
-        Some((checked, ok))
     }
 
     /// The newest digest must be no older than one heartbeat period plus grace.

@@ -1,0 +1,49 @@
+//! `asc tenant check`: validates a tenant config, optionally against a region.
+
+use std::process::ExitCode;
+
+use asc_core::config::TenantConfig;
+
+use crate::args::flag;
+
+pub fn tenant_check(file: &str, args: &[&str]) -> Result<ExitCode, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+    let config = match TenantConfig::parse(&bytes) {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in &errs.0 {
+                println!("{file}: {e}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut problems = 0;
+    if let Some(region_id) = flag(args, "--region") {
+        let regions = asc_core::builtin_regions()?;
+        let region = regions
+            .get(region_id)
+            .ok_or_else(|| format!("no region {region_id:?}"))?;
+        if config.residency != region.id {
+            println!(
+                "{file}: residency: is {:?}, not {region_id:?}",
+                config.residency
+            );
+            problems += 1;
+        }
+        for (name, target) in &config.models {
+            if let Err(e) = region.check_egress(&target.url_for("chat/completions")) {
+                println!("{file}: models[{name:?}].endpoint: {}", e.message);
+                problems += 1;
+            }
+        }
+    }
+    if problems > 0 {
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "{file}: ok (tenant {}, {} model(s))",
+        config.tenant_id,
+        config.models.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,284 @@
+//! `asc audit` end to end: a log written by the core's sequencer into a folder, verified and
+//! queried through the real binary; tampering makes it exit 1 and say where.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+use asc_core::ledger::batch::{gunzip, gzip};
+use asc_core::ledger::keys::key_pair;
+use asc_core::ledger::{batch_key, Sequencer, ShipPolicy, SigningKeyring, Validity};
+
+const T0: u64 = 1_700_000_000_000;
+const POLICY: ShipPolicy = ShipPolicy {
+    max_records: 3,
+    max_age_ms: 1_000,
+    heartbeat_ms: 10_000,
+};
+
+fn event(n: u64) -> AuditEvent {
+    AuditEvent::from(AuditRecord {
+        schema_version: AUDIT_SCHEMA_VERSION,
+        request_id: format!("req_{n}"),
+        timestamp_ms: T0 + n * 1000,
+        region: "eu".into(),
+        tenant_id: Some(["acme", "globex"][n as usize % 2].into()),
+        key_id: Some(format!("k_{n}")),
+        operation: "chat.completions".into(),
+        requested_model: Some(if n <= 2 { "gpt-4o" } else { "gpt-4o-mini" }.into()),
+        served_model: None,
+        provider: Some("openai".into()),
+        endpoint_host: Some("eu.api.openai.com".into()),
+        stream: false,
+        outcome: Outcome::Ok,
+        status: 200,
+        error_code: None,
+        usage: None,
+        latency_ms: 5,
+        policy_version: None,
+        trace_id: format!("{n:032x}"),
+    })
+}
+
+/// A fresh folder holding a five-record log and the key file; the newest digest at T0 + 11_010.
+fn fixture(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("asc-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let always = Validity {
+        not_before_ms: 0,
+        not_after_ms: None,
+    };
+    let (spec, public) = key_pair("k2026", &[9; 32], always).expect("key");
+    let ring = SigningKeyring::from_specs(&[spec]).expect("ring");
+    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    let mut objects = BTreeMap::new();
+    let mut ship = |seq: &mut Sequencer, now| {
+        while let Some(s) = seq.next_shipment(now, &POLICY, &ring).expect("ships") {
+            for o in s.objects() {
+                objects.insert(o.key.clone(), o.bytes.clone());
+            }
+            seq.confirm(s.id).expect("confirms");
+        }
+    };
+    ship(&mut seq, T0);
+    for n in 1..=5 {
+        seq.append(&event(n), T0 + 10).expect("appends");
+    }
+    ship(&mut seq, T0 + 10);
+    ship(&mut seq, T0 + 1_010);
+    ship(&mut seq, T0 + 11_010);
+    for (key, bytes) in objects {
+        let path = dir.join("bucket").join(&key);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+    let keys = serde_json::to_vec(&[public]).expect("json");
+    std::fs::write(dir.join("keys.json"), keys).expect("write");
+    dir
+}
+
+fn asc(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_asc"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const NOW: &str = "1700000015000"; // ~4 s after the newest digest
+
+#[test]
+fn verify_accepts_an_untouched_log_and_pinpoints_a_deleted_record() {
+    let dir = fixture("verify");
+    let args = [
+        "audit",
+        "verify",
+        "bucket",
+        "--keys",
+        "keys.json",
+        "--now",
+        NOW,
+        "--heartbeat-ms",
+        "10000",
+        "--grace-ms",
+        "1000",
+    ];
+    let ok = asc(&dir, &args);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("OK: 5 records verified"),
+        "{}",
+        stdout(&ok)
+    );
+
+    // Delete the second record of the first batch and re-compress.
+    let path = dir.join("bucket").join(batch_key("eu", 1, 3));
+    let text = gunzip(&std::fs::read(&path).expect("read"), 1 << 20).expect("gunzip");
+    let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+    std::fs::write(&path, gzip(&[lines[0], lines[2]].concat()).expect("gzip")).expect("write");
+
+    let bad = asc(&dir, &args);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = stdout(&bad);
+    let key = batch_key("eu", 1, 3);
+    assert!(
+        out.contains(&format!(
+            "{key}:2: sequence 3: sequence_mismatch: not the next sequence (expected 2, found 3)"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("batch_hash_mismatch"), "{out}");
+    assert!(out.contains("FAILED"), "{out}");
+
+    let json = asc(&dir, &[&args[..], &["--json"]].concat());
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["ok"], false);
+    assert!(v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .any(|p| p["kind"] == "chain_broken" && p["line"] == 2 && p["object"] == key.as_str()));
+
+    // A verification long after the newest digest reports a stale tail.
+    let stale = asc(
+        &dir,
+        &[
+            "audit",
+            "verify",
+            "bucket",
+            "--keys",
+            "keys.json",
+            "--heartbeat-ms",
+            "10000",
+        ],
+    );
+    assert!(stdout(&stale).contains("tail_stale"), "{}", stdout(&stale));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn query_filters_verified_records_and_refuses_unverified_logs() {
+    let dir = fixture("query");
+    let base = [
+        "audit",
+        "query",
+        "bucket",
+        "--keys",
+        "keys.json",
+        "--now",
+        NOW,
+        "--heartbeat-ms",
+        "10000",
+    ];
+    let q = asc(
+        &dir,
+        &[&base[..], &["--tenant", "acme", "--format", "json"]].concat(),
+    );
+    assert_eq!(
+        q.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&q.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    let seqs: Vec<u64> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [2, 4]);
+
+    // Model matches the requested model; --from is inclusive, --to exclusive (RFC 3339 or ms).
+    let q = asc(
+        &dir,
+        &[
+            &base[..],
+            &[
+                "--model",
+                "gpt-4o-mini",
+                "--from",
+                "2023-11-14T22:13:23Z",
+                "--to",
+                "1700000005000",
+            ],
+        ]
+        .concat(),
+    );
+    let table = stdout(&q);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TIME"), "{table}");
+    let seq_col: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(2).expect("SEQ"))
+        .collect();
+    assert_eq!(seq_col, ["3", "4"], "{table}");
+
+    // Rewrite who made request 1 (globex -> acme): the query refuses unless told otherwise, and
+    // then marks the batch's records as not verified.
+    let path = dir.join("bucket").join(batch_key("eu", 1, 3));
+    let text = gunzip(&std::fs::read(&path).expect("read"), 1 << 20).expect("gunzip");
+    let edited = String::from_utf8(text).expect("utf-8").replacen(
+        "\"tenant_id\":\"globex\"",
+        "\"tenant_id\":\"acme\"",
+        1,
+    );
+    std::fs::write(&path, gzip(edited.as_bytes()).expect("gzip")).expect("write");
+    let refused = asc(&dir, &base);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("refusing to query"));
+    let allowed = asc(&dir, &[&base[..], &["--allow-unverified"]].concat());
+    assert_eq!(allowed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&allowed.stderr).contains("WARNING"));
+    let table = stdout(&allowed);
+    assert!(table.lines().next().expect("header").ends_with("VERIFIED"));
+    assert!(table.lines().any(|l| l.ends_with("NO")), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keygen_prints_a_working_key_pair() {
+    let dir = std::env::temp_dir();
+    let out = asc(
+        &dir,
+        &[
+            "audit",
+            "keygen",
+            "--key-id",
+            "k2027",
+            "--not-before",
+            "2027-01-01T00:00:00Z",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .expect("line")
+            .to_string()
+    };
+    let secret = value("AUDIT_SIGNING_KEY=");
+    let public: serde_json::Value =
+        serde_json::from_str(&value("AUDIT_PUBLIC_KEY=")).expect("json");
+    assert_eq!(public["not_before_ms"], 1_798_761_600_000u64); // date -u -d 2027-01-01 +%s
+    assert_eq!(public["not_after_ms"], serde_json::Value::Null);
+
+    let ring = SigningKeyring::from_secret(&asc_core::secret::Secret::new(secret)).expect("ring");
+    let keys =
+        asc_core::ledger::PublicKeyring::from_json(format!("[{public}]").as_bytes()).expect("keys");
+    let sig = ring.sign("k2027", b"digest").expect("signs");
+    assert_eq!(
+        keys.check("k2027", 1_798_761_600_000, b"digest", &sig),
+        Ok(())
+    );
+
+    let bad = asc(&dir, &["audit", "keygen", "--key-id", "Bad Id"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
