@@ -15,7 +15,6 @@ pub mod guard;
 pub mod host;
 pub mod http;
 pub mod ids;
-pub mod ledger;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod region;
@@ -24,6 +23,7 @@ pub mod secret;
 pub mod sse;
 pub mod time;
 pub mod trace;
+pub mod trail;
 
 pub use error::{ErrorKind, GatewayError};
 pub use pipeline::{Gateway, Settings};

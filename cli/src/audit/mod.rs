@@ -7,10 +7,10 @@ mod time;
 use std::path::Path;
 use std::process::ExitCode;
 
-use asc_core::ledger::keys::{key_pair, Validity};
-use asc_core::ledger::query::RecordFilter;
-use asc_core::ledger::verify::{verify, Report, VerifyOptions};
-use asc_core::ledger::{PublicKeyring, ShipPolicy};
+use asc_core::trail::keys::{key_pair, Validity};
+use asc_core::trail::query::RecordFilter;
+use asc_core::trail::verify::{verify, Report, VerifyOptions};
+use asc_core::trail::{PublicKeyring, ShipPolicy};
 
 use crate::args::{flag, number, switch};
 use time::{format_ms, parse_time};

@@ -1,5 +1,5 @@
 //! The audit sequencer of one region stream, as a Durable Object. It stores and ships; the
-//! sequencing, hash chain, batching and signing are `asc_core::ledger::Sequencer`'s.
+//! sequencing, hash chain, batching and signing are `asc_core::trail::Sequencer`'s.
 //!
 //! Storage (values are JSON strings, so 64-bit numbers survive): the sequencer head, one key per
 //! buffered entry, one key per open (streaming, not yet finished) record. Every change of the
@@ -9,11 +9,11 @@ use std::cell::RefCell;
 
 use asc_core::audit::inflight::{due, inflight_storage_key, OpenRecord, INFLIGHT_PREFIX};
 use asc_core::audit::AuditEvent;
-use asc_core::ledger::{
+use asc_core::secret::Secret;
+use asc_core::trail::{
     entry_storage_key, Buffered, Sequencer, SequencerHead, ShipPolicy, SigningKeyring,
     HEAD_STORAGE_KEY,
 };
-use asc_core::secret::Secret;
 use serde::{Deserialize, Serialize};
 use worker::js_sys::{Date as JsDate, Object, Reflect};
 use worker::wasm_bindgen::JsValue;

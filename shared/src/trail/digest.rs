@@ -78,7 +78,7 @@ pub fn signed_bytes_of_value(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::canonical::GENESIS_HASH;
+    use crate::trail::canonical::GENESIS_HASH;
 
     #[test]
     fn signature_covers_everything_but_itself() {

@@ -56,8 +56,8 @@ pub use digest::{Digest, DigestKind};
 pub use entry::{entry_hash, Entry};
 pub use keys::{PublicKeyEntry, PublicKeyring, SigningKeySpec, SigningKeyring, Validity};
 pub use sequencer::{
-    entry_storage_key, Buffered, Confirmed, LedgerError, ObjectPut, PendingShipment, Sequencer,
-    SequencerHead, ShipPolicy, Shipment, ShipmentId, HEAD_STORAGE_KEY,
+    entry_storage_key, Buffered, Confirmed, ObjectPut, PendingShipment, Sequencer, SequencerHead,
+    ShipPolicy, Shipment, ShipmentId, TrailError, HEAD_STORAGE_KEY,
 };
 
 /// The object key of the batch holding records `first..=last` of `stream`.

@@ -33,14 +33,12 @@ impl Default for ShipPolicy {
 }
 
 impl ShipPolicy {
-    pub fn check(&self) -> Result<(), LedgerError> {
+    pub fn check(&self) -> Result<(), TrailError> {
         if self.max_records == 0 {
-            return Err(LedgerError::InvalidPolicy(
-                "max_records must be >= 1".into(),
-            ));
+            return Err(TrailError::InvalidPolicy("max_records must be >= 1".into()));
         }
         if self.heartbeat_ms == 0 {
-            return Err(LedgerError::InvalidPolicy(
+            return Err(TrailError::InvalidPolicy(
                 "heartbeat_ms must be >= 1".into(),
             ));
         }
@@ -49,7 +47,7 @@ impl ShipPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LedgerError {
+pub enum TrailError {
     /// A stream id must be 1-64 of `[a-z0-9_-]`: it becomes an object path.
     InvalidStream(String),
     InvalidPolicy(String),
@@ -72,42 +70,42 @@ pub enum LedgerError {
     Corrupt(String),
 }
 
-impl fmt::Display for LedgerError {
+impl fmt::Display for TrailError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LedgerError::InvalidStream(s) => {
+            TrailError::InvalidStream(s) => {
                 write!(f, "stream id {s:?} must be 1-64 of [a-z0-9_-]")
             }
-            LedgerError::InvalidPolicy(why) => write!(f, "ship policy: {why}"),
-            LedgerError::Canonical(e) => write!(f, "{e}"),
-            LedgerError::Batch(e) => write!(f, "batch: {e}"),
-            LedgerError::NoSigningKey { at_ms } => {
+            TrailError::InvalidPolicy(why) => write!(f, "ship policy: {why}"),
+            TrailError::Canonical(e) => write!(f, "{e}"),
+            TrailError::Batch(e) => write!(f, "batch: {e}"),
+            TrailError::NoSigningKey { at_ms } => {
                 write!(f, "no audit signing key is valid at {at_ms} ms")
             }
-            LedgerError::SigningKeyGone { key_id } => write!(
+            TrailError::SigningKeyGone { key_id } => write!(
                 f,
                 "the pending digest was signed with key {key_id}, which is no longer configured"
             ),
-            LedgerError::NotPending { given, pending } => match pending {
+            TrailError::NotPending { given, pending } => match pending {
                 Some(p) => write!(f, "shipment {} is not pending ({} is)", given.0, p.0),
                 None => write!(f, "shipment {} is not pending (none is)", given.0),
             },
-            LedgerError::Corrupt(why) => write!(f, "sequencer state is inconsistent: {why}"),
+            TrailError::Corrupt(why) => write!(f, "sequencer state is inconsistent: {why}"),
         }
     }
 }
 
-impl std::error::Error for LedgerError {}
+impl std::error::Error for TrailError {}
 
-impl From<CanonicalError> for LedgerError {
+impl From<CanonicalError> for TrailError {
     fn from(e: CanonicalError) -> Self {
-        LedgerError::Canonical(e)
+        TrailError::Canonical(e)
     }
 }
 
-impl From<BatchError> for LedgerError {
+impl From<BatchError> for TrailError {
     fn from(e: BatchError) -> Self {
-        LedgerError::Batch(e)
+        TrailError::Batch(e)
     }
 }
 

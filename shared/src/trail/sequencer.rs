@@ -12,7 +12,7 @@ use super::canonical::{sha256_hex, GENESIS_HASH};
 use super::digest::{Digest, DigestKind, DIGEST_SCHEMA_VERSION};
 use super::entry::Entry;
 use super::keys::SigningKeyring;
-pub use super::shipment::{Confirmed, LedgerError, ObjectPut, ShipPolicy, Shipment, ShipmentId};
+pub use super::shipment::{Confirmed, ObjectPut, ShipPolicy, Shipment, ShipmentId, TrailError};
 use super::{batch_key, digest_key};
 use crate::audit::AuditEvent;
 use crate::ids::is_valid_id;
@@ -83,17 +83,17 @@ struct Parts {
 }
 
 impl TryFrom<Parts> for Sequencer {
-    type Error = LedgerError;
-    fn try_from(parts: Parts) -> Result<Self, LedgerError> {
+    type Error = TrailError;
+    fn try_from(parts: Parts) -> Result<Self, TrailError> {
         Sequencer::restore(parts.head, parts.buffer)
     }
 }
 
 impl Sequencer {
     /// A new, empty stream. `now_ms` is when its first digest falls due.
-    pub fn new(stream: &str, now_ms: u64) -> Result<Sequencer, LedgerError> {
+    pub fn new(stream: &str, now_ms: u64) -> Result<Sequencer, TrailError> {
         if !is_valid_id(stream) {
-            return Err(LedgerError::InvalidStream(stream.to_string()));
+            return Err(TrailError::InvalidStream(stream.to_string()));
         }
         Ok(Sequencer {
             head: SequencerHead {
@@ -115,13 +115,13 @@ impl Sequencer {
     /// Rebuilds the state from storage: the head and every stored entry (any order). Checks that
     /// they hold together: entries contiguous from `shipped_sequence + 1` to `last_sequence`,
     /// linked by `prev_hash`, and the pending shipment inside them.
-    pub fn restore(head: SequencerHead, entries: Vec<Buffered>) -> Result<Sequencer, LedgerError> {
+    pub fn restore(head: SequencerHead, entries: Vec<Buffered>) -> Result<Sequencer, TrailError> {
         if !is_valid_id(&head.stream) {
-            return Err(LedgerError::InvalidStream(head.stream));
+            return Err(TrailError::InvalidStream(head.stream));
         }
         let mut buffer: Vec<Buffered> = entries;
         buffer.sort_by_key(|b| b.entry.sequence);
-        let corrupt = |why: String| Err(LedgerError::Corrupt(why));
+        let corrupt = |why: String| Err(TrailError::Corrupt(why));
         let (mut seq, mut hash) = (head.shipped_sequence, head.shipped_hash.as_str());
         for b in &buffer {
             let e = &b.entry;
@@ -188,7 +188,7 @@ impl Sequencer {
 
     /// Assigns `record` the next sequence and chains it. Persist the head and the returned entry
     /// (under [`entry_storage_key`]) in one atomic write before answering the request.
-    pub fn append(&mut self, record: &AuditEvent, now_ms: u64) -> Result<Buffered, LedgerError> {
+    pub fn append(&mut self, record: &AuditEvent, now_ms: u64) -> Result<Buffered, TrailError> {
         let sequence = self.head.last_sequence + 1;
         let entry = Entry::chain(&self.head.stream, sequence, &self.head.last_hash, record)?;
         let buffered = Buffered {
@@ -252,7 +252,7 @@ impl Sequencer {
         now_ms: u64,
         policy: &ShipPolicy,
         keyring: &SigningKeyring,
-    ) -> Result<Option<Shipment>, LedgerError> {
+    ) -> Result<Option<Shipment>, TrailError> {
         policy.check()?;
         let pending = match &self.head.pending {
             Some(p) => p.clone(),
@@ -264,7 +264,7 @@ impl Sequencer {
                 let created_ms = now_ms.max(self.head.digest_ms.unwrap_or(0));
                 let key_id = keyring
                     .key_id_at(created_ms)
-                    .ok_or(LedgerError::NoSigningKey { at_ms: created_ms })?;
+                    .ok_or(TrailError::NoSigningKey { at_ms: created_ms })?;
                 PendingShipment {
                     digest_sequence: self.head.digest_sequence + 1,
                     kind,
@@ -290,19 +290,19 @@ impl Sequencer {
         &self,
         p: &PendingShipment,
         keyring: &SigningKeyring,
-    ) -> Result<Shipment, LedgerError> {
+    ) -> Result<Shipment, TrailError> {
         let stream = &self.head.stream;
         let (batch, batch_sha256, chain_head) = match p.kind {
             DigestKind::Batch => {
                 let count = usize::try_from(p.last_sequence + 1 - p.first_sequence)
-                    .map_err(|_| LedgerError::Corrupt("batch too large".into()))?;
+                    .map_err(|_| TrailError::Corrupt("batch too large".into()))?;
                 let entries: Vec<&Entry> =
                     self.buffer.iter().take(count).map(|b| &b.entry).collect();
                 let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-                    return Err(LedgerError::Corrupt("pending batch has no entries".into()));
+                    return Err(TrailError::Corrupt("pending batch has no entries".into()));
                 };
                 if first.sequence != p.first_sequence || last.sequence != p.last_sequence {
-                    return Err(LedgerError::Corrupt(format!(
+                    return Err(TrailError::Corrupt(format!(
                         "pending batch {}..={} is not at the front of the buffer",
                         p.first_sequence, p.last_sequence
                     )));
@@ -336,7 +336,7 @@ impl Sequencer {
         };
         let signature = keyring
             .sign(&p.key_id, &digest.signed_bytes()?)
-            .ok_or_else(|| LedgerError::SigningKeyGone {
+            .ok_or_else(|| TrailError::SigningKeyGone {
                 key_id: p.key_id.clone(),
             })?;
         digest.signature = Some(signature);
@@ -357,11 +357,11 @@ impl Sequencer {
     /// Call once the store confirmed every object of shipment `id`. Removes the shipped entries
     /// from the buffer and advances the digest chain. Persist the head and delete the removed
     /// entries (see [`Confirmed::removed`]) in one atomic write.
-    pub fn confirm(&mut self, id: ShipmentId) -> Result<Confirmed, LedgerError> {
+    pub fn confirm(&mut self, id: ShipmentId) -> Result<Confirmed, TrailError> {
         let pending = match &self.head.pending {
             Some(p) if p.digest_sequence == id.0 => p.clone(),
             other => {
-                return Err(LedgerError::NotPending {
+                return Err(TrailError::NotPending {
                     given: id,
                     pending: other.as_ref().map(|p| ShipmentId(p.digest_sequence)),
                 })
@@ -369,11 +369,11 @@ impl Sequencer {
         };
         if pending.kind == DigestKind::Batch {
             let count = usize::try_from(pending.last_sequence + 1 - pending.first_sequence)
-                .map_err(|_| LedgerError::Corrupt("batch too large".into()))?;
+                .map_err(|_| TrailError::Corrupt("batch too large".into()))?;
             let last = match self.buffer.get(count.wrapping_sub(1)) {
                 Some(b) if b.entry.sequence == pending.last_sequence => b.entry.hash.clone(),
                 _ => {
-                    return Err(LedgerError::Corrupt(format!(
+                    return Err(TrailError::Corrupt(format!(
                         "confirmed batch {}..={} is not at the front of the buffer",
                         pending.first_sequence, pending.last_sequence
                     )))

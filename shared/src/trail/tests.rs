@@ -184,7 +184,7 @@ fn confirm_accepts_only_the_pending_shipment() {
     let mut seq = Sequencer::new("eu", T0).expect("stream");
     assert!(matches!(
         seq.confirm(ShipmentId(1)),
-        Err(LedgerError::NotPending { pending: None, .. })
+        Err(TrailError::NotPending { pending: None, .. })
     ));
     let s = seq
         .next_shipment(T0, &policy(), &ring)
@@ -212,7 +212,7 @@ fn without_a_valid_key_nothing_ships_and_nothing_changes() {
     let before = seq.clone();
     assert_eq!(
         seq.next_shipment(T0, &policy(), &ring),
-        Err(LedgerError::NoSigningKey { at_ms: T0 })
+        Err(TrailError::NoSigningKey { at_ms: T0 })
     );
     assert_eq!(seq, before);
     let s = seq
@@ -223,7 +223,7 @@ fn without_a_valid_key_nothing_ships_and_nothing_changes() {
     let (other, _) = keys();
     assert_eq!(
         seq.next_shipment(T0 + 2, &policy(), &other),
-        Err(LedgerError::SigningKeyGone {
+        Err(TrailError::SigningKeyGone {
             key_id: "later".into()
         })
     );
@@ -247,7 +247,7 @@ fn restore_refuses_state_that_does_not_hold_together() {
     gap.remove(1);
     assert!(matches!(
         Sequencer::restore(head.clone(), gap),
-        Err(LedgerError::Corrupt(_))
+        Err(TrailError::Corrupt(_))
     ));
     // A lost tail.
     assert!(Sequencer::restore(head.clone(), entries[..2].to_vec()).is_err());
