@@ -34,3 +34,9 @@ export async function downloadAuditBucket(persist, outDir, bucketName = 'asc-aud
     await mf.dispose();
   }
 }
+
+// `node tests/e2e/r2.mjs STATE_DIR OUT_DIR [BUCKET]`: used by scripts/audit-local.
+if (import.meta.url === (await import('node:url')).pathToFileURL(process.argv[1]).href) {
+  const keys = await downloadAuditBucket(process.argv[2], process.argv[3], process.argv[4]);
+  console.error(`[asc] copied ${keys.length} objects`);
+}

@@ -181,7 +181,10 @@ impl Gateway {
             }
             Route::Usage => {
                 self.require_scope(&caller, Scope::Usage)?;
-                usage::report(self, host, &caller).await
+                let reply = usage::report(self, host, &caller).await?;
+                self.audit_simple(host, ctx, &caller, "usage.read", 200)
+                    .await?;
+                Ok(reply)
             }
             Route::Health => unreachable!("answered above"),
         }
