@@ -80,25 +80,25 @@ describe('audit trail', () => {
       await stack.shutdown();
     }
     try {
-    const stoppedAt = Date.now();
-    const dir = mkdtempSync(join(tmpdir(), 'asc-audit-'));
-    await downloadAuditBucket(stack.persist, dir);
-    const report = verify(dir, stack.publicKeys, stoppedAt);
-    assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
+      const stoppedAt = Date.now();
+      const dir = mkdtempSync(join(tmpdir(), 'asc-audit-'));
+      await downloadAuditBucket(stack.persist, dir);
+      const report = verify(dir, stack.publicKeys, stoppedAt);
+      assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
 
-    const chained = entries(dir);
-    assert.equal(chained.length, ids.length, 'exactly one record per request');
-    assert.deepEqual(chained.map((e) => e.sequence), chained.map((_, i) => i + 1), 'gap-free from 1');
-    assert.deepEqual(new Set(chained.map((e) => e.record.request_id)), new Set(ids));
-    const refused = chained.filter((e) => e.record.outcome === 'refused');
-    assert.equal(refused.length, 5);
-    assert.ok(chained.every((e) => e.record.prompt_sha256?.length === 64), 'prompts only as hashes');
+      const chained = entries(dir);
+      assert.equal(chained.length, ids.length, 'exactly one record per request');
+      assert.deepEqual(chained.map((e) => e.sequence), chained.map((_, i) => i + 1), 'gap-free from 1');
+      assert.deepEqual(new Set(chained.map((e) => e.record.request_id)), new Set(ids));
+      const refused = chained.filter((e) => e.record.outcome === 'refused');
+      assert.equal(refused.length, 5);
+      assert.ok(chained.every((e) => e.record.prompt_sha256?.length === 64), 'prompts only as hashes');
 
-    const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')
-      + stack.logs.join('');
-    for (const canary of [CANARY_SECRET, CANARY_EMAIL, UPSTREAM_KEY, stack.keys.demo.key]) {
-      assert.equal(everything.split(canary).length - 1, 0, `${canary.slice(0, 12)}... appears in the audit objects or logs`);
-    }
+      const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')
+        + stack.logs.join('');
+      for (const canary of [CANARY_SECRET, CANARY_EMAIL, UPSTREAM_KEY, stack.keys.demo.key]) {
+        assert.equal(everything.split(canary).length - 1, 0, `${canary.slice(0, 12)}... appears in the audit objects or logs`);
+      }
     } finally {
       await stack.stop();
     }
@@ -125,17 +125,17 @@ describe('audit trail', () => {
       await stack.shutdown();
     }
     try {
-    const stoppedAt = Date.now();
-    const dir = mkdtempSync(join(tmpdir(), 'asc-audit-kill-'));
-    await downloadAuditBucket(stack.persist, dir);
-    const report = verify(dir, stack.publicKeys, stoppedAt);
-    assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
-    const chained = entries(dir);
-    assert.deepEqual(chained.map((e) => e.sequence), chained.map((_, i) => i + 1), 'gap-free after every crash');
-    const ids = chained.map((e) => e.record.request_id);
-    assert.equal(new Set(ids).size, ids.length, 'no request recorded twice');
-    for (const id of answered) assert.ok(ids.includes(id), `answered request ${id} is in the trail`);
-    assert.ok(answered.size > 0);
+      const stoppedAt = Date.now();
+      const dir = mkdtempSync(join(tmpdir(), 'asc-audit-kill-'));
+      await downloadAuditBucket(stack.persist, dir);
+      const report = verify(dir, stack.publicKeys, stoppedAt);
+      assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
+      const chained = entries(dir);
+      assert.deepEqual(chained.map((e) => e.sequence), chained.map((_, i) => i + 1), 'gap-free after every crash');
+      const ids = chained.map((e) => e.record.request_id);
+      assert.equal(new Set(ids).size, ids.length, 'no request recorded twice');
+      for (const id of answered) assert.ok(ids.includes(id), `answered request ${id} is in the trail`);
+      assert.ok(answered.size > 0);
     } finally {
       await stack.stop();
     }
