@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, Outcome, Usage};
 use crate::error::{ErrorKind, GatewayError};
+use crate::guard::{self, OpenAiStreamGuard};
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
 use crate::pipeline::{Charge, Counted};
@@ -44,6 +45,9 @@ pub struct Relay<S: ByteSource> {
     strip_usage: bool,
     /// SHA-256 of the bytes sent to the client, for the audit record.
     sent: Sha256,
+    /// The guardrails on the response, or (when responses are not scanned) the request's
+    /// decisions, for the audit record.
+    guard: Result<OpenAiStreamGuard, guard::Ledger>,
 }
 
 impl<S: ByteSource> Relay<S> {
@@ -53,6 +57,7 @@ impl<S: ByteSource> Relay<S> {
         started_ms: u64,
         charge: Charge,
         strip_usage: bool,
+        guard: Result<OpenAiStreamGuard, guard::Ledger>,
     ) -> Self {
         Relay {
             source,
@@ -65,6 +70,7 @@ impl<S: ByteSource> Relay<S> {
             charge,
             strip_usage,
             sent: Sha256::new(),
+            guard,
         }
     }
 
@@ -109,6 +115,7 @@ impl<S: ByteSource> Relay<S> {
             if ev.data == "[DONE]" {
                 self.summary.done = true;
                 self.finished = true;
+                out.extend(self.flush_guard());
                 out.extend_from_slice(&ev.raw);
                 break;
             }
@@ -121,12 +128,17 @@ impl<S: ByteSource> Relay<S> {
                 Ok(v) if v.get("error").is_some() => {
                     // The upstream's own error event already has OpenAI's shape: forward it as
                     // the terminal event.
+                    out.extend(self.flush_guard());
                     out.extend_from_slice(&ev.raw);
                     self.summary.failure = Some(ErrorKind::UpstreamError);
                     self.finished = true;
                     break;
                 }
-                Ok(v) => {
+                Ok(mut v) => {
+                    let rewritten = match &mut self.guard {
+                        Ok(g) => g.on_chunk(&mut v),
+                        Err(_) => false,
+                    };
                     self.count_content(&v);
                     if let Some(u) = v.get("usage").and_then(Usage::from_openai) {
                         self.summary.usage = Some(u);
@@ -138,7 +150,11 @@ impl<S: ByteSource> Relay<S> {
                             continue;
                         }
                     }
-                    out.extend_from_slice(&ev.raw);
+                    if rewritten {
+                        out.extend(data_event(&v));
+                    } else {
+                        out.extend_from_slice(&ev.raw);
+                    }
                 }
                 Err(_) => {
                     out.extend(self.fail(ErrorKind::UpstreamBadResponse));
@@ -189,8 +205,20 @@ impl<S: ByteSource> Relay<S> {
         self.fail(ErrorKind::UpstreamError)
     }
 
+    /// Text the guard still holds back, as a final chunk (before `[DONE]` or an error).
+    fn flush_guard(&mut self) -> Vec<u8> {
+        match &mut self.guard {
+            Ok(g) => g
+                .finish()
+                .map(|chunk| data_event(&chunk))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Ends the stream with a terminal error event the OpenAI SDKs raise on.
     fn fail(&mut self, kind: ErrorKind) -> Vec<u8> {
+        let mut out = self.flush_guard();
         self.finished = true;
         self.summary.failure = Some(kind);
         let message = match kind {
@@ -199,7 +227,8 @@ impl<S: ByteSource> Relay<S> {
             }
             _ => "The upstream stream ended before it was complete.",
         };
-        terminal_error_event(&GatewayError::new(kind, message))
+        out.extend(terminal_error_event(&GatewayError::new(kind, message)));
+        out
     }
 
     async fn append_audit<H: Host>(&mut self, host: &H) {
@@ -210,6 +239,11 @@ impl<S: ByteSource> Relay<S> {
         let (_, cost) = self.charge.cost(self.summary.usage, self.summary.counted);
         self.audit.detail.settled_usd_micros = Some(self.summary.charged_micros.unwrap_or(cost));
         self.audit.detail.response_sha256 = Some(hex::encode(self.sent.clone().finalize()));
+        let decisions = match &self.guard {
+            Ok(g) => g.ledger(),
+            Err(l) => l,
+        };
+        crate::pipeline::record_guardrails(&mut self.audit, decisions);
         let now = host.now().millis();
         self.audit.record.latency_ms = now.saturating_sub(self.started_ms);
         self.audit.record.usage = self.summary.usage;
@@ -232,6 +266,14 @@ impl<S: ByteSource> Relay<S> {
 pub fn terminal_error_event(err: &GatewayError) -> Vec<u8> {
     let mut out = b"data: ".to_vec();
     out.extend_from_slice(&err.body());
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+/// `data: <json>` and a blank line.
+fn data_event(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = b"data: ".to_vec();
+    out.extend_from_slice(value.to_string().as_bytes());
     out.extend_from_slice(b"\n\n");
     out
 }

@@ -28,11 +28,39 @@ pub enum GuardrailAction {
 /// One detector's decision: `{detector, action, count}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardrailDecision {
-    /// The detector's id, e.g. `pii.email`, `secrets.aws_key`.
+    /// The detector's name, e.g. `email`, `credit_card`, `custom_pattern`.
     pub detector: String,
     pub action: GuardrailAction,
     /// How many matches the detector found.
     pub count: u32,
+    /// `request` or `response`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<String>,
+    /// A custom pattern's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The configured mode, when the action differs (a block rule redacts on responses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<GuardrailAction>,
+}
+
+impl GuardrailDecision {
+    /// A guard decision as recorded (never the matched text: there is none to record).
+    pub fn from_guard(d: &crate::guard::Decision) -> Self {
+        let action = |a: crate::guard::Action| match a {
+            crate::guard::Action::Block => GuardrailAction::Block,
+            crate::guard::Action::Redact => GuardrailAction::Redact,
+            crate::guard::Action::Flag => GuardrailAction::Flag,
+        };
+        GuardrailDecision {
+            detector: d.detector.name().to_string(),
+            action: action(d.action),
+            count: d.count,
+            side: Some(d.side.name().to_string()),
+            pattern: d.pattern.clone(),
+            mode: (d.mode != d.action).then(|| action(d.mode)),
+        }
+    }
 }
 
 /// One upstream attempt of a request (a route may try several targets).

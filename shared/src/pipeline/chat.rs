@@ -5,10 +5,11 @@ use serde_json::{Map, Value};
 
 use super::admission::{Charge, Counted};
 use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
-use crate::audit::{content_sha256, AuditEvent, Outcome, Usage};
+use crate::audit::{content_sha256, AuditEvent, GuardrailDecision, Outcome, Usage};
 use crate::catalog::is_known_model;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
+use crate::guard::{self, OpenAiStreamGuard, GUARDRAILS_HEADER};
 use crate::host::{read_limited, ByteSource, EgressApproved, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
 use crate::relay::Relay;
@@ -91,6 +92,13 @@ async fn serve<H: Host, B: ByteSource>(
     audit.record.served_model = Some(target.upstream_model.clone());
     audit.record.provider = Some(target.provider.as_str().to_string());
     audit.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
+
+    // Guardrails: limits, then block / redact / flag on every text of the request, in place.
+    let policy = &caller.tenant.guardrails;
+    let mut guarded = guard::Ledger::default();
+    let checked = guard::openai::check_chat_request(policy, &mut request.body, &mut guarded);
+    record_guardrails(audit, &guarded);
+    checked?;
 
     let max_output = request.max_output_tokens()?;
     let charge = gw
@@ -209,12 +217,15 @@ async fn serve<H: Host, B: ByteSource>(
                 format!("The audit log is unavailable ({e}); the stream was not started."),
             )
         })?;
+        let request_decisions = guarded.decisions().header_value();
+        let stream_guard = OpenAiStreamGuard::new(policy, guarded);
         let relay = Relay::new(
             response.body,
             audit.clone(),
             ctx.started.millis(),
             charge.clone(),
             strip_usage,
+            stream_guard,
         );
         let mut reply = Reply {
             status: 200,
@@ -223,6 +234,10 @@ async fn serve<H: Host, B: ByteSource>(
         };
         reply.headers = served_headers("text/event-stream", target);
         reply.headers.extend(charge.headers());
+        // Only the request's decisions are known before the stream; the audit record has all.
+        if let Some(v) = request_decisions {
+            reply.headers.push((GUARDRAILS_HEADER.into(), v));
+        }
         reply
             .headers
             .push(("cache-control".into(), "no-cache".into()));
@@ -240,13 +255,21 @@ async fn serve<H: Host, B: ByteSource>(
         }
         Err(e) => return Err(upstream::host_error(&e)),
     };
-    let parsed: Value = serde_json::from_slice(&body).map_err(|_| {
+    let mut parsed: Value = serde_json::from_slice(&body).map_err(|_| {
         GatewayError::new(
             ErrorKind::UpstreamBadResponse,
             "The upstream provider sent a response that is not JSON.",
         )
     })?;
     audit.record.usage = parsed.get("usage").and_then(Usage::from_openai);
+    let body = if guard::openai::redact_chat_response(policy, &mut parsed, &mut guarded) {
+        serde_json::to_vec(&parsed).map_err(|_| {
+            GatewayError::new(ErrorKind::Internal, "The response could not be re-encoded.")
+        })?
+    } else {
+        body
+    };
+    record_guardrails(audit, &guarded);
     audit.record.status = response.status;
     let (_, cost) = charge.cost(audit.record.usage, Counted::default());
     let charged = charge
@@ -256,6 +279,9 @@ async fn serve<H: Host, B: ByteSource>(
     audit.detail.response_sha256 = Some(content_sha256(&body));
     let mut reply = reply(response.status, "application/json", body, target);
     reply.headers.extend(charge.headers());
+    if let Some(v) = guarded.decisions().header_value() {
+        reply.headers.push((GUARDRAILS_HEADER.into(), v));
+    }
     reply.headers.push((
         "x-asc-cost-usd-micros".into(),
         charged.unwrap_or(cost).to_string(),
@@ -426,4 +452,14 @@ fn resolve_model<'c>(caller: &'c Caller, model: &str) -> Result<&'c ModelTarget,
         )
     };
     Err(err.with_param("model"))
+}
+
+/// Guardrail decisions (detector, action, count; never the matched text) into the audit record.
+pub(crate) fn record_guardrails(audit: &mut AuditEvent, guarded: &guard::Ledger) {
+    audit.detail.guardrails = guarded
+        .decisions()
+        .as_slice()
+        .iter()
+        .map(GuardrailDecision::from_guard)
+        .collect();
 }

@@ -9,6 +9,7 @@ mod upstream;
 mod usage;
 
 pub use admission::{Charge, Counted, PRICE_TABLE_RECORD};
+pub(crate) use chat::record_guardrails;
 
 use std::cell::RefCell;
 use std::rc::Rc;
