@@ -117,6 +117,13 @@ export async function startStack() {
     bigbudget: tenant('bigbudget', mock.url, {
       budgets: [{ id: 'huge', applies_to: 'tenant', limit_usd_micros: 1e15, period: 'monthly' }],
     }),
+    // Guardrails on requests and responses; and on responses only (so the mock echoes PII back).
+    guarded: tenant('guarded', mock.url, {
+      guardrails: { detectors: { email: { mode: 'redact' }, credit_card: { mode: 'block' } } },
+    }),
+    guardresp: tenant('guardresp', mock.url, {
+      guardrails: { detectors: { email: { mode: 'redact' } }, apply_to: { requests: false, responses: true } },
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),
