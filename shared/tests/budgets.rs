@@ -176,13 +176,19 @@ fn a_stream_is_charged_from_its_usage_which_the_client_did_not_ask_for() {
         Ok(format!("data: {usage_chunk}\n\n").into_bytes()),
         Ok(b"data: [DONE]\n\n".to_vec()),
     ]));
-    let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    let body = json!({"model": "gpt-4o-mini", "stream": true,
+        "stream_options": {"include_obfuscation": false},
+        "messages": [{"role": "user", "content": "Hi"}]});
     let (status, _, out) = run(&gw, &host, chat(&key, &body));
     assert_eq!(status, 200);
     let sent = host.sent.borrow()[0].body.clone();
     assert_eq!(
         sent["stream_options"]["include_usage"], true,
         "the gateway asked for usage"
+    );
+    assert_eq!(
+        sent["stream_options"]["include_obfuscation"], false,
+        "the client's own stream options are kept"
     );
     let text = String::from_utf8(out).expect("utf8");
     assert!(

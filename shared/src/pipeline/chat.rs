@@ -124,10 +124,17 @@ async fn serve<H: Host, B: ByteSource>(
     // did not ask for it.
     let strip_usage = request.stream && !request.wants_stream_usage();
     if strip_usage {
-        request.body.insert(
-            "stream_options".into(),
-            serde_json::json!({"include_usage": true}),
-        );
+        // Keep any other stream options the client set.
+        let options = request
+            .body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        match options.as_object_mut() {
+            Some(o) => {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+            None => *options = serde_json::json!({"include_usage": true}),
+        }
     }
     let upstream_body = serde_json::to_vec(&request.body).map_err(|_| {
         GatewayError::new(ErrorKind::Internal, "The request could not be re-encoded.")
