@@ -10,6 +10,10 @@ pub enum ErrorKind {
     InvalidJson,
     InvalidRequest,
     MissingParameter,
+    /// A field the serving provider cannot honour: refused, never dropped silently.
+    UnsupportedParameter,
+    /// The operation (e.g. embeddings) is not offered by the provider serving the model.
+    UnsupportedOperation,
     BodyTooLarge,
     UnknownRoute,
     MethodNotAllowed,
@@ -50,7 +54,8 @@ impl ErrorKind {
     pub fn status(self) -> u16 {
         use ErrorKind::*;
         match self {
-            InvalidJson | InvalidRequest | MissingParameter => 400,
+            InvalidJson | InvalidRequest | MissingParameter | UnsupportedParameter
+            | UnsupportedOperation => 400,
             GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => 400,
             MissingApiKey | InvalidApiKey | RevokedApiKey => 401,
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
@@ -74,6 +79,8 @@ impl ErrorKind {
             InvalidJson => "invalid_json",
             InvalidRequest => "invalid_request",
             MissingParameter => "missing_required_parameter",
+            UnsupportedParameter => "unsupported_parameter",
+            UnsupportedOperation => "unsupported_operation",
             BodyTooLarge => "request_too_large",
             UnknownRoute => "unknown_url",
             MethodNotAllowed => "method_not_allowed",
@@ -119,10 +126,9 @@ impl ErrorKind {
                 "rate_limit_error"
             }
             ModelNotFound | UnknownRoute => "not_found_error",
-            InvalidJson | InvalidRequest | MissingParameter | BodyTooLarge | MethodNotAllowed
-            | MisdirectedHost | GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => {
-                "invalid_request_error"
-            }
+            InvalidJson | InvalidRequest | MissingParameter | UnsupportedParameter
+            | UnsupportedOperation | BodyTooLarge | MethodNotAllowed | MisdirectedHost
+            | GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => "invalid_request_error",
             _ => "api_error",
         }
     }

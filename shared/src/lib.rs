@@ -16,6 +16,7 @@ pub mod host;
 pub mod http;
 pub mod ids;
 pub mod pipeline;
+pub mod providers;
 pub mod ratelimit;
 pub mod region;
 pub mod relay;

@@ -6,8 +6,8 @@ pub mod walk;
 
 pub use budgets::{AppliesTo, Budget, BUDGET_FIELDS};
 pub use tenant::{
-    Limits, ModelTarget, Provider, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS,
-    LIMIT_FIELDS, MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,
+    Limits, ModelTarget, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS, LIMIT_FIELDS,
+    MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,
 };
 pub use walk::{ConfigError, ConfigErrors};
 
@@ -15,3 +15,4 @@ pub use walk::{ConfigError, ConfigErrors};
 pub fn tenant_record_name(tenant: &crate::ids::TenantId) -> String {
     format!("tenant:{tenant}")
 }
+pub use crate::providers::Provider;

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::walk::{field_path, integer, key_path, object, required, string, ConfigErrors};
 use crate::ids::{is_valid_id, TenantId};
+use crate::providers::Provider;
 use crate::secret::SecretRef;
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -46,21 +47,6 @@ pub const MAX_REQUEST_BYTES_CEILING: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 /// How long a budget reservation may stay unsettled before it is charged and released.
 pub const DEFAULT_RESERVATION_TTL_MS: u64 = 15 * 60_000;
-
-/// Which wire format a target speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    /// OpenAI's chat completions API, or any endpoint compatible with it.
-    OpenAi,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-        }
-    }
-}
 
 /// Where one approved model is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,16 +229,15 @@ fn model_target(
     let map = object(value, path, MODEL_FIELDS, errs)?;
     let provider = required(map, path, "provider", errs).and_then(|v| {
         let p = field_path(path, "provider");
-        match string(v, &p, errs)? {
-            "openai" => Some(Provider::OpenAi),
-            other => {
-                errs.push(
-                    p,
-                    format!("unsupported provider {other:?}; supported: openai"),
-                );
-                None
-            }
+        let s = string(v, &p, errs)?;
+        let parsed = Provider::parse(s);
+        if parsed.is_none() {
+            errs.push(
+                p,
+                format!("unsupported provider {s:?}; supported: openai, anthropic, mistral"),
+            );
         }
+        parsed
     });
     let endpoint = required(map, path, "endpoint", errs).and_then(|v| {
         let p = field_path(path, "endpoint");

@@ -1,0 +1,1 @@
+//! Mistral's chat-completions and embeddings API as an upstream provider.

@@ -1,0 +1,1 @@
+//! OpenAI's API as an inbound dialect and an upstream provider (the hub's own shape).
