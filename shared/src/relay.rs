@@ -1,7 +1,9 @@
-//! Streams an upstream's SSE response to the client event by event, as it arrives. Each complete
-//! event is forwarded byte for byte; the relay watches the events for usage, upstream `error`
-//! events, malformed chunks and a missing `[DONE]`, and ends a broken stream with a terminal error
-//! event (never a clean `[DONE]`). When the stream ends it appends the request's audit record.
+//! Streams an upstream's SSE response to the client event by event, as it arrives. A provider
+//! decoder turns each upstream event into hub chunks; the guard redacts them; a client encoder
+//! writes them in the caller's dialect (an unchanged OpenAI chunk goes to an OpenAI client as the
+//! upstream's exact bytes). The relay watches for usage, upstream `error` events, malformed
+//! events and a missing end, and ends a broken stream with a terminal error event (never a clean
+//! end). When the stream ends it settles the charge and appends the request's audit record.
 
 use sha2::{Digest, Sha256};
 
@@ -11,6 +13,7 @@ use crate::guard::{self, OpenAiStreamGuard};
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
 use crate::pipeline::{Charge, Counted};
+use crate::providers::stream::{ClientEncoder, HubEvent, UpstreamDecoder};
 use crate::sse::SseParser;
 
 /// Largest single event accepted from an upstream.
@@ -41,8 +44,8 @@ pub struct Relay<S: ByteSource> {
     finished: bool,
     audit_error: Option<HostError>,
     charge: Charge,
-    /// The gateway asked the upstream for usage the client did not ask for: drop that chunk.
-    strip_usage: bool,
+    decoder: Box<dyn UpstreamDecoder>,
+    encoder: Box<dyn ClientEncoder>,
     /// SHA-256 of the bytes sent to the client, for the audit record.
     sent: Sha256,
     /// The guardrails on the response, or (when responses are not scanned) the request's
@@ -56,7 +59,8 @@ impl<S: ByteSource> Relay<S> {
         audit: AuditEvent,
         started_ms: u64,
         charge: Charge,
-        strip_usage: bool,
+        decoder: Box<dyn UpstreamDecoder>,
+        encoder: Box<dyn ClientEncoder>,
         guard: Result<OpenAiStreamGuard, guard::Ledger>,
     ) -> Self {
         Relay {
@@ -68,7 +72,8 @@ impl<S: ByteSource> Relay<S> {
             finished: false,
             audit_error: None,
             charge,
-            strip_usage,
+            decoder,
+            encoder,
             sent: Sha256::new(),
             guard,
         }
@@ -107,66 +112,58 @@ impl<S: ByteSource> Relay<S> {
         let mut events = Vec::new();
         let parsed = self.parser.feed(bytes, &mut events);
         let mut out = Vec::new();
+        let mut hub = Vec::new();
         for ev in events {
-            if self.summary.done {
+            if self.finished {
                 break;
             }
             self.summary.events += 1;
-            if ev.data == "[DONE]" {
-                self.summary.done = true;
-                self.finished = true;
-                out.extend(self.flush_guard());
-                out.extend_from_slice(&ev.raw);
+            hub.clear();
+            if self.decoder.on_event(&ev, &mut hub).is_err() {
+                out.extend(self.fail(ErrorKind::UpstreamBadResponse));
                 break;
             }
-            if ev.data.is_empty() {
-                // Comments and keep-alives pass through.
-                out.extend_from_slice(&ev.raw);
-                continue;
-            }
-            match serde_json::from_str::<serde_json::Value>(&ev.data) {
-                Ok(v) if v.get("error").is_some() => {
-                    // The upstream's own error event already has OpenAI's shape: forward it as
-                    // the terminal event.
-                    out.extend(self.flush_guard());
-                    out.extend_from_slice(&ev.raw);
-                    self.summary.failure = Some(ErrorKind::UpstreamError);
-                    self.finished = true;
+            for event in hub.drain(..) {
+                if self.finished {
                     break;
                 }
-                Ok(mut v) => {
-                    let rewritten = match &mut self.guard {
-                        Ok(g) => g.on_chunk(&mut v),
-                        Err(_) => false,
-                    };
-                    self.count_content(&v);
-                    if let Some(u) = v.get("usage").and_then(Usage::from_openai) {
-                        self.summary.usage = Some(u);
-                        let usage_only = v
-                            .get("choices")
-                            .and_then(|c| c.as_array())
-                            .is_some_and(|c| c.is_empty());
-                        if self.strip_usage && usage_only {
-                            continue;
-                        }
-                    }
-                    if rewritten {
-                        out.extend(data_event(&v));
-                    } else {
-                        out.extend_from_slice(&ev.raw);
-                    }
-                }
-                Err(_) => {
-                    out.extend(self.fail(ErrorKind::UpstreamBadResponse));
-                    break;
-                }
+                self.on_hub_event(event, &mut out);
             }
         }
+        self.summary.usage = self.decoder.usage();
         if parsed.is_err() && !self.finished {
             // Oversized or non-UTF-8 event: nothing sensible can follow it.
             out.extend(self.fail(ErrorKind::UpstreamBadResponse));
         }
         out
+    }
+
+    fn on_hub_event(&mut self, event: HubEvent, out: &mut Vec<u8>) {
+        match event {
+            HubEvent::Chunk { mut chunk, raw } => {
+                let rewritten = match &mut self.guard {
+                    Ok(g) => g.on_chunk(&mut chunk),
+                    Err(_) => false,
+                };
+                self.count_content(&chunk);
+                let raw = if rewritten { None } else { raw };
+                self.encoder.chunk(&chunk, raw.as_deref(), out);
+            }
+            HubEvent::KeepAlive => self.encoder.keep_alive(out),
+            HubEvent::Done => {
+                self.flush_guard(out);
+                self.summary.done = true;
+                self.finished = true;
+                self.summary.usage = self.decoder.usage();
+                self.encoder.done(self.summary.usage, out);
+            }
+            HubEvent::Error(err) => {
+                self.flush_guard(out);
+                self.finished = true;
+                self.summary.failure = Some(err.kind);
+                self.encoder.error(&err, out);
+            }
+        }
     }
 
     fn count_content(&mut self, chunk: &serde_json::Value) {
@@ -198,6 +195,7 @@ impl<S: ByteSource> Relay<S> {
     }
 
     fn on_end(&mut self) -> Vec<u8> {
+        self.summary.usage = self.decoder.usage();
         if self.summary.done || self.finished {
             self.finished = true;
             return Vec::new();
@@ -205,20 +203,19 @@ impl<S: ByteSource> Relay<S> {
         self.fail(ErrorKind::UpstreamError)
     }
 
-    /// Text the guard still holds back, as a final chunk (before `[DONE]` or an error).
-    fn flush_guard(&mut self) -> Vec<u8> {
-        match &mut self.guard {
-            Ok(g) => g
-                .finish()
-                .map(|chunk| data_event(&chunk))
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
+    /// Text the guard still holds back, as a final chunk (before the end or an error).
+    fn flush_guard(&mut self, out: &mut Vec<u8>) {
+        if let Ok(g) = &mut self.guard {
+            if let Some(chunk) = g.finish() {
+                self.encoder.chunk(&chunk, None, out);
+            }
         }
     }
 
-    /// Ends the stream with a terminal error event the OpenAI SDKs raise on.
+    /// Ends the stream with a terminal error event the client's SDK raises on.
     fn fail(&mut self, kind: ErrorKind) -> Vec<u8> {
-        let mut out = self.flush_guard();
+        let mut out = Vec::new();
+        self.flush_guard(&mut out);
         self.finished = true;
         self.summary.failure = Some(kind);
         let message = match kind {
@@ -227,7 +224,8 @@ impl<S: ByteSource> Relay<S> {
             }
             _ => "The upstream stream ended before it was complete.",
         };
-        out.extend(terminal_error_event(&GatewayError::new(kind, message)));
+        self.encoder
+            .error(&GatewayError::new(kind, message), &mut out);
         out
     }
 
@@ -260,20 +258,4 @@ impl<S: ByteSource> Relay<S> {
             self.audit_error = Some(e);
         }
     }
-}
-
-/// `data: {"error":{...}}` followed by a blank line.
-pub fn terminal_error_event(err: &GatewayError) -> Vec<u8> {
-    let mut out = b"data: ".to_vec();
-    out.extend_from_slice(&err.body());
-    out.extend_from_slice(b"\n\n");
-    out
-}
-
-/// `data: <json>` and a blank line.
-fn data_event(value: &serde_json::Value) -> Vec<u8> {
-    let mut out = b"data: ".to_vec();
-    out.extend_from_slice(value.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
-    out
 }

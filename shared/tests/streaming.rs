@@ -172,19 +172,30 @@ fn a_malformed_chunk_ends_the_stream_instead_of_breaking_the_client() {
 }
 
 #[test]
-fn an_upstream_error_event_is_forwarded_as_the_last_event() {
+fn an_upstream_error_event_ends_the_stream_with_the_gateways_error_event() {
     let (gw, host, key) = setup();
     let events = openai_events();
     let error = b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n".to_vec();
     host.script(sse(vec![
         Ok(events[0].clone()),
-        Ok(error.clone()),
+        Ok(error),
         Ok(events[1].clone()),
     ]));
     let (_, _, body) = run(&gw, &host, chat(&key, &stream_request()));
-    let mut expected = events[0].clone();
-    expected.extend(error);
-    assert_eq!(body, expected);
+    // The content before the error arrives untouched; the error becomes the last event, with the
+    // gateway's stable code and the provider's message; nothing after it is relayed.
+    assert!(body.starts_with(&events[0]));
+    let rest = std::str::from_utf8(&body[events[0].len()..]).expect("utf8");
+    let data = rest
+        .strip_prefix("data: ")
+        .and_then(|r| r.strip_suffix("\n\n"))
+        .expect("one data event");
+    let v: serde_json::Value = serde_json::from_str(data).expect("json");
+    assert_eq!(v["error"]["code"], "upstream_error");
+    assert!(v["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("overloaded"));
     assert_eq!(host.audit.borrow()[0].outcome, Outcome::Partial);
 }
 

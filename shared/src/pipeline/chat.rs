@@ -1,9 +1,10 @@
-//! `POST /v1/chat/completions` (OpenAI dialect, OpenAI-compatible upstream): limits, body, model
-//! resolution, the egress gate, the upstream call, then a full or streamed reply.
-
-use serde_json::{Map, Value};
+//! A completion in any inbound dialect (`POST /v1/chat/completions`, `POST /v1/messages`) served by
+//! any provider: limits, body, the hub request, model resolution, guardrails, budget, the egress
+//! gate, the upstream call, then a full or streamed reply in the caller's dialect.
 
 use super::admission::{Charge, Counted};
+use super::dialect;
+use super::provider;
 use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
 use crate::audit::{content_sha256, AuditEvent, GuardrailDecision, Outcome, Usage};
 use crate::catalog::is_known_model;
@@ -12,6 +13,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, OpenAiStreamGuard, GUARDRAILS_HEADER};
 use crate::host::{read_limited, ByteSource, EgressApproved, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
+use crate::providers::{Dialect, Provider};
 use crate::relay::Relay;
 
 /// Error bodies from an upstream are small; anything larger is not an error body.
@@ -23,10 +25,15 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
     ctx: &RequestCtx,
     caller: &Caller,
     req: Inbound<B>,
+    dialect: Dialect,
 ) -> Result<Reply<H::Body>, GatewayError> {
-    let mut audit = gw.audit_base(ctx, caller, "chat.completions");
+    let operation = match dialect {
+        Dialect::OpenAi => "chat.completions",
+        Dialect::Anthropic => "messages",
+    };
+    let mut audit = gw.audit_base(ctx, caller, operation);
     let mut charge = None;
-    let served = serve(gw, host, ctx, caller, req, &mut audit, &mut charge).await;
+    let served = serve(gw, host, ctx, caller, req, dialect, &mut audit, &mut charge).await;
     if served.is_err() {
         // Nothing was served: release the reservation (the provider bills failed calls nothing).
         if let Some(charge) = &charge {
@@ -70,12 +77,14 @@ enum Served<S: ByteSource> {
     Streaming(Reply<S>),
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve<H: Host, B: ByteSource>(
     gw: &Gateway,
     host: &H,
     ctx: &RequestCtx,
     caller: &Caller,
     req: Inbound<B>,
+    dialect: Dialect,
     audit: &mut AuditEvent,
     charge_out: &mut Option<Charge>,
 ) -> Result<Served<H::Body>, GatewayError> {
@@ -84,7 +93,7 @@ async fn serve<H: Host, B: ByteSource>(
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     // The prompt is recorded only as a hash.
     audit.detail.prompt_sha256 = Some(content_sha256(&body));
-    let mut request = parse_request(&body)?;
+    let mut request = dialect::parse(dialect, &body)?;
     let model = request.model.clone();
     audit.record.requested_model = Some(model.clone());
     audit.record.stream = request.stream;
@@ -96,11 +105,22 @@ async fn serve<H: Host, B: ByteSource>(
     // Guardrails: limits, then block / redact / flag on every text of the request, in place.
     let policy = &caller.tenant.guardrails;
     let mut guarded = guard::Ledger::default();
-    let checked = guard::openai::check_chat_request(policy, &mut request.body, &mut guarded);
+    let checked = guard::openai::check_chat_request(policy, &mut request.hub, &mut guarded);
     record_guardrails(audit, &guarded);
     checked?;
 
-    let max_output = request.max_output_tokens()?;
+    let credential = host.secret(&target.credential).ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::UpstreamAuth,
+            format!(
+                "The gateway has no secret named {} for model {model}; the platform team must set it.",
+                target.credential.name()
+            ),
+        )
+    })?;
+    // Written before anything is reserved: a field the provider cannot take is the client's 400.
+    let call = provider::chat_call(target, &request.hub, request.stream, &credential)?;
+    let max_output = provider::max_output_tokens(target.provider, request.max_output_tokens()?);
     let charge = gw
         .admit(
             host,
@@ -117,42 +137,8 @@ async fn serve<H: Host, B: ByteSource>(
         audit.detail.reserved_usd_micros = Some(charge.reserved_micros);
     }
 
-    request
-        .body
-        .insert("model".into(), Value::String(target.upstream_model.clone()));
-    // Ask for usage on streams so the charge is exact; the relay removes it again if the client
-    // did not ask for it.
-    let strip_usage = request.stream && !request.wants_stream_usage();
-    if strip_usage {
-        // Keep any other stream options the client set.
-        let options = request
-            .body
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        match options.as_object_mut() {
-            Some(o) => {
-                o.insert("include_usage".into(), Value::Bool(true));
-            }
-            None => *options = serde_json::json!({"include_usage": true}),
-        }
-    }
-    let upstream_body = serde_json::to_vec(&request.body).map_err(|_| {
-        GatewayError::new(ErrorKind::Internal, "The request could not be re-encoded.")
-    })?;
-    let credential = host.secret(&target.credential).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::UpstreamAuth,
-            format!(
-                "The gateway has no secret named {} for model {model}; the platform team must set it.",
-                target.credential.name()
-            ),
-        )
-    })?;
-    let mut headers = vec![
-        (
-            "authorization".to_string(),
-            format!("Bearer {}", credential.expose()),
-        ),
+    let mut headers = call.headers;
+    headers.extend([
         ("content-type".to_string(), "application/json".to_string()),
         (
             "accept".to_string(),
@@ -168,16 +154,16 @@ async fn serve<H: Host, B: ByteSource>(
             "user-agent".to_string(),
             concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
         ),
-    ];
+    ]);
     if let Some(state) = tracestate {
         headers.push(("tracestate".to_string(), state));
     }
     let approved = EgressApproved::check(
         &gw.region,
-        target.url_for("chat/completions"),
+        target.url_for(call.operation),
         "POST",
         headers,
-        upstream_body,
+        call.body,
         target.timeout_ms,
     )?;
     let mut response = host
@@ -194,8 +180,13 @@ async fn serve<H: Host, B: ByteSource>(
             Ok(Ok(b)) => b,
             _ => Vec::new(),
         };
-        let (status, body) =
-            upstream::status_error(response.status, &body, retry_after.as_deref())?;
+        let (status, body) = upstream::status_error(
+            response.status,
+            &body,
+            retry_after.as_deref(),
+            target.provider,
+            dialect,
+        )?;
         // The client's own mistake, as the upstream phrased it: passed through, recorded as refused.
         audit.record.outcome = Outcome::Refused;
         audit.record.status = status;
@@ -210,6 +201,7 @@ async fn serve<H: Host, B: ByteSource>(
             target,
         )));
     }
+    let created_s = host.now().millis() / 1000;
 
     if request.stream && is_sse {
         audit.record.status = response.status;
@@ -231,7 +223,8 @@ async fn serve<H: Host, B: ByteSource>(
             audit.clone(),
             ctx.started.millis(),
             charge.clone(),
-            strip_usage,
+            provider::decoder(target.provider, created_s),
+            dialect::encoder(dialect, &request, &ctx.request_id),
             stream_guard,
         );
         let mut reply = Reply {
@@ -262,19 +255,14 @@ async fn serve<H: Host, B: ByteSource>(
         }
         Err(e) => return Err(upstream::host_error(&e)),
     };
-    let mut parsed: Value = serde_json::from_slice(&body).map_err(|_| {
-        GatewayError::new(
-            ErrorKind::UpstreamBadResponse,
-            "The upstream provider sent a response that is not JSON.",
-        )
-    })?;
-    audit.record.usage = parsed.get("usage").and_then(Usage::from_openai);
-    let body = if guard::openai::redact_chat_response(policy, &mut parsed, &mut guarded) {
-        serde_json::to_vec(&parsed).map_err(|_| {
-            GatewayError::new(ErrorKind::Internal, "The response could not be re-encoded.")
-        })?
-    } else {
+    let (mut hub, usage) = provider::response_to_hub(target.provider, &body, created_s)?;
+    audit.record.usage = usage;
+    let redacted = guard::openai::redact_chat_response(policy, &mut hub, &mut guarded);
+    let body = if !redacted && dialect == Dialect::OpenAi && target.provider == Provider::OpenAi {
+        // Same dialect, nothing changed: the upstream's exact bytes, unknown fields included.
         body
+    } else {
+        dialect::full_body(dialect, &hub, usage, &request.model)?
     };
     record_guardrails(audit, &guarded);
     audit.record.status = response.status;
@@ -338,106 +326,6 @@ async fn read_body<B: ByteSource>(
             "The request body could not be read.",
         )),
     }
-}
-
-/// The parts of a chat request the gateway acts on; everything else passes through.
-struct ChatRequest {
-    model: String,
-    stream: bool,
-    body: Map<String, Value>,
-}
-
-impl ChatRequest {
-    /// `max_completion_tokens` (current) or `max_tokens` (legacy), if set.
-    fn max_output_tokens(&self) -> Result<Option<u64>, GatewayError> {
-        for name in ["max_completion_tokens", "max_tokens"] {
-            match self.body.get(name) {
-                None | Some(Value::Null) => {}
-                Some(v) => {
-                    return v.as_u64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
-                        GatewayError::new(
-                            ErrorKind::InvalidRequest,
-                            format!("`{name}` must be a positive integer."),
-                        )
-                        .with_param(name)
-                    })
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    fn wants_stream_usage(&self) -> bool {
-        self.body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    }
-}
-
-fn parse_request(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::InvalidJson,
-            format!("The request body is not valid JSON ({e})."),
-        )
-    })?;
-    let Value::Object(body) = value else {
-        return Err(GatewayError::new(
-            ErrorKind::InvalidRequest,
-            "The request body must be a JSON object.",
-        ));
-    };
-    let model = match body.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(_) => {
-            return Err(GatewayError::new(
-                ErrorKind::InvalidRequest,
-                "`model` must be a non-empty string.",
-            )
-            .with_param("model"))
-        }
-        None => {
-            return Err(GatewayError::new(
-                ErrorKind::MissingParameter,
-                "You must provide a model parameter.",
-            )
-            .with_param("model"))
-        }
-    };
-    match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => {}
-        Some(_) => {
-            return Err(GatewayError::new(
-                ErrorKind::InvalidRequest,
-                "`messages` must be a non-empty array.",
-            )
-            .with_param("messages"))
-        }
-        None => {
-            return Err(GatewayError::new(
-                ErrorKind::MissingParameter,
-                "Missing required parameter: 'messages'.",
-            )
-            .with_param("messages"))
-        }
-    }
-    let stream = match body.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(
-                GatewayError::new(ErrorKind::InvalidRequest, "`stream` must be a boolean.")
-                    .with_param("stream"),
-            )
-        }
-    };
-    Ok(ChatRequest {
-        model,
-        stream,
-        body,
-    })
 }
 
 fn resolve_model<'c>(caller: &'c Caller, model: &str) -> Result<&'c ModelTarget, GatewayError> {

@@ -4,7 +4,9 @@
 mod admission;
 mod auth;
 mod chat;
+mod dialect;
 mod models;
+mod provider;
 mod upstream;
 mod usage;
 
@@ -22,6 +24,7 @@ use crate::config::{ConfigErrors, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{ByteSource, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
+use crate::providers::Dialect;
 use crate::region::{Region, RegionCatalog};
 use crate::secret::SecretRef;
 use crate::time::Timestamp;
@@ -80,6 +83,7 @@ enum Route {
     Health,
     Models,
     ChatCompletions,
+    Messages,
     Usage,
 }
 
@@ -115,9 +119,14 @@ impl Gateway {
             trace: TraceContext::continue_or_start(req.header("traceparent"), &random),
             started: host.now(),
         };
+        // Errors go back in the dialect of the path the client called.
+        let dialect = match req.path.as_str() {
+            "/v1/messages" => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
+        };
         let mut reply = match self.route(host, &ctx, req).await {
             Ok(reply) => reply,
-            Err(err) => error_reply(&err),
+            Err(err) => dialect::error_reply(dialect, &err),
         };
         reply
             .headers
@@ -138,8 +147,12 @@ impl Gateway {
             ("GET" | "HEAD", "/healthz") => Route::Health,
             ("GET", "/v1/models") => Route::Models,
             ("POST", "/v1/chat/completions") => Route::ChatCompletions,
+            ("POST", "/v1/messages") => Route::Messages,
             ("GET", "/v1/usage") => Route::Usage,
-            (_, "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/usage") => {
+            (
+                _,
+                "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages" | "/v1/usage",
+            ) => {
                 return Err(GatewayError::new(
                     ErrorKind::MethodNotAllowed,
                     format!("{} is not allowed on {}.", req.method, req.path),
@@ -178,7 +191,11 @@ impl Gateway {
             }
             Route::ChatCompletions => {
                 self.require_scope(&caller, Scope::Chat)?;
-                chat::handle(self, host, ctx, &caller, req).await
+                chat::handle(self, host, ctx, &caller, req, Dialect::OpenAi).await
+            }
+            Route::Messages => {
+                self.require_scope(&caller, Scope::Chat)?;
+                chat::handle(self, host, ctx, &caller, req, Dialect::Anthropic).await
             }
             Route::Usage => {
                 self.require_scope(&caller, Scope::Usage)?;

@@ -3,6 +3,7 @@
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::HostError;
+use crate::providers::{Dialect, Provider};
 
 pub(super) fn host_error(e: &HostError) -> GatewayError {
     match e {
@@ -18,19 +19,41 @@ pub(super) fn host_error(e: &HostError) -> GatewayError {
 }
 
 /// What to send the client for a non-2xx upstream status. `Ok` carries a body to pass through
-/// unchanged (the upstream's OpenAI-shaped error for a problem in the client's request).
+/// unchanged (an OpenAI upstream's error, to an OpenAI client, for a problem in its request).
 pub(super) fn status_error(
     status: u16,
     body: &[u8],
     retry_after: Option<&str>,
+    provider: Provider,
+    dialect: Dialect,
 ) -> Result<(u16, Vec<u8>), GatewayError> {
+    let same_dialect = provider == Provider::OpenAi && dialect == Dialect::OpenAi;
     match status {
         // The client's request was wrong: its own error, in OpenAI's shape, tells it what to fix.
-        400 | 409 | 413 | 422 if is_openai_error(body) => Ok((status, body.to_vec())),
-        400 | 409 | 413 | 422 => Err(GatewayError::new(
-            ErrorKind::InvalidRequest,
-            format!("The upstream provider rejected the request (status {status})."),
-        )),
+        400 | 409 | 413 | 422 if same_dialect && is_openai_error(body) => {
+            Ok((status, body.to_vec()))
+        }
+        // Another provider's words for the client's mistake, in the client's dialect.
+        400 | 409 | 413 | 422 => {
+            let kind = if status == 413 {
+                ErrorKind::BodyTooLarge
+            } else {
+                ErrorKind::InvalidRequest
+            };
+            Err(match super::provider::parse_error(provider, body) {
+                Some((_, message)) => GatewayError::new(
+                    kind,
+                    format!(
+                        "The upstream provider ({}) rejected the request: {message}",
+                        provider.as_str()
+                    ),
+                ),
+                None => GatewayError::new(
+                    kind,
+                    format!("The upstream provider rejected the request (status {status})."),
+                ),
+            })
+        }
         // Our credential, not the client's key: never answer 401/403 for it.
         401 | 403 => Err(GatewayError::new(
             ErrorKind::UpstreamAuth,
@@ -73,9 +96,12 @@ fn parse_retry_after(v: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    const OA: Provider = Provider::OpenAi;
+    const OA_D: Dialect = Dialect::OpenAi;
+
     #[test]
     fn upstream_credentials_failures_are_not_the_clients_401() {
-        let e = status_error(401, b"{}", None).expect_err("error");
+        let e = status_error(401, b"{}", None, OA, OA_D).expect_err("error");
         assert_eq!(e.status(), 502);
         assert_eq!(e.code(), "upstream_auth_failed");
     }
@@ -83,27 +109,30 @@ mod tests {
     #[test]
     fn client_errors_pass_through_in_openai_shape() {
         let body = br#"{"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature","code":null}}"#;
-        assert_eq!(status_error(400, body, None), Ok((400, body.to_vec())));
         assert_eq!(
-            status_error(400, b"oops", None).map_err(|e| e.status()),
+            status_error(400, body, None, OA, OA_D),
+            Ok((400, body.to_vec()))
+        );
+        assert_eq!(
+            status_error(400, b"oops", None, OA, OA_D).map_err(|e| e.status()),
             Err(400)
         );
     }
 
     #[test]
     fn rate_limits_keep_retry_after_and_5xx_become_502() {
-        let e = status_error(429, b"{}", Some("2")).expect_err("error");
+        let e = status_error(429, b"{}", Some("2"), OA, OA_D).expect_err("error");
         assert_eq!((e.status(), e.retry_after_s), (429, Some(2)));
         assert_eq!(
-            status_error(500, b"{}", None).map_err(|e| e.status()),
+            status_error(500, b"{}", None, OA, OA_D).map_err(|e| e.status()),
             Err(502)
         );
         assert_eq!(
-            status_error(503, b"{}", None).map_err(|e| e.status()),
+            status_error(503, b"{}", None, OA, OA_D).map_err(|e| e.status()),
             Err(502)
         );
         assert_eq!(
-            status_error(504, b"{}", None).map_err(|e| e.status()),
+            status_error(504, b"{}", None, OA, OA_D).map_err(|e| e.status()),
             Err(504)
         );
     }
