@@ -14,18 +14,20 @@ const MAX_LONG_WORDS = 1_000_000;
 // is one token rather than also matching the "500" status. The look-arounds stop
 // tokens matching inside other words or dates ("gpt-4-0500", "mock-5000").
 const TOKEN =
-  /(?<![a-z0-9])(?:(slow-first-byte)(?:-(\d+))?|(slow-stream)(?:-(\d+))?|(long)-(\d+)|(429|500|503|cut-stream|malformed-chunk|error-event))(?![a-z0-9])/gi;
+  /(?<![a-z0-9])(?:(slow-first-byte)(?:-(\d+))?|(slow-stream)(?:-(\d+))?|(long)-(\d+)|(401|403|404|413|429|500|503|529|cut-stream|malformed-chunk|error-event|parallel-tools|cache))(?![a-z0-9])/gi;
 
 export function emptyBehavior() {
   return {
     tokens: [],
-    status: null, // 429 | 500 | 503
+    status: null, // 401 | 403 | 404 | 413 | 429 | 500 | 503 | 529
     slowFirstByteMs: 0,
     slowStreamMs: 0,
     cutStream: false,
     malformedChunk: false,
     errorEvent: false,
     longWords: null,
+    parallelTools: false, // answer a tool request with two tool calls
+    cache: false, // Anthropic: report prompt-cache reads and writes in usage
   };
 }
 
@@ -45,6 +47,8 @@ export function parseBehavior(sources) {
         else if (t === 'cut-stream') b.cutStream = true;
         else if (t === 'malformed-chunk') b.malformedChunk = true;
         else if (t === 'error-event') b.errorEvent = true;
+        else if (t === 'parallel-tools') b.parallelTools = true;
+        else if (t === 'cache') b.cache = true;
       }
     }
   }

@@ -4,10 +4,12 @@ import http from 'node:http';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import * as anthropic from './anthropic.mjs';
+import * as mistral from './mistral.mjs';
 import * as openai from './openai.mjs';
 
-// Provider modules export `routes`; add Anthropic/Mistral modules here.
-const providers = [openai];
+// Provider modules export `routes` ("METHOD /path" -> handler) and `notFound(res, method, path)`.
+const providers = [openai, anthropic, mistral];
 
 async function readBody(req) {
   const parts = [];
@@ -43,7 +45,9 @@ async function handle(req, res, state, signal) {
     const handler = provider.routes[`${req.method} ${path}`];
     if (handler) return handler({ req, res, raw, state, signal });
   }
-  openai.notFound(res, req.method, path);
+  // Unknown paths answer in the error shape of the provider whose prefix they use.
+  const owner = path.startsWith('/anthropic/') ? anthropic : path.startsWith('/mistral/') ? mistral : openai;
+  owner.notFound(res, req.method, path);
 }
 
 /** Start a mock upstream. Resolves to {port, host, url, close(), requests}. */
