@@ -11,6 +11,8 @@ import { start as startMock } from '../mock-upstream/server.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const UPSTREAM_KEY = 'sk-upstream-CANARY-e2e-4b1d';
+export const ANTHROPIC_UPSTREAM_KEY = 'sk-ant-upstream-CANARY-e2e-77c2';
+export const MISTRAL_UPSTREAM_KEY = 'mistral-upstream-CANARY-e2e-91fa';
 const ASC_CLI = join(ROOT, 'target/debug/asc');
 
 function freePort() {
@@ -124,6 +126,16 @@ export async function startStack() {
     guardresp: tenant('guardresp', mock.url, {
       guardrails: { detectors: { email: { mode: 'redact' } }, apply_to: { requests: false, responses: true } },
     }),
+    // One model per provider, each behind its own mock wire format.
+    multi: tenant('multi', mock.url, {
+      models: {
+        'gpt-4o-mini': { provider: 'openai', endpoint: `${mock.url}/v1`, credential: 'OPENAI_API_KEY' },
+        'claude-haiku-4-5': { provider: 'anthropic', endpoint: `${mock.url}/anthropic/v1`, credential: 'ANTHROPIC_API_KEY' },
+        'mistral-small-latest': { provider: 'mistral', endpoint: `${mock.url}/mistral/v1`, credential: 'MISTRAL_API_KEY' },
+        'text-embedding-3-small': { provider: 'openai', endpoint: `${mock.url}/v1`, credential: 'OPENAI_API_KEY' },
+        'mistral-embed': { provider: 'mistral', endpoint: `${mock.url}/mistral/v1`, credential: 'MISTRAL_API_KEY' },
+      },
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),
@@ -147,6 +159,7 @@ export async function startStack() {
   const envFile = join(dir, 'dev.env');
   const signing = auditKeyPair();
   writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n` +
+    `ANTHROPIC_API_KEY=${ANTHROPIC_UPSTREAM_KEY}\nMISTRAL_API_KEY=${MISTRAL_UPSTREAM_KEY}\n` +
     `AUDIT_SIGNING_KEYS='${JSON.stringify(signing.secret)}'\n`);
   const publicKeys = join(dir, 'audit-public-keys.json');
   writeFileSync(publicKeys, JSON.stringify(signing.public));
