@@ -297,7 +297,7 @@ fn reply<S: ByteSource>(
     }
 }
 
-fn served_headers(content_type: &str, target: &ModelTarget) -> Vec<(String, String)> {
+pub(super) fn served_headers(content_type: &str, target: &ModelTarget) -> Vec<(String, String)> {
     vec![
         ("content-type".into(), content_type.into()),
         ("x-asc-provider".into(), target.provider.as_str().into()),
@@ -305,7 +305,7 @@ fn served_headers(content_type: &str, target: &ModelTarget) -> Vec<(String, Stri
     ]
 }
 
-async fn read_body<B: ByteSource>(
+pub(super) async fn read_body<B: ByteSource>(
     mut req: Inbound<B>,
     limit: u64,
 ) -> Result<Vec<u8>, GatewayError> {
@@ -328,7 +328,7 @@ async fn read_body<B: ByteSource>(
     }
 }
 
-fn resolve_model<'c>(caller: &'c Caller, model: &str) -> Result<&'c ModelTarget, GatewayError> {
+pub(super) fn resolve_model<'c>(caller: &'c Caller, model: &str) -> Result<&'c ModelTarget, GatewayError> {
     if let Some(target) = caller.tenant.models.get(model) {
         return Ok(target);
     }

@@ -5,6 +5,7 @@ mod admission;
 mod auth;
 mod chat;
 mod dialect;
+mod embeddings;
 mod models;
 mod provider;
 mod upstream;
@@ -84,6 +85,7 @@ enum Route {
     Models,
     ChatCompletions,
     Messages,
+    Embeddings,
     Usage,
 }
 
@@ -148,10 +150,12 @@ impl Gateway {
             ("GET", "/v1/models") => Route::Models,
             ("POST", "/v1/chat/completions") => Route::ChatCompletions,
             ("POST", "/v1/messages") => Route::Messages,
+            ("POST", "/v1/embeddings") => Route::Embeddings,
             ("GET", "/v1/usage") => Route::Usage,
             (
                 _,
-                "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages" | "/v1/usage",
+                "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages"
+                | "/v1/embeddings" | "/v1/usage",
             ) => {
                 return Err(GatewayError::new(
                     ErrorKind::MethodNotAllowed,
@@ -196,6 +200,10 @@ impl Gateway {
             Route::Messages => {
                 self.require_scope(&caller, Scope::Chat)?;
                 chat::handle(self, host, ctx, &caller, req, Dialect::Anthropic).await
+            }
+            Route::Embeddings => {
+                self.require_scope(&caller, Scope::Chat)?;
+                embeddings::handle(self, host, ctx, &caller, req).await
             }
             Route::Usage => {
                 self.require_scope(&caller, Scope::Usage)?;
