@@ -328,7 +328,10 @@ pub(super) async fn read_body<B: ByteSource>(
     }
 }
 
-pub(super) fn resolve_model<'c>(caller: &'c Caller, model: &str) -> Result<&'c ModelTarget, GatewayError> {
+pub(super) fn resolve_model<'c>(
+    caller: &'c Caller,
+    model: &str,
+) -> Result<&'c ModelTarget, GatewayError> {
     if let Some(target) = caller.tenant.models.get(model) {
         return Ok(target);
     }

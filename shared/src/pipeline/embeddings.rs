@@ -167,11 +167,9 @@ async fn serve<H: Host, B: ByteSource>(
         return Ok(full(status, passed, target));
     }
     let (out, usage) = match target.provider {
-        Provider::Mistral => embeddings::mistral_response_to_openai(
-            &reply_body,
-            request.base64,
-            &request.model,
-        )?,
+        Provider::Mistral => {
+            embeddings::mistral_response_to_openai(&reply_body, request.base64, &request.model)?
+        }
         _ => {
             let usage = embeddings::openai_usage(&reply_body);
             (reply_body, usage)
@@ -228,7 +226,10 @@ fn guard_inputs(
     synthetic.insert("messages".into(), Value::Array(messages));
     guard::openai::check_chat_request(policy, &mut synthetic, ledger).map_err(|mut e| {
         // Point at the input, not at the synthetic messages.
-        if e.param.as_deref().is_some_and(|p| p.starts_with("messages")) {
+        if e.param
+            .as_deref()
+            .is_some_and(|p| p.starts_with("messages"))
+        {
             e.param = Some("input".into());
         }
         e

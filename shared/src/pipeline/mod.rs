@@ -154,8 +154,12 @@ impl Gateway {
             ("GET", "/v1/usage") => Route::Usage,
             (
                 _,
-                "/healthz" | "/v1/models" | "/v1/chat/completions" | "/v1/messages"
-                | "/v1/embeddings" | "/v1/usage",
+                "/healthz"
+                | "/v1/models"
+                | "/v1/chat/completions"
+                | "/v1/messages"
+                | "/v1/embeddings"
+                | "/v1/usage",
             ) => {
                 return Err(GatewayError::new(
                     ErrorKind::MethodNotAllowed,

@@ -2,12 +2,94 @@
 //! the stream side is nearly a pass-through: chunks the gateway leaves unchanged go to an OpenAI
 //! client as the exact bytes the upstream sent (unknown fields such as `obfuscation` included).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::stream::{ClientEncoder, HubEvent, UpstreamDecoder};
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
 use crate::sse::SseEvent;
+
+/// An OpenAI chat request, read for the gateway (the body is the hub request as it is).
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub hub: super::HubRequest,
+    pub model: String,
+    pub stream: bool,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+}
+
+/// Reads an OpenAI `chat.completions` request: the hub is the body itself.
+pub fn parse_chat_request(bytes: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        GatewayError::new(
+            ErrorKind::InvalidJson,
+            format!("The request body is not valid JSON ({e})."),
+        )
+    })?;
+    let Value::Object(body) = value else {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "The request body must be a JSON object.",
+        ));
+    };
+    let model = required_model(&body)?;
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => {}
+        Some(_) => {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "`messages` must be a non-empty array.",
+            )
+            .with_param("messages"))
+        }
+        None => {
+            return Err(GatewayError::new(
+                ErrorKind::MissingParameter,
+                "Missing required parameter: 'messages'.",
+            )
+            .with_param("messages"))
+        }
+    }
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(
+                GatewayError::new(ErrorKind::InvalidRequest, "`stream` must be a boolean.")
+                    .with_param("stream"),
+            )
+        }
+    };
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ChatRequest {
+        hub: body,
+        model,
+        stream,
+        include_usage,
+    })
+}
+
+/// `model`: a non-empty string, as OpenAI words the errors.
+pub fn required_model(body: &Map<String, Value>) -> Result<String, GatewayError> {
+    match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
+        Some(_) => Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            "`model` must be a non-empty string.",
+        )
+        .with_param("model")),
+        None => Err(GatewayError::new(
+            ErrorKind::MissingParameter,
+            "You must provide a model parameter.",
+        )
+        .with_param("model")),
+    }
+}
 
 /// Reads an OpenAI-compatible upstream's `chat.completion.chunk` events.
 #[derive(Debug, Default)]
