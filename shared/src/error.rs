@@ -14,6 +14,10 @@ pub enum ErrorKind {
     UnsupportedParameter,
     /// The operation (e.g. embeddings) is not offered by the provider serving the model.
     UnsupportedOperation,
+    /// Every target of the route lies outside this deployment's region.
+    NoTargetInRegion,
+    /// Every in-region target's circuit is open.
+    AllTargetsUnavailable,
     BodyTooLarge,
     UnknownRoute,
     MethodNotAllowed,
@@ -59,7 +63,7 @@ impl ErrorKind {
             GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => 400,
             MissingApiKey | InvalidApiKey | RevokedApiKey => 401,
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
-            | EgressDenied => 403,
+            | EgressDenied | NoTargetInRegion => 403,
             UnknownRoute | ModelNotFound => 404,
             MethodNotAllowed => 405,
             BodyTooLarge => 413,
@@ -67,8 +71,12 @@ impl ErrorKind {
             RateLimited | TokenRateLimited | BudgetExceeded | UpstreamRateLimited => 429,
             Internal => 500,
             UpstreamError | UpstreamAuth | UpstreamUnreachable | UpstreamBadResponse => 502,
-            TenantConfigInvalid | AuditUnavailable | StoreUnavailable | PriceUnknown
-            | PriceTableInvalid => 503,
+            TenantConfigInvalid
+            | AuditUnavailable
+            | StoreUnavailable
+            | PriceUnknown
+            | PriceTableInvalid
+            | AllTargetsUnavailable => 503,
             UpstreamTimeout => 504,
         }
     }
@@ -81,6 +89,8 @@ impl ErrorKind {
             MissingParameter => "missing_required_parameter",
             UnsupportedParameter => "unsupported_parameter",
             UnsupportedOperation => "unsupported_operation",
+            NoTargetInRegion => "no_target_in_region",
+            AllTargetsUnavailable => "all_targets_unavailable",
             BodyTooLarge => "request_too_large",
             UnknownRoute => "unknown_url",
             MethodNotAllowed => "method_not_allowed",
@@ -121,7 +131,7 @@ impl ErrorKind {
         match self {
             MissingApiKey | InvalidApiKey | RevokedApiKey => "authentication_error",
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
-            | EgressDenied => "permission_error",
+            | EgressDenied | NoTargetInRegion => "permission_error",
             RateLimited | TokenRateLimited | BudgetExceeded | UpstreamRateLimited => {
                 "rate_limit_error"
             }
@@ -146,6 +156,7 @@ impl ErrorKind {
                 | UpstreamTimeout
                 | AuditUnavailable
                 | StoreUnavailable
+                | AllTargetsUnavailable
         )
     }
 }

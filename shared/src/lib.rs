@@ -20,6 +20,7 @@ pub mod providers;
 pub mod ratelimit;
 pub mod region;
 pub mod relay;
+pub mod routing;
 pub mod secret;
 pub mod sse;
 pub mod time;

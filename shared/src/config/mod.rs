@@ -1,6 +1,7 @@
 //! Config documents, validated into typed config. Each problem carries its path.
 
 pub mod budgets;
+pub mod routes;
 mod tenant;
 pub mod walk;
 

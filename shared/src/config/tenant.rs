@@ -24,6 +24,9 @@ pub const TENANT_FIELDS: &[&str] = &[
     "limits",
     "budgets",
     "guardrails",
+    "routes",
+    "routing",
+    "workloads",
 ];
 pub const MODEL_FIELDS: &[&str] = &[
     "provider",
@@ -31,6 +34,7 @@ pub const MODEL_FIELDS: &[&str] = &[
     "upstream_model",
     "credential",
     "timeout_ms",
+    "region",
 ];
 pub const LIMIT_FIELDS: &[&str] = &[
     "max_request_bytes",
@@ -59,6 +63,9 @@ pub struct ModelTarget {
     pub credential: SecretRef,
     /// Time allowed until the upstream's response headers arrive.
     pub timeout_ms: u64,
+    /// The region whose data-residency boundary the endpoint lies in, when declared. A target
+    /// of another region is never a candidate, whatever its host.
+    pub region: Option<String>,
 }
 
 impl ModelTarget {
@@ -110,6 +117,10 @@ pub struct TenantConfig {
     pub budgets: Vec<super::budgets::Budget>,
     /// Guardrail policy (nothing enabled when absent), compiled once with the config.
     pub guardrails: crate::guard::GuardPolicy,
+    /// Model aliases and their routing, by alias.
+    pub routes: BTreeMap<String, super::routes::RouteConfig>,
+    pub routing: super::routes::RoutingSettings,
+    pub workloads: BTreeMap<String, super::routes::Workload>,
     /// SHA-256 of the stored document: the policy version recorded in audit records.
     pub version: String,
 }
@@ -186,6 +197,23 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         Some(v) => crate::guard::GuardPolicy::validate(v, "guardrails", errs),
         None => Some(crate::guard::GuardPolicy::default()),
     };
+    let model_names: Vec<&str> = root
+        .get("models")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let routes = match root.get("routes") {
+        Some(v) => super::routes::routes(v, &model_names, errs),
+        None => Some(BTreeMap::new()),
+    };
+    let routing = match root.get("routing") {
+        Some(v) => super::routes::routing_settings(v, errs),
+        None => Some(super::routes::RoutingSettings::default()),
+    };
+    let workloads = match root.get("workloads") {
+        Some(v) => super::routes::workloads(v, errs),
+        None => Some(BTreeMap::new()),
+    };
     Some(TenantConfig {
         tenant_id: tenant_id?,
         display_name,
@@ -194,6 +222,9 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         limits: limits?,
         budgets: budgets?,
         guardrails: guardrails?,
+        routes: routes?,
+        routing: routing?,
+        workloads: workloads?,
         version,
     })
 }
@@ -277,12 +308,27 @@ fn model_target(
         Some(v) => integer(v, &field_path(path, "timeout_ms"), 100, 600_000, errs),
         None => Some(DEFAULT_TIMEOUT_MS),
     };
+    let region = match map.get("region") {
+        Some(v) => {
+            let p = field_path(path, "region");
+            string(v, &p, errs).and_then(|s| {
+                if is_valid_id(s) {
+                    Some(Some(s.to_string()))
+                } else {
+                    errs.push(p, "must be a region id such as \"eu\" or \"us\"");
+                    None
+                }
+            })
+        }
+        None => Some(None),
+    };
     Some(ModelTarget {
         provider: provider?,
         endpoint: endpoint?,
         upstream_model: upstream_model?,
         credential: credential?,
         timeout_ms: timeout_ms?,
+        region: region?,
     })
 }
 
