@@ -8,7 +8,9 @@ use url::Url;
 use crate::audit::AuditEvent;
 use crate::budget::{LedgerId, LedgerOp, LedgerReply};
 use crate::error::GatewayError;
+use crate::ids::TenantId;
 use crate::region::Region;
+use crate::routing::circuit::{CircuitOp, CircuitReply};
 use crate::secret::{Secret, SecretRef};
 use crate::time::Timestamp;
 
@@ -171,4 +173,9 @@ pub trait Host {
     /// request id has not come by `expires_ms` (the client left and the platform cancelled the
     /// work), the sequencer chains this record as `partial`.
     async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError>;
+    /// Applies one operation to a tenant's circuit board (breakers, retry budget), atomically,
+    /// in the one store all isolates of the region share (a Durable Object on Workers).
+    async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError>;
+    /// Waits (a retry's backoff). Adapters use the platform's timer.
+    async fn sleep(&self, ms: u64);
 }

@@ -359,6 +359,16 @@ impl asc_core::host::Host for FlakyLedger<'_> {
     ) -> Result<(), HostError> {
         self.inner.open_audit(event, expires_ms).await
     }
+    async fn circuits(
+        &self,
+        tenant: &asc_core::ids::TenantId,
+        op: &asc_core::routing::circuit::CircuitOp,
+    ) -> Result<asc_core::routing::circuit::CircuitReply, HostError> {
+        self.inner.circuits(tenant, op).await
+    }
+    async fn sleep(&self, ms: u64) {
+        self.inner.sleep(ms).await
+    }
 }
 
 #[test]

@@ -51,6 +51,38 @@ fn the_schema_matches_the_validator() {
         keys(&schema["$defs"]["budget"]["properties"]),
         set(BUDGET_FIELDS)
     );
+    use asc_core::config::routes;
+    assert_eq!(
+        keys(&schema["$defs"]["route"]["properties"]),
+        set(routes::ROUTE_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["$defs"]["route_rule"]["properties"]),
+        set(routes::RULE_FIELDS)
+    );
+    let route = &schema["$defs"]["route"]["properties"];
+    assert_eq!(
+        keys(&route["retry"]["properties"]),
+        set(routes::RETRY_FIELDS)
+    );
+    assert_eq!(
+        keys(&route["fallback_on"]["properties"]),
+        set(routes::FALLBACK_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["$defs"]["route_rule"]["properties"]["when"]["properties"]),
+        set(routes::WHEN_FIELDS)
+    );
+    let routing = &schema["properties"]["routing"]["properties"];
+    assert_eq!(keys(routing), set(routes::ROUTING_FIELDS));
+    assert_eq!(
+        keys(&routing["breaker"]["properties"]),
+        set(routes::BREAKER_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["properties"]["workloads"]["additionalProperties"]["properties"]),
+        set(routes::WORKLOAD_FIELDS)
+    );
     let guard = &schema["properties"]["guardrails"];
     assert_eq!(keys(&guard["properties"]), set(guard::GUARDRAIL_FIELDS));
     assert_eq!(

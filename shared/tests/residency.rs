@@ -62,8 +62,16 @@ fn the_eu_deployment_refuses_a_config_that_points_outside_the_eu() {
         r
     };
     let (status, _, body) = run(&gw, &host, eu_req(&hello()));
-    assert_eq!((status, error_code(&body).as_str()), (403, "egress_denied"));
-    assert!(String::from_utf8_lossy(&body).contains("api.openai.com"));
+    // Refused at plan time, naming the target and why (the send-time gate never gets to see it).
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "no_target_in_region")
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("api.openai.com") && text.contains("allowlist"),
+        "{text}"
+    );
     assert_eq!(host.sent_count(), 0, "nothing left the region");
 
     // The in-region model of the same tenant is served.

@@ -3,6 +3,7 @@
 //! gate, the upstream call, then a full or streamed reply in the caller's dialect.
 
 use super::admission::{Charge, Counted};
+use super::attempts::{self, Attempted, CallContext};
 use super::dialect;
 use super::provider;
 use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
@@ -11,13 +12,11 @@ use crate::catalog::is_known_model;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, OpenAiStreamGuard, GUARDRAILS_HEADER};
-use crate::host::{read_limited, ByteSource, EgressApproved, Host};
+use crate::host::{read_limited, ByteSource, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
 use crate::providers::{Dialect, Provider};
 use crate::relay::Relay;
-
-/// Error bodies from an upstream are small; anything larger is not an error body.
-const MAX_UPSTREAM_ERROR_BYTES: u64 = 64 * 1024;
+use crate::routing::{Plan, RequestMeta};
 
 pub(super) async fn handle<H: Host, B: ByteSource>(
     gw: &Gateway,
@@ -90,6 +89,7 @@ async fn serve<H: Host, B: ByteSource>(
 ) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
+    let workload_header = req.header("x-asc-workload").map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     // The prompt is recorded only as a hash.
     audit.detail.prompt_sha256 = Some(content_sha256(&body));
@@ -97,11 +97,6 @@ async fn serve<H: Host, B: ByteSource>(
     let model = request.model.clone();
     audit.record.requested_model = Some(model.clone());
     audit.record.stream = request.stream;
-    let target = resolve_model(caller, &model)?;
-    audit.record.served_model = Some(target.upstream_model.clone());
-    audit.record.provider = Some(target.provider.as_str().to_string());
-    audit.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
-
     // Guardrails: limits, then block / redact / flag on every text of the request, in place.
     let policy = &caller.tenant.guardrails;
     let mut guarded = guard::Ledger::default();
@@ -109,24 +104,28 @@ async fn serve<H: Host, B: ByteSource>(
     record_guardrails(audit, &guarded);
     checked?;
 
-    let credential = host.secret(&target.credential).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::UpstreamAuth,
-            format!(
-                "The gateway has no secret named {} for model {model}; the platform team must set it.",
-                target.credential.name()
-            ),
-        )
-    })?;
-    // Written before anything is reserved: a field the provider cannot take is the client's 400.
-    let call = provider::chat_call(target, &request.hub, request.stream, &credential)?;
-    let max_output = provider::max_output_tokens(target.provider, request.max_output_tokens()?);
-    let charge = gw
+    // Which targets, in which order: residency, rules, weights and circuits decide.
+    gw.count_request(caller);
+    let workload = workload_header.as_deref();
+    let meta = RequestMeta {
+        requested_model: &model,
+        tags: &caller.key.tags,
+        workload,
+    };
+    let plan = gw.plan(host, caller, &meta).await?;
+    audit.detail.route = plan.plan.route_id.clone();
+    let first = plan.first(caller)?;
+    audit.record.served_model = Some(first.upstream_model.clone());
+    audit.record.provider = Some(first.provider.as_str().to_string());
+    audit.record.endpoint_host = first.endpoint.host_str().map(str::to_string);
+
+    let max_output = provider::max_output_tokens(first.provider, request.max_output_tokens()?);
+    let mut charge = gw
         .admit(
             host,
             &ctx.request_id,
             caller,
-            target,
+            first,
             body.len() as u64,
             max_output,
         )
@@ -137,8 +136,7 @@ async fn serve<H: Host, B: ByteSource>(
         audit.detail.reserved_usd_micros = Some(charge.reserved_micros);
     }
 
-    let mut headers = call.headers;
-    headers.extend([
+    let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         (
             "accept".to_string(),
@@ -154,53 +152,57 @@ async fn serve<H: Host, B: ByteSource>(
             "user-agent".to_string(),
             concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
         ),
-    ]);
+    ];
     if let Some(state) = tracestate {
         headers.push(("tracestate".to_string(), state));
     }
-    let approved = EgressApproved::check(
-        &gw.region,
-        target.url_for(call.operation),
-        "POST",
+    let call = CallContext {
+        hub: &request.hub,
+        stream: request.stream,
+        dialect,
         headers,
-        call.body,
-        target.timeout_ms,
-    )?;
-    let mut response = host
-        .send(approved)
-        .await
-        .map_err(|e| upstream::host_error(&e))?;
+        states: &plan.states,
+    };
+    let attempted = attempts::run(gw, host, caller, &plan.plan, &call, audit).await?;
+    let (key, target, mut response) = match attempted {
+        Attempted::Served {
+            key,
+            target,
+            response,
+        } => (key, target, response),
+        Attempted::Refused {
+            status,
+            body,
+            target,
+        } => {
+            // The client's own mistake, as the upstream phrased it: recorded as refused.
+            audit.record.outcome = Outcome::Refused;
+            audit.record.status = status;
+            // Not served: release the reservation.
+            charge
+                .settle(host, Some(Usage::default()), Counted::default())
+                .await;
+            let mut reply = reply(status, "application/json", body, target);
+            reply.headers.extend(route_headers(&plan.plan, audit));
+            return Ok(Served::Full(reply));
+        }
+    };
+    audit.record.served_model = Some(target.upstream_model.clone());
+    audit.record.provider = Some(target.provider.as_str().to_string());
+    audit.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
+    audit.detail.endpoint_region = target.region.clone();
+    if !std::ptr::eq(target, first) {
+        gw.requote(host, &mut charge, target).await;
+        *charge_out = Some(charge.clone());
+    }
     let is_sse = response
         .header("content-type")
         .is_some_and(|ct| ct.contains("text/event-stream"));
-
-    if !(200..300).contains(&response.status) {
-        let retry_after = response.header("retry-after").map(str::to_string);
-        let body = match read_limited(&mut response.body, MAX_UPSTREAM_ERROR_BYTES).await {
-            Ok(Ok(b)) => b,
-            _ => Vec::new(),
-        };
-        let (status, body) = upstream::status_error(
-            response.status,
-            &body,
-            retry_after.as_deref(),
-            target.provider,
-            dialect,
-        )?;
-        // The client's own mistake, as the upstream phrased it: passed through, recorded as refused.
-        audit.record.outcome = Outcome::Refused;
-        audit.record.status = status;
-        // Not served: release the reservation.
-        charge
-            .settle(host, Some(Usage::default()), Counted::default())
-            .await;
-        return Ok(Served::Full(reply(
-            status,
-            "application/json",
-            body,
-            target,
-        )));
-    }
+    let route_headers = {
+        let mut h = route_headers(&plan.plan, audit);
+        h.push(("x-asc-target".into(), key));
+        h
+    };
     let created_s = host.now().millis() / 1000;
 
     if request.stream && is_sse {
@@ -233,6 +235,7 @@ async fn serve<H: Host, B: ByteSource>(
             body: ReplyBody::Stream(Box::new(relay)),
         };
         reply.headers = served_headers("text/event-stream", target);
+        reply.headers.extend(route_headers);
         reply.headers.extend(charge.headers());
         // Only the request's decisions are known before the stream; the audit record has all.
         if let Some(v) = request_decisions {
@@ -273,6 +276,7 @@ async fn serve<H: Host, B: ByteSource>(
     audit.detail.settled_usd_micros = Some(charged.unwrap_or(cost));
     audit.detail.response_sha256 = Some(content_sha256(&body));
     let mut reply = reply(response.status, "application/json", body, target);
+    reply.headers.extend(route_headers);
     reply.headers.extend(charge.headers());
     if let Some(v) = guarded.decisions().header_value() {
         reply.headers.push((GUARDRAILS_HEADER.into(), v));
@@ -295,6 +299,19 @@ fn reply<S: ByteSource>(
         headers: served_headers(content_type, target),
         body: ReplyBody::Full(body),
     }
+}
+
+/// The route, the attempts made and the target that served, for the client (the audit record
+/// has the same facts).
+fn route_headers(plan: &Plan, audit: &AuditEvent) -> Vec<(String, String)> {
+    let mut headers = vec![(
+        "x-asc-attempts".to_string(),
+        audit.detail.attempts.len().to_string(),
+    )];
+    if let Some(route) = &plan.route_id {
+        headers.push(("x-asc-route".into(), route.clone()));
+    }
+    headers
 }
 
 pub(super) fn served_headers(content_type: &str, target: &ModelTarget) -> Vec<(String, String)> {

@@ -2,11 +2,14 @@
 //! tenant, check residency and limits, then the operation. Every reply carries `x-request-id`.
 
 mod admission;
+mod attempts;
 mod auth;
 mod chat;
+mod circuits;
 mod dialect;
 mod embeddings;
 mod models;
+mod plan;
 mod provider;
 mod upstream;
 mod usage;
@@ -15,6 +18,7 @@ pub use admission::{Charge, Counted, PRICE_TABLE_RECORD};
 pub(crate) use chat::record_guardrails;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::apikey::{KeyRecord, Scope};
@@ -27,6 +31,7 @@ use crate::host::{ByteSource, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
 use crate::providers::Dialect;
 use crate::region::{Region, RegionCatalog};
+use crate::routing::circuit::CircuitState;
 use crate::secret::SecretRef;
 use crate::time::Timestamp;
 use crate::trace::TraceContext;
@@ -65,6 +70,9 @@ pub struct Gateway {
     tenants: RefCell<TtlCache<TenantEntry>>,
     keys: RefCell<TtlCache<Rc<KeyRecord>>>,
     prices: RefCell<TtlCache<Result<Rc<PriceTable>, String>>>,
+    circuits: RefCell<TtlCache<CircuitState>>,
+    /// Requests per tenant since this isolate last asked for a retry permit.
+    retry_counts: RefCell<HashMap<String, u64>>,
 }
 
 /// What is known about the request as it moves through the pipeline.
@@ -100,6 +108,8 @@ impl Gateway {
             tenants: RefCell::new(tenants),
             keys: RefCell::new(keys),
             prices: RefCell::new(TtlCache::new(60_000, 1)),
+            circuits: RefCell::new(TtlCache::new(circuits::CIRCUIT_CACHE_MS, 4096)),
+            retry_counts: RefCell::new(HashMap::new()),
         }
     }
 

@@ -14,6 +14,7 @@ use asc_core::host::{
 };
 use asc_core::http::{Inbound, Reply, ReplyBody};
 use asc_core::ids::{KeyId, TenantId};
+use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
 use asc_core::{builtin_regions, Gateway, Settings};
@@ -56,6 +57,8 @@ pub struct Sent {
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
     pub timeout_ms: u64,
+    /// The simulated time it was sent at.
+    pub at_ms: u64,
 }
 
 impl Sent {
@@ -79,6 +82,10 @@ pub struct FakeHost {
     pub opened: RefCell<Vec<(AuditEvent, u64)>>,
     pub audit_down: Cell<bool>,
     pub last_body_progress: RefCell<Option<Rc<Cell<usize>>>>,
+    pub circuit_boards: RefCell<HashMap<String, CircuitBoard>>,
+    pub circuit_ops: Cell<usize>,
+    /// Every wait the pipeline asked for (each also advances the clock).
+    pub sleeps: RefCell<Vec<u64>>,
 }
 
 impl FakeHost {
@@ -98,6 +105,9 @@ impl FakeHost {
             opened: RefCell::new(Vec::new()),
             audit_down: Cell::new(false),
             last_body_progress: RefCell::new(None),
+            circuit_boards: RefCell::new(HashMap::new()),
+            circuit_ops: Cell::new(0),
+            sleeps: RefCell::new(Vec::new()),
         };
         host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
         host.set_secret("OPENAI_API_KEY", UPSTREAM_KEY);
@@ -194,6 +204,7 @@ impl Host for FakeHost {
             headers: req.headers().to_vec(),
             body: serde_json::from_slice(req.body()).unwrap_or(serde_json::Value::Null),
             timeout_ms: req.timeout_ms(),
+            at_ms: self.clock_ms.get(),
         });
         let next = self.script.borrow_mut().pop_front();
         match next.expect("the test scripted no upstream reply for this request") {
@@ -246,6 +257,21 @@ impl Host for FakeHost {
         }
         self.opened.borrow_mut().push((event.clone(), expires_ms));
         Ok(())
+    }
+
+    async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {
+        self.circuit_ops.set(self.circuit_ops.get() + 1);
+        Ok(self
+            .circuit_boards
+            .borrow_mut()
+            .entry(tenant.to_string())
+            .or_default()
+            .apply(op))
+    }
+
+    async fn sleep(&self, ms: u64) {
+        self.sleeps.borrow_mut().push(ms);
+        self.advance(ms);
     }
 }
 

@@ -1,0 +1,226 @@
+//! Executes a routing plan: attempts in the plan's order, each written for its target's provider,
+//! with fallback on the route's statuses and timeouts, backoff with jitter that honours
+//! `Retry-After`, the retry budget, and circuit reports. Nothing here runs after a response's
+//! first byte: once a target answers 2xx, the reply is committed to it.
+
+use std::collections::HashMap;
+
+use super::{provider, upstream, Caller, Gateway};
+use crate::audit::{Attempt, AuditEvent};
+use crate::config::ModelTarget;
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
+use crate::providers::{Dialect, HubRequest};
+use crate::routing::backoff::{delay_ms, parse_retry_after_ms};
+use crate::routing::circuit::CircuitState;
+use crate::routing::Plan;
+
+/// Error bodies from an upstream are small; anything larger is not an error body.
+const MAX_UPSTREAM_ERROR_BYTES: u64 = 64 * 1024;
+
+pub(super) enum Attempted<'t, B> {
+    /// A 2xx from `target` (headers only; the body is still unread).
+    Served {
+        key: String,
+        target: &'t ModelTarget,
+        response: UpstreamResponse<B>,
+    },
+    /// The upstream refused the client's own request (a status the route does not fall back
+    /// on): its answer, already in the client's dialect.
+    Refused {
+        status: u16,
+        body: Vec<u8>,
+        target: &'t ModelTarget,
+    },
+}
+
+/// What every attempt sends besides the provider's own headers.
+pub(super) struct CallContext<'a> {
+    pub hub: &'a HubRequest,
+    pub stream: bool,
+    pub dialect: Dialect,
+    pub headers: Vec<(String, String)>,
+    pub states: &'a HashMap<String, CircuitState>,
+}
+
+pub(super) async fn run<'c, H: Host>(
+    gw: &Gateway,
+    host: &H,
+    caller: &'c Caller,
+    plan: &Plan,
+    call: &CallContext<'_>,
+    audit: &mut AuditEvent,
+) -> Result<Attempted<'c, H::Body>, GatewayError> {
+    let tenant = &caller.tenant;
+    // When each target may be tried again (its `Retry-After`), and how often it has been tried.
+    let mut not_before: HashMap<&str, u64> = HashMap::new();
+    let mut tries: HashMap<&str, u32> = HashMap::new();
+    let mut last_err: Option<GatewayError> = None;
+    let mut sent_any = false;
+    for n in 0..plan.max_attempts() {
+        let Some(key) = plan.target_for_attempt(n) else {
+            break;
+        };
+        let Some(target) = tenant.models.get(key) else {
+            continue;
+        };
+        if sent_any {
+            if !gw.retry_permit(host, caller).await {
+                break;
+            }
+            let tried = tries.get(key).copied().unwrap_or(0);
+            let now = host.now().millis();
+            let wait_after = not_before.get(key).map(|t| t.saturating_sub(now));
+            let wait = if tried > 0 {
+                let mut random = [0u8; 8];
+                host.fill_random(&mut random);
+                delay_ms(&plan.retry, tried, u64::from_le_bytes(random), wait_after)
+            } else {
+                match wait_after {
+                    Some(w) if w > plan.retry.max_retry_after_ms => None,
+                    other => Some(other.unwrap_or(0)),
+                }
+            };
+            let Some(wait) = wait else {
+                // The target asked for a longer pause than the route allows: stop here.
+                break;
+            };
+            if wait > 0 {
+                host.sleep(wait).await;
+            }
+        }
+        let credential = match host.secret(&target.credential) {
+            Some(c) => c,
+            None => {
+                last_err.get_or_insert(GatewayError::new(
+                    ErrorKind::UpstreamAuth,
+                    format!(
+                        "The gateway has no secret named {} for target {key}; the platform team must set it.",
+                        target.credential.name()
+                    ),
+                ));
+                continue;
+            }
+        };
+        // A field this provider cannot take: the client's 400 if no target can take it.
+        let written = match provider::chat_call(target, call.hub, call.stream, &credential) {
+            Ok(w) => w,
+            Err(e) => {
+                if !sent_any && plan.candidates.len() == 1 {
+                    return Err(e);
+                }
+                last_err.get_or_insert(e);
+                continue;
+            }
+        };
+        let mut headers = written.headers;
+        headers.extend(call.headers.iter().cloned());
+        let timeout_ms = plan.timeout_ms.unwrap_or(target.timeout_ms);
+        let approved = EgressApproved::check(
+            &gw.region,
+            target.url_for(written.operation),
+            "POST",
+            headers,
+            written.body,
+            timeout_ms,
+        )?;
+        *tries.entry(key).or_insert(0) += 1;
+        sent_any = true;
+        let started = host.now();
+        let sent = host.send(approved).await;
+        let mut attempt = Attempt {
+            provider: target.provider.as_str().to_string(),
+            endpoint_host: target.endpoint.host_str().unwrap_or("").to_string(),
+            model: target.upstream_model.clone(),
+            status: None,
+            error_code: None,
+            latency_ms: 0,
+        };
+        let known = call.states.get(key).copied();
+        let outcome = match sent {
+            Err(e) => {
+                let err = upstream::host_error(&e);
+                let falls_back = match e {
+                    HostError::Timeout => plan.fallback_on.timeouts,
+                    _ => true,
+                };
+                Err((err, falls_back, true))
+            }
+            Ok(response) if (200..300).contains(&response.status) => Ok(response),
+            Ok(mut response) => {
+                let status = response.status;
+                attempt.status = Some(status);
+                let retry_after = response.header("retry-after").map(str::to_string);
+                if let Some(ms) = retry_after.as_deref().and_then(parse_retry_after_ms) {
+                    not_before.insert(key, host.now().millis() + ms);
+                }
+                let body = match read_limited(&mut response.body, MAX_UPSTREAM_ERROR_BYTES).await {
+                    Ok(Ok(b)) => b,
+                    _ => Vec::new(),
+                };
+                let counts_against_target = status == 429 || status >= 500;
+                match upstream::status_error(
+                    status,
+                    &body,
+                    retry_after.as_deref(),
+                    target.provider,
+                    call.dialect,
+                ) {
+                    Ok((status, body)) if !plan.fallback_on.statuses.contains(&status) => {
+                        attempt.latency_ms = host.now().ms_since(started);
+                        audit.detail.attempts.push(attempt);
+                        return Ok(Attempted::Refused {
+                            status,
+                            body,
+                            target,
+                        });
+                    }
+                    Ok((status, _)) => Err((
+                        GatewayError::new(
+                            ErrorKind::InvalidRequest,
+                            format!(
+                                "The upstream provider rejected the request (status {status})."
+                            ),
+                        ),
+                        true,
+                        counts_against_target,
+                    )),
+                    Err(err) => {
+                        let falls_back = plan.fallback_on.statuses.contains(&status);
+                        Err((err, falls_back, counts_against_target))
+                    }
+                }
+            }
+        };
+        attempt.latency_ms = host.now().ms_since(started);
+        match outcome {
+            Ok(response) => {
+                attempt.status = Some(response.status);
+                audit.detail.attempts.push(attempt);
+                gw.report_circuit(host, caller, key, true, known).await;
+                return Ok(Attempted::Served {
+                    key: key.to_string(),
+                    target,
+                    response,
+                });
+            }
+            Err((err, falls_back, counts)) => {
+                attempt.error_code = Some(err.code().to_string());
+                audit.detail.attempts.push(attempt);
+                if counts {
+                    gw.report_circuit(host, caller, key, false, known).await;
+                }
+                last_err = Some(err);
+                if !falls_back {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        GatewayError::new(
+            ErrorKind::AllTargetsUnavailable,
+            "No target could be tried for this request; retry later.",
+        )
+    }))
+}
