@@ -34,6 +34,7 @@ pub struct AnthropicEncoder {
     stop_sequence: Option<String>,
     /// Usage seen in a hub usage chunk, used when `done` gets none.
     chunk_usage: Option<Usage>,
+    refused: bool,
 }
 
 fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
@@ -57,6 +58,7 @@ impl AnthropicEncoder {
             finish_reason: None,
             stop_sequence: None,
             chunk_usage: None,
+            refused: false,
         }
     }
 
@@ -168,6 +170,13 @@ impl ClientEncoder for AnthropicEncoder {
                 self.text(text, out);
             }
         }
+        // OpenAI's `refusal` deltas are the model's answer, ending as Anthropic's `refusal`.
+        if let Some(text) = delta.get("refusal").and_then(Value::as_str) {
+            self.refused = true;
+            if !text.is_empty() {
+                self.text(text, out);
+            }
+        }
         for call in delta
             .get("tool_calls")
             .and_then(Value::as_array)
@@ -192,7 +201,10 @@ impl ClientEncoder for AnthropicEncoder {
     fn done(&mut self, usage: Option<Usage>, out: &mut Vec<u8>) {
         self.start(out);
         self.close(out);
-        let finish = self.finish_reason.as_deref().unwrap_or("stop");
+        let finish = match self.finish_reason.as_deref() {
+            None | Some("stop") if self.refused => "content_filter",
+            f => f.unwrap_or("stop"),
+        };
         let usage = usage.or(self.chunk_usage).unwrap_or_default();
         let data = json!({
             "type": "message_delta",

@@ -533,3 +533,32 @@ fn encoder_ping_error_and_usage_chunk() {
     assert_eq!(delta["usage"]["output_tokens"], 12);
     assert!(text.contains("\"stop_reason\":\"end_turn\""));
 }
+
+#[test]
+fn openai_refusals_become_anthropic_refusals() {
+    let completion = json!({"id": "chatcmpl-9", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": null, "refusal": "I'm sorry, I cannot assist with that request."}}]});
+    let m: Value = serde_json::from_slice(&response_from_hub(&completion, None, "c").expect("ok"))
+        .expect("json");
+    assert_eq!(
+        m["content"],
+        json!([{"type": "text", "text": "I'm sorry, I cannot assist with that request."}])
+    );
+    assert_eq!(m["stop_reason"], "refusal");
+    let evs = encode(
+        &[
+            delta_chunk(
+                json!({"role": "assistant", "content": null, "refusal": ""}),
+                Value::Null,
+            ),
+            delta_chunk(json!({"refusal": "I'm sorry"}), Value::Null),
+            delta_chunk(json!({}), json!("stop")),
+        ],
+        None,
+    );
+    assert_eq!(
+        evs[2].1["delta"],
+        json!({"type": "text_delta", "text": "I'm sorry"})
+    );
+    assert_eq!(evs[4].1["delta"]["stop_reason"], "refusal");
+}

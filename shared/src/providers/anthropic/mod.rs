@@ -16,8 +16,10 @@
 
 mod decoder;
 mod encoder;
+mod from_hub;
 pub mod inbound;
 pub mod outbound;
+mod to_hub;
 
 use serde_json::{json, Value};
 
@@ -38,6 +40,14 @@ pub const EXT_CACHE_CONTROL: &str = "x_anthropic_cache_control";
 pub const EXT_IS_ERROR: &str = "x_anthropic_is_error";
 /// Key on a hub response choice (or stream chunk choice): the stop sequence Anthropic matched.
 pub const EXT_STOP_SEQUENCE: &str = "x_anthropic_stop_sequence";
+
+fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
+    GatewayError::new(ErrorKind::InvalidRequest, message).with_param(param)
+}
+
+fn unsupported(param: &str, message: impl Into<String>) -> GatewayError {
+    GatewayError::new(ErrorKind::UnsupportedParameter, message).with_param(param)
+}
 
 /// Anthropic `stop_reason` -> OpenAI `finish_reason`.
 ///
