@@ -63,8 +63,13 @@ impl Quote {
     /// Cost in micro-USD, rounded up so a charge is never understated.
     pub fn cost(&self, usage: &Usage) -> u64 {
         let p = &self.price;
+        // `input_tokens` counts the whole prompt: cache reads and cache writes included, each
+        // priced at its own rate below.
         let cached = usage.cached_input_tokens.min(usage.input_tokens);
-        let uncached = usage.input_tokens - cached;
+        let uncached = usage
+            .input_tokens
+            .saturating_sub(cached)
+            .saturating_sub(usage.cache_write_tokens);
         let per_mtok: u128 = u128::from(uncached) * u128::from(p.input)
             + u128::from(cached) * u128::from(p.cached_input)
             + u128::from(usage.cache_write_tokens) * u128::from(p.cache_write)

@@ -7,6 +7,7 @@ use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::ByteSource;
 use crate::http::Reply;
+use crate::providers::anthropic::{self, inbound::AnthropicEncoder};
 use crate::providers::openai::{self, OpenAiEncoder};
 use crate::providers::stream::ClientEncoder;
 use crate::providers::{Dialect, HubRequest};
@@ -53,10 +54,16 @@ pub(super) fn parse(dialect: Dialect, body: &[u8]) -> Result<Parsed, GatewayErro
                 include_usage: r.include_usage,
             })
         }
-        Dialect::Anthropic => Err(GatewayError::new(
-            ErrorKind::UnsupportedOperation,
-            "The Anthropic dialect is not available yet.",
-        )),
+        Dialect::Anthropic => {
+            let r = anthropic::inbound::request_to_hub(body)?;
+            Ok(Parsed {
+                hub: r.hub,
+                model: r.model,
+                stream: r.stream,
+                // Anthropic's stream always reports usage.
+                include_usage: true,
+            })
+        }
     }
 }
 
@@ -64,10 +71,14 @@ pub(super) fn parse(dialect: Dialect, body: &[u8]) -> Result<Parsed, GatewayErro
 pub(super) fn encoder(
     dialect: Dialect,
     parsed: &Parsed,
-    _request_id: &str,
+    request_id: &str,
 ) -> Box<dyn ClientEncoder> {
     match dialect {
-        Dialect::OpenAi | Dialect::Anthropic => Box::new(OpenAiEncoder::new(parsed.include_usage)),
+        Dialect::OpenAi => Box::new(OpenAiEncoder::new(parsed.include_usage)),
+        Dialect::Anthropic => Box::new(AnthropicEncoder::new(
+            &parsed.model,
+            format!("msg_{}", request_id.trim_start_matches("req_")),
+        )),
     }
 }
 
@@ -75,19 +86,25 @@ pub(super) fn encoder(
 pub(super) fn full_body(
     dialect: Dialect,
     hub: &Value,
-    _usage: Option<Usage>,
-    _model: &str,
+    usage: Option<Usage>,
+    model: &str,
 ) -> Result<Vec<u8>, GatewayError> {
     match dialect {
-        Dialect::OpenAi | Dialect::Anthropic => serde_json::to_vec(hub).map_err(|_| {
+        Dialect::OpenAi => serde_json::to_vec(hub).map_err(|_| {
             GatewayError::new(ErrorKind::Internal, "The response could not be re-encoded.")
         }),
+        Dialect::Anthropic => anthropic::inbound::response_from_hub(hub, usage, model),
     }
 }
 
 /// The error reply in the caller's dialect.
 pub(super) fn error_reply<S: ByteSource>(dialect: Dialect, err: &GatewayError) -> Reply<S> {
     match dialect {
-        Dialect::OpenAi | Dialect::Anthropic => super::error_reply(err),
+        Dialect::OpenAi => super::error_reply(err),
+        Dialect::Anthropic => {
+            let mut reply = super::error_reply(err);
+            reply.body = crate::http::ReplyBody::Full(anthropic::inbound::error_body(err));
+            reply
+        }
     }
 }

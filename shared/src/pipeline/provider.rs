@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use crate::audit::Usage;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
+use crate::providers::anthropic::{self, outbound::AnthropicDecoder};
 use crate::providers::openai::{self, OpenAiDecoder};
 use crate::providers::stream::UpstreamDecoder;
 use crate::providers::{HubRequest, Provider};
@@ -33,8 +34,7 @@ pub(super) fn chat_call(
 ) -> Result<UpstreamCall, GatewayError> {
     match target.provider {
         Provider::OpenAi => {
-            reject_extensions(hub)?;
-            let mut body = hub.clone();
+            let mut body = for_openai_like(hub)?;
             body.insert("model".into(), Value::String(target.upstream_model.clone()));
             if stream {
                 // Keep any other stream options the client set.
@@ -54,7 +54,25 @@ pub(super) fn chat_call(
                 body: encode(&body)?,
             })
         }
-        Provider::Anthropic | Provider::Mistral => Err(unsupported(target.provider)),
+        Provider::Anthropic => {
+            let body = anthropic::outbound::request_from_hub(
+                hub,
+                &target.upstream_model,
+                DEFAULT_MAX_OUTPUT_TOKENS,
+            )?;
+            Ok(UpstreamCall {
+                operation: "messages",
+                headers: vec![
+                    ("x-api-key".to_string(), credential.expose().to_string()),
+                    (
+                        "anthropic-version".to_string(),
+                        anthropic::API_VERSION.to_string(),
+                    ),
+                ],
+                body,
+            })
+        }
+        Provider::Mistral => Err(unsupported(target.provider)),
     }
 }
 
@@ -66,11 +84,10 @@ pub(super) fn max_output_tokens(provider: Provider, asked: Option<u64>) -> Optio
     }
 }
 
-pub(super) fn decoder(provider: Provider, _created_s: u64) -> Box<dyn UpstreamDecoder> {
+pub(super) fn decoder(provider: Provider, created_s: u64) -> Box<dyn UpstreamDecoder> {
     match provider {
-        Provider::OpenAi | Provider::Anthropic | Provider::Mistral => {
-            Box::new(OpenAiDecoder::new())
-        }
+        Provider::OpenAi | Provider::Mistral => Box::new(OpenAiDecoder::new()),
+        Provider::Anthropic => Box::new(AnthropicDecoder::new(created_s)),
     }
 }
 
@@ -78,7 +95,7 @@ pub(super) fn decoder(provider: Provider, _created_s: u64) -> Box<dyn UpstreamDe
 pub(super) fn response_to_hub(
     provider: Provider,
     body: &[u8],
-    _created_s: u64,
+    created_s: u64,
 ) -> Result<(Value, Option<Usage>), GatewayError> {
     match provider {
         Provider::OpenAi => {
@@ -94,14 +111,16 @@ pub(super) fn response_to_hub(
             let usage = hub.get("usage").and_then(Usage::from_openai);
             Ok((hub, usage))
         }
-        Provider::Anthropic | Provider::Mistral => Err(unsupported(provider)),
+        Provider::Anthropic => anthropic::outbound::response_to_hub(body, created_s),
+        Provider::Mistral => Err(unsupported(provider)),
     }
 }
 
 /// A provider's error body as (type, message), when it has the provider's shape.
 pub(super) fn parse_error(provider: Provider, body: &[u8]) -> Option<(String, String)> {
     match provider {
-        Provider::OpenAi | Provider::Anthropic | Provider::Mistral => openai::parse_error(body),
+        Provider::OpenAi | Provider::Mistral => openai::parse_error(body),
+        Provider::Anthropic => anthropic::outbound::parse_error(body),
     }
 }
 
@@ -124,17 +143,59 @@ fn unsupported(provider: Provider) -> GatewayError {
     )
 }
 
-/// Hub fields only Anthropic can honour (`x_anthropic_*`), refused for other providers.
-pub(super) fn reject_extensions(hub: &HubRequest) -> Result<(), GatewayError> {
-    match hub.keys().find(|k| k.starts_with("x_anthropic_")) {
-        Some(k) => Err(GatewayError::new(
+/// The hub as an OpenAI-shaped provider may see it. Of the Anthropic-only marks an Anthropic
+/// client's request carries: `cache_control` is removed (OpenAI and Mistral cache prompts on their
+/// own; the mark changes cost, never the answer), a tool result's `is_error` becomes an "Error: "
+/// prefix on its content (how these models read a failed tool), and anything else (`top_k`) is
+/// refused with a 400 naming it.
+pub(super) fn for_openai_like(hub: &HubRequest) -> Result<HubRequest, GatewayError> {
+    let mut out = hub.clone();
+    if let Some(Value::Array(messages)) = out.get_mut("messages") {
+        for m in messages.iter_mut().filter_map(Value::as_object_mut) {
+            if m.remove(anthropic::EXT_IS_ERROR) == Some(Value::Bool(true)) {
+                match m.get_mut("content") {
+                    Some(Value::String(text)) => text.insert_str(0, "Error: "),
+                    Some(Value::Array(parts)) => {
+                        parts.insert(0, serde_json::json!({"type": "text", "text": "Error:"}))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut value = Value::Object(out);
+    strip_key(&mut value, anthropic::EXT_CACHE_CONTROL);
+    let Value::Object(out) = value else {
+        return Err(GatewayError::new(
+            ErrorKind::Internal,
+            "The hub is not an object.",
+        ));
+    };
+    if let Some(k) = out.keys().find(|k| k.starts_with(anthropic::EXT_PREFIX)) {
+        let name = k.trim_start_matches(anthropic::EXT_PREFIX);
+        return Err(GatewayError::new(
             ErrorKind::UnsupportedParameter,
             format!(
-                "`{}` is an Anthropic-only parameter and this model is not served by Anthropic; remove it.",
-                k.trim_start_matches("x_anthropic_")
+                "`{name}` is an Anthropic-only parameter and this model is not served by Anthropic; remove it."
             ),
         )
-        .with_param(k.trim_start_matches("x_anthropic_"))),
-        None => Ok(()),
+        .with_param(name));
     }
+    Ok(out)
+}
+
+fn strip_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| strip_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_key(v, key)),
+        _ => {}
+    }
+}
+
+/// Hub fields only Anthropic can honour, refused where no translation applies (embeddings).
+pub(super) fn reject_extensions(hub: &HubRequest) -> Result<(), GatewayError> {
+    for_openai_like(hub).map(|_| ())
 }
