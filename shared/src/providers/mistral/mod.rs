@@ -12,6 +12,7 @@
 //! - [`parse_error`]: Mistral's error bodies come in several shapes (its own `object: "error"`,
 //!   pydantic's 422 `detail` list, a bare `message`).
 
+mod messages;
 mod request;
 mod response;
 mod stream;
