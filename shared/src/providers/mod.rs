@@ -11,6 +11,7 @@
 //! dropped silently.
 
 pub mod anthropic;
+pub mod embeddings;
 pub mod mistral;
 pub mod openai;
 pub mod stream;

@@ -1,1 +1,0 @@
-//! Mistral's chat-completions and embeddings API as an upstream provider.
