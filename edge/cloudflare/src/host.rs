@@ -6,6 +6,8 @@ use std::time::Duration;
 use asc_core::audit::AuditEvent;
 use asc_core::budget::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::host::{AuditReceipt, EgressApproved, Host, HostError, UpstreamResponse};
+use asc_core::ids::TenantId;
+use asc_core::routing::circuit::{CircuitOp, CircuitReply};
 
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
@@ -22,6 +24,7 @@ use crate::body::WorkerBody;
 pub const CONFIG_KV: &str = "ASC_CONFIG";
 pub const LEDGER_DO: &str = "TENANT_LEDGERS";
 pub const AUDIT_DO: &str = "AUDIT_SEQUENCER";
+pub const CIRCUIT_DO: &str = "CIRCUIT_BOARDS";
 
 pub struct WorkerHost {
     env: Env,
@@ -190,6 +193,15 @@ impl Host for WorkerHost {
         let _: crate::audit_object::Appended =
             self.call_object(AUDIT_DO, &stream, "/open", &ask).await?;
         Ok(())
+    }
+
+    async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {
+        self.call_object(CIRCUIT_DO, tenant.as_str(), "/circuits", op)
+            .await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await;
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod audit_object;
 mod body;
+mod circuit_object;
 mod host;
 mod objects;
 

@@ -7,6 +7,7 @@ use crate::audit::Usage;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::anthropic::{self, outbound::AnthropicDecoder};
+use crate::providers::mistral::{self, MistralDecoder};
 use crate::providers::openai::{self, OpenAiDecoder};
 use crate::providers::stream::UpstreamDecoder;
 use crate::providers::{HubRequest, Provider};
@@ -72,7 +73,15 @@ pub(super) fn chat_call(
                 body,
             })
         }
-        Provider::Mistral => Err(unsupported(target.provider)),
+        Provider::Mistral => {
+            // The Mistral stream always ends with usage; `stream_options` is not sent.
+            let body = mistral::request_from_hub(&for_openai_like(hub)?, &target.upstream_model)?;
+            Ok(UpstreamCall {
+                operation: "chat/completions",
+                headers: bearer(credential),
+                body,
+            })
+        }
     }
 }
 
@@ -86,7 +95,8 @@ pub(super) fn max_output_tokens(provider: Provider, asked: Option<u64>) -> Optio
 
 pub(super) fn decoder(provider: Provider, created_s: u64) -> Box<dyn UpstreamDecoder> {
     match provider {
-        Provider::OpenAi | Provider::Mistral => Box::new(OpenAiDecoder::new()),
+        Provider::OpenAi => Box::new(OpenAiDecoder::new()),
+        Provider::Mistral => Box::new(MistralDecoder::new()),
         Provider::Anthropic => Box::new(AnthropicDecoder::new(created_s)),
     }
 }
@@ -112,14 +122,15 @@ pub(super) fn response_to_hub(
             Ok((hub, usage))
         }
         Provider::Anthropic => anthropic::outbound::response_to_hub(body, created_s),
-        Provider::Mistral => Err(unsupported(provider)),
+        Provider::Mistral => mistral::response_to_hub(body, created_s),
     }
 }
 
 /// A provider's error body as (type, message), when it has the provider's shape.
 pub(super) fn parse_error(provider: Provider, body: &[u8]) -> Option<(String, String)> {
     match provider {
-        Provider::OpenAi | Provider::Mistral => openai::parse_error(body),
+        Provider::OpenAi => openai::parse_error(body),
+        Provider::Mistral => mistral::parse_error(body),
         Provider::Anthropic => anthropic::outbound::parse_error(body),
     }
 }
@@ -134,13 +145,6 @@ fn bearer(credential: &Secret) -> Vec<(String, String)> {
 fn encode(body: &Map<String, Value>) -> Result<Vec<u8>, GatewayError> {
     serde_json::to_vec(body)
         .map_err(|_| GatewayError::new(ErrorKind::Internal, "The request could not be re-encoded."))
-}
-
-fn unsupported(provider: Provider) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UnsupportedOperation,
-        format!("Provider {} is not available yet.", provider.as_str()),
-    )
 }
 
 /// The hub as an OpenAI-shaped provider may see it. Of the Anthropic-only marks an Anthropic
