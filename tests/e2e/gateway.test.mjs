@@ -222,8 +222,9 @@ describe('regions fail closed', () => {
 
   it('a config pointing outside the region is refused before anything is sent', async () => {
     const r = await post('/v1/chat/completions', hello(), bearer('leaky'));
-    assert.deepEqual([r.status, r.json.error.code], [403, 'egress_denied']);
-    assert.match(r.json.error.message, /api\.openai\.com/);
+    // Refused at plan time: no target of the request lies inside the region.
+    assert.deepEqual([r.status, r.json.error.code], [403, 'no_target_in_region']);
+    assert.match(r.json.error.message, /api\.openai\.com.*allowlist/);
     assert.equal(stack.mock.requests.length, 0);
   });
 });
