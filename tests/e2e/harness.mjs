@@ -136,6 +136,21 @@ export async function startStack() {
         'mistral-embed': { provider: 'mistral', endpoint: `${mock.url}/mistral/v1`, credential: 'MISTRAL_API_KEY' },
       },
     }),
+    // Routes: a primary that always fails (the mock answers 500 to model "mock-500") with an
+    // Anthropic fallback; a primary whose streams are cut mid-way; an alias by workload.
+    routed: tenant('routed', mock.url, {
+      models: {
+        broken: { provider: 'openai', endpoint: `${mock.url}/v1`, credential: 'OPENAI_API_KEY', upstream_model: 'mock-500' },
+        cutter: { provider: 'openai', endpoint: `${mock.url}/v1`, credential: 'OPENAI_API_KEY', upstream_model: 'gpt-4o-mini@cut-stream' },
+        claude: { provider: 'anthropic', endpoint: `${mock.url}/anthropic/v1`, credential: 'ANTHROPIC_API_KEY', upstream_model: 'claude-haiku-4-5' },
+        outside: { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' },
+      },
+      routes: {
+        smart: { targets: ['outside', 'broken', 'claude'], retry: { max_attempts: 3 } },
+        streaming: { targets: ['cutter', 'claude'] },
+      },
+      routing: { breaker: { failure_threshold: 1000 } },
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),

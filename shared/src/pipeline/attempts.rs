@@ -57,10 +57,18 @@ pub(super) async fn run<'c, H: Host>(
     let mut tries: HashMap<&str, u32> = HashMap::new();
     let mut last_err: Option<GatewayError> = None;
     let mut sent_any = false;
+    // Targets whose circuit opened during this request: not tried again by it.
+    let mut opened: Vec<&str> = Vec::new();
     for n in 0..plan.max_attempts() {
         let Some(key) = plan.target_for_attempt(n) else {
             break;
         };
+        if opened.contains(&key) {
+            if plan.candidates.iter().all(|c| opened.contains(&c.as_str())) {
+                break;
+            }
+            continue;
+        }
         let Some(target) = tenant.models.get(key) else {
             continue;
         };
@@ -208,7 +216,10 @@ pub(super) async fn run<'c, H: Host>(
                 attempt.error_code = Some(err.code().to_string());
                 audit.detail.attempts.push(attempt);
                 if counts {
-                    gw.report_circuit(host, caller, key, false, known).await;
+                    let state = gw.report_circuit(host, caller, key, false, known).await;
+                    if matches!(state, Some(CircuitState::Open { .. })) {
+                        opened.push(key);
+                    }
                 }
                 last_err = Some(err);
                 if !falls_back {

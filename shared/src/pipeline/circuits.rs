@@ -75,9 +75,9 @@ impl Gateway {
         target: &str,
         ok: bool,
         known: Option<CircuitState>,
-    ) {
+    ) -> Option<CircuitState> {
         if ok && matches!(known, Some(CircuitState::Closed { failures: 0 })) {
-            return;
+            return known;
         }
         let now = host.now();
         let key = circuit_key(target);
@@ -88,10 +88,14 @@ impl Gateway {
             breaker: caller.tenant.routing.breaker,
         };
         let tenant = &caller.tenant.tenant_id;
-        if let Ok(CircuitReply::State(state)) = host.circuits(tenant, &op).await {
-            self.circuits
-                .borrow_mut()
-                .put(format!("{tenant}/{key}"), state, now);
+        match host.circuits(tenant, &op).await {
+            Ok(CircuitReply::State(state)) => {
+                self.circuits
+                    .borrow_mut()
+                    .put(format!("{tenant}/{key}"), state, now);
+                Some(state)
+            }
+            _ => None,
         }
     }
 

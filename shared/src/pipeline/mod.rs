@@ -8,6 +8,7 @@ mod chat;
 mod circuits;
 mod dialect;
 mod embeddings;
+mod explain;
 mod models;
 mod plan;
 mod provider;
@@ -94,6 +95,7 @@ enum Route {
     ChatCompletions,
     Messages,
     Embeddings,
+    RouteExplain,
     Usage,
 }
 
@@ -161,6 +163,7 @@ impl Gateway {
             ("POST", "/v1/chat/completions") => Route::ChatCompletions,
             ("POST", "/v1/messages") => Route::Messages,
             ("POST", "/v1/embeddings") => Route::Embeddings,
+            ("POST", "/v1/route/explain") => Route::RouteExplain,
             ("GET", "/v1/usage") => Route::Usage,
             (
                 _,
@@ -218,6 +221,13 @@ impl Gateway {
             Route::Embeddings => {
                 self.require_scope(&caller, Scope::Chat)?;
                 embeddings::handle(self, host, ctx, &caller, req).await
+            }
+            Route::RouteExplain => {
+                self.require_scope(&caller, Scope::Chat)?;
+                let reply = explain::handle(self, host, &caller, req).await?;
+                self.audit_simple(host, ctx, &caller, "route.explain", 200)
+                    .await?;
+                Ok(reply)
             }
             Route::Usage => {
                 self.require_scope(&caller, Scope::Usage)?;

@@ -60,6 +60,8 @@ pub enum CircuitOp {
         now_ms: u64,
         breaker: BreakerSettings,
     },
+    /// The states of these targets, changing nothing (no probe is granted): for explanations.
+    Peek { targets: Vec<String>, now_ms: u64 },
     /// An attempt's outcome. `ok: false` for a failure that counts (5xx, 429, timeout).
     Report {
         target: String,
@@ -105,6 +107,9 @@ impl CircuitBoard {
                 now_ms,
                 breaker: _,
             } => CircuitReply::States(targets.iter().map(|t| self.check(t, *now_ms)).collect()),
+            CircuitOp::Peek { targets, now_ms } => {
+                CircuitReply::States(targets.iter().map(|t| self.peek(t, *now_ms)).collect())
+            }
             CircuitOp::Report {
                 target,
                 ok,
@@ -116,6 +121,21 @@ impl CircuitBoard {
                 requests,
                 percent,
             } => CircuitReply::Permit(self.permit(*now_ms, *requests, *percent)),
+        }
+    }
+
+    /// What `check` would answer, without granting the probe.
+    fn peek(&self, target: &str, now_ms: u64) -> CircuitState {
+        let Some(c) = self.circuits.get(target) else {
+            return CircuitState::Closed { failures: 0 };
+        };
+        match (c.open_until_ms, c.probe_until_ms) {
+            (None, _) => CircuitState::Closed {
+                failures: c.failures,
+            },
+            (Some(until), _) if now_ms < until => CircuitState::Open { until_ms: until },
+            (Some(_), Some(p)) if now_ms < p => CircuitState::Open { until_ms: p },
+            (Some(_), _) => CircuitState::Probe,
         }
     }
 
@@ -270,6 +290,21 @@ mod tests {
             CircuitState::Open { until_ms: 3_010 }
         );
         assert!(matches!(check(&mut b, 3_000), CircuitState::Open { .. }));
+    }
+
+    #[test]
+    fn peeking_grants_no_probe() {
+        let mut b = CircuitBoard::default();
+        for t in 0..3 {
+            report(&mut b, false, t);
+        }
+        let peek = b.apply(&CircuitOp::Peek {
+            targets: vec!["t".into()],
+            now_ms: 1_002,
+        });
+        assert_eq!(peek, CircuitReply::States(vec![CircuitState::Probe]));
+        // The probe is still there for the next real request.
+        assert_eq!(check(&mut b, 1_002), CircuitState::Probe);
     }
 
     #[test]

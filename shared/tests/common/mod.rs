@@ -69,7 +69,7 @@ impl Sent {
 
 pub struct FakeHost {
     pub clock_ms: Cell<u64>,
-    random_counter: Cell<u8>,
+    random_counter: Cell<u64>,
     pub secrets: RefCell<HashMap<String, String>>,
     pub kv: RefCell<HashMap<String, Vec<u8>>>,
     pub kv_reads: Cell<usize>,
@@ -181,9 +181,19 @@ impl Host for FakeHost {
     }
 
     fn fill_random(&self, buf: &mut [u8]) {
-        let n = self.random_counter.get().wrapping_add(1);
-        self.random_counter.set(n);
-        buf.iter_mut().for_each(|b| *b = n);
+        // Deterministic and well spread (SplitMix64), so weighted routing sees fair draws.
+        for chunk in buf.chunks_mut(8) {
+            let n = self
+                .random_counter
+                .get()
+                .wrapping_add(0x9e37_79b9_7f4a_7c15);
+            self.random_counter.set(n);
+            let mut z = n;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
     }
 
     fn secret(&self, name: &SecretRef) -> Option<Secret> {
