@@ -95,7 +95,7 @@ enum Route {
     ChatCompletions,
     Messages,
     Embeddings,
-    ExplainRoute,
+    Explain,
     Usage,
 }
 
@@ -163,7 +163,7 @@ impl Gateway {
             ("POST", "/v1/chat/completions") => Route::ChatCompletions,
             ("POST", "/v1/messages") => Route::Messages,
             ("POST", "/v1/embeddings") => Route::Embeddings,
-            ("POST", "/v1/route/explain") => Route::ExplainRoute,
+            ("POST", "/v1/route/explain") => Route::Explain,
             ("GET", "/v1/usage") => Route::Usage,
             (
                 _,
@@ -222,7 +222,7 @@ impl Gateway {
                 self.require_scope(&caller, Scope::Chat)?;
                 embeddings::handle(self, host, ctx, &caller, req).await
             }
-            Route::ExplainRoute => {
+            Route::Explain => {
                 self.require_scope(&caller, Scope::Chat)?;
                 let reply = explain::handle(self, host, &caller, req).await?;
                 self.audit_simple(host, ctx, &caller, "route.explain", 200)
