@@ -90,6 +90,11 @@ async fn serve<H: Host, B: ByteSource>(
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
     let workload_header = req.header("x-asc-workload").map(str::to_string);
+    dialect::check_headers(
+        dialect,
+        req.header("anthropic-version"),
+        req.header("anthropic-beta"),
+    )?;
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     // The prompt is recorded only as a hash.
     audit.detail.prompt_sha256 = Some(content_sha256(&body));

@@ -43,6 +43,40 @@ impl Parsed {
     }
 }
 
+/// Headers that change what a dialect's request means. Anthropic's `anthropic-version` decides
+/// which parameters exist: only the versions the mapper implements are accepted (a missing header
+/// means the current one). `anthropic-beta` switches on features the hub cannot carry, so it is
+/// refused rather than ignored.
+pub(super) fn check_headers(
+    dialect: Dialect,
+    version: Option<&str>,
+    beta: Option<&str>,
+) -> Result<(), GatewayError> {
+    if dialect != Dialect::Anthropic {
+        return Ok(());
+    }
+    if let Some(v) = version {
+        if v.trim() != anthropic::API_VERSION {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "anthropic-version {v:?} is not supported; ASC implements {}.",
+                    anthropic::API_VERSION
+                ),
+            )
+            .with_param("anthropic-version"));
+        }
+    }
+    if let Some(b) = beta.filter(|b| !b.trim().is_empty()) {
+        return Err(GatewayError::new(
+            ErrorKind::UnsupportedParameter,
+            format!("Beta features ({b}) are not supported through ASC; remove the anthropic-beta header."),
+        )
+        .with_param("anthropic-beta"));
+    }
+    Ok(())
+}
+
 pub(super) fn parse(dialect: Dialect, body: &[u8]) -> Result<Parsed, GatewayError> {
     match dialect {
         Dialect::OpenAi => {
