@@ -60,17 +60,19 @@ fn unknown_versions_and_betas_are_refused_before_anything_is_sent() {
     let (status, _, body) = run(
         &gw,
         &host,
-        messages(
-            &key,
-            &[("anthropic-version", "2099-01-01")],
-            hello("claude"),
-        ),
+        messages(&key, &[("anthropic-version", "latest")], hello("claude")),
     );
     let v: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(
         (status, v["error"]["param"].as_str()),
         (400, Some("anthropic-version"))
     );
+    let before_any_version = messages(
+        &key,
+        &[("anthropic-version", "2022-12-01")],
+        hello("claude"),
+    );
+    assert_eq!(run(&gw, &host, before_any_version).0, 400);
     let (status, _, body) = run(
         &gw,
         &host,
@@ -86,6 +88,21 @@ fn unknown_versions_and_betas_are_refused_before_anything_is_sent() {
         (400, Some("unsupported_parameter"))
     );
     assert_eq!(host.sent_count(), 0);
+}
+
+#[test]
+fn newer_sdk_versions_are_served_with_the_version_the_mapper_writes() {
+    let (gw, host, key) = setup();
+    host.script(ok_json(completion_json()));
+    let (status, _, body) = run(
+        &gw,
+        &host,
+        messages(&key, &[("anthropic-version", "2026-10-21")], hello("gpt")),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"][0]["text"], "Hello there!");
 }
 
 #[test]

@@ -43,10 +43,11 @@ impl Parsed {
     }
 }
 
-/// Headers that change what a dialect's request means. Anthropic's `anthropic-version` decides
-/// which parameters exist: only the versions the mapper implements are accepted (a missing header
-/// means the current one). `anthropic-beta` switches on features the hub cannot carry, so it is
-/// refused rather than ignored.
+/// Headers that change what a dialect's request means. Anthropic's `anthropic-version` is a date;
+/// newer SDKs send newer dates (the field notes warn about it). The mapper validates the body
+/// itself, refusing any field it does not implement, so any well-formed version is accepted and
+/// the upstream is always called with the version the mapper writes. `anthropic-beta` switches
+/// on features the hub cannot carry, so it is refused rather than ignored.
 pub(super) fn check_headers(
     dialect: Dialect,
     version: Option<&str>,
@@ -56,11 +57,17 @@ pub(super) fn check_headers(
         return Ok(());
     }
     if let Some(v) = version {
-        if v.trim() != anthropic::API_VERSION {
+        let v = v.trim();
+        let well_formed = v.len() == 10
+            && v.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        if !well_formed || v < "2023-01-01" {
             return Err(GatewayError::new(
                 ErrorKind::InvalidRequest,
                 format!(
-                    "anthropic-version {v:?} is not supported; ASC implements {}.",
+                    "anthropic-version {v:?} is not a supported version (a date such as {}).",
                     anthropic::API_VERSION
                 ),
             )
