@@ -225,6 +225,11 @@ async function measure(t) {
   res.cpuPerReq = pids.length ? (cpuMs(pids) - cpu0) / res.cN.requests : NaN;
   log(`${t.name}: streams, ${SECONDS} s at most`);
   res.stream = await streams(t.url, t.headers, SECONDS, STREAM_MAX);
+  if (res.stream.failures && t.child) {
+    // The peer's own words about the failure, if it logged any.
+    const why = t.child.out.join('').split('\n').find((l) => /\b\w*Error\b/.test(l));
+    if (why) res.stream.firstFailure += `; its log: ${why.trim().slice(0, 160)}`;
+  }
   return res;
 }
 
@@ -271,7 +276,7 @@ let workerd;
 const tenants = {};
 const keys = {};
 if (['passthrough', 'asc'].some(want)) {
-  const ascCli = join(ROOT, 'target/debug/asc');
+  const ascCli = process.env.ASC_CLI ?? join(ROOT, 'target/debug/asc');
   if (want('asc') && !existsSync(ascCli)) throw new Error('target/debug/asc is missing: cargo build -p asc-cli');
   const secret = 'b'.repeat(64);
   const model = { provider: 'openai', endpoint: `${UPSTREAM}/v1`, credential: 'OPENAI_API_KEY' };
@@ -304,9 +309,31 @@ if (['passthrough', 'asc'].some(want)) {
     return fetch(env.UPSTREAM + url.pathname + url.search, request);
   },
 };`;
+  const doFloor = `import { DurableObject } from 'cloudflare:workers';
+export class Floor extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)');
+  }
+  async fetch(request) {
+    this.ctx.storage.sql.exec('INSERT INTO t (v) VALUES (?)', await request.text());
+    return Response.json({ ok: true });
+  }
+}
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const n = Number(url.searchParams.get('do') ?? 0);
+    for (let i = 0; i < n; i++) {
+      const stub = env.FLOOR.get(env.FLOOR.idFromName(i % 2 ? 'ledger' : 'audit'));
+      await (await stub.fetch('http://do/', { method: 'POST', body: '{"record":"' + 'x'.repeat(300) + '"}' })).json();
+    }
+    return fetch(env.UPSTREAM + url.pathname, request);
+  },
+};`;
   mf = new Miniflare(convertV4MiniflareOptions({
     cf: false,
-    resourcePersistencePath: join(dir, 'state'),
+    resourcePersistencePath: process.env.BENCH_STATE_DIR ?? join(dir, 'state'),
     workers: [
       {
         name: 'asc',
@@ -328,6 +355,18 @@ if (['passthrough', 'asc'].some(want)) {
           TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
           AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
         },
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+      },
+      {
+        // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
+        // SQLite insert (ASC's budgeted chat makes 4: audit open, ledger reserve, ledger settle,
+        // audit close). This is the floor of a design that does N durable round trips per request.
+        name: 'dofloor',
+        modules: true,
+        script: doFloor,
+        compatibilityDate: COMPAT_DATE,
+        bindings: { UPSTREAM },
+        durableObjects: { FLOOR: { className: 'Floor', useSQLite: true } },
         unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
       },
       {
@@ -368,13 +407,16 @@ if (PHASES && want('asc') && mf) {
   // routes that skip the upstream (GET /v1/models appends an audit record; /healthz does nothing).
   const asc = await directUrl('asc');
   const pass = await directUrl('passthrough');
+  const floor = await directUrl('dofloor');
   const cases = [
     ['pass-through Worker: POST chat', `${pass}/v1/chat/completions`, UPSTREAM_KEY, 'POST'],
+    ['JS pass-through + 1 DO call (one SQLite insert)', `${floor}/v1/chat/completions?do=1`, UPSTREAM_KEY, 'POST'],
+    ['JS pass-through + 4 DO calls in sequence (ASC\'s budgeted chat makes 4)', `${floor}/v1/chat/completions?do=4`, UPSTREAM_KEY, 'POST'],
     ['ASC GET /healthz (no auth, no audit, no upstream)', `${asc}/healthz`, null, 'GET'],
-    ['ASC GET /v1/models (auth + 1 audit record, no upstream)', `${asc}/v1/models`, keys.bench, 'GET'],
-    ['ASC chat, bare tenant (auth, routing, audit)', `${asc}/v1/chat/completions`, keys.bare, 'POST'],
+    ['ASC GET /v1/models (auth + 1 audit record = 1 DO call, no upstream)', `${asc}/v1/models`, keys.bench, 'GET'],
+    ['ASC chat, bare tenant (auth, routing, audit open + close = 2 DO calls)', `${asc}/v1/chat/completions`, keys.bare, 'POST'],
     ['ASC chat, + guardrails', `${asc}/v1/chat/completions`, keys.guardonly, 'POST'],
-    ['ASC chat, + hard budget', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
+    ['ASC chat, + hard budget (+ reserve, settle = 4 DO calls)', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
     ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST'],
   ];
   for (const [name, url, key, method] of cases) {
@@ -406,7 +448,7 @@ await runTarget('portkey', async () => {
   return {
     name: `Portkey gateway ${versions.portkey} (Node ${process.versions.node})`, url: `http://127.0.0.1:${port}/v1/chat/completions`,
     headers: { authorization: `Bearer ${UPSTREAM_KEY}`, 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${UPSTREAM}/v1` },
-    pids: () => child.proc.pid, stop: () => child.stop(), note: 'provider openai, custom host = the upstream',
+    child, pids: () => child.proc.pid, stop: () => child.stop(), note: 'provider openai, custom host = the upstream',
   };
 });
 
@@ -438,7 +480,7 @@ await runTarget('litellm', async () => {
   return {
     name: `LiteLLM proxy ${versions.litellm} (1 worker)`, url: `http://127.0.0.1:${port}/v1/chat/completions`,
     headers: { authorization: 'Bearer sk-bench-litellm-master' },
-    pids: () => child.proc.pid, stop: () => child.stop(), note: 'master key, local cost map, no database',
+    child, pids: () => child.proc.pid, stop: () => child.stop(), note: 'master key, local cost map, no database',
   };
 });
 
@@ -466,15 +508,20 @@ say(`Targets measured one after the other against one upstream (\`tests/bench/up
 say();
 say(`| target | c=1 p50 ms | c=1 p90 ms | c=1 p99 ms | added p50 ms | c=${CONC} req/s | c=${CONC} p99 ms | CPU ms/req | stream TTFB p50 ms | stream TTFB p99 ms | errors |`);
 say('|---|---|---|---|---|---|---|---|---|---|---|');
+const notes = [];
+const footnote = (text) => { notes.push(text); return `[${notes.length}]`; };
 for (const r of results) {
   const errs = r.c1.non2xx + r.c1.socketErrors + r.cN.non2xx + r.cN.socketErrors;
   const s = r.stream;
-  const streamCell = s.n ? [f(s.ttfbP50), f(s.ttfbP99)] : [`failed: ${s.firstFailure}`, 'n/a'];
-  const streamErr = s.failures ? `; streams: ${s.failures} failed (${s.firstFailure})` : '';
+  const streamCell = s.n ? [f(s.ttfbP50), f(s.ttfbP99)] : [`failed ${footnote(`${r.name}, streaming: ${s.firstFailure}`)}`, 'n/a'];
+  const streamErr = s.n && s.failures ? ` + ${s.failures} streams ${footnote(`${r.name}, streaming: ${s.firstFailure}`)}` : '';
   say(`| ${r.name} | ${f(r.c1.p50, 3)} | ${f(r.c1.p90, 3)} | ${f(r.c1.p99, 3)} | ${r === direct ? '0' : f(added(r), 3)} | ` +
     `${f(r.cN.rps, 0)} | ${f(r.cN.p99)} | ${f(r.cpuPerReq, 3)} | ${streamCell[0]} | ${streamCell[1]} | ${errs}${streamErr} |`);
 }
-for (const u of unavailable) say(`| ${u.name} | unavailable: ${u.why.replace(/\|/g, '/')} | | | | | | | | | |`);
+for (const u of unavailable) say(`| ${u.name} | unavailable ${footnote(`${u.name}: ${u.why}`)} | | | | | | | | | |`);
+say();
+for (const r of results) if (r.note) say(`- ${r.name}: ${r.note}.`);
+for (const [i, n] of notes.entries()) say(`- [${i + 1}] ${n.replace(/\|/g, '/')}`);
 say();
 say('"added p50" = the target\'s c=1 p50 minus the direct p50 (what the hop through the target costs).');
 say();
