@@ -267,6 +267,42 @@ await runTarget('direct', async () => ({
   note: 'the network-hop floor (Node canned responder)',
 }));
 
+// The same pass-through Worker on bare workerd (a hand-written config, nothing else in the process):
+// a reference for what Miniflare's outbound hop (below) adds to the pass-through floor.
+const PASSTHROUGH = `export default {
+  // Fetch and return, nothing else.
+  fetch(request, env) {
+    const url = new URL(request.url);
+    return fetch(env.UPSTREAM + url.pathname + url.search, request);
+  },
+};`;
+await runTarget('bareworkerd', async () => {
+  const port = await freePort();
+  writeFileSync(join(dir, 'passthrough.js'), PASSTHROUGH);
+  writeFileSync(join(dir, 'workerd.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = (
+      modules = [(name = "worker.js", esModule = embed "passthrough.js")],
+      compatibilityDate = "${COMPAT_DATE}",
+      bindings = [(name = "UPSTREAM", text = "${UPSTREAM}")],
+    )),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+`);
+  const bin = join(ROOT, 'node_modules/.bin/workerd');
+  const child = await launch('workerd', bin, ['serve', join(dir, 'workerd.capnp')], {
+    ready: async () => (await request(`http://127.0.0.1:${port}/healthz`, { method: 'GET' })).status === 200,
+  });
+  return {
+    name: 'pass-through Worker (bare workerd)', url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, child, pids: () => child.proc.pid, stop: () => child.stop(),
+    note: 'the same Worker on workerd with a minimal config: no Miniflare outbound hop',
+  };
+});
+
 // ASC and the pass-through Worker share one workerd, started by Miniflare (the one wrangler bundles).
 // Each Worker gets its own direct socket: requests go straight from the socket to the Worker, with no
 // Miniflare entry Worker and no Node proxy in the path. KV, Durable Objects (SQLite) and R2 are
@@ -302,13 +338,6 @@ if (['passthrough', 'asc'].some(want)) {
   }
   const wranglerVars = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').split('\n[env.')[0].match(/\[vars\]([\s\S]*?)\n\[/)[1];
   const vars = Object.fromEntries([...wranglerVars.matchAll(/^(\w+) = "(.*)"/gm)].map((m) => [m[1], m[2]]));
-  const passthrough = `export default {
-  // Fetch and return, nothing else.
-  fetch(request, env) {
-    const url = new URL(request.url);
-    return fetch(env.UPSTREAM + url.pathname + url.search, request);
-  },
-};`;
   const doFloor = `import { DurableObject } from 'cloudflare:workers';
 export class Floor extends DurableObject {
   constructor(ctx, env) {
@@ -372,7 +401,7 @@ export default {
       {
         name: 'passthrough',
         modules: true,
-        script: passthrough,
+        script: PASSTHROUGH,
         compatibilityDate: COMPAT_DATE,
         bindings: { UPSTREAM },
         unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
@@ -393,7 +422,8 @@ const directUrl = async (w) => String(await mf.unsafeGetDirectURL(w)).replace(/\
 await runTarget('passthrough', async () => ({
   name: 'pass-through Worker (workerd)', url: `${await directUrl('passthrough')}/v1/chat/completions`,
   headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, pids: () => workerd,
-  note: 'JS `fetch(request)` and return: the platform floor',
+  note: 'JS `fetch(request)` and return, on the same workerd as ASC: the platform floor ASC is compared with. ' +
+    'Both go out through Miniflare\'s outbound Worker (an in-process hop that strips CF-Connecting-IP)',
 }));
 
 await runTarget('asc', async () => ({
@@ -491,7 +521,7 @@ mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
 writeFileSync(join(ROOT, '.state/bench/gateways.json'), JSON.stringify({ results, unavailable, phases, versions }, null, 2));
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const byKey = (k) => results.find((r) => r.name.toLowerCase().startsWith(k));
+const byKey = (k) => results.find((r) => r.name.toLowerCase().startsWith(k) && !r.name.includes('bare'));
 const direct = byKey('direct');
 const pass = byKey('pass-through');
 const asc = byKey('asc');
