@@ -22,6 +22,12 @@ const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const CONC = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const STREAM_MAX = Number(process.env.BENCH_STREAM_REQUESTS ?? 300);
 const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
+// BENCH_PROFILE: a V8 CPU profile of ASC's isolate (Worker + its Durable Objects) under concurrency-1
+// load, through the inspector, listing where its time goes by function (the wasm keeps its name
+// section). 'auto' (default): when ASC's added p50 is over 2x the pass-through's; '1': always; '0': never
+// (and no inspector port at all). It runs after all measurements of the workerd targets.
+const PROFILE_MODE = process.env.BENCH_PROFILE ?? 'auto';
+const PROFILE = PROFILE_MODE !== '0';
 const ONLY = process.env.BENCH_TARGETS ? process.env.BENCH_TARGETS.split(',') : null;
 const BUILD = join(ROOT, 'edge/cloudflare/build');
 const PEERS = join(ROOT, 'tests/bench/peers');
@@ -234,6 +240,68 @@ async function measure(t) {
   return res;
 }
 
+/** A sampling CPU profile of the 'asc' isolate through Miniflare's inspector proxy. */
+async function profileAsc(url, headers) {
+  const targets = JSON.parse((await request(`http://127.0.0.1:${inspectorPort}/json`, { method: 'GET' })).text);
+  if (process.env.BENCH_DEBUG) log('inspector targets:', JSON.stringify(targets));
+  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith('/asc')) ?? targets[0];
+  if (!target) throw new Error('inspector: no target for the asc Worker');
+  // Miniflare's inspector proxy wants an Origin it knows (Node's built-in WebSocket sends none).
+  const { default: WS } = await import('ws');
+  const ws = new WS(target.webSocketDebuggerUrl, { headers: { origin: 'http://localhost' } });
+  const timeout = (ms, what) => new Promise((_, fail) => setTimeout(() => fail(new Error(`inspector: ${what} timed out`)), ms).unref());
+  await Promise.race([
+    new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('inspector: no connection')); }),
+    timeout(10_000, 'connect'),
+  ]);
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (m) => {
+    const text = String(m.data);
+    if (process.env.BENCH_DEBUG) log('inspector:', text.slice(0, 200));
+    const msg = JSON.parse(text);
+    if (msg.id && pending.has(msg.id)) { pending.get(msg.id)(msg); pending.delete(msg.id); }
+  };
+  const call = (method, params = {}) => Promise.race([new Promise((ok, fail) => {
+    id += 1;
+    pending.set(id, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result)));
+    ws.send(JSON.stringify({ id, method, params }));
+  }), timeout(30_000, method)]);
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: 200 });
+  await call('Profiler.start');
+  const load = await wrk(url, headers, 1, SECONDS);
+  const { profile } = await call('Profiler.stop');
+  ws.close();
+  // Self time per function: samples x interval, grouped by name (+ where it lives).
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const cats = new Map();
+  const deltas = profile.timeDeltas;
+  profile.samples.forEach((nodeId, i) => {
+    const n = byId.get(nodeId);
+    const cf = n.callFrame;
+    const isWasm = /wasm/.test(cf.url);
+    const where = isWasm ? 'wasm' : cf.url ? cf.url.split('/').pop() : '';
+    const name = `${cf.functionName || '(anonymous)'}${where ? ` [${where}]` : ''}`;
+    const us = deltas[i + 1] ?? deltas[i] ?? 0;
+    self.set(name, (self.get(name) ?? 0) + us);
+    const cat = /^\((idle|program|garbage collector)\)$/.test(cf.functionName) ? cf.functionName
+      : isWasm ? 'ASC\'s Rust code (wasm)'
+        : where === 'index.js' ? 'wasm-bindgen / worker-build JS glue (index.js)'
+          : !cf.url ? 'platform APIs and builtins (fetch, Request, Response, streams, storage...)' : `other JS (${where})`;
+    cats.set(cat, (cats.get(cat) ?? 0) + us);
+  });
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)
+    .map(([name, us]) => ({ name, ms: us / 1000 / load.requests, share: us / total }));
+  rows.categories = [...cats.entries()].sort((a, b) => b[1] - a[1])
+    .map(([name, us]) => ({ name, ms: us / 1000 / load.requests, share: us / total }));
+  rows.requests = load.requests;
+  rows.totalMsPerReq = total / 1000 / load.requests;
+  return rows;
+}
+
 // ---- targets ----
 const results = [];
 const unavailable = [];
@@ -313,6 +381,8 @@ const config :Workerd.Config = (
 let mf;
 let workerd;
 let storageNote = 'n/a';
+let inspectorPort;
+let profileRows = [];
 const tenants = {};
 const keys = {};
 if (['passthrough', 'asc'].some(want)) {
@@ -370,8 +440,10 @@ export default {
     ?? (existsSync('/dev/shm') ? mkdtempSync('/dev/shm/asc-bench-') : join(dir, 'state'));
   storageNote = stateDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${stateDir}`;
   if (!process.env.BENCH_STATE_DIR) extraCleanup.push(stateDir);
+  inspectorPort = PROFILE ? await freePort() : undefined;
   mf = new Miniflare(convertV4MiniflareOptions({
     cf: false,
+    ...(PROFILE ? { inspectorPort } : {}),
     resourcePersistencePath: stateDir,
     workers: [
       {
@@ -395,6 +467,7 @@ export default {
           AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
         },
         unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+        ...(PROFILE ? { unsafeInspectorProxy: true } : {}),
       },
       {
         // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
@@ -487,6 +560,19 @@ if (PHASES && want('asc') && mf) {
     } catch (e) {
       phases.push({ name, error: e.message });
     }
+  }
+}
+const overTwice = () => {
+  const d = results.find((r) => r.name.startsWith('direct'));
+  const pt = results.find((r) => r.name === 'pass-through Worker (workerd)');
+  const a = results.find((r) => r.name.startsWith('ASC'));
+  return d && pt && a && (a.c1.p50 - d.c1.p50) > 2 * (pt.c1.p50 - d.c1.p50);
+};
+if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
+  try {
+    profileRows = await profileAsc(`${await directUrl('asc')}/v1/chat/completions`, { authorization: `Bearer ${keys.bench}` });
+  } catch (e) {
+    profileRows = [{ error: e.message }];
   }
 }
 if (mf) { await mf.dispose(); mf = undefined; }
@@ -612,6 +698,26 @@ if (phases.length) {
     say();
     say(`ASC's added p50 is ${f(ratio, 1)}x the pass-through Worker's own added p50 ` +
       `(${ratio > 2 ? 'over the 2x line: see the analysis below' : 'within 2x'}).`);
+  }
+}
+if (profileRows.length) {
+  say();
+  say('### CPU profile of ASC\'s isolate');
+  say();
+  if (profileRows[0].error) say(`Profile failed: ${profileRows[0].error}`);
+  else {
+    say(`V8 sampling profile (200 us) of the isolate that runs ASC's Worker and its Durable Objects, ${profileRows.requests} ` +
+      `requests at concurrency 1 for the full tenant, with the inspector attached (slower than the runs above). ` +
+      'Self time of a glue function includes the native work of the platform call it makes (e.g. `releaseLock`). ' +
+      `Profiled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)").`);
+    say();
+    say('| where | ms/req | share |');
+    say('|---|---|---|');
+    for (const r of profileRows.categories) say(`| ${r.name} | ${f(r.ms, 3)} | ${f(r.share * 100, 1)}% |`);
+    say();
+    say('| function (top 20 by self time) | self ms/req | share |');
+    say('|---|---|---|');
+    for (const r of profileRows) say(`| \`${r.name.replace(/\|/g, '/').slice(0, 140)}\` | ${f(r.ms, 3)} | ${f(r.share * 100, 1)}% |`);
   }
 }
 say();
