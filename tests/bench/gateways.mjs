@@ -1,0 +1,729 @@
+// Gateway overhead, side by side in one run, against one fast upstream with one request body:
+//   direct to the upstream (the network-hop floor); a pass-through JS Worker and ASC's Worker on the
+//   same workerd (the platform floor vs ASC with a realistic tenant); the Portkey gateway and the
+//   LiteLLM proxy (peers, installed by scripts/setup-bench) pointed at the same upstream.
+// Per target: latency percentiles at concurrency 1, throughput and p99 at BENCH_CONCURRENCY, the CPU
+// time its process(es) spent per request, and streaming time-to-first-byte at concurrency 1.
+// Load: wrk (one thread) for the non-streaming runs, a keep-alive Node client for the streams.
+// Everything listens and is loaded on 127.0.0.1; every run is bounded in time (BENCH_SECONDS).
+// Prints a markdown section on stdout; raw numbers go to .state/bench/gateways.json.
+//   node tests/bench/gateways.mjs     (scripts/bench runs it; BENCH_TARGETS=direct,asc to narrow)
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
+import { ROOT, auditKeyPair } from '../e2e/harness.mjs';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const CONC = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const STREAM_MAX = Number(process.env.BENCH_STREAM_REQUESTS ?? 300);
+const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
+// BENCH_PROFILE: a V8 CPU profile of ASC's isolate (Worker + its Durable Objects) under concurrency-1
+// load, through the inspector, listing where its time goes by function (the wasm keeps its name
+// section). 'auto' (default): when ASC's added p50 is over 2x the pass-through's; '1': always; '0': never
+// (and no inspector port at all). It runs after all measurements of the workerd targets.
+const PROFILE_MODE = process.env.BENCH_PROFILE ?? 'auto';
+const PROFILE = PROFILE_MODE !== '0';
+const ONLY = process.env.BENCH_TARGETS ? process.env.BENCH_TARGETS.split(',') : null;
+const BUILD = join(ROOT, 'edge/cloudflare/build');
+const PEERS = join(ROOT, 'tests/bench/peers');
+const LITELLM = join(ROOT, '.state/bench/litellm-venv');
+const WRK_LUA = join(ROOT, 'tests/bench/wrk.lua');
+const UPSTREAM_KEY = 'sk-bench-upstream-key';
+const COMPAT_DATE = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_date = "(.*)"/m)[1];
+
+const log = (...a) => console.error('[bench]', ...a);
+const dir = mkdtempSync(join(tmpdir(), 'asc-bench-'));
+const children = [];
+const extraCleanup = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// One request body for every target: a realistic short chat request, clean of PII (so guardrails
+// scan it and let it through). The streaming body is the same plus "stream": true.
+const messages = [
+  { role: 'system', content: 'You are a concise assistant for an internal engineering team. Answer in two sentences at most.' },
+  { role: 'user', content: 'Our service answers in about 40 ms at the median but the 99th percentile is close to 900 ms. ' +
+    'Which three things should we look at first, and how would we tell them apart from each other?' },
+];
+const BODY = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, temperature: 0.2, messages });
+const STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, temperature: 0.2, messages, stream: true });
+const BODY_FILE = join(dir, 'body.json');
+writeFileSync(BODY_FILE, BODY);
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => ok(port)); });
+    srv.on('error', fail);
+  });
+}
+
+/** Spawns a long-running child in its own process group; resolves when `ready()` passes. */
+async function launch(name, cmd, args, { env = process.env, ready, timeoutMs = 120_000, cwd = ROOT } = {}) {
+  const proc = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const out = [];
+  proc.stdout.on('data', (d) => { out.push(d.toString()); if (out.length > 200) out.shift(); });
+  proc.stderr.on('data', (d) => { out.push(d.toString()); if (out.length > 200) out.shift(); });
+  const child = { name, proc, out, stop: () => stopChild(child) };
+  children.push(child);
+  const deadline = Date.now() + timeoutMs;
+  let lastErr = '';
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}): ${out.join('').slice(-600)}`);
+    }
+    try { if (await ready(out.join(''))) return child; } catch (e) { lastErr = e.message; }
+    await sleep(200);
+  }
+  await stopChild(child);
+  throw new Error(`${name} not ready in ${timeoutMs / 1000} s ${lastErr}: ${out.join('').slice(-600)}`);
+}
+
+async function stopChild(child) {
+  const { proc } = child;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* gone */ }
+  const t = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+  await exited;
+  clearTimeout(t);
+}
+
+function cleanupSync() {
+  for (const c of children) {
+    if (c.proc.exitCode === null && c.proc.signalCode === null) {
+      try { process.kill(-c.proc.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+  for (const d of [dir, ...extraCleanup]) rmSync(d, { recursive: true, force: true });
+}
+process.on('exit', cleanupSync);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+/** One HTTP request; resolves to {status, headers, text}. */
+function request(url, { method = 'POST', headers = {}, body } = {}) {
+  return new Promise((ok, fail) => {
+    const req = http.request(url, { method, headers: body ? { 'content-type': 'application/json', ...headers } : headers }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => ok({ status: res.statusCode, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }));
+    });
+    req.on('error', fail);
+    req.setTimeout(15_000, () => req.destroy(new Error('timeout after 15 s')));
+    req.end(body);
+  });
+}
+
+// ---- CPU accounting: user+system time of a process tree, from /proc ----
+const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+function procTree(root) {
+  const kids = new Map();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!kids.has(ppid)) kids.set(ppid, []);
+      kids.get(ppid).push(Number(p));
+    } catch { /* gone */ }
+  }
+  const all = [];
+  const walk = (pid) => { all.push(pid); for (const k of kids.get(pid) ?? []) walk(k); };
+  for (const r of [].concat(root)) walk(r);
+  return all;
+}
+function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(0).split(') ')[1].split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch { /* gone */ }
+  }
+  return ticks * TICK_MS;
+}
+
+// ---- load ----
+function wrkVersion() {
+  try { execFileSync('wrk', ['-v'], { encoding: 'utf8' }); } catch (e) { return String(e.stdout).split('\n')[0].replace(/ \[.*/, ''); }
+  return 'wrk';
+}
+function wrk(url, headers, conns, seconds, method = 'POST') {
+  const env = {
+    ...process.env,
+    BENCH_BODY_FILE: BODY_FILE,
+    BENCH_METHOD: method,
+    BENCH_HEADERS: Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\n'),
+  };
+  const args = ['-t1', `-c${conns}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_LUA, url];
+  return new Promise((ok, fail) => {
+    execFile('wrk', args, { env, timeout: (seconds + 30) * 1000, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const m = stdout.match(/BENCH_JSON (.*)/);
+      if (!m) return fail(new Error(`wrk: ${err?.message ?? ''} ${stdout} ${stderr}`));
+      const r = JSON.parse(m[1]);
+      const ms = (us) => us / 1000;
+      ok({ requests: r.requests, rps: r.requests / (r.duration_us / 1e6), p50: ms(r.p50), p90: ms(r.p90), p99: ms(r.p99),
+        max: ms(r.max), non2xx: r.non2xx, socketErrors: r.socket_errors });
+    });
+  });
+}
+
+/** Streaming requests one at a time: time to the first body byte and to the end of the stream. */
+async function streams(url, headers, seconds, max) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const ttfb = [];
+  const total = [];
+  let failures = 0;
+  let firstFailure;
+  const deadline = performance.now() + seconds * 1000;
+  while (performance.now() < deadline && ttfb.length + failures < max) {
+    const r = await new Promise((ok) => {
+      const t0 = performance.now();
+      let t1;
+      const req = http.request(url, {
+        method: 'POST', agent,
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(STREAM_BODY) },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { if (t1 === undefined) t1 = performance.now(); text += d; });
+        res.on('end', () => ok({ status: res.statusCode, ttfb: t1 - t0, total: performance.now() - t0,
+          ok: res.statusCode === 200 && text.includes('[DONE]') && text.includes('Benchmarks'), text }));
+        res.on('error', (e) => ok({ error: e.message }));
+      });
+      req.on('error', (e) => ok({ error: e.message }));
+      req.setTimeout(10_000, () => req.destroy(new Error('timeout after 10 s')));
+      req.end(STREAM_BODY);
+    });
+    if (r.ok) { ttfb.push(r.ttfb); total.push(r.total); } else {
+      failures += 1;
+      firstFailure ??= r.error ?? `HTTP ${r.status}: ${r.text.slice(0, 160).replace(/\s+/g, ' ')}`;
+      if (failures >= 5 && ttfb.length === 0) break;
+    }
+  }
+  agent.destroy();
+  return { n: ttfb.length, ttfbP50: pct(ttfb, 50), ttfbP99: pct(ttfb, 99), totalP50: pct(total, 50), failures, firstFailure };
+}
+function pct(xs, p) {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+/** Checks a target answers the body correctly, then measures it. */
+async function measure(t) {
+  const res = { name: t.name, note: t.note ?? '' };
+  const check = await request(t.url, { headers: t.headers, body: BODY });
+  if (check.status !== 200 || !check.text.includes('Benchmarks compare')) {
+    throw new Error(`check request: HTTP ${check.status}: ${check.text.slice(0, 200).replace(/\s+/g, ' ')}`);
+  }
+  log(`${t.name}: warm-up ${WARMUP} s`);
+  await wrk(t.url, t.headers, CONC, WARMUP);
+  log(`${t.name}: concurrency 1, ${SECONDS} s`);
+  res.c1 = await wrk(t.url, t.headers, 1, SECONDS);
+  log(`${t.name}: concurrency ${CONC}, ${SECONDS} s`);
+  const pids = t.pids ? procTree(t.pids()) : [];
+  const cpu0 = cpuMs(pids);
+  res.cN = await wrk(t.url, t.headers, CONC, SECONDS);
+  res.cpuPerReq = pids.length ? (cpuMs(pids) - cpu0) / res.cN.requests : NaN;
+  log(`${t.name}: streams, ${SECONDS} s at most`);
+  res.stream = await streams(t.url, t.headers, SECONDS, STREAM_MAX);
+  if (res.stream.failures && t.child) {
+    // The peer's own words about the failure, if it logged any.
+    const why = t.child.out.join('').split('\n').find((l) => /\b\w*Error\b/.test(l));
+    if (why) res.stream.firstFailure += `; its log: ${why.trim().slice(0, 160)}`;
+  }
+  return res;
+}
+
+/** A sampling CPU profile of the 'asc' isolate through Miniflare's inspector proxy. */
+async function profileAsc(url, headers) {
+  const targets = JSON.parse((await request(`http://127.0.0.1:${inspectorPort}/json`, { method: 'GET' })).text);
+  if (process.env.BENCH_DEBUG) log('inspector targets:', JSON.stringify(targets));
+  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith('/asc')) ?? targets[0];
+  if (!target) throw new Error('inspector: no target for the asc Worker');
+  // Miniflare's inspector proxy wants an Origin it knows (Node's built-in WebSocket sends none).
+  const { default: WS } = await import('ws');
+  const ws = new WS(target.webSocketDebuggerUrl, { headers: { origin: 'http://localhost' } });
+  const timeout = (ms, what) => new Promise((_, fail) => setTimeout(() => fail(new Error(`inspector: ${what} timed out`)), ms).unref());
+  await Promise.race([
+    new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('inspector: no connection')); }),
+    timeout(10_000, 'connect'),
+  ]);
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (m) => {
+    const text = String(m.data);
+    if (process.env.BENCH_DEBUG) log('inspector:', text.slice(0, 200));
+    const msg = JSON.parse(text);
+    if (msg.id && pending.has(msg.id)) { pending.get(msg.id)(msg); pending.delete(msg.id); }
+  };
+  const call = (method, params = {}) => Promise.race([new Promise((ok, fail) => {
+    id += 1;
+    pending.set(id, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result)));
+    ws.send(JSON.stringify({ id, method, params }));
+  }), timeout(30_000, method)]);
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: 200 });
+  await call('Profiler.start');
+  const load = await wrk(url, headers, 1, SECONDS);
+  const { profile } = await call('Profiler.stop');
+  ws.close();
+  // Self time per function: samples x interval, grouped by name (+ where it lives).
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const cats = new Map();
+  const deltas = profile.timeDeltas;
+  profile.samples.forEach((nodeId, i) => {
+    const n = byId.get(nodeId);
+    const cf = n.callFrame;
+    const isWasm = /wasm/.test(cf.url);
+    const where = isWasm ? 'wasm' : cf.url ? cf.url.split('/').pop() : '';
+    const name = `${cf.functionName || '(anonymous)'}${where ? ` [${where}]` : ''}`;
+    const us = deltas[i + 1] ?? deltas[i] ?? 0;
+    self.set(name, (self.get(name) ?? 0) + us);
+    const cat = /^\((idle|program|garbage collector)\)$/.test(cf.functionName) ? cf.functionName
+      : isWasm ? 'ASC\'s Rust code (wasm)'
+        : where === 'index.js' ? 'wasm-bindgen / worker-build JS glue (index.js)'
+          : !cf.url ? 'platform APIs and builtins (fetch, Request, Response, streams, storage...)' : `other JS (${where})`;
+    cats.set(cat, (cats.get(cat) ?? 0) + us);
+  });
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)
+    .map(([name, us]) => ({ name, ms: us / 1000 / load.requests, share: us / total }));
+  rows.categories = [...cats.entries()].sort((a, b) => b[1] - a[1])
+    .map(([name, us]) => ({ name, ms: us / 1000 / load.requests, share: us / total }));
+  rows.requests = load.requests;
+  rows.totalMsPerReq = total / 1000 / load.requests;
+  return rows;
+}
+
+// ---- targets ----
+const results = [];
+const unavailable = [];
+const versions = {};
+const phases = [];
+const want = (name) => !ONLY || ONLY.includes(name);
+
+async function runTarget(name, setup) {
+  if (!want(name)) return;
+  let t;
+  try {
+    t = await setup();
+    const res = await measure(t);
+    if (t.after) await t.after(res).catch((e) => { res.note += `; feature check failed: ${e.message}`; });
+    results.push(res);
+  } catch (e) {
+    log(`${name}: unavailable: ${e.message}`);
+    unavailable.push({ name, why: e.message.split('\n')[0].slice(0, 300) });
+  } finally {
+    if (t?.stop) await t.stop();
+  }
+}
+
+log('starting the upstream');
+const upstream = await launch('upstream', process.execPath, [join(ROOT, 'tests/bench/upstream.mjs'), '0'], {
+  ready: (out) => /listening \d+/.test(out),
+});
+const UPSTREAM = `http://127.0.0.1:${upstream.out.join('').match(/listening (\d+)/)[1]}`;
+const upstreamPid = upstream.proc.pid;
+
+await runTarget('direct', async () => ({
+  name: 'direct to the upstream', url: `${UPSTREAM}/v1/chat/completions`,
+  headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, pids: () => upstreamPid,
+  note: 'the network-hop floor (Node canned responder)',
+}));
+
+// The same pass-through Worker on bare workerd (a hand-written config, nothing else in the process):
+// a reference for what Miniflare's outbound hop (below) adds to the pass-through floor.
+const PASSTHROUGH = `export default {
+  // Fetch and return, nothing else.
+  fetch(request, env) {
+    const url = new URL(request.url);
+    return fetch(env.UPSTREAM + url.pathname + url.search, request);
+  },
+};`;
+await runTarget('bareworkerd', async () => {
+  const port = await freePort();
+  writeFileSync(join(dir, 'passthrough.js'), PASSTHROUGH);
+  writeFileSync(join(dir, 'workerd.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = (
+      modules = [(name = "worker.js", esModule = embed "passthrough.js")],
+      compatibilityDate = "${COMPAT_DATE}",
+      bindings = [(name = "UPSTREAM", text = "${UPSTREAM}")],
+    )),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+`);
+  const bin = join(ROOT, 'node_modules/.bin/workerd');
+  const child = await launch('workerd', bin, ['serve', join(dir, 'workerd.capnp')], {
+    ready: async () => (await request(`http://127.0.0.1:${port}/healthz`, { method: 'GET' })).status === 200,
+  });
+  return {
+    name: 'pass-through Worker (bare workerd)', url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, child, pids: () => child.proc.pid, stop: () => child.stop(),
+    note: 'the same Worker on workerd with a minimal config: no Miniflare outbound hop',
+  };
+});
+
+// ASC and the pass-through Worker share one workerd, started by Miniflare (the one wrangler bundles).
+// Each Worker gets its own direct socket: requests go straight from the socket to the Worker, with no
+// Miniflare entry Worker and no Node proxy in the path. KV, Durable Objects (SQLite) and R2 are
+// Miniflare's local implementations inside the same workerd process, persisted to a temp folder.
+let mf;
+let workerd;
+let storageNote = 'n/a';
+let inspectorPort;
+let profileRows = [];
+const tenants = {};
+const keys = {};
+if (['passthrough', 'asc'].some(want)) {
+  const ascCli = process.env.ASC_CLI ?? join(ROOT, 'target/debug/asc');
+  if (want('asc') && !existsSync(ascCli)) throw new Error('target/debug/asc is missing: cargo build -p asc-cli');
+  const secret = 'b'.repeat(64);
+  const model = { provider: 'openai', endpoint: `${UPSTREAM}/v1`, credential: 'OPENAI_API_KEY' };
+  const base = (id, extra = {}) => ({ schema_version: 1, tenant_id: id, residency: 'local', models: { 'gpt-4o-mini': model }, ...extra });
+  const budgets = [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 1e15, period: 'monthly', mode: 'hard', alert_at_percent: [80] }];
+  const guardrails = { detectors: { email: { mode: 'redact' }, credit_card: { mode: 'block' } } };
+  // The headline tenant: API key auth, routing, a hard monthly budget (reserve + settle in the
+  // ledger Durable Object per request), guardrails on requests and responses, audit (always on).
+  tenants.bench = base('bench', { budgets, guardrails });
+  // For the phase breakdown: the same tenant with features taken away.
+  tenants.bare = base('bare');
+  tenants.guardonly = base('guardonly', { guardrails });
+  tenants.budgetonly = base('budgetonly', { budgets });
+  const signing = auditKeyPair('bench-1');
+  const kv = [];
+  for (const id of want('asc') ? Object.keys(tenants) : []) {
+    const out = execFileSync(ascCli, ['key', 'new', '--tenant', id, '--scopes', 'chat,models,usage'], {
+      env: { ...process.env, KEY_HASH_SECRET: secret }, encoding: 'utf8',
+    });
+    const field = (n) => out.match(new RegExp(`^${n}=(.*)$`, 'm'))[1];
+    keys[id] = field('ASC_API_KEY');
+    kv.push([`tenant:${id}`, JSON.stringify(tenants[id])], [field('KV_NAME'), field('KV_VALUE')]);
+  }
+  const wranglerVars = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').split('\n[env.')[0].match(/\[vars\]([\s\S]*?)\n\[/)[1];
+  const vars = Object.fromEntries([...wranglerVars.matchAll(/^(\w+) = "(.*)"/gm)].map((m) => [m[1], m[2]]));
+  const doFloor = `import { DurableObject } from 'cloudflare:workers';
+export class Floor extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.storage.sql.exec('CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)');
+  }
+  async fetch(request) {
+    this.ctx.storage.sql.exec('INSERT INTO t (v) VALUES (?)', await request.text());
+    return Response.json({ ok: true });
+  }
+}
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const n = Number(url.searchParams.get('do') ?? 0);
+    for (let i = 0; i < n; i++) {
+      const stub = env.FLOOR.get(env.FLOOR.idFromName(i === n - 1 ? 'audit' : 'ledger'));
+      await (await stub.fetch('http://do/', { method: 'POST', body: '{"record":"' + 'x'.repeat(300) + '"}' })).json();
+    }
+    return fetch(env.UPSTREAM + url.pathname, request);
+  },
+};`;
+  // Durable Object, KV and R2 state on tmpfs when there is one: the comparison is about compute, not
+  // about this machine's disk (production DO writes wait for replication, which no local run has).
+  const stateDir = process.env.BENCH_STATE_DIR
+    ?? (existsSync('/dev/shm') ? mkdtempSync('/dev/shm/asc-bench-') : join(dir, 'state'));
+  storageNote = stateDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${stateDir}`;
+  if (!process.env.BENCH_STATE_DIR) extraCleanup.push(stateDir);
+  inspectorPort = PROFILE ? await freePort() : undefined;
+  mf = new Miniflare(convertV4MiniflareOptions({
+    cf: false,
+    ...(PROFILE ? { inspectorPort } : {}),
+    resourcePersistencePath: stateDir,
+    workers: [
+      {
+        name: 'asc',
+        modules: [
+          { type: 'ESModule', path: join(BUILD, 'index.js') },
+          { type: 'CompiledWasm', path: join(BUILD, 'index_bg.wasm') },
+        ],
+        modulesRoot: BUILD,
+        compatibilityDate: COMPAT_DATE,
+        bindings: {
+          ...vars,
+          KEY_HASH_SECRET: secret,
+          OPENAI_API_KEY: UPSTREAM_KEY,
+          AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+        },
+        kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
+        r2Buckets: { AUDIT_BUCKET: 'asc-audit-local' },
+        durableObjects: {
+          TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
+          AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
+        },
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+        ...(PROFILE ? { unsafeInspectorProxy: true } : {}),
+      },
+      {
+        // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
+        // SQLite insert (ASC's budgeted non-streamed chat makes 3: ledger reserve, ledger settle,
+        // audit append). This is the floor of a design that does N durable round trips per request.
+        name: 'dofloor',
+        modules: true,
+        script: doFloor,
+        compatibilityDate: COMPAT_DATE,
+        bindings: { UPSTREAM },
+        durableObjects: { FLOOR: { className: 'Floor', useSQLite: true } },
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+      },
+      {
+        name: 'passthrough',
+        modules: true,
+        script: PASSTHROUGH,
+        compatibilityDate: COMPAT_DATE,
+        bindings: { UPSTREAM },
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+      },
+    ],
+  }));
+  await mf.ready;
+  const kvns = await mf.getKVNamespace('ASC_CONFIG', 'asc');
+  for (const [k, v] of kv) await kvns.put(k, v);
+  workerd = procTree(process.pid).filter((pid) => {
+    try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'workerd'; } catch { return false; }
+  });
+  versions.workerd = JSON.parse(readFileSync(join(ROOT, 'node_modules/workerd/package.json'), 'utf8')).version;
+  versions.miniflare = JSON.parse(readFileSync(join(ROOT, 'node_modules/miniflare/package.json'), 'utf8')).version;
+}
+const directUrl = async (w) => String(await mf.unsafeGetDirectURL(w)).replace(/\/$/, '');
+
+await runTarget('passthrough', async () => ({
+  name: 'pass-through Worker (workerd)', url: `${await directUrl('passthrough')}/v1/chat/completions`,
+  headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, pids: () => workerd,
+  note: 'JS `fetch(request)` and return, on the same workerd as ASC: the platform floor ASC is compared with. ' +
+    'Both go out through Miniflare\'s outbound Worker (an in-process hop that strips CF-Connecting-IP)',
+}));
+
+// Proof that the headline tenant's features are on: a card number is refused (guardrail), and after
+// the run the ledger reports spend (reserve + settle happened).
+async function ascFeatureChecks(base) {
+  const auth = { authorization: `Bearer ${keys.bench}` };
+  const card = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111' }] });
+  const blocked = await request(`${base}/v1/chat/completions`, { headers: auth, body: card });
+  const usage = await request(`${base}/v1/usage`, { method: 'GET', headers: auth });
+  const spent = usage.text.match(/"spent[a-z_]*"\s*:\s*(\d+)/);
+  return `checked in this run: a card number got HTTP ${blocked.status} ` +
+    `${(blocked.text.match(/"code"\s*:\s*"([^"]+)"/) ?? [])[1] ?? ''}, and GET /v1/usage reported ` +
+    `${spent ? `${spent[0].replace(/"/g, '').replace(':', ' = ')} after the run` : `HTTP ${usage.status}`}`;
+}
+await runTarget('asc', async () => ({
+  name: 'ASC Worker (workerd)', url: `${await directUrl('asc')}/v1/chat/completions`,
+  headers: { authorization: `Bearer ${keys.bench}` }, pids: () => workerd,
+  after: async (res) => { res.note += `; ${await ascFeatureChecks(await directUrl('asc'))}`; },
+  note: 'on the same workerd as the row above, its own socket; key auth, routing, a hard monthly budget ' +
+    '(reserve + settle in the ledger DO), email redaction + card blocking on requests and responses, audit ' +
+    `(sequencer DO, signed batches to R2); DO, KV and R2 state ${storageNote}`,
+}));
+
+if (PHASES && want('asc') && mf) {
+  // Where ASC's time goes: the same request through tenants with features taken away, plus the
+  // routes that skip the upstream (GET /v1/models appends an audit record; /healthz does nothing).
+  const asc = await directUrl('asc');
+  const pass = await directUrl('passthrough');
+  const floor = await directUrl('dofloor');
+  const cases = [
+    ['pass-through Worker: POST chat', `${pass}/v1/chat/completions`, UPSTREAM_KEY, 'POST'],
+    ['JS pass-through + 1 DO call (one SQLite insert)', `${floor}/v1/chat/completions?do=1`, UPSTREAM_KEY, 'POST'],
+    ['JS pass-through + 3 DO calls in sequence (as many as ASC\'s budgeted chat)', `${floor}/v1/chat/completions?do=3`, UPSTREAM_KEY, 'POST'],
+    ['ASC GET /healthz (no auth, no audit, no upstream)', `${asc}/healthz`, null, 'GET'],
+    ['ASC GET /v1/models (auth + 1 audit record = 1 DO call, no upstream)', `${asc}/v1/models`, keys.bench, 'GET'],
+    ['ASC chat, bare tenant (auth, routing, audit append = 1 DO call)', `${asc}/v1/chat/completions`, keys.bare, 'POST'],
+    ['ASC chat, + guardrails', `${asc}/v1/chat/completions`, keys.guardonly, 'POST'],
+    ['ASC chat, + hard budget (+ ledger reserve, settle = 3 DO calls)', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
+    ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST'],
+  ];
+  for (const [name, url, key, method] of cases) {
+    const headers = key ? { authorization: `Bearer ${key}` } : {};
+    try {
+      const check = await request(url, { method, headers, body: method === 'POST' ? BODY : undefined });
+      if (check.status !== 200) throw new Error(`HTTP ${check.status}: ${check.text.slice(0, 160)}`);
+      await wrk(url, headers, 1, Math.min(WARMUP, 1), method);
+      const cpu0 = cpuMs(workerd);
+      const r = await wrk(url, headers, 1, SECONDS, method);
+      phases.push({ name, ...r, cpuPerReq: (cpuMs(workerd) - cpu0) / r.requests });
+      log(`phase ${name}: p50 ${r.p50.toFixed(3)} ms`);
+    } catch (e) {
+      phases.push({ name, error: e.message });
+    }
+  }
+}
+const overTwice = () => {
+  const d = results.find((r) => r.name.startsWith('direct'));
+  const pt = results.find((r) => r.name === 'pass-through Worker (workerd)');
+  const a = results.find((r) => r.name.startsWith('ASC'));
+  return d && pt && a && (a.c1.p50 - d.c1.p50) > 2 * (pt.c1.p50 - d.c1.p50);
+};
+if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
+  try {
+    profileRows = await profileAsc(`${await directUrl('asc')}/v1/chat/completions`, { authorization: `Bearer ${keys.bench}` });
+  } catch (e) {
+    profileRows = [{ error: e.message }];
+  }
+}
+if (mf) { await mf.dispose(); mf = undefined; }
+
+await runTarget('portkey', async () => {
+  const pkg = join(PEERS, 'node_modules/@portkey-ai/gateway');
+  if (!existsSync(join(pkg, 'build/start-server.js'))) throw new Error('not installed (scripts/setup-bench)');
+  versions.portkey = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).version;
+  const port = await freePort();
+  const child = await launch('portkey', process.execPath, [join(pkg, 'build/start-server.js'), '--headless', `--port=${port}`], {
+    env: { ...process.env, NODE_ENV: 'production' },
+    ready: async () => (await request(`http://127.0.0.1:${port}/`, { method: 'GET' })).status < 500,
+  });
+  return {
+    name: `Portkey gateway ${versions.portkey} (Node ${process.versions.node})`, url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${UPSTREAM_KEY}`, 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${UPSTREAM}/v1` },
+    child, pids: () => child.proc.pid, stop: () => child.stop(), note: 'provider openai, custom host = the upstream',
+  };
+});
+
+await runTarget('litellm', async () => {
+  const bin = join(LITELLM, 'bin/litellm');
+  if (!existsSync(bin)) throw new Error('not installed (scripts/setup-bench)');
+  versions.litellm = execFileSync(join(LITELLM, 'bin/python'), ['-c', 'import importlib.metadata as m; print(m.version("litellm"))'], { encoding: 'utf8' }).trim();
+  const port = await freePort();
+  const config = join(dir, 'litellm.yaml');
+  writeFileSync(config, [
+    'model_list:',
+    '  - model_name: gpt-4o-mini',
+    '    litellm_params:',
+    '      model: openai/gpt-4o-mini',
+    `      api_base: ${UPSTREAM}/v1`,
+    `      api_key: ${UPSTREAM_KEY}`,
+    'general_settings:',
+    '  master_key: sk-bench-litellm-master',
+    'litellm_settings:',
+    '  telemetry: false',
+    '',
+  ].join('\n'));
+  const child = await launch('litellm', bin, ['--config', config, '--host', '127.0.0.1', '--port', String(port), '--num_workers', '1'], {
+    env: { ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: 'True', LITELLM_LOG: 'ERROR', LITELLM_TELEMETRY: 'False',
+      DO_NOT_TRACK: '1', HF_HUB_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' },
+    ready: async () => (await request(`http://127.0.0.1:${port}/health/liveliness`, { method: 'GET' })).status === 200,
+    timeoutMs: 180_000,
+  });
+  return {
+    name: `LiteLLM proxy ${versions.litellm} (1 worker)`, url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: 'Bearer sk-bench-litellm-master' },
+    child, pids: () => child.proc.pid, stop: () => child.stop(), note: 'master key, local cost map, no database',
+  };
+});
+
+await upstream.stop();
+
+// ---- report ----
+mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
+writeFileSync(join(ROOT, '.state/bench/gateways.json'), JSON.stringify({ results, unavailable, phases, versions }, null, 2));
+
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const byKey = (k) => results.find((r) => r.name.toLowerCase().startsWith(k) && !r.name.includes('bare'));
+const direct = byKey('direct');
+const pass = byKey('pass-through');
+const asc = byKey('asc');
+const added = (r) => (r && direct ? r.c1.p50 - direct.c1.p50 : NaN);
+const lines = [];
+const say = (s = '') => lines.push(s);
+say(`Targets measured one after the other against one upstream (\`tests/bench/upstream.mjs\`, canned answers) with one ` +
+  `request body (${Buffer.byteLength(BODY)} bytes). Latency at concurrency 1 and throughput at concurrency ${CONC}: ` +
+  `wrk, one thread, ${SECONDS} s each after a ${WARMUP} s warm-up. Streams: \`"stream": true\`, one at a time for ` +
+  `${SECONDS} s (at most ${STREAM_MAX}); TTFB is the time to the first body byte, the upstream sends its first chunk at once and the ` +
+  `rest ${process.env.STREAM_GAP_MS ?? 10} ms later (a gateway that buffers shows it). CPU ms/req: user + system time of the ` +
+  `target's process tree during the concurrency-${CONC} run, divided by its requests (for the workerd rows that includes ` +
+  `the Durable Objects and the local KV/R2 simulators in the same process).`);
+say();
+say(`| target | c=1 p50 ms | c=1 p90 ms | c=1 p99 ms | added p50 ms | c=${CONC} req/s | c=${CONC} p99 ms | CPU ms/req | stream TTFB p50 ms | stream TTFB p99 ms | errors |`);
+say('|---|---|---|---|---|---|---|---|---|---|---|');
+const notes = [];
+const footnote = (text) => { notes.push(text); return `[${notes.length}]`; };
+for (const r of results) {
+  const errs = r.c1.non2xx + r.c1.socketErrors + r.cN.non2xx + r.cN.socketErrors;
+  const s = r.stream;
+  const streamCell = s.n ? [f(s.ttfbP50), f(s.ttfbP99)] : [`failed ${footnote(`${r.name}, streaming: ${s.firstFailure}`)}`, 'n/a'];
+  const streamErr = s.n && s.failures ? ` + ${s.failures} streams ${footnote(`${r.name}, streaming: ${s.firstFailure}`)}` : '';
+  say(`| ${r.name} | ${f(r.c1.p50, 3)} | ${f(r.c1.p90, 3)} | ${f(r.c1.p99, 3)} | ${r === direct ? '0' : f(added(r), 3)} | ` +
+    `${f(r.cN.rps, 0)} | ${f(r.cN.p99)} | ${f(r.cpuPerReq, 3)} | ${streamCell[0]} | ${streamCell[1]} | ${errs}${streamErr} |`);
+}
+for (const u of unavailable) say(`| ${u.name} | unavailable ${footnote(`${u.name}: ${u.why}`)} | | | | | | | | | |`);
+say();
+for (const r of results) if (r.note) say(`- ${r.name}: ${r.note}.`);
+for (const [i, n] of notes.entries()) say(`- [${i + 1}] ${n.replace(/\|/g, '/')}`);
+say();
+say('"added p50" = the target\'s c=1 p50 minus the direct p50 (what the hop through the target costs).');
+say();
+if (asc) {
+  say('Ratios (ASC against each):');
+  say();
+  say('| against | added p50 ratio (ASC / it) | c=1 p50 ratio | throughput ratio (ASC / it) | CPU/req ratio | stream TTFB p50 ratio |');
+  say('|---|---|---|---|---|---|');
+  for (const r of results) {
+    if (r === asc || r === direct) continue;
+    say(`| ${r.name} | ${f(added(asc) / added(r))} | ${f(asc.c1.p50 / r.c1.p50)} | ${f(asc.cN.rps / r.cN.rps)} | ` +
+      `${f(asc.cpuPerReq / r.cpuPerReq)} | ${f(asc.stream.ttfbP50 / r.stream.ttfbP50)} |`);
+  }
+  say();
+  say('Below 1 is better for ASC in every column but throughput, where above 1 is better.');
+}
+if (phases.length) {
+  say();
+  say('### Where the time goes (ASC, concurrency 1)');
+  say();
+  say('The same workerd, request by request, with tenant features taken away. Audit cannot be switched off per tenant: ' +
+    '`GET /v1/models` (key auth + one audit record, no upstream) against `GET /healthz` (nothing) shows its cost.');
+  say();
+  say('| case | p50 ms | p90 ms | p99 ms | CPU ms/req | p50 over the pass-through ms |');
+  say('|---|---|---|---|---|---|');
+  const base = phases[0].p50;
+  for (const p of phases) {
+    if (p.error) { say(`| ${p.name} | failed: ${p.error.replace(/\|/g, '/').slice(0, 120)} | | | | |`); continue; }
+    say(`| ${p.name} | ${f(p.p50, 3)} | ${f(p.p90, 3)} | ${f(p.p99, 3)} | ${f(p.cpuPerReq, 3)} | ${f(p.p50 - base, 3)} |`);
+  }
+  if (asc && pass) {
+    const ratio = added(asc) / added(pass);
+    say();
+    say(`ASC's added p50 is ${f(ratio, 1)}x the pass-through Worker's own added p50 ` +
+      `(${ratio > 2 ? 'over the 2x line: see the analysis below' : 'within 2x'}).`);
+  }
+}
+if (profileRows.length) {
+  say();
+  say('### CPU profile of ASC\'s isolate');
+  say();
+  if (profileRows[0].error) say(`Profile failed: ${profileRows[0].error}`);
+  else {
+    say(`V8 sampling profile (200 us) of the isolate that runs ASC's Worker and its Durable Objects, ${profileRows.requests} ` +
+      `requests at concurrency 1 for the full tenant, with the inspector attached (slower than the runs above). ` +
+      'Self time of a glue function includes the native work of the platform call it makes (e.g. `releaseLock`). ' +
+      `Profiled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)").`);
+    say();
+    say('| where | ms/req | share |');
+    say('|---|---|---|');
+    for (const r of profileRows.categories) say(`| ${r.name} | ${f(r.ms, 3)} | ${f(r.share * 100, 1)}% |`);
+    say();
+    say('| function (top 20 by self time) | self ms/req | share |');
+    say('|---|---|---|');
+    for (const r of profileRows) say(`| \`${r.name.replace(/\|/g, '/').slice(0, 140)}\` | ${f(r.ms, 3)} | ${f(r.share * 100, 1)}% |`);
+  }
+}
+say();
+say(`Versions: workerd ${versions.workerd ?? 'n/a'} (via Miniflare ${versions.miniflare ?? 'n/a'}), ` +
+  `Portkey ${versions.portkey ?? 'n/a'}, LiteLLM ${versions.litellm ?? 'n/a'}, ` +
+  `${wrkVersion()}, Node ${process.versions.node}, ` +
+  `CPU ${cpus()[0].model} x ${cpus().length}.`);
+console.log(lines.join('\n'));
+process.exit(0);
