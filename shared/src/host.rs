@@ -113,6 +113,20 @@ impl<B> UpstreamResponse<B> {
 pub trait ByteSource {
     /// The next chunk, or `None` at a clean end.
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// The whole body, refusing more than `limit` bytes without reading further. Adapters may
+    /// override it when the platform reads a body of known length in one call more cheaply
+    /// than chunk by chunk (Workers: one `arrayBuffer()` instead of a stream reader).
+    async fn read_all(&mut self, limit: u64) -> Result<Result<Vec<u8>, TooLarge>, HostError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            if out.len() as u64 + chunk.len() as u64 > limit {
+                return Ok(Err(TooLarge));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Ok(out))
+    }
 }
 
 /// Reads a whole body, refusing more than `limit` bytes without reading further.
@@ -120,14 +134,7 @@ pub async fn read_limited<S: ByteSource>(
     source: &mut S,
     limit: u64,
 ) -> Result<Result<Vec<u8>, TooLarge>, HostError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = source.next_chunk().await? {
-        if out.len() as u64 + chunk.len() as u64 > limit {
-            return Ok(Err(TooLarge));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Ok(out))
+    source.read_all(limit).await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

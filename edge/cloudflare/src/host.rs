@@ -145,7 +145,7 @@ impl Host for WorkerHost {
         let deadline = Delay::from(Duration::from_millis(req.timeout_ms()));
         let outcome = select(sending, deadline).await;
         match outcome {
-            Either::Left((Ok(mut resp), _)) => {
+            Either::Left((Ok(resp), _)) => {
                 let headers = resp
                     .headers()
                     .entries()
@@ -154,7 +154,7 @@ impl Host for WorkerHost {
                 Ok(UpstreamResponse {
                     status: resp.status_code(),
                     headers,
-                    body: WorkerBody::new(resp.stream().ok()),
+                    body: WorkerBody::from_response(resp),
                 })
             }
             Either::Left((Err(e), _)) => Err(fail(e)),

@@ -73,7 +73,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     respond(reply, host)
 }
 
-fn inbound(mut req: Request) -> Result<Inbound<WorkerBody>> {
+fn inbound(req: Request) -> Result<Inbound<WorkerBody>> {
     let url = req.url()?;
     let mut headers: Vec<(String, String)> = req.headers().entries().collect();
     // Workers expose the Host only through the URL on some paths; make sure the core sees it.
@@ -86,12 +86,11 @@ fn inbound(mut req: Request) -> Result<Inbound<WorkerBody>> {
             headers.push(("host".into(), host));
         }
     }
-    let body = WorkerBody::new(req.stream().ok());
     Ok(Inbound {
         method: req.method().to_string(),
         path: url.path().to_string(),
         headers,
-        body,
+        body: WorkerBody::from_request(req),
     })
 }
 

@@ -1,4 +1,11 @@
 //! The tenant ledger Durable Object. It only stores and sequences: the arithmetic is the core's.
+//!
+//! The ledger stays in the object's memory between requests (an object is single-threaded and its
+//! input gate serializes requests, so memory and storage cannot diverge); storage is read only
+//! when the object starts, and written on every change. The alarm is set only when it must move
+//! earlier. Profiling the gateway showed the per-op get + parse and `setAlarm` among its costs.
+
+use std::cell::{Cell, RefCell};
 
 use asc_core::budget::{Ledger, LedgerOp};
 use worker::js_sys::Date as JsDate;
@@ -15,9 +22,20 @@ const LEDGER_KEY: &str = "ledger";
 #[durable_object]
 pub struct TenantLedger {
     state: State,
+    ledger: RefCell<Option<Ledger>>,
+    /// The alarm this object last set (ms), while it has not fired.
+    alarm_at: Cell<Option<u64>>,
 }
 
 impl TenantLedger {
+    /// The ledger, from memory or (once per object start) from storage.
+    async fn current(&self, storage: &Storage) -> Result<Ledger> {
+        if let Some(l) = self.ledger.borrow_mut().take() {
+            return Ok(l);
+        }
+        Self::load(storage).await
+    }
+
     async fn load(storage: &Storage) -> Result<Ledger> {
         // Stored as a JSON string: 64-bit amounts survive, unlike JS numbers.
         match storage.get::<String>(LEDGER_KEY).await? {
@@ -28,15 +46,21 @@ impl TenantLedger {
         }
     }
 
-    /// Persists the ledger and wakes at the next reservation expiry. The object's input gate
-    /// holds other requests while storage is awaited, so load-apply-store is not interleaved.
-    async fn store(storage: &Storage, ledger: &Ledger) -> Result<()> {
+    /// Persists the ledger, keeps it in memory, and wakes at the next reservation expiry. The
+    /// object's input gate holds other requests while storage is awaited, so load-apply-store is
+    /// not interleaved.
+    async fn store(&self, storage: &Storage, ledger: Ledger) -> Result<()> {
         let text =
-            serde_json::to_string(ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            serde_json::to_string(&ledger).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let next = ledger.next_expiry();
         storage.put(LEDGER_KEY, text).await?;
-        if let Some(at) = ledger.next_expiry() {
-            let when = ScheduledTime::new(JsDate::new(&JsValue::from_f64(at as f64)));
-            storage.set_alarm(when).await?;
+        *self.ledger.borrow_mut() = Some(ledger);
+        if let Some(at) = next {
+            if self.alarm_at.get().is_none_or(|set| at < set) {
+                let when = ScheduledTime::new(JsDate::new(&JsValue::from_f64(at as f64)));
+                storage.set_alarm(when).await?;
+                self.alarm_at.set(Some(at));
+            }
         }
         Ok(())
     }
@@ -44,7 +68,11 @@ impl TenantLedger {
 
 impl DurableObject for TenantLedger {
     fn new(state: State, _env: Env) -> Self {
-        TenantLedger { state }
+        TenantLedger {
+            state,
+            ledger: RefCell::new(None),
+            alarm_at: Cell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -52,9 +80,9 @@ impl DurableObject for TenantLedger {
             "/ledger" => {
                 let op: LedgerOp = req.json().await?;
                 let storage = self.state.storage();
-                let mut ledger = Self::load(&storage).await?;
+                let mut ledger = self.current(&storage).await?;
                 let reply = ledger.apply(&op);
-                Self::store(&storage, &ledger).await?;
+                self.store(&storage, ledger).await?;
                 Response::from_json(&reply)
             }
             other => Response::error(format!("no such ledger operation {other}"), 404),
@@ -65,9 +93,11 @@ impl DurableObject for TenantLedger {
     /// reserved amount and releases them.
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
-        let mut ledger = Self::load(&storage).await?;
+        // This alarm has fired: the next store sets the one after it.
+        self.alarm_at.set(None);
+        let mut ledger = self.current(&storage).await?;
         let expired = ledger.expire(Date::now().as_millis());
-        Self::store(&storage, &ledger).await?;
+        self.store(&storage, ledger).await?;
         for e in &expired {
             console_error!(
                 "asc: reservation {} expired unsettled; charged {} micro-USD",
