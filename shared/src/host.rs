@@ -117,16 +117,27 @@ pub trait ByteSource {
     /// The whole body, refusing more than `limit` bytes without reading further. Adapters may
     /// override it when the platform reads a body of known length in one call more cheaply
     /// than chunk by chunk (Workers: one `arrayBuffer()` instead of a stream reader).
-    async fn read_all(&mut self, limit: u64) -> Result<Result<Vec<u8>, TooLarge>, HostError> {
-        let mut out = Vec::new();
-        while let Some(chunk) = self.next_chunk().await? {
-            if out.len() as u64 + chunk.len() as u64 > limit {
-                return Ok(Err(TooLarge));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(Ok(out))
+    async fn read_all(&mut self, limit: u64) -> Result<Result<Vec<u8>, TooLarge>, HostError>
+    where
+        Self: Sized,
+    {
+        read_chunks(self, limit).await
     }
+}
+
+/// Reads chunk by chunk up to `limit` bytes (what `read_all` does unless an adapter knows better).
+pub async fn read_chunks<S: ByteSource>(
+    source: &mut S,
+    limit: u64,
+) -> Result<Result<Vec<u8>, TooLarge>, HostError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = source.next_chunk().await? {
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Ok(Err(TooLarge));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Ok(out))
 }
 
 /// Reads a whole body, refusing more than `limit` bytes without reading further.

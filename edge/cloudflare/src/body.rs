@@ -4,7 +4,7 @@
 //! stack) when it is released, which profiling showed among the largest per-request costs.
 //! Streams (and bodies of unknown length) are read chunk by chunk.
 
-use asc_core::host::{ByteSource, HostError, TooLarge};
+use asc_core::host::{read_chunks, ByteSource, HostError, TooLarge};
 use futures_util::StreamExt;
 use worker::{ByteStream, Request, Response};
 
@@ -99,13 +99,6 @@ impl ByteSource for WorkerBody {
                 return Ok(Ok(bytes));
             }
         }
-        let mut out = Vec::new();
-        while let Some(chunk) = self.next_chunk().await? {
-            if out.len() as u64 + chunk.len() as u64 > limit {
-                return Ok(Err(TooLarge));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(Ok(out))
+        read_chunks(self, limit).await
     }
 }

@@ -252,17 +252,8 @@ async fn serve<H: Host, B: ByteSource>(
         return Ok(Served::Streaming(reply));
     }
 
-    let body = match read_limited(&mut response.body, gw.settings.max_upstream_response_bytes).await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return Err(GatewayError::new(
-                ErrorKind::UpstreamBadResponse,
-                "The upstream response was larger than the gateway accepts.",
-            ))
-        }
-        Err(e) => return Err(upstream::host_error(&e)),
-    };
+    let body =
+        upstream::read_reply(&mut response.body, gw.settings.max_upstream_response_bytes).await?;
     let (mut hub, usage) = provider::response_to_hub(target.provider, &body, created_s)?;
     audit.record.usage = usage;
     let redacted = guard::openai::redact_chat_response(policy, &mut hub, &mut guarded);

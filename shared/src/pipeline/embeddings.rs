@@ -10,7 +10,7 @@ use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
 use crate::audit::{content_sha256, Outcome, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard;
-use crate::host::{read_limited, ByteSource, EgressApproved, Host};
+use crate::host::{ByteSource, EgressApproved, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
 use crate::providers::embeddings::{self, EmbeddingsRequest};
 use crate::providers::{Dialect, Provider};
@@ -140,16 +140,7 @@ async fn serve<H: Host, B: ByteSource>(
         .await
         .map_err(|e| upstream::host_error(&e))?;
     let limit = gw.settings.max_upstream_response_bytes;
-    let reply_body = match read_limited(&mut response.body, limit).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return Err(GatewayError::new(
-                ErrorKind::UpstreamBadResponse,
-                "The upstream response was larger than the gateway accepts.",
-            ))
-        }
-        Err(e) => return Err(upstream::host_error(&e)),
-    };
+    let reply_body = upstream::read_reply(&mut response.body, limit).await?;
     if !(200..300).contains(&response.status) {
         let retry_after = response.header("retry-after").map(str::to_string);
         let (status, passed) = upstream::status_error(

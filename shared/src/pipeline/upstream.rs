@@ -18,6 +18,21 @@ pub(super) fn host_error(e: &HostError) -> GatewayError {
     }
 }
 
+/// A full upstream reply body, up to the gateway's limit.
+pub(super) async fn read_reply<B: crate::host::ByteSource>(
+    body: &mut B,
+    limit: u64,
+) -> Result<Vec<u8>, GatewayError> {
+    match crate::host::read_limited(body, limit).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(_)) => Err(GatewayError::new(
+            ErrorKind::UpstreamBadResponse,
+            "The upstream response was larger than the gateway accepts.",
+        )),
+        Err(e) => Err(host_error(&e)),
+    }
+}
+
 /// What to send the client for a non-2xx upstream status. `Ok` carries a body to pass through
 /// unchanged (an OpenAI upstream's error, to an OpenAI client, for a problem in its request).
 pub(super) fn status_error(
