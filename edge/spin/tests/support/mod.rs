@@ -97,7 +97,7 @@ impl TestPlatform {
     }
 }
 
-fn run_sql(
+pub fn run_sql(
     db: &rusqlite::Connection,
     statement: &str,
     params: &[SqlValue],
