@@ -88,6 +88,15 @@ pub async fn flush<P: Platform>(gw: &Gateway, host: &SpinHost<P>) -> Result<usiz
     let policy = settings::ship_policy(p).await;
     let keyring = settings::keyring(p).await?;
     let bucket = settings::bucket(p).await?;
+    // Audit records leave the region only to its bucket, and only over TLS (plain http is for the
+    // loopback development region).
+    if bucket.endpoint.scheme() != "https" && !gw.region().allow_plain_http {
+        return Err(format!(
+            "{} must be https in region {}",
+            settings::BUCKET_ENDPOINT,
+            gw.region().id
+        ));
+    }
     let sink = BucketSink {
         platform: p,
         bucket: &bucket,

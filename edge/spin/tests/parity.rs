@@ -299,3 +299,28 @@ fn a_missing_credential_fails_the_same_way() {
         .is_none());
     pair.audit_agrees();
 }
+
+#[test]
+fn the_audit_bucket_must_be_https_outside_the_loopback_region() {
+    let platform = TestPlatform::new(Rc::new(FakeHost::new()));
+    platform.set_var("asc_region", "eu");
+    let always = asc_core::trail::Validity {
+        not_before_ms: 0,
+        not_after_ms: None,
+    };
+    let (spec, _) = asc_core::trail::keys::key_pair("k1", &[3; 32], always).expect("key");
+    let keys = serde_json::to_string(&spec).expect("json");
+    for (name, value) in [
+        ("audit_signing_keys", keys.as_str()),
+        ("audit_bucket_endpoint", "http://bucket.example.com"),
+        ("audit_bucket_name", "asc-audit-eu"),
+        ("audit_bucket_access_key_id", "a"),
+        ("audit_bucket_secret_access_key", "s"),
+    ] {
+        platform.set_var(name, value);
+    }
+    let (gw, host) = block_on(app::prepare(platform)).expect("deployment");
+    assert_eq!(gw.region().id, "eu");
+    let err = block_on(app::flush(&gw, &host)).expect_err("refused");
+    assert!(err.contains("must be https"), "{err}");
+}
