@@ -3,6 +3,7 @@
 pub mod ledger;
 pub mod period;
 pub mod prices;
+pub mod stored;
 
 pub use ledger::{
     shard_of, share, BudgetLine, BudgetStatus, Expired, Ledger, LedgerId, LedgerOp, LedgerReply,

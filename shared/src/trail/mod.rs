@@ -39,6 +39,7 @@
 pub mod batch;
 pub mod canonical;
 pub mod digest;
+pub mod drive;
 pub mod entry;
 pub mod keys;
 pub mod query;

@@ -1,0 +1,121 @@
+//! The deployment's settings, from Spin variables (declared in `spin.toml`, given per region by
+//! the runtime config's variables provider). Spin variable names are lowercase, so a secret the
+//! core names `OPENAI_API_KEY` is the variable `openai_api_key`.
+
+use std::collections::HashMap;
+
+use asc_core::host::HostError;
+use asc_core::secret::Secret;
+use asc_core::trail::{ShipPolicy, SigningKeyring};
+use url::Url;
+
+use crate::platform::Platform;
+use crate::s3::{Bucket, Credentials};
+
+/// The key-value store holding tenant configs and key records (a label in `spin.toml`).
+pub const CONFIG_STORE: &str = "asc_config";
+/// The SQLite database holding ledgers and the audit sequencer.
+pub const STATE_DB: &str = "asc_state";
+/// The variables the component reads besides secrets, in `spin.toml` order.
+pub const SETTINGS: &[&str] = &[
+    REGION,
+    CREDENTIALS,
+    SIGNING_KEYS,
+    BUCKET_ENDPOINT,
+    BUCKET_NAME,
+    BUCKET_REGION,
+    BUCKET_ACCESS_KEY_ID,
+    BUCKET_SECRET_ACCESS_KEY,
+    FLUSH_TOKEN,
+    "audit_batch_max_records",
+    "audit_batch_max_age_ms",
+    "audit_heartbeat_ms",
+];
+
+/// The region this deployment serves (a file in `regions/`).
+pub const REGION: &str = "asc_region";
+/// Comma-separated secret names tenant configs may use as `credential` (`OPENAI_API_KEY,...`).
+/// Spin's variables interface cannot be read synchronously, and the core asks for secrets
+/// synchronously, so the host reads the named ones when a request starts.
+pub const CREDENTIALS: &str = "asc_credentials";
+pub const KEY_HASH_SECRET: &str = "KEY_HASH_SECRET";
+pub const SIGNING_KEYS: &str = "audit_signing_keys";
+pub const FLUSH_TOKEN: &str = "audit_flush_token";
+pub const BUCKET_ENDPOINT: &str = "audit_bucket_endpoint";
+pub const BUCKET_NAME: &str = "audit_bucket_name";
+pub const BUCKET_REGION: &str = "audit_bucket_region";
+pub const BUCKET_ACCESS_KEY_ID: &str = "audit_bucket_access_key_id";
+pub const BUCKET_SECRET_ACCESS_KEY: &str = "audit_bucket_secret_access_key";
+
+/// The Spin variable holding secret `name`.
+pub fn variable_name(secret: &str) -> String {
+    secret.to_ascii_lowercase()
+}
+
+/// A variable's value; an undefined or empty variable is `None`.
+pub async fn optional<P: Platform>(p: &P, name: &str) -> Result<Option<String>, HostError> {
+    Ok(p.variable(name).await?.filter(|v| !v.trim().is_empty()))
+}
+
+async fn required<P: Platform>(p: &P, name: &str) -> Result<String, String> {
+    optional(p, name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("variable {name} is not set"))
+}
+
+/// `KEY_HASH_SECRET` and every credential listed in `asc_credentials` that has a value.
+pub async fn secrets<P: Platform>(p: &P) -> Result<HashMap<String, Secret>, HostError> {
+    let listed = optional(p, CREDENTIALS).await?.unwrap_or_default();
+    let names = std::iter::once(KEY_HASH_SECRET)
+        .chain(listed.split(',').map(str::trim))
+        .filter(|n| !n.is_empty());
+    let mut out = HashMap::new();
+    for name in names {
+        if let Some(value) = optional(p, &variable_name(name)).await? {
+            out.insert(name.to_string(), Secret::new(value));
+        }
+    }
+    Ok(out)
+}
+
+/// Batch cadence, as the Worker's `AUDIT_*` vars.
+pub async fn ship_policy<P: Platform>(p: &P) -> ShipPolicy {
+    let d = ShipPolicy::default();
+    let num = |v: Result<Option<String>, HostError>, default: u64| {
+        v.ok()
+            .flatten()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    ShipPolicy {
+        max_records: num(
+            optional(p, "audit_batch_max_records").await,
+            d.max_records as u64,
+        ) as usize,
+        max_age_ms: num(optional(p, "audit_batch_max_age_ms").await, d.max_age_ms),
+        heartbeat_ms: num(optional(p, "audit_heartbeat_ms").await, d.heartbeat_ms),
+    }
+}
+
+pub async fn keyring<P: Platform>(p: &P) -> Result<SigningKeyring, String> {
+    let text = required(p, SIGNING_KEYS).await?;
+    SigningKeyring::from_secret(&Secret::new(text)).map_err(|e| e.to_string())
+}
+
+pub async fn bucket<P: Platform>(p: &P) -> Result<Bucket, String> {
+    let endpoint = required(p, BUCKET_ENDPOINT).await?;
+    let endpoint = Url::parse(&endpoint).map_err(|e| format!("{BUCKET_ENDPOINT}: {e}"))?;
+    Ok(Bucket {
+        endpoint,
+        name: required(p, BUCKET_NAME).await?,
+        region: optional(p, BUCKET_REGION)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| "us-east-1".into()),
+        credentials: Credentials {
+            access_key_id: required(p, BUCKET_ACCESS_KEY_ID).await?,
+            secret_access_key: Secret::new(required(p, BUCKET_SECRET_ACCESS_KEY).await?),
+        },
+    })
+}

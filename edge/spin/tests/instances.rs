@@ -1,0 +1,177 @@
+//! Several Spin instances of one region at once: each thread is an instance with its own SQLite
+//! connection to the region's database (a file), so statements from different instances
+//! interleave as they do on Spin. Budgets and the audit chain must hold across them.
+
+use std::sync::{Arc, Barrier};
+
+use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+use asc_core::budget::stored::apply_stored;
+use asc_core::budget::{
+    BudgetLine, LedgerId, LedgerOp, LedgerReply, Mode, Period, ReserveAsk, ReserveReply,
+};
+use asc_core::host::{Chunks, HostError, UpstreamResponse};
+use asc_core::trail::drive;
+use asc_core::trail::{entry_hash, GENESIS_HASH};
+use asc_spin::platform::{Outbound, Platform, SqlValue};
+use asc_spin::sql_ledger::SqlLedgers;
+use asc_spin::sql_trail::SqlTrail;
+
+mod support;
+
+/// An instance that only has the database.
+struct Instance(rusqlite::Connection);
+
+impl Platform for Instance {
+    type Body = Chunks;
+    fn now_ms(&self) -> u64 {
+        1_767_225_600_000
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        buf.fill(7);
+    }
+    async fn variable(&self, _name: &str) -> Result<Option<String>, HostError> {
+        Ok(None)
+    }
+    async fn kv_get(&self, _key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(None)
+    }
+    async fn sql(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, HostError> {
+        support::run_sql(&self.0, statement, params)
+    }
+    async fn send(&self, _req: Outbound) -> Result<UpstreamResponse<Chunks>, HostError> {
+        Err(HostError::Unreachable("no network here".into()))
+    }
+    async fn sleep(&self, _ms: u64) {}
+}
+
+const INSTANCES: usize = 6;
+const PER_INSTANCE: usize = 40;
+
+fn reserve(request_id: String) -> LedgerOp {
+    LedgerOp::Reserve(ReserveAsk {
+        request_id,
+        now_ms: 1_767_225_600_000,
+        amount_micros: 10,
+        tokens: 1,
+        budgets: vec![BudgetLine {
+            key: "monthly".into(),
+            budget_id: "monthly".into(),
+            limit_micros: 1_000,
+            period: Period::Monthly,
+            mode: Mode::Hard,
+            alert_percents: vec![],
+        }],
+        requests_per_minute: vec![],
+        tokens_per_minute: vec![],
+        expires_ms: 1_767_225_900_000,
+    })
+}
+
+fn event(instance: usize, n: usize) -> AuditEvent {
+    AuditEvent::from(AuditRecord {
+        schema_version: AUDIT_SCHEMA_VERSION,
+        request_id: format!("req_{instance}_{n}"),
+        timestamp_ms: 1_767_225_600_000,
+        region: "eu".into(),
+        tenant_id: Some("acme".into()),
+        key_id: Some("k_1".into()),
+        operation: "chat.completions".into(),
+        requested_model: None,
+        served_model: None,
+        provider: None,
+        endpoint_host: None,
+        stream: false,
+        outcome: Outcome::Ok,
+        status: 200,
+        error_code: None,
+        usage: None,
+        latency_ms: 1,
+        policy_version: None,
+        trace_id: format!("{instance:016x}{n:016x}"),
+    })
+}
+
+#[test]
+fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
+    let dir = std::env::temp_dir().join(format!("asc-spin-instances-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("asc_state.db");
+    let _ = std::fs::remove_file(&path);
+    drop(support::open_db(Some(&path)));
+    let start = Arc::new(Barrier::new(INSTANCES));
+    let threads: Vec<_> = (0..INSTANCES)
+        .map(|i| {
+            let (path, start) = (path.clone(), start.clone());
+            std::thread::spawn(move || {
+                let instance = Instance(support::open_db(Some(&path)));
+                let ledger = LedgerId("acme".into());
+                start.wait();
+                let mut admitted = 0;
+                for n in 0..PER_INSTANCE {
+                    futures::executor::block_on(async {
+                        let reply = apply_stored(
+                            &SqlLedgers(&instance),
+                            &ledger,
+                            &reserve(format!("r{i}_{n}")),
+                        )
+                        .await
+                        .expect("ledger");
+                        if matches!(reply, LedgerReply::Reserve(ReserveReply::Admitted { .. })) {
+                            admitted += 1;
+                        }
+                        drive::append(
+                            &SqlTrail(&instance),
+                            "audit-eu",
+                            &event(i, n),
+                            instance.now_ms(),
+                        )
+                        .await
+                        .expect("append");
+                    });
+                }
+                admitted
+            })
+        })
+        .collect();
+    let admitted: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    // 1,000 micro-USD at 10 each: exactly 100 of the 240 reservations fit, whoever won the races.
+    assert_eq!(admitted, 100);
+
+    let db = support::open_db(Some(&path));
+    let rows = support::run_sql(
+        &db,
+        "SELECT entry FROM asc_audit_entry WHERE stream = 'audit-eu' ORDER BY seq",
+        &[],
+    )
+    .expect("entries");
+    assert_eq!(
+        rows.len(),
+        INSTANCES * PER_INSTANCE,
+        "every append landed once"
+    );
+    let mut prev = GENESIS_HASH.to_string();
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        let b: asc_core::trail::Entry =
+            serde_json::from_str(row[0].as_str().expect("text")).expect("entry");
+        assert_eq!(b.sequence, i as u64 + 1, "gap-free");
+        assert_eq!(b.prev_hash, prev, "chained");
+        assert_eq!(
+            b.hash,
+            entry_hash("audit-eu", b.sequence, &prev, &b.record).expect("hash")
+        );
+        ids.insert(b.record["request_id"].as_str().expect("id").to_string());
+        prev = b.hash.clone();
+    }
+    assert_eq!(ids.len(), INSTANCES * PER_INSTANCE, "no record twice");
+    let head = support::run_sql(&db, "SELECT head FROM asc_audit_head", &[]).expect("head");
+    let head: serde_json::Value =
+        serde_json::from_str(head[0][0].as_str().expect("text")).expect("json");
+    assert_eq!(head["last_sequence"], INSTANCES * PER_INSTANCE);
+    assert_eq!(head["last_hash"], prev);
+    let _ = std::fs::remove_dir_all(&dir);
+}

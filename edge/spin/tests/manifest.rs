@@ -1,0 +1,168 @@
+//! `spin.toml` and `regions/spin/*` agree with the code and with `regions/*.toml`: every variable
+//! the component reads is declared and handed to the component; each region's outbound origins
+//! are exactly its `allowed_upstream_hosts`; each region has its stores configured.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use asc_core::builtin_regions;
+use asc_spin::settings;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn table(path: &str) -> toml::Table {
+    let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.parse().unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn manifest() -> toml::Table {
+    table("spin.toml")
+}
+
+fn component(m: &toml::Table) -> &toml::Table {
+    m["component"]["asc"].as_table().expect("[component.asc]")
+}
+
+const SLOTS: [&str; 4] = [
+    "upstream_origin_1",
+    "upstream_origin_2",
+    "upstream_origin_3",
+    "upstream_origin_4",
+];
+
+#[test]
+fn every_variable_the_component_reads_is_declared_and_passed_on() {
+    let m = manifest();
+    let declared = m["variables"].as_table().expect("[variables]");
+    let passed = component(&m)["variables"].as_table().expect("variables");
+    let credentials = declared[settings::CREDENTIALS]["default"]
+        .as_str()
+        .expect("asc_credentials default");
+    let secrets = std::iter::once(settings::KEY_HASH_SECRET)
+        .chain(credentials.split(','))
+        .map(settings::variable_name);
+    let read: Vec<String> = settings::SETTINGS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(secrets)
+        .collect();
+    for name in &read {
+        assert!(
+            declared.contains_key(name),
+            "spin.toml declares no variable {name}"
+        );
+        assert_eq!(
+            passed.get(name).and_then(|v| v.as_str()),
+            Some(format!("{{{{ {name} }}}}").as_str()),
+            "[component.asc.variables] does not pass {name}"
+        );
+    }
+    for (name, spec) in declared {
+        let secret = spec.get("secret").and_then(|v| v.as_bool()) == Some(true);
+        let looks_secret = ["secret", "key", "token"].iter().any(|w| name.contains(w))
+            && !["audit_bucket_access_key_id"].contains(&name.as_str());
+        if looks_secret && name != settings::CREDENTIALS {
+            assert!(
+                secret,
+                "variable {name} holds a secret: mark it secret = true"
+            );
+        }
+    }
+    assert_eq!(
+        component(&m)["key_value_stores"]
+            .as_array()
+            .expect("stores")[0]
+            .as_str(),
+        Some(settings::CONFIG_STORE)
+    );
+    assert_eq!(
+        component(&m)["sqlite_databases"].as_array().expect("dbs")[0].as_str(),
+        Some(settings::STATE_DB)
+    );
+}
+
+#[test]
+fn outbound_hosts_are_the_region_slots_and_the_bucket_only() {
+    let m = manifest();
+    let hosts: Vec<&str> = component(&m)["allowed_outbound_hosts"]
+        .as_array()
+        .expect("allowed_outbound_hosts")
+        .iter()
+        .map(|v| v.as_str().expect("string"))
+        .collect();
+    let mut expected: Vec<String> = SLOTS.iter().map(|s| format!("{{{{ {s} }}}}")).collect();
+    expected.push(format!("{{{{ {} }}}}", settings::BUCKET_ENDPOINT));
+    assert_eq!(hosts, expected);
+    let declared = m["variables"].as_table().expect("[variables]");
+    for slot in SLOTS {
+        let default = declared[slot]["default"].as_str().expect("slot default");
+        assert!(
+            default.ends_with(".invalid"),
+            "{slot} must default to nothing reachable"
+        );
+    }
+}
+
+#[test]
+fn each_region_file_allows_exactly_the_regions_upstreams_and_has_its_stores() {
+    let regions = builtin_regions().expect("regions");
+    let declared: BTreeSet<String> = manifest()["variables"]
+        .as_table()
+        .expect("variables")
+        .keys()
+        .cloned()
+        .collect();
+    let mut seen = 0;
+    for id in regions.ids() {
+        let region = regions.get(id).expect("region");
+        let vars = table(&format!("regions/spin/{id}.variables.toml"));
+        assert_eq!(vars["asc_region"].as_str(), Some(id));
+        for name in vars.keys() {
+            assert!(
+                declared.contains(name),
+                "{id}: {name} is not declared in spin.toml"
+            );
+            assert!(
+                !name.contains("secret") && !name.ends_with("_token") && !name.ends_with("api_key"),
+                "{id}: secrets never go into a variables file ({name})"
+            );
+        }
+        let origins: BTreeSet<String> = SLOTS
+            .iter()
+            .filter_map(|s| vars.get(*s).and_then(|v| v.as_str()).map(str::to_string))
+            .collect();
+        let wanted: BTreeSet<String> = region
+            .allowed_upstream_hosts
+            .iter()
+            .map(|h| {
+                if region.allow_plain_http {
+                    format!("http://{h}:*")
+                } else {
+                    format!("https://{h}")
+                }
+            })
+            .collect();
+        assert_eq!(
+            origins, wanted,
+            "regions/spin/{id}.variables.toml vs regions/{id}.toml"
+        );
+        assert!(
+            wanted.len() <= SLOTS.len(),
+            "{id}: add upstream slots to spin.toml"
+        );
+
+        let rc = table(&format!("regions/spin/{id}.runtime-config.toml"));
+        assert!(
+            rc["key_value_store"].get(settings::CONFIG_STORE).is_some(),
+            "{id}: no key-value store"
+        );
+        assert!(
+            rc["sqlite_database"].get(settings::STATE_DB).is_some(),
+            "{id}: no database"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+}

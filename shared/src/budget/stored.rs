@@ -1,0 +1,199 @@
+//! Ledger operations against a shared store that offers compare-and-swap rather than an
+//! exclusive owner (Spin SQLite, any SQL database several instances write to). A Durable Object
+//! owns its ledger and applies one operation at a time; here every instance may run an
+//! operation at once, so each one loads the ledger with its version, applies the operation in
+//! memory and stores the result only if the version has not moved (one conditional statement,
+//! `UPDATE ... WHERE id = ? AND version = ?`). A lost race changes nothing and is re-run against
+//! the fresh state, so the arithmetic stays `Ledger::apply`'s and the invariants hold.
+
+use super::ledger::{Ledger, LedgerId, LedgerOp, LedgerReply};
+use crate::host::HostError;
+
+/// How many times an operation is re-run after losing a race before the host gives up (the
+/// pipeline then fails closed). Each loss means another operation on the same ledger committed.
+pub const MAX_ATTEMPTS: usize = 32;
+
+/// A ledger's stored form: its version (1 after the first write) and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLedger {
+    pub version: u64,
+    pub json: String,
+}
+
+/// What a host's ledger table must offer.
+#[allow(async_fn_in_trait)]
+pub trait LedgerStore {
+    /// The stored ledger, `None` if it was never written.
+    async fn load(&self, id: &LedgerId) -> Result<Option<StoredLedger>, HostError>;
+    /// Stores `json` as version `expected + 1` if the stored version is still `expected`
+    /// (`0`: nothing stored yet), in one atomic statement. Returns whether it did.
+    async fn swap(&self, id: &LedgerId, expected: u64, json: &str) -> Result<bool, HostError>;
+}
+
+/// Applies `op` to the stored ledger `id`; see the module docs.
+pub async fn apply_stored<S: LedgerStore>(
+    store: &S,
+    id: &LedgerId,
+    op: &LedgerOp,
+) -> Result<LedgerReply, HostError> {
+    apply_versioned(store, id, |ledger: &mut Ledger| ledger.apply(op)).await
+}
+
+/// The same compare-and-swap loop for any state kept as one versioned JSON row (the ledger, a
+/// tenant's circuit board): load, apply in memory, store only if the version has not moved.
+pub async fn apply_versioned<S, T, R>(
+    store: &S,
+    id: &LedgerId,
+    mut apply: impl FnMut(&mut T) -> R,
+) -> Result<R, HostError>
+where
+    S: LedgerStore,
+    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let corrupt = |e: serde_json::Error| HostError::Store(format!("state {}: {e}", id.as_str()));
+    for _ in 0..MAX_ATTEMPTS {
+        let (version, mut state) = match store.load(id).await? {
+            Some(stored) => (
+                stored.version,
+                serde_json::from_str::<T>(&stored.json).map_err(corrupt)?,
+            ),
+            None => (0, T::default()),
+        };
+        let before = state.clone();
+        let reply = apply(&mut state);
+        if state == before {
+            // Nothing to store (a refusal, a usage report, a repeated settle).
+            return Ok(reply);
+        }
+        let json = serde_json::to_string(&state).map_err(corrupt)?;
+        if store.swap(id, version, &json).await? {
+            return Ok(reply);
+        }
+    }
+    Err(HostError::Store(format!(
+        "state {}: still contended after {MAX_ATTEMPTS} attempts",
+        id.as_str()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::budget::{BudgetLine, Mode, Period, ReserveAsk, ReserveReply};
+
+    /// An in-memory table; `interfere` makes the next `n` swaps lose to another writer that
+    /// reserves `rival` first.
+    #[derive(Default)]
+    struct Table {
+        rows: RefCell<HashMap<String, StoredLedger>>,
+        interfere: Cell<usize>,
+        rival: RefCell<Option<LedgerOp>>,
+        swaps: Cell<usize>,
+    }
+
+    impl LedgerStore for Table {
+        async fn load(&self, id: &LedgerId) -> Result<Option<StoredLedger>, HostError> {
+            Ok(self.rows.borrow().get(id.as_str()).cloned())
+        }
+        async fn swap(&self, id: &LedgerId, expected: u64, json: &str) -> Result<bool, HostError> {
+            self.swaps.set(self.swaps.get() + 1);
+            if self.interfere.get() > 0 {
+                self.interfere.set(self.interfere.get() - 1);
+                // Another instance commits its own operation first.
+                let op = self.rival.borrow().clone().expect("rival op");
+                let mut rows = self.rows.borrow_mut();
+                let row = rows.entry(id.as_str().to_string()).or_insert(StoredLedger {
+                    version: 0,
+                    json: serde_json::to_string(&Ledger::default()).expect("json"),
+                });
+                let mut ledger: Ledger = serde_json::from_str(&row.json).expect("ledger");
+                ledger.apply(&op);
+                row.json = serde_json::to_string(&ledger).expect("json");
+                row.version += 1;
+            }
+            let mut rows = self.rows.borrow_mut();
+            let current = rows.get(id.as_str()).map_or(0, |r| r.version);
+            if current != expected {
+                return Ok(false);
+            }
+            rows.insert(
+                id.as_str().to_string(),
+                StoredLedger {
+                    version: expected + 1,
+                    json: json.to_string(),
+                },
+            );
+            Ok(true)
+        }
+    }
+
+    fn reserve(request_id: &str, amount: u64) -> LedgerOp {
+        LedgerOp::Reserve(ReserveAsk {
+            request_id: request_id.into(),
+            now_ms: 1_767_225_600_000,
+            amount_micros: amount,
+            tokens: 10,
+            budgets: vec![BudgetLine {
+                key: "monthly".into(),
+                budget_id: "monthly".into(),
+                limit_micros: 100,
+                period: Period::Monthly,
+                mode: Mode::Hard,
+                alert_percents: vec![],
+            }],
+            requests_per_minute: vec![],
+            tokens_per_minute: vec![],
+            expires_ms: 1_767_225_660_000,
+        })
+    }
+
+    fn admitted(reply: &LedgerReply) -> bool {
+        matches!(reply, LedgerReply::Reserve(ReserveReply::Admitted { .. }))
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn a_lost_race_is_rerun_against_the_winner_state() {
+        let table = Table::default();
+        let id = LedgerId("acme".into());
+        // The rival takes 60 of 100 between our load and our swap: our 60 must now be refused.
+        *table.rival.borrow_mut() = Some(reserve("rival", 60));
+        table.interfere.set(1);
+        let reply = run(apply_stored(&table, &id, &reserve("mine", 60))).expect("applied");
+        assert!(
+            !admitted(&reply),
+            "a stale admit would overspend: {reply:?}"
+        );
+        assert_eq!(table.swaps.get(), 1, "a refusal stores nothing");
+        let stored = table.rows.borrow().get("acme").cloned().expect("row");
+        assert_eq!(stored.version, 1, "only the rival's write landed");
+
+        // Room for 40 more: admitted on the retry after another lost race.
+        *table.rival.borrow_mut() = Some(reserve("rival-2", 0));
+        table.interfere.set(1);
+        let reply = run(apply_stored(&table, &id, &reserve("small", 40))).expect("applied");
+        assert!(admitted(&reply), "{reply:?}");
+        assert_eq!(table.rows.borrow()["acme"].version, 3);
+    }
+
+    #[test]
+    fn endless_contention_fails_closed() {
+        let table = Table::default();
+        *table.rival.borrow_mut() = Some(reserve("rival", 0));
+        table.interfere.set(usize::MAX);
+        let err = run(apply_stored(
+            &table,
+            &LedgerId("acme".into()),
+            &reserve("mine", 1),
+        ))
+        .expect_err("gives up");
+        assert!(matches!(err, HostError::Store(_)));
+        assert_eq!(table.swaps.get(), MAX_ATTEMPTS);
+    }
+}

@@ -1,0 +1,280 @@
+//! The driver against an in-memory store with the SQL store's semantics: same objects as the
+//! Durable Object's way of driving the sequencer, lost races re-run, open records claimed once.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::trail::test_support::{event, keys};
+use crate::trail::verify::{verify, VerifyOptions};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn policy() -> ShipPolicy {
+    ShipPolicy {
+        max_records: 3,
+        max_age_ms: 1_000,
+        heartbeat_ms: 10_000,
+    }
+}
+
+#[derive(Default)]
+struct Memory {
+    head: RefCell<Option<StoredHead>>,
+    entries: RefCell<BTreeMap<u64, Buffered>>,
+    open: RefCell<BTreeMap<String, OpenRecord>>,
+    objects: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Before the next `swap_head` takes effect, another call appends this event.
+    interleave: RefCell<Option<AuditEvent>>,
+    fail_puts: Cell<bool>,
+}
+
+impl TrailStore for Memory {
+    async fn head(&self, _stream: &str) -> Result<Option<StoredHead>, HostError> {
+        Ok(self.head.borrow().clone())
+    }
+    async fn create(&self, head: &SequencerHead) -> Result<(), HostError> {
+        let mut h = self.head.borrow_mut();
+        if h.is_none() {
+            *h = Some(StoredHead {
+                version: 0,
+                head: head.clone(),
+            });
+        }
+        Ok(())
+    }
+    async fn append(
+        &self,
+        base_version: u64,
+        next: &SequencerHead,
+        entry: &Buffered,
+        request_id: &str,
+        claim_open: bool,
+    ) -> Result<AppendWrite, HostError> {
+        let mut h = self.head.borrow_mut();
+        let Some(stored) = h.as_mut().filter(|s| s.version == base_version) else {
+            return Ok(AppendWrite::Conflict);
+        };
+        if claim_open && !self.open.borrow().contains_key(request_id) {
+            return Ok(AppendWrite::Claimed);
+        }
+        self.entries
+            .borrow_mut()
+            .insert(entry.entry.sequence, entry.clone());
+        stored.head = next.clone();
+        stored.version += 1;
+        self.open.borrow_mut().remove(request_id);
+        Ok(AppendWrite::Done)
+    }
+    async fn swap_head(&self, base_version: u64, head: &SequencerHead) -> Result<bool, HostError> {
+        let rival = self.interleave.borrow_mut().take();
+        if let Some(event) = rival {
+            super::append(self, "eu", &event, T0).await.expect("rival");
+        }
+        let mut h = self.head.borrow_mut();
+        match h.as_mut() {
+            Some(stored) if stored.version == base_version => {
+                stored.head = head.clone();
+                stored.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn entries(&self, _stream: &str, after: u64) -> Result<Vec<Buffered>, HostError> {
+        Ok(self
+            .entries
+            .borrow()
+            .range(after + 1..)
+            .map(|(_, b)| b.clone())
+            .collect())
+    }
+    async fn drop_entries(&self, _stream: &str, through: u64) -> Result<(), HostError> {
+        self.entries.borrow_mut().retain(|s, _| *s > through);
+        Ok(())
+    }
+    async fn backlog(&self, _stream: &str, after: u64) -> Result<(u64, Option<u64>), HostError> {
+        let e = self.entries.borrow();
+        let mut it = e.range(after + 1..);
+        let oldest = it.clone().next().map(|(_, b)| b.appended_ms);
+        Ok((it.by_ref().count() as u64, oldest))
+    }
+    async fn put_open(&self, _stream: &str, open: &OpenRecord) -> Result<(), HostError> {
+        self.open
+            .borrow_mut()
+            .insert(open.event.record.request_id.clone(), open.clone());
+        Ok(())
+    }
+    async fn open_records(&self, _stream: &str) -> Result<Vec<OpenRecord>, HostError> {
+        Ok(self.open.borrow().values().cloned().collect())
+    }
+    async fn earliest_open(&self, _stream: &str) -> Result<Option<u64>, HostError> {
+        Ok(self.open.borrow().values().map(|o| o.expires_ms).min())
+    }
+}
+
+impl ObjectSink for Memory {
+    async fn put(&self, object: &ObjectPut) -> Result<(), HostError> {
+        if self.fail_puts.get() {
+            return Err(HostError::Unreachable("bucket down".into()));
+        }
+        self.objects
+            .borrow_mut()
+            .insert(object.key.clone(), object.bytes.clone());
+        Ok(())
+    }
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+#[test]
+fn chain_next_is_the_sequencers_append() {
+    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    let mut head = seq.head().clone();
+    for n in 1..=4 {
+        let (next, entry) = chain_next(&head, &event(n), T0 + n).expect("chains");
+        let expected = seq.append(&event(n), T0 + n).expect("appends");
+        assert_eq!(entry, expected);
+        assert_eq!(&next, seq.head());
+        head = next;
+    }
+}
+
+/// The same events at the same times give the same objects, byte for byte, as the Durable
+/// Object's single-owner loop; and they verify.
+#[test]
+fn ships_what_the_single_owner_loop_ships() {
+    let (ring, public) = keys();
+    let store = Memory::default();
+    // The store creates the stream on its first append, at T0 + 400.
+    let mut owner = Sequencer::new("eu", T0 + 400).expect("stream");
+    let mut expected = BTreeMap::new();
+    for n in 1..=7u64 {
+        let now = T0 + n * 400;
+        assert_eq!(
+            run(append(&store, "eu", &event(n), now)).expect("appends"),
+            n
+        );
+        owner.append(&event(n), now).expect("appends");
+        run(flush(&store, &store, "eu", now, &policy(), &ring)).expect("flushes");
+        while let Some(s) = owner.next_shipment(now, &policy(), &ring).expect("ships") {
+            for o in s.objects() {
+                expected.insert(o.key.clone(), o.bytes.clone());
+            }
+            owner.confirm(s.id).expect("confirms");
+        }
+    }
+    assert_eq!(*store.objects.borrow(), expected);
+    assert!(!expected.is_empty());
+    let head = store.head.borrow().clone().expect("head").head;
+    assert_eq!(&head, owner.head());
+    // Shipped entries are gone from the store; the rest are still buffered.
+    let left: Vec<u64> = store.entries.borrow().keys().copied().collect();
+    assert!(left.iter().all(|s| *s > head.shipped_sequence), "{left:?}");
+    let report = verify(
+        &store.objects.borrow(),
+        &public,
+        &VerifyOptions {
+            now_ms: T0 + 3_000,
+            heartbeat_ms: 10_000,
+            grace_ms: 60_000,
+            max_batch_bytes: 1 << 20,
+        },
+    );
+    assert!(report.is_ok(), "{:?}", report.problems);
+}
+
+#[test]
+fn an_append_during_a_flush_is_kept_and_the_flush_still_confirms() {
+    let (ring, _) = keys();
+    let store = Memory::default();
+    for n in 1..=3 {
+        run(append(&store, "eu", &event(n), T0)).expect("appends");
+    }
+    // Another instance appends record 4 just before each head swap of the flush.
+    *store.interleave.borrow_mut() = Some(event(4));
+    let shipped = run(flush(&store, &store, "eu", T0, &policy(), &ring)).expect("flushes");
+    assert!(shipped >= 1);
+    let head = store.head.borrow().clone().expect("head").head;
+    assert_eq!(head.last_sequence, 4, "the rival's append survived");
+    assert_eq!(head.shipped_sequence, 3);
+    assert!(head.pending.is_none());
+    let left: Vec<u64> = store.entries.borrow().keys().copied().collect();
+    assert_eq!(left, vec![4]);
+}
+
+#[test]
+fn a_failed_upload_keeps_the_shipment_pending_and_the_retry_ships_the_same_bytes() {
+    let (ring, _) = keys();
+    let store = Memory::default();
+    for n in 1..=3 {
+        run(append(&store, "eu", &event(n), T0)).expect("appends");
+    }
+    store.fail_puts.set(true);
+    assert!(run(flush(&store, &store, "eu", T0, &policy(), &ring)).is_err());
+    let head = store.head.borrow().clone().expect("head").head;
+    assert!(head.pending.is_some());
+    assert!(run(needs_flush(&store, "eu", T0 + 1, &policy())).expect("checks"));
+    store.fail_puts.set(false);
+    // Later, with more records: the pending batch (1..=3) ships first, unchanged.
+    run(append(&store, "eu", &event(4), T0 + 5)).expect("appends");
+    run(flush(&store, &store, "eu", T0 + 5, &policy(), &ring)).expect("flushes");
+    let keys: Vec<String> = store.objects.borrow().keys().cloned().collect();
+    assert!(keys
+        .iter()
+        .any(|k| k.ends_with("00000000000000000001-00000000000000000003.jsonl.gz")));
+}
+
+#[test]
+fn an_abandoned_stream_is_chained_once_and_a_closed_one_not_at_all() {
+    let store = Memory::default();
+    let (ring, _) = keys();
+    run(open(&store, "eu", &event(1), T0 + 100)).expect("opens");
+    run(open(&store, "eu", &event(2), T0 + 100)).expect("opens");
+    // Request 2 finishes normally: its open record goes with the append.
+    run(append(&store, "eu", &event(2), T0 + 50)).expect("appends");
+    assert_eq!(
+        run(chain_abandoned(&store, "eu", T0 + 100)).expect("chains"),
+        1
+    );
+    assert_eq!(
+        run(chain_abandoned(&store, "eu", T0 + 200)).expect("chains"),
+        0
+    );
+    let entries = store.entries.borrow();
+    let ids: Vec<&str> = entries
+        .values()
+        .map(|b| b.entry.record["request_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, vec!["req_2", "req_1"]);
+    drop(entries);
+    run(flush(&store, &store, "eu", T0 + 5_000, &policy(), &ring)).expect("flushes");
+    assert!(store.open.borrow().is_empty());
+}
+
+#[test]
+fn flush_due_agrees_with_the_sequencers_alarm() {
+    let (ring, _) = keys();
+    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    let p = policy();
+    for step in 0..40u64 {
+        let now = T0 + step * 350;
+        if step % 3 != 2 {
+            seq.append(&event(step + 1), now).expect("appends");
+        }
+        let buffered: Vec<&Buffered> = seq.buffered().collect();
+        let oldest = buffered.first().map(|b| b.appended_ms);
+        for probe in [now, now + 200, now + 1_000, now + 12_000] {
+            let due = flush_due(seq.head(), buffered.len() as u64, oldest, None, probe, &p);
+            assert_eq!(due, seq.alarm_at(&p) <= probe, "step {step}, probe {probe}");
+        }
+        if step % 5 == 4 {
+            while let Some(s) = seq.next_shipment(now, &p, &ring).expect("ships") {
+                seq.confirm(s.id).expect("confirms");
+            }
+        }
+    }
+    assert!(flush_due(seq.head(), 0, None, Some(T0), T0, &p));
+}
