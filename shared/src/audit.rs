@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 mod detail;
-pub mod inflight;
 pub use detail::{
     content_sha256, Attempt, AuditDetail, AuditEvent, GuardrailAction, GuardrailDecision,
     RecordedContent,

@@ -143,6 +143,20 @@ impl ErrorKind {
         }
     }
 
+    /// A failure of the upstream (as opposed to the gateway's own refusal of the request).
+    pub fn is_upstream(self) -> bool {
+        use ErrorKind::*;
+        matches!(
+            self,
+            UpstreamError
+                | UpstreamAuth
+                | UpstreamRateLimited
+                | UpstreamUnreachable
+                | UpstreamTimeout
+                | UpstreamBadResponse
+        )
+    }
+
     /// Whether trying the same request again (elsewhere or later) may succeed.
     pub fn retryable(self) -> bool {
         use ErrorKind::*;
@@ -161,8 +175,8 @@ impl ErrorKind {
     }
 }
 
-/// A failure on its way to the client. The message says what to change; it never holds a secret or
-/// the client's content.
+/// A failure on its way to the client. The message says what to change; it never holds a secret,
+/// the client's content, or internal detail (that goes to `diagnostic`, for the operator's log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
     pub kind: ErrorKind,
@@ -170,6 +184,8 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Seconds after which the client may retry, sent as `Retry-After`.
     pub retry_after_s: Option<u64>,
+    /// What a platform failure said, for the adapter to log with the request id; never sent.
+    pub diagnostic: Option<String>,
 }
 
 impl GatewayError {
@@ -179,7 +195,19 @@ impl GatewayError {
             message: message.into(),
             param: None,
             retry_after_s: None,
+            diagnostic: None,
         }
+    }
+
+    /// A platform failure: the client reads `message`; the operator's log gets `detail` too.
+    pub fn internal(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        detail: &impl std::fmt::Display,
+    ) -> Self {
+        let mut err = GatewayError::new(kind, message);
+        err.diagnostic = Some(detail.to_string());
+        err
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {

@@ -5,10 +5,9 @@ use std::fmt;
 
 use url::Url;
 
-use crate::audit::AuditEvent;
-use crate::budget::{LedgerId, LedgerOp, LedgerReply};
 use crate::error::GatewayError;
 use crate::ids::TenantId;
+use crate::ledger::{LedgerId, LedgerOp, LedgerReply};
 use crate::region::Region;
 use crate::routing::circuit::{CircuitOp, CircuitReply};
 use crate::secret::{Secret, SecretRef};
@@ -160,12 +159,6 @@ impl ByteSource for Chunks {
     }
 }
 
-/// Where an audit record was stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditReceipt {
-    pub sequence: u64,
-}
-
 /// What the platform gives the core. No `Send` bounds: workerd futures are not `Send`.
 #[allow(async_fn_in_trait)]
 pub trait Host {
@@ -181,16 +174,11 @@ pub trait Host {
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError>;
     /// Sends an egress-approved request; returns once the response headers have arrived.
     async fn send(&self, req: EgressApproved) -> Result<UpstreamResponse<Self::Body>, HostError>;
-    /// Applies one operation to a tenant's ledger (budgets, rate limits, reservations),
-    /// atomically, in the region-wide store for that ledger (a Durable Object on Workers).
+    /// Applies one operation to a tenant ledger ([`crate::ledger::TenantLedger`]: budgets, rate
+    /// windows, the write-ahead records of requests in flight and the audit outbox), atomically
+    /// and durably, in the region-wide store for that ledger (a Durable Object on Workers). The
+    /// host forwards the ledger's outbox to the region's audit streams on its own schedule.
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError>;
-    /// Chains an audit record durably (gap-free sequence, hash chain); returns once it is stored.
-    /// A record for a request that was opened with `open_audit` closes it.
-    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditReceipt, HostError>;
-    /// Records a streamed request before its first byte goes out. If `append_audit` for the same
-    /// request id has not come by `expires_ms` (the client left and the platform cancelled the
-    /// work), the sequencer chains this record as `partial`.
-    async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError>;
     /// Applies one operation to a tenant's circuit board (breakers, retry budget), atomically,
     /// in the one store all isolates of the region share (a Durable Object on Workers).
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError>;

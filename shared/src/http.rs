@@ -37,11 +37,14 @@ pub struct Reply<S: ByteSource> {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: ReplyBody<S>,
+    /// Internal detail of a failure, for the adapter's log (with the request id); never sent.
+    pub diagnostic: Option<String>,
 }
 
 pub enum ReplyBody<S: ByteSource> {
     Full(Vec<u8>),
-    /// Pump with `Relay::next` until it returns `None`; each chunk goes to the client at once.
+    /// Pump with `Relay::next` until it returns `None`, each chunk to the client at once; then
+    /// (or when the client goes away) `Relay::finish`, after the response.
     Stream(Box<Relay<S>>),
 }
 

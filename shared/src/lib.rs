@@ -15,6 +15,7 @@ pub mod guard;
 pub mod host;
 pub mod http;
 pub mod ids;
+pub mod ledger;
 pub mod pipeline;
 pub mod providers;
 pub mod ratelimit;

@@ -3,16 +3,17 @@
 //! writes them in the caller's dialect (an unchanged OpenAI chunk goes to an OpenAI client as the
 //! upstream's exact bytes). The relay watches for usage, upstream `error` events, malformed
 //! events and a missing end, and ends a broken stream with a terminal error event (never a clean
-//! end). When the stream ends it settles the charge and appends the request's audit record.
+//! end). Once the stream is over (or the client has gone), [`Relay::finish`] ends the request's
+//! exchange: it settles the charge and records the outcome, after the response.
 
 use sha2::{Digest, Sha256};
 
-use crate::audit::{AuditEvent, Outcome, Usage};
+use crate::audit::{Outcome, Usage};
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, OpenAiStreamGuard};
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
-use crate::pipeline::{Charge, Counted};
+use crate::pipeline::{Counted, Exchange};
 use crate::providers::stream::{ClientEncoder, HubEvent, UpstreamDecoder};
 use crate::sse::SseParser;
 
@@ -21,15 +22,17 @@ const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the relay saw, for the audit record and the tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StreamSummary {
+pub struct StreamStats {
     pub events: u64,
     pub done: bool,
     pub usage: Option<Usage>,
     /// Why the stream ended badly, if it did.
     pub failure: Option<ErrorKind>,
+    /// The client went away before the end.
+    pub abandoned: bool,
     /// Content seen, for a charge when the upstream never reported usage.
     pub counted: Counted,
-    /// What the ledger charged when the stream ended.
+    /// What the request is charged (the cost, capped at the reservation).
     pub charged_micros: Option<u64>,
 }
 
@@ -37,13 +40,10 @@ pub struct StreamSummary {
 pub struct Relay<S: ByteSource> {
     source: S,
     parser: SseParser,
-    summary: StreamSummary,
-    /// The record to complete and append when the stream ends.
-    audit: AuditEvent,
-    started_ms: u64,
+    summary: StreamStats,
+    /// The request's record and charge, ended by `finish`.
+    exchange: Exchange,
     finished: bool,
-    audit_error: Option<HostError>,
-    charge: Charge,
     decoder: Box<dyn UpstreamDecoder>,
     encoder: Box<dyn ClientEncoder>,
     /// SHA-256 of the bytes sent to the client, for the audit record.
@@ -54,11 +54,9 @@ pub struct Relay<S: ByteSource> {
 }
 
 impl<S: ByteSource> Relay<S> {
-    pub fn new(
+    pub(crate) fn new(
         source: S,
-        audit: AuditEvent,
-        started_ms: u64,
-        charge: Charge,
+        exchange: Exchange,
         decoder: Box<dyn UpstreamDecoder>,
         encoder: Box<dyn ClientEncoder>,
         guard: Result<OpenAiStreamGuard, guard::Ledger>,
@@ -66,12 +64,9 @@ impl<S: ByteSource> Relay<S> {
         Relay {
             source,
             parser: SseParser::new(MAX_EVENT_BYTES),
-            summary: StreamSummary::default(),
-            audit,
-            started_ms,
+            summary: StreamStats::default(),
+            exchange,
             finished: false,
-            audit_error: None,
-            charge,
             decoder,
             encoder,
             sent: Sha256::new(),
@@ -79,8 +74,9 @@ impl<S: ByteSource> Relay<S> {
         }
     }
 
-    /// The next bytes for the client, or `None` when the stream is over (and audited).
-    pub async fn next<H: Host>(&mut self, host: &H) -> Option<Vec<u8>> {
+    /// The next bytes for the client, or `None` when the stream is over. Reads only the
+    /// upstream: the request is ended by [`Relay::finish`].
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
         while !self.finished {
             let chunk = self.source.next_chunk().await;
             let out = match chunk {
@@ -89,9 +85,6 @@ impl<S: ByteSource> Relay<S> {
                 Err(_) => self.fail(ErrorKind::UpstreamUnreachable),
             };
             self.sent.update(&out);
-            if self.finished {
-                self.append_audit(host).await;
-            }
             if !out.is_empty() {
                 return Some(out);
             }
@@ -99,13 +92,8 @@ impl<S: ByteSource> Relay<S> {
         None
     }
 
-    pub fn summary(&self) -> &StreamSummary {
+    pub fn stats(&self) -> &StreamStats {
         &self.summary
-    }
-
-    /// Set when the stream's audit record could not be stored, for the adapter to report.
-    pub fn audit_error(&self) -> Option<&HostError> {
-        self.audit_error.as_ref()
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) -> Vec<u8> {
@@ -229,33 +217,45 @@ impl<S: ByteSource> Relay<S> {
         out
     }
 
-    async fn append_audit<H: Host>(&mut self, host: &H) {
-        self.summary.charged_micros = self
-            .charge
-            .settle(host, self.summary.usage, self.summary.counted)
-            .await;
-        let (_, cost) = self.charge.cost(self.summary.usage, self.summary.counted);
-        self.audit.detail.settled_usd_micros = Some(self.summary.charged_micros.unwrap_or(cost));
-        self.audit.detail.response_sha256 = Some(hex::encode(self.sent.clone().finalize()));
+    /// Ends the request, after the stream: settles what it cost and records its outcome in the
+    /// ledger. Call it once the stream is over, or when the client has gone (the stream is then
+    /// recorded as partial). If it never runs, the ledger gives up on the request at its expiry.
+    pub async fn finish<H: Host>(&mut self, host: &H) -> Result<(), HostError> {
+        if !self.finished {
+            // The client left mid-stream.
+            self.finished = true;
+            self.summary.abandoned = true;
+            self.summary.usage = self.decoder.usage();
+        }
+        let (_, _, charged) = self.exchange.cost(self.summary.usage, self.summary.counted);
+        self.summary.charged_micros = Some(charged);
+        let record = &mut self.exchange.record;
+        record.detail.response_sha256 = Some(hex::encode(self.sent.clone().finalize()));
         let decisions = match &self.guard {
             Ok(g) => g.ledger(),
             Err(l) => l,
         };
-        crate::pipeline::record_guardrails(&mut self.audit, decisions);
-        let now = host.now().millis();
-        self.audit.record.latency_ms = now.saturating_sub(self.started_ms);
-        self.audit.record.usage = self.summary.usage;
-        match self.summary.failure {
-            None => self.audit.record.outcome = Outcome::Ok,
-            Some(kind) => {
-                self.audit.record.outcome = Outcome::Partial;
-                self.audit.record.error_code = Some(kind.code().to_string());
+        crate::pipeline::record_guardrails(record, decisions);
+        record.record.usage = self.summary.usage;
+        let failure = match self.summary.failure {
+            Some(kind) => Some(kind.code()),
+            None if self.summary.abandoned => Some("stream_abandoned"),
+            None => None,
+        };
+        match failure {
+            None => record.record.outcome = Outcome::Ok,
+            Some(code) => {
+                record.record.outcome = Outcome::Partial;
+                record.record.error_code = Some(code.to_string());
             }
         }
-        // The status line is gone already, so a failed append cannot change this response; the
-        // adapter reports it (see `audit_error`).
-        if let Err(e) = host.append_audit(&self.audit).await {
-            self.audit_error = Some(e);
-        }
+        let now = host.now().millis();
+        let Some((ledger, op, _)) =
+            self.exchange
+                .ending_op(now, self.summary.usage, self.summary.counted)
+        else {
+            return Ok(());
+        };
+        host.ledger(&ledger, &op).await.map(|_| ())
     }
 }

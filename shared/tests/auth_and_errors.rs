@@ -496,13 +496,31 @@ fn rate_limits_hold_and_reset_at_the_window() {
 }
 
 #[test]
-fn audit_outage_fails_closed_for_full_responses() {
+fn a_ledger_outage_fails_closed_before_anything_is_sent() {
+    // Without its write-ahead record a request could not be accounted for: it is not sent.
     let (gw, host, key) = setup();
-    host.audit_down.set(true);
-    host.script(ok_json(completion_json()));
+    host.ledger_down.set(true);
     let (status, _, body) = run(&gw, &host, chat(&key, &hello()));
     assert_eq!(
         (status, error_code(&body).as_str()),
+        (503, "store_unavailable")
+    );
+    assert_eq!(host.sent_count(), 0);
+    // Read-only requests are recorded before they are answered: refused too.
+    let models = request(
+        "GET",
+        "/v1/models",
+        &[("authorization", &format!("Bearer {key}"))],
+        b"",
+    );
+    let (status, _, body) = run(&gw, &host, models);
+    assert_eq!(
+        (status, error_code(&body).as_str()),
         (503, "audit_unavailable")
+    );
+    let text = String::from_utf8(body).expect("utf8");
+    assert!(
+        !text.contains("ledger down"),
+        "internal detail stays out: {text}"
     );
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use asc_core::budget::period::parse_instant;
 use asc_core::budget::{
-    BudgetLine, Ledger, Mode, Period, Refusal, ReserveAsk, ReserveReply, SettleAsk, SettleReply,
+    BudgetLine, Budgets, Mode, Period, Refusal, ReserveAsk, ReserveReply, SettleAsk, SettleReply,
 };
 use asc_core::ratelimit::RateLimit;
 use proptest::prelude::*;
@@ -49,7 +49,7 @@ fn t(s: &str) -> u64 {
 
 #[test]
 fn a_hard_budget_refuses_what_does_not_fit_and_reserved_money_counts() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let b = vec![line("monthly", 1000, Period::Monthly, Mode::Hard)];
     let now = t("2026-05-10T12:00:00Z");
     assert!(matches!(
@@ -99,7 +99,7 @@ fn a_hard_budget_refuses_what_does_not_fit_and_reserved_money_counts() {
 
 #[test]
 fn settles_are_idempotent_and_capped_at_the_reservation() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let b = vec![line("d", 1000, Period::Daily, Mode::Hard)];
     let now = t("2026-05-10T12:00:00Z");
     l.reserve(&ask("a", now, 300, b.clone()));
@@ -121,7 +121,7 @@ fn settles_are_idempotent_and_capped_at_the_reservation() {
 
 #[test]
 fn unsettled_reservations_expire_charged_at_the_reserved_amount() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let b = vec![line("d", 1000, Period::Daily, Mode::Hard)];
     let now = t("2026-05-10T12:00:00Z");
     l.reserve(&ask("gone", now, 250, b.clone()));
@@ -165,7 +165,7 @@ fn periods_roll_over_exactly_at_the_boundary() {
             "2026-06-01T00:00:00Z",
         ),
     ] {
-        let mut l = Ledger::default();
+        let mut l = Budgets::default();
         let b = vec![line("b", 100, period, Mode::Hard)];
         l.reserve(&ask("fill", t(last) - 1000, 100, b.clone()));
         l.settle(&settle("fill", t(last) - 500, 100));
@@ -188,7 +188,7 @@ fn periods_roll_over_exactly_at_the_boundary() {
 
 #[test]
 fn a_settle_after_rollover_is_charged_to_the_period_it_was_reserved_in() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let b = vec![line("d", 1000, Period::Daily, Mode::Hard)];
     l.reserve(&ask("x", t("2026-05-10T23:59:59Z"), 400, b.clone()));
     l.settle(&settle("x", t("2026-05-11T00:00:05Z"), 400));
@@ -199,7 +199,7 @@ fn a_settle_after_rollover_is_charged_to_the_period_it_was_reserved_in() {
 
 #[test]
 fn soft_budgets_admit_and_flag() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let b = vec![line("soft", 100, Period::Daily, Mode::Soft)];
     let now = t("2026-05-10T12:00:00Z");
     match l.reserve(&ask("a", now, 150, b)) {
@@ -213,7 +213,7 @@ fn soft_budgets_admit_and_flag() {
 
 #[test]
 fn alerts_fire_at_their_threshold() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let b = vec![line("d", 1000, Period::Daily, Mode::Hard)];
     let now = t("2026-05-10T12:00:00Z");
     let alerts = |r: ReserveReply| match r {
@@ -226,7 +226,7 @@ fn alerts_fire_at_their_threshold() {
 
 #[test]
 fn tokens_per_minute_count_the_worst_case_and_give_back_the_rest() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let now = t("2026-05-10T12:00:10Z");
     let mut a = ask("a", now, 0, vec![]);
     a.tokens = 800;
@@ -263,7 +263,7 @@ fn tokens_per_minute_count_the_worst_case_and_give_back_the_rest() {
 
 #[test]
 fn rolling_windows_free_spend_as_it_ages_out() {
-    let mut l = Ledger::default();
+    let mut l = Budgets::default();
     let hour = 3_600_000;
     let b = vec![line(
         "r",
@@ -319,7 +319,7 @@ proptest! {
             line("month", 2500, Period::Monthly, Mode::Hard),
             line("hour", 700, Period::Rolling { window_ms: 3_600_000 }, Mode::Hard),
         ];
-        let mut l = Ledger::default();
+        let mut l = Budgets::default();
         let mut now = t("2026-01-31T22:00:00Z");
         let mut open: Vec<(String, u64, Vec<BudgetLine>)> = Vec::new();
         // Charges per (budget, calendar period at reserve time), and (settle time, amount) per rolling budget.

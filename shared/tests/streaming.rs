@@ -55,26 +55,33 @@ fn the_first_event_reaches_the_client_before_the_upstream_has_finished() {
     let events = openai_events();
     host.script(sse(events.iter().cloned().map(Ok).collect()));
     block_on(async {
-        let reply = gw.handle(&host, chat(&key, &stream_request())).await;
+        let reply = gw.handle(&host, chat(&key, &stream_request())).await.reply;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("content-type"), Some("text/event-stream"));
         let ReplyBody::Stream(mut relay) = reply.body else {
             panic!("expected a stream")
         };
         let progress = host.last_body_progress.borrow().clone().expect("body");
-        let first = relay.next(&host).await.expect("first chunk");
+        let first = relay.next().await.expect("first chunk");
         assert_eq!(first, events[0]);
         assert_eq!(progress.get(), 1, "only one upstream chunk had been read");
         assert!(host.audit.borrow().is_empty(), "the stream is not over yet");
-        // ...but its record is already durable, as open, in case the client leaves.
-        let opened = host.opened.borrow().clone();
+        // ...but its record is already durable in the ledger, open, in case the client leaves.
+        let opened = host.open_requests();
         assert_eq!(opened.len(), 1);
-        assert_eq!(opened[0].0.record.outcome, Outcome::Partial);
-        assert!(opened[0].1 > host.clock_ms.get());
+        assert_eq!(opened[0].record.record.outcome, Outcome::Partial);
+        assert!(opened[0].record.record.stream);
+        assert!(opened[0].expires_ms > host.clock_ms.get());
         let mut rest = Vec::new();
-        while let Some(c) = relay.next(&host).await {
+        while let Some(c) = relay.next().await {
             rest.push(c);
         }
+        assert!(
+            host.audit.borrow().is_empty(),
+            "recorded when the adapter finishes it"
+        );
+        relay.finish(&host).await.expect("finished");
+        assert!(host.open_requests().is_empty());
         assert_eq!(
             rest,
             events[1..].to_vec(),

@@ -1,10 +1,9 @@
-//! The audit fields of features that are not built yet (routes with fallbacks, guardrails,
-//! budgets, price tables, recorded content), and [`AuditEvent`]: what the ledger chains.
+//! The audit fields beyond the core record (route and attempts, guardrail decisions, budget
+//! amounts, price-table version, content hashes), and [`AuditEvent`]: what the trail chains.
 //!
 //! `AuditEvent` serializes flat (`#[serde(flatten)]` of [`AuditRecord`] and [`AuditDetail`]), so a
-//! chained record is one JSON object holding every field of the issue. When these fields move into
-//! `AuditRecord` itself (one line in the pipeline's struct literal), the JSON, and so every hash
-//! over it, stays the same.
+//! chained record is one JSON object. Every detail field defaults, so records written before a
+//! field existed still parse, and an absent optional field does not change a record's hash.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -112,6 +111,10 @@ pub struct AuditDetail {
     pub response_sha256: Option<String>,
     /// Redacted content, only when the tenant's policy asks for it.
     pub content: Option<RecordedContent>,
+    /// Set on a final record that arrived after the request had been given up on (its opening
+    /// record was chained as `partial` and its reservation charged in full at expiry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_expiry: Option<bool>,
 }
 
 /// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus

@@ -1,13 +1,13 @@
-//! Money and limits: the price table, budget periods, and the per-tenant ledger of reservations.
+//! Money and limits: the price table, budget periods, and the budget arithmetic (reservations,
+//! settles, rate windows) a tenant ledger applies.
 
-pub mod ledger;
+pub mod budgets;
 pub mod period;
 pub mod prices;
-pub mod stored;
 
-pub use ledger::{
-    shard_of, share, BudgetLine, BudgetStatus, Expired, Ledger, LedgerId, LedgerOp, LedgerReply,
-    Mode, Refusal, ReserveAsk, ReserveReply, SettleAsk, SettleReply, UsageAsk, UsageReport,
+pub use budgets::{
+    BudgetLine, BudgetStatus, Budgets, Expired, Mode, RateStatus, Refusal, Reservation, ReserveAsk,
+    ReserveReply, SettleAsk, SettleReply, Totals, UsageReport,
 };
 pub use period::Period;
 pub use prices::{PriceTable, Quote};

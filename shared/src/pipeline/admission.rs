@@ -1,18 +1,16 @@
-//! Budgets and rate limits in the request path: price the worst case, reserve it in the tenant's
-//! ledger before the upstream call, settle the actual cost after it.
+//! Budgets and rate limits in the request path: price the worst case and say what to reserve in
+//! the tenant's ledger before the upstream call ([`super::Exchange::admit`] sends it).
 
 use std::rc::Rc;
 
 use super::{Caller, Gateway};
 use crate::audit::Usage;
-use crate::budget::{
-    shard_of, share, BudgetLine, BudgetStatus, LedgerId, LedgerOp, LedgerReply, Mode, PriceTable,
-    Quote, Refusal, ReserveAsk, ReserveReply, SettleAsk, SettleReply,
-};
+use crate::budget::{BudgetLine, BudgetStatus, Mode, PriceTable, Quote, Refusal, ReserveAsk};
 use crate::config::AppliesTo;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
+use crate::ledger::{shard_of, share, LedgerId};
 use crate::ratelimit::RateLimit;
 
 /// The KV name of an operator-supplied price table (else the built-in one is used).
@@ -21,11 +19,13 @@ pub const PRICE_TABLE_RECORD: &str = "prices:current";
 /// Output tokens assumed for an unpriced model without `max_tokens`, for token-rate limits.
 const DEFAULT_OUTPUT_BOUND: u64 = 4096;
 
-/// What was reserved for a request, and how to settle it.
+/// The most output tokens a request may ask of a model the price table does not list (the largest
+/// output limit of any current model is 128k; this leaves room without letting a count overflow).
+pub const MAX_OUTPUT_TOKENS: u64 = 1 << 20;
+
+/// What a request was priced at and reserved, for its settle and its response headers.
 #[derive(Debug, Clone)]
 pub struct Charge {
-    pub ledger: LedgerId,
-    pub request_id: String,
     /// The price in force; `None` for an unpriced model (allowed only without budgets).
     pub quote: Option<Quote>,
     pub price_table_version: String,
@@ -59,32 +59,6 @@ impl Charge {
         });
         let cost = self.quote.as_ref().map(|q| q.cost(&usage)).unwrap_or(0);
         (usage, cost)
-    }
-
-    /// Settles in the ledger. `None` if the ledger could not be reached: the reservation then
-    /// expires and is charged at the reserved amount, so nothing is lost.
-    pub async fn settle<H: Host>(
-        &self,
-        host: &H,
-        usage: Option<Usage>,
-        counted: Counted,
-    ) -> Option<u64> {
-        let (usage, cost) = self.cost(usage, counted);
-        if !self.reserved {
-            return Some(cost);
-        }
-        let ask = SettleAsk {
-            request_id: self.request_id.clone(),
-            now_ms: host.now().millis(),
-            actual_micros: cost,
-            actual_tokens: usage.input_tokens + usage.output_tokens,
-        };
-        match host.ledger(&self.ledger, &LedgerOp::Settle(ask)).await {
-            Ok(LedgerReply::Settle(SettleReply::Settled { charged_micros, .. })) => {
-                Some(charged_micros)
-            }
-            Ok(_) | Err(_) => None,
-        }
     }
 
     /// Response headers describing budgets: reserved cost, alerts reached, soft budgets exceeded.
@@ -211,9 +185,9 @@ impl Gateway {
         )
     }
 
-    /// Reserves the request's worst case against every budget and limit that applies, or refuses
-    /// it with a 429 naming the budget or limit.
-    pub(crate) async fn admit<H: Host>(
+    /// Prices the request's worst case at `target`: the charge to settle later, and what to
+    /// reserve against every budget and limit that applies (`None` when none does).
+    pub(crate) async fn price<H: Host>(
         &self,
         host: &H,
         request_id: &str,
@@ -221,8 +195,8 @@ impl Gateway {
         target: &ModelTarget,
         request_bytes: u64,
         max_output_tokens: Option<u64>,
-    ) -> Result<Charge, GatewayError> {
-        let (ledger, shard) = Self::ledger_of(caller);
+    ) -> Result<(Charge, Option<ReserveAsk>), GatewayError> {
+        let (_, shard) = Self::ledger_of(caller);
         let budgets = Self::budget_lines(caller, shard);
         let (requests_per_minute, tokens_per_minute) = Self::rate_limits(caller, shard);
         let prices = self.prices(host).await?;
@@ -245,6 +219,20 @@ impl Gateway {
         }
         // Worst case: every request byte a token (tokenizers emit at most one token per byte of
         // text), and the full output allowance.
+        let model_limit = quote
+            .as_ref()
+            .map_or(MAX_OUTPUT_TOKENS, |q| q.price.max_output_tokens);
+        if let Some(asked) = max_output_tokens.filter(|n| *n > model_limit) {
+            // Also what keeps every amount the ledger sees far below 2^53.
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "max_tokens is {asked}, over the output limit of {} ({model_limit} tokens).",
+                    target.upstream_model
+                ),
+            )
+            .with_param("max_tokens"));
+        }
         let output_bound = max_output_tokens
             .or(quote.as_ref().map(|q| q.price.max_output_tokens))
             .unwrap_or(DEFAULT_OUTPUT_BOUND);
@@ -255,9 +243,7 @@ impl Gateway {
             cache_write_tokens: 0,
         };
         let amount = quote.as_ref().map(|q| q.cost(&worst)).unwrap_or(0);
-        let mut charge = Charge {
-            ledger: ledger.clone(),
-            request_id: request_id.to_string(),
+        let charge = Charge {
             quote,
             price_table_version: prices.version.clone(),
             reserved: false,
@@ -266,7 +252,7 @@ impl Gateway {
             budgets: Vec::new(),
         };
         if budgets.is_empty() && requests_per_minute.is_empty() && tokens_per_minute.is_empty() {
-            return Ok(charge);
+            return Ok((charge, None));
         }
         let ask = ReserveAsk {
             request_id: request_id.to_string(),
@@ -278,41 +264,11 @@ impl Gateway {
             tokens_per_minute,
             expires_ms: now + caller.tenant.limits.reservation_ttl_ms,
         };
-        let reply = host
-            .ledger(&ledger, &LedgerOp::Reserve(ask))
-            .await
-            .map_err(|e| {
-                GatewayError::new(
-                    ErrorKind::StoreUnavailable,
-                    format!("The budget ledger is unavailable ({e}); retry shortly."),
-                )
-            })?;
-        match reply {
-            LedgerReply::Reserve(ReserveReply::Admitted { budgets }) => {
-                charge.reserved = true;
-                charge.budgets = budgets;
-                Ok(charge)
-            }
-            LedgerReply::Reserve(ReserveReply::Refused {
-                refusal,
-                retry_after_ms,
-                ..
-            }) => {
-                let err = refusal_error(&refusal, charge.reserved_micros);
-                Err(match retry_after_ms {
-                    Some(ms) => err.with_retry_after(ms.div_ceil(1000).max(1)),
-                    None => err,
-                })
-            }
-            LedgerReply::Settle(_) | LedgerReply::Usage(_) => Err(GatewayError::new(
-                ErrorKind::StoreUnavailable,
-                "The budget ledger answered out of turn; retry shortly.",
-            )),
-        }
+        Ok((charge, Some(ask)))
     }
 }
 
-fn refusal_error(refusal: &Refusal, amount: u64) -> GatewayError {
+pub(super) fn refusal_error(refusal: &Refusal, amount: u64) -> GatewayError {
     match refusal {
         Refusal::Budget { budget_id } => GatewayError::new(
             ErrorKind::BudgetExceeded,

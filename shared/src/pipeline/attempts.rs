@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
-use super::{provider, upstream, Caller, Gateway};
+use super::{provider, upstream, AfterResponse, Caller, Gateway};
 use crate::audit::{Attempt, AuditEvent};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
+use crate::providers::embeddings::EmbeddingsRequest;
 use crate::providers::{Dialect, HubRequest};
 use crate::routing::backoff::{delay_ms, parse_retry_after_ms};
 use crate::routing::circuit::CircuitState;
@@ -34,10 +35,15 @@ pub(super) enum Attempted<'t, B> {
     },
 }
 
+/// What a request asks of the upstream, written per target.
+pub(super) enum Payload<'a> {
+    Chat { hub: &'a HubRequest, stream: bool },
+    Embeddings(&'a EmbeddingsRequest),
+}
+
 /// What every attempt sends besides the provider's own headers.
 pub(super) struct CallContext<'a> {
-    pub hub: &'a HubRequest,
-    pub stream: bool,
+    pub payload: Payload<'a>,
     pub dialect: Dialect,
     pub headers: Vec<(String, String)>,
     pub states: &'a HashMap<String, CircuitState>,
@@ -50,6 +56,7 @@ pub(super) async fn run<'c, H: Host>(
     plan: &Plan,
     call: &CallContext<'_>,
     audit: &mut AuditEvent,
+    after: &mut AfterResponse,
 ) -> Result<Attempted<'c, H::Body>, GatewayError> {
     let tenant = &caller.tenant;
     // When each target may be tried again (its `Retry-After`), and how often it has been tried.
@@ -59,6 +66,8 @@ pub(super) async fn run<'c, H: Host>(
     let mut sent_any = false;
     // Targets whose circuit opened during this request: not tried again by it.
     let mut opened: Vec<&str> = Vec::new();
+    // What this request knows of each target's circuit, updated by its own failures.
+    let mut states = call.states.clone();
     for n in 0..plan.max_attempts() {
         let Some(key) = plan.target_for_attempt(n) else {
             break;
@@ -111,7 +120,11 @@ pub(super) async fn run<'c, H: Host>(
             }
         };
         // A field this provider cannot take: the client's 400 if no target can take it.
-        let written = match provider::chat_call(target, call.hub, call.stream, &credential) {
+        let written = match &call.payload {
+            Payload::Chat { hub, stream } => provider::chat_call(target, hub, *stream, &credential),
+            Payload::Embeddings(request) => provider::embeddings_call(target, request, &credential),
+        };
+        let written = match written {
             Ok(w) => w,
             Err(e) => {
                 if !sent_any && plan.candidates.len() == 1 {
@@ -144,7 +157,7 @@ pub(super) async fn run<'c, H: Host>(
             error_code: None,
             latency_ms: 0,
         };
-        let known = call.states.get(key).copied();
+        let known = states.get(key).copied();
         let outcome = match sent {
             Err(e) => {
                 let err = upstream::host_error(&e);
@@ -205,7 +218,7 @@ pub(super) async fn run<'c, H: Host>(
             Ok(response) => {
                 attempt.status = Some(response.status);
                 audit.detail.attempts.push(attempt);
-                gw.report_circuit(host, caller, key, true, known).await;
+                gw.report_circuit(host, caller, key, true, known, after);
                 return Ok(Attempted::Served {
                     key: key.to_string(),
                     target,
@@ -216,7 +229,10 @@ pub(super) async fn run<'c, H: Host>(
                 attempt.error_code = Some(err.code().to_string());
                 audit.detail.attempts.push(attempt);
                 if counts {
-                    let state = gw.report_circuit(host, caller, key, false, known).await;
+                    let state = gw.report_circuit(host, caller, key, false, known, after);
+                    if let Some(state) = state {
+                        states.insert(key.to_string(), state);
+                    }
                     if matches!(state, Some(CircuitState::Open { .. })) {
                         opened.push(key);
                     }

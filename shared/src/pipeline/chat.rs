@@ -2,13 +2,12 @@
 //! any provider: limits, body, the hub request, model resolution, guardrails, budget, the egress
 //! gate, the upstream call, then a full or streamed reply in the caller's dialect.
 
-use super::admission::{Charge, Counted};
-use super::attempts::{self, Attempted, CallContext};
+use super::admission::Counted;
+use super::attempts::{self, Attempted, CallContext, Payload};
 use super::dialect;
 use super::provider;
-use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
+use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::{content_sha256, AuditEvent, GuardrailDecision, Outcome, Usage};
-use crate::catalog::is_known_model;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, OpenAiStreamGuard, GUARDRAILS_HEADER};
@@ -25,54 +24,51 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
     caller: &Caller,
     req: Inbound<B>,
     dialect: Dialect,
+    after: &mut AfterResponse,
 ) -> Result<Reply<H::Body>, GatewayError> {
     let operation = match dialect {
         Dialect::OpenAi => "chat.completions",
         Dialect::Anthropic => "messages",
     };
-    let mut audit = gw.audit_base(ctx, caller, operation);
-    let mut charge = None;
-    let served = serve(gw, host, ctx, caller, req, dialect, &mut audit, &mut charge).await;
-    if served.is_err() {
-        // Nothing was served: release the reservation (the provider bills failed calls nothing).
-        if let Some(charge) = &charge {
-            charge
-                .settle(host, Some(Usage::default()), Counted::default())
-                .await;
-        }
-    }
+    let mut exchange = Exchange::new(gw, ctx, caller, operation);
+    let served = serve(gw, host, ctx, caller, req, dialect, &mut exchange, after).await;
+    finish(host, &mut exchange, after, served).await
+}
+
+/// Ends a completion's or an embedding's exchange: a served reply commits (after the response);
+/// a failure is recorded as the request's outcome, and the client hears about its own error
+/// even if the record cannot be stored.
+pub(super) async fn finish<H: Host>(
+    host: &H,
+    exchange: &mut Exchange,
+    after: &mut AfterResponse,
+    served: Result<Served<H::Body>, GatewayError>,
+) -> Result<Reply<H::Body>, GatewayError> {
     match served {
         Ok(Served::Streaming(reply)) => Ok(reply),
-        Ok(Served::Full(reply)) => {
-            audit.record.latency_ms = host.now().ms_since(ctx.started);
-            append_audit(host, &audit).await?;
+        Ok(Served::Full { reply, usage }) => {
+            exchange.end(host, after, usage).await?;
             Ok(reply)
         }
-        Err(err) => {
-            audit.record.outcome = if err.kind.status() < 500 && !upstream_kind(err.kind) {
-                Outcome::Refused
-            } else {
-                Outcome::Error
-            };
-            audit.record.status = err.status();
-            audit.record.error_code = Some(err.code().to_string());
-            audit.record.latency_ms = host.now().ms_since(ctx.started);
-            // The client hears about its own error first; an audit outage would hide it.
-            let _ = append_audit(host, &audit).await;
+        Err(mut err) => {
+            exchange.fail(&err);
+            // Nothing was served: the reservation is released (providers bill failed calls nothing).
+            if let Err(lost) = exchange.end(host, after, Some(Usage::default())).await {
+                err.diagnostic
+                    .get_or_insert(lost.diagnostic.unwrap_or(lost.message));
+            }
             Err(err)
         }
     }
 }
 
-fn upstream_kind(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::UpstreamRateLimited | ErrorKind::UpstreamError | ErrorKind::UpstreamTimeout
-    )
-}
-
-enum Served<S: ByteSource> {
-    Full(Reply<S>),
+pub(super) enum Served<S: ByteSource> {
+    /// A complete reply, and the usage to charge.
+    Full {
+        reply: Reply<S>,
+        usage: Option<Usage>,
+    },
+    /// A stream: its relay owns the exchange from here.
     Streaming(Reply<S>),
 }
 
@@ -84,8 +80,8 @@ async fn serve<H: Host, B: ByteSource>(
     caller: &Caller,
     req: Inbound<B>,
     dialect: Dialect,
-    audit: &mut AuditEvent,
-    charge_out: &mut Option<Charge>,
+    exchange: &mut Exchange,
+    after: &mut AfterResponse,
 ) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
@@ -97,16 +93,16 @@ async fn serve<H: Host, B: ByteSource>(
     )?;
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     // The prompt is recorded only as a hash.
-    audit.detail.prompt_sha256 = Some(content_sha256(&body));
+    exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
     let mut request = dialect::parse(dialect, &body)?;
     let model = request.model.clone();
-    audit.record.requested_model = Some(model.clone());
-    audit.record.stream = request.stream;
+    exchange.record.record.requested_model = Some(model.clone());
+    exchange.record.record.stream = request.stream;
     // Guardrails: limits, then block / redact / flag on every text of the request, in place.
     let policy = &caller.tenant.guardrails;
     let mut guarded = guard::Ledger::default();
     let checked = guard::openai::check_chat_request(policy, &mut request.hub, &mut guarded);
-    record_guardrails(audit, &guarded);
+    record_guardrails(&mut exchange.record, &guarded);
     checked?;
 
     // Which targets, in which order: residency, rules, weights and circuits decide.
@@ -117,29 +113,15 @@ async fn serve<H: Host, B: ByteSource>(
         tags: &caller.key.tags,
         workload,
     };
-    let plan = gw.plan(host, caller, &meta).await?;
-    audit.detail.route = plan.plan.route_id.clone();
+    let plan = gw.plan(host, caller, &meta, after).await?;
+    exchange.record.detail.route = plan.plan.route_id.clone();
     let first = plan.first(caller)?;
-    audit.record.served_model = Some(first.upstream_model.clone());
-    audit.record.provider = Some(first.provider.as_str().to_string());
-    audit.record.endpoint_host = first.endpoint.host_str().map(str::to_string);
+    set_target(&mut exchange.record, first);
 
     let max_output = provider::max_output_tokens(first.provider, request.max_output_tokens()?);
-    let mut charge = gw
-        .admit(
-            host,
-            &ctx.request_id,
-            caller,
-            first,
-            body.len() as u64,
-            max_output,
-        )
+    exchange
+        .admit(gw, host, caller, first, body.len() as u64, max_output)
         .await?;
-    *charge_out = Some(charge.clone());
-    audit.detail.price_table_version = Some(charge.price_table_version.clone());
-    if charge.reserved {
-        audit.detail.reserved_usd_micros = Some(charge.reserved_micros);
-    }
 
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
@@ -162,13 +144,24 @@ async fn serve<H: Host, B: ByteSource>(
         headers.push(("tracestate".to_string(), state));
     }
     let call = CallContext {
-        hub: &request.hub,
-        stream: request.stream,
+        payload: Payload::Chat {
+            hub: &request.hub,
+            stream: request.stream,
+        },
         dialect,
         headers,
         states: &plan.states,
     };
-    let attempted = attempts::run(gw, host, caller, &plan.plan, &call, audit).await?;
+    let attempted = attempts::run(
+        gw,
+        host,
+        caller,
+        &plan.plan,
+        &call,
+        &mut exchange.record,
+        after,
+    )
+    .await?;
     let (key, target, mut response) = match attempted {
         Attempted::Served {
             key,
@@ -180,68 +173,61 @@ async fn serve<H: Host, B: ByteSource>(
             body,
             target,
         } => {
-            // The client's own mistake, as the upstream phrased it: recorded as refused.
-            audit.record.outcome = Outcome::Refused;
-            audit.record.status = status;
-            // Not served: release the reservation.
-            charge
-                .settle(host, Some(Usage::default()), Counted::default())
-                .await;
+            // The client's own mistake, as the upstream phrased it: recorded as refused, and
+            // the reservation released.
+            exchange.record.record.outcome = Outcome::Refused;
+            exchange.record.record.status = status;
             let mut reply = reply(status, "application/json", body, target);
-            reply.headers.extend(route_headers(&plan.plan, audit));
-            return Ok(Served::Full(reply));
+            reply
+                .headers
+                .extend(route_headers(&plan.plan, &exchange.record));
+            return Ok(Served::Full {
+                reply,
+                usage: Some(Usage::default()),
+            });
         }
     };
-    audit.record.served_model = Some(target.upstream_model.clone());
-    audit.record.provider = Some(target.provider.as_str().to_string());
-    audit.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
-    audit.detail.endpoint_region = target.region.clone();
+    set_target(&mut exchange.record, target);
+    exchange.record.detail.endpoint_region = target.region.clone();
     if !std::ptr::eq(target, first) {
-        gw.requote(host, &mut charge, target).await;
-        *charge_out = Some(charge.clone());
+        if let Some(charge) = exchange.charge.as_mut() {
+            gw.requote(host, charge, target).await;
+        }
     }
     let is_sse = response
         .header("content-type")
         .is_some_and(|ct| ct.contains("text/event-stream"));
     let route_headers = {
-        let mut h = route_headers(&plan.plan, audit);
+        let mut h = route_headers(&plan.plan, &exchange.record);
         h.push(("x-asc-target".into(), key));
         h
     };
+    let charge_headers = exchange
+        .charge
+        .as_ref()
+        .map(|c| c.headers())
+        .unwrap_or_default();
     let created_s = host.now().millis() / 1000;
 
     if request.stream && is_sse {
-        audit.record.status = response.status;
-        // Durable before the first byte: if the client leaves and the work is cancelled, the
-        // sequencer still chains this record (as partial) when it expires.
-        let expires_ms = host.now().millis() + caller.tenant.limits.reservation_ttl_ms;
-        let mut opened = audit.clone();
-        opened.record.outcome = Outcome::Partial;
-        host.open_audit(&opened, expires_ms).await.map_err(|e| {
-            GatewayError::new(
-                ErrorKind::AuditUnavailable,
-                format!("The audit log is unavailable ({e}); the stream was not started."),
-            )
-        })?;
+        exchange.record.record.status = response.status;
         let request_decisions = guarded.decisions().header_value();
         let stream_guard = OpenAiStreamGuard::new(policy, guarded);
         let relay = Relay::new(
             response.body,
-            audit.clone(),
-            ctx.started.millis(),
-            charge.clone(),
+            exchange.hand_off(),
             provider::decoder(target.provider, created_s),
             dialect::encoder(dialect, &request, &ctx.request_id),
             stream_guard,
         );
         let mut reply = Reply {
             status: 200,
-            headers: Vec::new(),
+            headers: served_headers("text/event-stream", target),
             body: ReplyBody::Stream(Box::new(relay)),
+            diagnostic: None,
         };
-        reply.headers = served_headers("text/event-stream", target);
         reply.headers.extend(route_headers);
-        reply.headers.extend(charge.headers());
+        reply.headers.extend(charge_headers);
         // Only the request's decisions are known before the stream; the audit record has all.
         if let Some(v) = request_decisions {
             reply.headers.push((GUARDRAILS_HEADER.into(), v));
@@ -255,7 +241,7 @@ async fn serve<H: Host, B: ByteSource>(
     let body =
         upstream::read_reply(&mut response.body, gw.settings.max_upstream_response_bytes).await?;
     let (mut hub, usage) = provider::response_to_hub(target.provider, &body, created_s)?;
-    audit.record.usage = usage;
+    exchange.record.record.usage = usage;
     let redacted = guard::openai::redact_chat_response(policy, &mut hub, &mut guarded);
     let body = if !redacted && dialect == Dialect::OpenAi && target.provider == Provider::OpenAi {
         // Same dialect, nothing changed: the upstream's exact bytes, unknown fields included.
@@ -263,25 +249,27 @@ async fn serve<H: Host, B: ByteSource>(
     } else {
         dialect::full_body(dialect, &hub, usage, &request.model)?
     };
-    record_guardrails(audit, &guarded);
-    audit.record.status = response.status;
-    let (_, cost) = charge.cost(audit.record.usage, Counted::default());
-    let charged = charge
-        .settle(host, audit.record.usage, Counted::default())
-        .await;
-    audit.detail.settled_usd_micros = Some(charged.unwrap_or(cost));
-    audit.detail.response_sha256 = Some(content_sha256(&body));
+    record_guardrails(&mut exchange.record, &guarded);
+    exchange.record.record.status = response.status;
+    let (_, _, charged) = exchange.cost(usage, Counted::default());
+    exchange.record.detail.response_sha256 = Some(content_sha256(&body));
     let mut reply = reply(response.status, "application/json", body, target);
     reply.headers.extend(route_headers);
-    reply.headers.extend(charge.headers());
+    reply.headers.extend(charge_headers);
     if let Some(v) = guarded.decisions().header_value() {
         reply.headers.push((GUARDRAILS_HEADER.into(), v));
     }
-    reply.headers.push((
-        "x-asc-cost-usd-micros".into(),
-        charged.unwrap_or(cost).to_string(),
-    ));
-    Ok(Served::Full(reply))
+    reply
+        .headers
+        .push(("x-asc-cost-usd-micros".into(), charged.to_string()));
+    Ok(Served::Full { reply, usage })
+}
+
+/// The target a request goes to (the first candidate, then the one that served).
+pub(super) fn set_target(record: &mut AuditEvent, target: &ModelTarget) {
+    record.record.served_model = Some(target.upstream_model.clone());
+    record.record.provider = Some(target.provider.as_str().to_string());
+    record.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
 }
 
 fn reply<S: ByteSource>(
@@ -294,6 +282,7 @@ fn reply<S: ByteSource>(
         status,
         headers: served_headers(content_type, target),
         body: ReplyBody::Full(body),
+        diagnostic: None,
     }
 }
 
@@ -339,30 +328,6 @@ pub(super) async fn read_body<B: ByteSource>(
             "The request body could not be read.",
         )),
     }
-}
-
-pub(super) fn resolve_model<'c>(
-    caller: &'c Caller,
-    model: &str,
-) -> Result<&'c ModelTarget, GatewayError> {
-    if let Some(target) = caller.tenant.models.get(model) {
-        return Ok(target);
-    }
-    let err = if is_known_model(model) {
-        GatewayError::new(
-            ErrorKind::ModelNotApproved,
-            format!(
-                "The model `{model}` is not approved for tenant {}.",
-                caller.tenant.tenant_id
-            ),
-        )
-    } else {
-        GatewayError::new(
-            ErrorKind::ModelNotFound,
-            format!("The model `{model}` does not exist or you do not have access to it."),
-        )
-    };
-    Err(err.with_param("model"))
 }
 
 /// Guardrail decisions (detector, action, count; never the matched text) into the audit record.

@@ -1,19 +1,20 @@
-//! `POST /v1/embeddings` (OpenAI dialect) served by OpenAI or Mistral. Inputs pass the request
+//! `POST /v1/embeddings` (OpenAI dialect) served by OpenAI or Mistral, through the same exchange
+//! and routing as completions: aliases, fallback, retries and circuits. Inputs pass the request
 //! guardrails like any prompt; the charge is input tokens only.
 
 use serde_json::{Map, Value};
 
-use super::admission::Counted;
-use super::chat::{read_body, record_guardrails, resolve_model, served_headers};
-use super::provider::reject_extensions;
-use super::{append_audit, upstream, Caller, Gateway, RequestCtx};
+use super::attempts::{self, Attempted, CallContext, Payload};
+use super::chat::{finish, read_body, record_guardrails, served_headers, set_target, Served};
+use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::{content_sha256, Outcome, Usage};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::guard;
-use crate::host::{ByteSource, EgressApproved, Host};
+use crate::host::{ByteSource, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
 use crate::providers::embeddings::{self, EmbeddingsRequest};
 use crate::providers::{Dialect, Provider};
+use crate::routing::RequestMeta;
 
 pub(super) async fn handle<H: Host, B: ByteSource>(
     gw: &Gateway,
@@ -21,33 +22,11 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
     ctx: &RequestCtx,
     caller: &Caller,
     req: Inbound<B>,
+    after: &mut AfterResponse,
 ) -> Result<Reply<H::Body>, GatewayError> {
-    let mut audit = gw.audit_base(ctx, caller, "embeddings");
-    let mut charge = None;
-    let served = serve(gw, host, ctx, caller, req, &mut audit, &mut charge).await;
-    audit.record.latency_ms = host.now().ms_since(ctx.started);
-    match served {
-        Ok(reply) => {
-            append_audit(host, &audit).await?;
-            Ok(reply)
-        }
-        Err(err) => {
-            if let Some(charge) = &charge {
-                charge
-                    .settle(host, Some(Usage::default()), Counted::default())
-                    .await;
-            }
-            audit.record.outcome = if err.status() < 500 {
-                Outcome::Refused
-            } else {
-                Outcome::Error
-            };
-            audit.record.status = err.status();
-            audit.record.error_code = Some(err.code().to_string());
-            let _ = append_audit(host, &audit).await;
-            Err(err)
-        }
-    }
+    let mut exchange = Exchange::new(gw, ctx, caller, "embeddings");
+    let served = serve(gw, host, ctx, caller, req, &mut exchange, after).await;
+    finish(host, &mut exchange, after, served).await
 }
 
 async fn serve<H: Host, B: ByteSource>(
@@ -56,69 +35,36 @@ async fn serve<H: Host, B: ByteSource>(
     ctx: &RequestCtx,
     caller: &Caller,
     req: Inbound<B>,
-    audit: &mut crate::audit::AuditEvent,
-    charge_out: &mut Option<super::Charge>,
-) -> Result<Reply<H::Body>, GatewayError> {
+    exchange: &mut Exchange,
+    after: &mut AfterResponse,
+) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
+    let workload = req.header("x-asc-workload").map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
-    audit.detail.prompt_sha256 = Some(content_sha256(&body));
+    exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
     let mut request = embeddings::parse_request(&body)?;
-    audit.record.requested_model = Some(request.model.clone());
-    let target = resolve_model(caller, &request.model)?;
-    audit.record.served_model = Some(target.upstream_model.clone());
-    audit.record.provider = Some(target.provider.as_str().to_string());
-    audit.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
-    if !target.provider.has_embeddings() {
-        return Err(GatewayError::new(
-            ErrorKind::UnsupportedOperation,
-            format!(
-                "The model `{}` is served by {}, which has no embeddings API; use an embeddings model.",
-                request.model,
-                target.provider.as_str()
-            ),
-        )
-        .with_param("model"));
-    }
+    exchange.record.record.requested_model = Some(request.model.clone());
 
     let mut guarded = guard::Ledger::default();
     let checked = guard_inputs(caller, &mut request, &mut guarded);
-    record_guardrails(audit, &guarded);
+    record_guardrails(&mut exchange.record, &guarded);
     checked?;
 
-    let upstream_body = match target.provider {
-        Provider::Mistral => embeddings::mistral_request(&request, &target.upstream_model)?,
-        _ => {
-            reject_extensions(&request.body)?;
-            embeddings::openai_request(&request, &target.upstream_model)?
-        }
+    gw.count_request(caller);
+    let model = request.model.clone();
+    let meta = RequestMeta {
+        requested_model: &model,
+        tags: &caller.key.tags,
+        workload: workload.as_deref(),
     };
-    let credential = host.secret(&target.credential).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::UpstreamAuth,
-            format!(
-                "The gateway has no secret named {} for model {}; the platform team must set it.",
-                target.credential.name(),
-                request.model
-            ),
-        )
-    })?;
-    let charge = gw
-        .admit(
-            host,
-            &ctx.request_id,
-            caller,
-            target,
-            body.len() as u64,
-            Some(0),
-        )
+    let plan = gw.plan(host, caller, &meta, after).await?;
+    exchange.record.detail.route = plan.plan.route_id.clone();
+    let first = plan.first(caller)?;
+    set_target(&mut exchange.record, first);
+    exchange
+        .admit(gw, host, caller, first, body.len() as u64, Some(0))
         .await?;
-    *charge_out = Some(charge.clone());
-    audit.detail.price_table_version = Some(charge.price_table_version.clone());
     let headers = vec![
-        (
-            "authorization".to_string(),
-            format!("Bearer {}", credential.expose()),
-        ),
         ("content-type".to_string(), "application/json".to_string()),
         ("accept".to_string(), "application/json".to_string()),
         ("traceparent".to_string(), traceparent),
@@ -127,36 +73,50 @@ async fn serve<H: Host, B: ByteSource>(
             concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
         ),
     ];
-    let approved = EgressApproved::check(
-        &gw.region,
-        target.url_for("embeddings"),
-        "POST",
+    let call = CallContext {
+        payload: Payload::Embeddings(&request),
+        dialect: Dialect::OpenAi,
         headers,
-        upstream_body,
-        target.timeout_ms,
-    )?;
-    let mut response = host
-        .send(approved)
-        .await
-        .map_err(|e| upstream::host_error(&e))?;
+        states: &plan.states,
+    };
+    let attempted = attempts::run(
+        gw,
+        host,
+        caller,
+        &plan.plan,
+        &call,
+        &mut exchange.record,
+        after,
+    )
+    .await?;
+    let (key, target, mut response) = match attempted {
+        Attempted::Served {
+            key,
+            target,
+            response,
+        } => (key, target, response),
+        Attempted::Refused {
+            status,
+            body,
+            target,
+        } => {
+            exchange.record.record.outcome = Outcome::Refused;
+            exchange.record.record.status = status;
+            return Ok(Served::Full {
+                reply: full(status, body, target),
+                usage: Some(Usage::default()),
+            });
+        }
+    };
+    set_target(&mut exchange.record, target);
+    exchange.record.detail.endpoint_region = target.region.clone();
+    if !std::ptr::eq(target, first) {
+        if let Some(charge) = exchange.charge.as_mut() {
+            gw.requote(host, charge, target).await;
+        }
+    }
     let limit = gw.settings.max_upstream_response_bytes;
     let reply_body = upstream::read_reply(&mut response.body, limit).await?;
-    if !(200..300).contains(&response.status) {
-        let retry_after = response.header("retry-after").map(str::to_string);
-        let (status, passed) = upstream::status_error(
-            response.status,
-            &reply_body,
-            retry_after.as_deref(),
-            target.provider,
-            Dialect::OpenAi,
-        )?;
-        audit.record.outcome = Outcome::Refused;
-        audit.record.status = status;
-        charge
-            .settle(host, Some(Usage::default()), Counted::default())
-            .await;
-        return Ok(full(status, passed, target));
-    }
     let (out, usage) = match target.provider {
         Provider::Mistral => {
             embeddings::mistral_response_to_openai(&reply_body, request.base64, &request.model)?
@@ -166,22 +126,29 @@ async fn serve<H: Host, B: ByteSource>(
             (reply_body, usage)
         }
     };
-    audit.record.usage = usage;
-    audit.record.status = response.status;
-    let (_, cost) = charge.cost(usage, Counted::default());
-    let charged = charge.settle(host, usage, Counted::default()).await;
-    audit.detail.settled_usd_micros = Some(charged.unwrap_or(cost));
-    audit.detail.response_sha256 = Some(content_sha256(&out));
+    exchange.record.record.usage = usage;
+    exchange.record.record.status = response.status;
+    let (_, _, charged) = exchange.cost(usage, Default::default());
+    exchange.record.detail.response_sha256 = Some(content_sha256(&out));
     let mut reply = full(response.status, out, target);
-    reply.headers.extend(charge.headers());
+    reply.headers.push(("x-asc-target".into(), key));
+    reply.headers.push((
+        "x-asc-attempts".into(),
+        exchange.record.detail.attempts.len().to_string(),
+    ));
+    if let Some(route) = &plan.plan.route_id {
+        reply.headers.push(("x-asc-route".into(), route.clone()));
+    }
+    if let Some(charge) = &exchange.charge {
+        reply.headers.extend(charge.headers());
+    }
     if let Some(v) = guarded.decisions().header_value() {
         reply.headers.push((guard::GUARDRAILS_HEADER.into(), v));
     }
-    reply.headers.push((
-        "x-asc-cost-usd-micros".into(),
-        charged.unwrap_or(cost).to_string(),
-    ));
-    Ok(reply)
+    reply
+        .headers
+        .push(("x-asc-cost-usd-micros".into(), charged.to_string()));
+    Ok(Served::Full { reply, usage })
 }
 
 fn full<S: ByteSource>(
@@ -193,6 +160,7 @@ fn full<S: ByteSource>(
         status,
         headers: served_headers("application/json", target),
         body: ReplyBody::Full(body),
+        diagnostic: None,
     }
 }
 

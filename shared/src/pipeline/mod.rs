@@ -2,12 +2,14 @@
 //! tenant, check residency and limits, then the operation. Every reply carries `x-request-id`.
 
 mod admission;
+mod after;
 mod attempts;
 mod auth;
 mod chat;
 mod circuits;
 mod dialect;
 mod embeddings;
+mod exchange;
 mod explain;
 mod models;
 mod plan;
@@ -15,8 +17,10 @@ mod provider;
 mod upstream;
 mod usage;
 
-pub use admission::{Charge, Counted, PRICE_TABLE_RECORD};
+pub use admission::{Charge, Counted, MAX_OUTPUT_TOKENS, PRICE_TABLE_RECORD};
+pub use after::{AfterResponse, Deferred};
 pub(crate) use chat::record_guardrails;
+pub(crate) use exchange::Exchange;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -32,7 +36,6 @@ use crate::host::{ByteSource, Host};
 use crate::http::{Inbound, Reply, ReplyBody};
 use crate::providers::Dialect;
 use crate::region::{Region, RegionCatalog};
-use crate::routing::circuit::CircuitState;
 use crate::secret::SecretRef;
 use crate::time::Timestamp;
 use crate::trace::TraceContext;
@@ -71,9 +74,17 @@ pub struct Gateway {
     tenants: RefCell<TtlCache<TenantEntry>>,
     keys: RefCell<TtlCache<Rc<KeyRecord>>>,
     prices: RefCell<TtlCache<Result<Rc<PriceTable>, String>>>,
-    circuits: RefCell<TtlCache<CircuitState>>,
+    circuits: RefCell<TtlCache<circuits::Learned>>,
     /// Requests per tenant since this isolate last asked for a retry permit.
     retry_counts: RefCell<HashMap<String, u64>>,
+}
+
+/// A handled request: the reply for the client, and what to do once it has gone out.
+pub struct Handled<S: ByteSource> {
+    pub reply: Reply<S>,
+    /// Run after the response (`ctx.waitUntil` on Workers); a stream's relay ends its own
+    /// request when the adapter calls [`crate::relay::Relay::finish`].
+    pub after: AfterResponse,
 }
 
 /// What is known about the request as it moves through the pipeline.
@@ -125,7 +136,7 @@ impl Gateway {
         &self,
         host: &H,
         req: Inbound<B>,
-    ) -> Reply<H::Body> {
+    ) -> Handled<H::Body> {
         let mut random = [0u8; 24];
         host.fill_random(&mut random);
         let ctx = RequestCtx {
@@ -138,7 +149,8 @@ impl Gateway {
             "/v1/messages" => Dialect::Anthropic,
             _ => Dialect::OpenAi,
         };
-        let mut reply = match self.route(host, &ctx, req).await {
+        let mut after = AfterResponse::default();
+        let mut reply = match self.route(host, &ctx, req, &mut after).await {
             Ok(reply) => reply,
             Err(err) => dialect::error_reply(dialect, &err),
         };
@@ -148,7 +160,7 @@ impl Gateway {
         reply
             .headers
             .push(("x-asc-region".into(), self.region.id.clone()));
-        reply
+        Handled { reply, after }
     }
 
     async fn route<H: Host, B: ByteSource>(
@@ -156,6 +168,7 @@ impl Gateway {
         host: &H,
         ctx: &RequestCtx,
         req: Inbound<B>,
+        after: &mut AfterResponse,
     ) -> Result<Reply<H::Body>, GatewayError> {
         let route = match (req.method.as_str(), req.path.as_str()) {
             ("GET" | "HEAD", "/healthz") => Route::Health,
@@ -206,37 +219,38 @@ impl Gateway {
             Route::Models => {
                 self.require_scope(&caller, Scope::Models)?;
                 let reply = models::list(&caller.tenant);
-                self.audit_simple(host, ctx, &caller, "models.list", 200)
+                self.record_simple(host, ctx, &caller, "models.list", after)
                     .await?;
                 Ok(reply)
             }
             Route::ChatCompletions => {
                 self.require_scope(&caller, Scope::Chat)?;
-                chat::handle(self, host, ctx, &caller, req, Dialect::OpenAi).await
+                chat::handle(self, host, ctx, &caller, req, Dialect::OpenAi, after).await
             }
             Route::Messages => {
                 self.require_scope(&caller, Scope::Chat)?;
-                chat::handle(self, host, ctx, &caller, req, Dialect::Anthropic).await
+                chat::handle(self, host, ctx, &caller, req, Dialect::Anthropic, after).await
             }
             Route::Embeddings => {
                 self.require_scope(&caller, Scope::Chat)?;
-                embeddings::handle(self, host, ctx, &caller, req).await
+                embeddings::handle(self, host, ctx, &caller, req, after).await
             }
             Route::Explain => {
                 self.require_scope(&caller, Scope::Chat)?;
                 let reply = explain::handle(self, host, &caller, req).await?;
-                self.audit_simple(host, ctx, &caller, "route.explain", 200)
+                self.record_simple(host, ctx, &caller, "route.explain", after)
                     .await?;
                 Ok(reply)
             }
             Route::Usage => {
                 self.require_scope(&caller, Scope::Usage)?;
                 let reply = usage::report(self, host, &caller).await?;
-                self.audit_simple(host, ctx, &caller, "usage.read", 200)
+                self.record_simple(host, ctx, &caller, "usage.read", after)
                     .await?;
                 Ok(reply)
             }
-            Route::Health => unreachable!("answered above"),
+            // Answered before authentication.
+            Route::Health => Ok(json_reply(200, Vec::new())),
         }
     }
 
@@ -283,32 +297,19 @@ impl Gateway {
         })
     }
 
-    async fn audit_simple<H: Host>(
+    /// Records a request that reads only (no upstream, no charge), before it is answered.
+    async fn record_simple<H: Host>(
         &self,
         host: &H,
         ctx: &RequestCtx,
         caller: &Caller,
         operation: &str,
-        status: u16,
+        after: &mut AfterResponse,
     ) -> Result<(), GatewayError> {
-        let mut event = self.audit_base(ctx, caller, operation);
-        event.record.status = status;
-        event.record.latency_ms = host.now().ms_since(ctx.started);
-        append_audit(host, &event).await
+        let mut exchange = Exchange::new(self, ctx, caller, operation);
+        exchange.record.record.status = 200;
+        exchange.end(host, after, None).await
     }
-}
-
-/// Appends a record; a request whose record cannot be stored is not answered as a success.
-pub(crate) async fn append_audit<H: Host>(
-    host: &H,
-    event: &AuditEvent,
-) -> Result<(), GatewayError> {
-    host.append_audit(event).await.map(|_| ()).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::AuditUnavailable,
-            format!("The audit log is unavailable ({e}); the request was not completed."),
-        )
-    })
 }
 
 pub(crate) fn json_reply<S: ByteSource>(status: u16, body: Vec<u8>) -> Reply<S> {
@@ -316,6 +317,7 @@ pub(crate) fn json_reply<S: ByteSource>(status: u16, body: Vec<u8>) -> Reply<S> 
         status,
         headers: vec![("content-type".into(), "application/json".into())],
         body: ReplyBody::Full(body),
+        diagnostic: None,
     }
 }
 
@@ -327,5 +329,6 @@ pub(crate) fn error_reply<S: ByteSource>(err: &GatewayError) -> Reply<S> {
     reply
         .headers
         .push(("x-asc-error-code".into(), err.code().to_string()));
+    reply.diagnostic = err.diagnostic.clone();
     reply
 }

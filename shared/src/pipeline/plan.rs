@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Caller, Charge, Gateway};
+use super::{AfterResponse, Caller, Charge, Gateway};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
@@ -34,9 +34,10 @@ impl Gateway {
         host: &H,
         caller: &Caller,
         meta: &RequestMeta<'_>,
+        after: &mut AfterResponse,
     ) -> Result<Planned, GatewayError> {
         let targets = routing::targets_of(&caller.tenant, meta);
-        let states = self.circuit_states(host, caller, &targets).await;
+        let states = self.circuit_states(host, caller, &targets, after).await;
         let mut random = [0u8; 8];
         host.fill_random(&mut random);
         let plan = routing::plan(

@@ -85,6 +85,38 @@ pub(super) fn chat_call(
     }
 }
 
+/// The embeddings request for `target`'s provider (OpenAI or Mistral; others have no such API).
+pub(super) fn embeddings_call(
+    target: &ModelTarget,
+    request: &crate::providers::embeddings::EmbeddingsRequest,
+    credential: &Secret,
+) -> Result<UpstreamCall, GatewayError> {
+    use crate::providers::embeddings;
+    let body = match target.provider {
+        Provider::Mistral => embeddings::mistral_request(request, &target.upstream_model)?,
+        Provider::OpenAi => {
+            reject_extensions(&request.body)?;
+            embeddings::openai_request(request, &target.upstream_model)?
+        }
+        Provider::Anthropic => {
+            return Err(GatewayError::new(
+                ErrorKind::UnsupportedOperation,
+                format!(
+                    "The model `{}` is served by {}, which has no embeddings API; use an embeddings model.",
+                    request.model,
+                    target.provider.as_str()
+                ),
+            )
+            .with_param("model"))
+        }
+    };
+    Ok(UpstreamCall {
+        operation: "embeddings",
+        headers: bearer(credential),
+        body,
+    })
+}
+
 /// Max output tokens the request will be sent with, for the budget reservation.
 pub(super) fn max_output_tokens(provider: Provider, asked: Option<u64>) -> Option<u64> {
     match provider {

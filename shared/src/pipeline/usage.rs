@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{json_reply, Caller, Gateway};
-use crate::budget::{BudgetStatus, LedgerId, LedgerOp, LedgerReply, UsageAsk, UsageReport};
+use crate::budget::{BudgetStatus, RateStatus, UsageReport};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
 use crate::http::Reply;
+use crate::ledger::{LedgerId, LedgerOp, LedgerReply, UsageAsk};
 
 pub(super) async fn report<H: Host>(
     gw: &Gateway,
@@ -102,9 +103,8 @@ fn merge(a: UsageReport, b: UsageReport) -> UsageReport {
             }
         }
     }
-    let rates = |x: Vec<crate::budget::ledger::RateStatus>,
-                 y: Vec<crate::budget::ledger::RateStatus>| {
-        let mut out: Vec<crate::budget::ledger::RateStatus> = Vec::new();
+    let rates = |x: Vec<RateStatus>, y: Vec<RateStatus>| {
+        let mut out: Vec<RateStatus> = Vec::new();
         for r in x.into_iter().chain(y) {
             match out.iter_mut().find(|o| o.scope == r.scope) {
                 Some(o) => {

@@ -1,27 +1,28 @@
-//! Driving the sequencer from a shared store with compare-and-swap instead of a single owner.
+//! Driving the sequencer from a store: the one shipping loop both hosts run.
 //!
-//! A Durable Object owns its stream and runs one call at a time (see the [`super`] docs). A host
-//! whose instances all write one database (Spin with SQLite) cannot hold the sequencer in memory:
-//! each call loads what it needs, and every change of the head is conditional on the head's
-//! version, so a call that lost a race re-runs against the winner's state. The store offers:
+//! A host gives the driver a [`TrailStore`] (where the head, the buffered entries and the
+//! per-source watermarks live) and an [`ObjectSink`] (the bucket). Every change of the head is
+//! conditional on the head's version, so a host whose instances share one database (Spin with
+//! SQLite) re-runs a call that lost a race against the winner's state; a host with a single owner
+//! (a Durable Object) always wins. The store offers:
 //!
-//! - an atomic *append*: if the head's version is still the one read, store the entry, replace
-//!   the head, bump the version and drop the request's open record, all in one statement (in
-//!   SQLite: an `INSERT` whose triggers check the version and update the head);
+//! - an atomic *append*: if the head's version is still the one read, store the entries, replace
+//!   the head, bump the version and move the source's watermark, all at once;
 //! - a conditional head swap, for the shipping steps;
-//! - plain reads of the buffered entries and the open records.
+//! - plain reads of the buffered entries and of a source's watermark.
 //!
-//! Appends need only the head (the entries stay where they are), so a request costs two
-//! statements however large the buffer. Shipping follows the same steps as the Durable Object:
-//! write the head holding the pending shipment, upload its objects, confirm, write the head,
-//! delete the shipped entries. A shipment is re-produced byte for byte until confirmed, so two
-//! instances flushing at once upload the same objects, and only one confirmation lands.
+//! Records arrive in batches from tenant ledgers ([`crate::ledger::ForwardBatch`]), numbered by
+//! their source; the watermark makes a resent batch (its acknowledgement was lost) a no-op, so
+//! each record is chained once. Shipping: write the head holding the pending shipment, upload its
+//! objects, confirm, write the head, delete the shipped entries. A shipment is re-produced byte
+//! for byte until confirmed, so two instances flushing at once upload the same objects, and only
+//! one confirmation lands.
 
 use super::sequencer::{Buffered, Sequencer, SequencerHead, ShipPolicy, TrailError};
 use super::{Entry, ObjectPut, SigningKeyring};
-use crate::audit::inflight::{due, OpenRecord};
 use crate::audit::AuditEvent;
 use crate::host::HostError;
+use crate::ledger::{ForwardAck, ForwardBatch};
 
 /// How many lost races a call tolerates before it gives up (the caller fails or retries later).
 pub const MAX_ATTEMPTS: usize = 32;
@@ -33,15 +34,11 @@ pub struct StoredHead {
     pub head: SequencerHead,
 }
 
-/// What an atomic append did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppendWrite {
-    Done,
-    /// The head's version moved: nothing was written.
-    Conflict,
-    /// The append had to claim an open record that is gone (chained or closed by another call):
-    /// nothing was written.
-    Claimed,
+/// A source's position after an append: every record of `source` through `through` is chained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark<'a> {
+    pub source: &'a str,
+    pub through: u64,
 }
 
 /// The storage a host gives the driver, for one audit stream per call.
@@ -50,17 +47,17 @@ pub trait TrailStore {
     async fn head(&self, stream: &str) -> Result<Option<StoredHead>, HostError>;
     /// Stores `head` as version 0 unless the stream has a head already.
     async fn create(&self, head: &SequencerHead) -> Result<(), HostError>;
-    /// In one atomic step, if the head's version is `base_version` (and, with `claim_open`,
-    /// the open record of `entry`'s request still exists): store `entry`, replace the head by
-    /// `next`, bump the version, and delete the open record of the entry's request, if any.
+    /// In one atomic step, if the head's version is `base_version`: store `entries`, replace the
+    /// head by `next`, bump the version and set the watermark. Returns whether it did.
     async fn append(
         &self,
         base_version: u64,
         next: &SequencerHead,
-        entry: &Buffered,
-        request_id: &str,
-        claim_open: bool,
-    ) -> Result<AppendWrite, HostError>;
+        entries: &[Buffered],
+        watermark: &Watermark<'_>,
+    ) -> Result<bool, HostError>;
+    /// How far `source` has been chained into `stream` (0: nothing yet).
+    async fn watermark(&self, stream: &str, source: &str) -> Result<u64, HostError>;
     /// Replaces the head if its version is still `base_version`; returns whether it did.
     async fn swap_head(&self, base_version: u64, head: &SequencerHead) -> Result<bool, HostError>;
     /// The buffered entries of `stream` after sequence `after`, in order.
@@ -69,10 +66,6 @@ pub trait TrailStore {
     async fn drop_entries(&self, stream: &str, through: u64) -> Result<(), HostError>;
     /// How many entries follow `after`, and when the oldest of them was appended.
     async fn backlog(&self, stream: &str, after: u64) -> Result<(u64, Option<u64>), HostError>;
-    async fn put_open(&self, stream: &str, open: &OpenRecord) -> Result<(), HostError>;
-    async fn open_records(&self, stream: &str) -> Result<Vec<OpenRecord>, HostError>;
-    /// The earliest `expires_ms` of the stream's open records.
-    async fn earliest_open(&self, stream: &str) -> Result<Option<u64>, HostError>;
 }
 
 /// Where shipped objects go (a bucket).
@@ -150,85 +143,59 @@ async fn load_head<S: TrailStore>(
 
 /// Chains `event` into `stream`; returns its sequence, or `None` when `claim_open` was set and
 /// another call had already chained or closed the request.
-async fn append_inner<S: TrailStore>(
+/// Chains a ledger's batch into its stream and returns how far that source is chained. Records
+/// the stream already has (a resent batch) are skipped, so each is chained once.
+pub async fn append_batch<S: TrailStore>(
     store: &S,
-    stream: &str,
-    event: &AuditEvent,
+    batch: &ForwardBatch,
     now_ms: u64,
-    claim_open: bool,
-) -> Result<Option<u64>, DriveError> {
+) -> Result<ForwardAck, DriveError> {
+    let stream = batch.stream.as_str();
+    if batch.records.is_empty() {
+        let through = store.watermark(stream, &batch.source).await?;
+        return Ok(ForwardAck { through });
+    }
+    let last = batch.last_seq();
     for _ in 0..MAX_ATTEMPTS {
         let stored = load_head(store, stream, now_ms).await?;
-        let (next, entry) = chain_next(&stored.head, event, now_ms)?;
-        let request_id = &event.record.request_id;
-        match store
-            .append(stored.version, &next, &entry, request_id, claim_open)
+        let chained = store.watermark(stream, &batch.source).await?;
+        if chained >= last {
+            return Ok(ForwardAck { through: chained });
+        }
+        let skip = usize::try_from(chained.saturating_sub(batch.first_seq - 1))
+            .map_err(|_| DriveError::Trail(TrailError::Corrupt("watermark overflow".into())))?;
+        let mut head = stored.head.clone();
+        let mut entries = Vec::with_capacity(batch.records.len().saturating_sub(skip));
+        for event in batch.records.iter().skip(skip) {
+            let (next, entry) = chain_next(&head, event, now_ms)?;
+            head = next;
+            entries.push(entry);
+        }
+        let watermark = Watermark {
+            source: &batch.source,
+            through: last,
+        };
+        if store
+            .append(stored.version, &head, &entries, &watermark)
             .await?
         {
-            AppendWrite::Done => return Ok(Some(entry.entry.sequence)),
-            AppendWrite::Claimed => return Ok(None),
-            AppendWrite::Conflict => continue,
+            return Ok(ForwardAck { through: last });
         }
     }
     Err(DriveError::Contended)
 }
 
-/// Chains a finished request's record (closing its open record, if it had one).
-pub async fn append<S: TrailStore>(
-    store: &S,
-    stream: &str,
-    event: &AuditEvent,
-    now_ms: u64,
-) -> Result<u64, DriveError> {
-    append_inner(store, stream, event, now_ms, false)
-        .await?
-        .ok_or(DriveError::Contended)
-}
-
-/// Records a stream that is about to start; see [`crate::audit::inflight`].
-pub async fn open<S: TrailStore>(
-    store: &S,
-    stream: &str,
-    event: &AuditEvent,
-    expires_ms: u64,
-) -> Result<(), DriveError> {
-    store
-        .put_open(stream, &OpenRecord::new(event.clone(), expires_ms))
-        .await?;
-    Ok(())
-}
-
-/// Chains, as partial, the open records whose time is up. Returns how many this call chained.
-pub async fn chain_abandoned<S: TrailStore>(
-    store: &S,
-    stream: &str,
-    now_ms: u64,
-) -> Result<usize, DriveError> {
-    let mut chained = 0;
-    for record in due(store.open_records(stream).await?, now_ms) {
-        let event = record.abandoned(now_ms);
-        if append_inner(store, stream, &event, now_ms, true)
-            .await?
-            .is_some()
-        {
-            chained += 1;
-        }
-    }
-    Ok(chained)
-}
-
-/// Whether a flush has work at `now_ms`: a pending shipment, a full or old batch, a digest due,
-/// or an open record to give up on. Mirrors [`Sequencer::alarm_at`] from the head and two
+/// Whether a flush has work at `now_ms`: a pending shipment, a full or old batch, or a digest
+/// due. Mirrors [`Sequencer::alarm_at`] from the head and two
 /// aggregates, so a request can check it without loading the buffer.
 pub fn flush_due(
     head: &SequencerHead,
     backlog: u64,
     oldest_ms: Option<u64>,
-    earliest_open: Option<u64>,
     now_ms: u64,
     policy: &ShipPolicy,
 ) -> bool {
-    if head.pending.is_some() || earliest_open.is_some_and(|t| t <= now_ms) {
+    if head.pending.is_some() {
         return true;
     }
     let digest_due = head
@@ -253,15 +220,7 @@ pub async fn needs_flush<S: TrailStore>(
         return Ok(false);
     };
     let (backlog, oldest) = store.backlog(stream, stored.head.shipped_sequence).await?;
-    let open = store.earliest_open(stream).await?;
-    Ok(flush_due(
-        &stored.head,
-        backlog,
-        oldest,
-        open,
-        now_ms,
-        policy,
-    ))
+    Ok(flush_due(&stored.head, backlog, oldest, now_ms, policy))
 }
 
 async fn restore<S: TrailStore>(
@@ -280,8 +239,7 @@ async fn restore<S: TrailStore>(
     )))
 }
 
-/// Chains abandoned streams, then uploads every due shipment (batch, then digest) and confirms
-/// it. Returns how many shipments this call confirmed. A failed upload leaves the shipment
+/// Uploads every due shipment (batch, then digest) and confirms it. Returns how many shipments this call confirmed. A failed upload leaves the shipment
 /// pending; the next flush re-produces it byte for byte.
 pub async fn flush<S: TrailStore, O: ObjectSink>(
     store: &S,
@@ -291,7 +249,6 @@ pub async fn flush<S: TrailStore, O: ObjectSink>(
     policy: &ShipPolicy,
     keyring: &SigningKeyring,
 ) -> Result<usize, DriveError> {
-    chain_abandoned(store, stream, now_ms).await?;
     let mut confirmed = 0;
     let mut attempts = 0;
     loop {

@@ -1,5 +1,5 @@
-//! The driver against an in-memory store with the SQL store's semantics: same objects as the
-//! Durable Object's way of driving the sequencer, lost races re-run, open records claimed once.
+//! The driver against an in-memory store with the SQL store's semantics: the same objects as a
+//! single owner driving the sequencer, lost races re-run, resent batches chained once.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ fn policy() -> ShipPolicy {
 struct Memory {
     head: RefCell<Option<StoredHead>>,
     entries: RefCell<BTreeMap<u64, Buffered>>,
-    open: RefCell<BTreeMap<String, OpenRecord>>,
+    watermarks: RefCell<BTreeMap<String, u64>>,
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     /// Before the next `swap_head` takes effect, another call appends this event.
     interleave: RefCell<Option<AuditEvent>>,
@@ -47,29 +47,32 @@ impl TrailStore for Memory {
         &self,
         base_version: u64,
         next: &SequencerHead,
-        entry: &Buffered,
-        request_id: &str,
-        claim_open: bool,
-    ) -> Result<AppendWrite, HostError> {
+        entries: &[Buffered],
+        watermark: &Watermark<'_>,
+    ) -> Result<bool, HostError> {
         let mut h = self.head.borrow_mut();
         let Some(stored) = h.as_mut().filter(|s| s.version == base_version) else {
-            return Ok(AppendWrite::Conflict);
+            return Ok(false);
         };
-        if claim_open && !self.open.borrow().contains_key(request_id) {
-            return Ok(AppendWrite::Claimed);
+        for entry in entries {
+            self.entries
+                .borrow_mut()
+                .insert(entry.entry.sequence, entry.clone());
         }
-        self.entries
-            .borrow_mut()
-            .insert(entry.entry.sequence, entry.clone());
         stored.head = next.clone();
         stored.version += 1;
-        self.open.borrow_mut().remove(request_id);
-        Ok(AppendWrite::Done)
+        self.watermarks
+            .borrow_mut()
+            .insert(watermark.source.to_string(), watermark.through);
+        Ok(true)
+    }
+    async fn watermark(&self, _stream: &str, source: &str) -> Result<u64, HostError> {
+        Ok(self.watermarks.borrow().get(source).copied().unwrap_or(0))
     }
     async fn swap_head(&self, base_version: u64, head: &SequencerHead) -> Result<bool, HostError> {
         let rival = self.interleave.borrow_mut().take();
         if let Some(event) = rival {
-            super::append(self, "eu", &event, T0).await.expect("rival");
+            append(self, "eu", &event, T0).await.expect("rival");
         }
         let mut h = self.head.borrow_mut();
         match h.as_mut() {
@@ -99,18 +102,6 @@ impl TrailStore for Memory {
         let oldest = it.clone().next().map(|(_, b)| b.appended_ms);
         Ok((it.by_ref().count() as u64, oldest))
     }
-    async fn put_open(&self, _stream: &str, open: &OpenRecord) -> Result<(), HostError> {
-        self.open
-            .borrow_mut()
-            .insert(open.event.record.request_id.clone(), open.clone());
-        Ok(())
-    }
-    async fn open_records(&self, _stream: &str) -> Result<Vec<OpenRecord>, HostError> {
-        Ok(self.open.borrow().values().cloned().collect())
-    }
-    async fn earliest_open(&self, _stream: &str) -> Result<Option<u64>, HostError> {
-        Ok(self.open.borrow().values().map(|o| o.expires_ms).min())
-    }
 }
 
 impl ObjectSink for Memory {
@@ -127,6 +118,27 @@ impl ObjectSink for Memory {
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
+}
+
+/// One record from its own source (`src-<request id>`), chained: what a one-record batch does.
+async fn append(
+    store: &Memory,
+    stream: &str,
+    event: &AuditEvent,
+    now_ms: u64,
+) -> Result<u64, DriveError> {
+    let batch = ForwardBatch {
+        stream: stream.to_string(),
+        source: format!("src-{}", event.record.request_id),
+        first_seq: 1,
+        records: vec![event.clone()],
+    };
+    append_batch(store, &batch, now_ms).await?;
+    Ok(store
+        .head
+        .borrow()
+        .as_ref()
+        .map_or(0, |h| h.head.last_sequence))
 }
 
 #[test]
@@ -228,30 +240,51 @@ fn a_failed_upload_keeps_the_shipment_pending_and_the_retry_ships_the_same_bytes
 }
 
 #[test]
-fn an_abandoned_stream_is_chained_once_and_a_closed_one_not_at_all() {
+fn a_resent_batch_is_chained_once_and_a_partial_overlap_only_adds_the_rest() {
     let store = Memory::default();
-    let (ring, _) = keys();
-    run(open(&store, "eu", &event(1), T0 + 100)).expect("opens");
-    run(open(&store, "eu", &event(2), T0 + 100)).expect("opens");
-    // Request 2 finishes normally: its open record goes with the append.
-    run(append(&store, "eu", &event(2), T0 + 50)).expect("appends");
+    let batch = |first: u64, n: u64| ForwardBatch {
+        stream: "eu".into(),
+        source: "acme#2".into(),
+        first_seq: first,
+        records: (first..first + n).map(event).collect(),
+    };
     assert_eq!(
-        run(chain_abandoned(&store, "eu", T0 + 100)).expect("chains"),
-        1
+        run(append_batch(&store, &batch(1, 3), T0)).expect("appends"),
+        ForwardAck { through: 3 }
     );
+    // The acknowledgement was lost: the ledger sends the same records again.
     assert_eq!(
-        run(chain_abandoned(&store, "eu", T0 + 200)).expect("chains"),
-        0
+        run(append_batch(&store, &batch(1, 3), T0 + 1)).expect("appends"),
+        ForwardAck { through: 3 }
     );
-    let entries = store.entries.borrow();
-    let ids: Vec<&str> = entries
+    assert_eq!(store.entries.borrow().len(), 3, "nothing chained twice");
+    // The next batch overlaps what was chained: only 4 and 5 are new.
+    assert_eq!(
+        run(append_batch(&store, &batch(3, 3), T0 + 2)).expect("appends"),
+        ForwardAck { through: 5 }
+    );
+    let ids: Vec<String> = store
+        .entries
+        .borrow()
         .values()
-        .map(|b| b.entry.record["request_id"].as_str().unwrap_or(""))
+        .map(|b| {
+            b.entry.record["request_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
-    assert_eq!(ids, vec!["req_2", "req_1"]);
-    drop(entries);
-    run(flush(&store, &store, "eu", T0 + 5_000, &policy(), &ring)).expect("flushes");
-    assert!(store.open.borrow().is_empty());
+    assert_eq!(ids, vec!["req_1", "req_2", "req_3", "req_4", "req_5"]);
+    // Another source's numbering is its own.
+    let other = ForwardBatch {
+        source: "globex".into(),
+        ..batch(1, 1)
+    };
+    assert_eq!(
+        run(append_batch(&store, &other, T0 + 3)).expect("appends"),
+        ForwardAck { through: 1 }
+    );
+    assert_eq!(store.entries.borrow().len(), 6);
 }
 
 #[test]
@@ -267,7 +300,7 @@ fn flush_due_agrees_with_the_sequencers_alarm() {
         let buffered: Vec<&Buffered> = seq.buffered().collect();
         let oldest = buffered.first().map(|b| b.appended_ms);
         for probe in [now, now + 200, now + 1_000, now + 12_000] {
-            let due = flush_due(seq.head(), buffered.len() as u64, oldest, None, probe, &p);
+            let due = flush_due(seq.head(), buffered.len() as u64, oldest, probe, &p);
             assert_eq!(due, seq.alarm_at(&p) <= probe, "step {step}, probe {probe}");
         }
         if step % 5 == 4 {
@@ -276,5 +309,4 @@ fn flush_due_agrees_with_the_sequencers_alarm() {
             }
         }
     }
-    assert!(flush_due(seq.head(), 0, None, Some(T0), T0, &p));
 }

@@ -3,7 +3,7 @@
 //!
 //! # The log format
 //!
-//! A *stream* (one per region, or per shard of a region) is a gap-free sequence of [`Entry`]s
+//! A *stream* (one per region, or per shard of a region: [`streams`]) is a gap-free sequence of [`Entry`]s
 //! from 1, each hashing `{stream, sequence, prev_hash, record}` in canonical JSON (RFC 8785), so
 //! each hash covers the previous. The sequencer ships entries in *batches*, each described by a
 //! signed [`Digest`]; when there is nothing to ship it writes a *heartbeat* digest every
@@ -18,21 +18,12 @@
 //! | `audit/<stream>/batches/<first>-<last>.jsonl.gz` | gzip of JSON Lines, one canonical entry per line |
 //! | `audit/<stream>/digests/<digest_sequence>.json` | canonical JSON of a signed digest |
 //!
-//! # Driving the sequencer from a Durable Object
+//! # Driving the sequencer
 //!
-//! State: [`SequencerHead`] under [`HEAD_STORAGE_KEY`], each [`Buffered`] entry under
-//! [`entry_storage_key`]; on wake-up, [`Sequencer::restore`] from them (or [`Sequencer::new`]
-//! the first time). The signing keys come from a secret ([`SigningKeyring::from_secret`]).
-//!
-//! 1. Append (per request, before the response completes): [`Sequencer::append`]; write the head
-//!    and the returned entry in one atomic put; answer with its sequence; set the alarm to
-//!    [`Sequencer::alarm_at`] if it is earlier than the one set.
-//! 2. Alarm: loop on [`Sequencer::next_shipment`]: for each shipment, write the head (it now
-//!    holds the pending shipment), put its objects in order ([`Shipment::objects`]: the batch,
-//!    then the digest), then [`Sequencer::confirm`] and write the head and delete the
-//!    [`Confirmed::removed`] entries in one atomic write. Stop when it returns `None`; set the
-//!    alarm to [`Sequencer::alarm_at`]. If an upload fails, keep the state and retry later: the
-//!    next call returns the same shipment, byte for byte.
+//! Both hosts run [`drive`]: records arrive in batches from tenant ledgers
+//! ([`drive::append_batch`]), shipments go out through [`drive::flush`]. A host supplies the
+//! storage ([`drive::TrailStore`]) and the bucket ([`drive::ObjectSink`]); the signing keys come
+//! from a secret ([`SigningKeyring::from_secret`]).
 //!
 //! Verification: [`verify::verify`] over the objects, the public keys and `now_ms`.
 
@@ -45,6 +36,7 @@ pub mod keys;
 pub mod query;
 pub mod sequencer;
 pub mod shipment;
+pub mod streams;
 pub mod verify;
 
 #[cfg(test)]
@@ -60,6 +52,7 @@ pub use sequencer::{
     entry_storage_key, Buffered, Confirmed, ObjectPut, PendingShipment, Sequencer, SequencerHead,
     ShipPolicy, Shipment, ShipmentId, TrailError, HEAD_STORAGE_KEY,
 };
+pub use streams::AuditStreams;
 
 /// The object key of the batch holding records `first..=last` of `stream`.
 pub fn batch_key(stream: &str, first: u64, last: u64) -> String {

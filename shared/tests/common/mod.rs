@@ -1,5 +1,6 @@
 //! A fake host for scenario tests: in-memory KV, scripted upstream replies, a simulated clock,
-//! region-wide rate windows and an audit log, all observable by the test.
+//! tenant ledgers (budgets, rate windows, write-ahead records) whose outboxes are forwarded at
+//! once into an observable audit log, all observable by the test.
 #![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};
@@ -8,12 +9,11 @@ use std::rc::Rc;
 
 use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
 use asc_core::audit::{AuditEvent, AuditRecord};
-use asc_core::budget::{Ledger, LedgerId, LedgerOp, LedgerReply};
-use asc_core::host::{
-    AuditReceipt, ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse,
-};
-use asc_core::http::{Inbound, Reply, ReplyBody};
+use asc_core::host::{ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse};
+use asc_core::http::{Inbound, ReplyBody};
 use asc_core::ids::{KeyId, TenantId};
+use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, LedgerReply, OpenRequest, TenantLedger};
+use asc_core::pipeline::Handled;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
@@ -75,12 +75,15 @@ pub struct FakeHost {
     pub kv_reads: Cell<usize>,
     pub script: RefCell<VecDeque<Scripted>>,
     pub sent: RefCell<Vec<Sent>>,
-    pub ledgers: RefCell<HashMap<String, Ledger>>,
+    pub ledgers: RefCell<HashMap<String, TenantLedger>>,
+    /// Every ledger operation, in order.
+    pub ledger_ops: RefCell<Vec<(String, LedgerOp)>>,
     pub ledger_down: Cell<bool>,
+    /// The chained records, as forwarded from the ledgers' outboxes.
     pub audit: RefCell<Vec<AuditRecord>>,
     pub events: RefCell<Vec<AuditEvent>>,
-    pub opened: RefCell<Vec<(AuditEvent, u64)>>,
-    pub audit_down: Cell<bool>,
+    /// When false, outboxes are kept (forward with `forward_all`).
+    pub forwarding: Cell<bool>,
     pub last_body_progress: RefCell<Option<Rc<Cell<usize>>>>,
     pub circuit_boards: RefCell<HashMap<String, CircuitBoard>>,
     pub circuit_ops: Cell<usize>,
@@ -99,11 +102,11 @@ impl FakeHost {
             script: RefCell::new(VecDeque::new()),
             sent: RefCell::new(Vec::new()),
             ledgers: RefCell::new(HashMap::new()),
+            ledger_ops: RefCell::new(Vec::new()),
             ledger_down: Cell::new(false),
             audit: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::new()),
-            opened: RefCell::new(Vec::new()),
-            audit_down: Cell::new(false),
+            forwarding: Cell::new(true),
             last_body_progress: RefCell::new(None),
             circuit_boards: RefCell::new(HashMap::new()),
             circuit_ops: Cell::new(0),
@@ -170,6 +173,43 @@ impl FakeHost {
 
     pub fn sent_count(&self) -> usize {
         self.sent.borrow().len()
+    }
+
+    /// The requests in flight in every ledger (their write-ahead records).
+    pub fn open_requests(&self) -> Vec<OpenRequest> {
+        self.ledgers
+            .borrow()
+            .values()
+            .flat_map(|l| l.open().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Forwards every ledger's outbox into the audit log, through the forwarding protocol.
+    pub fn forward_all(&self) {
+        let mut ledgers = self.ledgers.borrow_mut();
+        for (id, ledger) in ledgers.iter_mut() {
+            let id = LedgerId(id.clone());
+            while let Some(batch) = ledger.forward_batch(&id, "audit-local") {
+                for event in &batch.records {
+                    self.events.borrow_mut().push(event.clone());
+                    self.audit.borrow_mut().push(event.record.clone());
+                }
+                ledger.forwarded(ForwardAck {
+                    through: batch.last_seq(),
+                });
+            }
+        }
+    }
+
+    /// Gives up on every request whose time is up, as a ledger's alarm would, and forwards.
+    pub fn expire_all(&self) {
+        let now = self.clock_ms.get();
+        for ledger in self.ledgers.borrow_mut().values_mut() {
+            ledger.expire(now);
+        }
+        if self.forwarding.get() {
+            self.forward_all();
+        }
     }
 }
 
@@ -242,31 +282,19 @@ impl Host for FakeHost {
         if self.ledger_down.get() {
             return Err(HostError::Store("ledger down".into()));
         }
-        let mut ledgers = self.ledgers.borrow_mut();
-        Ok(ledgers
+        self.ledger_ops
+            .borrow_mut()
+            .push((ledger.as_str().to_string(), op.clone()));
+        let reply = self
+            .ledgers
+            .borrow_mut()
             .entry(ledger.as_str().to_string())
             .or_default()
-            .apply(op))
-    }
-
-    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditReceipt, HostError> {
-        if self.audit_down.get() {
-            return Err(HostError::Store("audit sequencer down".into()));
+            .apply(op);
+        if self.forwarding.get() {
+            self.forward_all();
         }
-        self.events.borrow_mut().push(event.clone());
-        let mut audit = self.audit.borrow_mut();
-        audit.push(event.record.clone());
-        Ok(AuditReceipt {
-            sequence: audit.len() as u64,
-        })
-    }
-
-    async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError> {
-        if self.audit_down.get() {
-            return Err(HostError::Store("audit sequencer down".into()));
-        }
-        self.opened.borrow_mut().push((event.clone(), expires_ms));
-        Ok(())
+        Ok(reply)
     }
 
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {
@@ -348,24 +376,27 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
 }
 
-/// Runs a request and collects a full reply body (pumping a stream to its end).
+/// Runs a request as an adapter does: the reply (pumping a stream to its end, then finishing
+/// it), then the work left for after the response.
 pub fn run(
     gw: &Gateway,
     host: &FakeHost,
     req: Inbound<Chunks>,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     block_on(async {
-        let reply: Reply<FakeBody> = gw.handle(host, req).await;
+        let Handled { reply, after } = gw.handle(host, req).await;
         let body = match reply.body {
             ReplyBody::Full(b) => b,
             ReplyBody::Stream(mut relay) => {
                 let mut out = Vec::new();
-                while let Some(chunk) = relay.next(host).await {
+                while let Some(chunk) = relay.next().await {
                     out.extend(chunk);
                 }
+                let _ = relay.finish(host).await;
                 out
             }
         };
+        let _ = after.run(gw, host).await;
         (reply.status, reply.headers, body)
     })
 }

@@ -6,8 +6,9 @@
 //! digest's record range (contiguous from 1 across digests, `count`); every batch's SHA-256,
 //! canonical lines, sequences, `prev_hash` links, hashes, count and chain head; batches no digest
 //! describes; and the tail: the newest digest must be no older than `heartbeat_ms + grace_ms`
-//! before `now_ms`. A stream deleted whole is not detectable from its own objects: compare the
-//! streams found with the ones expected.
+//! before `now_ms`. A stream deleted whole is not detectable from its own objects; a shard's
+//! name says how many shards its set has (`<base>-<k>-of-<n>`, see [`super::streams`]), so a
+//! missing shard is reported, and a region's single stream must be compared with the expected one.
 
 mod problem;
 mod records;
@@ -143,6 +144,7 @@ pub fn verify(
             "no audit objects (audit/<stream>/...) found",
         ));
     }
+    missing_shards(streams.keys(), &mut problems);
     let mut summaries = Vec::new();
     let mut records = Vec::new();
     for (name, objects) in &streams {
@@ -157,5 +159,27 @@ pub fn verify(
         streams: summaries,
         problems,
         records,
+    }
+}
+
+/// Every shard of every set seen (`<base>-<k>-of-<n>`) must have objects.
+fn missing_shards<'a>(found: impl Iterator<Item = &'a String>, problems: &mut Vec<Problem>) {
+    let found: Vec<&String> = found.collect();
+    let mut sets: BTreeMap<(&str, u32), Vec<u32>> = BTreeMap::new();
+    for name in &found {
+        if let Some((base, k, n)) = super::streams::shard_of_name(name) {
+            sets.entry((base, n)).or_default().push(k);
+        }
+    }
+    for ((base, n), present) in sets {
+        for k in (0..n).filter(|k| !present.contains(k)) {
+            problems.push(
+                Problem::new(
+                    ProblemKind::MissingStream,
+                    format!("shard {k} of {n} has no objects, while other shards of the set do"),
+                )
+                .object(&format!("audit/{base}-{k}-of-{n}/")),
+            );
+        }
     }
 }

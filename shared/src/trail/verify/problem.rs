@@ -51,11 +51,13 @@ pub enum ProblemKind {
     CountMismatch,
     /// The newest digest is older than one heartbeat period plus grace: the tail may be cut.
     TailStale,
+    /// A shard of a region's set of streams (`<base>-<k>-of-<n>`) has no objects at all.
+    MissingStream,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 21] = [
+    pub const ALL: [ProblemKind; 22] = [
         ProblemKind::NoObjects,
         ProblemKind::UnexpectedObject,
         ProblemKind::Malformed,
@@ -77,6 +79,7 @@ impl ProblemKind {
         ProblemKind::ChainHeadMismatch,
         ProblemKind::CountMismatch,
         ProblemKind::TailStale,
+        ProblemKind::MissingStream,
     ];
 
     pub fn code(self) -> &'static str {
@@ -102,6 +105,7 @@ impl ProblemKind {
             ProblemKind::ChainHeadMismatch => "chain_head_mismatch",
             ProblemKind::CountMismatch => "count_mismatch",
             ProblemKind::TailStale => "tail_stale",
+            ProblemKind::MissingStream => "missing_stream",
         }
     }
 }

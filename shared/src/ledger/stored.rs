@@ -4,9 +4,9 @@
 //! operation at once, so each one loads the ledger with its version, applies the operation in
 //! memory and stores the result only if the version has not moved (one conditional statement,
 //! `UPDATE ... WHERE id = ? AND version = ?`). A lost race changes nothing and is re-run against
-//! the fresh state, so the arithmetic stays `Ledger::apply`'s and the invariants hold.
+//! the fresh state, so the arithmetic stays [`TenantLedger::apply`]'s and the invariants hold.
 
-use super::ledger::{Ledger, LedgerId, LedgerOp, LedgerReply};
+use super::{LedgerId, LedgerOp, LedgerReply, TenantLedger};
 use crate::host::HostError;
 
 /// How many times an operation is re-run after losing a race before the host gives up (the
@@ -36,7 +36,13 @@ pub async fn apply_stored<S: LedgerStore>(
     id: &LedgerId,
     op: &LedgerOp,
 ) -> Result<LedgerReply, HostError> {
-    apply_versioned(store, id, |ledger: &mut Ledger| ledger.apply(op)).await
+    apply_versioned(store, id, |ledger: &mut TenantLedger| {
+        let reply = ledger.apply(op);
+        // The whole state is stored as one row: piecewise writes are not needed.
+        ledger.clear_writes();
+        reply
+    })
+    .await
 }
 
 /// The same compare-and-swap loop for any state kept as one versioned JSON row (the ledger, a
@@ -82,7 +88,9 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::budget::{BudgetLine, Mode, Period, ReserveAsk, ReserveReply};
+    use crate::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+    use crate::budget::{BudgetLine, Mode, Period, ReserveAsk};
+    use crate::ledger::AdmitAsk;
 
     /// An in-memory table; `interfere` makes the next `n` swaps lose to another writer that
     /// reserves `rival` first.
@@ -107,9 +115,9 @@ mod tests {
                 let mut rows = self.rows.borrow_mut();
                 let row = rows.entry(id.as_str().to_string()).or_insert(StoredLedger {
                     version: 0,
-                    json: serde_json::to_string(&Ledger::default()).expect("json"),
+                    json: serde_json::to_string(&TenantLedger::default()).expect("json"),
                 });
-                let mut ledger: Ledger = serde_json::from_str(&row.json).expect("ledger");
+                let mut ledger: TenantLedger = serde_json::from_str(&row.json).expect("ledger");
                 ledger.apply(&op);
                 row.json = serde_json::to_string(&ledger).expect("json");
                 row.version += 1;
@@ -131,27 +139,55 @@ mod tests {
     }
 
     fn reserve(request_id: &str, amount: u64) -> LedgerOp {
-        LedgerOp::Reserve(ReserveAsk {
+        let now_ms = 1_767_225_600_000;
+        let expires_ms = 1_767_225_660_000;
+        let record = AuditEvent::from(AuditRecord {
+            schema_version: AUDIT_SCHEMA_VERSION,
             request_id: request_id.into(),
-            now_ms: 1_767_225_600_000,
-            amount_micros: amount,
-            tokens: 10,
-            budgets: vec![BudgetLine {
-                key: "monthly".into(),
-                budget_id: "monthly".into(),
-                limit_micros: 100,
-                period: Period::Monthly,
-                mode: Mode::Hard,
-                alert_percents: vec![],
-            }],
-            requests_per_minute: vec![],
-            tokens_per_minute: vec![],
-            expires_ms: 1_767_225_660_000,
+            timestamp_ms: now_ms,
+            region: "local".into(),
+            tenant_id: Some("acme".into()),
+            key_id: Some("k_1".into()),
+            operation: "chat.completions".into(),
+            requested_model: None,
+            served_model: None,
+            provider: None,
+            endpoint_host: None,
+            stream: false,
+            outcome: Outcome::Partial,
+            status: 0,
+            error_code: None,
+            usage: None,
+            latency_ms: 0,
+            policy_version: None,
+            trace_id: "t".into(),
+        });
+        LedgerOp::Admit(AdmitAsk {
+            now_ms,
+            expires_ms,
+            record,
+            reserve: Some(ReserveAsk {
+                request_id: request_id.into(),
+                now_ms,
+                amount_micros: amount,
+                tokens: 10,
+                budgets: vec![BudgetLine {
+                    key: "monthly".into(),
+                    budget_id: "monthly".into(),
+                    limit_micros: 100,
+                    period: Period::Monthly,
+                    mode: Mode::Hard,
+                    alert_percents: vec![],
+                }],
+                requests_per_minute: vec![],
+                tokens_per_minute: vec![],
+                expires_ms,
+            }),
         })
     }
 
     fn admitted(reply: &LedgerReply) -> bool {
-        matches!(reply, LedgerReply::Reserve(ReserveReply::Admitted { .. }))
+        matches!(reply, LedgerReply::Admitted { .. })
     }
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -170,16 +206,22 @@ mod tests {
             !admitted(&reply),
             "a stale admit would overspend: {reply:?}"
         );
-        assert_eq!(table.swaps.get(), 1, "a refusal stores nothing");
+        // The refusal is stored too: the ledger records it in its outbox.
+        assert_eq!(table.swaps.get(), 2);
         let stored = table.rows.borrow().get("acme").cloned().expect("row");
-        assert_eq!(stored.version, 1, "only the rival's write landed");
+        assert_eq!(
+            stored.version, 2,
+            "the rival's write, then the refusal's record"
+        );
+        let ledger: TenantLedger = serde_json::from_str(&stored.json).expect("ledger");
+        assert_eq!(ledger.outbox_len(), 1, "the refusal is recorded");
 
         // Room for 40 more: admitted on the retry after another lost race.
         *table.rival.borrow_mut() = Some(reserve("rival-2", 0));
         table.interfere.set(1);
         let reply = run(apply_stored(&table, &id, &reserve("small", 40))).expect("applied");
         assert!(admitted(&reply), "{reply:?}");
-        assert_eq!(table.rows.borrow()["acme"].version, 3);
+        assert_eq!(table.rows.borrow()["acme"].version, 4);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The per-tenant ledger: dollar budgets, request and token rate limits, and the reservations that
-//! tie them together. Reserve the worst case before the upstream call, settle the actual cost
-//! after it, expire what is never settled. The host (a Durable Object per tenant) persists a
-//! `Ledger` and applies one operation at a time; all arithmetic is here.
+//! A tenant's budgets: dollar budgets, request and token rate limits, and the reservations that tie
+//! them together. Reserve the worst case before the upstream call, settle the actual cost after
+//! it, expire what is never settled. [`crate::ledger::TenantLedger`] holds one [`Budgets`] per
+//! ledger object and applies one operation at a time; all the arithmetic is here.
 //!
 //! Invariant, per hard budget and period: `spent + reserved <= limit`. A reservation is admitted
 //! only if it fits; a settle moves at most the reserved amount from `reserved` to `spent`; an
@@ -58,6 +58,17 @@ pub enum Refusal {
     Budget { budget_id: String },
     Requests { scope: String },
     Tokens { scope: String },
+}
+
+impl Refusal {
+    /// The error code the client gets (and the audit record holds); always with status 429.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Budget { .. } => "budget_exceeded",
+            Refusal::Requests { .. } => "rate_limit_exceeded",
+            Refusal::Tokens { .. } => "token_rate_limit_exceeded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +152,7 @@ struct Held {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Reservation {
+pub struct Reservation {
     amount: u64,
     tokens: u64,
     token_window_start_ms: u64,
@@ -157,9 +168,16 @@ struct Window {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ledger {
-    budgets: BTreeMap<String, BudgetState>,
+pub struct Budgets {
+    totals: Totals,
     reservations: BTreeMap<String, Reservation>,
+}
+
+/// Everything but the open reservations: small, and rewritten by every operation. A host that
+/// stores the ledger in pieces keeps it under one key and each reservation under its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    budgets: BTreeMap<String, BudgetState>,
     request_windows: BTreeMap<String, Window>,
     token_windows: BTreeMap<String, Window>,
 }
@@ -184,7 +202,7 @@ fn window_add(windows: &mut BTreeMap<String, Window>, scope: &str, now_ms: u64, 
     w.used = w.used.saturating_add(amount);
 }
 
-impl Ledger {
+impl Budgets {
     /// Admits the request only if every hard budget and every rate limit has room for its worst
     /// case; then holds that amount against all of them at once. A refusal changes nothing.
     pub fn reserve(&mut self, ask: &ReserveAsk) -> ReserveReply {
@@ -199,7 +217,7 @@ impl Ledger {
             self.roll(line, now);
         }
         for limit in &ask.requests_per_minute {
-            if window_used(&self.request_windows, &limit.scope, now) + 1 > limit.per_minute {
+            if window_used(&self.totals.request_windows, &limit.scope, now) + 1 > limit.per_minute {
                 return self.refuse(
                     Refusal::Requests {
                         scope: limit.scope.clone(),
@@ -210,7 +228,7 @@ impl Ledger {
             }
         }
         for limit in &ask.tokens_per_minute {
-            let used = window_used(&self.token_windows, &limit.scope, now);
+            let used = window_used(&self.totals.token_windows, &limit.scope, now);
             if used.saturating_add(ask.tokens) > limit.per_minute {
                 // A request larger than the whole limit can never fit: no Retry-After.
                 let retry =
@@ -240,7 +258,7 @@ impl Ledger {
 
         let mut held = Vec::with_capacity(ask.budgets.len());
         for line in &ask.budgets {
-            let state = self.budgets.entry(line.key.clone()).or_default();
+            let state = self.totals.budgets.entry(line.key.clone()).or_default();
             state.current.reserved = state.current.reserved.saturating_add(ask.amount_micros);
             held.push(Held {
                 line: line.clone(),
@@ -248,10 +266,15 @@ impl Ledger {
             });
         }
         for limit in &ask.requests_per_minute {
-            window_add(&mut self.request_windows, &limit.scope, now, 1);
+            window_add(&mut self.totals.request_windows, &limit.scope, now, 1);
         }
         for limit in &ask.tokens_per_minute {
-            window_add(&mut self.token_windows, &limit.scope, now, ask.tokens);
+            window_add(
+                &mut self.totals.token_windows,
+                &limit.scope,
+                now,
+                ask.tokens,
+            );
         }
         self.reservations.insert(
             ask.request_id.clone(),
@@ -286,7 +309,7 @@ impl Ledger {
         if res.token_window_start_ms == minute_start(ask.now_ms) {
             let unused = res.tokens.saturating_sub(ask.actual_tokens);
             for scope in &res.token_scopes {
-                if let Some(w) = self.token_windows.get_mut(scope) {
+                if let Some(w) = self.totals.token_windows.get_mut(scope) {
                     if w.start_ms == res.token_window_start_ms {
                         w.used = w.used.saturating_sub(unused);
                     }
@@ -330,6 +353,23 @@ impl Ledger {
         self.reservations.len()
     }
 
+    /// The reservation held for `request_id`, if any (for a host that stores it on its own).
+    pub fn reservation(&self, request_id: &str) -> Option<&Reservation> {
+        self.reservations.get(request_id)
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Rebuilds budgets stored in pieces: the totals and each open reservation.
+    pub fn from_parts(totals: Totals, reservations: BTreeMap<String, Reservation>) -> Self {
+        Budgets {
+            totals,
+            reservations,
+        }
+    }
+
     /// The state of the given budgets and limits now, for the usage API.
     pub fn usage(
         &mut self,
@@ -351,11 +391,11 @@ impl Ledger {
             budgets: self.statuses(budgets, now_ms),
             requests_per_minute: rates
                 .iter()
-                .map(|l| limit_status(&self.request_windows, l))
+                .map(|l| limit_status(&self.totals.request_windows, l))
                 .collect(),
             tokens_per_minute: tokens
                 .iter()
-                .map(|l| limit_status(&self.token_windows, l))
+                .map(|l| limit_status(&self.totals.token_windows, l))
                 .collect(),
         }
     }
@@ -376,7 +416,11 @@ impl Ledger {
     /// Moves `charged` of a reservation to spent and releases the whole reservation.
     fn release(&mut self, res: &Reservation, charged: u64, now_ms: u64) {
         for held in &res.held {
-            let state = self.budgets.entry(held.line.key.clone()).or_default();
+            let state = self
+                .totals
+                .budgets
+                .entry(held.line.key.clone())
+                .or_default();
             let totals = if state.current.start_ms == held.period_start_ms {
                 Some(&mut state.current)
             } else {
@@ -402,7 +446,7 @@ impl Ledger {
 
     /// Starts a new calendar period when `now` has passed the current one's end.
     fn roll(&mut self, line: &BudgetLine, now_ms: u64) {
-        let state = self.budgets.entry(line.key.clone()).or_default();
+        let state = self.totals.budgets.entry(line.key.clone()).or_default();
         match line.period {
             Period::Rolling { .. } => {
                 // Reservations stay in one pot; spend lives in buckets.
@@ -429,7 +473,7 @@ impl Ledger {
 
     /// Spent plus reserved in the line's current period (or window).
     fn used(&self, line: &BudgetLine, now_ms: u64) -> u64 {
-        let Some(state) = self.budgets.get(&line.key) else {
+        let Some(state) = self.totals.budgets.get(&line.key) else {
             return 0;
         };
         match line.period {
@@ -453,7 +497,7 @@ impl Ledger {
         match line.period {
             Period::Rolling { window_ms } => {
                 // Wait for the oldest buckets to leave the window until the amount fits.
-                let state = self.budgets.get(&line.key)?;
+                let state = self.totals.budgets.get(&line.key)?;
                 let mut used = self.used(line, now_ms);
                 let bucket = bucket_ms(window_ms);
                 for (start, spent) in &state.buckets {
@@ -472,7 +516,12 @@ impl Ledger {
         lines
             .iter()
             .map(|line| {
-                let state = self.budgets.get(&line.key).cloned().unwrap_or_default();
+                let state = self
+                    .totals
+                    .budgets
+                    .get(&line.key)
+                    .cloned()
+                    .unwrap_or_default();
                 let used = self.used(line, now_ms);
                 let reserved = state.current.reserved;
                 let (start, end) = match line.period {
@@ -510,8 +559,10 @@ impl Ledger {
 
     fn prune_windows(&mut self, now_ms: u64) {
         let start = minute_start(now_ms);
-        self.request_windows.retain(|_, w| w.start_ms == start);
-        self.token_windows.retain(|_, w| w.start_ms == start);
+        self.totals
+            .request_windows
+            .retain(|_, w| w.start_ms == start);
+        self.totals.token_windows.retain(|_, w| w.start_ms == start);
     }
 }
 
@@ -528,116 +579,4 @@ pub struct UsageReport {
     pub budgets: Vec<BudgetStatus>,
     pub requests_per_minute: Vec<RateStatus>,
     pub tokens_per_minute: Vec<RateStatus>,
-}
-
-/// Which ledger holds a request's counters: the tenant's, or one shard of it.
-///
-/// A tenant whose traffic would overload one Durable Object (~1,000 requests/s, so shard from
-/// ~500) is split into `shards` ledgers. A key always maps to the same shard, so its own budgets
-/// and limits are exact there; tenant- and tag-wide budgets and limits are divided into fixed
-/// shares, one per shard, so their sum never exceeds the limit (a skewed load may be refused by
-/// its shard while another still has room).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct LedgerId(pub String);
-
-impl LedgerId {
-    pub fn new(tenant: &str, shard: u32, shards: u32) -> Self {
-        if shards <= 1 {
-            LedgerId(tenant.to_string())
-        } else {
-            LedgerId(format!("{tenant}#{shard}"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The shard a key's requests go to.
-pub fn shard_of(key_id: &str, shards: u32) -> u32 {
-    if shards <= 1 {
-        0
-    } else {
-        crc32fast::hash(key_id.as_bytes()) % shards
-    }
-}
-
-/// Shard `shard`'s share of a tenant-wide `limit`: the shares of all shards add up to `limit`.
-pub fn share(limit: u64, shard: u32, shards: u32) -> u64 {
-    let n = u64::from(shards.max(1));
-    limit / n + u64::from(u64::from(shard) < limit % n)
-}
-
-/// What the core asks of a tenant's ledger host, in one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum LedgerOp {
-    Reserve(ReserveAsk),
-    Settle(SettleAsk),
-    Usage(UsageAsk),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageAsk {
-    pub now_ms: u64,
-    pub budgets: Vec<BudgetLine>,
-    pub requests_per_minute: Vec<RateLimit>,
-    pub tokens_per_minute: Vec<RateLimit>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reply", rename_all = "snake_case")]
-pub enum LedgerReply {
-    Reserve(ReserveReply),
-    Settle(SettleReply),
-    Usage(UsageReport),
-}
-
-impl Ledger {
-    /// Applies one operation; the host persists the ledger afterwards and wakes at `next_expiry`.
-    pub fn apply(&mut self, op: &LedgerOp) -> LedgerReply {
-        match op {
-            LedgerOp::Reserve(ask) => {
-                self.expire(ask.now_ms);
-                LedgerReply::Reserve(self.reserve(ask))
-            }
-            LedgerOp::Settle(ask) => LedgerReply::Settle(self.settle(ask)),
-            LedgerOp::Usage(ask) => {
-                self.expire(ask.now_ms);
-                LedgerReply::Usage(self.usage(
-                    &ask.budgets,
-                    &ask.requests_per_minute,
-                    &ask.tokens_per_minute,
-                    ask.now_ms,
-                ))
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_add_up_to_the_limit() {
-        for (limit, shards) in [(0u64, 1u32), (7, 3), (1000, 4), (5, 8), (u64::MAX / 4, 64)] {
-            let total: u128 = (0..shards)
-                .map(|s| u128::from(share(limit, s, shards)))
-                .sum();
-            assert_eq!(total, u128::from(limit), "{limit} over {shards}");
-        }
-        assert_eq!(share(7, 0, 3), 3);
-        assert_eq!(share(7, 2, 3), 2);
-    }
-
-    #[test]
-    fn one_shard_is_the_tenant_itself() {
-        assert_eq!(LedgerId::new("acme", 0, 1).as_str(), "acme");
-        assert_eq!(LedgerId::new("acme", 3, 4).as_str(), "acme#3");
-        assert_eq!(shard_of("k_anything", 1), 0);
-        assert!(shard_of("k_anything", 4) < 4);
-    }
 }

@@ -1,0 +1,354 @@
+//! The tenant ledger: the one durable object a request talks to. It holds the tenant's budgets
+//! and rate windows ([`Budgets`]), the opening record of every request in flight (its
+//! write-ahead entry), and an outbox of finished records on their way to the region's audit
+//! stream. A host keeps one per tenant (or tenant shard, [`LedgerId`]) and applies one
+//! operation at a time: a Durable Object on Workers, a versioned SQLite row on Spin.
+//!
+//! A request costs it one operation before the upstream call ([`LedgerOp::Admit`]: reserve +
+//! opening record) and one after the response ([`LedgerOp::Commit`]: settle + final record),
+//! and the second is off the client's critical path. What is durable when:
+//!
+//! - after `Admit`: the reservation and the opening record. If the commit never comes (the
+//!   isolate died, the client left and the platform cancelled the work), [`TenantLedger::expire`]
+//!   charges the reservation in full at `expires_ms` and queues the opening record as `partial`.
+//! - after `Commit` or `Record`: the final record, in the outbox, in the same atomic write as the
+//!   settle. The host forwards the outbox in batches ([`TenantLedger::forward_batch`]) to the
+//!   audit stream, which acknowledges by sequence ([`TenantLedger::forwarded`]); a batch is
+//!   resent until acknowledged and the stream drops what it already has, so each record is
+//!   chained exactly once.
+
+mod ops;
+mod storage;
+pub mod stored;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use ops::{
+    shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
+};
+pub use storage::{LedgerWrites, META_KEY, OPEN_PREFIX, OUTBOX_PREFIX, TOTALS_KEY};
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::budget::{Budgets, ReserveReply, SettleAsk, SettleReply};
+
+/// Most records one forward carries (each record is ~1-2 KB of JSON).
+pub const FORWARD_BATCH_MAX: usize = 256;
+
+/// A request in flight: its opening record and when it is given up on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenRequest {
+    pub record: AuditEvent,
+    pub expires_ms: u64,
+}
+
+/// A batch of records on its way from a ledger to an audit stream. Sequences are the ledger's
+/// own (its outbox numbering), contiguous, so the stream can drop what it already chained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardBatch {
+    /// The audit stream it goes to.
+    pub stream: String,
+    /// The ledger it comes from (the stream keeps a watermark per source).
+    pub source: String,
+    pub first_seq: u64,
+    pub records: Vec<AuditEvent>,
+}
+
+impl ForwardBatch {
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + self.records.len() as u64 - 1
+    }
+}
+
+/// The stream's answer: every record of the source up to `through` is chained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardAck {
+    pub through: u64,
+}
+
+/// A forward sent and not yet acknowledged. Persisted before sending, so a restarted ledger
+/// resends the same records to the same stream (even if the region's shard count changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub stream: String,
+    pub through: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Meta {
+    /// The outbox sequence of the next record (from 1).
+    next_seq: u64,
+    /// Acknowledged by the audit stream through this sequence.
+    forwarded: u64,
+    in_flight: Option<InFlight>,
+}
+
+/// Which pieces changed since the host last stored them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Dirty {
+    totals: bool,
+    meta: bool,
+    open: BTreeSet<String>,
+    outbox: BTreeSet<u64>,
+}
+
+/// One ledger's state; see the module docs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantLedger {
+    budgets: Budgets,
+    open: BTreeMap<String, OpenRequest>,
+    outbox: BTreeMap<u64, AuditEvent>,
+    meta: Meta,
+    #[serde(skip)]
+    dirty: Dirty,
+}
+
+impl TenantLedger {
+    /// Applies one operation. The host stores [`TenantLedger::take_writes`] (or the whole state)
+    /// before it answers, and wakes at [`TenantLedger::wake_at`].
+    pub fn apply(&mut self, op: &LedgerOp) -> LedgerReply {
+        match op {
+            LedgerOp::Admit(ask) => {
+                self.expire(ask.now_ms);
+                self.admit(ask)
+            }
+            LedgerOp::Commit(ask) => self.commit(ask),
+            LedgerOp::Record(ask) => {
+                self.push_record(ask.record.clone());
+                LedgerReply::Recorded
+            }
+            LedgerOp::Usage(ask) => {
+                self.expire(ask.now_ms);
+                self.dirty.totals = true;
+                LedgerReply::Usage(self.budgets.usage(
+                    &ask.budgets,
+                    &ask.requests_per_minute,
+                    &ask.tokens_per_minute,
+                    ask.now_ms,
+                ))
+            }
+        }
+    }
+
+    fn admit(&mut self, ask: &AdmitAsk) -> LedgerReply {
+        let id = ask.record.record.request_id.clone();
+        if self.open.contains_key(&id) {
+            // A retried admission holds nothing twice.
+            return LedgerReply::Admitted {
+                budgets: Vec::new(),
+            };
+        }
+        let budgets = match &ask.reserve {
+            None => Vec::new(),
+            Some(reserve) => {
+                self.dirty.totals = true;
+                match self.budgets.reserve(reserve) {
+                    ReserveReply::Admitted { budgets } => budgets,
+                    ReserveReply::Refused {
+                        refusal,
+                        retry_after_ms,
+                        budgets,
+                    } => {
+                        let mut record = ask.record.clone();
+                        record.record.outcome = Outcome::Refused;
+                        record.record.status = 429;
+                        record.record.error_code = Some(refusal.code().to_string());
+                        record.record.latency_ms =
+                            ask.now_ms.saturating_sub(record.record.timestamp_ms);
+                        self.push_record(record);
+                        return LedgerReply::Refused {
+                            refusal,
+                            retry_after_ms,
+                            budgets,
+                        };
+                    }
+                }
+            }
+        };
+        self.open.insert(
+            id.clone(),
+            OpenRequest {
+                record: ask.record.clone(),
+                expires_ms: ask.expires_ms,
+            },
+        );
+        self.dirty.open.insert(id);
+        LedgerReply::Admitted { budgets }
+    }
+
+    fn commit(&mut self, ask: &CommitAsk) -> LedgerReply {
+        let id = ask.record.record.request_id.clone();
+        let mut record = ask.record.clone();
+        let on_time = self.open.remove(&id).is_some();
+        let charged = if on_time {
+            self.dirty.open.insert(id.clone());
+            match self.budgets.settle(&SettleAsk {
+                request_id: id,
+                now_ms: ask.now_ms,
+                actual_micros: ask.actual_micros,
+                actual_tokens: ask.actual_tokens,
+            }) {
+                SettleReply::Settled { charged_micros, .. } => {
+                    self.dirty.totals = true;
+                    record.detail.settled_usd_micros = Some(charged_micros);
+                    Some(charged_micros)
+                }
+                SettleReply::NotReserved => None,
+            }
+        } else {
+            // Given up on already: its reservation was charged in full and its opening record
+            // chained as partial. This record completes it and says so.
+            record.detail.after_expiry = Some(true);
+            None
+        };
+        self.push_record(record);
+        LedgerReply::Committed {
+            charged_micros: charged,
+            on_time,
+        }
+    }
+
+    /// Gives up on requests whose time is up: charges their reservations in full and queues
+    /// their opening records as `partial`. Returns how many it gave up on.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let expired = self.budgets.expire(now_ms);
+        if !expired.is_empty() {
+            self.dirty.totals = true;
+        }
+        let due: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.expires_ms <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            let Some(open) = self.open.remove(id) else {
+                continue;
+            };
+            self.dirty.open.insert(id.clone());
+            let mut record = open.record;
+            let r = &mut record.record;
+            r.outcome = Outcome::Partial;
+            if r.error_code.is_none() {
+                r.error_code = Some(
+                    if r.stream {
+                        "stream_abandoned"
+                    } else {
+                        "request_unfinished"
+                    }
+                    .to_string(),
+                );
+            }
+            r.latency_ms = now_ms.saturating_sub(r.timestamp_ms);
+            record.detail.settled_usd_micros = expired
+                .iter()
+                .find(|e| &e.request_id == id)
+                .map(|e| e.charged_micros);
+            self.push_record(record);
+        }
+        due.len()
+    }
+
+    fn push_record(&mut self, record: AuditEvent) {
+        let seq = self.meta.next_seq.max(1);
+        self.meta.next_seq = seq + 1;
+        self.outbox.insert(seq, record);
+        self.dirty.outbox.insert(seq);
+        self.dirty.meta = true;
+    }
+
+    /// The next batch to send to the audit stream `stream_for_new` (or the unacknowledged one,
+    /// to the stream it went to). Mark it in flight and store that before sending.
+    pub fn forward_batch(
+        &mut self,
+        source: &LedgerId,
+        stream_for_new: &str,
+    ) -> Option<ForwardBatch> {
+        let (first, &_) = self.outbox.first_key_value()?;
+        let first = *first;
+        let (stream, through) = match &self.meta.in_flight {
+            Some(f) if f.through >= first => (f.stream.clone(), f.through),
+            _ => {
+                let through = self
+                    .outbox
+                    .keys()
+                    .take(FORWARD_BATCH_MAX)
+                    .last()
+                    .copied()
+                    .unwrap_or(first);
+                self.meta.in_flight = Some(InFlight {
+                    stream: stream_for_new.to_string(),
+                    through,
+                });
+                self.dirty.meta = true;
+                (stream_for_new.to_string(), through)
+            }
+        };
+        let records: Vec<AuditEvent> = self
+            .outbox
+            .range(first..=through)
+            .map(|(_, r)| r.clone())
+            .collect();
+        Some(ForwardBatch {
+            stream,
+            source: source.as_str().to_string(),
+            first_seq: first,
+            records,
+        })
+    }
+
+    /// The stream acknowledged everything up to `ack.through`: drop it from the outbox.
+    pub fn forwarded(&mut self, ack: ForwardAck) {
+        let done: Vec<u64> = self.outbox.range(..=ack.through).map(|(s, _)| *s).collect();
+        for seq in done {
+            self.outbox.remove(&seq);
+            self.dirty.outbox.insert(seq);
+        }
+        self.meta.forwarded = self.meta.forwarded.max(ack.through);
+        if self
+            .meta
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.through <= ack.through)
+        {
+            self.meta.in_flight = None;
+        }
+        self.dirty.meta = true;
+    }
+
+    /// When the host should call back: the earliest request expiry, or `now_ms` plus
+    /// `forward_delay_ms` when records wait in the outbox (so a busy ledger forwards many per call).
+    pub fn wake_at(&self, now_ms: u64, forward_delay_ms: u64) -> Option<u64> {
+        let expiry = self.open.values().map(|o| o.expires_ms).min();
+        let forward = (!self.outbox.is_empty()).then(|| now_ms.saturating_add(forward_delay_ms));
+        match (expiry, forward) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn open_requests(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn open_request(&self, request_id: &str) -> Option<&OpenRequest> {
+        self.open.get(request_id)
+    }
+
+    /// The requests in flight.
+    pub fn open(&self) -> impl Iterator<Item = &OpenRequest> {
+        self.open.values()
+    }
+
+    /// Records waiting to be forwarded.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+}

@@ -1,0 +1,321 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::audit::{AuditRecord, Usage, AUDIT_SCHEMA_VERSION};
+use crate::budget::{BudgetLine, Mode, Period, ReserveAsk};
+use crate::ratelimit::RateLimit;
+
+const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const TTL: u64 = 60_000;
+
+fn record(id: &str, at: u64, stream: bool) -> AuditEvent {
+    AuditEvent::from(AuditRecord {
+        schema_version: AUDIT_SCHEMA_VERSION,
+        request_id: id.into(),
+        timestamp_ms: at,
+        region: "local".into(),
+        tenant_id: Some("acme".into()),
+        key_id: Some("k_1".into()),
+        operation: "chat.completions".into(),
+        requested_model: Some("gpt-4o-mini".into()),
+        served_model: Some("gpt-4o-mini".into()),
+        provider: Some("openai".into()),
+        endpoint_host: Some("127.0.0.1".into()),
+        stream,
+        outcome: Outcome::Partial,
+        status: 0,
+        error_code: None,
+        usage: None,
+        latency_ms: 0,
+        policy_version: None,
+        trace_id: "t".into(),
+    })
+}
+
+fn budget(limit: u64) -> BudgetLine {
+    BudgetLine {
+        key: "monthly".into(),
+        budget_id: "monthly".into(),
+        limit_micros: limit,
+        period: Period::Monthly,
+        mode: Mode::Hard,
+        alert_percents: vec![],
+    }
+}
+
+fn admit(id: &str, at: u64, amount: Option<u64>) -> LedgerOp {
+    LedgerOp::Admit(AdmitAsk {
+        now_ms: at,
+        expires_ms: at + TTL,
+        record: record(id, at, false),
+        reserve: amount.map(|amount_micros| ReserveAsk {
+            request_id: id.into(),
+            now_ms: at,
+            amount_micros,
+            tokens: 100,
+            budgets: vec![budget(1_000)],
+            requests_per_minute: vec![RateLimit {
+                scope: "tenant".into(),
+                per_minute: 1_000,
+            }],
+            tokens_per_minute: vec![],
+            expires_ms: at + TTL,
+        }),
+    })
+}
+
+fn commit(id: &str, at: u64, cost: u64) -> LedgerOp {
+    let mut r = record(id, at - 10, false);
+    r.record.outcome = Outcome::Ok;
+    r.record.status = 200;
+    r.record.usage = Some(Usage {
+        input_tokens: 10,
+        output_tokens: 5,
+        cached_input_tokens: 0,
+        cache_write_tokens: 0,
+    });
+    LedgerOp::Commit(CommitAsk {
+        now_ms: at,
+        record: r,
+        actual_micros: cost,
+        actual_tokens: 15,
+    })
+}
+
+fn spent(ledger: &mut TenantLedger, at: u64) -> (u64, u64) {
+    match ledger.apply(&LedgerOp::Usage(UsageAsk {
+        now_ms: at,
+        budgets: vec![budget(1_000)],
+        requests_per_minute: vec![],
+        tokens_per_minute: vec![],
+    })) {
+        LedgerReply::Usage(r) => (r.budgets[0].spent_micros, r.budgets[0].reserved_micros),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn outbox(ledger: &TenantLedger) -> Vec<AuditEvent> {
+    ledger.outbox.values().cloned().collect()
+}
+
+#[test]
+fn a_request_is_admitted_then_committed_into_the_outbox() {
+    let mut l = TenantLedger::default();
+    assert!(matches!(
+        l.apply(&admit("r1", T0, Some(300))),
+        LedgerReply::Admitted { .. }
+    ));
+    assert_eq!(l.open_requests(), 1);
+    assert_eq!(l.outbox_len(), 0, "nothing is recorded until it ends");
+    assert_eq!(spent(&mut l, T0), (0, 300));
+    let reply = l.apply(&commit("r1", T0 + 50, 120));
+    assert_eq!(
+        reply,
+        LedgerReply::Committed {
+            charged_micros: Some(120),
+            on_time: true
+        }
+    );
+    assert_eq!(l.open_requests(), 0);
+    assert_eq!(spent(&mut l, T0 + 50), (120, 0));
+    let out = outbox(&l);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].record.outcome, Outcome::Ok);
+    assert_eq!(out[0].detail.settled_usd_micros, Some(120));
+    // A second commit of the same request finds it closed: recorded as late, charged nothing.
+    let again = l.apply(&commit("r1", T0 + 60, 120));
+    assert_eq!(
+        again,
+        LedgerReply::Committed {
+            charged_micros: None,
+            on_time: false
+        }
+    );
+    assert_eq!(spent(&mut l, T0 + 60), (120, 0));
+}
+
+#[test]
+fn the_charge_is_capped_at_the_reservation() {
+    let mut l = TenantLedger::default();
+    l.apply(&admit("r1", T0, Some(300)));
+    let reply = l.apply(&commit("r1", T0 + 5, 10_000));
+    assert_eq!(
+        reply,
+        LedgerReply::Committed {
+            charged_micros: Some(300),
+            on_time: true
+        }
+    );
+}
+
+#[test]
+fn a_refusal_is_recorded_by_the_ledger_and_holds_nothing() {
+    let mut l = TenantLedger::default();
+    l.apply(&admit("r1", T0, Some(800)));
+    let reply = l.apply(&admit("r2", T0 + 1, Some(800)));
+    let LedgerReply::Refused { refusal, .. } = reply else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(refusal.code(), "budget_exceeded");
+    assert_eq!(l.open_requests(), 1);
+    let out = outbox(&l);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].record.request_id, "r2");
+    assert_eq!(out[0].record.outcome, Outcome::Refused);
+    assert_eq!(out[0].record.status, 429);
+    assert_eq!(out[0].record.error_code.as_deref(), Some("budget_exceeded"));
+    assert_eq!(spent(&mut l, T0 + 1), (0, 800));
+}
+
+#[test]
+fn a_retried_admission_holds_nothing_twice() {
+    let mut l = TenantLedger::default();
+    l.apply(&admit("r1", T0, Some(600)));
+    assert!(matches!(
+        l.apply(&admit("r1", T0 + 1, Some(600))),
+        LedgerReply::Admitted { .. }
+    ));
+    assert_eq!(spent(&mut l, T0 + 1), (0, 600));
+    assert_eq!(l.open_requests(), 1);
+}
+
+#[test]
+fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() {
+    let mut l = TenantLedger::default();
+    l.apply(&admit("plain", T0, Some(250)));
+    let mut streamed = admit("streamed", T0, None);
+    if let LedgerOp::Admit(a) = &mut streamed {
+        a.record.record.stream = true;
+    }
+    l.apply(&streamed);
+    assert_eq!(l.wake_at(T0, 500), Some(T0 + TTL));
+    assert_eq!(l.expire(T0 + TTL - 1), 0, "not before its time");
+    assert_eq!(l.expire(T0 + TTL), 2);
+    assert_eq!(spent(&mut l, T0 + TTL), (250, 0));
+    let out = outbox(&l);
+    let by_id = |id: &str| out.iter().find(|r| r.record.request_id == id).cloned();
+    let plain = by_id("plain").expect("recorded");
+    assert_eq!(plain.record.outcome, Outcome::Partial);
+    assert_eq!(
+        plain.record.error_code.as_deref(),
+        Some("request_unfinished")
+    );
+    assert_eq!(plain.detail.settled_usd_micros, Some(250));
+    assert_eq!(plain.record.latency_ms, TTL);
+    let streamed = by_id("streamed").expect("recorded");
+    assert_eq!(
+        streamed.record.error_code.as_deref(),
+        Some("stream_abandoned")
+    );
+    assert_eq!(
+        streamed.detail.settled_usd_micros, None,
+        "held no reservation"
+    );
+    // The commit that comes after: recorded, marked, charged nothing more.
+    let late = l.apply(&commit("plain", T0 + TTL + 5, 10));
+    assert_eq!(
+        late,
+        LedgerReply::Committed {
+            charged_micros: None,
+            on_time: false
+        }
+    );
+    assert_eq!(spent(&mut l, T0 + TTL + 5), (250, 0));
+    let last = outbox(&l).pop().expect("late record");
+    assert_eq!(last.detail.after_expiry, Some(true));
+}
+
+#[test]
+fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
+    let id = LedgerId("acme".into());
+    let mut l = TenantLedger::default();
+    for n in 0..(FORWARD_BATCH_MAX as u64 + 10) {
+        l.apply(&LedgerOp::Record(RecordAsk {
+            now_ms: T0 + n,
+            record: record(&format!("r{n}"), T0 + n, false),
+        }));
+    }
+    let first = l.forward_batch(&id, "audit-eu-1-of-4").expect("a batch");
+    assert_eq!(first.first_seq, 1);
+    assert_eq!(first.records.len(), FORWARD_BATCH_MAX);
+    assert_eq!(first.source, "acme");
+    // Not acknowledged (lost): the same records go again, to the same stream, even if the
+    // region now has another shard count.
+    let again = l.forward_batch(&id, "audit-eu-5-of-16").expect("a batch");
+    assert_eq!(again, first);
+    // Acknowledged part way (the stream had chained up to 100 already, say): the rest follows.
+    l.forwarded(ForwardAck { through: 100 });
+    let rest = l.forward_batch(&id, "audit-eu-5-of-16").expect("a batch");
+    assert_eq!(rest.first_seq, 101);
+    assert_eq!(rest.stream, "audit-eu-1-of-4");
+    assert_eq!(rest.last_seq(), first.last_seq());
+    l.forwarded(ForwardAck {
+        through: rest.last_seq(),
+    });
+    let tail = l.forward_batch(&id, "audit-eu-5-of-16").expect("the tail");
+    assert_eq!(tail.stream, "audit-eu-5-of-16");
+    assert_eq!(tail.records.len(), 10);
+    l.forwarded(ForwardAck {
+        through: tail.last_seq(),
+    });
+    assert!(l.forward_batch(&id, "x").is_none());
+    assert_eq!(l.wake_at(T0, 500), None, "nothing left to do");
+}
+
+#[test]
+fn the_outbox_wakes_the_host_to_forward() {
+    let mut l = TenantLedger::default();
+    l.apply(&LedgerOp::Record(RecordAsk {
+        now_ms: T0,
+        record: record("r", T0, false),
+    }));
+    assert_eq!(l.wake_at(T0, 200), Some(T0 + 200));
+}
+
+/// A store that applies writes the way a Durable Object does: puts, then deletes.
+fn store(writes: &LedgerWrites, into: &mut BTreeMap<String, String>) {
+    for (k, v) in &writes.puts {
+        into.insert(k.clone(), v.clone());
+    }
+    for k in &writes.deletes {
+        into.remove(k);
+    }
+}
+
+fn any_op() -> impl Strategy<Value = (u8, u8, u16)> {
+    (0u8..5, 0u8..12, 0u16..400)
+}
+
+proptest! {
+    /// Whatever the operations, the pieces written after each one rebuild exactly the state in
+    /// memory: a Durable Object that restarts between any two operations carries on unchanged.
+    #[test]
+    fn stored_pieces_rebuild_the_state(ops in proptest::collection::vec(any_op(), 1..60)) {
+        let id = LedgerId("acme".into());
+        let mut live = TenantLedger::default();
+        let mut stored = BTreeMap::new();
+        let mut now = T0;
+        for (kind, req, amount) in ops {
+            now += u64::from(amount) * 100;
+            let rid = format!("r{req}");
+            match kind {
+                0 => { live.apply(&admit(&rid, now, Some(u64::from(amount)))); }
+                1 => { live.apply(&admit(&rid, now, None)); }
+                2 => { live.apply(&commit(&rid, now, u64::from(amount))); }
+                3 => { live.expire(now); }
+                _ => {
+                    if let Some(batch) = live.forward_batch(&id, "audit-local") {
+                        let through = batch.first_seq + u64::from(amount) % batch.records.len() as u64;
+                        live.forwarded(ForwardAck { through });
+                    }
+                }
+            }
+            store(&live.take_writes().expect("serializes"), &mut stored);
+            let restored = TenantLedger::restore(stored.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .expect("restores");
+            prop_assert_eq!(&restored, &live);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Work that runs after the response has gone out, off the client's critical path: the ledger
+//! commit of a served request, circuit reports and circuit-state refreshes. The adapter runs it
+//! with the platform's means (`ctx.waitUntil` on Workers, after the response body on Spin).
+//! Nothing here may be lost without a safety net: a commit that never runs is settled by the
+//! ledger when the request expires; a report or a refresh that never runs only delays what
+//! isolates learn about a target's health.
+
+use super::Gateway;
+use crate::host::{Host, HostError};
+use crate::ids::TenantId;
+use crate::ledger::{LedgerId, LedgerOp};
+use crate::routing::circuit::{CircuitOp, CircuitReply};
+
+/// One piece of deferred work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    Ledger(LedgerId, LedgerOp),
+    /// A circuit report or a refresh of the states this isolate caches.
+    Circuits(TenantId, CircuitOp),
+}
+
+/// What a request leaves to do after its response.
+#[derive(Debug, Default)]
+pub struct AfterResponse {
+    work: Vec<Deferred>,
+}
+
+impl AfterResponse {
+    pub fn ledger(&mut self, ledger: LedgerId, op: LedgerOp) {
+        self.work.push(Deferred::Ledger(ledger, op));
+    }
+
+    pub fn circuits(&mut self, tenant: TenantId, op: CircuitOp) {
+        // One refresh per tenant is enough: a later request's refresh supersedes it.
+        if matches!(op, CircuitOp::Peek { .. })
+            && self
+                .work
+                .iter()
+                .any(|w| matches!(w, Deferred::Circuits(t, CircuitOp::Peek { .. }) if *t == tenant))
+        {
+            return;
+        }
+        self.work.push(Deferred::Circuits(tenant, op));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.work.is_empty()
+    }
+
+    pub fn work(&self) -> &[Deferred] {
+        &self.work
+    }
+
+    /// Moves `other`'s work after this one's.
+    pub fn append(&mut self, other: AfterResponse) {
+        self.work.extend(other.work);
+    }
+
+    /// Runs everything, in order; returns what failed, for the adapter to log.
+    pub async fn run<H: Host>(self, gw: &Gateway, host: &H) -> Vec<HostError> {
+        let mut failures = Vec::new();
+        for work in self.work {
+            match work {
+                Deferred::Ledger(ledger, op) => {
+                    if let Err(e) = host.ledger(&ledger, &op).await {
+                        failures.push(e);
+                    }
+                }
+                Deferred::Circuits(tenant, op) => match host.circuits(&tenant, &op).await {
+                    Ok(reply) => gw.learn_circuits(host, &tenant, &op, reply),
+                    Err(e) => failures.push(e),
+                },
+            }
+        }
+        failures
+    }
+}
+
+/// The states a refresh or a report taught this isolate.
+pub(super) fn learned(
+    op: &CircuitOp,
+    reply: CircuitReply,
+) -> Vec<(String, crate::routing::circuit::CircuitState)> {
+    match (op, reply) {
+        (CircuitOp::Peek { targets, .. }, CircuitReply::States(states))
+        | (CircuitOp::Check { targets, .. }, CircuitReply::States(states))
+            if targets.len() == states.len() =>
+        {
+            targets.iter().cloned().zip(states).collect()
+        }
+        (CircuitOp::Report { target, .. }, CircuitReply::State(state)) => {
+            vec![(target.clone(), state)]
+        }
+        _ => Vec::new(),
+    }
+}
