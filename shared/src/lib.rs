@@ -10,6 +10,7 @@ pub mod budget;
 pub mod cache;
 pub mod catalog;
 pub mod config;
+pub mod deployment;
 pub mod error;
 pub mod guard;
 pub mod host;

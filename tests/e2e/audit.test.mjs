@@ -1,6 +1,8 @@
 // The audit trail end to end on workerd: every request leaves exactly one chained record in the
-// R2 bucket, verified by the `asc audit verify` CLI; killing the Worker mid-flush again and again
-// loses and duplicates nothing; canary secrets and personal data never reach the bucket or logs.
+// R2 bucket (in one of the region's audit streams, each gap-free from 1), verified by the
+// `asc audit verify` CLI; killing the Worker mid-flush again and again, or between a response and
+// its commit, loses and duplicates nothing; canary secrets and personal data never reach the
+// bucket or logs.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,10 +17,10 @@ const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
 const CANARY_EMAIL = 'jane.canary@example.com';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function chat(stack, text, extra = {}) {
+function chat(stack, text, extra = {}, tenant = 'demo') {
   return fetch(`${stack.url}/v1/chat/completions`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${stack.keys.demo.key}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${stack.keys[tenant].key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra }),
   });
 }
@@ -53,9 +55,22 @@ function verify(dir, publicKeys, nowMs) {
   }
 }
 
-async function drain(stack) {
-  // Past one batch age and one heartbeat, so everything buffered has shipped.
-  await sleep(AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 500);
+async function drain(stack, extraMs = 0) {
+  // Past the ledgers' forward delay, one batch age and one heartbeat, so everything has shipped.
+  await sleep(extraMs + AUDIT_POLICY.forwardMs + AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 1000);
+}
+
+/** Each stream's records are numbered 1, 2, 3... with no gap. */
+function assertGapFreePerStream(chained) {
+  const byStream = new Map();
+  for (const e of chained) {
+    if (!byStream.has(e.stream)) byStream.set(e.stream, []);
+    byStream.get(e.stream).push(e.sequence);
+  }
+  for (const [stream, seqs] of byStream) {
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), `${stream} is gap-free from 1`);
+  }
+  return byStream;
 }
 
 describe('audit trail', () => {
@@ -88,7 +103,10 @@ describe('audit trail', () => {
 
       const chained = entries(dir);
       assert.equal(chained.length, ids.length, 'exactly one record per request');
-      assert.deepEqual(chained.map((e) => e.sequence), chained.map((_, i) => i + 1), 'gap-free from 1');
+      assertGapFreePerStream(chained);
+      // Every shard of the region started and heartbeats, with records or without.
+      const streams = report.streams.map((st) => st.stream).sort();
+      assert.deepEqual(streams, ['audit-local-0-of-4', 'audit-local-1-of-4', 'audit-local-2-of-4', 'audit-local-3-of-4']);
       assert.deepEqual(new Set(chained.map((e) => e.record.request_id)), new Set(ids));
       const refused = chained.filter((e) => e.record.outcome === 'refused');
       assert.equal(refused.length, 5);
@@ -111,7 +129,7 @@ describe('audit trail', () => {
     try {
       for (let round = 0; round < kills; round++) {
         if (round > 0) await stack.restart();
-        const inflight = Array.from({ length: 8 }, (_, i) => chat(stack, `round ${round} request ${i}`)
+        const inflight = Array.from({ length: 8 }, (_, i) => chat(stack, `round ${round} request ${i}`, {}, 'crashy')
           .then(async (r) => { await r.arrayBuffer(); if (r.status === 200) answered.add(r.headers.get('x-request-id')); })
           .catch(() => { /* cut off by the kill */ }));
         // Let some requests finish and a batch (max age 300 ms) start shipping, then crash.
@@ -120,7 +138,8 @@ describe('audit trail', () => {
         await Promise.allSettled(inflight);
       }
       await stack.restart();
-      await drain(stack);
+      // Requests cut off by a kill are given up on 3 s after admission (the tenant's TTL).
+      await drain(stack, 3000);
     } finally {
       await stack.shutdown();
     }
@@ -131,11 +150,56 @@ describe('audit trail', () => {
       const report = verify(dir, stack.publicKeys, stoppedAt);
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
       const chained = entries(dir);
-      assert.deepEqual(chained.map((e) => e.sequence), chained.map((_, i) => i + 1), 'gap-free after every crash');
+      assertGapFreePerStream(chained);
       const ids = chained.map((e) => e.record.request_id);
       assert.equal(new Set(ids).size, ids.length, 'no request recorded twice');
       for (const id of answered) assert.ok(ids.includes(id), `answered request ${id} is in the trail`);
       assert.ok(answered.size > 0);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('survives the isolate dying between a response and its commit: charged in full, recorded once', async () => {
+    // Work after each response is held back 5 s (a fault only the loopback region honours), and
+    // the Worker is killed inside that window: the responses went out, the commits never ran.
+    const stack = await startStack({ vars: { ASC_FAULT_AFTER_DELAY_MS: 5000 } });
+    const answered = new Map();
+    try {
+      for (let i = 0; i < 6; i++) {
+        const r = await chat(stack, `answered then lost ${i}`, {}, 'crashy');
+        assert.equal(r.status, 200);
+        await r.arrayBuffer();
+        answered.set(r.headers.get('x-request-id'), Number(r.headers.get('x-asc-reserved-usd-micros')));
+      }
+      await stack.kill();
+      await stack.restart();
+      await drain(stack, 3000);
+      const usage = await (await fetch(`${stack.url}/v1/usage`, {
+        headers: { authorization: `Bearer ${stack.keys.crashy.key}` },
+      })).json();
+      const spent = usage.budgets.find((b) => b.budget_id === 'huge').spent_micros;
+      const reserved = [...answered.values()].reduce((a, b) => a + b, 0);
+      assert.ok(reserved > 0);
+      assert.equal(spent, reserved, 'each lost commit is charged its reservation in full');
+      await drain(stack);
+    } finally {
+      await stack.shutdown();
+    }
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'asc-audit-lost-commit-'));
+      await downloadAuditBucket(stack.persist, dir);
+      const report = verify(dir, stack.publicKeys, Date.now());
+      assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
+      const chained = entries(dir);
+      assertGapFreePerStream(chained);
+      for (const [id] of answered) {
+        const records = chained.filter((e) => e.record.request_id === id);
+        assert.equal(records.length, 1, `${id} is recorded exactly once`);
+        assert.equal(records[0].record.outcome, 'partial');
+        assert.equal(records[0].record.error_code, 'request_unfinished');
+        assert.equal(records[0].record.settled_usd_micros, answered.get(id));
+      }
     } finally {
       await stack.stop();
     }

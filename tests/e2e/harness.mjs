@@ -91,9 +91,13 @@ export function auditKeyPair(keyId = 'e2e-1') {
 }
 
 /** Audit shipping policy for tests: short batches and heartbeats. */
-export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000 };
+export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000, forwardMs: 100 };
 
-export async function startStack() {
+/**
+ * Starts the mock upstream and the Worker on workerd. `vars` are extra Worker vars for the first
+ * launch (e.g. a fault to inject); `restart(vars)` relaunches with others.
+ */
+export async function startStack({ vars = {} } = {}) {
   const mock = await startMock({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
   const secret = randomBytes(32).toString('hex');
@@ -117,6 +121,11 @@ export async function startStack() {
     }),
     // For benchmarks: every request reserves and settles in the ledger, never refused.
     bigbudget: tenant('bigbudget', mock.url, {
+      budgets: [{ id: 'huge', applies_to: 'tenant', limit_usd_micros: 1e15, period: 'monthly' }],
+    }),
+    // For crash tests: requests left unfinished are given up on 3 s after admission.
+    crashy: tenant('crashy', mock.url, {
+      limits: { reservation_ttl_ms: 3000 },
       budgets: [{ id: 'huge', applies_to: 'tenant', limit_usd_micros: 1e15, period: 'monthly' }],
     }),
     // Guardrails on requests and responses; and on responses only (so the mock echoes PII back).
@@ -183,14 +192,16 @@ export async function startStack() {
   const logs = [];
   let proc;
   const url = `http://127.0.0.1:${port}`;
-  async function launch() {
+  async function launch(extra = {}) {
+    const varArgs = Object.entries(extra).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
     proc = spawn(
       join(ROOT, 'node_modules/.bin/wrangler'),
       ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
         '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
         '--var', `AUDIT_BATCH_MAX_RECORDS:${AUDIT_POLICY.maxRecords}`,
         '--var', `AUDIT_BATCH_MAX_AGE_MS:${AUDIT_POLICY.maxAgeMs}`,
-        '--var', `AUDIT_HEARTBEAT_MS:${AUDIT_POLICY.heartbeatMs}`],
+        '--var', `AUDIT_HEARTBEAT_MS:${AUDIT_POLICY.heartbeatMs}`,
+        '--var', `AUDIT_FORWARD_MS:${AUDIT_POLICY.forwardMs}`, ...varArgs],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     proc.stdout.on('data', (d) => logs.push(d.toString()));
@@ -201,7 +212,7 @@ export async function startStack() {
     try { process.kill(-proc.pid, signal); } catch { /* already gone */ }
     await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)));
   }
-  await launch();
+  await launch(vars);
 
   return {
     url,
@@ -214,7 +225,7 @@ export async function startStack() {
     dir,
     /** Kills the Worker's processes at once (SIGKILL), as a crash would. */
     async kill() { await halt('SIGKILL'); },
-    async restart() { await launch(); },
+    async restart(extra = {}) { await launch(extra); },
     async shutdown() { await halt('SIGTERM'); },
     async stop() {
       await halt('SIGTERM');

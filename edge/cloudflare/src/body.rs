@@ -1,73 +1,48 @@
-//! A Worker body (client request or upstream response) as the core's `ByteSource`. A body the
-//! core reads whole is read with one `arrayBuffer()` when its length is known and within the
-//! limit: a stream reader costs a JS round trip per chunk and a `TypeError` (with a captured
-//! stack) when it is released, which profiling showed among the largest per-request costs.
-//! Streams (and bodies of unknown length) are read chunk by chunk.
+//! A Worker body (the client's request, an upstream response) as the core's `ByteSource`. Read
+//! whole, it is one JS call (`readAll`: one `arrayBuffer()` when its length is known, so no stream
+//! reader is created and none has to be released); streamed, one call per chunk.
 
 use asc_core::host::{read_chunks, ByteSource, HostError, TooLarge};
-use futures_util::StreamExt;
-use worker::{ByteStream, Request, Response};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::js;
 
 enum Source {
-    Request(Request),
-    Response(Response),
-    Stream(ByteStream),
+    /// A Request or Response whose body has not been touched.
+    Whole(JsValue),
+    Reader(js::ChunkReader),
     Done,
 }
 
 pub struct WorkerBody {
     source: Source,
-    content_length: Option<u64>,
-}
-
-fn length(headers: &worker::Headers) -> Option<u64> {
-    headers
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse().ok())
 }
 
 impl WorkerBody {
-    pub fn from_request(req: Request) -> Self {
-        let content_length = length(req.headers());
+    /// The body of a JS Request or Response.
+    pub fn of(message: JsValue) -> Self {
         WorkerBody {
-            source: Source::Request(req),
-            content_length,
+            source: Source::Whole(message),
         }
     }
+}
 
-    pub fn from_response(resp: Response) -> Self {
-        let content_length = length(resp.headers());
-        WorkerBody {
-            source: Source::Response(resp),
-            content_length,
-        }
-    }
-
-    /// Switches to chunked reading.
-    fn stream(&mut self) -> Option<&mut ByteStream> {
-        let taken = std::mem::replace(&mut self.source, Source::Done);
-        self.source = match taken {
-            Source::Request(mut r) => r.stream().map(Source::Stream).unwrap_or(Source::Done),
-            Source::Response(mut r) => r.stream().map(Source::Stream).unwrap_or(Source::Done),
-            other => other,
-        };
-        match &mut self.source {
-            Source::Stream(s) => Some(s),
-            _ => None,
-        }
-    }
+fn unreachable_err(e: JsValue) -> HostError {
+    HostError::Unreachable(js::describe(&e))
 }
 
 impl ByteSource for WorkerBody {
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, HostError> {
-        let Some(stream) = self.stream() else {
+        if let Source::Whole(message) = &self.source {
+            let reader: js::ChunkReader = js::chunk_reader(message).unchecked_into();
+            self.source = Source::Reader(reader);
+        }
+        let Source::Reader(reader) = &self.source else {
             return Ok(None);
         };
-        match stream.next().await {
-            Some(Ok(chunk)) => Ok(Some(chunk)),
-            Some(Err(e)) => Err(HostError::Unreachable(e.to_string())),
+        let chunk = js::wait(reader.next()).await.map_err(unreachable_err)?;
+        match js::bytes(&chunk) {
+            Some(bytes) => Ok(Some(bytes)),
             None => {
                 self.source = Source::Done;
                 Ok(None)
@@ -76,29 +51,13 @@ impl ByteSource for WorkerBody {
     }
 
     async fn read_all(&mut self, limit: u64) -> Result<Result<Vec<u8>, TooLarge>, HostError> {
-        let whole = match self.content_length {
-            Some(n) if n > limit => return Ok(Err(TooLarge)),
-            Some(_) => true,
-            None => false,
+        let Source::Whole(message) = std::mem::replace(&mut self.source, Source::Done) else {
+            return read_chunks(self, limit).await;
         };
-        if whole {
-            let read = match std::mem::replace(&mut self.source, Source::Done) {
-                Source::Request(mut r) => Some(r.bytes().await),
-                Source::Response(mut r) => Some(r.bytes().await),
-                other => {
-                    self.source = other;
-                    None
-                }
-            };
-            if let Some(read) = read {
-                let bytes = read.map_err(|e| HostError::Unreachable(e.to_string()))?;
-                // A body longer than its Content-Length is the platform's to refuse; check anyway.
-                if bytes.len() as u64 > limit {
-                    return Ok(Err(TooLarge));
-                }
-                return Ok(Ok(bytes));
-            }
-        }
-        read_chunks(self, limit).await
+        // Limits are far below 2^53: exact as a JS number.
+        let read = js::wait(js::read_all(&message, limit as f64))
+            .await
+            .map_err(unreachable_err)?;
+        Ok(js::bytes(&read).ok_or(TooLarge))
     }
 }

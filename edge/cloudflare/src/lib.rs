@@ -1,137 +1,167 @@
-//! ASC on Cloudflare Workers. This crate only gives the core its I/O: it turns the Worker's request
-//! into the core's `Inbound`, implements `Host` with KV, Durable Objects and fetch, and turns the
-//! core's `Reply` back into a (possibly streaming) Response. Every decision lives in `asc-core`.
+//! ASC on Cloudflare Workers. This crate only gives the core its I/O: the Worker's entry
+//! (`js/entry.mjs`) hands `handle` the request's head as one string and the Request itself;
+//! `handle` runs the core's `Gateway` against `WorkerHost` and returns a Response built in one
+//! call. Work left for after the response goes to `ctx.waitUntil`. The Durable Objects
+//! (`objects/`) only store and schedule; the tenant ledger, the audit sequencer and the circuit
+//! board are the core's state machines. Every decision lives in `asc-core`.
 
-mod audit_object;
 mod body;
-mod circuit_object;
+mod bootstrap;
 mod host;
+mod js;
 mod objects;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use asc_core::http::{Inbound, Reply, ReplyBody};
-use asc_core::{builtin_regions, ErrorKind, Gateway, GatewayError, Settings};
-use worker::{console_error, event, Context, Env, Headers, Request, Response, Result};
+use asc_core::http::{Inbound, ReplyBody};
+use asc_core::pipeline::Handled;
+use asc_core::relay::Relay;
+use asc_core::{ErrorKind, GatewayError};
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
 
-pub use audit_object::AuditSequencer;
-pub use objects::TenantLedger;
+pub use objects::{BoardObject, LedgerObject, SequencerObject};
 
 use body::WorkerBody;
-use host::WorkerHost;
+use host::{flat_headers, parse_flat, WorkerHost};
 
-thread_local! {
-    /// One gateway per isolate: its caches of tenant configs and key records live as long as it.
-    static GATEWAY: RefCell<Option<Rc<Gateway>>> = const { RefCell::new(None) };
-}
-
-/// The gateway for this deployment's region (`ASC_REGION`), built once per isolate.
-fn gateway(env: &Env) -> std::result::Result<Rc<Gateway>, String> {
-    if let Some(gw) = GATEWAY.with(|g| g.borrow().clone()) {
-        return Ok(gw);
-    }
-    let region_id = env
-        .var("ASC_REGION")
-        .map(|v| v.to_string())
-        .map_err(|_| "ASC_REGION is not set".to_string())?;
-    let regions = builtin_regions()?;
-    let region = regions
-        .get(&region_id)
-        .cloned()
-        .ok_or_else(|| format!("ASC_REGION={region_id:?} names no file in regions/"))?;
-    let gw = Rc::new(Gateway::new(region, regions, Settings::default()));
-    GATEWAY.with(|g| *g.borrow_mut() = Some(gw.clone()));
-    Ok(gw)
-}
-
-#[event(fetch)]
-pub async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let gw = match gateway(&env) {
-        Ok(gw) => gw,
+/// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
+/// `js/host.js`); `request` is the Request, for its body.
+#[wasm_bindgen]
+pub async fn handle(
+    head: String,
+    request: JsValue,
+    env: JsValue,
+    ctx: JsValue,
+) -> Result<JsValue, JsValue> {
+    let (gw, jurisdiction) = match bootstrap::gateway(&env) {
+        Ok(found) => found,
         Err(why) => {
-            // Fail closed: without a valid region nothing is served.
-            console_error!("asc: deployment misconfigured: {why}");
+            // Fail closed: without a valid deployment nothing is served.
+            js::log_error(&format!("asc: deployment misconfigured: {why}"));
             let err = GatewayError::new(
                 ErrorKind::Internal,
                 "The gateway deployment is misconfigured.",
             );
-            return full_response(err.status(), &[], err.body());
+            return Ok(js::full_response(
+                err.status(),
+                &flat_headers(&[("content-type".into(), "application/json".into())]),
+                &err.body(),
+            ));
         }
     };
-    let host = WorkerHost::new(env, gw.region().storage_jurisdiction.clone());
-    let inbound = inbound(req)?;
-    let reply = gw.handle(&host, inbound).await;
+    let mut parts = head.splitn(3, '\0');
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let headers = parse_flat(parts.next().unwrap_or(""));
+    let inbound = Inbound {
+        method,
+        path,
+        headers,
+        body: WorkerBody::of(request),
+    };
+    let host = WorkerHost::new(env.clone(), jurisdiction.clone());
+    let Handled { reply, after } = gw.handle(&host, inbound).await;
     if reply.status >= 500 {
-        console_error!(
-            "asc: {} {} {}",
+        js::log_error(&format!(
+            "asc: {} {} {}{}",
             reply.header("x-request-id").unwrap_or("-"),
             reply.status,
-            reply.header("x-asc-error-code").unwrap_or("-")
+            reply.header("x-asc-error-code").unwrap_or("-"),
+            reply
+                .diagnostic
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
+        ));
+    }
+    if !after.is_empty() {
+        let gw = gw.clone();
+        let host = WorkerHost::new(env.clone(), jurisdiction.clone());
+        let delay = fault_after_delay_ms(&gw, &env);
+        js::wait_until(
+            &ctx,
+            wasm_bindgen_futures::future_to_promise(async move {
+                if delay > 0 {
+                    asc_core::host::Host::sleep(&host, delay).await;
+                }
+                for e in after.run(&gw, &host).await {
+                    js::log_error(&format!("asc: after the response: {e}"));
+                }
+                Ok(JsValue::UNDEFINED)
+            }),
         );
     }
-    respond(reply, host)
-}
-
-fn inbound(req: Request) -> Result<Inbound<WorkerBody>> {
-    let url = req.url()?;
-    let mut headers: Vec<(String, String)> = req.headers().entries().collect();
-    // Workers expose the Host only through the URL on some paths; make sure the core sees it.
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        if let Some(h) = url.host_str() {
-            let host = match url.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            };
-            headers.push(("host".into(), host));
-        }
+    let mut head = flat_headers(&reply.headers);
+    if reply.header("content-type").is_none() {
+        head.push_str("\0content-type\0application/json");
     }
-    Ok(Inbound {
-        method: req.method().to_string(),
-        path: url.path().to_string(),
-        headers,
-        body: WorkerBody::from_request(req),
+    Ok(match reply.body {
+        ReplyBody::Full(body) => js::full_response(reply.status, &head, &body),
+        ReplyBody::Stream(relay) => {
+            let stream = StreamRelay {
+                inner: Rc::new(RefCell::new(Some(relay))),
+                host: Rc::new(WorkerHost::new(env, jurisdiction)),
+            };
+            js::stream_response(reply.status, &head, stream.into(), &ctx)
+        }
     })
 }
 
-fn respond(reply: Reply<WorkerBody>, host: WorkerHost) -> Result<Response> {
-    match reply.body {
-        ReplyBody::Full(body) => full_response(reply.status, &reply.headers, body),
-        ReplyBody::Stream(relay) => {
-            // Each chunk the relay yields is written to the client at once.
-            let chunks =
-                futures_util::stream::unfold((relay, host), |(mut relay, host)| async move {
-                    match relay.next(&host).await {
-                        Some(chunk) => Some((Ok::<Vec<u8>, worker::Error>(chunk), (relay, host))),
-                        None => {
-                            if let Some(e) = relay.audit_error() {
-                                console_error!("asc: audit append failed after a stream: {e}");
-                            }
-                            None
-                        }
-                    }
-                });
-            Ok(Response::from_stream(chunks)?
-                .with_status(reply.status)
-                .with_headers(headers(&reply.headers)?))
-        }
+/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
+/// `ASC_FAULT_AFTER_DELAY_MS` holds back the work after each response, so a test can kill the
+/// isolate between a response and its commit.
+fn fault_after_delay_ms(gw: &asc_core::Gateway, env: &JsValue) -> u64 {
+    if gw.region().id != "local" {
+        return 0;
     }
+    js::env_string(env, "ASC_FAULT_AFTER_DELAY_MS")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
-fn full_response(status: u16, hs: &[(String, String)], body: Vec<u8>) -> Result<Response> {
-    let mut all = hs.to_vec();
-    if !all.iter().any(|(n, _)| n == "content-type") {
-        all.push(("content-type".into(), "application/json".into()));
-    }
-    Ok(Response::from_bytes(body)?
-        .with_status(status)
-        .with_headers(headers(&all)?))
+/// A streamed reply, pulled by the Response's ReadableStream (`streamResponse` in `js/host.js`):
+/// `next` until it gives `undefined`, then `finish` (also when the client goes away).
+#[wasm_bindgen]
+pub struct StreamRelay {
+    inner: Rc<RefCell<Option<Box<Relay<WorkerBody>>>>>,
+    host: Rc<WorkerHost>,
 }
 
-fn headers(hs: &[(String, String)]) -> Result<Headers> {
-    let out = Headers::new();
-    for (n, v) in hs {
-        out.append(n, v)?;
+#[wasm_bindgen]
+impl StreamRelay {
+    /// The next chunk, or `undefined` at the end.
+    pub fn next(&self) -> Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            // Out of the cell while awaited: JS never pulls twice at once, and `finish` waits
+            // for a pending pull.
+            let Some(mut relay) = inner.borrow_mut().take() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let chunk = relay.next().await;
+            *inner.borrow_mut() = Some(relay);
+            Ok(match chunk {
+                Some(bytes) => Uint8Array::from(bytes.as_slice()).into(),
+                None => JsValue::UNDEFINED,
+            })
+        })
     }
-    Ok(out)
+
+    /// Ends the request (settle and record), after the response.
+    pub fn finish(&self) -> Promise {
+        let inner = self.inner.clone();
+        let host = self.host.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let Some(mut relay) = inner.borrow_mut().take() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            if let Err(e) = relay.finish(&*host).await {
+                // The ledger gives up on the request at its expiry: charged, recorded partial.
+                js::log_error(&format!("asc: ending a stream failed: {e}"));
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
 }

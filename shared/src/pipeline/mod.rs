@@ -126,6 +126,15 @@ impl Gateway {
         }
     }
 
+    /// The gateway of a deployment whose settings were read with [`crate::deployment::Deployment`].
+    pub fn for_deployment(deployment: &crate::deployment::Deployment) -> Self {
+        Gateway::new(
+            deployment.region.clone(),
+            deployment.regions.clone(),
+            Settings::default(),
+        )
+    }
+
     pub fn region(&self) -> &Region {
         &self.region
     }

@@ -143,6 +143,13 @@ async fn load_head<S: TrailStore>(
 
 /// Chains `event` into `stream`; returns its sequence, or `None` when `claim_open` was set and
 /// another call had already chained or closed the request.
+/// Starts `stream` if it has no head yet (its first digest, a heartbeat, falls due at `now_ms`).
+/// A host starts every stream of a set as soon as one starts, so each has heartbeats from the
+/// beginning and a verifier can expect all of them.
+pub async fn ensure<S: TrailStore>(store: &S, stream: &str, now_ms: u64) -> Result<(), DriveError> {
+    load_head(store, stream, now_ms).await.map(|_| ())
+}
+
 /// Chains a ledger's batch into its stream and returns how far that source is chained. Records
 /// the stream already has (a resent batch) are skipped, so each is chained once.
 pub async fn append_batch<S: TrailStore>(
@@ -207,6 +214,28 @@ pub fn flush_due(
         None => false,
     };
     batch_due || digest_due <= now_ms
+}
+
+/// When [`flush`] next has work for a stream in this state (a time at or before now means now):
+/// what a host sets its alarm to. Mirrors [`Sequencer::alarm_at`] from the head and two
+/// aggregates, like [`flush_due`].
+pub fn next_due(
+    head: &SequencerHead,
+    backlog: u64,
+    oldest_ms: Option<u64>,
+    policy: &ShipPolicy,
+) -> u64 {
+    if let Some(p) = &head.pending {
+        return p.created_ms;
+    }
+    let digest_due = head
+        .digest_ms
+        .map_or(head.created_ms, |t| t.saturating_add(policy.heartbeat_ms));
+    match oldest_ms {
+        None => digest_due,
+        Some(oldest) if backlog >= policy.max_records as u64 => oldest,
+        Some(oldest) => digest_due.min(oldest.saturating_add(policy.max_age_ms)),
+    }
 }
 
 /// Whether `stream` needs a flush now (see [`flush_due`]).

@@ -302,6 +302,11 @@ fn flush_due_agrees_with_the_sequencers_alarm() {
         for probe in [now, now + 200, now + 1_000, now + 12_000] {
             let due = flush_due(seq.head(), buffered.len() as u64, oldest, probe, &p);
             assert_eq!(due, seq.alarm_at(&p) <= probe, "step {step}, probe {probe}");
+            assert_eq!(
+                next_due(seq.head(), buffered.len() as u64, oldest, &p),
+                seq.alarm_at(&p),
+                "step {step}"
+            );
         }
         if step % 5 == 4 {
             while let Some(s) = seq.next_shipment(now, &p, &ring).expect("ships") {

@@ -1,0 +1,52 @@
+//! The deployment, read once per isolate from the Worker's vars (strictly: see
+//! `asc_core::deployment`), and the gateway built from it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use asc_core::deployment::Deployment;
+use asc_core::Gateway;
+use wasm_bindgen::JsValue;
+
+use crate::js;
+
+struct Booted {
+    deployment: Rc<Deployment>,
+    gateway: Rc<Gateway>,
+}
+
+thread_local! {
+    static BOOTED: RefCell<Option<Result<Booted, String>>> = const { RefCell::new(None) };
+}
+
+fn boot(env: &JsValue) -> Result<Booted, String> {
+    let deployment = Deployment::from_vars(|name| js::env_string(env, name))
+        .map_err(|errs| errs.join("; "))?;
+    let gateway = Gateway::for_deployment(&deployment);
+    Ok(Booted {
+        deployment: Rc::new(deployment),
+        gateway: Rc::new(gateway),
+    })
+}
+
+fn with<T>(env: &JsValue, f: impl FnOnce(&Booted) -> T) -> Result<T, String> {
+    BOOTED.with(|b| {
+        let mut b = b.borrow_mut();
+        let booted = b.get_or_insert_with(|| boot(env));
+        booted.as_ref().map(f).map_err(Clone::clone)
+    })
+}
+
+/// The isolate's gateway and the jurisdiction its objects live in.
+pub fn gateway(env: &JsValue) -> Result<(Rc<Gateway>, Option<String>), String> {
+    with(env, |b| {
+        (
+            b.gateway.clone(),
+            b.deployment.region.storage_jurisdiction.clone(),
+        )
+    })
+}
+
+pub fn deployment(env: &JsValue) -> Result<Rc<Deployment>, String> {
+    with(env, |b| b.deployment.clone())
+}

@@ -1,0 +1,110 @@
+//! The JS functions the adapter calls (`js/host.js`), each one crossing of the boundary.
+
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = fullResponse)]
+    pub fn full_response(status: u16, head: &str, body: &[u8]) -> JsValue;
+    #[wasm_bindgen(js_name = streamResponse)]
+    pub fn stream_response(status: u16, head: &str, relay: JsValue, ctx: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = waitUntil)]
+    pub fn wait_until(ctx: &JsValue, promise: Promise);
+
+    #[wasm_bindgen(js_name = readAll)]
+    pub fn read_all(source: &JsValue, limit: f64) -> Promise;
+    #[wasm_bindgen(js_name = chunkReader)]
+    pub fn chunk_reader(source: &JsValue) -> JsValue;
+
+    pub fn send(url: &str, method: &str, head: &str, body: &[u8], timeout_ms: f64) -> Promise;
+
+    #[wasm_bindgen(js_name = envString)]
+    pub fn env_string(env: &JsValue, name: &str) -> Option<String>;
+    #[wasm_bindgen(js_name = kvGet)]
+    pub fn kv_get(env: &JsValue, binding: &str, key: &str) -> Promise;
+
+    #[wasm_bindgen(js_name = ledgerCall, catch)]
+    pub fn ledger_call(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        name: &str,
+        op: &str,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = circuitCall, catch)]
+    pub fn circuit_call(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        tenant: &str,
+        op: &str,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = auditAppend, catch)]
+    pub fn audit_append(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        stream: &str,
+        batch: &str,
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = auditEnsure, catch)]
+    pub fn audit_ensure(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        stream: &str,
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = storageAll)]
+    pub fn storage_all(storage: &JsValue, prefix: &str) -> Promise;
+    #[wasm_bindgen(js_name = storageGet)]
+    pub fn storage_get(storage: &JsValue, key: &str) -> Promise;
+    #[wasm_bindgen(js_name = storageWrite)]
+    pub fn storage_write(storage: &JsValue, puts: &str, deletes: &str);
+    #[wasm_bindgen(js_name = storageSetAlarm)]
+    pub fn storage_set_alarm(storage: &JsValue, at: f64);
+    #[wasm_bindgen(js_name = storageGetAlarm)]
+    pub fn storage_get_alarm(storage: &JsValue) -> Promise;
+
+    #[wasm_bindgen(js_name = bucketPut)]
+    pub fn bucket_put(
+        env: &JsValue,
+        binding: &str,
+        key: &str,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Promise;
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    pub fn log_error(message: &str);
+}
+
+/// A chunk reader's `next()`.
+#[wasm_bindgen]
+extern "C" {
+    pub type ChunkReader;
+    #[wasm_bindgen(method)]
+    pub fn next(this: &ChunkReader) -> Promise;
+}
+
+/// Awaits a promise.
+pub async fn wait(promise: Promise) -> Result<JsValue, JsValue> {
+    wasm_bindgen_futures::JsFuture::from(promise).await
+}
+
+/// A JS error's message, for logs and host errors (never sent to clients).
+pub fn describe(e: &JsValue) -> String {
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    js_sys::Reflect::get(e, &JsValue::from_str("message"))
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_else(|| "unknown JS error".into())
+}
+
+/// Bytes from a `Uint8Array` (or `undefined`).
+pub fn bytes(value: &JsValue) -> Option<Vec<u8>> {
+    (!value.is_undefined() && !value.is_null()).then(|| Uint8Array::new(value).to_vec())
+}

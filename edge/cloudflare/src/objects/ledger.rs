@@ -1,0 +1,183 @@
+//! The tenant ledger object: one per tenant (or tenant shard), region-wide. It applies the core's
+//! `TenantLedger` operations, stores what each one changed, and on its alarm gives up on expired
+//! requests and forwards finished records to the region's audit stream in batches.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, TenantLedger};
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::{fail, now_ms, storage};
+use crate::{bootstrap, js};
+
+/// The storage key of the ledger's own id (it is the object's name; ids from `idFromName` do not
+/// carry it back), which the alarm needs as the records' source.
+const ID_KEY: &str = "self:id";
+/// After a failed forward, try again this much later.
+const RETRY_MS: u64 = 1_000;
+/// Batches one alarm forwards at most, so one alarm stays short.
+const MAX_FORWARDS_PER_ALARM: usize = 8;
+
+struct State {
+    storage: JsValue,
+    env: JsValue,
+    loaded: RefCell<Option<(LedgerId, TenantLedger)>>,
+    alarm_at: Cell<Option<u64>>,
+}
+
+#[wasm_bindgen]
+pub struct LedgerObject {
+    state: Rc<State>,
+}
+
+impl State {
+    /// The ledger in memory, from storage the first time (`name` given by the caller, or stored).
+    async fn load(&self, name: Option<&str>) -> Result<(), JsValue> {
+        if self.loaded.borrow().is_some() {
+            return Ok(());
+        }
+        let pieces = storage::all(&self.storage, "").await?;
+        let stored_id = pieces
+            .iter()
+            .find(|(k, _)| k == ID_KEY)
+            .map(|(_, v)| v.clone());
+        let id = match (name, stored_id) {
+            (_, Some(id)) => id,
+            (Some(name), None) => {
+                storage::write(&self.storage, &[(ID_KEY.into(), name.into())], &[]);
+                name.to_string()
+            }
+            (None, None) => return Err(fail("ledger has no id yet")),
+        };
+        let ledger = TenantLedger::restore(
+            pieces
+                .iter()
+                .filter(|(k, _)| k != ID_KEY)
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(fail)?;
+        self.alarm_at.set(storage::alarm(&self.storage).await?);
+        *self.loaded.borrow_mut() = Some((LedgerId(id), ledger));
+        Ok(())
+    }
+
+    /// Stores what changed and makes sure the alarm wakes the ledger when it has work.
+    fn persist(&self, ledger: &mut TenantLedger) -> Result<(), JsValue> {
+        let writes = ledger.take_writes().map_err(fail)?;
+        storage::write(&self.storage, &writes.puts, &writes.deletes);
+        let delay = bootstrap::deployment(&self.env)
+            .map(|d| d.forward_delay_ms)
+            .unwrap_or(asc_core::deployment::DEFAULT_FORWARD_MS);
+        if let Some(at) = ledger.wake_at(now_ms(), delay) {
+            storage::schedule(&self.storage, &self.alarm_at, at);
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, name: String, op: String) -> Result<JsValue, JsValue> {
+        self.load(Some(&name)).await?;
+        let op: LedgerOp = serde_json::from_str(&op).map_err(fail)?;
+        let mut loaded = self.loaded.borrow_mut();
+        let Some((_, ledger)) = loaded.as_mut() else {
+            return Err(fail("ledger not loaded"));
+        };
+        let reply = ledger.apply(&op);
+        self.persist(ledger)?;
+        Ok(JsValue::from_str(&storage::json(&reply)?))
+    }
+
+    async fn alarm(&self) -> Result<JsValue, JsValue> {
+        self.load(None).await?;
+        self.alarm_at.set(None);
+        let deployment = bootstrap::deployment(&self.env).map_err(fail)?;
+        let jurisdiction = deployment.region.storage_jurisdiction.clone();
+        let (id, expired) = {
+            let mut loaded = self.loaded.borrow_mut();
+            let Some((id, ledger)) = loaded.as_mut() else {
+                return Err(fail("ledger not loaded"));
+            };
+            let expired = ledger.expire(now_ms());
+            self.persist(ledger)?;
+            (id.clone(), expired)
+        };
+        if expired > 0 {
+            js::log_error(&format!(
+                "asc: ledger {id}: {expired} request(s) expired unfinished; charged their reservations and recorded them as partial"
+            ));
+        }
+        let stream = deployment.audit_streams.for_ledger(&id);
+        for _ in 0..MAX_FORWARDS_PER_ALARM {
+            // Marked in flight (and stored) before it is sent: a restart resends the same batch.
+            let batch = {
+                let mut loaded = self.loaded.borrow_mut();
+                let Some((_, ledger)) = loaded.as_mut() else {
+                    break;
+                };
+                let batch = ledger.forward_batch(&id, &stream);
+                self.persist(ledger)?;
+                batch
+            };
+            let Some(batch) = batch else { break };
+            let sent = match js::audit_append(
+                &self.env,
+                jurisdiction.clone(),
+                &batch.stream,
+                &storage::json(&batch)?,
+            ) {
+                Ok(promise) => js::wait(promise).await,
+                Err(e) => Err(e),
+            };
+            let ack: Result<ForwardAck, String> = sent
+                .map_err(|e| js::describe(&e))
+                .and_then(|v| serde_json::from_str(&v.as_string().unwrap_or_default()).map_err(|e| e.to_string()));
+            match ack {
+                Ok(ack) => {
+                    let mut loaded = self.loaded.borrow_mut();
+                    if let Some((_, ledger)) = loaded.as_mut() {
+                        ledger.forwarded(ack);
+                        self.persist(ledger)?;
+                    }
+                }
+                Err(why) => {
+                    // Kept in the outbox: nothing is lost; the stream drops what it has.
+                    js::log_error(&format!(
+                        "asc: ledger {id}: forwarding to {} failed, retrying: {why}",
+                        batch.stream
+                    ));
+                    storage::schedule(&self.storage, &self.alarm_at, now_ms() + RETRY_MS);
+                    break;
+                }
+            }
+        }
+        Ok(JsValue::UNDEFINED)
+    }
+}
+
+#[wasm_bindgen]
+impl LedgerObject {
+    #[wasm_bindgen(constructor)]
+    pub fn new(storage: JsValue, env: JsValue) -> LedgerObject {
+        LedgerObject {
+            state: Rc::new(State {
+                storage,
+                env,
+                loaded: RefCell::new(None),
+                alarm_at: Cell::new(None),
+            }),
+        }
+    }
+
+    /// One operation (JSON) on the ledger named `name`; its reply (JSON).
+    pub fn apply(&self, name: String, op: String) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { state.apply(name, op).await })
+    }
+
+    pub fn alarm(&self) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { state.alarm().await })
+    }
+}
