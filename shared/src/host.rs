@@ -179,6 +179,15 @@ pub trait Host {
     /// and durably, in the region-wide store for that ledger (a Durable Object on Workers). The
     /// host forwards the ledger's outbox to the region's audit streams on its own schedule.
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError>;
+    /// Applies an operation whose reply nobody waits for (a commit, after the response). A host
+    /// may group it with other calls to the same ledger; by default it is sent at once.
+    async fn ledger_after_response(
+        &self,
+        ledger: &LedgerId,
+        op: &LedgerOp,
+    ) -> Result<(), HostError> {
+        self.ledger(ledger, op).await.map(|_| ())
+    }
     /// Applies one operation to a tenant's circuit board (breakers, retry budget), atomically,
     /// in the one store all isolates of the region share (a Durable Object on Workers).
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError>;

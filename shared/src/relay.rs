@@ -256,6 +256,6 @@ impl<S: ByteSource> Relay<S> {
         else {
             return Ok(());
         };
-        host.ledger(&ledger, &op).await.map(|_| ())
+        host.ledger_after_response(&ledger, &op).await
     }
 }

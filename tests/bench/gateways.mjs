@@ -29,7 +29,7 @@ const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
 const PROFILE_MODE = process.env.BENCH_PROFILE ?? 'auto';
 const PROFILE = PROFILE_MODE !== '0';
 const ONLY = process.env.BENCH_TARGETS ? process.env.BENCH_TARGETS.split(',') : null;
-const BUILD = join(ROOT, 'edge/cloudflare/build');
+const BUILD = process.env.ASC_BUILD_DIR ?? join(ROOT, 'edge/cloudflare/build');
 const PEERS = join(ROOT, 'tests/bench/peers');
 const LITELLM = join(ROOT, '.state/bench/litellm-venv');
 const WRK_LUA = join(ROOT, 'tests/bench/wrk.lua');
@@ -270,9 +270,12 @@ async function profileAsc(url, headers) {
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: 200 });
   await call('Profiler.start');
-  const load = await wrk(url, headers, 1, SECONDS);
+  const load = await wrk(url, headers, Number(process.env.BENCH_PROFILE_CONCURRENCY ?? 1), SECONDS);
   const { profile } = await call('Profiler.stop');
   ws.close();
+  // Kept for a closer look (Chrome DevTools, or inclusive times by function).
+  mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
+  writeFileSync(join(ROOT, '.state/bench/asc.cpuprofile'), JSON.stringify(profile));
   // Self time per function: samples x interval, grouped by name (+ where it lives).
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
@@ -465,6 +468,7 @@ export default {
         durableObjects: {
           TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
           AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
+          CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
         },
         unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
         ...(PROFILE ? { unsafeInspectorProxy: true } : {}),

@@ -20,8 +20,8 @@ thread_local! {
 }
 
 fn boot(env: &JsValue) -> Result<Booted, String> {
-    let deployment = Deployment::from_vars(|name| js::env_string(env, name))
-        .map_err(|errs| errs.join("; "))?;
+    let deployment =
+        Deployment::from_vars(|name| js::env_string(env, name)).map_err(|errs| errs.join("; "))?;
     let gateway = Gateway::for_deployment(&deployment);
     Ok(Booted {
         deployment: Rc::new(deployment),

@@ -133,10 +133,26 @@ impl Host for WorkerHost {
         serde_json::from_str(&reply).map_err(|e| HostError::Store(format!("TENANT_LEDGERS: {e}")))
     }
 
+    async fn ledger_after_response(
+        &self,
+        ledger: &LedgerId,
+        op: &LedgerOp,
+    ) -> Result<(), HostError> {
+        let json = serde_json::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;
+        let promise =
+            js::ledger_commit(&self.env, self.jurisdiction.clone(), ledger.as_str(), &json)
+                .map_err(store_err("TENANT_LEDGERS"))?;
+        js::wait(promise)
+            .await
+            .map(|_| ())
+            .map_err(store_err("TENANT_LEDGERS"))
+    }
+
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {
         let json = serde_json::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;
-        let promise = js::circuit_call(&self.env, self.jurisdiction.clone(), tenant.as_str(), &json)
-            .map_err(store_err("CIRCUIT_BOARDS"))?;
+        let promise =
+            js::circuit_call(&self.env, self.jurisdiction.clone(), tenant.as_str(), &json)
+                .map_err(store_err("CIRCUIT_BOARDS"))?;
         let reply = js::wait(promise)
             .await
             .map_err(store_err("CIRCUIT_BOARDS"))?

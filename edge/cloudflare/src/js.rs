@@ -31,6 +31,13 @@ extern "C" {
         name: &str,
         op: &str,
     ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = ledgerCommit, catch)]
+    pub fn ledger_commit(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        name: &str,
+        op: &str,
+    ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = circuitCall, catch)]
     pub fn circuit_call(
         env: &JsValue,

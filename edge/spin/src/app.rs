@@ -5,21 +5,25 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use asc_core::deployment::Deployment;
 use asc_core::host::{ByteSource, HostError};
 use asc_core::http::Inbound;
+use asc_core::ledger::LedgerId;
+use asc_core::pipeline::AfterResponse;
 use asc_core::trail::drive;
-use asc_core::{builtin_regions, ErrorKind, Gateway, GatewayError, Settings};
+use asc_core::{ErrorKind, Gateway, GatewayError};
 use subtle::ConstantTimeEq;
 
-use crate::host::{audit_stream, SpinHost};
-use crate::platform::Platform;
+use crate::host::SpinHost;
+use crate::platform::{Platform, SqlValue};
 use crate::s3::BucketSink;
 use crate::settings;
 use crate::{sql_ledger, sql_trail};
 
-/// `POST` here with `Authorization: Bearer <audit_flush_token>` ships whatever is due (and a
-/// heartbeat digest when the trail is idle). Point a scheduler (cron, a Kubernetes CronJob) at it
-/// at least once per `audit_heartbeat_ms`.
+/// `POST` here with `Authorization: Bearer <audit_flush_token>` gives up on expired requests in
+/// every ledger, forwards every outbox and ships whatever is due (and a heartbeat digest on each
+/// idle stream). Point a scheduler (cron, a Kubernetes CronJob) at it at least once per
+/// `audit_heartbeat_ms`.
 pub const FLUSH_PATH: &str = "/__asc/audit/flush";
 
 thread_local! {
@@ -28,21 +32,16 @@ thread_local! {
     static SCHEMA_READY: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The gateway for `region_id`, built once per instance.
-pub fn gateway(region_id: &str) -> Result<Rc<Gateway>, String> {
+/// The gateway for `deployment`, built once per instance.
+pub fn gateway(deployment: &Deployment) -> Rc<Gateway> {
     if let Some(gw) = GATEWAY.with(|g| g.borrow().clone()) {
-        if gw.region().id == region_id {
-            return Ok(gw);
+        if gw.region().id == deployment.region.id {
+            return gw;
         }
     }
-    let regions = builtin_regions()?;
-    let region = regions
-        .get(region_id)
-        .cloned()
-        .ok_or_else(|| format!("asc_region={region_id:?} names no file in regions/"))?;
-    let gw = Rc::new(Gateway::new(region, regions, Settings::default()));
+    let gw = Rc::new(Gateway::for_deployment(deployment));
     GATEWAY.with(|g| *g.borrow_mut() = Some(gw.clone()));
-    Ok(gw)
+    gw
 }
 
 /// Creates the tables and triggers once per instance (every statement is `IF NOT EXISTS`).
@@ -57,20 +56,28 @@ pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
     Ok(())
 }
 
-/// The gateway and the host for one request; an error means the deployment is misconfigured.
-pub async fn prepare<P: Platform>(platform: P) -> Result<(Rc<Gateway>, SpinHost<P>), String> {
-    let region = settings::optional(&platform, settings::REGION)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("variable {} is not set", settings::REGION))?;
-    let gw = gateway(&region)?;
+/// What one request needs: the deployment, its gateway and the host.
+pub struct Prepared<P> {
+    pub deployment: Deployment,
+    pub gateway: Rc<Gateway>,
+    pub host: SpinHost<P>,
+}
+
+/// The deployment, gateway and host for one request; an error means it is misconfigured.
+pub async fn prepare<P: Platform>(platform: P) -> Result<Prepared<P>, String> {
+    let deployment = settings::deployment(&platform).await?;
+    let gateway = gateway(&deployment);
     ensure_schema(&platform)
         .await
         .map_err(|e| format!("sqlite: {e}"))?;
     let secrets = settings::secrets(&platform)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((gw, SpinHost::new(platform, secrets)))
+    Ok(Prepared {
+        deployment,
+        gateway,
+        host: SpinHost::new(platform, secrets),
+    })
 }
 
 /// The reply to a misconfigured deployment: fail closed, say nothing about why.
@@ -82,47 +89,134 @@ pub fn misconfigured() -> (u16, Vec<u8>) {
     (err.status(), err.body())
 }
 
-/// Ships what is due for the gateway's region now. Returns the number of shipments confirmed.
-pub async fn flush<P: Platform>(gw: &Gateway, host: &SpinHost<P>) -> Result<usize, String> {
+/// Moves `ledger`'s finished records into its audit stream (giving up on expired requests first).
+async fn forward<P: Platform>(
+    d: &Deployment,
+    host: &SpinHost<P>,
+    ledger: &LedgerId,
+) -> Result<usize, String> {
     let p = host.platform();
-    let policy = settings::ship_policy(p).await;
+    drive::forward_ledger(
+        &sql_ledger::SqlLedgers(p),
+        &sql_trail::SqlTrail(p),
+        ledger,
+        &d.audit_streams.for_ledger(ledger),
+        p.now_ms(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Ships what is due on every stream of the region now (starting any that has not started, so
+/// each heartbeats). Returns the number of shipments confirmed.
+pub async fn flush<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Result<usize, String> {
+    let p = host.platform();
     let keyring = settings::keyring(p).await?;
     let bucket = settings::bucket(p).await?;
     // Audit records leave the region only to its bucket, and only over TLS (plain http is for the
     // loopback development region).
-    if bucket.endpoint.scheme() != "https" && !gw.region().allow_plain_http {
+    if bucket.endpoint.scheme() != "https" && !d.region.allow_plain_http {
         return Err(format!(
             "{} must be https in region {}",
             settings::BUCKET_ENDPOINT,
-            gw.region().id
+            d.region.id
         ));
     }
     let sink = BucketSink {
         platform: p,
         bucket: &bucket,
     };
-    let stream = audit_stream(&gw.region().id);
     let trail = sql_trail::SqlTrail(p);
-    drive::flush(&trail, &sink, &stream, p.now_ms(), &policy, &keyring)
-        .await
-        .map_err(|e| e.to_string())
+    let mut shipped = 0;
+    for stream in d.audit_streams.all() {
+        drive::ensure(&trail, &stream, p.now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        shipped += drive::flush(&trail, &sink, &stream, p.now_ms(), &d.ship_policy, &keyring)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(shipped)
 }
 
-/// Flushes if a batch, a digest or an abandoned stream is due (two small reads otherwise).
+/// The work after a response: the request's deferred work (its commit, circuit reports), then
+/// the outboxes of the ledgers it wrote, then a flush if one is due.
+pub async fn after_response<P: Platform>(
+    prepared: &Prepared<P>,
+    after: AfterResponse,
+) -> Vec<String> {
+    let Prepared {
+        deployment,
+        gateway,
+        host,
+    } = prepared;
+    let mut failures: Vec<String> = after
+        .run(gateway, host)
+        .await
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect();
+    failures.extend(forward_touched(deployment, host).await);
+    match flush_if_due(deployment, host).await {
+        Ok(_) => {}
+        Err(why) => failures.push(format!("audit flush: {why}")),
+    }
+    failures
+}
+
+/// Forwards the outboxes of the ledgers written since the last call.
+pub async fn forward_touched<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for ledger in host.take_touched() {
+        if let Err(why) = forward(d, host, &ledger).await {
+            failures.push(format!("forwarding ledger {ledger}: {why}"));
+        }
+    }
+    failures
+}
+
+/// Gives up on expired requests and forwards every ledger of the deployment (what a Durable
+/// Object's alarm does per ledger; Spin has no alarms, so the flush endpoint's scheduler drives it).
+pub async fn sweep<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Result<usize, String> {
+    let rows = host
+        .platform()
+        .sql(
+            "SELECT id FROM asc_ledger WHERE id NOT LIKE 'circuits/%'",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut forwarded = 0;
+    for row in rows {
+        if let Some(id) = row.first().and_then(SqlValue::as_str) {
+            forwarded += forward(d, host, &LedgerId(id.to_string())).await?;
+        }
+    }
+    Ok(forwarded)
+}
+
+/// Flushes if a batch or a digest is due on any stream (two small reads per stream otherwise).
 pub async fn flush_if_due<P: Platform>(
-    gw: &Gateway,
+    d: &Deployment,
     host: &SpinHost<P>,
 ) -> Result<Option<usize>, String> {
     let p = host.platform();
-    let policy = settings::ship_policy(p).await;
-    let stream = audit_stream(&gw.region().id);
-    let due = drive::needs_flush(&sql_trail::SqlTrail(p), &stream, p.now_ms(), &policy)
-        .await
-        .map_err(|e| e.to_string())?;
+    let trail = sql_trail::SqlTrail(p);
+    let mut due = false;
+    for stream in d.audit_streams.all() {
+        let stream_due = drive::needs_flush(&trail, &stream, p.now_ms(), &d.ship_policy)
+            .await
+            .map_err(|e| e.to_string())?;
+        // A stream that has not started is due: it must start heartbeating.
+        let started = drive::has_started(&trail, &stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        due |= stream_due || !started;
+    }
     if !due {
         return Ok(None);
     }
-    flush(gw, host).await.map(Some)
+    flush(d, host).await.map(Some)
 }
 
 /// Whether `req` is for the flush endpoint (any method: the endpoint answers 405 itself).
@@ -138,10 +232,10 @@ fn error(kind: ErrorKind, message: &str) -> (u16, Vec<u8>) {
 /// Answers the flush endpoint: 405 unless `POST`, 404 if no token is configured (the endpoint is
 /// off), 401 without the right bearer token, 503 if shipping failed, else 200 with the count.
 pub async fn flush_endpoint<P: Platform, B: ByteSource>(
-    gw: &Gateway,
-    host: &SpinHost<P>,
+    prepared: &Prepared<P>,
     req: &Inbound<B>,
 ) -> (u16, Vec<u8>) {
+    let (d, host) = (&prepared.deployment, &prepared.host);
     if req.method != "POST" {
         return error(ErrorKind::MethodNotAllowed, "Use POST.");
     }
@@ -157,7 +251,10 @@ pub async fn flush_endpoint<P: Platform, B: ByteSource>(
     if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
         return error(ErrorKind::InvalidApiKey, "Invalid flush token.");
     }
-    match flush(gw, host).await {
+    if let Err(why) = sweep(d, host).await {
+        eprintln!("asc: sweeping ledgers failed, will retry: {why}");
+    }
+    match flush(d, host).await {
         Ok(shipped) => (200, format!("{{\"shipped\":{shipped}}}").into_bytes()),
         Err(why) => {
             eprintln!("asc: audit flush failed, will retry: {why}");

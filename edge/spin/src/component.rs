@@ -4,7 +4,8 @@
 use std::pin::Pin;
 
 use asc_core::host::{ByteSource, HostError, UpstreamResponse};
-use asc_core::http::{Inbound, Reply, ReplyBody};
+use asc_core::http::{Inbound, ReplyBody};
+use asc_core::pipeline::Handled;
 use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};
 use spin_sdk::http::body::IncomingBodyExt;
@@ -222,47 +223,58 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Ok(p) => p,
         Err(why) => return misconfigured(why, tx, body).await,
     };
-    let (gw, host) = match app::prepare(platform).await {
+    let prepared = match app::prepare(platform).await {
         Ok(ready) => ready,
         Err(why) => return misconfigured(why, tx, body).await,
     };
     let inbound = inbound(req);
     if app::is_flush(&inbound) {
-        let (status, bytes) = app::flush_endpoint(&gw, &host, &inbound).await;
+        let (status, bytes) = app::flush_endpoint(&prepared, &inbound).await;
         tx.send(Bytes::from(bytes)).await?;
         return respond(status, &[], body, true);
     }
-    let reply: Reply<SpinBody> = gw.handle(&host, inbound).await;
+    let Handled { reply, after } = prepared.gateway.handle(&prepared.host, inbound).await;
     if reply.status >= 500 {
         eprintln!(
-            "asc: {} {} {}",
+            "asc: {} {} {}{}",
             reply.header("x-request-id").unwrap_or("-"),
             reply.status,
-            reply.header("x-asc-error-code").unwrap_or("-")
+            reply.header("x-asc-error-code").unwrap_or("-"),
+            reply
+                .diagnostic
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
         );
     }
     let (status, headers) = (reply.status, reply.headers);
     let full = matches!(reply.body, ReplyBody::Full(_));
-    // The body (and then a due audit flush) is written by a task that outlives this call.
+    // The body, then the work after the response (the commit, forwarding the ledger's records,
+    // a due audit flush), is done by a task that outlives this call.
     spin_sdk::wasip3::spawn(async move {
         match reply.body {
             ReplyBody::Full(bytes) => {
                 let _ = tx.send(Bytes::from(bytes)).await;
             }
             ReplyBody::Stream(mut relay) => {
-                while let Some(chunk) = relay.next(&host).await {
+                while let Some(chunk) = relay.next().await {
                     if tx.send(Bytes::from(chunk)).await.is_err() {
                         break;
                     }
                 }
-                if let Some(e) = relay.audit_error() {
-                    eprintln!("asc: audit append failed after a stream: {e}");
+                drop(tx);
+                if let Err(e) = relay.finish(&prepared.host).await {
+                    eprintln!("asc: ending a stream failed: {e}");
                 }
+                for why in app::after_response(&prepared, after).await {
+                    eprintln!("asc: after the response: {why}");
+                }
+                return;
             }
         }
         drop(tx);
-        if let Err(why) = app::flush_if_due(&gw, &host).await {
-            eprintln!("asc: audit flush failed, will retry: {why}");
+        for why in app::after_response(&prepared, after).await {
+            eprintln!("asc: after the response: {why}");
         }
     });
     respond(status, &headers, body, full)

@@ -2,47 +2,46 @@
 //! sequencer, variables for secrets, outbound HTTP for upstream calls. The ledger and audit logic
 //! is the core's (`budget::stored`, `trail::drive`); this maps it onto the platform.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
-use asc_core::audit::AuditEvent;
-use asc_core::budget::stored::{apply_stored, apply_versioned};
-use asc_core::budget::{LedgerId, LedgerOp, LedgerReply};
-use asc_core::host::{AuditReceipt, EgressApproved, Host, HostError, UpstreamResponse};
+use asc_core::host::{EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
+use asc_core::ledger::stored::{apply_stored, apply_versioned};
+use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
-use asc_core::trail::drive::{self, DriveError};
 
 use crate::platform::{Outbound, Platform};
 use crate::sql_ledger::SqlLedgers;
-use crate::sql_trail::SqlTrail;
 
 pub struct SpinHost<P> {
     platform: P,
     secrets: HashMap<String, Secret>,
-}
-
-fn store(e: DriveError) -> HostError {
-    match e {
-        DriveError::Host(e) => e,
-        other => HostError::Store(format!("audit: {other}")),
-    }
+    /// The ledgers this request wrote, whose outboxes to forward after the response.
+    touched: RefCell<BTreeSet<LedgerId>>,
 }
 
 impl<P: Platform> SpinHost<P> {
     pub fn new(platform: P, secrets: HashMap<String, Secret>) -> Self {
-        SpinHost { platform, secrets }
+        SpinHost {
+            platform,
+            secrets,
+            touched: RefCell::new(BTreeSet::new()),
+        }
     }
 
     pub fn platform(&self) -> &P {
         &self.platform
     }
-}
 
-/// One sequencer (one gap-free, hash-chained stream) per region, named as on the Worker.
-pub fn audit_stream(region: &str) -> String {
-    format!("audit-{region}")
+    /// The ledgers written since the last call (and forgets them).
+    pub fn take_touched(&self) -> Vec<LedgerId> {
+        std::mem::take(&mut *self.touched.borrow_mut())
+            .into_iter()
+            .collect()
+    }
 }
 
 impl<P: Platform> Host for SpinHost<P> {
@@ -77,23 +76,11 @@ impl<P: Platform> Host for SpinHost<P> {
     }
 
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
-        apply_stored(&SqlLedgers(&self.platform), ledger, op).await
-    }
-
-    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditReceipt, HostError> {
-        let stream = audit_stream(&event.record.region);
-        let now = self.platform.now_ms();
-        let sequence = drive::append(&SqlTrail(&self.platform), &stream, event, now)
-            .await
-            .map_err(store)?;
-        Ok(AuditReceipt { sequence })
-    }
-
-    async fn open_audit(&self, event: &AuditEvent, expires_ms: u64) -> Result<(), HostError> {
-        let stream = audit_stream(&event.record.region);
-        drive::open(&SqlTrail(&self.platform), &stream, event, expires_ms)
-            .await
-            .map_err(store)
+        let reply = apply_stored(&SqlLedgers(&self.platform), ledger, op).await?;
+        if !matches!(op, LedgerOp::Usage(_)) {
+            self.touched.borrow_mut().insert(ledger.clone());
+        }
+        Ok(reply)
     }
 
     /// A tenant's circuit board: one versioned row in the ledger table (`circuits/<tenant>` can

@@ -4,9 +4,13 @@
 
 use std::collections::HashMap;
 
+use asc_core::deployment::{
+    Deployment, AUDIT_SHARDS_VAR, BATCH_MAX_AGE_VAR, BATCH_MAX_RECORDS_VAR, FORWARD_VAR,
+    HEARTBEAT_VAR, REGION_VAR,
+};
 use asc_core::host::HostError;
 use asc_core::secret::Secret;
-use asc_core::trail::{ShipPolicy, SigningKeyring};
+use asc_core::trail::SigningKeyring;
 use url::Url;
 
 use crate::platform::Platform;
@@ -27,6 +31,8 @@ pub const SETTINGS: &[&str] = &[
     BUCKET_ACCESS_KEY_ID,
     BUCKET_SECRET_ACCESS_KEY,
     FLUSH_TOKEN,
+    "audit_shards",
+    "audit_forward_ms",
     "audit_batch_max_records",
     "audit_batch_max_age_ms",
     "audit_heartbeat_ms",
@@ -79,23 +85,33 @@ pub async fn secrets<P: Platform>(p: &P) -> Result<HashMap<String, Secret>, Host
     Ok(out)
 }
 
-/// Batch cadence, as the Worker's `AUDIT_*` vars.
-pub async fn ship_policy<P: Platform>(p: &P) -> ShipPolicy {
-    let d = ShipPolicy::default();
-    let num = |v: Result<Option<String>, HostError>, default: u64| {
-        v.ok()
-            .flatten()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(default)
-    };
-    ShipPolicy {
-        max_records: num(
-            optional(p, "audit_batch_max_records").await,
-            d.max_records as u64,
-        ) as usize,
-        max_age_ms: num(optional(p, "audit_batch_max_age_ms").await, d.max_age_ms),
-        heartbeat_ms: num(optional(p, "audit_heartbeat_ms").await, d.heartbeat_ms),
+/// The deployment's settings, read strictly (see `asc_core::deployment`): the Worker's vars,
+/// named in lowercase (`ASC_REGION` is `asc_region`). A set but invalid value fails closed.
+pub async fn deployment<P: Platform>(p: &P) -> Result<Deployment, String> {
+    let mut vars = HashMap::new();
+    for name in [
+        REGION_VAR,
+        AUDIT_SHARDS_VAR,
+        FORWARD_VAR,
+        BATCH_MAX_RECORDS_VAR,
+        BATCH_MAX_AGE_VAR,
+        HEARTBEAT_VAR,
+    ] {
+        let var = variable_name(name);
+        if let Some(value) = optional(p, &var).await.map_err(|e| e.to_string())? {
+            vars.insert(name, value);
+        }
     }
+    Deployment::from_vars(|name| vars.get(name).cloned()).map_err(|errs| {
+        errs.iter()
+            .map(|e| {
+                // Name the Spin variable the operator sets.
+                let var = e.split(['=', ' ', ':']).next().unwrap_or("");
+                e.replacen(var, &variable_name(var), 1)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 pub async fn keyring<P: Platform>(p: &P) -> Result<SigningKeyring, String> {

@@ -1,5 +1,5 @@
 //! Tenant ledgers in Spin SQLite: one row per ledger, its JSON and an optimistic version. The
-//! core's `budget::stored::apply_stored` runs the compare-and-swap loop; this is its table.
+//! core's `ledger::stored::apply_stored` runs the compare-and-swap loop; this is its table.
 //!
 //! Why compare-and-swap on one row, not counters in columns: the ledger's decision (admit only
 //! if every hard budget and rate window has room, then hold the amount against all of them) reads
@@ -8,9 +8,9 @@
 //! interface runs one statement per call) and keeps the arithmetic in the core, identical to the
 //! Worker's Durable Object.
 
-use asc_core::budget::stored::{LedgerStore, StoredLedger};
-use asc_core::budget::LedgerId;
 use asc_core::host::HostError;
+use asc_core::ledger::stored::{LedgerStore, StoredLedger};
+use asc_core::ledger::LedgerId;
 
 use crate::platform::{Platform, SqlValue};
 

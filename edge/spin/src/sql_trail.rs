@@ -1,14 +1,14 @@
-//! The audit sequencer's state in Spin SQLite, for the core's `trail::drive`: the head with a
-//! version, the buffered entries, the open (streaming) records. An append is one `INSERT`: its
-//! `BEFORE` trigger refuses it unless the head's version is the one the caller read (and, when
-//! claiming an abandoned stream, its open record still exists); its `AFTER` trigger moves the
-//! head and drops the open record. SQLite runs a statement and its triggers atomically, so the
-//! head and its entries never disagree, whatever instances append at once.
+//! The audit streams' state in Spin SQLite, for the core's `trail::drive`: each stream's head
+//! with a version, the appended batches, each source ledger's watermark. An append is one
+//! `INSERT` of a batch row: its `BEFORE` trigger refuses it unless the head's version is the one
+//! the caller read; its `AFTER` trigger moves the head and the source's watermark. SQLite runs a
+//! statement and its triggers atomically, so the head, its entries and the watermarks never
+//! disagree, whatever instances append at once (Spin's SQLite interface runs one statement per
+//! call, so no transaction spans several).
 
-use asc_core::audit::inflight::OpenRecord;
 use asc_core::host::HostError;
-use asc_core::trail::drive::{AppendWrite, StoredHead, TrailStore};
-use asc_core::trail::{Buffered, Entry, SequencerHead};
+use asc_core::trail::drive::{StoredHead, TrailStore, Watermark};
+use asc_core::trail::{Buffered, SequencerHead};
 
 use crate::platform::{Platform, SqlValue};
 
@@ -18,35 +18,36 @@ pub const SCHEMA: &[&str] = &[
         version INTEGER NOT NULL,
         head TEXT NOT NULL
     )",
-    "CREATE TABLE IF NOT EXISTS asc_audit_entry (
+    "CREATE TABLE IF NOT EXISTS asc_audit_batch (
         stream TEXT NOT NULL,
-        seq INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
         appended_ms INTEGER NOT NULL,
-        entry TEXT NOT NULL,
-        request_id TEXT NOT NULL,
+        entries TEXT NOT NULL,
         base_version INTEGER NOT NULL,
         next_head TEXT NOT NULL,
-        claim_open INTEGER NOT NULL,
-        PRIMARY KEY (stream, seq)
+        source TEXT NOT NULL,
+        through INTEGER NOT NULL,
+        PRIMARY KEY (stream, first_seq)
     )",
-    "CREATE TABLE IF NOT EXISTS asc_audit_open (
-        request_id TEXT PRIMARY KEY,
+    "CREATE TABLE IF NOT EXISTS asc_audit_source (
         stream TEXT NOT NULL,
-        expires_ms INTEGER NOT NULL,
-        record TEXT NOT NULL
+        source TEXT NOT NULL,
+        through INTEGER NOT NULL,
+        PRIMARY KEY (stream, source)
     )",
-    "CREATE TRIGGER IF NOT EXISTS asc_audit_entry_check BEFORE INSERT ON asc_audit_entry
+    "CREATE TRIGGER IF NOT EXISTS asc_audit_batch_check BEFORE INSERT ON asc_audit_batch
      BEGIN
         SELECT RAISE(ABORT, 'asc_audit_conflict') WHERE NOT EXISTS (
             SELECT 1 FROM asc_audit_head WHERE stream = NEW.stream AND version = NEW.base_version);
-        SELECT RAISE(ABORT, 'asc_audit_claimed') WHERE NEW.claim_open = 1 AND NOT EXISTS (
-            SELECT 1 FROM asc_audit_open WHERE request_id = NEW.request_id);
      END",
-    "CREATE TRIGGER IF NOT EXISTS asc_audit_entry_advance AFTER INSERT ON asc_audit_entry
+    "CREATE TRIGGER IF NOT EXISTS asc_audit_batch_advance AFTER INSERT ON asc_audit_batch
      BEGIN
         UPDATE asc_audit_head SET head = NEW.next_head, version = version + 1
             WHERE stream = NEW.stream;
-        DELETE FROM asc_audit_open WHERE request_id = NEW.request_id;
+        INSERT INTO asc_audit_source (stream, source, through)
+            VALUES (NEW.stream, NEW.source, NEW.through)
+            ON CONFLICT (stream, source) DO UPDATE SET through = excluded.through;
      END",
 ];
 
@@ -102,40 +103,66 @@ impl<P: Platform> TrailStore for SqlTrail<'_, P> {
         &self,
         base_version: u64,
         next: &SequencerHead,
-        entry: &Buffered,
-        request_id: &str,
-        claim_open: bool,
-    ) -> Result<AppendWrite, HostError> {
+        entries: &[Buffered],
+        watermark: &Watermark<'_>,
+    ) -> Result<bool, HostError> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            // Nothing new to chain: only the watermark moves.
+            self.0
+                .sql(
+                    "INSERT INTO asc_audit_source (stream, source, through) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (stream, source) DO UPDATE SET through = excluded.through",
+                    &[
+                        next.stream.as_str().into(),
+                        watermark.source.into(),
+                        watermark.through.into(),
+                    ],
+                )
+                .await?;
+            return Ok(true);
+        };
         let result = self
             .0
             .sql(
-                "INSERT INTO asc_audit_entry (stream, seq, appended_ms, entry, request_id,
-                    base_version, next_head, claim_open)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO asc_audit_batch (stream, first_seq, last_seq, appended_ms, entries,
+                    base_version, next_head, source, through)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 &[
                     next.stream.as_str().into(),
-                    entry.entry.sequence.into(),
-                    entry.appended_ms.into(),
-                    json(&entry.entry)?.into(),
-                    request_id.into(),
+                    first.entry.sequence.into(),
+                    last.entry.sequence.into(),
+                    first.appended_ms.into(),
+                    json(&entries)?.into(),
                     base_version.into(),
                     json(next)?.into(),
-                    SqlValue::Integer(i64::from(claim_open)),
+                    watermark.source.into(),
+                    watermark.through.into(),
                 ],
             )
             .await;
         match result {
-            Ok(_) => Ok(AppendWrite::Done),
-            Err(HostError::Store(why)) if why.contains("asc_audit_claimed") => {
-                Ok(AppendWrite::Claimed)
-            }
-            // A moved head, or an entry another instance stored under the same sequence.
+            Ok(_) => Ok(true),
+            // A moved head, or a batch another instance stored at the same sequence.
             Err(HostError::Store(why))
                 if why.contains("asc_audit_conflict") || why.contains("UNIQUE") =>
             {
-                Ok(AppendWrite::Conflict)
+                Ok(false)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    async fn watermark(&self, stream: &str, source: &str) -> Result<u64, HostError> {
+        let rows = self
+            .0
+            .sql(
+                "SELECT through FROM asc_audit_source WHERE stream = ?1 AND source = ?2",
+                &[stream.into(), source.into()],
+            )
+            .await?;
+        match rows.first() {
+            Some(row) => number(row.first()),
+            None => Ok(0),
         }
     }
 
@@ -159,25 +186,25 @@ impl<P: Platform> TrailStore for SqlTrail<'_, P> {
         let rows = self
             .0
             .sql(
-                "SELECT appended_ms, entry FROM asc_audit_entry
-                 WHERE stream = ?1 AND seq > ?2 ORDER BY seq",
+                "SELECT entries FROM asc_audit_batch
+                 WHERE stream = ?1 AND last_seq > ?2 ORDER BY first_seq",
                 &[stream.into(), after.into()],
             )
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Buffered {
-                    appended_ms: number(row.first())?,
-                    entry: parse::<Entry>(row.get(1))?,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for row in rows {
+            let batch: Vec<Buffered> = parse(row.first())?;
+            out.extend(batch.into_iter().filter(|b| b.entry.sequence > after));
+        }
+        Ok(out)
     }
 
+    /// Batches whose every entry has shipped; a batch shipped in part stays (restores skip what
+    /// is at or below the head's shipped sequence).
     async fn drop_entries(&self, stream: &str, through: u64) -> Result<(), HostError> {
         self.0
             .sql(
-                "DELETE FROM asc_audit_entry WHERE stream = ?1 AND seq <= ?2",
+                "DELETE FROM asc_audit_batch WHERE stream = ?1 AND last_seq <= ?2",
                 &[stream.into(), through.into()],
             )
             .await?;
@@ -188,8 +215,8 @@ impl<P: Platform> TrailStore for SqlTrail<'_, P> {
         let rows = self
             .0
             .sql(
-                "SELECT COUNT(*), MIN(appended_ms) FROM asc_audit_entry
-                 WHERE stream = ?1 AND seq > ?2",
+                "SELECT COALESCE(SUM(last_seq - MAX(first_seq, ?2 + 1) + 1), 0), MIN(appended_ms)
+                 FROM asc_audit_batch WHERE stream = ?1 AND last_seq > ?2",
                 &[stream.into(), after.into()],
             )
             .await?;
@@ -198,46 +225,5 @@ impl<P: Platform> TrailStore for SqlTrail<'_, P> {
             number(row.and_then(|r| r.first()))?,
             row.and_then(|r| r.get(1)).and_then(SqlValue::as_u64),
         ))
-    }
-
-    async fn put_open(&self, stream: &str, open: &OpenRecord) -> Result<(), HostError> {
-        self.0
-            .sql(
-                "INSERT OR REPLACE INTO asc_audit_open (request_id, stream, expires_ms, record)
-                 VALUES (?1, ?2, ?3, ?4)",
-                &[
-                    open.event.record.request_id.as_str().into(),
-                    stream.into(),
-                    open.expires_ms.into(),
-                    json(open)?.into(),
-                ],
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn open_records(&self, stream: &str) -> Result<Vec<OpenRecord>, HostError> {
-        let rows = self
-            .0
-            .sql(
-                "SELECT record FROM asc_audit_open WHERE stream = ?1",
-                &[stream.into()],
-            )
-            .await?;
-        rows.iter().map(|row| parse(row.first())).collect()
-    }
-
-    async fn earliest_open(&self, stream: &str) -> Result<Option<u64>, HostError> {
-        let rows = self
-            .0
-            .sql(
-                "SELECT MIN(expires_ms) FROM asc_audit_open WHERE stream = ?1",
-                &[stream.into()],
-            )
-            .await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(SqlValue::as_u64))
     }
 }

@@ -5,11 +5,10 @@
 use std::sync::{Arc, Barrier};
 
 use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
-use asc_core::budget::stored::apply_stored;
-use asc_core::budget::{
-    BudgetLine, LedgerId, LedgerOp, LedgerReply, Mode, Period, ReserveAsk, ReserveReply,
-};
+use asc_core::budget::{BudgetLine, Mode, Period, ReserveAsk};
 use asc_core::host::{Chunks, HostError, UpstreamResponse};
+use asc_core::ledger::stored::apply_stored;
+use asc_core::ledger::{AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply};
 use asc_core::trail::drive;
 use asc_core::trail::{entry_hash, GENESIS_HASH};
 use asc_spin::platform::{Outbound, Platform, SqlValue};
@@ -51,10 +50,32 @@ impl Platform for Instance {
 const INSTANCES: usize = 6;
 const PER_INSTANCE: usize = 40;
 
-fn reserve(request_id: String) -> LedgerOp {
-    LedgerOp::Reserve(ReserveAsk {
+const NOW: u64 = 1_767_225_600_000;
+
+fn admit(instance: usize, n: usize) -> LedgerOp {
+    let mut record = event(instance, n);
+    record.record.outcome = Outcome::Partial;
+    LedgerOp::Admit(AdmitAsk {
+        now_ms: NOW,
+        expires_ms: 1_767_225_900_000,
+        reserve: Some(reserve(record.record.request_id.clone())),
+        record,
+    })
+}
+
+fn commit(instance: usize, n: usize) -> LedgerOp {
+    LedgerOp::Commit(CommitAsk {
+        now_ms: NOW,
+        record: event(instance, n),
+        actual_micros: 10,
+        actual_tokens: 1,
+    })
+}
+
+fn reserve(request_id: String) -> ReserveAsk {
+    ReserveAsk {
         request_id,
-        now_ms: 1_767_225_600_000,
+        now_ms: NOW,
         amount_micros: 10,
         tokens: 1,
         budgets: vec![BudgetLine {
@@ -68,7 +89,7 @@ fn reserve(request_id: String) -> LedgerOp {
         requests_per_minute: vec![],
         tokens_per_minute: vec![],
         expires_ms: 1_767_225_900_000,
-    })
+    }
 }
 
 fn event(instance: usize, n: usize) -> AuditEvent {
@@ -113,24 +134,26 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
                 let mut admitted = 0;
                 for n in 0..PER_INSTANCE {
                     futures::executor::block_on(async {
-                        let reply = apply_stored(
-                            &SqlLedgers(&instance),
-                            &ledger,
-                            &reserve(format!("r{i}_{n}")),
-                        )
-                        .await
-                        .expect("ledger");
-                        if matches!(reply, LedgerReply::Reserve(ReserveReply::Admitted { .. })) {
+                        let ledgers = SqlLedgers(&instance);
+                        let reply = apply_stored(&ledgers, &ledger, &admit(i, n))
+                            .await
+                            .expect("ledger");
+                        if matches!(reply, LedgerReply::Admitted { .. }) {
                             admitted += 1;
+                            apply_stored(&ledgers, &ledger, &commit(i, n))
+                                .await
+                                .expect("commit");
                         }
-                        drive::append(
+                        // Every instance forwards after each request, racing the others.
+                        drive::forward_ledger(
+                            &ledgers,
                             &SqlTrail(&instance),
+                            &ledger,
                             "audit-eu",
-                            &event(i, n),
                             instance.now_ms(),
                         )
                         .await
-                        .expect("append");
+                        .expect("forward");
                     });
                 }
                 admitted
@@ -142,22 +165,29 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
     assert_eq!(admitted, 100);
 
     let db = support::open_db(Some(&path));
-    let rows = support::run_sql(
+    let batches = support::run_sql(
         &db,
-        "SELECT entry FROM asc_audit_entry WHERE stream = 'audit-eu' ORDER BY seq",
+        "SELECT entries FROM asc_audit_batch WHERE stream = 'audit-eu' ORDER BY first_seq",
         &[],
     )
     .expect("entries");
+    let entries: Vec<asc_core::trail::Entry> = batches
+        .iter()
+        .flat_map(|row| {
+            serde_json::from_str::<Vec<asc_core::trail::Buffered>>(row[0].as_str().expect("text"))
+                .expect("batch")
+        })
+        .map(|b| b.entry)
+        .collect();
+    // Admitted requests recorded at their commit, refused ones by the ledger: one each.
     assert_eq!(
-        rows.len(),
+        entries.len(),
         INSTANCES * PER_INSTANCE,
-        "every append landed once"
+        "every record landed once"
     );
     let mut prev = GENESIS_HASH.to_string();
     let mut ids = std::collections::BTreeSet::new();
-    for (i, row) in rows.iter().enumerate() {
-        let b: asc_core::trail::Entry =
-            serde_json::from_str(row[0].as_str().expect("text")).expect("entry");
+    for (i, b) in entries.iter().enumerate() {
         assert_eq!(b.sequence, i as u64 + 1, "gap-free");
         assert_eq!(b.prev_hash, prev, "chained");
         assert_eq!(

@@ -77,13 +77,24 @@ pub struct InFlight {
     pub through: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Meta {
-    /// The outbox sequence of the next record (from 1).
+    /// The outbox sequence of the next record (from 1). Stored pieces do not keep it up to date:
+    /// [`TenantLedger::restore`] derives it from the outbox and `forwarded`.
     next_seq: u64,
     /// Acknowledged by the audit stream through this sequence.
     forwarded: u64,
     in_flight: Option<InFlight>,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            next_seq: 1,
+            forwarded: 0,
+            in_flight: None,
+        }
+    }
 }
 
 /// Which pieces changed since the host last stored them.
@@ -256,8 +267,8 @@ impl TenantLedger {
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
         self.outbox.insert(seq, record);
+        // `next_seq` is not stored per record: a restore derives it from the outbox.
         self.dirty.outbox.insert(seq);
-        self.dirty.meta = true;
     }
 
     /// The next batch to send to the audit stream `stream_for_new` (or the unacknowledged one,
@@ -275,8 +286,8 @@ impl TenantLedger {
                 let through = self
                     .outbox
                     .keys()
-                    .take(FORWARD_BATCH_MAX)
-                    .last()
+                    .nth(FORWARD_BATCH_MAX - 1)
+                    .or_else(|| self.outbox.keys().next_back())
                     .copied()
                     .unwrap_or(first);
                 self.meta.in_flight = Some(InFlight {

@@ -123,6 +123,8 @@ impl TenantLedger {
                 return Err(format!("ledger piece {key}: unknown key"));
             }
         }
+        let after_outbox = outbox.keys().next_back().copied().unwrap_or(0);
+        meta.next_seq = after_outbox.max(meta.forwarded) + 1;
         Ok(TenantLedger {
             budgets: Budgets::from_parts(totals, reservations),
             open,

@@ -36,8 +36,17 @@ pub async fn apply_stored<S: LedgerStore>(
     id: &LedgerId,
     op: &LedgerOp,
 ) -> Result<LedgerReply, HostError> {
+    with_ledger(store, id, |ledger| ledger.apply(op)).await
+}
+
+/// Runs `f` on the stored ledger `id` under the same compare-and-swap loop (expiry, forwarding).
+pub async fn with_ledger<S: LedgerStore, R>(
+    store: &S,
+    id: &LedgerId,
+    mut f: impl FnMut(&mut TenantLedger) -> R,
+) -> Result<R, HostError> {
     apply_versioned(store, id, |ledger: &mut TenantLedger| {
-        let reply = ledger.apply(op);
+        let reply = f(ledger);
         // The whole state is stored as one row: piecewise writes are not needed.
         ledger.clear_writes();
         reply

@@ -14,7 +14,7 @@ use crate::routing::circuit::{CircuitOp, CircuitReply};
 /// One piece of deferred work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deferred {
-    Ledger(LedgerId, LedgerOp),
+    Ledger(LedgerId, Box<LedgerOp>),
     /// A circuit report or a refresh of the states this isolate caches.
     Circuits(TenantId, CircuitOp),
 }
@@ -27,7 +27,7 @@ pub struct AfterResponse {
 
 impl AfterResponse {
     pub fn ledger(&mut self, ledger: LedgerId, op: LedgerOp) {
-        self.work.push(Deferred::Ledger(ledger, op));
+        self.work.push(Deferred::Ledger(ledger, Box::new(op)));
     }
 
     pub fn circuits(&mut self, tenant: TenantId, op: CircuitOp) {
@@ -62,7 +62,7 @@ impl AfterResponse {
         for work in self.work {
             match work {
                 Deferred::Ledger(ledger, op) => {
-                    if let Err(e) = host.ledger(&ledger, &op).await {
+                    if let Err(e) = host.ledger_after_response(&ledger, &op).await {
                         failures.push(e);
                     }
                 }

@@ -22,7 +22,8 @@ use super::sequencer::{Buffered, Sequencer, SequencerHead, ShipPolicy, TrailErro
 use super::{Entry, ObjectPut, SigningKeyring};
 use crate::audit::AuditEvent;
 use crate::host::HostError;
-use crate::ledger::{ForwardAck, ForwardBatch};
+use crate::ledger::stored::{with_ledger, LedgerStore};
+use crate::ledger::{ForwardAck, ForwardBatch, LedgerId};
 
 /// How many lost races a call tolerates before it gives up (the caller fails or retries later).
 pub const MAX_ATTEMPTS: usize = 32;
@@ -150,6 +151,11 @@ pub async fn ensure<S: TrailStore>(store: &S, stream: &str, now_ms: u64) -> Resu
     load_head(store, stream, now_ms).await.map(|_| ())
 }
 
+/// Whether `stream` has a head (it started).
+pub async fn has_started<S: TrailStore>(store: &S, stream: &str) -> Result<bool, DriveError> {
+    Ok(store.head(stream).await?.is_some())
+}
+
 /// Chains a ledger's batch into its stream and returns how far that source is chained. Records
 /// the stream already has (a resent batch) are skipped, so each is chained once.
 pub async fn append_batch<S: TrailStore>(
@@ -190,6 +196,32 @@ pub async fn append_batch<S: TrailStore>(
         }
     }
     Err(DriveError::Contended)
+}
+
+/// For a host whose ledgers are rows of a shared store (Spin): gives up on `ledger`'s expired
+/// requests, then moves its outbox into the audit stream `stream_for_new`, batch by batch, each
+/// batch marked in flight before it is appended and dropped once acknowledged. Returns how many
+/// records it forwarded. (A Durable Object does the same steps against its own memory.)
+pub async fn forward_ledger<L: LedgerStore, S: TrailStore>(
+    ledgers: &L,
+    trail: &S,
+    ledger: &LedgerId,
+    stream_for_new: &str,
+    now_ms: u64,
+) -> Result<usize, DriveError> {
+    with_ledger(ledgers, ledger, |l| l.expire(now_ms)).await?;
+    let mut forwarded = 0;
+    for _ in 0..MAX_ATTEMPTS {
+        let batch =
+            with_ledger(ledgers, ledger, |l| l.forward_batch(ledger, stream_for_new)).await?;
+        let Some(batch) = batch else {
+            return Ok(forwarded);
+        };
+        let ack = append_batch(trail, &batch, now_ms).await?;
+        with_ledger(ledgers, ledger, |l| l.forwarded(ack)).await?;
+        forwarded += batch.records.len();
+    }
+    Ok(forwarded)
 }
 
 /// Whether a flush has work at `now_ms`: a pending shipment, a full or old batch, or a digest

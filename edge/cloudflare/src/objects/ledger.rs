@@ -77,16 +77,31 @@ impl State {
         Ok(())
     }
 
-    async fn apply(&self, name: String, op: String) -> Result<JsValue, JsValue> {
+    /// Applies `ops` (JSON, NUL-separated: a group of commits and one operation) in order and
+    /// stores what they changed in one write; the replies, NUL-separated.
+    async fn apply(&self, name: String, ops: String) -> Result<JsValue, JsValue> {
         self.load(Some(&name)).await?;
-        let op: LedgerOp = serde_json::from_str(&op).map_err(fail)?;
         let mut loaded = self.loaded.borrow_mut();
         let Some((_, ledger)) = loaded.as_mut() else {
             return Err(fail("ledger not loaded"));
         };
-        let reply = ledger.apply(&op);
+        let mut replies = String::new();
+        for op in ops.split('\0') {
+            let reply = match serde_json::from_str::<LedgerOp>(op) {
+                Ok(op) => storage::json(&ledger.apply(&op))?,
+                // One bad operation must not take the others of the group down with it.
+                Err(e) => {
+                    js::log_error(&format!("asc: ledger operation refused: {e}"));
+                    String::from("null")
+                }
+            };
+            if !replies.is_empty() {
+                replies.push('\0');
+            }
+            replies.push_str(&reply);
+        }
         self.persist(ledger)?;
-        Ok(JsValue::from_str(&storage::json(&reply)?))
+        Ok(JsValue::from_str(&replies))
     }
 
     async fn alarm(&self) -> Result<JsValue, JsValue> {
@@ -130,9 +145,11 @@ impl State {
                 Ok(promise) => js::wait(promise).await,
                 Err(e) => Err(e),
             };
-            let ack: Result<ForwardAck, String> = sent
-                .map_err(|e| js::describe(&e))
-                .and_then(|v| serde_json::from_str(&v.as_string().unwrap_or_default()).map_err(|e| e.to_string()));
+            let ack: Result<ForwardAck, String> =
+                sent.map_err(|e| js::describe(&e)).and_then(|v| {
+                    serde_json::from_str(&v.as_string().unwrap_or_default())
+                        .map_err(|e| e.to_string())
+                });
             match ack {
                 Ok(ack) => {
                     let mut loaded = self.loaded.borrow_mut();

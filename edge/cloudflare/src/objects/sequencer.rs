@@ -2,9 +2,10 @@
 //! is the core's shipping loop (`trail::drive`, the same one the Spin host runs) over this
 //! object's storage and the region's R2 bucket; it only stores, uploads and sets alarms.
 //!
-//! Storage: `head` (the sequencer head with its version), `entry:<seq>` per buffered entry,
-//! `src:<ledger>` per source's watermark. Everything is kept in memory too: the object is the
-//! stream's only writer.
+//! Storage: `head` (the sequencer head with its version), `batch:<first seq>` per appended batch
+//! (its entries: one write per ledger batch, not per record), `src:<ledger>` per source's
+//! watermark. Everything is kept in memory too: the object is the stream's only writer. A
+//! stored batch is deleted once all its entries have shipped.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +15,7 @@ use asc_core::host::HostError;
 use asc_core::ledger::ForwardBatch;
 use asc_core::secret::Secret;
 use asc_core::trail::drive::{self, ObjectSink, StoredHead, TrailStore, Watermark};
-use asc_core::trail::{entry_storage_key, Buffered, ObjectPut, SequencerHead, SigningKeyring};
+use asc_core::trail::{Buffered, ObjectPut, SequencerHead, SigningKeyring};
 use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -26,7 +27,7 @@ use crate::{bootstrap, js};
 pub const AUDIT_BUCKET: &str = "AUDIT_BUCKET";
 pub const SIGNING_KEYS_SECRET: &str = "AUDIT_SIGNING_KEYS";
 const HEAD_KEY: &str = "head";
-const ENTRY_PREFIX: &str = "entry:";
+const BATCH_PREFIX: &str = "batch:";
 const SOURCE_PREFIX: &str = "src:";
 /// After a failed shipment, try again this much later.
 const RETRY_MS: u64 = 2_000;
@@ -43,7 +44,13 @@ struct ObjectTrail {
     loaded: Cell<bool>,
     head: RefCell<Option<StoredHead>>,
     entries: RefCell<BTreeMap<u64, Buffered>>,
+    /// Stored batches: first sequence -> last sequence.
+    batches: RefCell<BTreeMap<u64, u64>>,
     watermarks: RefCell<HashMap<String, u64>>,
+}
+
+fn batch_key(first: u64) -> String {
+    format!("{BATCH_PREFIX}{first:020}")
 }
 
 fn host_err(e: JsValue) -> HostError {
@@ -55,7 +62,10 @@ impl ObjectTrail {
         if self.loaded.get() {
             return Ok(());
         }
-        if let Some(text) = storage::get(&self.storage, HEAD_KEY).await.map_err(host_err)? {
+        if let Some(text) = storage::get(&self.storage, HEAD_KEY)
+            .await
+            .map_err(host_err)?
+        {
             let stored: StoredHeadJson =
                 serde_json::from_str(&text).map_err(|e| HostError::Store(e.to_string()))?;
             *self.head.borrow_mut() = Some(StoredHead {
@@ -64,20 +74,32 @@ impl ObjectTrail {
             });
         }
         let mut entries = BTreeMap::new();
-        for (_, value) in storage::all(&self.storage, ENTRY_PREFIX)
+        let mut batches = BTreeMap::new();
+        for (_, value) in storage::all(&self.storage, BATCH_PREFIX)
             .await
             .map_err(host_err)?
         {
-            let b: Buffered =
+            let batch: Vec<Buffered> =
                 serde_json::from_str(&value).map_err(|e| HostError::Store(e.to_string()))?;
-            entries.insert(b.entry.sequence, b);
+            if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+                batches.insert(first.entry.sequence, last.entry.sequence);
+            }
+            for b in batch {
+                entries.insert(b.entry.sequence, b);
+            }
         }
         *self.entries.borrow_mut() = entries;
+        *self.batches.borrow_mut() = batches;
         self.loaded.set(true);
         Ok(())
     }
 
-    fn put_head(&self, version: u64, head: &SequencerHead, extra: Vec<(String, String)>) -> Result<(), HostError> {
+    fn put_head(
+        &self,
+        version: u64,
+        head: &SequencerHead,
+        extra: Vec<(String, String)>,
+    ) -> Result<(), HostError> {
         let json = serde_json::to_string(&StoredHeadJson {
             version,
             head: head.clone(),
@@ -119,12 +141,15 @@ impl TrailStore for ObjectTrail {
             Some(h) if h.version == base_version => h.version + 1,
             _ => return Ok(false),
         };
-        let mut puts = Vec::with_capacity(entries.len() + 1);
-        for e in entries {
+        let mut puts = Vec::with_capacity(2);
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
             puts.push((
-                entry_storage_key(e.entry.sequence),
-                serde_json::to_string(e).map_err(|e| HostError::Store(e.to_string()))?,
+                batch_key(first.entry.sequence),
+                serde_json::to_string(entries).map_err(|e| HostError::Store(e.to_string()))?,
             ));
+            self.batches
+                .borrow_mut()
+                .insert(first.entry.sequence, last.entry.sequence);
         }
         // As a string: a JS number would lose precision above 2^53.
         puts.push((
@@ -181,9 +206,19 @@ impl TrailStore for ObjectTrail {
     async fn drop_entries(&self, _stream: &str, through: u64) -> Result<(), HostError> {
         let mut mem = self.entries.borrow_mut();
         let gone: Vec<u64> = mem.range(..=through).map(|(s, _)| *s).collect();
-        let keys: Vec<String> = gone.iter().map(|s| entry_storage_key(*s)).collect();
         for s in gone {
             mem.remove(&s);
+        }
+        // A stored batch goes once all of it has shipped (a restore skips shipped entries).
+        let mut batches = self.batches.borrow_mut();
+        let done: Vec<u64> = batches
+            .iter()
+            .filter(|(_, last)| **last <= through)
+            .map(|(first, _)| *first)
+            .collect();
+        let keys: Vec<String> = done.iter().map(|f| batch_key(*f)).collect();
+        for f in done {
+            batches.remove(&f);
         }
         storage::write(&self.storage, &[], &keys);
         Ok(())
@@ -289,7 +324,10 @@ impl State {
                 Err(e) => Err(e),
             };
             if let Err(e) = started {
-                js::log_error(&format!("asc: starting audit stream {sibling} failed: {}", js::describe(&e)));
+                js::log_error(&format!(
+                    "asc: starting audit stream {sibling} failed: {}",
+                    js::describe(&e)
+                ));
             }
         }
     }
@@ -298,14 +336,22 @@ impl State {
         self.alarm_at.set(None);
         self.alarm_loaded.set(true);
         self.trail.load().await.map_err(fail)?;
-        let Some(stream) = self.trail.head.borrow().as_ref().map(|h| h.head.stream.clone()) else {
+        let Some(stream) = self
+            .trail
+            .head
+            .borrow()
+            .as_ref()
+            .map(|h| h.head.stream.clone())
+        else {
             return Ok(JsValue::UNDEFINED);
         };
         let shipped = self.ship(&stream).await;
         // Always wake again: heartbeats are due even without traffic.
         self.schedule().await?;
         if let Err(why) = shipped {
-            js::log_error(&format!("asc: audit {stream}: shipment failed, will retry: {why}"));
+            js::log_error(&format!(
+                "asc: audit {stream}: shipment failed, will retry: {why}"
+            ));
             storage::schedule(&self.storage, &self.alarm_at, now_ms() + RETRY_MS);
         }
         Ok(JsValue::UNDEFINED)
@@ -315,7 +361,8 @@ impl State {
         let deployment = bootstrap::deployment(&self.env)?;
         let secret = js::env_string(&self.env, SIGNING_KEYS_SECRET)
             .ok_or_else(|| format!("secret {SIGNING_KEYS_SECRET} is not set"))?;
-        let keyring = SigningKeyring::from_secret(&Secret::new(secret)).map_err(|e| e.to_string())?;
+        let keyring =
+            SigningKeyring::from_secret(&Secret::new(secret)).map_err(|e| e.to_string())?;
         drive::flush(
             &self.trail,
             &Bucket { env: &self.env },
@@ -345,6 +392,7 @@ impl SequencerObject {
                     loaded: Cell::new(false),
                     head: RefCell::new(None),
                     entries: RefCell::new(BTreeMap::new()),
+                    batches: RefCell::new(BTreeMap::new()),
                     watermarks: RefCell::new(HashMap::new()),
                 },
                 storage,
