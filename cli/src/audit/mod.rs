@@ -13,7 +13,7 @@ use asc_core::trail::verify::{verify, Report, VerifyOptions};
 use asc_core::trail::{PublicKeyring, ShipPolicy};
 
 use crate::args::{flag, number, switch};
-use time::{format_ms, parse_time};
+use time::{format_ms, now_ms, parse_time};
 
 pub const USAGE: &str = "\
        asc audit keygen --key-id ID [--not-before TIME] [--not-after TIME]
@@ -48,16 +48,9 @@ pub fn run(args: &[&str]) -> Result<ExitCode, String> {
     }
 }
 
-fn now_ms() -> Result<u64, String> {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| "the system clock is before 1970".to_string())?;
-    u64::try_from(since.as_millis()).map_err(|_| "the system clock is out of range".to_string())
-}
-
 fn time_flag(args: &[&str], name: &str) -> Result<Option<u64>, String> {
     flag(args, name)
-        .map(|v| parse_time(v).map_err(|e| format!("{name}: {e}")))
+        .map(|v| parse_time(v).map_err(|e| format!("{name} {v:?}: {e}")))
         .transpose()
 }
 
