@@ -220,6 +220,24 @@ fn query_filters_verified_records_and_refuses_unverified_logs() {
         .collect();
     assert_eq!(seq_col, ["3", "4"], "{table}");
 
+    // An offset names the same instant: 00:13:23+02:00 is 22:13:23Z the day before.
+    let q = asc(
+        &dir,
+        &[
+            &base[..],
+            &["--from", "2023-11-15T00:13:23+02:00", "--format", "json"],
+        ]
+        .concat(),
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    let seqs: Vec<u64> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+
     // Rewrite who made request 1 (globex -> acme): the query refuses unless told otherwise, and
     // then marks the batch's records as not verified.
     let path = dir.join("bucket").join(batch_key("eu", 1, 3));
@@ -281,4 +299,30 @@ fn keygen_prints_a_working_key_pair() {
 
     let bad = asc(&dir, &["audit", "keygen", "--key-id", "Bad Id"]);
     assert_eq!(bad.status.code(), Some(2));
+
+    // RFC 3339 with an offset: midnight at +02:00 is 22:00 UTC the day before
+    // (date -u -d 2026-10-31T22:00:00Z +%s).
+    let out = asc(
+        &dir,
+        &[
+            "audit",
+            "keygen",
+            "--key-id",
+            "k2026",
+            "--not-before",
+            "2026-11-01T00:00:00+02:00",
+            "--not-after",
+            "2026-11-01T00:00:00-02:00",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let public: serde_json::Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("AUDIT_PUBLIC_KEY="))
+            .expect("line"),
+    )
+    .expect("json");
+    assert_eq!(public["not_before_ms"], 1_793_484_000_000u64);
+    assert_eq!(public["not_after_ms"], 1_793_498_400_000u64);
 }
