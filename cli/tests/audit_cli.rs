@@ -43,6 +43,11 @@ fn event(n: u64) -> AuditEvent {
 
 /// A fresh folder holding a five-record log and the key file; the newest digest at T0 + 11_010.
 fn fixture(name: &str) -> PathBuf {
+    fixture_with(name, event)
+}
+
+/// As [`fixture`], with records made by `event`.
+fn fixture_with(name: &str, event: impl Fn(u64) -> AuditEvent) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("asc-audit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let always = Validity {
@@ -325,4 +330,55 @@ fn keygen_prints_a_working_key_pair() {
     .expect("json");
     assert_eq!(public["not_before_ms"], 1_793_484_000_000u64);
     assert_eq!(public["not_after_ms"], 1_793_498_400_000u64);
+}
+
+#[test]
+fn query_table_cuts_a_huge_model_name_and_json_keeps_it() {
+    let huge = "m".repeat(10_000);
+    let dir = fixture_with("huge", |n| {
+        let mut e = event(n);
+        if n == 2 {
+            e.record.requested_model = Some(huge.clone());
+        }
+        e
+    });
+    let base = [
+        "audit",
+        "query",
+        "bucket",
+        "--keys",
+        "keys.json",
+        "--now",
+        NOW,
+        "--heartbeat-ms",
+        "10000",
+    ];
+    let q = asc(&dir, &base);
+    assert_eq!(
+        q.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&q.stderr)
+    );
+    let table = stdout(&q);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(lines.iter().all(|l| l.chars().count() < 300), "{table}");
+    let row = lines[2];
+    assert!(row.contains("mmm…"), "{row}");
+    assert!(!row.contains(&"m".repeat(100)), "{row}");
+    // The columns after MODEL still line up with the header.
+    let col = lines[0].find("OUTCOME").expect("header");
+    for line in &lines[1..] {
+        assert_eq!(
+            line.chars().skip(col).take(2).collect::<String>(),
+            "ok",
+            "{table}"
+        );
+    }
+
+    let q = asc(&dir, &[&base[..], &["--format", "json"]].concat());
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    assert_eq!(rows[1]["record"]["requested_model"], huge.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,7 +88,7 @@ enum Format {
 /// Verifies, then lists the matching records.
 ///
 /// Refuses if verification found problems, unless --allow-unverified, which marks every record
-/// verified or not.
+/// verified or not. Table cells too long to read are cut with "…"; --format json has them whole.
 #[derive(Args)]
 #[command(after_help = TIME_HELP)]
 pub struct QueryArgs {
