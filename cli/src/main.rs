@@ -1,37 +1,60 @@
 #![allow(clippy::print_stdout)] // A command-line tool: stdout is its interface.
 
-//! `asc`: operator commands that need the core's rules but no gateway.
-//!
-//!   asc key new --tenant ID [--scopes chat,models,usage] [--tags bu:x,..] [--label TEXT] [--key-id ID]
-//!       Mints an API key. Reads the deployment's hashing secret from $KEY_HASH_SECRET.
-//!       Prints shell-friendly lines: ASC_API_KEY=..., KV_NAME=key:<hash>, and writes the KV
-//!       record (JSON) to the file named by --record-out (or prints it as KV_VALUE=...).
-//!   asc tenant check FILE [--region ID]
-//!       Validates a tenant config; with --region, also checks every endpoint against that
-//!       region's egress allowlist. Prints every problem with its path; exits 1 if any.
-//!   asc audit keygen | verify | query
-//!       The audit trail's signing keys and its verifier for compliance teams; see
-//!       `asc audit help` (the text of [`audit::USAGE`]).
+//! `asc`: operator commands that need the core's rules but no gateway. `asc --help` and
+//! `asc <command> --help` describe them; the flags are declared next to the code that uses them.
 
-mod args;
 mod audit;
 mod key;
 mod tenant;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// ASC command line: mint API keys, validate tenant configs, verify and query the audit trail.
+#[derive(Parser)]
+#[command(name = "asc", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Tenant configs.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// The audit trail's signing keys, its verifier and queries, for compliance teams.
+    #[command(subcommand)]
+    Audit(audit::Command),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    New(key::NewArgs),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    Check(tenant::CheckArgs),
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["key", "new", rest @ ..] => key::key_new(rest),
-        ["tenant", "check", file, rest @ ..] => tenant::tenant_check(file, rest),
-        ["audit", rest @ ..] => audit::run(rest),
-        _ => Err(usage()),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version go to stdout with exit 0; usage errors to stderr with exit 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let result = match cli.command {
+        Command::Key(KeyCommand::New(args)) => key::key_new(args),
+        Command::Tenant(TenantCommand::Check(args)) => tenant::tenant_check(&args),
+        Command::Audit(command) => audit::run(command),
     };
     match result {
         Ok(code) => code,
@@ -42,9 +65,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage() -> String {
-    format!(
-        "usage: asc key new --tenant ID [--scopes chat,models,usage] [--tags bu:x,..] [--label TEXT] [--key-id ID] [--record-out FILE]\n       asc tenant check FILE [--region ID]\n{}",
-        audit::USAGE
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_definitions_are_consistent() {
+        // clap's own checks (duplicate flags, bad defaults), which otherwise only run on use.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -3,10 +3,24 @@
 use std::process::ExitCode;
 
 use asc_core::config::TenantConfig;
+use clap::Args;
 
-use crate::args::flag;
+/// Validates a tenant config.
+///
+/// Prints every problem with its path and exits 1 if there are any. With --region, also checks
+/// the residency and every model endpoint against that region's egress allowlist.
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The tenant config (JSON).
+    #[arg(value_name = "FILE")]
+    file: String,
+    /// A built-in region (eu, us, local: regions/*.toml) to check the config against.
+    #[arg(long, value_name = "ID")]
+    region: Option<String>,
+}
 
-pub fn tenant_check(file: &str, args: &[&str]) -> Result<ExitCode, String> {
+pub fn tenant_check(args: &CheckArgs) -> Result<ExitCode, String> {
+    let file = &args.file;
     let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
     let config = match TenantConfig::parse(&bytes) {
         Ok(c) => c,
@@ -18,7 +32,7 @@ pub fn tenant_check(file: &str, args: &[&str]) -> Result<ExitCode, String> {
         }
     };
     let mut problems = 0;
-    if let Some(region_id) = flag(args, "--region") {
+    if let Some(region_id) = &args.region {
         let regions = asc_core::builtin_regions()?;
         let region = regions
             .get(region_id)

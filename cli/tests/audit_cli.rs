@@ -43,6 +43,11 @@ fn event(n: u64) -> AuditEvent {
 
 /// A fresh folder holding a five-record log and the key file; the newest digest at T0 + 11_010.
 fn fixture(name: &str) -> PathBuf {
+    fixture_with(name, event)
+}
+
+/// As [`fixture`], with records made by `event`.
+fn fixture_with(name: &str, event: impl Fn(u64) -> AuditEvent) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("asc-audit-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let always = Validity {
@@ -220,6 +225,24 @@ fn query_filters_verified_records_and_refuses_unverified_logs() {
         .collect();
     assert_eq!(seq_col, ["3", "4"], "{table}");
 
+    // An offset names the same instant: 00:13:23+02:00 is 22:13:23Z the day before.
+    let q = asc(
+        &dir,
+        &[
+            &base[..],
+            &["--from", "2023-11-15T00:13:23+02:00", "--format", "json"],
+        ]
+        .concat(),
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    let seqs: Vec<u64> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["sequence"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+
     // Rewrite who made request 1 (globex -> acme): the query refuses unless told otherwise, and
     // then marks the batch's records as not verified.
     let path = dir.join("bucket").join(batch_key("eu", 1, 3));
@@ -281,4 +304,81 @@ fn keygen_prints_a_working_key_pair() {
 
     let bad = asc(&dir, &["audit", "keygen", "--key-id", "Bad Id"]);
     assert_eq!(bad.status.code(), Some(2));
+
+    // RFC 3339 with an offset: midnight at +02:00 is 22:00 UTC the day before
+    // (date -u -d 2026-10-31T22:00:00Z +%s).
+    let out = asc(
+        &dir,
+        &[
+            "audit",
+            "keygen",
+            "--key-id",
+            "k2026",
+            "--not-before",
+            "2026-11-01T00:00:00+02:00",
+            "--not-after",
+            "2026-11-01T00:00:00-02:00",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let public: serde_json::Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("AUDIT_PUBLIC_KEY="))
+            .expect("line"),
+    )
+    .expect("json");
+    assert_eq!(public["not_before_ms"], 1_793_484_000_000u64);
+    assert_eq!(public["not_after_ms"], 1_793_498_400_000u64);
+}
+
+#[test]
+fn query_table_cuts_a_huge_model_name_and_json_keeps_it() {
+    let huge = "m".repeat(10_000);
+    let dir = fixture_with("huge", |n| {
+        let mut e = event(n);
+        if n == 2 {
+            e.record.requested_model = Some(huge.clone());
+        }
+        e
+    });
+    let base = [
+        "audit",
+        "query",
+        "bucket",
+        "--keys",
+        "keys.json",
+        "--now",
+        NOW,
+        "--heartbeat-ms",
+        "10000",
+    ];
+    let q = asc(&dir, &base);
+    assert_eq!(
+        q.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&q.stderr)
+    );
+    let table = stdout(&q);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(lines.iter().all(|l| l.chars().count() < 300), "{table}");
+    let row = lines[2];
+    assert!(row.contains("mmm…"), "{row}");
+    assert!(!row.contains(&"m".repeat(100)), "{row}");
+    // The columns after MODEL still line up with the header.
+    let col = lines[0].find("OUTCOME").expect("header");
+    for line in &lines[1..] {
+        assert_eq!(
+            line.chars().skip(col).take(2).collect::<String>(),
+            "ok",
+            "{table}"
+        );
+    }
+
+    let q = asc(&dir, &[&base[..], &["--format", "json"]].concat());
+    let rows: serde_json::Value = serde_json::from_slice(&q.stdout).expect("json");
+    assert_eq!(rows[1]["record"]["requested_model"], huge.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,76 +4,138 @@ mod files;
 mod table;
 mod time;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asc_core::trail::keys::{key_pair, Validity};
 use asc_core::trail::query::RecordFilter;
 use asc_core::trail::verify::{verify, Report, VerifyOptions};
 use asc_core::trail::{PublicKeyring, ShipPolicy};
+use clap::{Args, Subcommand, ValueEnum};
+use time::{format_ms, now_ms, parse_time};
 
-use crate::args::{flag, number, switch};
-use time::{format_ms, parse_time};
+const TIME_HELP: &str = "TIME is milliseconds since the epoch (1793484000000), a date \
+    (2026-11-01, midnight UTC) or RFC 3339 with Z or an offset (2026-11-01T00:00:00Z, \
+    2026-11-01T00:00:00+02:00).";
 
-pub const USAGE: &str = "\
-       asc audit keygen --key-id ID [--not-before TIME] [--not-after TIME]
-           Makes an Ed25519 digest-signing key. Prints AUDIT_SIGNING_KEY=<json> (secret: add it
-           to the JSON list in the Worker secret AUDIT_SIGNING_KEYS, `wrangler secret put
-           AUDIT_SIGNING_KEYS --env <region>`) and AUDIT_PUBLIC_KEY=<json> (add it to the
-           auditors' key file, a JSON list). --not-before defaults to now; no --not-after means
-           no end. TIME is milliseconds since the epoch or RFC 3339.
-       asc audit verify DIR --keys FILE [--now TIME] [--heartbeat-ms N] [--grace-ms N] [--json]
-           Checks every batch, digest, signature and chain under DIR/audit/ (DIR is a local copy
-           of the audit bucket, e.g. from `rclone copy` or `aws s3 sync`; reading an
-           S3-compatible bucket directly is not built yet). --heartbeat-ms must be the
-           deployment's AUDIT_HEARTBEAT_MS (default 60000); --grace-ms allows for alarm delay
-           (default 60000); --now defaults to the current time. Prints every problem with its
-           object, line and sequence, expected and found. Exit 0: all verified; 1: problems.
-       asc audit query DIR --keys FILE [--tenant T] [--key-id K] [--model M] [--from TIME]
-                 [--to TIME] [--format table|json] [--allow-unverified] [verify options]
-           Verifies first, then lists the matching records (--from inclusive, --to exclusive;
-           --model matches the requested or the served model). Refuses if verification found
-           problems, unless --allow-unverified, which marks every record verified or not.";
+#[derive(Subcommand)]
+pub enum Command {
+    Keygen(KeygenArgs),
+    Verify(VerifyArgs),
+    Query(QueryArgs),
+}
 
-pub fn run(args: &[&str]) -> Result<ExitCode, String> {
-    match args {
-        ["keygen", rest @ ..] => keygen(rest),
-        ["verify", dir, rest @ ..] if !dir.starts_with("--") => verify_cmd(dir, rest),
-        ["query", dir, rest @ ..] if !dir.starts_with("--") => query(dir, rest),
-        ["help"] | ["--help"] | [] => {
-            println!("usage:\n{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => Err(format!("usage:\n{USAGE}")),
+/// Makes an Ed25519 digest-signing key.
+///
+/// Prints AUDIT_SIGNING_KEY=<json> (secret: add it to the JSON list in the Worker secret
+/// AUDIT_SIGNING_KEYS, `wrangler secret put AUDIT_SIGNING_KEYS --env <region>`) and
+/// AUDIT_PUBLIC_KEY=<json> (add it to the auditors' key file, a JSON list).
+#[derive(Args)]
+#[command(after_help = TIME_HELP)]
+pub struct KeygenArgs {
+    /// The key's id, named in every digest it signs.
+    #[arg(long, value_name = "ID")]
+    key_id: String,
+    /// When the key becomes valid [default: now].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    not_before: Option<u64>,
+    /// When it stops being valid [default: never].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    not_after: Option<u64>,
+}
+
+/// What verification needs; shared by `verify` and `query`.
+#[derive(Args)]
+struct Verification {
+    /// A local copy of the audit bucket: the folder that holds audit/ (e.g. from `rclone copy`
+    /// or `aws s3 sync`; reading an S3-compatible bucket directly is not built yet).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// The auditors' public keys (a JSON list of AUDIT_PUBLIC_KEY values).
+    #[arg(long, value_name = "FILE")]
+    keys: PathBuf,
+    /// Verify as of this time [default: now].
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    now: Option<u64>,
+    /// The deployment's AUDIT_HEARTBEAT_MS.
+    #[arg(long, value_name = "N", default_value_t = ShipPolicy::default().heartbeat_ms)]
+    heartbeat_ms: u64,
+    /// Allowance for alarm delay, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = VerifyOptions::new(0, 0).grace_ms)]
+    grace_ms: u64,
+}
+
+/// Checks every batch, digest, signature and chain under DIR/audit/.
+///
+/// Prints every problem with its object, line and sequence, expected and found.
+/// Exit 0: all verified; 1: problems found.
+#[derive(Args)]
+#[command(after_help = TIME_HELP)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    verification: Verification,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+/// Verifies, then lists the matching records.
+///
+/// Refuses if verification found problems, unless --allow-unverified, which marks every record
+/// verified or not. Table cells too long to read are cut with "…"; --format json has them whole.
+#[derive(Args)]
+#[command(after_help = TIME_HELP)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    verification: Verification,
+    /// Only this tenant's records.
+    #[arg(long, value_name = "T")]
+    tenant: Option<String>,
+    /// Only this key's records.
+    #[arg(long, value_name = "K")]
+    key_id: Option<String>,
+    /// Only records whose requested or served model is M.
+    #[arg(long, value_name = "M")]
+    model: Option<String>,
+    /// Only records at or after TIME (inclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    from: Option<u64>,
+    /// Only records before TIME (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to: Option<u64>,
+    /// How to print the records.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Query even if verification found problems, marking each record verified or not.
+    #[arg(long)]
+    allow_unverified: bool,
+}
+
+pub fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Keygen(args) => keygen(&args),
+        Command::Verify(args) => verify_cmd(&args),
+        Command::Query(args) => query(&args),
     }
 }
 
-fn now_ms() -> Result<u64, String> {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| "the system clock is before 1970".to_string())?;
-    u64::try_from(since.as_millis()).map_err(|_| "the system clock is out of range".to_string())
-}
-
-fn time_flag(args: &[&str], name: &str) -> Result<Option<u64>, String> {
-    flag(args, name)
-        .map(|v| parse_time(v).map_err(|e| format!("{name}: {e}")))
-        .transpose()
-}
-
-fn keygen(args: &[&str]) -> Result<ExitCode, String> {
-    let key_id = flag(args, "--key-id").ok_or("--key-id is required")?;
-    let not_before_ms = match time_flag(args, "--not-before")? {
-        Some(t) => t,
-        None => now_ms()?,
-    };
+fn keygen(args: &KeygenArgs) -> Result<ExitCode, String> {
     let validity = Validity {
-        not_before_ms,
-        not_after_ms: time_flag(args, "--not-after")?,
+        not_before_ms: match args.not_before {
+            Some(t) => t,
+            None => now_ms()?,
+        },
+        not_after_ms: args.not_after,
     };
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
-    let (secret, public) = key_pair(key_id, &seed, validity).map_err(|e| e.0)?;
+    let (secret, public) = key_pair(&args.key_id, &seed, validity).map_err(|e| e.0)?;
     seed.fill(0);
     println!(
         "# Secret: add to the JSON list in the Worker secret AUDIT_SIGNING_KEYS; never commit it."
@@ -93,33 +155,28 @@ fn keygen(args: &[&str]) -> Result<ExitCode, String> {
 }
 
 /// Reads the keys and objects and runs the verifier with the command's options.
-fn verified_report(dir: &str, args: &[&str]) -> Result<Report, String> {
-    let keys_path =
-        flag(args, "--keys").ok_or("--keys FILE (the auditors' public keys) is required")?;
-    let key_bytes = std::fs::read(keys_path).map_err(|e| format!("{keys_path}: {e}"))?;
+fn verified_report(args: &Verification) -> Result<Report, String> {
+    let keys_path = args.keys.display();
+    let key_bytes = std::fs::read(&args.keys).map_err(|e| format!("{keys_path}: {e}"))?;
     let keys = PublicKeyring::from_json(&key_bytes).map_err(|e| format!("{keys_path}: {e}"))?;
     if keys.is_empty() {
         return Err(format!("{keys_path}: no keys"));
     }
-    let objects = files::read_objects(Path::new(dir))?;
-    let now_ms = match time_flag(args, "--now")? {
+    let objects = files::read_objects(&args.dir)?;
+    let now_ms = match args.now {
         Some(t) => t,
         None => now_ms()?,
     };
-    let heartbeat_ms =
-        number(args, "--heartbeat-ms")?.unwrap_or(ShipPolicy::default().heartbeat_ms);
-    let mut options = VerifyOptions::new(now_ms, heartbeat_ms);
-    if let Some(grace) = number(args, "--grace-ms")? {
-        options.grace_ms = grace;
-    }
+    let mut options = VerifyOptions::new(now_ms, args.heartbeat_ms);
+    options.grace_ms = args.grace_ms;
     Ok(verify(&objects, &keys, &options))
 }
 
-fn verify_cmd(dir: &str, args: &[&str]) -> Result<ExitCode, String> {
-    let report = verified_report(dir, args)?;
+fn verify_cmd(args: &VerifyArgs) -> Result<ExitCode, String> {
+    let report = verified_report(&args.verification)?;
     let verified = report.verified().count();
     let unverified = report.records.len() - verified;
-    if switch(args, "--json") {
+    if args.json {
         let out = serde_json::json!({
             "ok": report.is_ok(),
             "streams": report.streams,
@@ -163,20 +220,16 @@ fn verify_cmd(dir: &str, args: &[&str]) -> Result<ExitCode, String> {
     })
 }
 
-fn query(dir: &str, args: &[&str]) -> Result<ExitCode, String> {
-    let format = flag(args, "--format").unwrap_or("table");
-    if !matches!(format, "table" | "json") {
-        return Err(format!("--format {format:?}: table or json"));
-    }
+fn query(args: &QueryArgs) -> Result<ExitCode, String> {
     let filter = RecordFilter {
-        tenant_id: flag(args, "--tenant").map(str::to_string),
-        key_id: flag(args, "--key-id").map(str::to_string),
-        model: flag(args, "--model").map(str::to_string),
-        from_ms: time_flag(args, "--from")?,
-        to_ms: time_flag(args, "--to")?,
+        tenant_id: args.tenant.clone(),
+        key_id: args.key_id.clone(),
+        model: args.model.clone(),
+        from_ms: args.from,
+        to_ms: args.to,
     };
-    let report = verified_report(dir, args)?;
-    let allow_unverified = switch(args, "--allow-unverified");
+    let report = verified_report(&args.verification)?;
+    let allow_unverified = args.allow_unverified;
     if !report.is_ok() {
         if !allow_unverified {
             for p in report.problems.iter().take(20) {
@@ -200,8 +253,8 @@ fn query(dir: &str, args: &[&str]) -> Result<ExitCode, String> {
     } else {
         filter.select(report.verified())
     };
-    match format {
-        "json" => {
+    match args.format {
+        Format::Json => {
             let rows: Vec<_> = selected
                 .iter()
                 .map(|r| {
@@ -216,7 +269,7 @@ fn query(dir: &str, args: &[&str]) -> Result<ExitCode, String> {
                 serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
             );
         }
-        _ => print!("{}", table::render(&selected, allow_unverified)),
+        Format::Table => print!("{}", table::render(&selected, allow_unverified)),
     }
     Ok(ExitCode::SUCCESS)
 }
