@@ -104,8 +104,12 @@ enum Step {
 }
 
 fn build(steps: &[Step]) -> BTreeMap<String, Vec<u8>> {
+    build_stream("eu", steps)
+}
+
+fn build_stream(stream: &str, steps: &[Step]) -> BTreeMap<String, Vec<u8>> {
     let ring = signing("live", &LIVE, validity(T0 - 1, None));
-    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    let mut seq = Sequencer::new(stream, T0).expect("stream");
     let mut objects = BTreeMap::new();
     let mut n = 0;
     for step in steps {
@@ -545,4 +549,60 @@ proptest! {
         prop_assert!(report.is_ok(), "{:#?}", report.problems);
         prop_assert_eq!(report.verified().count() as u64, appended);
     }
+}
+
+/// A region with four audit shards: each stream is checked on its own (a cut tail is caught on
+/// whichever stream it is), and a shard deleted whole is caught because the others name the set.
+#[test]
+fn every_shard_of_a_region_is_verified_and_a_missing_one_is_caught() {
+    use Step::*;
+    let steps = [
+        Ship(T0),
+        Append(4, T0 + 100),
+        Ship(T0 + 100),
+        Ship(T0 + 11_200),
+        Append(2, T0 + 12_000),
+        Ship(T0 + 13_000),
+        Ship(T0 + 23_000),
+    ];
+    let names = ["audit-eu-0-of-4", "audit-eu-1-of-4", "audit-eu-2-of-4", "audit-eu-3-of-4"];
+    let mut all = BTreeMap::new();
+    for name in names {
+        all.extend(build_stream(name, &steps));
+    }
+    let now = T0 + 23_000 + 5_000;
+    let report = check(&all, now);
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.streams.len(), 4);
+    assert_eq!(report.verified().count(), 4 * 6);
+
+    for cut in names {
+        // The newest digest of one stream (a heartbeat) and everything after it are deleted.
+        let mut objects = all.clone();
+        let newest = objects
+            .keys()
+            .filter(|k| k.starts_with(&format!("audit/{cut}/digests/")))
+            .max()
+            .cloned()
+            .expect("a digest");
+        objects.remove(&newest);
+        let report = check(&objects, now);
+        let stale: Vec<&str> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == K::TailStale)
+            .filter_map(|p| p.object.as_deref())
+            .collect();
+        assert!(!stale.is_empty(), "a cut tail on {cut} is caught");
+        assert!(stale.iter().all(|o| o.contains(cut)), "{stale:?}");
+    }
+
+    let mut objects = all.clone();
+    objects.retain(|k, _| !k.starts_with("audit/audit-eu-2-of-4/"));
+    let report = check(&objects, now);
+    assert_eq!(kinds(&report), vec![K::MissingStream]);
+    assert_eq!(
+        report.problems[0].object.as_deref(),
+        Some("audit/audit-eu-2-of-4/")
+    );
 }
