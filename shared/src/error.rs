@@ -1,6 +1,8 @@
 //! The gateway's one error type. Every failure maps to an HTTP status, a stable snake_case `code`
 //! (also the metric label) and OpenAI's error body, so clients' SDKs raise the right exception.
 
+use std::fmt;
+
 use serde_json::json;
 
 /// What went wrong, and so which status and code the client sees. The codes are a public contract:
@@ -46,8 +48,8 @@ pub enum ErrorKind {
     AuditUnavailable,
     StoreUnavailable,
     Internal,
-    /// A block-mode guardrail matched the request (code `guardrail_<detector>`).
-    GuardrailBlocked(crate::guard::Detector),
+    /// A block-mode guardrail matched the request; holds its code, `guardrail_<detector>`.
+    GuardrailBlocked(&'static str),
     /// The request's text content is over the tenant's `guardrails.max_input_chars`.
     InputTooLong,
     /// `max_tokens` / `max_completion_tokens` is over the tenant's `guardrails.max_output_tokens`.
@@ -119,7 +121,7 @@ impl ErrorKind {
             AuditUnavailable => "audit_unavailable",
             StoreUnavailable => "store_unavailable",
             Internal => "internal_error",
-            GuardrailBlocked(detector) => detector.error_code(),
+            GuardrailBlocked(code) => code,
             InputTooLong => "input_too_long",
             MaxTokensOverLimit => "max_tokens_over_limit",
         }
@@ -249,6 +251,27 @@ impl std::fmt::Display for GatewayError {
 }
 
 impl std::error::Error for GatewayError {}
+
+/// A platform failure, as the core sees it. Messages never hold secrets or content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostError {
+    /// The upstream did not answer within the request's timeout.
+    Timeout,
+    /// The upstream could not be reached (DNS, connect, TLS, reset).
+    Unreachable(String),
+    /// A platform store (KV, Durable Object, bucket) failed.
+    Store(String),
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::Timeout => f.write_str("timed out"),
+            HostError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            HostError::Store(why) => write!(f, "store failed: {why}"),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

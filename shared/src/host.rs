@@ -6,33 +6,13 @@ use std::fmt;
 use url::Url;
 
 use crate::error::GatewayError;
+pub use crate::error::HostError;
 use crate::ids::TenantId;
 use crate::ledger::{LedgerId, LedgerOp, LedgerReply};
 use crate::region::Region;
 use crate::routing::circuit::{CircuitOp, CircuitReply};
 use crate::secret::{Secret, SecretRef};
 use crate::time::Timestamp;
-
-/// A platform failure, as the core sees it. Messages never hold secrets or content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostError {
-    /// The upstream did not answer within the request's timeout.
-    Timeout,
-    /// The upstream could not be reached (DNS, connect, TLS, reset).
-    Unreachable(String),
-    /// A platform store (KV, Durable Object, bucket) failed.
-    Store(String),
-}
-
-impl fmt::Display for HostError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HostError::Timeout => f.write_str("timed out"),
-            HostError::Unreachable(why) => write!(f, "unreachable: {why}"),
-            HostError::Store(why) => write!(f, "store failed: {why}"),
-        }
-    }
-}
 
 /// A request bound for an upstream. It can only be built by `EgressApproved::check`, so nothing
 /// reaches `Host::send` without passing the region's egress gate.
@@ -93,6 +73,14 @@ impl fmt::Debug for EgressApproved {
     }
 }
 
+/// The value of header `name` (any case), if present.
+pub fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// An upstream response whose body is read chunk by chunk.
 pub struct UpstreamResponse<B> {
     pub status: u16,
@@ -103,7 +91,7 @@ pub struct UpstreamResponse<B> {
 
 impl<B> UpstreamResponse<B> {
     pub fn header(&self, name: &str) -> Option<&str> {
-        crate::http::find_header(&self.headers, name)
+        find_header(&self.headers, name)
     }
 }
 

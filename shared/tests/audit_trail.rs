@@ -565,7 +565,12 @@ fn every_shard_of_a_region_is_verified_and_a_missing_one_is_caught() {
         Ship(T0 + 13_000),
         Ship(T0 + 23_000),
     ];
-    let names = ["audit-eu-0-of-4", "audit-eu-1-of-4", "audit-eu-2-of-4", "audit-eu-3-of-4"];
+    let names = [
+        "audit-eu-0-of-4",
+        "audit-eu-1-of-4",
+        "audit-eu-2-of-4",
+        "audit-eu-3-of-4",
+    ];
     let mut all = BTreeMap::new();
     for name in names {
         all.extend(build_stream(name, &steps));

@@ -112,7 +112,7 @@ fn secrets_never_reach_replies_or_audit_records() {
 fn expect_error(
     gw: &asc_core::Gateway,
     host: &FakeHost,
-    req: asc_core::http::Inbound<asc_core::host::Chunks>,
+    req: asc_core::pipeline::http::Inbound<asc_core::host::Chunks>,
     status: u16,
     code: &str,
 ) -> Vec<(String, String)> {

@@ -21,7 +21,7 @@ fn messages(
     key: &str,
     headers: &[(&str, &str)],
     body: Value,
-) -> asc_core::http::Inbound<asc_core::host::Chunks> {
+) -> asc_core::pipeline::http::Inbound<asc_core::host::Chunks> {
     let mut all = vec![("x-api-key", key)];
     all.extend_from_slice(headers);
     request("POST", "/v1/messages", &all, body.to_string().as_bytes())

@@ -5,7 +5,7 @@ mod common;
 
 use asc_core::audit::Outcome;
 use asc_core::host::HostError;
-use asc_core::http::ReplyBody;
+use asc_core::pipeline::http::ReplyBody;
 use common::*;
 use serde_json::json;
 

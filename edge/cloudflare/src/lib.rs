@@ -14,9 +14,9 @@ mod objects;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use asc_core::http::{Inbound, ReplyBody};
+use asc_core::pipeline::http::{Inbound, ReplyBody};
+use asc_core::pipeline::relay::Relay;
 use asc_core::pipeline::Handled;
-use asc_core::relay::Relay;
 use asc_core::{ErrorKind, GatewayError};
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;

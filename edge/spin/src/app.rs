@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use asc_core::deployment::Deployment;
 use asc_core::host::{ByteSource, HostError};
-use asc_core::http::Inbound;
 use asc_core::ledger::LedgerId;
+use asc_core::pipeline::http::Inbound;
 use asc_core::pipeline::AfterResponse;
 use asc_core::trail::drive;
 use asc_core::{ErrorKind, Gateway, GatewayError};

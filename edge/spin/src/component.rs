@@ -4,7 +4,7 @@
 use std::pin::Pin;
 
 use asc_core::host::{ByteSource, HostError, UpstreamResponse};
-use asc_core::http::{Inbound, ReplyBody};
+use asc_core::pipeline::http::{Inbound, ReplyBody};
 use asc_core::pipeline::Handled;
 use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use asc_core::audit::AuditEvent;
 use asc_core::host::Chunks;
 use asc_core::host::{Host, HostError};
-use asc_core::http::{Inbound, ReplyBody};
+use asc_core::pipeline::http::{Inbound, ReplyBody};
 use asc_core::trail::drive::chain_next;
 use asc_core::trail::Sequencer;
 use asc_spin::app;

@@ -199,14 +199,14 @@ fn flushed_batches_land_in_the_bucket_and_verify() {
 /// As the component does: the reply, then the work after the response.
 fn run_spin(
     prepared: &app::Prepared<TestPlatform>,
-    req: asc_core::http::Inbound<asc_core::host::Chunks>,
+    req: asc_core::pipeline::http::Inbound<asc_core::host::Chunks>,
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     block_on(async {
         let handled = prepared.gateway.handle(&prepared.host, req).await;
         let reply = handled.reply;
         let body = match reply.body {
-            asc_core::http::ReplyBody::Full(b) => b,
-            asc_core::http::ReplyBody::Stream(mut relay) => {
+            asc_core::pipeline::http::ReplyBody::Full(b) => b,
+            asc_core::pipeline::http::ReplyBody::Stream(mut relay) => {
                 let mut out = Vec::new();
                 while let Some(chunk) = relay.next().await {
                     out.extend(chunk);

@@ -43,25 +43,6 @@ pub struct GuardrailDecision {
     pub mode: Option<GuardrailAction>,
 }
 
-impl GuardrailDecision {
-    /// A guard decision as recorded (never the matched text: there is none to record).
-    pub fn from_guard(d: &crate::guard::Decision) -> Self {
-        let action = |a: crate::guard::Action| match a {
-            crate::guard::Action::Block => GuardrailAction::Block,
-            crate::guard::Action::Redact => GuardrailAction::Redact,
-            crate::guard::Action::Flag => GuardrailAction::Flag,
-        };
-        GuardrailDecision {
-            detector: d.detector.name().to_string(),
-            action: action(d.action),
-            count: d.count,
-            side: Some(d.side.name().to_string()),
-            pattern: d.pattern.clone(),
-            mode: (d.mode != d.action).then(|| action(d.mode)),
-        }
-    }
-}
-
 /// One upstream attempt of a request (a route may try several targets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {

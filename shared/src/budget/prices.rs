@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::period::parse_instant;
 use crate::audit::Usage;
-use crate::config::{walk, ConfigErrors};
+use crate::validate::{self as walk, ConfigErrors};
 
 pub const PRICE_FIELDS: &[&str] = &["$schema", "version", "prices", "surcharges"];
 pub const PRICE_ENTRY_FIELDS: &[&str] = &[

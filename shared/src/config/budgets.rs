@@ -12,9 +12,9 @@
 
 use serde_json::Value;
 
-use super::walk::{field_path, integer, object, required, string, ConfigErrors};
 use crate::budget::{BudgetLine, Mode, Period};
 use crate::ids::{is_valid_id, KeyId};
+use crate::validate::{field_path, integer, object, required, string, ConfigErrors};
 
 pub const BUDGET_FIELDS: &[&str] = &[
     "id",

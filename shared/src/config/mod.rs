@@ -3,14 +3,13 @@
 pub mod budgets;
 pub mod routes;
 mod tenant;
-pub mod walk;
 
+pub use crate::validate::{ConfigError, ConfigErrors};
 pub use budgets::{AppliesTo, Budget, BUDGET_FIELDS};
 pub use tenant::{
     Limits, ModelTarget, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS, LIMIT_FIELDS,
     MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,
 };
-pub use walk::{ConfigError, ConfigErrors};
 
 /// The KV name of a tenant's config document.
 pub fn tenant_record_name(tenant: &crate::ids::TenantId) -> String {

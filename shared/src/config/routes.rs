@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::walk::{field_path, integer, key_path, object, string, ConfigErrors};
+use crate::validate::{field_path, integer, key_path, object, string, ConfigErrors};
 
 pub const ROUTE_FIELDS: &[&str] = &["strategy", "targets", "rules", "retry", "fallback_on"];
 pub const RULE_FIELDS: &[&str] = &["when", "strategy", "targets"];

@@ -7,10 +7,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::walk::{field_path, integer, key_path, object, required, string, ConfigErrors};
 use crate::ids::{is_valid_id, TenantId};
 use crate::providers::Provider;
 use crate::secret::SecretRef;
+use crate::validate::{field_path, integer, key_path, object, required, string, ConfigErrors};
 
 pub const SCHEMA_VERSION: u64 = 1;
 pub const TENANT_FIELDS: &[&str] = &[

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::scanner::Rule;
 use super::{Action, Detector, Side};
+use crate::audit::{GuardrailAction, GuardrailDecision};
 
 /// Response header listing a request's guardrail decisions ([`Decisions::header_value`]).
 pub const GUARDRAILS_HEADER: &str = "x-asc-guardrails";
@@ -188,5 +189,24 @@ impl Decisions {
             })
             .collect();
         Some(items.join(", "))
+    }
+}
+
+impl Decision {
+    /// As the audit record holds it (counts only; never the matched text: there is none to record).
+    pub fn to_record(&self) -> GuardrailDecision {
+        let action = |a: Action| match a {
+            Action::Block => GuardrailAction::Block,
+            Action::Redact => GuardrailAction::Redact,
+            Action::Flag => GuardrailAction::Flag,
+        };
+        GuardrailDecision {
+            detector: self.detector.name().to_string(),
+            action: action(self.action),
+            count: self.count,
+            side: Some(self.side.name().to_string()),
+            pattern: self.pattern.clone(),
+            mode: (self.mode != self.action).then(|| action(self.mode)),
+        }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::scanner::{RuleSource, Scanner};
 use super::{Action, Detector};
-use crate::config::walk::{field_path, integer, kind, object, required, string, ConfigErrors};
+use crate::validate::{field_path, integer, kind, object, required, string, ConfigErrors};
 
 pub const GUARDRAIL_FIELDS: &[&str] = &[
     "max_input_chars",

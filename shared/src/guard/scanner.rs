@@ -116,7 +116,7 @@ impl Blocked {
             None => self.detector.describe().to_string(),
         };
         let err = GatewayError::new(
-            ErrorKind::GuardrailBlocked(self.detector),
+            ErrorKind::GuardrailBlocked(self.detector.error_code()),
             format!(
                 "This request was blocked by the tenant's guardrail policy: {location} contains {what}. Remove it and try again."
             ),

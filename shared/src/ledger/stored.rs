@@ -7,7 +7,7 @@
 //! the fresh state, so the arithmetic stays [`TenantLedger::apply`]'s and the invariants hold.
 
 use super::{LedgerId, LedgerOp, LedgerReply, TenantLedger};
-use crate::host::HostError;
+use crate::error::HostError;
 
 /// How many times an operation is re-run after losing a race before the host gives up (the
 /// pipeline then fails closed). Each loss means another operation on the same ledger committed.

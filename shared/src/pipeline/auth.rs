@@ -7,8 +7,8 @@ use crate::apikey::{presented_key, record_name, ApiKey, KeyRecord};
 use crate::config::{tenant_record_name, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{ByteSource, Host};
-use crate::http::Inbound;
 use crate::ids::TenantId;
+use crate::pipeline::http::Inbound;
 
 fn store_error(what: &str, e: crate::host::HostError) -> GatewayError {
     GatewayError::new(

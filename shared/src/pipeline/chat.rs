@@ -7,14 +7,14 @@ use super::attempts::{self, Attempted, CallContext, Payload};
 use super::dialect;
 use super::provider;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
-use crate::audit::{content_sha256, AuditEvent, GuardrailDecision, Outcome, Usage};
+use crate::audit::{content_sha256, AuditEvent, Outcome, Usage};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, OpenAiStreamGuard, GUARDRAILS_HEADER};
 use crate::host::{read_limited, ByteSource, Host};
-use crate::http::{Inbound, Reply, ReplyBody};
+use crate::pipeline::http::{Inbound, Reply, ReplyBody};
+use crate::pipeline::relay::Relay;
 use crate::providers::{Dialect, Provider};
-use crate::relay::Relay;
 use crate::routing::{Plan, RequestMeta};
 
 pub(super) async fn handle<H: Host, B: ByteSource>(
@@ -336,6 +336,6 @@ pub(crate) fn record_guardrails(audit: &mut AuditEvent, guarded: &guard::Ledger)
         .decisions()
         .as_slice()
         .iter()
-        .map(GuardrailDecision::from_guard)
+        .map(guard::Decision::to_record)
         .collect();
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::ByteSource;
-use crate::http::Reply;
+use crate::pipeline::http::Reply;
 use crate::providers::anthropic::{self, inbound::AnthropicEncoder};
 use crate::providers::openai::{self, OpenAiEncoder};
 use crate::providers::stream::ClientEncoder;
@@ -144,7 +144,8 @@ pub(super) fn error_reply<S: ByteSource>(dialect: Dialect, err: &GatewayError) -
         Dialect::OpenAi => super::error_reply(err),
         Dialect::Anthropic => {
             let mut reply = super::error_reply(err);
-            reply.body = crate::http::ReplyBody::Full(anthropic::inbound::error_body(err));
+            reply.body =
+                crate::pipeline::http::ReplyBody::Full(anthropic::inbound::error_body(err));
             reply
         }
     }

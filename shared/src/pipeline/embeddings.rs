@@ -11,7 +11,7 @@ use crate::audit::{content_sha256, Outcome, Usage};
 use crate::error::GatewayError;
 use crate::guard;
 use crate::host::{ByteSource, Host};
-use crate::http::{Inbound, Reply, ReplyBody};
+use crate::pipeline::http::{Inbound, Reply, ReplyBody};
 use crate::providers::embeddings::{self, EmbeddingsRequest};
 use crate::providers::{Dialect, Provider};
 use crate::routing::RequestMeta;

@@ -8,7 +8,7 @@ use super::chat::read_body;
 use super::{json_reply, Caller, Gateway};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{ByteSource, Host};
-use crate::http::{Inbound, Reply};
+use crate::pipeline::http::{Inbound, Reply};
 use crate::providers::openai::required_model;
 use crate::routing::circuit::{CircuitOp, CircuitReply, CircuitState};
 use crate::routing::{self, RequestMeta};

@@ -11,9 +11,11 @@ mod dialect;
 mod embeddings;
 mod exchange;
 mod explain;
+pub mod http;
 mod models;
 mod plan;
 mod provider;
+pub mod relay;
 mod upstream;
 mod usage;
 
@@ -21,6 +23,8 @@ pub use admission::{Charge, Counted, MAX_OUTPUT_TOKENS, PRICE_TABLE_RECORD};
 pub use after::{AfterResponse, Deferred};
 pub(crate) use chat::record_guardrails;
 pub(crate) use exchange::Exchange;
+pub use http::{Inbound, Reply, ReplyBody};
+pub use relay::{Relay, StreamStats};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,7 +37,6 @@ use crate::cache::TtlCache;
 use crate::config::{ConfigErrors, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{ByteSource, Host};
-use crate::http::{Inbound, Reply, ReplyBody};
 use crate::providers::Dialect;
 use crate::region::{Region, RegionCatalog};
 use crate::secret::SecretRef;
@@ -83,7 +86,7 @@ pub struct Gateway {
 pub struct Handled<S: ByteSource> {
     pub reply: Reply<S>,
     /// Run after the response (`ctx.waitUntil` on Workers); a stream's relay ends its own
-    /// request when the adapter calls [`crate::relay::Relay::finish`].
+    /// request when the adapter calls [`crate::pipeline::relay::Relay::finish`].
     pub after: AfterResponse,
 }
 

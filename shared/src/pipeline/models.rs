@@ -5,7 +5,7 @@ use serde_json::json;
 use super::json_reply;
 use crate::config::TenantConfig;
 use crate::host::ByteSource;
-use crate::http::Reply;
+use crate::pipeline::http::Reply;
 
 pub(super) fn list<S: ByteSource>(tenant: &TenantConfig) -> Reply<S> {
     let data: Vec<_> = tenant

@@ -9,8 +9,8 @@ use super::{json_reply, Caller, Gateway};
 use crate::budget::{BudgetStatus, RateStatus, UsageReport};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
-use crate::http::Reply;
 use crate::ledger::{LedgerId, LedgerOp, LedgerReply, UsageAsk};
+use crate::pipeline::http::Reply;
 
 pub(super) async fn report<H: Host>(
     gw: &Gateway,

@@ -21,7 +21,7 @@
 use super::sequencer::{Buffered, Sequencer, SequencerHead, ShipPolicy, TrailError};
 use super::{Entry, ObjectPut, SigningKeyring};
 use crate::audit::AuditEvent;
-use crate::host::HostError;
+use crate::error::HostError;
 use crate::ledger::stored::{with_ledger, LedgerStore};
 use crate::ledger::{ForwardAck, ForwardBatch, LedgerId};
 

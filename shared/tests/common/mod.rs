@@ -10,9 +10,9 @@ use std::rc::Rc;
 use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
 use asc_core::audit::{AuditEvent, AuditRecord};
 use asc_core::host::{ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse};
-use asc_core::http::{Inbound, ReplyBody};
 use asc_core::ids::{KeyId, TenantId};
 use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, LedgerReply, OpenRequest, TenantLedger};
+use asc_core::pipeline::http::{Inbound, ReplyBody};
 use asc_core::pipeline::Handled;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
@@ -63,7 +63,7 @@ pub struct Sent {
 
 impl Sent {
     pub fn header(&self, name: &str) -> Option<&str> {
-        asc_core::http::find_header(&self.headers, name)
+        asc_core::pipeline::http::find_header(&self.headers, name)
     }
 }
 
@@ -407,7 +407,7 @@ pub fn error_code(body: &[u8]) -> String {
 }
 
 pub fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    asc_core::http::find_header(headers, name)
+    asc_core::pipeline::http::find_header(headers, name)
 }
 
 /// An OpenAI `chat.completion` as the API reference shows it.

@@ -1,14 +1,8 @@
 //! The request the adapter hands the core, and the reply the core hands back.
 
+use super::relay::Relay;
+pub use crate::host::find_header;
 use crate::host::ByteSource;
-use crate::relay::Relay;
-
-pub fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
 
 /// An inbound client request. The body is read by the pipeline only after authentication, and
 /// only up to the tenant's size limit.
