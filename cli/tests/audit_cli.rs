@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use asc_core::audit::batch::{gunzip, gzip};
+use asc_core::audit::keys::key_pair;
+use asc_core::audit::{batch_key, Sequencer, ShipPolicy, SigningKeyring, Validity};
 use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
-use asc_core::trail::batch::{gunzip, gzip};
-use asc_core::trail::keys::key_pair;
-use asc_core::trail::{batch_key, Sequencer, ShipPolicy, SigningKeyring, Validity};
 
 const T0: u64 = 1_700_000_000_000;
 const POLICY: ShipPolicy = ShipPolicy {
@@ -295,7 +295,7 @@ fn keygen_prints_a_working_key_pair() {
 
     let ring = SigningKeyring::from_secret(&asc_core::secret::Secret::new(secret)).expect("ring");
     let keys =
-        asc_core::trail::PublicKeyring::from_json(format!("[{public}]").as_bytes()).expect("keys");
+        asc_core::audit::PublicKeyring::from_json(format!("[{public}]").as_bytes()).expect("keys");
     let sig = ring.sign("k2027", b"digest").expect("signs");
     assert_eq!(
         keys.check("k2027", 1_798_761_600_000, b"digest", &sig),

@@ -2,8 +2,8 @@
 //! Spin variables) and validated strictly: a variable that is set must be valid, or nothing is
 //! served (fail closed, with a message naming the variable). Both hosts bootstrap through here.
 
+use crate::audit::{AuditStreams, ShipPolicy};
 use crate::region::{Region, RegionCatalog};
-use crate::trail::{AuditStreams, ShipPolicy};
 
 /// The variables, by their Worker names (Spin uses the same names in lowercase).
 pub const REGION_VAR: &str = "ASC_REGION";
@@ -73,7 +73,7 @@ impl Deployment {
             AUDIT_SHARDS_VAR,
             1,
             1,
-            u64::from(crate::trail::streams::MAX_SHARDS),
+            u64::from(crate::audit::streams::MAX_SHARDS),
         );
         let ship_policy = ShipPolicy {
             max_records: number(

@@ -25,7 +25,6 @@ pub mod secret;
 pub mod sse;
 pub mod time;
 pub mod trace;
-pub mod trail;
 pub mod validate;
 
 pub use error::{ErrorKind, GatewayError};

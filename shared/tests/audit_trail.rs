@@ -13,14 +13,14 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use asc_core::audit::{AuditEvent, AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
-use asc_core::trail::batch::{gunzip, gzip};
-use asc_core::trail::keys::key_pair;
-use asc_core::trail::verify::{verify, ProblemKind as K, Report, VerifyOptions};
-use asc_core::trail::{
+use asc_core::audit::batch::{gunzip, gzip};
+use asc_core::audit::keys::key_pair;
+use asc_core::audit::verify::{verify, ProblemKind as K, Report, VerifyOptions};
+use asc_core::audit::{
     batch_key, entry_hash, Digest, DigestKind, ObjectName, PublicKeyring, Sequencer, ShipPolicy,
     SigningKeyring, Validity,
 };
+use asc_core::audit::{AuditEvent, AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -312,7 +312,7 @@ fn edit_batch(
                 v["hash"] = entry_hash("eu", first, &prev, &v["record"])
                     .expect("hash")
                     .into();
-                let mut bytes = asc_core::trail::canonical_json(&v).expect("canonical");
+                let mut bytes = asc_core::audit::canonical_json(&v).expect("canonical");
                 bytes.push(b'\n');
                 bytes
             } else {
@@ -333,7 +333,7 @@ fn edit_batch(
         let last: serde_json::Value = serde_json::from_slice(last).expect("json");
         d.chain_head = last["hash"].as_str().expect("hash").to_string();
     }
-    d.batch_sha256 = Some(asc_core::trail::sha256_hex(&bytes));
+    d.batch_sha256 = Some(asc_core::audit::sha256_hex(&bytes));
     objects.remove(&key);
     objects.insert(batch_key("eu", d.first_sequence, d.last_sequence), bytes);
     let ring = signing("live", &LIVE, validity(T0 - 1, None));

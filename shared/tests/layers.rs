@@ -23,7 +23,6 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["routing", "ledger"],
     &["host"],
-    &["trail"],
     &["deployment"],
     &["pipeline"],
 ];
@@ -123,7 +122,7 @@ fn modules_only_use_lower_layers() {
 
 #[test]
 fn the_scan_sees_uses_and_skips_comments() {
-    let named = named_modules("use crate::host::Host;\n// crate::pipeline is above\nlet x = crate::error::ErrorKind::Internal;\n#[cfg(test)]\nmod tests {\n use crate::trail;\n}\n");
+    let named = named_modules("use crate::host::Host;\n// crate::pipeline is above\nlet x = crate::error::ErrorKind::Internal;\n#[cfg(test)]\nmod tests {\n use crate::audit;\n}\n");
     assert_eq!(
         named,
         ["error", "host"].iter().map(|s| s.to_string()).collect()

@@ -7,10 +7,10 @@ mod time;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use asc_core::trail::keys::{key_pair, Validity};
-use asc_core::trail::query::RecordFilter;
-use asc_core::trail::verify::{verify, Report, VerifyOptions};
-use asc_core::trail::{PublicKeyring, ShipPolicy};
+use asc_core::audit::keys::{key_pair, Validity};
+use asc_core::audit::query::RecordFilter;
+use asc_core::audit::verify::{verify, Report, VerifyOptions};
+use asc_core::audit::{PublicKeyring, ShipPolicy};
 use clap::{Args, Subcommand, ValueEnum};
 use time::{format_ms, now_ms, parse_time};
 

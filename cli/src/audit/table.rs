@@ -1,6 +1,6 @@
 //! Query results as a plain-text table.
 
-use asc_core::trail::verify::CheckedRecord;
+use asc_core::audit::verify::CheckedRecord;
 use serde_json::Value;
 
 use super::time::format_ms;

@@ -5,12 +5,12 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use asc_core::audit::drive;
 use asc_core::deployment::Deployment;
 use asc_core::host::{ByteSource, HostError};
 use asc_core::ledger::LedgerId;
 use asc_core::pipeline::http::Inbound;
 use asc_core::pipeline::AfterResponse;
-use asc_core::trail::drive;
 use asc_core::{ErrorKind, Gateway, GatewayError};
 use subtle::ConstantTimeEq;
 
@@ -96,11 +96,11 @@ async fn forward<P: Platform>(
     ledger: &LedgerId,
 ) -> Result<usize, String> {
     let p = host.platform();
-    drive::forward_ledger(
+    asc_core::ledger::stored::forward_ledger(
         &sql_ledger::SqlLedgers(p),
         &sql_trail::SqlTrail(p),
         ledger,
-        &d.audit_streams.for_ledger(ledger),
+        &d.audit_streams.for_ledger(ledger.as_str()),
         p.now_ms(),
     )
     .await

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use asc_core::audit::drive::ObjectSink;
+use asc_core::audit::ObjectPut;
 use asc_core::host::HostError;
 use asc_core::secret::Secret;
-use asc_core::trail::drive::ObjectSink;
-use asc_core::trail::ObjectPut;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode,

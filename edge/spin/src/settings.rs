@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use asc_core::audit::SigningKeyring;
 use asc_core::deployment::{
     Deployment, AUDIT_SHARDS_VAR, BATCH_MAX_AGE_VAR, BATCH_MAX_RECORDS_VAR, FORWARD_VAR,
     HEARTBEAT_VAR, REGION_VAR,
 };
 use asc_core::host::HostError;
 use asc_core::secret::Secret;
-use asc_core::trail::SigningKeyring;
 use url::Url;
 
 use crate::platform::Platform;

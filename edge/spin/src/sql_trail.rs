@@ -6,9 +6,9 @@
 //! disagree, whatever instances append at once (Spin's SQLite interface runs one statement per
 //! call, so no transaction spans several).
 
+use asc_core::audit::drive::{StoredHead, TrailStore, Watermark};
+use asc_core::audit::{Buffered, SequencerHead};
 use asc_core::host::HostError;
-use asc_core::trail::drive::{StoredHead, TrailStore, Watermark};
-use asc_core::trail::{Buffered, SequencerHead};
 
 use crate::platform::{Platform, SqlValue};
 

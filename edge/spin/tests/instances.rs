@@ -4,13 +4,12 @@
 
 use std::sync::{Arc, Barrier};
 
+use asc_core::audit::{entry_hash, GENESIS_HASH};
 use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
 use asc_core::budget::{BudgetLine, Mode, Period, ReserveAsk};
 use asc_core::host::{Chunks, HostError, UpstreamResponse};
 use asc_core::ledger::stored::apply_stored;
 use asc_core::ledger::{AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply};
-use asc_core::trail::drive;
-use asc_core::trail::{entry_hash, GENESIS_HASH};
 use asc_spin::platform::{Outbound, Platform, SqlValue};
 use asc_spin::sql_ledger::SqlLedgers;
 use asc_spin::sql_trail::SqlTrail;
@@ -145,7 +144,7 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
                                 .expect("commit");
                         }
                         // Every instance forwards after each request, racing the others.
-                        drive::forward_ledger(
+                        asc_core::ledger::stored::forward_ledger(
                             &ledgers,
                             &SqlTrail(&instance),
                             &ledger,
@@ -171,10 +170,10 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
         &[],
     )
     .expect("entries");
-    let entries: Vec<asc_core::trail::Entry> = batches
+    let entries: Vec<asc_core::audit::Entry> = batches
         .iter()
         .flat_map(|row| {
-            serde_json::from_str::<Vec<asc_core::trail::Buffered>>(row[0].as_str().expect("text"))
+            serde_json::from_str::<Vec<asc_core::audit::Buffered>>(row[0].as_str().expect("text"))
                 .expect("batch")
         })
         .map(|b| b.entry)

@@ -7,12 +7,12 @@ mod support;
 
 use std::rc::Rc;
 
+use asc_core::audit::drive::chain_next;
 use asc_core::audit::AuditEvent;
+use asc_core::audit::Sequencer;
 use asc_core::host::Chunks;
 use asc_core::host::{Host, HostError};
 use asc_core::pipeline::http::{Inbound, ReplyBody};
-use asc_core::trail::drive::chain_next;
-use asc_core::trail::Sequencer;
 use asc_spin::app;
 use serde_json::json;
 use support::common::*;
@@ -115,10 +115,10 @@ impl Pair {
         let batches = platform.query(
             "SELECT entries FROM asc_audit_batch WHERE stream = 'audit-local' ORDER BY first_seq",
         );
-        let rows: Vec<asc_core::trail::Buffered> = batches
+        let rows: Vec<asc_core::audit::Buffered> = batches
             .iter()
             .flat_map(|row| {
-                serde_json::from_str::<Vec<asc_core::trail::Buffered>>(
+                serde_json::from_str::<Vec<asc_core::audit::Buffered>>(
                     row[0].as_str().expect("text"),
                 )
                 .expect("batch")
@@ -326,11 +326,11 @@ fn a_missing_credential_fails_the_same_way() {
 fn the_audit_bucket_must_be_https_outside_the_loopback_region() {
     let platform = TestPlatform::new(Rc::new(FakeHost::new()));
     platform.set_var("asc_region", "eu");
-    let always = asc_core::trail::Validity {
+    let always = asc_core::audit::Validity {
         not_before_ms: 0,
         not_after_ms: None,
     };
-    let (spec, _) = asc_core::trail::keys::key_pair("k1", &[3; 32], always).expect("key");
+    let (spec, _) = asc_core::audit::keys::key_pair("k1", &[3; 32], always).expect("key");
     let keys = serde_json::to_string(&spec).expect("json");
     for (name, value) in [
         ("audit_signing_keys", keys.as_str()),

@@ -11,10 +11,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use asc_core::audit::keys::{key_pair, Validity};
+use asc_core::audit::verify::{verify, VerifyOptions};
+use asc_core::audit::PublicKeyring;
 use asc_core::secret::Secret;
-use asc_core::trail::keys::{key_pair, Validity};
-use asc_core::trail::verify::{verify, VerifyOptions};
-use asc_core::trail::PublicKeyring;
 use asc_spin::app;
 use asc_spin::platform::Outbound;
 use asc_spin::s3::{sign_headers, Bucket, Credentials, Service};

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use asc_core::audit::ObjectPut;
 use asc_core::secret::Secret;
-use asc_core::trail::ObjectPut;
 use asc_spin::platform::Outbound;
 use asc_spin::s3::{sign_headers, Bucket, Credentials, Service};
 

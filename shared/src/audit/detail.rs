@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::AuditRecord;
+use super::record::AuditRecord;
 
 /// A guardrail's verdict on one request, as counts only (never the matched text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

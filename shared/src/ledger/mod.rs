@@ -33,6 +33,7 @@ pub use ops::{
 pub use storage::{LedgerWrites, META_KEY, OPEN_PREFIX, OUTBOX_PREFIX, TOTALS_KEY};
 
 use crate::audit::{AuditEvent, Outcome};
+pub use crate::audit::{ForwardAck, ForwardBatch};
 use crate::budget::{Budgets, ReserveReply, SettleAsk, SettleReply};
 
 /// Most records one forward carries (each record is ~1-2 KB of JSON).
@@ -43,30 +44,6 @@ pub const FORWARD_BATCH_MAX: usize = 256;
 pub struct OpenRequest {
     pub record: AuditEvent,
     pub expires_ms: u64,
-}
-
-/// A batch of records on its way from a ledger to an audit stream. Sequences are the ledger's
-/// own (its outbox numbering), contiguous, so the stream can drop what it already chained.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardBatch {
-    /// The audit stream it goes to.
-    pub stream: String,
-    /// The ledger it comes from (the stream keeps a watermark per source).
-    pub source: String,
-    pub first_seq: u64,
-    pub records: Vec<AuditEvent>,
-}
-
-impl ForwardBatch {
-    pub fn last_seq(&self) -> u64 {
-        self.first_seq + self.records.len() as u64 - 1
-    }
-}
-
-/// The stream's answer: every record of the source up to `through` is chained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardAck {
-    pub through: u64,
 }
 
 /// A forward sent and not yet acknowledged. Persisted before sending, so a restarted ledger

@@ -91,6 +91,32 @@ where
     )))
 }
 
+/// For a host whose ledgers are rows of a shared store (Spin): gives up on `ledger`'s expired
+/// requests, then moves its outbox into the audit stream `stream_for_new`, batch by batch, each
+/// batch marked in flight before it is appended and dropped once acknowledged. Returns how many
+/// records it forwarded. (A Durable Object does the same steps against its own memory.)
+pub async fn forward_ledger<L: LedgerStore, S: crate::audit::drive::TrailStore>(
+    ledgers: &L,
+    trail: &S,
+    ledger: &LedgerId,
+    stream_for_new: &str,
+    now_ms: u64,
+) -> Result<usize, crate::audit::drive::DriveError> {
+    with_ledger(ledgers, ledger, |l| l.expire(now_ms)).await?;
+    let mut forwarded = 0;
+    for _ in 0..crate::audit::drive::MAX_ATTEMPTS {
+        let batch =
+            with_ledger(ledgers, ledger, |l| l.forward_batch(ledger, stream_for_new)).await?;
+        let Some(batch) = batch else {
+            return Ok(forwarded);
+        };
+        let ack = crate::audit::drive::append_batch(trail, &batch, now_ms).await?;
+        with_ledger(ledgers, ledger, |l| l.forwarded(ack)).await?;
+        forwarded += batch.records.len();
+    }
+    Ok(forwarded)
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::{Cell, RefCell};

@@ -123,7 +123,7 @@ impl State {
                 "asc: ledger {id}: {expired} request(s) expired unfinished; charged their reservations and recorded them as partial"
             ));
         }
-        let stream = deployment.audit_streams.for_ledger(&id);
+        let stream = deployment.audit_streams.for_ledger(id.as_str());
         for _ in 0..MAX_FORWARDS_PER_ALARM {
             // Marked in flight (and stored) before it is sent: a restart resends the same batch.
             let batch = {

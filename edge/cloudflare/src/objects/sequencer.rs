@@ -11,11 +11,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
+use asc_core::audit::drive::{self, ObjectSink, StoredHead, TrailStore, Watermark};
+use asc_core::audit::{Buffered, ObjectPut, SequencerHead, SigningKeyring};
 use asc_core::host::HostError;
 use asc_core::ledger::ForwardBatch;
 use asc_core::secret::Secret;
-use asc_core::trail::drive::{self, ObjectSink, StoredHead, TrailStore, Watermark};
-use asc_core::trail::{Buffered, ObjectPut, SequencerHead, SigningKeyring};
 use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;

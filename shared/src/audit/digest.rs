@@ -78,7 +78,7 @@ pub fn signed_bytes_of_value(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trail::canonical::GENESIS_HASH;
+    use crate::audit::canonical::GENESIS_HASH;
 
     #[test]
     fn signature_covers_everything_but_itself() {

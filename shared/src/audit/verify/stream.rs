@@ -7,10 +7,10 @@ use serde_json::{Map, Value};
 
 use super::problem::{Problem, ProblemKind as K};
 use super::{CheckedRecord, StreamObjects, StreamSummary, VerifyOptions};
-use crate::trail::canonical::{canonical_json, sha256_hex, GENESIS_HASH};
-use crate::trail::digest::{signed_bytes_of_value, Digest, DigestKind, DIGEST_SCHEMA_VERSION};
-use crate::trail::digest_key;
-use crate::trail::keys::{PublicKeyring, SignatureProblem};
+use crate::audit::canonical::{canonical_json, sha256_hex, GENESIS_HASH};
+use crate::audit::digest::{signed_bytes_of_value, Digest, DigestKind, DIGEST_SCHEMA_VERSION};
+use crate::audit::digest_key;
+use crate::audit::keys::{PublicKeyring, SignatureProblem};
 
 /// A digest that parsed, with what the checks found about it.
 pub(super) struct ParsedDigest {

@@ -1,7 +1,7 @@
 //! Builders shared by the ledger's unit tests.
 
+use crate::audit::keys::{key_pair, PublicKeyring, SigningKeyring, Validity};
 use crate::audit::{AuditEvent, AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
-use crate::trail::keys::{key_pair, PublicKeyring, SigningKeyring, Validity};
 
 /// A plausible record, distinct per `n`.
 pub(crate) fn event(n: u64) -> AuditEvent {

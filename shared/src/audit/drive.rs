@@ -11,7 +11,7 @@
 //! - a conditional head swap, for the shipping steps;
 //! - plain reads of the buffered entries and of a source's watermark.
 //!
-//! Records arrive in batches from tenant ledgers ([`crate::ledger::ForwardBatch`]), numbered by
+//! Records arrive in batches from tenant ledgers ([`ForwardBatch`]), numbered by
 //! their source; the watermark makes a resent batch (its acknowledgement was lost) a no-op, so
 //! each record is chained once. Shipping: write the head holding the pending shipment, upload its
 //! objects, confirm, write the head, delete the shipped entries. A shipment is re-produced byte
@@ -19,11 +19,10 @@
 //! one confirmation lands.
 
 use super::sequencer::{Buffered, Sequencer, SequencerHead, ShipPolicy, TrailError};
+use super::AuditEvent;
 use super::{Entry, ObjectPut, SigningKeyring};
-use crate::audit::AuditEvent;
+use super::{ForwardAck, ForwardBatch};
 use crate::error::HostError;
-use crate::ledger::stored::{with_ledger, LedgerStore};
-use crate::ledger::{ForwardAck, ForwardBatch, LedgerId};
 
 /// How many lost races a call tolerates before it gives up (the caller fails or retries later).
 pub const MAX_ATTEMPTS: usize = 32;
@@ -196,32 +195,6 @@ pub async fn append_batch<S: TrailStore>(
         }
     }
     Err(DriveError::Contended)
-}
-
-/// For a host whose ledgers are rows of a shared store (Spin): gives up on `ledger`'s expired
-/// requests, then moves its outbox into the audit stream `stream_for_new`, batch by batch, each
-/// batch marked in flight before it is appended and dropped once acknowledged. Returns how many
-/// records it forwarded. (A Durable Object does the same steps against its own memory.)
-pub async fn forward_ledger<L: LedgerStore, S: TrailStore>(
-    ledgers: &L,
-    trail: &S,
-    ledger: &LedgerId,
-    stream_for_new: &str,
-    now_ms: u64,
-) -> Result<usize, DriveError> {
-    with_ledger(ledgers, ledger, |l| l.expire(now_ms)).await?;
-    let mut forwarded = 0;
-    for _ in 0..MAX_ATTEMPTS {
-        let batch =
-            with_ledger(ledgers, ledger, |l| l.forward_batch(ledger, stream_for_new)).await?;
-        let Some(batch) = batch else {
-            return Ok(forwarded);
-        };
-        let ack = append_batch(trail, &batch, now_ms).await?;
-        with_ledger(ledgers, ledger, |l| l.forwarded(ack)).await?;
-        forwarded += batch.records.len();
-    }
-    Ok(forwarded)
 }
 
 /// Whether a flush has work at `now_ms`: a pending shipment, a full or old batch, or a digest

@@ -8,7 +8,6 @@
 //! stream deleted whole is detected too.
 
 use crate::ids::is_valid_id;
-use crate::ledger::LedgerId;
 
 /// The most shards a region may run.
 pub const MAX_SHARDS: u32 = 256;
@@ -52,8 +51,8 @@ impl AuditStreams {
     }
 
     /// The stream a ledger's records go to (always the same one for a given shard count).
-    pub fn for_ledger(&self, ledger: &LedgerId) -> String {
-        self.name(crc32fast::hash(ledger.as_str().as_bytes()) % self.shards)
+    pub fn for_ledger(&self, ledger: &str) -> String {
+        self.name(crc32fast::hash(ledger.as_bytes()) % self.shards)
     }
 
     pub fn all(&self) -> Vec<String> {
@@ -81,7 +80,7 @@ mod tests {
     fn one_stream_keeps_the_region_name_and_shards_say_how_many() {
         let one = AuditStreams::new("eu", 1).expect("valid");
         assert_eq!(one.all(), vec!["audit-eu"]);
-        assert_eq!(one.for_ledger(&LedgerId("acme".into())), "audit-eu");
+        assert_eq!(one.for_ledger("acme"), "audit-eu");
         assert_eq!(shard_of_name("audit-eu"), None);
 
         let four = AuditStreams::new("eu", 4).expect("valid");
@@ -110,7 +109,7 @@ mod tests {
         let streams = AuditStreams::new("us", 16).expect("valid");
         let mut used = std::collections::BTreeSet::new();
         for t in 0..2_000 {
-            let id = LedgerId(format!("tenant-{t}"));
+            let id = format!("tenant-{t}");
             let s = streams.for_ledger(&id);
             assert_eq!(s, streams.for_ledger(&id));
             used.insert(s);

@@ -5,11 +5,11 @@ use serde_json::Value;
 use super::problem::{Problem, ProblemKind as K};
 use super::stream::{ChainPosition, ParsedDigest, StreamCheck};
 use super::{CheckedRecord, StreamObjects};
-use crate::trail::batch::{self, BatchError};
-use crate::trail::batch_key;
-use crate::trail::canonical::{canonical_json, sha256_hex};
-use crate::trail::digest::DigestKind;
-use crate::trail::entry::{hashed_bytes, line_bytes};
+use crate::audit::batch::{self, BatchError};
+use crate::audit::batch_key;
+use crate::audit::canonical::{canonical_json, sha256_hex};
+use crate::audit::digest::DigestKind;
+use crate::audit::entry::{hashed_bytes, line_bytes};
 
 impl StreamCheck<'_> {
     /// Pass 2: the records one digest describes, continuing the chain from `chain`.

@@ -98,8 +98,8 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trail::canonical::{sha256_hex, GENESIS_HASH};
-    use crate::trail::test_support::event;
+    use crate::audit::canonical::{sha256_hex, GENESIS_HASH};
+    use crate::audit::test_support::event;
 
     #[test]
     fn hash_is_sha256_of_the_canonical_envelope() {

@@ -5,8 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::trail::test_support::{event, keys};
-use crate::trail::verify::{verify, VerifyOptions};
+use crate::audit::test_support::{event, keys};
+use crate::audit::verify::{verify, VerifyOptions};
 
 const T0: u64 = 1_700_000_000_000;
 

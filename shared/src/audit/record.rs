@@ -3,12 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-mod detail;
-pub use detail::{
-    content_sha256, Attempt, AuditDetail, AuditEvent, GuardrailAction, GuardrailDecision,
-    RecordedContent,
-};
-
 pub const AUDIT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

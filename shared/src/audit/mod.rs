@@ -1,5 +1,7 @@
-//! The evidence-grade audit trail: sequencing, hash chain, batches, signed digests, verification.
-//! Pure: no I/O, no clock (time comes in as `now_ms`), no environment.
+//! The evidence-grade audit trail: the record written for every request ([`AuditRecord`],
+//! [`AuditEvent`]), and how records are sequenced into streams, hash-chained, batched, shipped
+//! with signed digests and verified. Pure: no I/O, no clock (time comes in as `now_ms`), no
+//! environment.
 //!
 //! # The log format
 //!
@@ -29,15 +31,25 @@
 
 pub mod batch;
 pub mod canonical;
+mod detail;
 pub mod digest;
 pub mod drive;
 pub mod entry;
+mod forward;
 pub mod keys;
 pub mod query;
+mod record;
 pub mod sequencer;
 pub mod shipment;
 pub mod streams;
 pub mod verify;
+
+pub use detail::{
+    content_sha256, Attempt, AuditDetail, AuditEvent, GuardrailAction, GuardrailDecision,
+    RecordedContent,
+};
+pub use forward::{ForwardAck, ForwardBatch};
+pub use record::{AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -1,0 +1,29 @@
+//! Records in transit from a tenant ledger's outbox to an audit stream.
+
+use serde::{Deserialize, Serialize};
+
+use super::AuditEvent;
+
+/// A batch of records on its way from a ledger to an audit stream. Sequences are the ledger's
+/// own (its outbox numbering), contiguous, so the stream can drop what it already chained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardBatch {
+    /// The audit stream it goes to.
+    pub stream: String,
+    /// The ledger it comes from (the stream keeps a watermark per source).
+    pub source: String,
+    pub first_seq: u64,
+    pub records: Vec<AuditEvent>,
+}
+
+impl ForwardBatch {
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + self.records.len() as u64 - 1
+    }
+}
+
+/// The stream's answer: every record of the source up to `through` is chained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardAck {
+    pub through: u64,
+}
