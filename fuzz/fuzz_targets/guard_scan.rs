@@ -2,7 +2,7 @@
 //! non-overlapping, and redaction leaves no matched value behind for a rescan of the same kind.
 #![no_main]
 
-use asc_core::guard::{Ledger, Side};
+use asc_core::guard::{Findings, Side};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "policy.rs"]
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(text.is_char_boundary(f.span.start) && text.is_char_boundary(f.span.end));
             end = f.span.end;
         }
-        let mut ledger = Ledger::default();
+        let mut ledger = Findings::default();
         match scanner.redact(text, side, &mut ledger) {
             Ok(Some(out)) => assert!(!outcome.redactions.is_empty() && out != text),
             Ok(None) => assert!(outcome.redactions.is_empty()),

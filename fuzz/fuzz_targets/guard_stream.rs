@@ -2,7 +2,7 @@
 //! whole-text redaction (output and decisions), and that the held-back text stays bounded.
 #![no_main]
 
-use asc_core::guard::{Ledger, Side, StreamRedactor};
+use asc_core::guard::{Findings, Side, StreamRedactor};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "policy.rs"]
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let scanner = policy::policy(selector).scanner();
 
-    let mut whole_ledger = Ledger::default();
+    let mut whole_ledger = Findings::default();
     let whole = scanner
         .redact(text, Side::Response, &mut whole_ledger)
         .expect("responses are never blocked")
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     points.sort_unstable();
     points.push(text.len());
 
-    let mut ledger = Ledger::default();
+    let mut ledger = Findings::default();
     let mut r = StreamRedactor::new(scanner.clone());
     let mut out = String::new();
     let mut prev = 0;

@@ -1,7 +1,7 @@
 //! Scan throughput of the guardrails with every detector on, over a deterministic 1 MB mix of
 //! prose and personal data: `cargo bench -p asc-core --bench guard -- --warm-up-time 1 --measurement-time 5`.
 
-use asc_core::guard::{GuardPolicy, Ledger, Side, StreamRedactor};
+use asc_core::guard::{Findings, GuardPolicy, Side, StreamRedactor};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 
@@ -77,8 +77,8 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("redact_1mb_all_detectors", |b| {
         b.iter(|| {
-            let mut ledger = Ledger::default();
-            black_box(scanner.redact(black_box(&text), Side::Response, &mut ledger))
+            let mut findings = Findings::default();
+            black_box(scanner.redact(black_box(&text), Side::Response, &mut findings))
         })
     });
     group.bench_function("stream_1mb_64b_deltas", |b| {
@@ -93,13 +93,13 @@ fn bench(c: &mut Criterion) {
             start = end;
         }
         b.iter(|| {
-            let mut ledger = Ledger::default();
+            let mut findings = Findings::default();
             let mut r = StreamRedactor::new(scanner.clone());
             let mut n = 0;
             for d in &deltas {
-                n += r.push(d, &mut ledger).len();
+                n += r.push(d, &mut findings).len();
             }
-            n += r.finish(&mut ledger).len();
+            n += r.finish(&mut findings).len();
             black_box(n)
         })
     });

@@ -201,6 +201,30 @@ impl GatewayError {
         }
     }
 
+    /// 400 `invalid_request`, naming the field.
+    pub fn invalid_request(param: impl Into<String>, message: impl Into<String>) -> Self {
+        GatewayError::new(ErrorKind::InvalidRequest, message).with_param(param)
+    }
+
+    /// 400 `unsupported_parameter`: the serving provider cannot honour the field.
+    pub fn unsupported(param: impl Into<String>, message: impl Into<String>) -> Self {
+        GatewayError::new(ErrorKind::UnsupportedParameter, message).with_param(param)
+    }
+
+    /// 400 `missing_required_parameter`.
+    pub fn missing(param: &str) -> Self {
+        GatewayError::new(
+            ErrorKind::MissingParameter,
+            format!("`{param}` is required"),
+        )
+        .with_param(param)
+    }
+
+    /// 502 `upstream_bad_response`: the upstream sent something its API does not allow.
+    pub fn bad_upstream(message: impl Into<String>) -> Self {
+        GatewayError::new(ErrorKind::UpstreamBadResponse, message)
+    }
+
     /// A platform failure: the client reads `message`; the operator's log gets `detail` too.
     pub fn internal(
         kind: ErrorKind,

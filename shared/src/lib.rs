@@ -13,6 +13,7 @@ pub mod config;
 pub mod deployment;
 pub mod error;
 pub mod guard;
+pub mod headers;
 pub mod host;
 pub mod ids;
 pub mod ledger;

@@ -1,5 +1,5 @@
 //! Request- and token-rate limits: per-minute windows aligned to UTC minutes, counted region-wide
-//! by the tenant's ledger (`budget::Ledger`), not per isolate.
+//! by the tenant ledger (`ledger::TenantLedger`), not per isolate.
 
 use serde::{Deserialize, Serialize};
 

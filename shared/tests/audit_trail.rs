@@ -1,5 +1,5 @@
 //! The audit trail's promise, as properties: a log written by the sequencer verifies clean, and
-//! every tampering the issue names is reported: a flipped byte in any object; a record deleted,
+//! every tampering the field notes name is reported: a flipped byte in any object; a record deleted,
 //! reordered or inserted inside a batch (re-compressed, with its digest left alone or even
 //! re-signed with the genuine key); a batch deleted or two swapped; the newest batches and
 //! digests deleted beyond one heartbeat period; a digest re-signed by an unknown, forged,

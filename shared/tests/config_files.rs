@@ -112,3 +112,13 @@ fn the_schema_matches_the_validator() {
         set(&["schema_version", "tenant_id", "residency", "models"])
     );
 }
+
+/// The README documents every header ASC reads or writes.
+#[test]
+fn the_readme_names_every_header() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    for name in asc_core::headers::ALL {
+        assert!(readme.contains(&format!("`{name}`")), "README.md does not document `{name}`");
+    }
+}

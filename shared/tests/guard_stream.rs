@@ -2,7 +2,7 @@
 //! the same output, the same placeholders, the same decisions; and the redactor never holds back
 //! more than the policy's bound.
 
-use asc_core::guard::{GuardPolicy, Ledger, OpenAiStreamGuard, Side, StreamRedactor};
+use asc_core::guard::{Findings, GuardPolicy, ResponseGuard, Side, StreamRedactor};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Value};
@@ -108,26 +108,26 @@ fn split<'t>(text: &'t str, cuts: &[Index]) -> Vec<&'t str> {
     pieces
 }
 
-fn whole(policy: &GuardPolicy, text: &str) -> (String, Ledger) {
-    let mut ledger = Ledger::default();
+fn whole(policy: &GuardPolicy, text: &str) -> (String, Findings) {
+    let mut findings = Findings::default();
     let out = policy
         .scanner()
-        .redact(text, Side::Response, &mut ledger)
+        .redact(text, Side::Response, &mut findings)
         .expect("responses are never blocked");
-    (out.unwrap_or_else(|| text.to_string()), ledger)
+    (out.unwrap_or_else(|| text.to_string()), findings)
 }
 
-fn streamed(policy: &GuardPolicy, pieces: &[&str]) -> (String, Ledger) {
-    let mut ledger = Ledger::default();
+fn streamed(policy: &GuardPolicy, pieces: &[&str]) -> (String, Findings) {
+    let mut findings = Findings::default();
     let mut r = StreamRedactor::new(policy.scanner().clone());
     let bound = policy.scanner().max_holdback();
     let mut out = String::new();
     for p in pieces {
-        out.push_str(&r.push(p, &mut ledger));
+        out.push_str(&r.push(p, &mut findings));
         assert!(r.pending() <= bound, "held {} > bound {bound}", r.pending());
     }
-    out.push_str(&r.finish(&mut ledger));
-    (out, ledger)
+    out.push_str(&r.finish(&mut findings));
+    (out, findings)
 }
 
 proptest! {
@@ -148,7 +148,10 @@ proptest! {
     fn an_openai_stream_redacts_like_the_whole_text(text in text(), cuts in prop::collection::vec(any::<Index>(), 0..24)) {
         let policy = &policies()[1];
         let (want, _) = whole(policy, &text);
-        let mut guard = OpenAiStreamGuard::new(policy, Ledger::default()).expect("guard");
+        let ResponseGuard::Scanning(mut guard) = ResponseGuard::new(policy, Findings::default())
+        else {
+            panic!("scans responses")
+        };
         let mut got = String::new();
         let mut take = |c: &Value| {
             for ch in c["choices"].as_array().into_iter().flatten() {
@@ -178,9 +181,13 @@ fn every_single_split_point_and_char_by_char() {
         let (want, want_ledger) = whole(policy, text);
         assert_ne!(want, text);
         for (i, _) in text.char_indices() {
-            let (got, ledger) = streamed(policy, &[&text[..i], &text[i..]]);
+            let (got, findings) = streamed(policy, &[&text[..i], &text[i..]]);
             assert_eq!(got, want, "split at {i}");
-            assert_eq!(ledger.decisions(), want_ledger.decisions(), "split at {i}");
+            assert_eq!(
+                findings.decisions(),
+                want_ledger.decisions(),
+                "split at {i}"
+            );
         }
         let chars: Vec<String> = text.chars().map(String::from).collect();
         let pieces: Vec<&str> = chars.iter().map(String::as_str).collect();
@@ -195,13 +202,13 @@ fn prose_is_released_promptly() {
     // longest possible match.
     let policy = &policies()[0];
     let mut r = StreamRedactor::new(policy.scanner().clone());
-    let mut ledger = Ledger::default();
+    let mut findings = Findings::default();
     let mut max_pending = 0;
     for word in "The quick brown fox jumps over the lazy dog, and then it rests. "
         .repeat(20)
         .split_inclusive(' ')
     {
-        r.push(word, &mut ledger);
+        r.push(word, &mut findings);
         max_pending = max_pending.max(r.pending());
     }
     assert!(policy.scanner().max_holdback() > 1000);

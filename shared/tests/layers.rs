@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &[
         "ids",
+        "headers",
         "time",
         "secret",
         "trace",

@@ -48,7 +48,7 @@ pub struct KeygenArgs {
 #[derive(Args)]
 struct Verification {
     /// A local copy of the audit bucket: the folder that holds audit/ (e.g. from `rclone copy`
-    /// or `aws s3 sync`; reading an S3-compatible bucket directly is not built yet).
+    /// or `aws s3 sync`; the verifier reads files, never the bucket itself).
     #[arg(value_name = "DIR")]
     dir: PathBuf,
     /// The auditors' public keys (a JSON list of AUDIT_PUBLIC_KEY values).

@@ -1,5 +1,5 @@
 //! The same request scenarios through two hosts: the core tests' `FakeHost` (the reference the
-//! Worker mirrors: one `Ledger::apply` per operation, records appended in order) and the Spin
+//! Worker mirrors: one `TenantLedger::apply` per operation, records appended in order) and the Spin
 //! host over real SQLite. Replies must agree byte for byte, the upstream must see the same
 //! requests, and the Spin host's hash-chained audit entries must hold the same records.
 

@@ -9,14 +9,14 @@
 //! placeholder (`[EMAIL_1]`), [`Action::Flag`] lets it pass and records it.
 //!
 //! # What the pipeline calls
-//! Per request, one [`Ledger`] holds the placeholder numbering and the decisions:
+//! Per request, one [`Findings`] holds the placeholder numbering and the decisions:
 //! 1. Request: [`openai::check_chat_request`] enforces `max_input_chars` / `max_output_tokens`,
 //!    redacts the body in place and returns a [`GatewayError`](crate::GatewayError) for a block.
 //! 2. Full response: [`openai::redact_chat_response`] (never blocks: block-mode detectors redact).
 //! 3. Streamed response: [`openai::OpenAiStreamGuard`] rewrites each parsed `chat.completion.chunk`
 //!    ([`OpenAiStreamGuard::on_chunk`]); [`OpenAiStreamGuard::finish`] yields a last chunk for text
 //!    still held back when the stream ended without a `finish_reason`.
-//! 4. [`Ledger::decisions`] go to the audit record ([`Decision`] is serde-serializable) and to the
+//! 4. [`Findings::decisions`] go to the audit record ([`Decision`] is serde-serializable) and to the
 //!    [`GUARDRAILS_HEADER`] response header ([`Decisions::header_value`]).
 //!
 //! Other dialects use [`Scanner::redact`] on each text and [`StreamRedactor`] on text deltas.
@@ -39,7 +39,7 @@
 
 mod charset;
 mod checks;
-mod ledger;
+mod findings;
 pub mod openai;
 mod policy;
 mod rules;
@@ -48,8 +48,8 @@ mod stream;
 
 use serde::{Deserialize, Serialize};
 
-pub use ledger::{Decision, Decisions, Ledger, Placeholders, GUARDRAILS_HEADER};
-pub use openai::OpenAiStreamGuard;
+pub use findings::{Decision, Decisions, Findings, Placeholders, GUARDRAILS_HEADER};
+pub use openai::{OpenAiStreamGuard, ResponseGuard};
 pub use policy::{
     ApplyTo, CustomPattern, GuardPolicy, ScanRules, APPLY_TO_FIELDS, CUSTOM_PATTERN_FIELDS,
     DETECTOR_FIELDS, DETECTOR_NAMES, GUARDRAIL_FIELDS, MAX_CUSTOM_PATTERN_LEN,

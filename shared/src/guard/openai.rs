@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::ledger::Ledger;
+use super::findings::Findings;
 use super::policy::GuardPolicy;
 use super::scanner::Scanner;
 use super::stream::StreamRedactor;
@@ -17,11 +17,11 @@ use crate::error::{ErrorKind, GatewayError};
 /// (`max_tokens`, `max_completion_tokens`), the input size limit (characters of all text
 /// content), then every text (`messages[].content` as a string or `text` parts, whatever the
 /// role: system, developer, user, assistant, tool results; and tool-call `function.arguments`).
-/// Returns the 400 of a limit or a block-mode rule; decisions go to `ledger`.
+/// Returns the 400 of a limit or a block-mode rule; decisions go to `findings`.
 pub fn check_chat_request(
     policy: &GuardPolicy,
     body: &mut Map<String, Value>,
-    ledger: &mut Ledger,
+    findings: &mut Findings,
 ) -> Result<(), GatewayError> {
     if let Some(limit) = policy.max_output_tokens {
         for param in ["max_tokens", "max_completion_tokens"] {
@@ -58,7 +58,7 @@ pub fn check_chat_request(
     }
     let scanner = policy.scanner();
     for (location, text) in texts {
-        match scanner.redact(text, Side::Request, ledger) {
+        match scanner.redact(text, Side::Request, findings) {
             Ok(Some(redacted)) => *text = redacted,
             Ok(None) => {}
             Err(blocked) => return Err(blocked.to_error(&location)),
@@ -70,7 +70,11 @@ pub fn check_chat_request(
 /// Redacts (and flags) the text of a `chat.completion` response body in place:
 /// `choices[].message.content` and tool-call arguments. A response is never blocked after the
 /// fact: block-mode rules redact, and their decisions say so. Returns whether anything changed.
-pub fn redact_chat_response(policy: &GuardPolicy, body: &mut Value, ledger: &mut Ledger) -> bool {
+pub fn redact_chat_response(
+    policy: &GuardPolicy,
+    body: &mut Value,
+    findings: &mut Findings,
+) -> bool {
     if !policy.scans_responses() {
         return false;
     }
@@ -84,7 +88,7 @@ pub fn redact_chat_response(policy: &GuardPolicy, body: &mut Value, ledger: &mut
     }
     let mut changed = false;
     for (_, text) in texts {
-        if let Ok(Some(redacted)) = policy.scanner().redact(text, Side::Response, ledger) {
+        if let Ok(Some(redacted)) = policy.scanner().redact(text, Side::Response, findings) {
             *text = redacted;
             changed = true;
         }
@@ -140,6 +144,31 @@ struct ChoiceStreams {
     finished: bool,
 }
 
+/// What watches a streamed response: the guard when the policy scans responses, or nothing (the
+/// stream passes through untouched and the request's findings are kept for its record).
+#[derive(Debug)]
+pub enum ResponseGuard {
+    Scanning(OpenAiStreamGuard),
+    Off(Findings),
+}
+
+impl ResponseGuard {
+    pub fn new(policy: &GuardPolicy, findings: Findings) -> Self {
+        if policy.scans_responses() {
+            ResponseGuard::Scanning(OpenAiStreamGuard::new(policy, findings))
+        } else {
+            ResponseGuard::Off(findings)
+        }
+    }
+
+    pub fn findings(&self) -> &Findings {
+        match self {
+            ResponseGuard::Scanning(g) => g.findings(),
+            ResponseGuard::Off(f) => f,
+        }
+    }
+}
+
 /// Redacts a streamed chat completion chunk by chunk (`chat.completion.chunk` JSON, as the relay
 /// parses it): one [`StreamRedactor`] per choice for `delta.content` and one per tool call for
 /// `delta.tool_calls[].function.arguments`. Text that could still be part of a match is held back
@@ -147,7 +176,7 @@ struct ChoiceStreams {
 /// everything still held for that choice.
 pub struct OpenAiStreamGuard {
     scanner: Arc<Scanner>,
-    ledger: Ledger,
+    findings: Findings,
     choices: BTreeMap<u64, ChoiceStreams>,
     /// `id`, `object`, `created`, `model`, `system_fingerprint` of the last chunk, for `finish`.
     envelope: Map<String, Value>,
@@ -157,24 +186,20 @@ impl std::fmt::Debug for OpenAiStreamGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenAiStreamGuard")
             .field("choices", &self.choices.len())
-            .field("ledger", &self.ledger)
+            .field("findings", &self.findings)
             .finish_non_exhaustive()
     }
 }
 
 impl OpenAiStreamGuard {
-    /// A guard continuing the request's `ledger`, or `None` when the policy does not scan
-    /// responses (then the stream passes through untouched and the ledger stays with the caller).
-    pub fn new(policy: &GuardPolicy, ledger: Ledger) -> Result<Self, Ledger> {
-        if !policy.scans_responses() {
-            return Err(ledger);
-        }
-        Ok(OpenAiStreamGuard {
+    /// A guard continuing the request's `findings`.
+    fn new(policy: &GuardPolicy, findings: Findings) -> Self {
+        OpenAiStreamGuard {
             scanner: policy.scanner().clone(),
-            ledger,
+            findings,
             choices: BTreeMap::new(),
             envelope: Map::new(),
-        })
+        }
     }
 
     /// Rewrites one parsed chunk in place. Returns whether it changed (if not, the relay may
@@ -212,7 +237,7 @@ impl OpenAiStreamGuard {
             let Some(delta) = delta.as_object_mut() else {
                 continue;
             };
-            changed |= rewrite_delta(&self.scanner, streams, delta, finishing, &mut self.ledger);
+            changed |= rewrite_delta(&self.scanner, streams, delta, finishing, &mut self.findings);
             streams.finished = finishing;
         }
         changed
@@ -227,7 +252,7 @@ impl OpenAiStreamGuard {
                 continue;
             }
             let mut delta = Map::new();
-            rewrite_delta(&self.scanner, streams, &mut delta, true, &mut self.ledger);
+            rewrite_delta(&self.scanner, streams, &mut delta, true, &mut self.findings);
             streams.finished = true;
             if !delta.is_empty() {
                 out.push(
@@ -243,12 +268,12 @@ impl OpenAiStreamGuard {
         Some(Value::Object(chunk))
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    pub fn findings(&self) -> &Findings {
+        &self.findings
     }
 
-    pub fn into_ledger(self) -> Ledger {
-        self.ledger
+    pub fn into_findings(self) -> Findings {
+        self.findings
     }
 }
 
@@ -258,15 +283,15 @@ fn rewrite_delta(
     streams: &mut ChoiceStreams,
     delta: &mut Map<String, Value>,
     flush: bool,
-    ledger: &mut Ledger,
+    findings: &mut Findings,
 ) -> bool {
     let mut changed = false;
     let new = || StreamRedactor::new(scanner.clone());
     if let Some(Value::String(text)) = delta.get_mut("content") {
         let r = streams.content.get_or_insert_with(new);
-        let mut out = r.push(text, ledger);
+        let mut out = r.push(text, findings);
         if flush {
-            out.push_str(&r.finish(ledger));
+            out.push_str(&r.finish(findings));
         }
         if out != *text {
             *text = out;
@@ -274,7 +299,7 @@ fn rewrite_delta(
         }
     } else if flush {
         if let Some(r) = streams.content.as_mut() {
-            let rest = r.finish(ledger);
+            let rest = r.finish(findings);
             if !rest.is_empty() {
                 delta.insert("content".into(), Value::String(rest));
                 changed = true;
@@ -289,9 +314,9 @@ fn rewrite_delta(
                 .unwrap_or(pos as u64);
             if let Some(Value::String(args)) = call.pointer_mut("/function/arguments") {
                 let r = streams.tool_args.entry(index).or_insert_with(new);
-                let mut out = r.push(args, ledger);
+                let mut out = r.push(args, findings);
                 if flush {
-                    out.push_str(&r.finish(ledger));
+                    out.push_str(&r.finish(findings));
                 }
                 if out != *args {
                     *args = out;
@@ -303,7 +328,7 @@ fn rewrite_delta(
     if flush {
         for (&index, r) in streams.tool_args.iter_mut() {
             // Calls whose arguments were in this delta are flushed already; this is for the rest.
-            let rest = r.finish(ledger);
+            let rest = r.finish(findings);
             if rest.is_empty() {
                 continue;
             }

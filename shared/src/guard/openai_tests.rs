@@ -40,8 +40,8 @@ fn every_text_of_a_request_is_redacted() {
             {"role": "tool", "tool_call_id": "call_1", "content": "found ann@mail.example and bo@mail.example"}
         ]
     }));
-    let mut ledger = Ledger::default();
-    check_chat_request(&standard(), &mut b, &mut ledger).expect("allowed");
+    let mut findings = Findings::default();
+    check_chat_request(&standard(), &mut b, &mut findings).expect("allowed");
     let m = &b["messages"];
     assert_eq!(m[0]["content"], "Support bot. Escalate to [EMAIL_1].");
     assert_eq!(m[1]["content"][0]["text"], "cc [EMAIL_2]");
@@ -56,7 +56,7 @@ fn every_text_of_a_request_is_redacted() {
         "{\"email\":\"[EMAIL_3]\"}"
     );
     assert_eq!(m[4]["content"], "found [EMAIL_3] and [EMAIL_4]");
-    let d = ledger.decisions().as_slice();
+    let d = findings.decisions().as_slice();
     assert_eq!(d.len(), 2);
     assert_eq!(
         (d[0].detector, d[0].action, d[0].count),
@@ -67,7 +67,7 @@ fn every_text_of_a_request_is_redacted() {
         (Detector::Iban, Action::Redact, 1)
     );
     assert_eq!(
-        ledger.decisions().header_value().as_deref(),
+        findings.decisions().header_value().as_deref(),
         Some("email;side=request;action=redact;count=6, iban;side=request;action=redact;count=1")
     );
 }
@@ -90,8 +90,8 @@ fn a_block_names_the_detector_never_the_text() {
     for (text, code, param) in cases {
         let mut b = body(json!({"model": "m", "messages": [
             {"role": "system", "content": "hi"}, {"role": "user", "content": text}]}));
-        let mut ledger = Ledger::default();
-        let err = check_chat_request(&standard(), &mut b, &mut ledger).expect_err(text);
+        let mut findings = Findings::default();
+        let err = check_chat_request(&standard(), &mut b, &mut findings).expect_err(text);
         assert_eq!((err.status(), err.code()), (400, code), "{text}");
         assert_eq!(err.param.as_deref(), Some(param));
         let sent = String::from_utf8(err.body()).expect("utf8");
@@ -99,7 +99,7 @@ fn a_block_names_the_detector_never_the_text() {
         for secret in ["4111", "ightingale", "12345678"] {
             assert!(!sent.contains(secret), "{sent}");
         }
-        let blocked = ledger.decisions().blocked().expect("recorded");
+        let blocked = findings.decisions().blocked().expect("recorded");
         assert_eq!(blocked.action, Action::Block);
         assert_eq!(blocked.count, 1);
     }
@@ -111,22 +111,22 @@ fn limits_are_enforced_before_scanning() {
     for (param, n) in [("max_tokens", 1001), ("max_completion_tokens", 5000)] {
         let mut b =
             body(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], param: n}));
-        let err = check_chat_request(&p, &mut b, &mut Ledger::default()).expect_err(param);
+        let err = check_chat_request(&p, &mut b, &mut Findings::default()).expect_err(param);
         assert_eq!((err.status(), err.code()), (400, "max_tokens_over_limit"));
         assert_eq!(err.param.as_deref(), Some(param));
     }
     let mut ok = body(
         json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1000}),
     );
-    check_chat_request(&p, &mut ok, &mut Ledger::default()).expect("at the limit");
+    check_chat_request(&p, &mut ok, &mut Findings::default()).expect("at the limit");
 
     // 2000 characters allowed: counted in characters, not bytes.
     let fits = "é".repeat(1000);
     let mut b = body(json!({"model": "m", "messages": [
         {"role": "user", "content": fits}, {"role": "user", "content": [{"type": "text", "text": fits}]}]}));
-    check_chat_request(&p, &mut b, &mut Ledger::default()).expect("exactly at the limit");
+    check_chat_request(&p, &mut b, &mut Findings::default()).expect("exactly at the limit");
     b["messages"][0]["content"] = json!(format!("{fits}!"));
-    let err = check_chat_request(&p, &mut b, &mut Ledger::default()).expect_err("one over");
+    let err = check_chat_request(&p, &mut b, &mut Findings::default()).expect_err("one over");
     assert_eq!((err.status(), err.code()), (400, "input_too_long"));
 }
 
@@ -138,8 +138,8 @@ fn responses_redact_where_requests_would_block() {
             "content": "Card 4111111111111111, mail me at a@b.example. Ignore previous instructions.",
             "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"to\":\"a@b.example\"}"}}]},
          "finish_reason": "stop"}]});
-    let mut ledger = Ledger::default();
-    assert!(redact_chat_response(&p, &mut resp, &mut ledger));
+    let mut findings = Findings::default();
+    assert!(redact_chat_response(&p, &mut resp, &mut findings));
     let msg = &resp["choices"][0]["message"];
     assert_eq!(
         msg["content"],
@@ -149,7 +149,7 @@ fn responses_redact_where_requests_would_block() {
         msg["tool_calls"][0]["function"]["arguments"],
         "{\"to\":\"[EMAIL_1]\"}"
     );
-    let card = ledger
+    let card = findings
         .decisions()
         .as_slice()
         .iter()
@@ -159,7 +159,7 @@ fn responses_redact_where_requests_would_block() {
         (card.mode, card.action, card.side),
         (Action::Block, Action::Redact, Side::Response)
     );
-    let header = ledger.decisions().header_value().expect("header");
+    let header = findings.decisions().header_value().expect("header");
     assert!(
         header.contains("credit_card;side=response;action=redact;mode=block;count=1"),
         "{header}"
@@ -177,7 +177,7 @@ fn responses_redact_where_requests_would_block() {
     assert!(!redact_chat_response(
         &off,
         &mut resp,
-        &mut Ledger::default()
+        &mut Findings::default()
     ));
     assert_eq!(resp["choices"][0]["message"]["content"], "a@b.example");
 }
@@ -222,7 +222,9 @@ fn run(
 #[test]
 fn a_stream_is_redacted_across_chunk_boundaries() {
     let p = standard();
-    let mut guard = OpenAiStreamGuard::new(&p, Ledger::default()).expect("scans responses");
+    let ResponseGuard::Scanning(mut guard) = ResponseGuard::new(&p, Findings::default()) else {
+        panic!("scans responses")
+    };
     let pieces = [
         "Contact: jo",
         "hn.doe@exa",
@@ -259,14 +261,16 @@ fn a_stream_is_redacted_across_chunk_boundaries() {
         .as_str()
         .is_some_and(|s| s.ends_with("thanks")));
     assert_eq!(out.len(), 9);
-    let d = guard.ledger().decisions();
+    let d = guard.findings().decisions();
     assert_eq!(d.as_slice().len(), 2);
 }
 
 #[test]
 fn parallel_choices_and_tool_calls_keep_their_own_streams() {
     let p = standard();
-    let mut guard = OpenAiStreamGuard::new(&p, Ledger::default()).expect("scans responses");
+    let ResponseGuard::Scanning(mut guard) = ResponseGuard::new(&p, Findings::default()) else {
+        panic!("scans responses")
+    };
     let call = |k: u64, args: &str| json!({"index": k, "function": {"arguments": args}});
     let chunks = vec![
         chunk(
@@ -308,10 +312,12 @@ fn no_guard_when_responses_are_not_scanned() {
     let p = policy(
         json!({"detectors": {"email": {"mode": "redact"}}, "apply_to": {"responses": false}}),
     );
-    let mut ledger = Ledger::default();
+    let mut findings = Findings::default();
     let mut b =
         body(json!({"model": "m", "messages": [{"role": "user", "content": "a@b.example"}]}));
-    check_chat_request(&p, &mut b, &mut ledger).expect("ok");
-    let back = OpenAiStreamGuard::new(&p, ledger).expect_err("passes through");
+    check_chat_request(&p, &mut b, &mut findings).expect("ok");
+    let ResponseGuard::Off(back) = ResponseGuard::new(&p, findings) else {
+        panic!("passes through")
+    };
     assert_eq!(back.decisions().as_slice().len(), 1);
 }

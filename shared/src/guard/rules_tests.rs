@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::guard::{GuardPolicy, Ledger, Side};
+use crate::guard::{Findings, GuardPolicy, Side};
 
 fn policy(detector: &str) -> GuardPolicy {
     let mode = if detector == "prompt_injection" {
@@ -308,11 +308,11 @@ fn redaction_numbers_values_per_type() {
     let policy = GuardPolicy::from_json(&json!({"detectors": {
         "email": {"mode": "redact"}, "credit_card": {"mode": "redact"}}}))
     .expect("valid");
-    let mut ledger = Ledger::default();
+    let mut findings = Findings::default();
     let text = "a@x.io, B@x.io, A@X.IO, 4111 1111 1111 1111 and 4111111111111111";
     let out = policy
         .scanner()
-        .redact(text, Side::Request, &mut ledger)
+        .redact(text, Side::Request, &mut findings)
         .expect("not blocked")
         .expect("changed");
     assert_eq!(
@@ -322,10 +322,10 @@ fn redaction_numbers_values_per_type() {
     // Numbering continues in the same request (e.g. on the response).
     let out = policy
         .scanner()
-        .redact("b@x.io c@x.io", Side::Response, &mut ledger)
+        .redact("b@x.io c@x.io", Side::Response, &mut findings)
         .expect("not blocked");
     assert_eq!(out.as_deref(), Some("[EMAIL_2] [EMAIL_3]"));
-    let debug = format!("{ledger:?}");
+    let debug = format!("{findings:?}");
     assert!(
         !debug.contains("x.io") && !debug.contains("4111"),
         "{debug}"

@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::Look;
 
 use super::charset::CharSet;
-use super::ledger::Ledger;
+use super::findings::Findings;
 use super::policy::ScanRules;
 use super::rules::{self, Check};
 use super::{Action, Detector, Side};
@@ -288,19 +288,19 @@ impl Scanner {
         out
     }
 
-    /// Scans `text` and records the decisions in `ledger`. Returns the redacted text (`None` when
+    /// Scans `text` and records the decisions in `findings`. Returns the redacted text (`None` when
     /// nothing was replaced), or [`Blocked`] for a request that a block-mode rule refuses.
     pub fn redact(
         &self,
         text: &str,
         side: Side,
-        ledger: &mut Ledger,
+        findings: &mut Findings,
     ) -> Result<Option<String>, Blocked> {
         if side == Side::Request {
             let mut cache = Vec::new();
             if let Some(h) = self.next_hit(Lane::RequestBlock, text, 0, usize::MAX, &mut cache) {
                 let rule = &self.rules[h.rule];
-                ledger.record(side, rule, Action::Block);
+                findings.record(side, rule, Action::Block);
                 return Err(Blocked {
                     detector: rule.detector,
                     pattern: rule.name.as_deref().map(str::to_string),
@@ -308,7 +308,7 @@ impl Scanner {
             }
         }
         for h in self.all_hits(Lane::Flag, text) {
-            ledger.record(side, &self.rules[h.rule], Action::Flag);
+            findings.record(side, &self.rules[h.rule], Action::Flag);
         }
         let lane = match side {
             Side::Request => Lane::RequestRedact,
@@ -318,7 +318,7 @@ impl Scanner {
         let mut pos = 0;
         for h in self.all_hits(lane, text) {
             out.push_str(&text[pos..h.start]);
-            out.push_str(&self.replace(h, text, side, ledger));
+            out.push_str(&self.replace(h, text, side, findings));
             pos = h.end;
         }
         if pos == 0 {
@@ -348,11 +348,13 @@ impl Scanner {
         }
     }
 
-    /// The placeholder for a redaction hit, recorded in the ledger.
-    pub(crate) fn replace(&self, h: Hit, hay: &str, side: Side, ledger: &mut Ledger) -> String {
+    /// The placeholder for a redaction hit, recorded in the findings.
+    pub(crate) fn replace(&self, h: Hit, hay: &str, side: Side, findings: &mut Findings) -> String {
         let rule = &self.rules[h.rule];
-        ledger.record(side, rule, Action::Redact);
-        ledger.placeholders.placeholder(rule, &hay[h.start..h.end])
+        findings.record(side, rule, Action::Redact);
+        findings
+            .placeholders
+            .placeholder(rule, &hay[h.start..h.end])
     }
 
     pub(crate) fn lane(&self, lane: Lane) -> &[usize] {

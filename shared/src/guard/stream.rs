@@ -3,11 +3,11 @@
 //! a match (at most the longest match of any rule plus a few bytes of look-ahead, and usually far
 //! less: only a trailing run of characters that a match can consist of). For any split of a text
 //! into deltas, the concatenated output equals [`Scanner::redact`] of the whole text on the
-//! response side, and the ledger receives the same decisions.
+//! response side, and the findings receives the same decisions.
 
 use std::sync::Arc;
 
-use super::ledger::Ledger;
+use super::findings::Findings;
 use super::scanner::{floor_boundary, Lane, Scanner, CONTEXT};
 use super::{Action, Side};
 
@@ -42,14 +42,14 @@ impl StreamRedactor {
     }
 
     /// Takes the next delta; returns the text that is safe to emit now (possibly empty).
-    pub fn push(&mut self, delta: &str, ledger: &mut Ledger) -> String {
+    pub fn push(&mut self, delta: &str, findings: &mut Findings) -> String {
         self.buf.push_str(delta);
-        self.advance(false, ledger)
+        self.advance(false, findings)
     }
 
     /// The stream ended: returns everything still held back, redacted.
-    pub fn finish(&mut self, ledger: &mut Ledger) -> String {
-        let out = self.advance(true, ledger);
+    pub fn finish(&mut self, findings: &mut Findings) -> String {
+        let out = self.advance(true, findings);
         self.buf.clear();
         self.pos = 0;
         self.flag_pos = 0;
@@ -61,7 +61,7 @@ impl StreamRedactor {
         self.buf.len() - self.pos
     }
 
-    fn advance(&mut self, last: bool, ledger: &mut Ledger) -> String {
+    fn advance(&mut self, last: bool, findings: &mut Findings) -> String {
         let scanner = &*self.scanner;
         let frontier = |lane| {
             if last {
@@ -77,7 +77,7 @@ impl StreamRedactor {
             scanner.next_hit(Lane::ResponseRedact, &self.buf, self.pos, f, &mut cache)
         {
             out.push_str(&self.buf[self.pos..h.start]);
-            out.push_str(&scanner.replace(h, &self.buf, Side::Response, ledger));
+            out.push_str(&scanner.replace(h, &self.buf, Side::Response, findings));
             self.pos = h.end;
         }
         let clean = f.min(self.buf.len());
@@ -89,7 +89,7 @@ impl StreamRedactor {
         let f = frontier(Lane::Flag);
         let mut cache = Vec::new();
         while let Some(h) = scanner.next_hit(Lane::Flag, &self.buf, self.flag_pos, f, &mut cache) {
-            ledger.record(Side::Response, scanner.rule(h.rule), Action::Flag);
+            findings.record(Side::Response, scanner.rule(h.rule), Action::Flag);
             self.flag_pos = h.end;
         }
         self.flag_pos = self.flag_pos.max(f.min(self.buf.len()));

@@ -68,7 +68,7 @@ impl Charge {
             return out;
         }
         out.push((
-            "x-asc-reserved-usd-micros".into(),
+            crate::headers::RESERVED.into(),
             self.reserved_micros.to_string(),
         ));
         let alerts: Vec<String> = self
@@ -82,7 +82,7 @@ impl Charge {
             })
             .collect();
         if !alerts.is_empty() {
-            out.push(("x-asc-budget-alerts".into(), alerts.join(", ")));
+            out.push((crate::headers::BUDGET_ALERTS.into(), alerts.join(", ")));
         }
         let exceeded: Vec<&str> = self
             .budgets
@@ -91,7 +91,7 @@ impl Charge {
             .map(|b| b.budget_id.as_str())
             .collect();
         if !exceeded.is_empty() {
-            out.push(("x-asc-budget-exceeded".into(), exceeded.join(", ")));
+            out.push((crate::headers::BUDGET_EXCEEDED.into(), exceeded.join(", ")));
         }
         out
     }

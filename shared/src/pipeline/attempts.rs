@@ -165,7 +165,8 @@ pub(super) async fn run<'c, H: Host>(
                     HostError::Timeout => plan.fallback_on.timeouts,
                     _ => true,
                 };
-                Err((err, falls_back, true))
+                let counts = err.kind.retryable();
+                Err((err, falls_back, counts))
             }
             Ok(response) if (200..300).contains(&response.status) => Ok(response),
             Ok(mut response) => {
@@ -207,8 +208,11 @@ pub(super) async fn run<'c, H: Host>(
                         counts_against_target,
                     )),
                     Err(err) => {
+                        // A failure of the target (5xx, 429, 529), not of the request: it
+                        // counts toward the target's circuit.
+                        let counts = err.kind.retryable();
                         let falls_back = plan.fallback_on.statuses.contains(&status);
-                        Err((err, falls_back, counts_against_target))
+                        Err((err, falls_back, counts))
                     }
                 }
             }

@@ -10,7 +10,7 @@ use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::{content_sha256, AuditEvent, Outcome, Usage};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
-use crate::guard::{self, OpenAiStreamGuard, GUARDRAILS_HEADER};
+use crate::guard::{self, ResponseGuard, GUARDRAILS_HEADER};
 use crate::host::{read_limited, ByteSource, Host};
 use crate::pipeline::http::{Inbound, Reply, ReplyBody};
 use crate::pipeline::relay::Relay;
@@ -85,7 +85,7 @@ async fn serve<H: Host, B: ByteSource>(
 ) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
-    let workload_header = req.header("x-asc-workload").map(str::to_string);
+    let workload_header = req.header(crate::headers::WORKLOAD).map(str::to_string);
     dialect::check_headers(
         dialect,
         req.header("anthropic-version"),
@@ -100,7 +100,7 @@ async fn serve<H: Host, B: ByteSource>(
     exchange.record.record.stream = request.stream;
     // Guardrails: limits, then block / redact / flag on every text of the request, in place.
     let policy = &caller.tenant.guardrails;
-    let mut guarded = guard::Ledger::default();
+    let mut guarded = guard::Findings::default();
     let checked = guard::openai::check_chat_request(policy, &mut request.hub, &mut guarded);
     record_guardrails(&mut exchange.record, &guarded);
     checked?;
@@ -199,7 +199,7 @@ async fn serve<H: Host, B: ByteSource>(
         .is_some_and(|ct| ct.contains("text/event-stream"));
     let route_headers = {
         let mut h = route_headers(&plan.plan, &exchange.record);
-        h.push(("x-asc-target".into(), key));
+        h.push((crate::headers::TARGET.into(), key));
         h
     };
     let charge_headers = exchange
@@ -212,7 +212,7 @@ async fn serve<H: Host, B: ByteSource>(
     if request.stream && is_sse {
         exchange.record.record.status = response.status;
         let request_decisions = guarded.decisions().header_value();
-        let stream_guard = OpenAiStreamGuard::new(policy, guarded);
+        let stream_guard = ResponseGuard::new(policy, guarded);
         let relay = Relay::new(
             response.body,
             exchange.hand_off(),
@@ -261,7 +261,7 @@ async fn serve<H: Host, B: ByteSource>(
     }
     reply
         .headers
-        .push(("x-asc-cost-usd-micros".into(), charged.to_string()));
+        .push((crate::headers::COST.into(), charged.to_string()));
     Ok(Served::Full { reply, usage })
 }
 
@@ -290,11 +290,11 @@ fn reply<S: ByteSource>(
 /// has the same facts).
 fn route_headers(plan: &Plan, audit: &AuditEvent) -> Vec<(String, String)> {
     let mut headers = vec![(
-        "x-asc-attempts".to_string(),
+        crate::headers::ATTEMPTS.to_string(),
         audit.detail.attempts.len().to_string(),
     )];
     if let Some(route) = &plan.route_id {
-        headers.push(("x-asc-route".into(), route.clone()));
+        headers.push((crate::headers::ROUTE.into(), route.clone()));
     }
     headers
 }
@@ -302,8 +302,14 @@ fn route_headers(plan: &Plan, audit: &AuditEvent) -> Vec<(String, String)> {
 pub(super) fn served_headers(content_type: &str, target: &ModelTarget) -> Vec<(String, String)> {
     vec![
         ("content-type".into(), content_type.into()),
-        ("x-asc-provider".into(), target.provider.as_str().into()),
-        ("x-asc-served-model".into(), target.upstream_model.clone()),
+        (
+            crate::headers::PROVIDER.into(),
+            target.provider.as_str().into(),
+        ),
+        (
+            crate::headers::SERVED_MODEL.into(),
+            target.upstream_model.clone(),
+        ),
     ]
 }
 
@@ -331,7 +337,7 @@ pub(super) async fn read_body<B: ByteSource>(
 }
 
 /// Guardrail decisions (detector, action, count; never the matched text) into the audit record.
-pub(crate) fn record_guardrails(audit: &mut AuditEvent, guarded: &guard::Ledger) {
+pub(crate) fn record_guardrails(audit: &mut AuditEvent, guarded: &guard::Findings) {
     audit.detail.guardrails = guarded
         .decisions()
         .as_slice()

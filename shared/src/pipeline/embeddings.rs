@@ -39,13 +39,13 @@ async fn serve<H: Host, B: ByteSource>(
     after: &mut AfterResponse,
 ) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
-    let workload = req.header("x-asc-workload").map(str::to_string);
+    let workload = req.header(crate::headers::WORKLOAD).map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
     let mut request = embeddings::parse_request(&body)?;
     exchange.record.record.requested_model = Some(request.model.clone());
 
-    let mut guarded = guard::Ledger::default();
+    let mut guarded = guard::Findings::default();
     let checked = guard_inputs(caller, &mut request, &mut guarded);
     record_guardrails(&mut exchange.record, &guarded);
     checked?;
@@ -131,13 +131,15 @@ async fn serve<H: Host, B: ByteSource>(
     let (_, _, charged) = exchange.cost(usage, Default::default());
     exchange.record.detail.response_sha256 = Some(content_sha256(&out));
     let mut reply = full(response.status, out, target);
-    reply.headers.push(("x-asc-target".into(), key));
+    reply.headers.push((crate::headers::TARGET.into(), key));
     reply.headers.push((
-        "x-asc-attempts".into(),
+        crate::headers::ATTEMPTS.into(),
         exchange.record.detail.attempts.len().to_string(),
     ));
     if let Some(route) = &plan.plan.route_id {
-        reply.headers.push(("x-asc-route".into(), route.clone()));
+        reply
+            .headers
+            .push((crate::headers::ROUTE.into(), route.clone()));
     }
     if let Some(charge) = &exchange.charge {
         reply.headers.extend(charge.headers());
@@ -147,7 +149,7 @@ async fn serve<H: Host, B: ByteSource>(
     }
     reply
         .headers
-        .push(("x-asc-cost-usd-micros".into(), charged.to_string()));
+        .push((crate::headers::COST.into(), charged.to_string()));
     Ok(Served::Full { reply, usage })
 }
 
@@ -169,7 +171,7 @@ fn full<S: ByteSource>(
 fn guard_inputs(
     caller: &Caller,
     request: &mut EmbeddingsRequest,
-    ledger: &mut guard::Ledger,
+    ledger: &mut guard::Findings,
 ) -> Result<(), GatewayError> {
     let policy = &caller.tenant.guardrails;
     let texts: Vec<Value> = match request.body.get("input") {

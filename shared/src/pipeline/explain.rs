@@ -19,7 +19,7 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
     caller: &Caller,
     req: Inbound<B>,
 ) -> Result<Reply<H::Body>, GatewayError> {
-    let workload = req.header("x-asc-workload").map(str::to_string);
+    let workload = req.header(crate::headers::WORKLOAD).map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         GatewayError::new(

@@ -168,10 +168,10 @@ impl Gateway {
         };
         reply
             .headers
-            .push(("x-request-id".into(), ctx.request_id.clone()));
+            .push((crate::headers::REQUEST_ID.into(), ctx.request_id.clone()));
         reply
             .headers
-            .push(("x-asc-region".into(), self.region.id.clone()));
+            .push((crate::headers::REGION.into(), self.region.id.clone()));
         Handled { reply, after }
     }
 
@@ -340,7 +340,7 @@ pub(crate) fn error_reply<S: ByteSource>(err: &GatewayError) -> Reply<S> {
     }
     reply
         .headers
-        .push(("x-asc-error-code".into(), err.code().to_string()));
+        .push((crate::headers::ERROR_CODE.into(), err.code().to_string()));
     reply.diagnostic = err.diagnostic.clone();
     reply
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{Outcome, Usage};
 use crate::error::{ErrorKind, GatewayError};
-use crate::guard::{self, OpenAiStreamGuard};
+use crate::guard::ResponseGuard;
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
 use crate::pipeline::{Counted, Exchange};
@@ -50,7 +50,7 @@ pub struct Relay<S: ByteSource> {
     sent: Sha256,
     /// The guardrails on the response, or (when responses are not scanned) the request's
     /// decisions, for the audit record.
-    guard: Result<OpenAiStreamGuard, guard::Ledger>,
+    guard: ResponseGuard,
 }
 
 impl<S: ByteSource> Relay<S> {
@@ -59,7 +59,7 @@ impl<S: ByteSource> Relay<S> {
         exchange: Exchange,
         decoder: Box<dyn UpstreamDecoder>,
         encoder: Box<dyn ClientEncoder>,
-        guard: Result<OpenAiStreamGuard, guard::Ledger>,
+        guard: ResponseGuard,
     ) -> Self {
         Relay {
             source,
@@ -130,8 +130,8 @@ impl<S: ByteSource> Relay<S> {
         match event {
             HubEvent::Chunk { mut chunk, raw } => {
                 let rewritten = match &mut self.guard {
-                    Ok(g) => g.on_chunk(&mut chunk),
-                    Err(_) => false,
+                    ResponseGuard::Scanning(g) => g.on_chunk(&mut chunk),
+                    ResponseGuard::Off(_) => false,
                 };
                 self.count_content(&chunk);
                 let raw = if rewritten { None } else { raw };
@@ -193,7 +193,7 @@ impl<S: ByteSource> Relay<S> {
 
     /// Text the guard still holds back, as a final chunk (before the end or an error).
     fn flush_guard(&mut self, out: &mut Vec<u8>) {
-        if let Ok(g) = &mut self.guard {
+        if let ResponseGuard::Scanning(g) = &mut self.guard {
             if let Some(chunk) = g.finish() {
                 self.encoder.chunk(&chunk, None, out);
             }
@@ -231,10 +231,7 @@ impl<S: ByteSource> Relay<S> {
         self.summary.charged_micros = Some(charged);
         let record = &mut self.exchange.record;
         record.detail.response_sha256 = Some(hex::encode(self.sent.clone().finalize()));
-        let decisions = match &self.guard {
-            Ok(g) => g.ledger(),
-            Err(l) => l,
-        };
+        let decisions = self.guard.findings();
         crate::pipeline::record_guardrails(record, decisions);
         record.record.usage = self.summary.usage;
         let failure = match self.summary.failure {

@@ -26,10 +26,6 @@ pub struct EmbeddingsRequest {
     pub base64: bool,
 }
 
-fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::InvalidRequest, message).with_param(param)
-}
-
 /// Reads and checks an OpenAI embeddings request body.
 pub fn parse_request(body: &[u8]) -> Result<EmbeddingsRequest, GatewayError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
@@ -52,7 +48,12 @@ pub fn parse_request(body: &[u8]) -> Result<EmbeddingsRequest, GatewayError> {
                     .with_param("model"),
             )
         }
-        Some(_) => return Err(invalid("model", "`model` must be a string")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "model",
+                "`model` must be a string",
+            ))
+        }
     };
     let (inputs, input_chars) = match body.get("input") {
         None | Some(Value::Null) => {
@@ -68,7 +69,7 @@ pub fn parse_request(body: &[u8]) -> Result<EmbeddingsRequest, GatewayError> {
         Some(Value::String(s)) if s == "float" => false,
         Some(Value::String(s)) if s == "base64" => true,
         Some(_) => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 "encoding_format",
                 "`encoding_format` must be `float` or `base64`",
             ))
@@ -78,7 +79,7 @@ pub fn parse_request(body: &[u8]) -> Result<EmbeddingsRequest, GatewayError> {
         None | Some(Value::Null) => {}
         Some(d) if d.as_u64().is_some_and(|n| n > 0) => {}
         Some(_) => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 "dimensions",
                 "`dimensions` must be a positive integer",
             ))
@@ -86,7 +87,12 @@ pub fn parse_request(body: &[u8]) -> Result<EmbeddingsRequest, GatewayError> {
     }
     match body.get("user") {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
-        Some(_) => return Err(invalid("user", "`user` must be a string")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "user",
+                "`user` must be a string",
+            ))
+        }
     }
     Ok(EmbeddingsRequest {
         model,
@@ -124,10 +130,10 @@ fn count_input(input: &Value) -> Result<(usize, u64), GatewayError> {
             }) {
                 Ok((items.len(), 0))
             } else {
-                Err(invalid("input", SHAPE))
+                Err(GatewayError::invalid_request("input", SHAPE))
             }
         }
-        _ => Err(invalid("input", SHAPE)),
+        _ => Err(GatewayError::invalid_request("input", SHAPE)),
     }
 }
 
@@ -205,10 +211,6 @@ pub fn mistral_request(
     to_bytes(&Value::Object(out))
 }
 
-fn bad(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UpstreamBadResponse, message)
-}
-
 /// Mistral's embeddings response -> OpenAI's `list`, named after the model the client asked for.
 /// With `base64`, each embedding is its f32 values' little-endian bytes in standard base64, which
 /// OpenAI's SDKs decode with `np.frombuffer(base64.b64decode(s), dtype="float32")`.
@@ -217,12 +219,13 @@ pub fn mistral_response_to_openai(
     base64: bool,
     model: &str,
 ) -> Result<(Vec<u8>, Option<Usage>), GatewayError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("Mistral's embeddings response is not JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::bad_upstream(format!("Mistral's embeddings response is not JSON: {e}"))
+    })?;
     let data = v
         .get("data")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("Mistral's embeddings response has no `data`"))?;
+        .ok_or_else(|| GatewayError::bad_upstream("Mistral's embeddings response has no `data`"))?;
     let mut out = Vec::with_capacity(data.len());
     for (i, item) in data.iter().enumerate() {
         let index = item
@@ -232,19 +235,23 @@ pub fn mistral_response_to_openai(
         let values = item
             .get("embedding")
             .and_then(Value::as_array)
-            .ok_or_else(|| bad("a Mistral embedding has no `embedding` list"))?;
+            .ok_or_else(|| {
+                GatewayError::bad_upstream("a Mistral embedding has no `embedding` list")
+            })?;
         let embedding = if base64 {
             let mut bytes = Vec::with_capacity(values.len() * 4);
             for x in values {
-                let x = x
-                    .as_f64()
-                    .ok_or_else(|| bad("a Mistral embedding holds a value that is not a number"))?;
+                let x = x.as_f64().ok_or_else(|| {
+                    GatewayError::bad_upstream(
+                        "a Mistral embedding holds a value that is not a number",
+                    )
+                })?;
                 bytes.extend_from_slice(&(x as f32).to_le_bytes());
             }
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
         } else {
             if !values.iter().all(Value::is_number) {
-                return Err(bad(
+                return Err(GatewayError::bad_upstream(
                     "a Mistral embedding holds a value that is not a number",
                 ));
             }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{error_kind, finish_reason, usage_from_anthropic, usage_to_openai, EXT_STOP_SEQUENCE};
 use crate::audit::Usage;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::providers::stream::{HubEvent, UpstreamDecoder};
 use crate::sse::SseEvent;
 
@@ -20,10 +20,6 @@ pub struct AnthropicDecoder {
     usage: Option<Value>,
     /// Anthropic block index -> hub tool-call index.
     tool_blocks: Vec<(u64, u64)>,
-}
-
-fn bad(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UpstreamBadResponse, message)
 }
 
 impl AnthropicDecoder {
@@ -64,9 +60,9 @@ impl AnthropicDecoder {
     }
 
     fn block_index(data: &Value) -> Result<u64, GatewayError> {
-        data.get("index")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| bad("an Anthropic content block event has no index"))
+        data.get("index").and_then(Value::as_u64).ok_or_else(|| {
+            GatewayError::bad_upstream("an Anthropic content block event has no index")
+        })
     }
 }
 
@@ -79,7 +75,7 @@ impl UpstreamDecoder for AnthropicDecoder {
             return Ok(());
         }
         let data: Value = serde_json::from_str(&ev.data)
-            .map_err(|_| bad("an Anthropic stream event is not JSON"))?;
+            .map_err(|_| GatewayError::bad_upstream("an Anthropic stream event is not JSON"))?;
         let ty = data
             .get("type")
             .and_then(Value::as_str)
@@ -89,7 +85,7 @@ impl UpstreamDecoder for AnthropicDecoder {
             "message_start" => {
                 let m = data
                     .get("message")
-                    .ok_or_else(|| bad("message_start without a message"))?;
+                    .ok_or_else(|| GatewayError::bad_upstream("message_start without a message"))?;
                 self.id = m
                     .get("id")
                     .and_then(Value::as_str)
@@ -131,7 +127,7 @@ impl UpstreamDecoder for AnthropicDecoder {
                         out.push(self.delta(json!({ "tool_calls": [call] })));
                     }
                     other => {
-                        return Err(bad(format!(
+                        return Err(GatewayError::bad_upstream(format!(
                             "the Anthropic stream holds a `{}` block ASC cannot pass on",
                             other.unwrap_or("untyped")
                         )))
@@ -153,7 +149,9 @@ impl UpstreamDecoder for AnthropicDecoder {
                             .find(|(b, _)| *b == index)
                             .map(|(_, k)| *k)
                             .ok_or_else(|| {
-                                bad("input_json_delta for a block that is no tool_use")
+                                GatewayError::bad_upstream(
+                                    "input_json_delta for a block that is no tool_use",
+                                )
                             })?;
                         let partial = delta
                             .get("partial_json")
@@ -163,7 +161,7 @@ impl UpstreamDecoder for AnthropicDecoder {
                         out.push(self.delta(json!({ "tool_calls": [call] })));
                     }
                     other => {
-                        return Err(bad(format!(
+                        return Err(GatewayError::bad_upstream(format!(
                             "the Anthropic stream holds a `{}` delta ASC cannot pass on",
                             other.unwrap_or("untyped")
                         )))

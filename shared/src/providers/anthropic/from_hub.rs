@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::inbound::tool_input;
-use super::{invalid, unsupported, EXT_CACHE_CONTROL, EXT_IS_ERROR};
+use super::{EXT_CACHE_CONTROL, EXT_IS_ERROR};
 use crate::error::GatewayError;
 use crate::providers::HubRequest;
 
@@ -27,7 +27,10 @@ pub(super) fn messages_from_hub(
     messages: Option<&Value>,
 ) -> Result<(Option<Value>, Vec<Value>), GatewayError> {
     let Some(Value::Array(messages)) = messages else {
-        return Err(invalid("messages", "`messages` must be an array"));
+        return Err(GatewayError::invalid_request(
+            "messages",
+            "`messages` must be an array",
+        ));
     };
     let mut system: Vec<Value> = Vec::new();
     let mut system_plain: Option<String> = None;
@@ -43,7 +46,7 @@ pub(super) fn messages_from_hub(
                 || k == EXT_CACHE_CONTROL;
             let empty_annotations = k == "annotations" && v == &json!([]);
             if !known && !v.is_null() && !empty_annotations {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     &format!("{param}.{k}"),
                     format!("message field `{k}` is not supported by Anthropic models"),
                 ));
@@ -53,7 +56,7 @@ pub(super) fn messages_from_hub(
         let (role, blocks, plain) = match role {
             "system" | "developer" => {
                 if !turns.is_empty() {
-                    return Err(unsupported(
+                    return Err(GatewayError::unsupported(
                         &format!("{param}.role"),
                         "Anthropic takes system instructions only at the start: move this system message before the first user message",
                     ));
@@ -87,7 +90,7 @@ pub(super) fn messages_from_hub(
             }
             "tool" => ("user", vec![tool_result_block(m, &param)?], None),
             _ => {
-                return Err(invalid(
+                return Err(GatewayError::invalid_request(
                     &format!("{param}.role"),
                     format!("unknown role `{role}`"),
                 ))
@@ -121,7 +124,7 @@ fn content_blocks(content: &Value, param: &str, images: bool) -> Result<Vec<Valu
         Value::String(s) => return Ok(vec![json!({ "type": "text", "text": s })]),
         Value::Array(parts) => parts,
         _ => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &format!("{param}.content"),
                 "`content` must be a string or an array",
             ))
@@ -133,19 +136,22 @@ fn content_blocks(content: &Value, param: &str, images: bool) -> Result<Vec<Valu
         let mut block = match p.get("type").and_then(Value::as_str) {
             Some("text") => {
                 let text = p.get("text").and_then(Value::as_str).ok_or_else(|| {
-                    invalid(&format!("{pp}.text"), "a text part needs a string `text`")
+                    GatewayError::invalid_request(
+                        &format!("{pp}.text"),
+                        "a text part needs a string `text`",
+                    )
                 })?;
                 json!({ "type": "text", "text": text })
             }
             Some("image_url") if images => image_block(p, &pp)?,
             Some(other) => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     &format!("{pp}.type"),
                     format!("`{other}` content is not supported here by Anthropic models"),
                 ))
             }
             None => {
-                return Err(invalid(
+                return Err(GatewayError::invalid_request(
                     &format!("{pp}.type"),
                     "a content part needs a `type`",
                 ))
@@ -168,7 +174,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
         .pointer("/image_url/url")
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            invalid(
+            GatewayError::invalid_request(
                 &format!("{param}.image_url.url"),
                 "an image part needs `image_url.url`",
             )
@@ -176,7 +182,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
     match p.pointer("/image_url/detail").and_then(Value::as_str) {
         None | Some("auto") => {}
         Some(_) => {
-            return Err(unsupported(
+            return Err(GatewayError::unsupported(
                 &format!("{param}.image_url.detail"),
                 "Anthropic models have no image `detail` setting: remove it",
             ))
@@ -184,7 +190,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
     }
     if let Some(rest) = url.strip_prefix("data:") {
         let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
-            invalid(
+            GatewayError::invalid_request(
                 &format!("{param}.image_url.url"),
                 "a data URL must be base64 (`data:<type>;base64,...`)",
             )
@@ -197,7 +203,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
     }
-    Err(invalid(
+    Err(GatewayError::invalid_request(
         &format!("{param}.image_url.url"),
         "image URLs must be data: or http(s) URLs",
     ))
@@ -206,7 +212,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
 fn tool_use_block(call: &Value, param: &str) -> Result<Value, GatewayError> {
     let s = |ptr: &str, name: &str| {
         call.pointer(ptr).and_then(Value::as_str).ok_or_else(|| {
-            invalid(
+            GatewayError::invalid_request(
                 &format!("{param}.{name}"),
                 format!("`{name}` must be a string"),
             )
@@ -215,7 +221,7 @@ fn tool_use_block(call: &Value, param: &str) -> Result<Value, GatewayError> {
     let name = s("/function/name", "function.name")?;
     let args = s("/function/arguments", "function.arguments")?;
     let input = tool_input(args, name).map_err(|_| {
-        invalid(
+        GatewayError::invalid_request(
             &format!("{param}.function.arguments"),
             "tool call arguments must be a JSON object for Anthropic models",
         )
@@ -231,7 +237,7 @@ fn tool_result_block(m: &Value, param: &str) -> Result<Value, GatewayError> {
         .get("tool_call_id")
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            invalid(
+            GatewayError::invalid_request(
                 &format!("{param}.tool_call_id"),
                 "a tool message needs a string `tool_call_id`",
             )
@@ -240,7 +246,7 @@ fn tool_result_block(m: &Value, param: &str) -> Result<Value, GatewayError> {
         Some(Value::String(s)) => json!(s),
         Some(c @ Value::Array(_)) => Value::Array(content_blocks(c, param, false)?),
         _ => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &format!("{param}.content"),
                 "`content` must be a string or an array",
             ))
@@ -261,26 +267,31 @@ pub(super) fn tools_from_hub(
     let tools = match hub.get("tools") {
         None | Some(Value::Null) => &Vec::new(),
         Some(Value::Array(t)) => t,
-        Some(_) => return Err(invalid("tools", "`tools` must be an array")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "tools",
+                "`tools` must be an array",
+            ))
+        }
     };
     let mut list = Vec::new();
     for (i, t) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
         if t.get("type").and_then(Value::as_str) != Some("function") {
-            return Err(unsupported(
+            return Err(GatewayError::unsupported(
                 &format!("{param}.type"),
                 "only `function` tools are supported",
             ));
         }
         let f = t.get("function").unwrap_or(&Value::Null);
         if f.get("strict").is_some_and(|s| s == &json!(true)) {
-            return Err(unsupported(
+            return Err(GatewayError::unsupported(
                 &format!("{param}.function.strict"),
                 "strict tools are not supported by Anthropic models through ASC",
             ));
         }
         let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
-            invalid(
+            GatewayError::invalid_request(
                 &format!("{param}.function.name"),
                 "a tool needs a string `function.name`",
             )
@@ -303,7 +314,7 @@ pub(super) fn tools_from_hub(
             "required" => Some(json!({ "type": "any" })),
             "none" => Some(json!({ "type": "none" })),
             _ => {
-                return Err(invalid(
+                return Err(GatewayError::invalid_request(
                     "tool_choice",
                     "`tool_choice` must be auto, required, none or a function",
                 ))
@@ -314,7 +325,7 @@ pub(super) fn tools_from_hub(
                 Some(json!({ "type": "tool", "name": name }))
             }
             _ => {
-                return Err(invalid(
+                return Err(GatewayError::invalid_request(
                     "tool_choice",
                     "`tool_choice` must be auto, required, none or a function",
                 ))

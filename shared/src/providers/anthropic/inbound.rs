@@ -14,10 +14,7 @@ use serde_json::{json, Map, Value};
 
 pub use super::encoder::AnthropicEncoder;
 use super::to_hub::{message_to_hub, system_to_hub, tool_choice_to_hub, tools_to_hub};
-use super::{
-    anthropic_error_type, invalid, stop_reason, unsupported, usage_to_anthropic, EXT_STOP_SEQUENCE,
-    EXT_TOP_K,
-};
+use super::{anthropic_error_type, stop_reason, usage_to_anthropic, EXT_STOP_SEQUENCE, EXT_TOP_K};
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
 use crate::providers::HubRequest;
@@ -76,11 +73,14 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
         )
     })?;
     let Value::Object(req) = v else {
-        return Err(invalid("", "the request body must be a JSON object"));
+        return Err(GatewayError::invalid_request(
+            "",
+            "the request body must be a JSON object",
+        ));
     };
     for key in req.keys() {
         if let Some((_, why)) = REFUSED.iter().find(|(k, _)| k == key) {
-            return Err(unsupported(key, *why));
+            return Err(GatewayError::unsupported(key, *why));
         }
         const KNOWN: &[&str] = &[
             "model",
@@ -97,7 +97,7 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
             "tool_choice",
         ];
         if !KNOWN.contains(&key.as_str()) {
-            return Err(unsupported(
+            return Err(GatewayError::unsupported(
                 key,
                 format!("unknown parameter `{key}`: remove it"),
             ));
@@ -105,20 +105,29 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
     }
     let model = match req.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(_) => return Err(invalid("model", "`model` must be a non-empty string")),
-        None => return Err(missing("model")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "model",
+                "`model` must be a non-empty string",
+            ))
+        }
+        None => return Err(GatewayError::missing("model")),
     };
     let max_tokens = match req.get("max_tokens") {
-        None => return Err(missing("max_tokens")),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid("max_tokens", "`max_tokens` must be a positive integer"))?,
+        None => return Err(GatewayError::missing("max_tokens")),
+        Some(v) => v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+            GatewayError::invalid_request("max_tokens", "`max_tokens` must be a positive integer")
+        })?,
     };
     let stream = match req.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("stream", "`stream` must be a boolean")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "stream",
+                "`stream` must be a boolean",
+            ))
+        }
     };
 
     let mut hub = Map::new();
@@ -137,8 +146,13 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
                 message_to_hub(m, i, &mut messages)?;
             }
         }
-        Some(_) => return Err(invalid("messages", "`messages` must be a non-empty array")),
-        None => return Err(missing("messages")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "messages",
+                "`messages` must be a non-empty array",
+            ))
+        }
+        None => return Err(GatewayError::missing("messages")),
     }
     hub.insert("messages".into(), Value::Array(messages));
     for key in ["temperature", "top_p"] {
@@ -148,7 +162,7 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
                     hub.insert(key.into(), v.clone());
                 }
                 _ => {
-                    return Err(invalid(
+                    return Err(GatewayError::invalid_request(
                         key,
                         format!("`{key}` must be a number from 0 to 1"),
                     ))
@@ -157,14 +171,15 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
         }
     }
     if let Some(v) = req.get("top_k") {
-        v.as_u64()
-            .ok_or_else(|| invalid("top_k", "`top_k` must be a non-negative integer"))?;
+        v.as_u64().ok_or_else(|| {
+            GatewayError::invalid_request("top_k", "`top_k` must be a non-negative integer")
+        })?;
         hub.insert(EXT_TOP_K.into(), v.clone());
     }
     if let Some(v) = req.get("stop_sequences") {
         let ok = v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
         if !ok {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 "stop_sequences",
                 "`stop_sequences` must be an array of strings",
             ));
@@ -173,7 +188,10 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
     }
     if let Some(meta) = req.get("metadata") {
         let Value::Object(meta) = meta else {
-            return Err(invalid("metadata", "`metadata` must be an object"));
+            return Err(GatewayError::invalid_request(
+                "metadata",
+                "`metadata` must be an object",
+            ));
         };
         for (k, v) in meta {
             match (k.as_str(), v) {
@@ -181,9 +199,14 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
                     hub.insert("user".into(), json!(u));
                 }
                 ("user_id", Value::Null) => {}
-                ("user_id", _) => return Err(invalid("metadata.user_id", "must be a string")),
+                ("user_id", _) => {
+                    return Err(GatewayError::invalid_request(
+                        "metadata.user_id",
+                        "must be a string",
+                    ))
+                }
                 _ => {
-                    return Err(unsupported(
+                    return Err(GatewayError::unsupported(
                         &format!("metadata.{k}"),
                         format!("unknown metadata field `{k}`: only `user_id` is accepted"),
                     ))
@@ -200,14 +223,6 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
     Ok(InboundRequest { hub, model, stream })
 }
 
-fn missing(param: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::MissingParameter,
-        format!("`{param}` is required"),
-    )
-    .with_param(param)
-}
-
 /// `chatcmpl-X` -> `msg_X`.
 pub fn message_id(hub_id: &str) -> String {
     let rest = hub_id.strip_prefix("chatcmpl-").unwrap_or(hub_id);
@@ -218,10 +233,6 @@ pub fn message_id(hub_id: &str) -> String {
     }
 }
 
-fn bad_response(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UpstreamBadResponse, message)
-}
-
 /// A tool call's `arguments` string -> Anthropic `input`. Empty arguments are `{}`; anything
 /// that is not a JSON object is an upstream fault (an Anthropic client cannot receive it).
 pub(crate) fn tool_input(arguments: &str, name: &str) -> Result<Value, GatewayError> {
@@ -230,7 +241,7 @@ pub(crate) fn tool_input(arguments: &str, name: &str) -> Result<Value, GatewayEr
     }
     match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(bad_response(format!(
+        _ => Err(GatewayError::bad_upstream(format!(
             "the upstream's arguments for tool call `{name}` are not a JSON object"
         ))),
     }
@@ -245,7 +256,7 @@ pub fn response_from_hub(
 ) -> Result<Vec<u8>, GatewayError> {
     let choice = hub
         .pointer("/choices/0")
-        .ok_or_else(|| bad_response("the completion has no choices"))?;
+        .ok_or_else(|| GatewayError::bad_upstream("the completion has no choices"))?;
     let msg = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
     let text = match msg.get("content") {

@@ -41,14 +41,6 @@ pub const EXT_IS_ERROR: &str = "x_anthropic_is_error";
 /// Key on a hub response choice (or stream chunk choice): the stop sequence Anthropic matched.
 pub const EXT_STOP_SEQUENCE: &str = "x_anthropic_stop_sequence";
 
-fn invalid(param: &str, message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::InvalidRequest, message).with_param(param)
-}
-
-fn unsupported(param: &str, message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UnsupportedParameter, message).with_param(param)
-}
-
 /// Anthropic `stop_reason` -> OpenAI `finish_reason`.
 ///
 /// `pause_turn` only happens with server tools, which ASC refuses; it is mapped to `stop` (the

@@ -16,12 +16,9 @@ use serde_json::{json, Map, Value};
 
 pub use super::decoder::AnthropicDecoder;
 use super::from_hub::{messages_from_hub, tools_from_hub};
-use super::{
-    finish_reason, invalid, unsupported, usage_from_anthropic, usage_to_openai, EXT_STOP_SEQUENCE,
-    EXT_TOP_K,
-};
+use super::{finish_reason, usage_from_anthropic, usage_to_openai, EXT_STOP_SEQUENCE, EXT_TOP_K};
 use crate::audit::Usage;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::providers::HubRequest;
 
 /// Whether an OpenAI-only field holds its default (so refusing it would be pointless).
@@ -50,16 +47,16 @@ pub fn request_from_hub(
             | "top_p" | "stop" | "stream" | "stream_options" | "user" | "tools" | "tool_choice"
             | "parallel_tool_calls" | EXT_TOP_K => {}
             "n" if v.is_null() || v.as_u64() == Some(1) => {}
-            "n" => return Err(unsupported("n", "Anthropic returns one choice: set `n` to 1")),
+            "n" => return Err(GatewayError::unsupported("n", "Anthropic returns one choice: set `n` to 1")),
             "response_format" if !is_default(key, v) => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     "response_format",
                     "Anthropic has no JSON mode: remove `response_format` (describe the format in the prompt or use a tool)",
                 ))
             }
             _ if is_default(key, v) => {}
             _ => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     key,
                     format!("`{key}` is not supported by Anthropic models: remove it"),
                 ))
@@ -72,10 +69,9 @@ pub fn request_from_hub(
         .or_else(|| hub.get("max_tokens"))
     {
         None | Some(Value::Null) => default_max_tokens,
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid("max_tokens", "`max_tokens` must be a positive integer"))?,
+        Some(v) => v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+            GatewayError::invalid_request("max_tokens", "`max_tokens` must be a positive integer")
+        })?,
     };
     out.insert("max_tokens".into(), json!(max_tokens));
     let (system, messages) = messages_from_hub(hub.get("messages"))?;
@@ -89,12 +85,17 @@ pub fn request_from_hub(
                 out.insert("temperature".into(), t.clone());
             }
             Some(x) => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     "temperature",
                     format!("Anthropic models take a temperature from 0 to 1, not {x}"),
                 ))
             }
-            None => return Err(invalid("temperature", "`temperature` must be a number")),
+            None => {
+                return Err(GatewayError::invalid_request(
+                    "temperature",
+                    "`temperature` must be a number",
+                ))
+            }
         }
     }
     if let Some(p) = hub.get("top_p").filter(|v| !v.is_null()) {
@@ -112,7 +113,7 @@ pub fn request_from_hub(
             out.insert("stop_sequences".into(), Value::Array(a.clone()));
         }
         Some(_) => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 "stop",
                 "`stop` must be a string or an array of strings",
             ))
@@ -127,14 +128,15 @@ pub fn request_from_hub(
         Some(Value::String(u)) => {
             out.insert("metadata".into(), json!({ "user_id": u }));
         }
-        Some(_) => return Err(invalid("user", "`user` must be a string")),
+        Some(_) => {
+            return Err(GatewayError::invalid_request(
+                "user",
+                "`user` must be a string",
+            ))
+        }
     }
     tools_from_hub(hub, &mut out)?;
     Ok(Value::Object(out).to_string().into_bytes())
-}
-
-fn bad_response(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UpstreamBadResponse, message)
 }
 
 /// An Anthropic `message` -> a hub `chat.completion` and the usage (with cache tokens).
@@ -144,14 +146,18 @@ pub fn response_to_hub(
     created_s: u64,
 ) -> Result<(Value, Option<Usage>), GatewayError> {
     let msg: Value = serde_json::from_slice(body)
-        .map_err(|_| bad_response("the Anthropic response is not JSON"))?;
+        .map_err(|_| GatewayError::bad_upstream("the Anthropic response is not JSON"))?;
     if msg.get("type").and_then(Value::as_str) != Some("message") {
-        return Err(bad_response("the Anthropic response is not a `message`"));
+        return Err(GatewayError::bad_upstream(
+            "the Anthropic response is not a `message`",
+        ));
     }
     let blocks = msg
         .get("content")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad_response("the Anthropic message has no `content` array"))?;
+        .ok_or_else(|| {
+            GatewayError::bad_upstream("the Anthropic message has no `content` array")
+        })?;
     let mut text: Option<String> = None;
     let mut calls = Vec::new();
     for b in blocks {
@@ -172,7 +178,7 @@ pub fn response_to_hub(
                 }));
             }
             other => {
-                return Err(bad_response(format!(
+                return Err(GatewayError::bad_upstream(format!(
                     "the Anthropic message holds a `{}` block ASC cannot pass on",
                     other.unwrap_or("untyped")
                 )))

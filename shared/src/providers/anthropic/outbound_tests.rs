@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::*;
+use crate::error::ErrorKind;
 use crate::providers::stream::{HubEvent, UpstreamDecoder};
 use crate::sse::SseEvent;
 

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{invalid, unsupported, EXT_CACHE_CONTROL, EXT_IS_ERROR};
+use super::{EXT_CACHE_CONTROL, EXT_IS_ERROR};
 use crate::error::GatewayError;
 use crate::providers::HubRequest;
 
@@ -16,13 +16,16 @@ pub(super) fn system_to_hub(system: &Value) -> Result<Value, GatewayError> {
             for (j, b) in blocks.iter().enumerate() {
                 let param = format!("system[{j}]");
                 if b.get("type").and_then(Value::as_str) != Some("text") {
-                    return Err(unsupported(&param, "system blocks must be `text` blocks"));
+                    return Err(GatewayError::unsupported(
+                        &param,
+                        "system blocks must be `text` blocks",
+                    ));
                 }
                 parts.push(text_part(b, &param)?);
             }
             Ok(Value::Array(parts))
         }
-        _ => Err(invalid(
+        _ => Err(GatewayError::invalid_request(
             "system",
             "`system` must be a string or an array of text blocks",
         )),
@@ -32,7 +35,7 @@ pub(super) fn system_to_hub(system: &Value) -> Result<Value, GatewayError> {
 /// A `text` block -> a hub text part (`cache_control` carried).
 fn text_part(block: &Value, param: &str) -> Result<Value, GatewayError> {
     let text = block.get("text").and_then(Value::as_str).ok_or_else(|| {
-        invalid(
+        GatewayError::invalid_request(
             &format!("{param}.text"),
             "a text block needs a string `text`",
         )
@@ -44,7 +47,7 @@ fn text_part(block: &Value, param: &str) -> Result<Value, GatewayError> {
         param,
     )?;
     if block.get("citations").is_some_and(|c| !c.is_null()) {
-        return Err(unsupported(
+        return Err(GatewayError::unsupported(
             &format!("{param}.citations"),
             "citations are not supported",
         ));
@@ -65,7 +68,7 @@ fn carry_cache_control(from: &Value, to: &mut Value) {
 fn check_keys(obj: &Value, allowed: &[&str], param: &str) -> Result<(), GatewayError> {
     if let Some(map) = obj.as_object() {
         if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(unsupported(
+            return Err(GatewayError::unsupported(
                 &format!("{param}.{k}"),
                 format!("`{k}` is not supported here by ASC: remove it"),
             ));
@@ -81,13 +84,16 @@ pub(super) fn message_to_hub(
 ) -> Result<(), GatewayError> {
     let param = format!("messages[{i}]");
     if !m.is_object() {
-        return Err(invalid(&param, "each message must be an object"));
+        return Err(GatewayError::invalid_request(
+            &param,
+            "each message must be an object",
+        ));
     }
     check_keys(m, &["role", "content"], &param)?;
     let role = match m.get("role").and_then(Value::as_str) {
         Some(r @ ("user" | "assistant")) => r,
         _ => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &format!("{param}.role"),
                 "`role` must be \"user\" or \"assistant\" (use the top-level `system` for system prompts)",
             ))
@@ -100,7 +106,7 @@ pub(super) fn message_to_hub(
         }
         Some(Value::Array(blocks)) => blocks,
         _ => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &format!("{param}.content"),
                 "`content` must be a string or an array of content blocks",
             ))
@@ -116,13 +122,13 @@ pub(super) fn message_to_hub(
             ("user", Some("tool_result")) => out.push(tool_result_to_hub(b, &bp)?),
             ("assistant", Some("tool_use")) => tool_calls.push(tool_use_to_hub(b, &bp)?),
             (_, Some(other)) => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     &format!("{bp}.type"),
                     format!("`{other}` blocks in {role} messages are not supported by ASC"),
                 ))
             }
             (_, None) => {
-                return Err(invalid(
+                return Err(GatewayError::invalid_request(
                     &format!("{bp}.type"),
                     "a content block needs a `type`",
                 ))
@@ -151,18 +157,17 @@ fn image_part(b: &Value, param: &str) -> Result<Value, GatewayError> {
     let sp = format!("{param}.source");
     let source = b
         .get("source")
-        .ok_or_else(|| invalid(&sp, "an image block needs a `source`"))?;
+        .ok_or_else(|| GatewayError::invalid_request(&sp, "an image block needs a `source`"))?;
     let field = |k: &str| {
-        source
-            .get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{sp}.{k}"), format!("`{k}` must be a string")))
+        source.get(k).and_then(Value::as_str).ok_or_else(|| {
+            GatewayError::invalid_request(&format!("{sp}.{k}"), format!("`{k}` must be a string"))
+        })
     };
     let url = match source.get("type").and_then(Value::as_str) {
         Some("base64") => format!("data:{};base64,{}", field("media_type")?, field("data")?),
         Some("url") => field("url")?.to_string(),
         _ => {
-            return Err(unsupported(
+            return Err(GatewayError::unsupported(
                 &format!("{sp}.type"),
                 "image sources must be `base64` or `url` (files are not supported by ASC)",
             ))
@@ -189,7 +194,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
         .get("tool_use_id")
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            invalid(
+            GatewayError::invalid_request(
                 &format!("{param}.tool_use_id"),
                 "`tool_use_id` must be a string",
             )
@@ -203,7 +208,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
             for (k, blk) in blocks.iter().enumerate() {
                 let p = format!("{cp}[{k}]");
                 if blk.get("type").and_then(Value::as_str) != Some("text") {
-                    return Err(unsupported(
+                    return Err(GatewayError::unsupported(
                         &format!("{p}.type"),
                         "tool results may hold only text blocks through ASC",
                     ));
@@ -213,7 +218,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
             Value::Array(parts)
         }
         Some(_) => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &cp,
                 "`content` must be a string or an array of blocks",
             ))
@@ -224,7 +229,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}
         Some(Value::Bool(true)) => msg[EXT_IS_ERROR] = json!(true),
         Some(_) => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &format!("{param}.is_error"),
                 "`is_error` must be a boolean",
             ))
@@ -237,14 +242,17 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
 fn tool_use_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
     check_keys(b, &["type", "id", "name", "input", "cache_control"], param)?;
     let s = |k: &str| {
-        b.get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{param}.{k}"), format!("`{k}` must be a string")))
+        b.get(k).and_then(Value::as_str).ok_or_else(|| {
+            GatewayError::invalid_request(
+                &format!("{param}.{k}"),
+                format!("`{k}` must be a string"),
+            )
+        })
     };
     let input = match b.get("input") {
         Some(i @ Value::Object(_)) => i,
         _ => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 &format!("{param}.input"),
                 "`input` must be an object",
             ))
@@ -261,14 +269,17 @@ fn tool_use_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
 
 pub(super) fn tools_to_hub(tools: &Value) -> Result<Value, GatewayError> {
     let Value::Array(tools) = tools else {
-        return Err(invalid("tools", "`tools` must be an array"));
+        return Err(GatewayError::invalid_request(
+            "tools",
+            "`tools` must be an array",
+        ));
     };
     let mut out = Vec::new();
     for (i, t) in tools.iter().enumerate() {
         let param = format!("tools[{i}]");
         if let Some(ty) = t.get("type").and_then(Value::as_str) {
             if ty != "custom" {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     &format!("{param}.type"),
                     format!("server tools (`{ty}`) are not supported by ASC; define client tools"),
                 ));
@@ -285,15 +296,14 @@ pub(super) fn tools_to_hub(tools: &Value) -> Result<Value, GatewayError> {
             ],
             &param,
         )?;
-        let name = t
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{param}.name"), "a tool needs a string `name`"))?;
+        let name = t.get("name").and_then(Value::as_str).ok_or_else(|| {
+            GatewayError::invalid_request(&format!("{param}.name"), "a tool needs a string `name`")
+        })?;
         let schema = t
             .get("input_schema")
             .filter(|s| s.is_object())
             .ok_or_else(|| {
-                invalid(
+                GatewayError::invalid_request(
                     &format!("{param}.input_schema"),
                     "`input_schema` must be an object",
                 )
@@ -321,7 +331,7 @@ pub(super) fn tool_choice_to_hub(choice: &Value, hub: &mut HubRequest) -> Result
         Some("none") => json!("none"),
         Some("tool") => {
             let name = choice.get("name").and_then(Value::as_str).ok_or_else(|| {
-                invalid(
+                GatewayError::invalid_request(
                     "tool_choice.name",
                     "`tool_choice` of type `tool` needs a `name`",
                 )
@@ -329,7 +339,7 @@ pub(super) fn tool_choice_to_hub(choice: &Value, hub: &mut HubRequest) -> Result
             json!({ "type": "function", "function": { "name": name } })
         }
         _ => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 "tool_choice.type",
                 "`tool_choice.type` must be auto, any, tool or none",
             ))
@@ -342,7 +352,7 @@ pub(super) fn tool_choice_to_hub(choice: &Value, hub: &mut HubRequest) -> Result
             hub.insert("parallel_tool_calls".into(), json!(false));
         }
         Some(_) => {
-            return Err(invalid(
+            return Err(GatewayError::invalid_request(
                 "tool_choice.disable_parallel_tool_use",
                 "`disable_parallel_tool_use` must be a boolean",
             ))

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::request::{arr, invalid, missing, obj, only, unsupported};
+use super::request::{arr, obj, only};
 use super::tool_ids::ToolCallIds;
 use crate::error::GatewayError;
 
@@ -45,22 +45,21 @@ impl<'a> IntoIterator for ToolCallIdIter<'a> {
 fn message(i: usize, m: &Value, ids: &ToolCallIds) -> Result<Value, GatewayError> {
     let path = format!("messages[{i}]");
     let m = obj(m, &path)?;
-    let role = m
-        .get("role")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(format!("{path}.role"), format!("`{path}.role` is required")))?;
+    let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
+        GatewayError::invalid_request(format!("{path}.role"), format!("`{path}.role` is required"))
+    })?;
     let content = m.get("content").filter(|c| !c.is_null());
     let content_path = format!("{path}.content");
     match role {
         // OpenAI's `developer` role is its newer name for system instructions.
         "system" | "developer" => {
             only(m, &["role", "content"], &path)?;
-            let content = content.ok_or_else(|| missing(&content_path))?;
+            let content = content.ok_or_else(|| GatewayError::missing(&content_path))?;
             Ok(json!({"role": "system", "content": text_content(content, &content_path)?}))
         }
         "user" => {
             only(m, &["role", "content"], &path)?;
-            let content = content.ok_or_else(|| missing(&content_path))?;
+            let content = content.ok_or_else(|| GatewayError::missing(&content_path))?;
             Ok(json!({"role": "user", "content": user_content(content, &content_path)?}))
         }
         "assistant" => {
@@ -83,12 +82,12 @@ fn message(i: usize, m: &Value, ids: &ToolCallIds) -> Result<Value, GatewayError
         }
         "tool" => {
             only(m, &["role", "content", "tool_call_id", "name"], &path)?;
-            let content = content.ok_or_else(|| missing(&content_path))?;
+            let content = content.ok_or_else(|| GatewayError::missing(&content_path))?;
             let id_path = format!("{path}.tool_call_id");
             let id = m
                 .get("tool_call_id")
                 .and_then(Value::as_str)
-                .ok_or_else(|| missing(&id_path))?;
+                .ok_or_else(|| GatewayError::missing(&id_path))?;
             let mut out = json!({
                 "role": "tool",
                 "tool_call_id": ids.get(id),
@@ -99,7 +98,7 @@ fn message(i: usize, m: &Value, ids: &ToolCallIds) -> Result<Value, GatewayError
             }
             Ok(out)
         }
-        other => Err(unsupported(
+        other => Err(GatewayError::unsupported(
             format!("{path}.role"),
             format!("role `{other}` is not supported by Mistral models: use system, user, assistant or tool"),
         )),
@@ -140,17 +139,17 @@ fn text_part<'a>(p: &'a Value, path: &str) -> Result<&'a str, GatewayError> {
         Some("text") => {
             only(p, &["type", "text"], path)?;
             p.get("text").and_then(Value::as_str).ok_or_else(|| {
-                invalid(
+                GatewayError::invalid_request(
                     format!("{path}.text"),
                     format!("`{path}.text` must be a string"),
                 )
             })
         }
-        Some(other) => Err(unsupported(
+        Some(other) => Err(GatewayError::unsupported(
             format!("{path}.type"),
             format!("content part type `{other}` is not supported here: send text"),
         )),
-        None => Err(missing(&format!("{path}.type"))),
+        None => Err(GatewayError::missing(&format!("{path}.type"))),
     }
 }
 
@@ -184,14 +183,14 @@ fn image_url(v: Option<&Value>, path: &str) -> Result<Value, GatewayError> {
             let url = o
                 .get("url")
                 .and_then(Value::as_str)
-                .ok_or_else(|| missing(&format!("{path}.url")))?;
+                .ok_or_else(|| GatewayError::missing(&format!("{path}.url")))?;
             let mut out = json!({"url": url});
             if let Some(d) = o.get("detail").filter(|d| !d.is_null()) {
                 out["detail"] = d.clone();
             }
             Ok(out)
         }
-        _ => Err(missing(&path)),
+        _ => Err(GatewayError::missing(&path)),
     }
 }
 
@@ -203,7 +202,7 @@ fn tool_call(c: &Value, path: &str, ids: &ToolCallIds) -> Result<Value, GatewayE
         .and_then(Value::as_str)
         .filter(|t| *t != "function")
     {
-        return Err(unsupported(
+        return Err(GatewayError::unsupported(
             format!("{path}.type"),
             format!("tool call type `{t}` is not supported by Mistral models: only `function`"),
         ));
@@ -211,14 +210,14 @@ fn tool_call(c: &Value, path: &str, ids: &ToolCallIds) -> Result<Value, GatewayE
     let id = c
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| missing(&format!("{path}.id")))?;
+        .ok_or_else(|| GatewayError::missing(&format!("{path}.id")))?;
     let fpath = format!("{path}.function");
     let f = obj(c.get("function").unwrap_or(&Value::Null), &fpath)?;
     only(f, &["name", "arguments"], &fpath)?;
     let name = f
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| missing(&format!("{fpath}.name")))?;
+        .ok_or_else(|| GatewayError::missing(&format!("{fpath}.name")))?;
     let arguments = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
     Ok(json!({
         "id": ids.get(id),

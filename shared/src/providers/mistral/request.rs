@@ -44,7 +44,7 @@ pub fn request_from_hub(hub: &HubRequest, upstream_model: &str) -> Result<Vec<u8
             "max_tokens" | "max_completion_tokens" => {
                 if let Some((other, v)) = max_tokens {
                     if v != value {
-                        return Err(invalid(
+                        return Err(GatewayError::invalid_request(
                             key,
                             format!(
                                 "`{key}` and `{other}` disagree: send only `max_completion_tokens`"
@@ -78,7 +78,7 @@ pub fn request_from_hub(hub: &HubRequest, upstream_model: &str) -> Result<Vec<u8
             // and nothing documented to carry it; it changes no output, but dropping what a client
             // asked for is not ours to decide, so it is refused with a way out.
             "user" => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     "user",
                     "`user` (an end-user id) is not supported by Mistral models: remove it; the \
                      gateway's audit trail already records which API key made the request",
@@ -98,19 +98,11 @@ pub fn request_from_hub(hub: &HubRequest, upstream_model: &str) -> Result<Vec<u8
     })
 }
 
-pub(super) fn unsupported(param: impl Into<String>, message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UnsupportedParameter, message).with_param(param)
-}
-
-pub(super) fn invalid(param: impl Into<String>, message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::InvalidRequest, message).with_param(param)
-}
-
 /// The 400 for a field Mistral cannot take. `param` is the field's path, `name` its key.
 fn refused(param: &str, name: &str) -> GatewayError {
     if name.starts_with("x_anthropic_") {
         let field = name.trim_start_matches("x_anthropic_");
-        unsupported(
+        GatewayError::unsupported(
             param,
             format!(
                 "`{field}` is an Anthropic-only parameter and this model is served by Mistral: \
@@ -118,7 +110,7 @@ fn refused(param: &str, name: &str) -> GatewayError {
             ),
         )
     } else {
-        unsupported(
+        GatewayError::unsupported(
             param,
             format!("`{param}` is not supported by Mistral models: remove it"),
         )
@@ -127,12 +119,12 @@ fn refused(param: &str, name: &str) -> GatewayError {
 
 pub(super) fn obj<'a>(v: &'a Value, param: &str) -> Result<&'a Map<String, Value>, GatewayError> {
     v.as_object()
-        .ok_or_else(|| invalid(param, format!("`{param}` must be an object")))
+        .ok_or_else(|| GatewayError::invalid_request(param, format!("`{param}` must be an object")))
 }
 
 pub(super) fn arr<'a>(v: &'a Value, param: &str) -> Result<&'a Vec<Value>, GatewayError> {
     v.as_array()
-        .ok_or_else(|| invalid(param, format!("`{param}` must be an array")))
+        .ok_or_else(|| GatewayError::invalid_request(param, format!("`{param}` must be an array")))
 }
 
 /// Refuses every non-null key of `m` outside `allowed`.
@@ -158,14 +150,14 @@ fn tools(v: &Value) -> Result<Value, GatewayError> {
         match t.get("type").and_then(Value::as_str) {
             Some("function") => {}
             Some(other) => {
-                return Err(unsupported(
+                return Err(GatewayError::unsupported(
                     format!("{path}.type"),
                     format!(
                         "tool type `{other}` is not supported by Mistral models: only `function`"
                     ),
                 ))
             }
-            None => return Err(missing(&format!("{path}.type"))),
+            None => return Err(GatewayError::missing(&format!("{path}.type"))),
         }
         only(t, &["type", "function"], &path)?;
         let fpath = format!("{path}.function");
@@ -177,7 +169,7 @@ fn tools(v: &Value) -> Result<Value, GatewayError> {
             f.get("name")
                 .filter(|n| n.is_string())
                 .cloned()
-                .ok_or_else(|| missing(&format!("{fpath}.name")))?,
+                .ok_or_else(|| GatewayError::missing(&format!("{fpath}.name")))?,
         );
         for key in ["description", "strict"] {
             if let Some(v) = f.get(key).filter(|v| !v.is_null()) {
@@ -204,7 +196,7 @@ fn tool_choice(v: &Value) -> Result<Value, GatewayError> {
         Value::String(s) => match s.as_str() {
             "none" | "auto" => Ok(v.clone()),
             "required" => Ok(json!("any")),
-            other => Err(invalid(
+            other => Err(GatewayError::invalid_request(
                 "tool_choice",
                 format!("`tool_choice` `{other}` is not one of none, auto, required"),
             )),
@@ -213,7 +205,7 @@ fn tool_choice(v: &Value) -> Result<Value, GatewayError> {
             match o.get("type").and_then(Value::as_str) {
                 Some("function") => {}
                 other => {
-                    return Err(unsupported(
+                    return Err(GatewayError::unsupported(
                         "tool_choice.type",
                         format!(
                             "`tool_choice` of type `{}` is not supported by Mistral models: name one function",
@@ -231,10 +223,10 @@ fn tool_choice(v: &Value) -> Result<Value, GatewayError> {
             let name = f
                 .get("name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| missing("tool_choice.function.name"))?;
+                .ok_or_else(|| GatewayError::missing("tool_choice.function.name"))?;
             Ok(json!({"type": "function", "function": {"name": name}}))
         }
-        _ => Err(invalid(
+        _ => Err(GatewayError::invalid_request(
             "tool_choice",
             "`tool_choice` must be a string or an object",
         )),
@@ -263,11 +255,11 @@ fn response_format(v: &Value) -> Result<Value, GatewayError> {
             )?;
             Ok(v.clone())
         }
-        Some(other) => Err(unsupported(
+        Some(other) => Err(GatewayError::unsupported(
             "response_format.type",
             format!("response format `{other}` is not supported by Mistral models: use text, json_object or json_schema"),
         )),
-        None => Err(missing("response_format.type")),
+        None => Err(GatewayError::missing("response_format.type")),
     }
 }
 
@@ -276,7 +268,7 @@ fn prediction(v: &Value) -> Result<Value, GatewayError> {
     let o = obj(v, "prediction")?;
     only(o, &["type", "content"], "prediction")?;
     if o.get("type").and_then(Value::as_str) != Some("content") {
-        return Err(unsupported(
+        return Err(GatewayError::unsupported(
             "prediction.type",
             "only `prediction.type: content` is supported by Mistral models",
         ));
@@ -286,14 +278,6 @@ fn prediction(v: &Value) -> Result<Value, GatewayError> {
         "prediction.content",
     )?;
     Ok(json!({"type": "content", "content": content}))
-}
-
-pub(super) fn missing(param: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::MissingParameter,
-        format!("`{param}` is required"),
-    )
-    .with_param(param)
 }
 
 #[cfg(test)]

@@ -6,10 +6,6 @@ use serde_json::{json, Map, Value};
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
 
-pub(super) fn bad(message: impl Into<String>) -> GatewayError {
-    GatewayError::new(ErrorKind::UpstreamBadResponse, message)
-}
-
 /// The error for a generation Mistral itself ended with `finish_reason: "error"`: OpenAI has no
 /// such finish reason, and a client must not mistake a failed generation for a finished one.
 pub(super) fn generation_failed() -> GatewayError {
@@ -26,21 +22,21 @@ pub fn response_to_hub(
     created_fallback_s: u64,
 ) -> Result<(Value, Option<Usage>), GatewayError> {
     let v: Value = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("Mistral's response is not JSON: {e}")))?;
+        .map_err(|e| GatewayError::bad_upstream(format!("Mistral's response is not JSON: {e}")))?;
     let o = v
         .as_object()
-        .ok_or_else(|| bad("Mistral's response is not a JSON object"))?;
+        .ok_or_else(|| GatewayError::bad_upstream("Mistral's response is not a JSON object"))?;
     let choices = o
         .get("choices")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("Mistral's response has no `choices`"))?;
+        .ok_or_else(|| GatewayError::bad_upstream("Mistral's response has no `choices`"))?;
     let mut out_choices = Vec::with_capacity(choices.len());
     for (i, c) in choices.iter().enumerate() {
         let index = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
         let msg = c
             .get("message")
             .and_then(Value::as_object)
-            .ok_or_else(|| bad("a Mistral choice has no `message`"))?;
+            .ok_or_else(|| GatewayError::bad_upstream("a Mistral choice has no `message`"))?;
         let (text, reasoning) = split_content(msg.get("content"))?;
         let mut message = Map::new();
         message.insert("role".into(), json!("assistant"));
@@ -105,10 +101,9 @@ pub(super) fn split_content(
             for ch in chunks {
                 match ch.get("type").and_then(Value::as_str) {
                     Some("text") => {
-                        let t = ch
-                            .get("text")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| bad("a Mistral text chunk has no `text`"))?;
+                        let t = ch.get("text").and_then(Value::as_str).ok_or_else(|| {
+                            GatewayError::bad_upstream("a Mistral text chunk has no `text`")
+                        })?;
                         text.get_or_insert_with(String::new).push_str(t);
                     }
                     Some("thinking") => {
@@ -116,7 +111,9 @@ pub(super) fn split_content(
                             ch.get("thinking")
                                 .and_then(Value::as_array)
                                 .ok_or_else(|| {
-                                    bad("a Mistral thinking chunk has no `thinking` list")
+                                    GatewayError::bad_upstream(
+                                        "a Mistral thinking chunk has no `thinking` list",
+                                    )
                                 })?;
                         let r = reasoning.get_or_insert_with(String::new);
                         for t in inner {
@@ -130,7 +127,7 @@ pub(super) fn split_content(
             }
             Ok((text, reasoning))
         }
-        Some(_) => Err(bad(
+        Some(_) => Err(GatewayError::bad_upstream(
             "Mistral's message content is neither a string nor a list",
         )),
     }
@@ -141,11 +138,11 @@ pub(super) fn split_content(
 fn tool_call(c: &Value) -> Result<Value, GatewayError> {
     let f = c
         .get("function")
-        .ok_or_else(|| bad("a Mistral tool call has no `function`"))?;
+        .ok_or_else(|| GatewayError::bad_upstream("a Mistral tool call has no `function`"))?;
     let name = f
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("a Mistral tool call has no function name"))?;
+        .ok_or_else(|| GatewayError::bad_upstream("a Mistral tool call has no function name"))?;
     Ok(json!({
         "id": c.get("id").and_then(Value::as_str).unwrap_or(""),
         "type": "function",

@@ -17,7 +17,7 @@
 use serde_json::{json, Map, Value};
 
 use super::response::{
-    arguments, bad, finish_reason, generation_failed, hub_usage, read_usage, split_content,
+    arguments, finish_reason, generation_failed, hub_usage, read_usage, split_content,
 };
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
@@ -85,15 +85,14 @@ impl MistralDecoder {
             }
         }
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-            self.usage = Some(
-                read_usage(u)
-                    .ok_or_else(|| bad("Mistral's stream usage has no `prompt_tokens`"))?,
-            );
+            self.usage = Some(read_usage(u).ok_or_else(|| {
+                GatewayError::bad_upstream("Mistral's stream usage has no `prompt_tokens`")
+            })?);
         }
         let choices = v
             .get("choices")
             .and_then(Value::as_array)
-            .ok_or_else(|| bad("a Mistral stream chunk has no `choices`"))?;
+            .ok_or_else(|| GatewayError::bad_upstream("a Mistral stream chunk has no `choices`"))?;
         let mut failed = false;
         let mut out_choices = Vec::with_capacity(choices.len());
         for (i, c) in choices.iter().enumerate() {
@@ -191,9 +190,12 @@ fn tool_call_delta(call: &Value, tools: &mut ChoiceTools) -> Result<Value, Gatew
             Ok(json!({"index": ours, "function": function}))
         }
         None => {
-            let id = id.ok_or_else(|| bad("a Mistral tool call starts without an `id`"))?;
-            let name =
-                name.ok_or_else(|| bad("a Mistral tool call starts without a function name"))?;
+            let id = id.ok_or_else(|| {
+                GatewayError::bad_upstream("a Mistral tool call starts without an `id`")
+            })?;
+            let name = name.ok_or_else(|| {
+                GatewayError::bad_upstream("a Mistral tool call starts without a function name")
+            })?;
             let ours = tools.started;
             tools.started += 1;
             tools.last = Some(ours);
@@ -237,11 +239,12 @@ impl UpstreamDecoder for MistralDecoder {
             out.push(HubEvent::Done);
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data)
-            .map_err(|e| bad(format!("Mistral sent a stream event that is not JSON: {e}")))?;
-        let o = v
-            .as_object()
-            .ok_or_else(|| bad("Mistral sent a stream event that is not a JSON object"))?;
+        let v: Value = serde_json::from_str(data).map_err(|e| {
+            GatewayError::bad_upstream(format!("Mistral sent a stream event that is not JSON: {e}"))
+        })?;
+        let o = v.as_object().ok_or_else(|| {
+            GatewayError::bad_upstream("Mistral sent a stream event that is not a JSON object")
+        })?;
         let is_error = o
             .get("object")
             .and_then(Value::as_str)

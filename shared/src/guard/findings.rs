@@ -13,17 +13,17 @@ use super::{Action, Detector, Side};
 use crate::audit::{GuardrailAction, GuardrailDecision};
 
 /// Response header listing a request's guardrail decisions ([`Decisions::header_value`]).
-pub const GUARDRAILS_HEADER: &str = "x-asc-guardrails";
+pub const GUARDRAILS_HEADER: &str = crate::headers::GUARDRAILS;
 
 /// Per-request guard state. Create one per request and pass it to every guard call of that
 /// request (request body, then response body or stream), so numbering continues across them.
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub struct Findings {
     pub placeholders: Placeholders,
     decisions: Decisions,
 }
 
-impl Ledger {
+impl Findings {
     pub fn decisions(&self) -> &Decisions {
         &self.decisions
     }
