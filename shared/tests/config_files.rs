@@ -119,6 +119,9 @@ fn the_readme_names_every_header() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
     for name in asc_core::headers::ALL {
-        assert!(readme.contains(&format!("`{name}`")), "README.md does not document `{name}`");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README.md does not document `{name}`"
+        );
     }
 }

@@ -47,7 +47,7 @@ pub(super) fn messages_from_hub(
             let empty_annotations = k == "annotations" && v == &json!([]);
             if !known && !v.is_null() && !empty_annotations {
                 return Err(GatewayError::unsupported(
-                    &format!("{param}.{k}"),
+                    format!("{param}.{k}"),
                     format!("message field `{k}` is not supported by Anthropic models"),
                 ));
             }
@@ -57,7 +57,7 @@ pub(super) fn messages_from_hub(
             "system" | "developer" => {
                 if !turns.is_empty() {
                     return Err(GatewayError::unsupported(
-                        &format!("{param}.role"),
+                        format!("{param}.role"),
                         "Anthropic takes system instructions only at the start: move this system message before the first user message",
                     ));
                 }
@@ -91,7 +91,7 @@ pub(super) fn messages_from_hub(
             "tool" => ("user", vec![tool_result_block(m, &param)?], None),
             _ => {
                 return Err(GatewayError::invalid_request(
-                    &format!("{param}.role"),
+                    format!("{param}.role"),
                     format!("unknown role `{role}`"),
                 ))
             }
@@ -125,7 +125,7 @@ fn content_blocks(content: &Value, param: &str, images: bool) -> Result<Vec<Valu
         Value::Array(parts) => parts,
         _ => {
             return Err(GatewayError::invalid_request(
-                &format!("{param}.content"),
+                format!("{param}.content"),
                 "`content` must be a string or an array",
             ))
         }
@@ -137,7 +137,7 @@ fn content_blocks(content: &Value, param: &str, images: bool) -> Result<Vec<Valu
             Some("text") => {
                 let text = p.get("text").and_then(Value::as_str).ok_or_else(|| {
                     GatewayError::invalid_request(
-                        &format!("{pp}.text"),
+                        format!("{pp}.text"),
                         "a text part needs a string `text`",
                     )
                 })?;
@@ -146,13 +146,13 @@ fn content_blocks(content: &Value, param: &str, images: bool) -> Result<Vec<Valu
             Some("image_url") if images => image_block(p, &pp)?,
             Some(other) => {
                 return Err(GatewayError::unsupported(
-                    &format!("{pp}.type"),
+                    format!("{pp}.type"),
                     format!("`{other}` content is not supported here by Anthropic models"),
                 ))
             }
             None => {
                 return Err(GatewayError::invalid_request(
-                    &format!("{pp}.type"),
+                    format!("{pp}.type"),
                     "a content part needs a `type`",
                 ))
             }
@@ -175,7 +175,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
         .and_then(Value::as_str)
         .ok_or_else(|| {
             GatewayError::invalid_request(
-                &format!("{param}.image_url.url"),
+                format!("{param}.image_url.url"),
                 "an image part needs `image_url.url`",
             )
         })?;
@@ -183,7 +183,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
         None | Some("auto") => {}
         Some(_) => {
             return Err(GatewayError::unsupported(
-                &format!("{param}.image_url.detail"),
+                format!("{param}.image_url.detail"),
                 "Anthropic models have no image `detail` setting: remove it",
             ))
         }
@@ -191,7 +191,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
             GatewayError::invalid_request(
-                &format!("{param}.image_url.url"),
+                format!("{param}.image_url.url"),
                 "a data URL must be base64 (`data:<type>;base64,...`)",
             )
         })?;
@@ -204,7 +204,7 @@ fn image_block(p: &Value, param: &str) -> Result<Value, GatewayError> {
         return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
     }
     Err(GatewayError::invalid_request(
-        &format!("{param}.image_url.url"),
+        format!("{param}.image_url.url"),
         "image URLs must be data: or http(s) URLs",
     ))
 }
@@ -213,7 +213,7 @@ fn tool_use_block(call: &Value, param: &str) -> Result<Value, GatewayError> {
     let s = |ptr: &str, name: &str| {
         call.pointer(ptr).and_then(Value::as_str).ok_or_else(|| {
             GatewayError::invalid_request(
-                &format!("{param}.{name}"),
+                format!("{param}.{name}"),
                 format!("`{name}` must be a string"),
             )
         })
@@ -222,7 +222,7 @@ fn tool_use_block(call: &Value, param: &str) -> Result<Value, GatewayError> {
     let args = s("/function/arguments", "function.arguments")?;
     let input = tool_input(args, name).map_err(|_| {
         GatewayError::invalid_request(
-            &format!("{param}.function.arguments"),
+            format!("{param}.function.arguments"),
             "tool call arguments must be a JSON object for Anthropic models",
         )
     })?;
@@ -238,7 +238,7 @@ fn tool_result_block(m: &Value, param: &str) -> Result<Value, GatewayError> {
         .and_then(Value::as_str)
         .ok_or_else(|| {
             GatewayError::invalid_request(
-                &format!("{param}.tool_call_id"),
+                format!("{param}.tool_call_id"),
                 "a tool message needs a string `tool_call_id`",
             )
         })?;
@@ -247,7 +247,7 @@ fn tool_result_block(m: &Value, param: &str) -> Result<Value, GatewayError> {
         Some(c @ Value::Array(_)) => Value::Array(content_blocks(c, param, false)?),
         _ => {
             return Err(GatewayError::invalid_request(
-                &format!("{param}.content"),
+                format!("{param}.content"),
                 "`content` must be a string or an array",
             ))
         }
@@ -279,20 +279,20 @@ pub(super) fn tools_from_hub(
         let param = format!("tools[{i}]");
         if t.get("type").and_then(Value::as_str) != Some("function") {
             return Err(GatewayError::unsupported(
-                &format!("{param}.type"),
+                format!("{param}.type"),
                 "only `function` tools are supported",
             ));
         }
         let f = t.get("function").unwrap_or(&Value::Null);
         if f.get("strict").is_some_and(|s| s == &json!(true)) {
             return Err(GatewayError::unsupported(
-                &format!("{param}.function.strict"),
+                format!("{param}.function.strict"),
                 "strict tools are not supported by Anthropic models through ASC",
             ));
         }
         let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
             GatewayError::invalid_request(
-                &format!("{param}.function.name"),
+                format!("{param}.function.name"),
                 "a tool needs a string `function.name`",
             )
         })?;

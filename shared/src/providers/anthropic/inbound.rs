@@ -207,7 +207,7 @@ pub fn request_to_hub(body: &[u8]) -> Result<InboundRequest, GatewayError> {
                 }
                 _ => {
                     return Err(GatewayError::unsupported(
-                        &format!("metadata.{k}"),
+                        format!("metadata.{k}"),
                         format!("unknown metadata field `{k}`: only `user_id` is accepted"),
                     ))
                 }

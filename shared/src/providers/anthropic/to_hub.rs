@@ -36,7 +36,7 @@ pub(super) fn system_to_hub(system: &Value) -> Result<Value, GatewayError> {
 fn text_part(block: &Value, param: &str) -> Result<Value, GatewayError> {
     let text = block.get("text").and_then(Value::as_str).ok_or_else(|| {
         GatewayError::invalid_request(
-            &format!("{param}.text"),
+            format!("{param}.text"),
             "a text block needs a string `text`",
         )
     })?;
@@ -48,7 +48,7 @@ fn text_part(block: &Value, param: &str) -> Result<Value, GatewayError> {
     )?;
     if block.get("citations").is_some_and(|c| !c.is_null()) {
         return Err(GatewayError::unsupported(
-            &format!("{param}.citations"),
+            format!("{param}.citations"),
             "citations are not supported",
         ));
     }
@@ -69,7 +69,7 @@ fn check_keys(obj: &Value, allowed: &[&str], param: &str) -> Result<(), GatewayE
     if let Some(map) = obj.as_object() {
         if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(GatewayError::unsupported(
-                &format!("{param}.{k}"),
+                format!("{param}.{k}"),
                 format!("`{k}` is not supported here by ASC: remove it"),
             ));
         }
@@ -94,7 +94,7 @@ pub(super) fn message_to_hub(
         Some(r @ ("user" | "assistant")) => r,
         _ => {
             return Err(GatewayError::invalid_request(
-                &format!("{param}.role"),
+                format!("{param}.role"),
                 "`role` must be \"user\" or \"assistant\" (use the top-level `system` for system prompts)",
             ))
         }
@@ -107,7 +107,7 @@ pub(super) fn message_to_hub(
         Some(Value::Array(blocks)) => blocks,
         _ => {
             return Err(GatewayError::invalid_request(
-                &format!("{param}.content"),
+                format!("{param}.content"),
                 "`content` must be a string or an array of content blocks",
             ))
         }
@@ -123,13 +123,13 @@ pub(super) fn message_to_hub(
             ("assistant", Some("tool_use")) => tool_calls.push(tool_use_to_hub(b, &bp)?),
             (_, Some(other)) => {
                 return Err(GatewayError::unsupported(
-                    &format!("{bp}.type"),
+                    format!("{bp}.type"),
                     format!("`{other}` blocks in {role} messages are not supported by ASC"),
                 ))
             }
             (_, None) => {
                 return Err(GatewayError::invalid_request(
-                    &format!("{bp}.type"),
+                    format!("{bp}.type"),
                     "a content block needs a `type`",
                 ))
             }
@@ -160,7 +160,7 @@ fn image_part(b: &Value, param: &str) -> Result<Value, GatewayError> {
         .ok_or_else(|| GatewayError::invalid_request(&sp, "an image block needs a `source`"))?;
     let field = |k: &str| {
         source.get(k).and_then(Value::as_str).ok_or_else(|| {
-            GatewayError::invalid_request(&format!("{sp}.{k}"), format!("`{k}` must be a string"))
+            GatewayError::invalid_request(format!("{sp}.{k}"), format!("`{k}` must be a string"))
         })
     };
     let url = match source.get("type").and_then(Value::as_str) {
@@ -168,7 +168,7 @@ fn image_part(b: &Value, param: &str) -> Result<Value, GatewayError> {
         Some("url") => field("url")?.to_string(),
         _ => {
             return Err(GatewayError::unsupported(
-                &format!("{sp}.type"),
+                format!("{sp}.type"),
                 "image sources must be `base64` or `url` (files are not supported by ASC)",
             ))
         }
@@ -195,7 +195,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
         .and_then(Value::as_str)
         .ok_or_else(|| {
             GatewayError::invalid_request(
-                &format!("{param}.tool_use_id"),
+                format!("{param}.tool_use_id"),
                 "`tool_use_id` must be a string",
             )
         })?;
@@ -209,7 +209,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
                 let p = format!("{cp}[{k}]");
                 if blk.get("type").and_then(Value::as_str) != Some("text") {
                     return Err(GatewayError::unsupported(
-                        &format!("{p}.type"),
+                        format!("{p}.type"),
                         "tool results may hold only text blocks through ASC",
                     ));
                 }
@@ -230,7 +230,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
         Some(Value::Bool(true)) => msg[EXT_IS_ERROR] = json!(true),
         Some(_) => {
             return Err(GatewayError::invalid_request(
-                &format!("{param}.is_error"),
+                format!("{param}.is_error"),
                 "`is_error` must be a boolean",
             ))
         }
@@ -243,17 +243,14 @@ fn tool_use_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
     check_keys(b, &["type", "id", "name", "input", "cache_control"], param)?;
     let s = |k: &str| {
         b.get(k).and_then(Value::as_str).ok_or_else(|| {
-            GatewayError::invalid_request(
-                &format!("{param}.{k}"),
-                format!("`{k}` must be a string"),
-            )
+            GatewayError::invalid_request(format!("{param}.{k}"), format!("`{k}` must be a string"))
         })
     };
     let input = match b.get("input") {
         Some(i @ Value::Object(_)) => i,
         _ => {
             return Err(GatewayError::invalid_request(
-                &format!("{param}.input"),
+                format!("{param}.input"),
                 "`input` must be an object",
             ))
         }
@@ -280,7 +277,7 @@ pub(super) fn tools_to_hub(tools: &Value) -> Result<Value, GatewayError> {
         if let Some(ty) = t.get("type").and_then(Value::as_str) {
             if ty != "custom" {
                 return Err(GatewayError::unsupported(
-                    &format!("{param}.type"),
+                    format!("{param}.type"),
                     format!("server tools (`{ty}`) are not supported by ASC; define client tools"),
                 ));
             }
@@ -297,14 +294,14 @@ pub(super) fn tools_to_hub(tools: &Value) -> Result<Value, GatewayError> {
             &param,
         )?;
         let name = t.get("name").and_then(Value::as_str).ok_or_else(|| {
-            GatewayError::invalid_request(&format!("{param}.name"), "a tool needs a string `name`")
+            GatewayError::invalid_request(format!("{param}.name"), "a tool needs a string `name`")
         })?;
         let schema = t
             .get("input_schema")
             .filter(|s| s.is_object())
             .ok_or_else(|| {
                 GatewayError::invalid_request(
-                    &format!("{param}.input_schema"),
+                    format!("{param}.input_schema"),
                     "`input_schema` must be an object",
                 )
             })?;
