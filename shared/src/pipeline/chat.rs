@@ -240,15 +240,23 @@ async fn serve<H: Host, B: ByteSource>(
 
     let body =
         upstream::read_reply(&mut response.body, gw.settings.max_upstream_response_bytes).await?;
-    let (mut hub, usage) = provider::response_to_hub(target.provider, &body, created_s)?;
-    exchange.record.record.usage = usage;
-    let redacted = guard::openai::redact_chat_response(policy, &mut hub, &mut guarded);
-    let body = if !redacted && dialect == Dialect::OpenAi && target.provider == Provider::OpenAi {
-        // Same dialect, nothing changed: the upstream's exact bytes, unknown fields included.
-        body
+    let passthrough = dialect == Dialect::OpenAi && target.provider == Provider::OpenAi;
+    let (body, usage) = if passthrough && !policy.scans_responses() {
+        // Nothing to translate or scan: the upstream's exact bytes, with only usage read.
+        let usage = crate::providers::openai::reply_usage(&body)?;
+        (body, usage)
     } else {
-        dialect::full_body(dialect, &hub, usage, &request.model)?
+        let (mut hub, usage) = provider::response_to_hub(target.provider, &body, created_s)?;
+        let redacted = guard::openai::redact_chat_response(policy, &mut hub, &mut guarded);
+        let body = if !redacted && passthrough {
+            // Same dialect, nothing changed: the upstream's exact bytes, unknown fields included.
+            body
+        } else {
+            dialect::full_body(dialect, &hub, usage, &request.model)?
+        };
+        (body, usage)
     };
+    exchange.record.record.usage = usage;
     record_guardrails(&mut exchange.record, &guarded);
     exchange.record.record.status = response.status;
     let (_, _, charged) = exchange.cost(usage, Counted::default());

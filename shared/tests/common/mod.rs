@@ -84,6 +84,9 @@ pub struct FakeHost {
     pub events: RefCell<Vec<AuditEvent>>,
     /// When false, outboxes are kept (forward with `forward_all`).
     pub forwarding: Cell<bool>,
+    /// When false, the host keeps no copies for the test to look at (what was sent, ledger
+    /// operations, chained records): the benchmarks measure the core, not this bookkeeping.
+    pub observing: Cell<bool>,
     pub last_body_progress: RefCell<Option<Rc<Cell<usize>>>>,
     pub circuit_boards: RefCell<HashMap<String, CircuitBoard>>,
     pub circuit_ops: Cell<usize>,
@@ -107,6 +110,7 @@ impl FakeHost {
             audit: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::new()),
             forwarding: Cell::new(true),
+            observing: Cell::new(true),
             last_body_progress: RefCell::new(None),
             circuit_boards: RefCell::new(HashMap::new()),
             circuit_ops: Cell::new(0),
@@ -190,9 +194,11 @@ impl FakeHost {
         for (id, ledger) in ledgers.iter_mut() {
             let id = LedgerId(id.clone());
             while let Some(batch) = ledger.forward_batch(&id, "audit-local") {
-                for event in &batch.records {
-                    self.events.borrow_mut().push(event.clone());
-                    self.audit.borrow_mut().push(event.record.clone());
+                if self.observing.get() {
+                    for event in &batch.records {
+                        self.events.borrow_mut().push(event.clone());
+                        self.audit.borrow_mut().push(event.record.clone());
+                    }
                 }
                 ledger.forwarded(ForwardAck {
                     through: batch.last_seq(),
@@ -249,13 +255,15 @@ impl Host for FakeHost {
     }
 
     async fn send(&self, req: EgressApproved) -> Result<UpstreamResponse<FakeBody>, HostError> {
-        self.sent.borrow_mut().push(Sent {
-            url: req.url().to_string(),
-            headers: req.headers().to_vec(),
-            body: serde_json::from_slice(req.body()).unwrap_or(serde_json::Value::Null),
-            timeout_ms: req.timeout_ms(),
-            at_ms: self.clock_ms.get(),
-        });
+        if self.observing.get() {
+            self.sent.borrow_mut().push(Sent {
+                url: req.url().to_string(),
+                headers: req.headers().to_vec(),
+                body: serde_json::from_slice(req.body()).unwrap_or(serde_json::Value::Null),
+                timeout_ms: req.timeout_ms(),
+                at_ms: self.clock_ms.get(),
+            });
+        }
         let next = self.script.borrow_mut().pop_front();
         match next.expect("the test scripted no upstream reply for this request") {
             Scripted::Fail(e) => Err(e),
@@ -282,9 +290,11 @@ impl Host for FakeHost {
         if self.ledger_down.get() {
             return Err(HostError::Store("ledger down".into()));
         }
-        self.ledger_ops
-            .borrow_mut()
-            .push((ledger.as_str().to_string(), op.clone()));
+        if self.observing.get() {
+            self.ledger_ops
+                .borrow_mut()
+                .push((ledger.as_str().to_string(), op.clone()));
+        }
         let reply = self
             .ledgers
             .borrow_mut()
