@@ -17,7 +17,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether the digits have the length and issuer prefix of a major card network (Visa,
