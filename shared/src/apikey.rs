@@ -12,14 +12,13 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::ids::{KeyId, TenantId};
+use crate::ids::{base62_digit, KeyId, TenantId};
 use crate::secret::Secret;
 
 pub const KEY_PREFIX: &str = "asc_";
 const BODY_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
 pub const KEY_LEN: usize = KEY_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A key that passed the format and checksum checks. It is not yet known to exist.
 pub struct ApiKey<'a>(&'a str);
@@ -33,19 +32,21 @@ impl<'a> ApiKey<'a> {
                 format!("Incorrect API key provided: {why}. ASC keys look like asc_... (42 characters)."),
             )
         };
-        if !raw.starts_with(KEY_PREFIX) {
+        let Some(rest) = raw.strip_prefix(KEY_PREFIX) else {
             return Err(invalid("it does not start with asc_"));
-        }
+        };
+        let wrong_length = || invalid("it has the wrong length");
         if raw.len() != KEY_LEN {
-            return Err(invalid("it has the wrong length"));
+            return Err(wrong_length());
         }
-        let rest = &raw.as_bytes()[KEY_PREFIX.len()..];
-        if !rest.iter().all(u8::is_ascii_alphanumeric) {
+        if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(invalid(
                 "it holds characters that are not letters or digits",
             ));
         }
-        let (signed, checksum) = raw.split_at(KEY_PREFIX.len() + BODY_LEN);
+        let (signed, checksum) = raw
+            .split_at_checked(KEY_PREFIX.len() + BODY_LEN)
+            .ok_or_else(wrong_length)?;
         let expected = checksum_of(signed);
         if !bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
             return Err(invalid(
@@ -67,7 +68,7 @@ pub fn new_key(random: &[u8; BODY_LEN]) -> String {
     key.push_str(KEY_PREFIX);
     // A byte modulo 62 is very slightly biased towards the first 8 symbols; 32 symbols still carry
     // over 190 bits of entropy.
-    key.extend(random.iter().map(|b| BASE62[(*b % 62) as usize] as char));
+    key.extend(random.iter().map(|b| base62_digit(u64::from(*b))));
     let checksum = checksum_of(&key);
     key.push_str(&checksum);
     key
@@ -75,16 +76,20 @@ pub fn new_key(random: &[u8; BODY_LEN]) -> String {
 
 fn checksum_of(signed: &str) -> String {
     let mut n = crc32fast::hash(signed.as_bytes()) as u64;
-    let mut out = [b'0'; CHECKSUM_LEN];
+    let mut out = ['0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
-        *slot = BASE62[(n % 62) as usize];
+        *slot = base62_digit(n);
         n /= 62;
     }
-    out.iter().map(|b| *b as char).collect()
+    out.iter().collect()
 }
 
 fn hash_key(key: &str, secret: &Secret) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
+    #[allow(
+        clippy::unreachable,
+        reason = "HMAC takes keys of any length (it hashes long ones and pads short ones): \
+                  `new_from_slice` never fails for Hmac<Sha256>"
+    )]
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),

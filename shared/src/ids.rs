@@ -43,12 +43,35 @@ pub fn is_valid_id(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+/// The base-62 digit of `n % 62`, in ASCII order: `0-9`, then `A-Z`, then `a-z`. (API keys and
+/// Mistral tool-call ids are written in it.)
+pub(crate) fn base62_digit(n: u64) -> char {
+    // Below 62, so the casts and sums cannot overflow.
+    let d = (n % 62) as u8;
+    char::from(match d {
+        0..=9 => b'0' + d,
+        10..=35 => b'A' + (d - 10),
+        _ => b'a' + (d - 36),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_valid_id;
+    use super::{base62_digit, is_valid_id};
+
+    #[test]
+    fn base62_digits_are_ascii_ordered() {
+        let digits: String = (0..62).map(base62_digit).collect();
+        assert_eq!(
+            digits,
+            "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        );
+        assert_eq!(base62_digit(62), '0');
+        assert_eq!(base62_digit(u64::MAX), base62_digit(u64::MAX % 62));
+    }
 
     #[test]
     fn ids_are_plain() {

@@ -3,6 +3,21 @@
 //! No I/O, no clock, no environment, no platform crate: the adapters in `edge/` implement
 //! [`host::Host`] and drive [`pipeline::Gateway`]; the scenario tests drive it with a fake host and
 //! a simulated clock. Builds natively and for `wasm32-unknown-unknown` and `wasm32-wasip2`.
+//!
+//! Every input is a client's or an upstream's, so the code that handles it must not panic: a
+//! malformed request or response becomes a [`GatewayError`], never an abort of the Worker or the
+//! Spin component. Beyond the workspace's `unwrap_used`, non-test code may not `expect`, `panic!`,
+//! `unreachable!` or index without a bound check; the few indexes that are in bounds by
+//! construction (and on the guard's hot path) carry an `allow` that says why.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod apikey;
 pub mod audit;

@@ -39,27 +39,40 @@ impl SseParser {
         }
     }
 
-    /// Feeds bytes; appends every event completed by them to `out`.
+    /// Feeds bytes; appends every event completed by them to `out`. An event that is not UTF-8
+    /// stops the parsing with an error; it is dropped, and a later `feed` resumes after it.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         self.buf.extend_from_slice(bytes);
         let mut event_start = 0;
-        for i in self.scanned..self.buf.len() {
-            if self.buf[i] != b'\n' {
-                continue;
-            }
-            let line = &self.buf[self.line_start..i];
-            if line.is_empty() || line == b"\r" {
+        let mut scanned = self.buf.len();
+        let mut failed = None;
+        let line_ends = self.buf.iter().enumerate().skip(self.scanned);
+        for i in line_ends.filter(|(_, b)| **b == b'\n').map(|(i, _)| i) {
+            // `line_start <= i`: it is the end of an earlier line, or where the unscanned bytes
+            // begin.
+            if matches!(self.buf.get(self.line_start..i), Some(b"" | b"\r")) {
                 // An empty line ends the event; a blank line with no event before it is skipped.
                 if self.line_start > event_start {
-                    out.push(parse_event(&self.buf[event_start..=i])?);
+                    match self.buf.get(event_start..=i).map(parse_event) {
+                        Some(Ok(event)) => out.push(event),
+                        Some(Err(e)) => failed = Some(e),
+                        None => {}
+                    }
                 }
                 event_start = i + 1;
             }
             self.line_start = i + 1;
+            if failed.is_some() {
+                scanned = i + 1;
+                break;
+            }
         }
         self.buf.drain(..event_start);
         self.line_start -= event_start;
-        self.scanned = self.buf.len();
+        self.scanned = scanned - event_start;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if self.buf.len() > self.max_event_bytes {
             return Err(SseError::EventTooLarge);
         }
@@ -164,6 +177,28 @@ mod tests {
             p.feed(b"data: 0123456789abcdef", &mut out),
             Err(SseError::EventTooLarge)
         );
+    }
+
+    #[test]
+    fn a_bad_event_is_refused_and_parsing_resumes_after_it() {
+        let mut p = SseParser::new(1 << 20);
+        let mut out = Vec::new();
+        assert_eq!(
+            p.feed(b"data: a\n\ndata: \xff\n\ndata: b\n\n", &mut out),
+            Err(SseError::InvalidUtf8)
+        );
+        assert_eq!(
+            out.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        // The bad event is dropped; what followed it in the same chunk and what comes next parse.
+        out.clear();
+        p.feed(b"data: c\n\n", &mut out).expect("parse");
+        assert_eq!(
+            out.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        assert_eq!(p.pending(), 0);
     }
 
     proptest! {

@@ -157,7 +157,7 @@ fn validate(value: &Value, errs: &mut ConfigErrors) -> Option<PriceTable> {
         }
     }
     for (i, a) in prices.iter().enumerate() {
-        if prices[..i].iter().any(|b| {
+        if prices.iter().take(i).any(|b| {
             b.provider == a.provider
                 && b.model == a.model
                 && b.effective_from_ms == a.effective_from_ms

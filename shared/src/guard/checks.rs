@@ -17,7 +17,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether the digits have the length and issuer prefix of a major card network (Visa,
@@ -28,8 +28,9 @@ pub(crate) fn card_number(digits: &[u8]) -> bool {
         return false;
     }
     let prefix = |n: usize| -> u32 {
-        digits[..n]
+        digits
             .iter()
+            .take(n)
             .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
     };
     let (p1, p2, p3, p4) = (prefix(1), prefix(2), prefix(3), prefix(4));
@@ -149,15 +150,18 @@ pub(crate) fn iban_length(country: &[u8]) -> Option<usize> {
 
 /// ISO 13616: uppercase alphanumerics of the country's length whose check digits pass mod-97.
 pub(crate) fn iban(alnum: &[u8]) -> bool {
-    if alnum.len() < 4 || iban_length(&alnum[..2]) != Some(alnum.len()) {
+    let &[c1, c2, d1, d2, ref rest @ ..] = alnum else {
+        return false;
+    };
+    if iban_length(&[c1, c2]) != Some(alnum.len()) {
         return false;
     }
-    if !alnum[2..4].iter().all(u8::is_ascii_digit) {
+    if !d1.is_ascii_digit() || !d2.is_ascii_digit() {
         return false;
     }
     // Move the first four characters to the end, letters become 10..=35, the number mod 97 is 1.
     let mut rem = 0u32;
-    for &c in alnum[4..].iter().chain(&alnum[..4]) {
+    for &c in rest.iter().chain(&[c1, c2, d1, d2]) {
         let v = match c {
             b'0'..=b'9' => u32::from(c - b'0'),
             b'A'..=b'Z' => u32::from(c - b'A') + 10,
@@ -211,7 +215,10 @@ pub(crate) fn entropy(bytes: &[u8]) -> f64 {
     }
     let mut counts = [0u32; 256];
     for &b in bytes {
-        counts[usize::from(b)] += 1;
+        // Always there: a byte indexes 256 counters.
+        if let Some(count) = counts.get_mut(usize::from(b)) {
+            *count += 1;
+        }
     }
     let n = bytes.len() as f64;
     counts

@@ -54,7 +54,7 @@ impl fmt::Debug for Placeholders {
 impl Placeholders {
     /// `[LABEL_n]` for `value`: the number it got before in this request, or the next one.
     pub(crate) fn placeholder(&mut self, rule: &Rule, value: &str) -> String {
-        let digest = Sha256::digest(normalized(rule.detector, value));
+        let digest: [u8; 32] = Sha256::digest(normalized(rule.detector, value)).into();
         let mut key = [0u8; 16];
         key.copy_from_slice(&digest[..16]);
         let label = rule.label.clone();

@@ -94,15 +94,17 @@ impl Check {
             }
             Check::Iban => return iban_end(hay, s, e, prev),
             Check::Ssn => {
-                let d = digits_of(m);
-                let num = |r: std::ops::Range<usize>| {
-                    d[r].iter()
+                let num = |digits: &[u8]| {
+                    digits
+                        .iter()
                         .fold(0u32, |acc, x| acc * 10 + u32::from(x - b'0'))
                 };
-                d.len() == 9
-                    && !is(prev, |c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-                    && !continues_number(next)
-                    && checks::us_ssn(num(0..3), num(3..5), num(5..9))
+                let digits = digits_of(m);
+                <&[u8; 9]>::try_from(digits.as_slice()).is_ok_and(|d| {
+                    !is(prev, |c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                        && !continues_number(next)
+                        && checks::us_ssn(num(&d[..3]), num(&d[3..5]), num(&d[5..]))
+                })
             }
             Check::Ipv4 => {
                 !is(prev, |c| c.is_ascii_alphanumeric() || c == '.')

@@ -58,7 +58,36 @@ pub(crate) enum Lane {
 pub struct Scanner {
     rules: Vec<Rule>,
     source: ScanRules,
-    lanes: [Vec<usize>; 4],
+    lanes: Lanes,
+}
+
+/// The rules of each lane, as indexes into [`Scanner::rules`].
+#[derive(Default)]
+struct Lanes {
+    request_block: Vec<usize>,
+    request_redact: Vec<usize>,
+    response_redact: Vec<usize>,
+    flag: Vec<usize>,
+}
+
+impl Lanes {
+    fn get(&self, lane: Lane) -> &[usize] {
+        match lane {
+            Lane::RequestBlock => &self.request_block,
+            Lane::RequestRedact => &self.request_redact,
+            Lane::ResponseRedact => &self.response_redact,
+            Lane::Flag => &self.flag,
+        }
+    }
+
+    fn get_mut(&mut self, lane: Lane) -> &mut Vec<usize> {
+        match lane {
+            Lane::RequestBlock => &mut self.request_block,
+            Lane::RequestRedact => &mut self.request_redact,
+            Lane::ResponseRedact => &mut self.response_redact,
+            Lane::Flag => &mut self.flag,
+        }
+    }
 }
 
 impl PartialEq for Scanner {
@@ -232,7 +261,7 @@ impl Scanner {
                 Action::Flag => &[Lane::Flag],
             };
             for &l in lanes {
-                scanner.lanes[l as usize].push(i);
+                scanner.lanes.get_mut(l).push(i);
             }
         }
         scanner.source = source;
@@ -299,7 +328,7 @@ impl Scanner {
         if side == Side::Request {
             let mut cache = Vec::new();
             if let Some(h) = self.next_hit(Lane::RequestBlock, text, 0, usize::MAX, &mut cache) {
-                let rule = &self.rules[h.rule];
+                let rule = self.rule(h.rule);
                 findings.record(side, rule, Action::Block);
                 return Err(Blocked {
                     detector: rule.detector,
@@ -308,7 +337,7 @@ impl Scanner {
             }
         }
         for h in self.all_hits(Lane::Flag, text) {
-            findings.record(side, &self.rules[h.rule], Action::Flag);
+            findings.record(side, self.rule(h.rule), Action::Flag);
         }
         let lane = match side {
             Side::Request => Lane::RequestRedact,
@@ -339,7 +368,7 @@ impl Scanner {
     }
 
     fn finding(&self, h: Hit) -> Finding {
-        let rule = &self.rules[h.rule];
+        let rule = self.rule(h.rule);
         Finding {
             detector: rule.detector,
             pattern: rule.name.clone(),
@@ -350,7 +379,7 @@ impl Scanner {
 
     /// The placeholder for a redaction hit, recorded in the findings.
     pub(crate) fn replace(&self, h: Hit, hay: &str, side: Side, findings: &mut Findings) -> String {
-        let rule = &self.rules[h.rule];
+        let rule = self.rule(h.rule);
         findings.record(side, rule, Action::Redact);
         findings
             .placeholders
@@ -358,9 +387,16 @@ impl Scanner {
     }
 
     pub(crate) fn lane(&self, lane: Lane) -> &[usize] {
-        &self.lanes[lane as usize]
+        self.lanes.get(lane)
     }
 
+    /// Rule `i`, an index taken from a lane or a [`Hit`].
+    #[allow(
+        clippy::indexing_slicing,
+        reason = "rule indexes come only from the lanes, which `new` fills with indexes of \
+                  `rules`, and neither changes afterwards: `get` would hand the scanner's \
+                  callers an error that cannot happen"
+    )]
     pub(crate) fn rule(&self, i: usize) -> &Rule {
         &self.rules[i]
     }
@@ -385,7 +421,7 @@ impl Scanner {
         self.lane(lane)
             .iter()
             .map(|&r| {
-                let rule = &self.rules[r];
+                let rule = self.rule(r);
                 if !rule.class.contains(at_q) {
                     return last_start;
                 }
@@ -420,13 +456,13 @@ impl Scanner {
             cache.resize(rules.len(), Cand::Unknown);
         }
         let mut best: Option<Hit> = None;
-        for (k, &r) in rules.iter().enumerate() {
-            let cand = match cache[k] {
+        for (cached, &r) in cache.iter_mut().zip(rules) {
+            let cand = match *cached {
                 c @ Cand::Found { start, .. } if start >= pos => c,
                 c @ Cand::Nothing { from } if from <= pos => c,
                 _ => {
                     let c = self.search(r, hay, pos, frontier);
-                    cache[k] = c;
+                    *cached = c;
                     c
                 }
             };
@@ -447,7 +483,7 @@ impl Scanner {
 
     /// The first valid match of rule `r` starting in `from..frontier`.
     fn search(&self, r: usize, hay: &str, from: usize, frontier: usize) -> Cand {
-        let rule = &self.rules[r];
+        let rule = self.rule(r);
         let mut at = from;
         while at < hay.len() {
             let Some(m) = rule.regex.find_at(hay, at) else {

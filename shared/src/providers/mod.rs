@@ -62,3 +62,11 @@ impl Provider {
 /// A hub request: an OpenAI `chat.completions` request body with `model` set to the name the
 /// client asked for.
 pub type HubRequest = Map<String, Value>;
+
+/// `object[key] = value` for an object the mapper built itself (`json!({ ... })`), without
+/// `IndexMut`'s panic on a value that is not an object: such a value is left as it is.
+pub(crate) fn set_field(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+}

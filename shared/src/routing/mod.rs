@@ -71,10 +71,8 @@ impl Plan {
 
     /// The model key of attempt `n` (0-based): through the candidates in order, then around again.
     pub fn target_for_attempt(&self, n: u32) -> Option<&str> {
-        if self.candidates.is_empty() {
-            return None;
-        }
-        Some(&self.candidates[n as usize % self.candidates.len()])
+        let i = (n as usize).checked_rem(self.candidates.len())?;
+        self.candidates.get(i).map(String::as_str)
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::{error_kind, finish_reason, usage_from_anthropic, usage_to_openai, EXT_STOP_SEQUENCE};
 use crate::audit::Usage;
 use crate::error::GatewayError;
+use crate::providers::set_field;
 use crate::providers::stream::{HubEvent, UpstreamDecoder};
 use crate::sse::SseEvent;
 
@@ -54,7 +55,7 @@ impl AnthropicDecoder {
         let current = self.usage.get_or_insert_with(|| json!({}));
         for (k, v) in new {
             if !v.is_null() {
-                current[k] = v.clone();
+                set_field(current, k, v.clone());
             }
         }
     }
@@ -182,7 +183,7 @@ impl UpstreamDecoder for AnthropicDecoder {
                         "finish_reason": finish_reason(reason),
                     });
                     if let Some(seq) = d.get("stop_sequence").and_then(Value::as_str) {
-                        choice[EXT_STOP_SEQUENCE] = json!(seq);
+                        set_field(&mut choice, EXT_STOP_SEQUENCE, json!(seq));
                     }
                     out.push(self.chunk(json!([choice])));
                 }
@@ -191,7 +192,7 @@ impl UpstreamDecoder for AnthropicDecoder {
                 if let Some(u) = self.usage() {
                     let mut usage_chunk = self.chunk(json!([]));
                     if let HubEvent::Chunk { chunk, .. } = &mut usage_chunk {
-                        chunk["usage"] = usage_to_openai(&u);
+                        set_field(chunk, "usage", usage_to_openai(&u));
                     }
                     out.push(usage_chunk);
                 }

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::inbound::tool_input;
 use super::{EXT_CACHE_CONTROL, EXT_IS_ERROR};
 use crate::error::GatewayError;
-use crate::providers::HubRequest;
+use crate::providers::{set_field, HubRequest};
 
 /// One Anthropic message being built: a plain string while it is one unmerged string message.
 struct Turn {
@@ -254,7 +254,7 @@ fn tool_result_block(m: &Value, param: &str) -> Result<Value, GatewayError> {
     };
     let mut block = json!({ "type": "tool_result", "tool_use_id": id, "content": content });
     if m.get(EXT_IS_ERROR) == Some(&json!(true)) {
-        block["is_error"] = json!(true);
+        set_field(&mut block, "is_error", json!(true));
     }
     restore_cache_control(m, &mut block);
     Ok(block)
@@ -302,7 +302,7 @@ pub(super) fn tools_from_hub(
             .unwrap_or_else(|| json!({ "type": "object", "properties": {} }));
         let mut tool = json!({ "name": name, "input_schema": schema });
         if let Some(d) = f.get("description").filter(|d| !d.is_null()) {
-            tool["description"] = d.clone();
+            set_field(&mut tool, "description", d.clone());
         }
         restore_cache_control(t, &mut tool);
         list.push(tool);
@@ -335,7 +335,7 @@ pub(super) fn tools_from_hub(
     if hub.get("parallel_tool_calls") == Some(&json!(false)) && !list.is_empty() {
         let c = choice.get_or_insert_with(|| json!({ "type": "auto" }));
         if c["type"] != "none" {
-            c["disable_parallel_tool_use"] = json!(true);
+            set_field(c, "disable_parallel_tool_use", json!(true));
         }
     }
     if !list.is_empty() {

@@ -19,7 +19,7 @@ use super::from_hub::{messages_from_hub, tools_from_hub};
 use super::{finish_reason, usage_from_anthropic, usage_to_openai, EXT_STOP_SEQUENCE, EXT_TOP_K};
 use crate::audit::Usage;
 use crate::error::GatewayError;
-use crate::providers::HubRequest;
+use crate::providers::{set_field, HubRequest};
 
 /// Whether an OpenAI-only field holds its default (so refusing it would be pointless).
 fn is_default(key: &str, v: &Value) -> bool {
@@ -28,7 +28,7 @@ fn is_default(key: &str, v: &Value) -> bool {
         ("logprobs" | "store", Value::Bool(false)) => true,
         ("presence_penalty" | "frequency_penalty", n) => n.as_f64() == Some(0.0),
         ("logit_bias" | "metadata", Value::Object(m)) => m.is_empty(),
-        ("modalities", Value::Array(a)) => a.len() == 1 && a[0] == "text",
+        ("modalities", Value::Array(a)) => matches!(a.as_slice(), [m] if m == "text"),
         ("response_format", f) => f.get("type").and_then(Value::as_str) == Some("text"),
         _ => false,
     }
@@ -192,7 +192,7 @@ pub fn response_to_hub(
     };
     let mut message = json!({ "role": "assistant", "content": content });
     if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
+        set_field(&mut message, "tool_calls", Value::Array(calls));
     }
     let stop = msg
         .get("stop_reason")
@@ -205,7 +205,7 @@ pub fn response_to_hub(
         "finish_reason": finish_reason(stop),
     });
     if let Some(seq) = msg.get("stop_sequence").and_then(Value::as_str) {
-        choice[EXT_STOP_SEQUENCE] = json!(seq);
+        set_field(&mut choice, EXT_STOP_SEQUENCE, json!(seq));
     }
     let usage = msg.get("usage").map(usage_from_anthropic);
     let mut hub = json!({
@@ -216,7 +216,7 @@ pub fn response_to_hub(
         "choices": [choice],
     });
     if let Some(u) = &usage {
-        hub["usage"] = usage_to_openai(u);
+        set_field(&mut hub, "usage", usage_to_openai(u));
     }
     Ok((hub, usage))
 }

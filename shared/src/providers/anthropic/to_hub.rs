@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::{EXT_CACHE_CONTROL, EXT_IS_ERROR};
 use crate::error::GatewayError;
-use crate::providers::HubRequest;
+use crate::providers::{set_field, HubRequest};
 
 pub(super) fn system_to_hub(system: &Value) -> Result<Value, GatewayError> {
     match system {
@@ -143,7 +143,7 @@ pub(super) fn message_to_hub(
         };
         let mut msg = json!({ "role": "assistant", "content": content });
         if !tool_calls.is_empty() {
-            msg["tool_calls"] = Value::Array(tool_calls);
+            set_field(&mut msg, "tool_calls", Value::Array(tool_calls));
         }
         out.push(msg);
     } else if !parts.is_empty() || blocks.is_empty() {
@@ -227,7 +227,7 @@ fn tool_result_to_hub(b: &Value, param: &str) -> Result<Value, GatewayError> {
     let mut msg = json!({ "role": "tool", "tool_call_id": id, "content": content });
     match b.get("is_error") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => msg[EXT_IS_ERROR] = json!(true),
+        Some(Value::Bool(true)) => set_field(&mut msg, EXT_IS_ERROR, json!(true)),
         Some(_) => {
             return Err(GatewayError::invalid_request(
                 format!("{param}.is_error"),
@@ -307,7 +307,7 @@ pub(super) fn tools_to_hub(tools: &Value) -> Result<Value, GatewayError> {
             })?;
         let mut function = json!({ "name": name, "parameters": schema });
         if let Some(d) = t.get("description") {
-            function["description"] = d.clone();
+            set_field(&mut function, "description", d.clone());
         }
         let mut tool = json!({ "type": "function", "function": function });
         carry_cache_control(t, &mut tool);

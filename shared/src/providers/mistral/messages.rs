@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use super::request::{arr, obj, only};
 use super::tool_ids::ToolCallIds;
 use crate::error::GatewayError;
+use crate::providers::set_field;
 
 pub(super) fn messages(v: &Value) -> Result<Value, GatewayError> {
     let list = arr(v, "messages")?;
@@ -94,7 +95,7 @@ fn message(i: usize, m: &Value, ids: &ToolCallIds) -> Result<Value, GatewayError
                 "content": joined_text(content, &content_path)?,
             });
             if let Some(name) = m.get("name").filter(|n| !n.is_null()) {
-                out["name"] = name.clone();
+                set_field(&mut out, "name", name.clone());
             }
             Ok(out)
         }
@@ -186,7 +187,7 @@ fn image_url(v: Option<&Value>, path: &str) -> Result<Value, GatewayError> {
                 .ok_or_else(|| GatewayError::missing(&format!("{path}.url")))?;
             let mut out = json!({"url": url});
             if let Some(d) = o.get("detail").filter(|d| !d.is_null()) {
-                out["detail"] = d.clone();
+                set_field(&mut out, "detail", d.clone());
             }
             Ok(out)
         }

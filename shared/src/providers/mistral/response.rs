@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
+use crate::providers::set_field;
 
 /// The error for a generation Mistral itself ended with `finish_reason: "error"`: OpenAI has no
 /// such finish reason, and a client must not mistake a failed generation for a finished one.
@@ -71,7 +72,7 @@ pub fn response_to_hub(
         "choices": out_choices,
     });
     if let Some(u) = &usage {
-        hub["usage"] = hub_usage(u);
+        set_field(&mut hub, "usage", hub_usage(u));
     }
     Ok((hub, usage))
 }
@@ -188,7 +189,11 @@ pub(super) fn hub_usage(u: &Usage) -> Value {
         "total_tokens": u.input_tokens + u.output_tokens,
     });
     if u.cached_input_tokens > 0 {
-        v["prompt_tokens_details"] = json!({"cached_tokens": u.cached_input_tokens});
+        set_field(
+            &mut v,
+            "prompt_tokens_details",
+            json!({"cached_tokens": u.cached_input_tokens}),
+        );
     }
     v
 }

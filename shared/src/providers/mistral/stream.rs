@@ -14,6 +14,8 @@
 //!
 //! State is per choice and per tool call (indexes), never the text.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::response::{
@@ -31,13 +33,13 @@ pub struct MistralDecoder {
     id: Value,
     created: Value,
     model: Value,
-    choices: Vec<ChoiceTools>,
+    /// By choice index.
+    choices: BTreeMap<u64, ChoiceTools>,
 }
 
 /// Tool-call index bookkeeping for one choice.
 #[derive(Debug, Default)]
 struct ChoiceTools {
-    choice: u64,
     /// How many calls this choice has started.
     started: u64,
     /// The upstream `index` of each started call that had one -> our index.
@@ -57,17 +59,7 @@ impl MistralDecoder {
     }
 
     fn tools_for(&mut self, choice: u64) -> &mut ChoiceTools {
-        let pos = match self.choices.iter().position(|c| c.choice == choice) {
-            Some(p) => p,
-            None => {
-                self.choices.push(ChoiceTools {
-                    choice,
-                    ..Default::default()
-                });
-                self.choices.len() - 1
-            }
-        };
-        &mut self.choices[pos]
+        self.choices.entry(choice).or_default()
     }
 
     fn chunk(

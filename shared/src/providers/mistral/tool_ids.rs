@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-pub(super) const ID_LEN: usize = 9;
+use crate::ids::base62_digit;
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(super) const ID_LEN: usize = 9;
 
 /// Whether Mistral accepts `id` as it is.
 pub(super) fn is_valid(id: &str) -> bool {
@@ -67,17 +67,15 @@ fn hashed(id: &str, round: u32) -> String {
     let mut h = Sha256::new();
     h.update(round.to_be_bytes());
     h.update(id.as_bytes());
-    let digest = h.finalize();
+    let [b0, b1, b2, b3, b4, b5, b6, b7, ..]: [u8; 32] = h.finalize().into();
     // 8 bytes give 64 bits; 62^9 is about 2^53.6, so the reduction keeps nearly all of them.
-    let mut n = u64::from_be_bytes([
-        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-    ]);
-    let mut out = [0u8; ID_LEN];
+    let mut n = u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+    let mut out = ['0'; ID_LEN];
     for slot in out.iter_mut() {
-        *slot = ALPHABET[(n % 62) as usize];
+        *slot = base62_digit(n);
         n /= 62;
     }
-    out.iter().map(|b| char::from(*b)).collect()
+    out.iter().collect()
 }
 
 #[cfg(test)]
