@@ -38,6 +38,16 @@ impl Region {
     /// Parses and validates a region file, naming every problem with its field.
     pub fn from_toml(text: &str) -> Result<Region, Vec<String>> {
         let file: RegionFile = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        Region::validate(file)
+    }
+
+    /// The same from the region file's JSON form (what the gateway compiles in).
+    pub fn from_json(text: &str) -> Result<Region, Vec<String>> {
+        let file: RegionFile = serde_json::from_str(text).map_err(|e| vec![e.to_string()])?;
+        Region::validate(file)
+    }
+
+    fn validate(file: RegionFile) -> Result<Region, Vec<String>> {
         let mut errors = Vec::new();
         if !crate::ids::is_valid_id(&file.id) {
             errors.push(format!("id: {:?} must be 1-64 of [a-z0-9_-]", file.id));

@@ -30,6 +30,7 @@ const PROFILE_MODE = process.env.BENCH_PROFILE ?? 'auto';
 const PROFILE = PROFILE_MODE !== '0';
 const ONLY = process.env.BENCH_TARGETS ? process.env.BENCH_TARGETS.split(',') : null;
 const BUILD = process.env.ASC_BUILD_DIR ?? join(ROOT, 'edge/cloudflare/build');
+const BASELINE = process.env.ASC_BASELINE_BUILD;
 const PEERS = join(ROOT, 'tests/bench/peers');
 const LITELLM = join(ROOT, '.state/bench/litellm-venv');
 const WRK_LUA = join(ROOT, 'tests/bench/wrk.lua');
@@ -473,6 +474,31 @@ export default {
         unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
         ...(PROFILE ? { unsafeInspectorProxy: true } : {}),
       },
+      ...(BASELINE && want('asc') ? [{
+        // ASC_BASELINE_BUILD: another build of ASC (e.g. the commit before a change) on the same
+        // workerd, same tenants and keys, so before and after are compared in one run.
+        name: 'ascbase',
+        modules: [
+          { type: 'ESModule', path: join(BASELINE, 'index.js') },
+          { type: 'CompiledWasm', path: join(BASELINE, 'index_bg.wasm') },
+        ],
+        modulesRoot: BASELINE,
+        compatibilityDate: COMPAT_DATE,
+        bindings: {
+          ...vars,
+          KEY_HASH_SECRET: secret,
+          OPENAI_API_KEY: UPSTREAM_KEY,
+          AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+        },
+        kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
+        r2Buckets: { AUDIT_BUCKET: 'asc-audit-base' },
+        durableObjects: {
+          TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
+          AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
+          CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
+        },
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+      }] : []),
       {
         // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
         // SQLite insert (ASC's budgeted non-streamed chat makes 3: ledger reserve, ledger settle,
@@ -525,13 +551,22 @@ async function ascFeatureChecks(base) {
     `${(blocked.text.match(/"code"\s*:\s*"([^"]+)"/) ?? [])[1] ?? ''}, and GET /v1/usage reported ` +
     `${spent ? `${spent[0].replace(/"/g, '').replace(':', ' = ')} after the run` : `HTTP ${usage.status}`}`;
 }
+if (BASELINE && want('asc')) {
+  await runTarget('asc', async () => ({
+    name: `ASC Worker, baseline build (${process.env.ASC_BASELINE_LABEL ?? BASELINE})`,
+    url: `${await directUrl('ascbase')}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${keys.bench}` }, pids: () => workerd,
+    note: 'the same tenant through another build of ASC (ASC_BASELINE_BUILD), on the same workerd, for before/after in one run',
+  }));
+}
 await runTarget('asc', async () => ({
   name: 'ASC Worker (workerd)', url: `${await directUrl('asc')}/v1/chat/completions`,
   headers: { authorization: `Bearer ${keys.bench}` }, pids: () => workerd,
   after: async (res) => { res.note += `; ${await ascFeatureChecks(await directUrl('asc'))}`; },
   note: 'on the same workerd as the row above, its own socket; key auth, routing, a hard monthly budget ' +
-    '(reserve + settle in the ledger DO), email redaction + card blocking on requests and responses, audit ' +
-    `(sequencer DO, signed batches to R2); DO, KV and R2 state ${storageNote}`,
+    '(admission with its reservation before the upstream call, commit after the response, in the tenant ledger DO), ' +
+    'email redaction + card blocking on requests and responses, audit (forwarded from the ledger to the region\'s ' +
+    `sequencer shards, signed batches to R2); DO, KV and R2 state ${storageNote}`,
 }));
 
 if (PHASES && want('asc') && mf) {
@@ -543,12 +578,12 @@ if (PHASES && want('asc') && mf) {
   const cases = [
     ['pass-through Worker: POST chat', `${pass}/v1/chat/completions`, UPSTREAM_KEY, 'POST'],
     ['JS pass-through + 1 DO call (one SQLite insert)', `${floor}/v1/chat/completions?do=1`, UPSTREAM_KEY, 'POST'],
-    ['JS pass-through + 3 DO calls in sequence (as many as ASC\'s budgeted chat)', `${floor}/v1/chat/completions?do=3`, UPSTREAM_KEY, 'POST'],
+    ['JS pass-through + 3 DO calls in sequence (what ASC\'s budgeted chat made before the redesign)', `${floor}/v1/chat/completions?do=3`, UPSTREAM_KEY, 'POST'],
     ['ASC GET /healthz (no auth, no audit, no upstream)', `${asc}/healthz`, null, 'GET'],
-    ['ASC GET /v1/models (auth + 1 audit record = 1 DO call, no upstream)', `${asc}/v1/models`, keys.bench, 'GET'],
-    ['ASC chat, bare tenant (auth, routing, audit append = 1 DO call)', `${asc}/v1/chat/completions`, keys.bare, 'POST'],
+    ['ASC GET /v1/models (auth + its record = 1 ledger call, no upstream)', `${asc}/v1/models`, keys.bench, 'GET'],
+    ['ASC chat, bare tenant (auth, routing, admission = 1 ledger call; commit after the response)', `${asc}/v1/chat/completions`, keys.bare, 'POST'],
     ['ASC chat, + guardrails', `${asc}/v1/chat/completions`, keys.guardonly, 'POST'],
-    ['ASC chat, + hard budget (+ ledger reserve, settle = 3 DO calls)', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
+    ['ASC chat, + hard budget (the reservation rides on the same admission call)', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
     ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST'],
   ];
   for (const [name, url, key, method] of cases) {
@@ -569,7 +604,7 @@ if (PHASES && want('asc') && mf) {
 const overTwice = () => {
   const d = results.find((r) => r.name.startsWith('direct'));
   const pt = results.find((r) => r.name === 'pass-through Worker (workerd)');
-  const a = results.find((r) => r.name.startsWith('ASC'));
+  const a = results.find((r) => r.name === 'ASC Worker (workerd)');
   return d && pt && a && (a.c1.p50 - d.c1.p50) > 2 * (pt.c1.p50 - d.c1.p50);
 };
 if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
@@ -639,7 +674,7 @@ const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const byKey = (k) => results.find((r) => r.name.toLowerCase().startsWith(k) && !r.name.includes('bare'));
 const direct = byKey('direct');
 const pass = byKey('pass-through');
-const asc = byKey('asc');
+const asc = results.find((r) => r.name === 'ASC Worker (workerd)');
 const added = (r) => (r && direct ? r.c1.p50 - direct.c1.p50 : NaN);
 const lines = [];
 const say = (s = '') => lines.push(s);

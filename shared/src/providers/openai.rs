@@ -313,7 +313,9 @@ pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
         usage: Option<Value>,
     }
     let not_object = || {
-        GatewayError::bad_upstream("The upstream provider sent a response that is not a JSON object.")
+        GatewayError::bad_upstream(
+            "The upstream provider sent a response that is not a JSON object.",
+        )
     };
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(not_object());
