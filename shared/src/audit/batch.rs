@@ -8,7 +8,7 @@ use std::io::{Read as _, Write as _};
 use flate2::read::GzDecoder;
 use flate2::{Compression, GzBuilder};
 
-use super::canonical::{canonical_json, CanonicalError};
+use super::canonical::CanonicalError;
 use super::entry::Entry;
 
 /// A batch that could not be built or read.
@@ -39,7 +39,7 @@ impl std::fmt::Display for BatchError {
 pub fn jsonl<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<Vec<u8>, BatchError> {
     let mut text = Vec::new();
     for entry in entries {
-        text.extend(canonical_json(entry).map_err(BatchError::Canonical)?);
+        text.extend(entry.line().map_err(BatchError::Canonical)?);
         text.push(b'\n');
     }
     Ok(text)

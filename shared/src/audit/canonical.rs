@@ -31,6 +31,36 @@ pub fn canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Canon
     serde_jcs::to_vec(value).map_err(|e| CanonicalError(e.to_string()))
 }
 
+/// The canonical JSON of a JSON value, faster for the values audit records are made of. Where
+/// every object key is ASCII and every number an integer within 2^53, RFC 8785's output is what
+/// plain serialization writes (keys in byte order, which is UTF-16 order for ASCII; integers as
+/// written; the same string escapes): serde_json writes it directly, without the JCS
+/// formatter's per-object buffering and sorting. Anything else goes through `serde_jcs`. The
+/// property test below holds the two to the same bytes.
+pub fn canonical_value(value: &serde_json::Value) -> Result<Vec<u8>, CanonicalError> {
+    if plain(value) {
+        serde_json::to_vec(value).map_err(|e| CanonicalError(e.to_string()))
+    } else {
+        canonical_json(value)
+    }
+}
+
+/// Whether `value` has the same bytes in plain and canonical JSON (see [`canonical_value`]).
+fn plain(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    const EXACT: u64 = 1 << 53;
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => true,
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u <= EXACT,
+            (None, Some(i)) => i.unsigned_abs() <= EXACT,
+            _ => false,
+        },
+        Value::Array(items) => items.iter().all(plain),
+        Value::Object(map) => map.iter().all(|(k, v)| k.is_ascii() && plain(v)),
+    }
+}
+
 /// SHA-256 of the canonical JSON of `value`, as lowercase hex.
 pub fn canonical_sha256<T: Serialize + ?Sized>(value: &T) -> Result<String, CanonicalError> {
     Ok(sha256_hex(&canonical_json(value)?))
@@ -44,6 +74,43 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::{json, Value};
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            (-1e9f64..1e9).prop_map(|f| json!(f)),
+            // Any text: control characters, quotes, backslashes, non-ASCII, astral planes.
+            "\\PC*|[\\x00-\\x1f\"\\\\/\u{7f}\u{2028}\u{20ac}\u{1f600}a-z]{0,12}"
+                .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    "[a-z_]{1,8}|[\\x00-\\x7f]{0,4}|[\u{e9}\u{20ac}\u{1f600}a]{1,3}",
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// The fast path writes exactly what the JCS serializer writes, for any value.
+        #[test]
+        fn canonical_value_is_jcs(value in json_value()) {
+            prop_assert_eq!(
+                canonical_value(&value).expect("fast"),
+                canonical_json(&value).expect("jcs")
+            );
+        }
+    }
 
     #[test]
     fn rfc8785_sorts_keys_by_utf16_code_units_and_strips_whitespace() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(doc)]
 use super::canonical::GENESIS_HASH;
-use super::canonical::{canonical_json, sha256_hex, CanonicalError};
+use super::canonical::{canonical_json, canonical_value, sha256_hex, CanonicalError};
 use crate::audit::AuditEvent;
 
 /// One record in its stream, with its place in the hash chain.
@@ -76,6 +76,14 @@ pub fn entry_hash<R: Serialize + ?Sized>(
 }
 
 impl Entry {
+    /// This entry's batch line (without the newline): its canonical JSON, composed from the
+    /// record's canonical bytes.
+    pub fn line(&self) -> Result<Vec<u8>, CanonicalError> {
+        let record_json = canonical_value(&self.record)?;
+        let hashed = hashed_bytes(&self.stream, self.sequence, &self.prev_hash, &record_json)?;
+        line_bytes(&self.hash, &hashed)
+    }
+
     /// Builds the entry that follows `prev_hash` at `sequence`, computing its hash.
     pub fn chain(
         stream: &str,
@@ -84,7 +92,8 @@ impl Entry {
         record: &AuditEvent,
     ) -> Result<Entry, CanonicalError> {
         let record = serde_json::to_value(record).map_err(|e| CanonicalError(e.to_string()))?;
-        let hash = entry_hash(stream, sequence, prev_hash, &record)?;
+        let record_json = canonical_value(&record)?;
+        let hash = sha256_hex(&hashed_bytes(stream, sequence, prev_hash, &record_json)?);
         Ok(Entry {
             stream: stream.to_string(),
             sequence,
