@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use ops::{
     shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
 };
-pub use storage::{LedgerWrites, META_KEY, OPEN_PREFIX, OUTBOX_PREFIX, TOTALS_KEY};
+pub use storage::{LedgerWrites, META_KEY, REQUEST_PREFIX, TOTALS_KEY};
 
 use crate::audit::{AuditEvent, Outcome};
 pub use crate::audit::{ForwardAck, ForwardBatch};
@@ -74,13 +74,21 @@ impl Default for Meta {
     }
 }
 
-/// Which pieces changed since the host last stored them.
+/// Which pieces changed since the host last stored them (requests by storage key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Dirty {
     totals: bool,
     meta: bool,
-    open: BTreeSet<String>,
-    outbox: BTreeSet<u64>,
+    requests: BTreeSet<String>,
+}
+
+/// A finished record waiting to be forwarded, and the storage key it lives under: the key its
+/// request had while open (so committing rewrites one piece, deleting none), unless another
+/// record of the same request id already holds it (a late commit after a partial record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub key: String,
+    pub record: AuditEvent,
 }
 
 /// One ledger's state; see the module docs.
@@ -88,10 +96,15 @@ struct Dirty {
 pub struct TenantLedger {
     budgets: Budgets,
     open: BTreeMap<String, OpenRequest>,
-    outbox: BTreeMap<u64, AuditEvent>,
+    outbox: BTreeMap<u64, Outgoing>,
     meta: Meta,
     #[serde(skip)]
     dirty: Dirty,
+}
+
+/// The storage key of request `id`.
+pub(crate) fn request_key(id: &str) -> String {
+    format!("{REQUEST_PREFIX}{id}")
 }
 
 impl TenantLedger {
@@ -156,6 +169,12 @@ impl TenantLedger {
                 }
             }
         };
+        // A record of an earlier request with this id still waiting in the outbox moves aside.
+        let key = request_key(&id);
+        if let Some((seq, o)) = self.outbox.iter_mut().find(|(_, o)| o.key == key) {
+            o.key = format!("{key}~{seq}");
+            self.dirty.requests.insert(o.key.clone());
+        }
         self.open.insert(
             id.clone(),
             OpenRequest {
@@ -163,7 +182,7 @@ impl TenantLedger {
                 expires_ms: ask.expires_ms,
             },
         );
-        self.dirty.open.insert(id);
+        self.dirty.requests.insert(key);
         LedgerReply::Admitted { budgets }
     }
 
@@ -172,7 +191,7 @@ impl TenantLedger {
         let mut record = ask.record.clone();
         let on_time = self.open.remove(&id).is_some();
         let charged = if on_time {
-            self.dirty.open.insert(id.clone());
+            self.dirty.requests.insert(request_key(&id));
             match self.budgets.settle(&SettleAsk {
                 request_id: id,
                 now_ms: ask.now_ms,
@@ -216,7 +235,7 @@ impl TenantLedger {
             let Some(open) = self.open.remove(id) else {
                 continue;
             };
-            self.dirty.open.insert(id.clone());
+            self.dirty.requests.insert(request_key(id));
             let mut record = open.record;
             let r = &mut record.record;
             r.outcome = Outcome::Partial;
@@ -243,9 +262,15 @@ impl TenantLedger {
     fn push_record(&mut self, record: AuditEvent) {
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
-        self.outbox.insert(seq, record);
+        let mut key = request_key(&record.record.request_id);
+        if self.open.contains_key(&record.record.request_id)
+            || self.outbox.values().any(|o| o.key == key)
+        {
+            key = format!("{key}~{seq}");
+        }
+        self.dirty.requests.insert(key.clone());
         // `next_seq` is not stored per record: a restore derives it from the outbox.
-        self.dirty.outbox.insert(seq);
+        self.outbox.insert(seq, Outgoing { key, record });
     }
 
     /// The next batch to send to the audit stream `stream_for_new` (or the unacknowledged one,
@@ -278,7 +303,7 @@ impl TenantLedger {
         let records: Vec<AuditEvent> = self
             .outbox
             .range(first..=through)
-            .map(|(_, r)| r.clone())
+            .map(|(_, o)| o.record.clone())
             .collect();
         Some(ForwardBatch {
             stream,
@@ -292,8 +317,9 @@ impl TenantLedger {
     pub fn forwarded(&mut self, ack: ForwardAck) {
         let done: Vec<u64> = self.outbox.range(..=ack.through).map(|(s, _)| *s).collect();
         for seq in done {
-            self.outbox.remove(&seq);
-            self.dirty.outbox.insert(seq);
+            if let Some(o) = self.outbox.remove(&seq) {
+                self.dirty.requests.insert(o.key);
+            }
         }
         self.meta.forwarded = self.meta.forwarded.max(ack.through);
         if self

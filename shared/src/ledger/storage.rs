@@ -1,37 +1,35 @@
 //! A tenant ledger stored in pieces, for a host that keeps it in a key-value store (a Durable
-//! Object): one key for the totals, one per open request (with its reservation), one per outbox
-//! record, one for the outbox's numbering. An operation rewrites only what it touched, so its cost
-//! does not grow with the number of requests in flight. Values are JSON text, so 64-bit amounts
-//! survive a JavaScript host.
+//! Object): one key for the totals, one per request (open, with its reservation; then finished,
+//! its final record waiting in the outbox, under the same key), one for the forwarding state. An
+//! operation rewrites only what it touched (admission: the totals and one request; commit: the
+//! same two, nothing deleted), so its cost does not grow with the requests in flight. Values are
+//! JSON text, so 64-bit amounts survive a JavaScript host.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Meta, OpenRequest, TenantLedger};
+use super::{Meta, OpenRequest, Outgoing, TenantLedger};
 use crate::audit::AuditEvent;
 use crate::budget::{Budgets, Reservation, Totals};
 
 pub const TOTALS_KEY: &str = "totals";
 pub const META_KEY: &str = "meta";
-pub const OPEN_PREFIX: &str = "open:";
-pub const OUTBOX_PREFIX: &str = "out:";
+pub const REQUEST_PREFIX: &str = "req:";
 
-fn open_key(request_id: &str) -> String {
-    format!("{OPEN_PREFIX}{request_id}")
-}
-
-/// Zero-padded, so a prefix listing returns the outbox in order.
-fn outbox_key(seq: u64) -> String {
-    format!("{OUTBOX_PREFIX}{seq:020}")
-}
-
-/// An open request as stored: its opening record, expiry and reservation together.
+/// A request as stored: open (its opening record, expiry and reservation together), or finished
+/// (its final record, waiting in the outbox at `seq`).
 #[derive(Serialize, Deserialize)]
-struct StoredOpen {
-    #[serde(flatten)]
-    open: OpenRequest,
-    reservation: Option<Reservation>,
+#[serde(tag = "state", rename_all = "snake_case")]
+enum StoredRequest {
+    Open {
+        open: OpenRequest,
+        reservation: Option<Reservation>,
+    },
+    Finished {
+        seq: u64,
+        record: AuditEvent,
+    },
 }
 
 /// What to write after an operation: puts, then deletes. Apply them in one atomic write.
@@ -62,25 +60,25 @@ impl TenantLedger {
             w.puts
                 .push((META_KEY.into(), serde_json::to_string(&self.meta)?));
         }
-        for id in dirty.open {
-            match self.open.get(&id) {
-                Some(open) => {
-                    let stored = StoredOpen {
-                        open: open.clone(),
-                        reservation: self.budgets.reservation(&id).cloned(),
-                    };
-                    w.puts
-                        .push((open_key(&id), serde_json::to_string(&stored)?));
-                }
-                None => w.deletes.push(open_key(&id)),
-            }
-        }
-        for seq in dirty.outbox {
-            match self.outbox.get(&seq) {
-                Some(record) => w
-                    .puts
-                    .push((outbox_key(seq), serde_json::to_string(record)?)),
-                None => w.deletes.push(outbox_key(seq)),
+        for key in dirty.requests {
+            let id = key.strip_prefix(REQUEST_PREFIX).unwrap_or(&key);
+            let stored = match self.open.get(id) {
+                Some(open) if super::request_key(id) == key => Some(StoredRequest::Open {
+                    open: open.clone(),
+                    reservation: self.budgets.reservation(id).cloned(),
+                }),
+                _ => self
+                    .outbox
+                    .iter()
+                    .find(|(_, o)| o.key == key)
+                    .map(|(seq, o)| StoredRequest::Finished {
+                        seq: *seq,
+                        record: o.record.clone(),
+                    }),
+            };
+            match stored {
+                Some(stored) => w.puts.push((key, serde_json::to_string(&stored)?)),
+                None => w.deletes.push(key),
             }
         }
         Ok(w)
@@ -107,18 +105,27 @@ impl TenantLedger {
                 totals = serde_json::from_str(value).map_err(bad)?;
             } else if key == META_KEY {
                 meta = serde_json::from_str(value).map_err(bad)?;
-            } else if let Some(id) = key.strip_prefix(OPEN_PREFIX) {
-                let stored: StoredOpen = serde_json::from_str(value).map_err(bad)?;
-                if let Some(r) = stored.reservation {
-                    reservations.insert(id.to_string(), r);
+            } else if let Some(id) = key.strip_prefix(REQUEST_PREFIX) {
+                match serde_json::from_str(value).map_err(bad)? {
+                    StoredRequest::Open {
+                        open: o,
+                        reservation,
+                    } => {
+                        if let Some(r) = reservation {
+                            reservations.insert(id.to_string(), r);
+                        }
+                        open.insert(id.to_string(), o);
+                    }
+                    StoredRequest::Finished { seq, record } => {
+                        outbox.insert(
+                            seq,
+                            Outgoing {
+                                key: key.to_string(),
+                                record,
+                            },
+                        );
+                    }
                 }
-                open.insert(id.to_string(), stored.open);
-            } else if let Some(seq) = key.strip_prefix(OUTBOX_PREFIX) {
-                let seq: u64 = seq
-                    .parse()
-                    .map_err(|_| format!("ledger piece {key}: not an outbox sequence"))?;
-                let record: AuditEvent = serde_json::from_str(value).map_err(bad)?;
-                outbox.insert(seq, record);
             } else {
                 return Err(format!("ledger piece {key}: unknown key"));
             }

@@ -97,7 +97,7 @@ fn spent(ledger: &mut TenantLedger, at: u64) -> (u64, u64) {
 }
 
 fn outbox(ledger: &TenantLedger) -> Vec<AuditEvent> {
-    ledger.outbox.values().cloned().collect()
+    ledger.outbox.values().map(|o| o.record.clone()).collect()
 }
 
 #[test]
@@ -272,6 +272,33 @@ fn the_outbox_wakes_the_host_to_forward() {
         record: record("r", T0, false),
     }));
     assert_eq!(l.wake_at(T0, 200), Some(T0 + 200));
+}
+
+#[test]
+fn a_commit_rewrites_one_piece_and_deletes_none() {
+    let mut l = TenantLedger::default();
+    l.apply(&admit("r1", T0, Some(300)));
+    let w = l.take_writes().expect("writes");
+    let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, vec![TOTALS_KEY, "req:r1"]);
+    l.apply(&commit("r1", T0 + 5, 100));
+    let w = l.take_writes().expect("writes");
+    let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![TOTALS_KEY, "req:r1"],
+        "the finished record takes the open one's key"
+    );
+    assert!(w.deletes.is_empty());
+    // Forwarded and acknowledged: now the piece goes.
+    let batch = l
+        .forward_batch(&LedgerId("acme".into()), "audit-local")
+        .expect("batch");
+    l.forwarded(ForwardAck {
+        through: batch.last_seq(),
+    });
+    let w = l.take_writes().expect("writes");
+    assert_eq!(w.deletes, vec!["req:r1".to_string()]);
 }
 
 /// A store that applies writes the way a Durable Object does: puts, then deletes.
