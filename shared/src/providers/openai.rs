@@ -224,6 +224,26 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
     Some((kind, message))
 }
 
+/// The usage of an OpenAI `chat.completion` whose body goes to the client unchanged: read without
+/// building the whole document (every other field is skipped, not allocated).
+pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        #[serde(default)]
+        usage: Option<Value>,
+    }
+    let not_object = || {
+        GatewayError::bad_upstream(
+            "The upstream provider sent a response that is not a JSON object.",
+        )
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(not_object());
+    }
+    let reply: Reply = serde_json::from_slice(body).map_err(|_| not_object())?;
+    Ok(reply.usage.as_ref().and_then(Usage::from_openai))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,24 +322,4 @@ mod tests {
         );
         assert_eq!(parse_error(b"<html>"), None);
     }
-}
-
-/// The usage of an OpenAI `chat.completion` whose body goes to the client unchanged: read without
-/// building the whole document (every other field is skipped, not allocated).
-pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
-    #[derive(serde::Deserialize)]
-    struct Reply {
-        #[serde(default)]
-        usage: Option<Value>,
-    }
-    let not_object = || {
-        GatewayError::bad_upstream(
-            "The upstream provider sent a response that is not a JSON object.",
-        )
-    };
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(not_object());
-    }
-    let reply: Reply = serde_json::from_slice(body).map_err(|_| not_object())?;
-    Ok(reply.usage.as_ref().and_then(Usage::from_openai))
 }
