@@ -20,6 +20,56 @@ fn hello() -> serde_json::Value {
     json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]})
 }
 
+/// W3C Trace Context: the trace id carries on under ASC's own span, and `tracestate` (the
+/// specification's own example value) is passed on unchanged, for completions and embeddings alike.
+#[test]
+fn trace_context_reaches_the_upstream_on_every_endpoint() {
+    let (gw, host, key) = setup();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let tracestate = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    let auth = format!("Bearer {key}");
+    host.script(ok_json(completion_json()));
+    host.script(ok_json(
+        include_bytes!("fixtures/openai/embeddings-response.json").to_vec(),
+    ));
+    let calls = [
+        ("/v1/chat/completions", hello()),
+        (
+            "/v1/embeddings",
+            json!({"model": "gpt-4o-mini", "input": "The food was delicious"}),
+        ),
+    ];
+    for (path, body) in &calls {
+        let req = request(
+            "POST",
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+                ("traceparent", traceparent),
+                ("tracestate", tracestate),
+            ],
+            &serde_json::to_vec(body).expect("json"),
+        );
+        let (status, _, body) = run(&gw, &host, req);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    let sent = host.sent.borrow();
+    assert_eq!(sent.len(), 2);
+    for (call, (path, _)) in sent.iter().zip(&calls) {
+        assert_eq!(call.header("tracestate"), Some(tracestate), "{path}");
+        let parent = call.header("traceparent").expect("traceparent");
+        assert!(
+            parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{path}: same trace id, got {parent}"
+        );
+        assert!(
+            !parent.contains("00f067aa0ba902b7"),
+            "{path}: ASC's span is the parent"
+        );
+    }
+}
+
 #[test]
 fn a_chat_completion_is_served_and_audited() {
     let (gw, host, key) = setup();

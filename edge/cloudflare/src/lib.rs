@@ -63,18 +63,8 @@ pub async fn handle(
     };
     let host = WorkerHost::new(env.clone(), jurisdiction.clone());
     let Handled { reply, after } = gw.handle(&host, inbound).await;
-    if reply.status >= 500 {
-        js::log_error(&format!(
-            "asc: {} {} {}{}",
-            reply.header("x-request-id").unwrap_or("-"),
-            reply.status,
-            reply.header("x-asc-error-code").unwrap_or("-"),
-            reply
-                .diagnostic
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default(),
-        ));
+    if let Some(line) = reply.failure_log_line() {
+        js::log_error(&line);
     }
     if !after.is_empty() {
         let gw = gw.clone();

@@ -234,18 +234,8 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         return respond(status, &[], body, true);
     }
     let Handled { reply, after } = prepared.gateway.handle(&prepared.host, inbound).await;
-    if reply.status >= 500 {
-        eprintln!(
-            "asc: {} {} {}{}",
-            reply.header("x-request-id").unwrap_or("-"),
-            reply.status,
-            reply.header("x-asc-error-code").unwrap_or("-"),
-            reply
-                .diagnostic
-                .as_deref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default(),
-        );
+    if let Some(line) = reply.failure_log_line() {
+        eprintln!("{line}");
     }
     let (status, headers) = (reply.status, reply.headers);
     let full = matches!(reply.body, ReplyBody::Full(_));

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::{provider, upstream, AfterResponse, Caller, Gateway};
-use crate::audit::{Attempt, AuditEvent};
+use crate::audit::{Attempt, AuditEvent, Outcome};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
@@ -39,6 +39,28 @@ pub(super) enum Attempted<'t, B> {
 pub(super) enum Payload<'a> {
     Chat { hub: &'a HubRequest, stream: bool },
     Embeddings(&'a EmbeddingsRequest),
+}
+
+/// The headers every attempt sends besides the provider's own: content negotiation, the trace
+/// context (the client's `tracestate` passed on), and who is calling.
+pub(super) fn common_headers(
+    accept: &str,
+    traceparent: String,
+    tracestate: Option<String>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("accept".to_string(), accept.to_string()),
+        ("traceparent".to_string(), traceparent),
+        (
+            "user-agent".to_string(),
+            concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
+        ),
+    ];
+    if let Some(state) = tracestate {
+        headers.push(("tracestate".to_string(), state));
+    }
+    headers
 }
 
 /// What every attempt sends besides the provider's own headers.
@@ -191,6 +213,10 @@ pub(super) async fn run<'c, H: Host>(
                     Ok((status, body)) if !plan.fallback_on.statuses.contains(&status) => {
                         attempt.latency_ms = host.now().ms_since(started);
                         audit.detail.attempts.push(attempt);
+                        // The client's own mistake, as the upstream phrased it: recorded as
+                        // refused (the reservation is released).
+                        audit.record.outcome = Outcome::Refused;
+                        audit.record.status = status;
                         return Ok(Attempted::Refused {
                             status,
                             body,

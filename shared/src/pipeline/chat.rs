@@ -7,7 +7,7 @@ use super::attempts::{self, Attempted, CallContext, Payload};
 use super::dialect;
 use super::provider;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
-use crate::audit::{content_sha256, AuditEvent, Outcome, Usage};
+use crate::audit::{content_sha256, AuditEvent, Usage};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, ResponseGuard, GUARDRAILS_HEADER};
@@ -106,43 +106,29 @@ async fn serve<H: Host, B: ByteSource>(
     checked?;
 
     // Which targets, in which order: residency, rules, weights and circuits decide.
-    gw.count_request(caller);
-    let workload = workload_header.as_deref();
+    let max_output_tokens = request.max_output_tokens()?;
     let meta = RequestMeta {
         requested_model: &model,
         tags: &caller.key.tags,
-        workload,
+        workload: workload_header.as_deref(),
     };
-    let plan = gw.plan(host, caller, &meta, after).await?;
-    exchange.record.detail.route = plan.plan.route_id.clone();
-    let first = plan.first(caller)?;
-    set_target(&mut exchange.record, first);
-
-    let max_output = provider::max_output_tokens(first.provider, request.max_output_tokens()?);
-    exchange
-        .admit(gw, host, caller, first, body.len() as u64, max_output)
+    let (plan, first) = gw
+        .route_and_admit(
+            host,
+            caller,
+            &meta,
+            exchange,
+            after,
+            body.len() as u64,
+            |first| provider::max_output_tokens(first.provider, max_output_tokens),
+        )
         .await?;
-
-    let mut headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        (
-            "accept".to_string(),
-            if request.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }
-            .to_string(),
-        ),
-        ("traceparent".to_string(), traceparent),
-        (
-            "user-agent".to_string(),
-            concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
-        ),
-    ];
-    if let Some(state) = tracestate {
-        headers.push(("tracestate".to_string(), state));
-    }
+    let accept = if request.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let headers = attempts::common_headers(accept, traceparent, tracestate);
     let call = CallContext {
         payload: Payload::Chat {
             hub: &request.hub,
@@ -173,10 +159,6 @@ async fn serve<H: Host, B: ByteSource>(
             body,
             target,
         } => {
-            // The client's own mistake, as the upstream phrased it: recorded as refused, and
-            // the reservation released.
-            exchange.record.record.outcome = Outcome::Refused;
-            exchange.record.record.status = status;
             let mut reply = reply(status, "application/json", body, target);
             reply
                 .headers
@@ -187,13 +169,7 @@ async fn serve<H: Host, B: ByteSource>(
             });
         }
     };
-    set_target(&mut exchange.record, target);
-    exchange.record.detail.endpoint_region = target.region.clone();
-    if !std::ptr::eq(target, first) {
-        if let Some(charge) = exchange.charge.as_mut() {
-            gw.requote(host, charge, target).await;
-        }
-    }
+    exchange.served_by(gw, host, first, target).await;
     let is_sse = response
         .header("content-type")
         .is_some_and(|ct| ct.contains("text/event-stream"));
@@ -274,12 +250,6 @@ async fn serve<H: Host, B: ByteSource>(
 }
 
 /// The target a request goes to (the first candidate, then the one that served).
-pub(super) fn set_target(record: &mut AuditEvent, target: &ModelTarget) {
-    record.record.served_model = Some(target.upstream_model.clone());
-    record.record.provider = Some(target.provider.as_str().to_string());
-    record.record.endpoint_host = target.endpoint.host_str().map(str::to_string);
-}
-
 fn reply<S: ByteSource>(
     status: u16,
     content_type: &str,

@@ -5,9 +5,9 @@
 use serde_json::{Map, Value};
 
 use super::attempts::{self, Attempted, CallContext, Payload};
-use super::chat::{finish, read_body, record_guardrails, served_headers, set_target, Served};
+use super::chat::{finish, read_body, record_guardrails, served_headers, Served};
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
-use crate::audit::{content_sha256, Outcome, Usage};
+use crate::audit::{content_sha256, Usage};
 use crate::error::GatewayError;
 use crate::guard;
 use crate::host::{ByteSource, Host};
@@ -39,6 +39,7 @@ async fn serve<H: Host, B: ByteSource>(
     after: &mut AfterResponse,
 ) -> Result<Served<H::Body>, GatewayError> {
     let traceparent = ctx.trace.header();
+    let tracestate = req.header("tracestate").map(str::to_string);
     let workload = req.header(crate::headers::WORKLOAD).map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
@@ -50,29 +51,25 @@ async fn serve<H: Host, B: ByteSource>(
     record_guardrails(&mut exchange.record, &guarded);
     checked?;
 
-    gw.count_request(caller);
     let model = request.model.clone();
     let meta = RequestMeta {
         requested_model: &model,
         tags: &caller.key.tags,
         workload: workload.as_deref(),
     };
-    let plan = gw.plan(host, caller, &meta, after).await?;
-    exchange.record.detail.route = plan.plan.route_id.clone();
-    let first = plan.first(caller)?;
-    set_target(&mut exchange.record, first);
-    exchange
-        .admit(gw, host, caller, first, body.len() as u64, Some(0))
+    // Embeddings produce no output tokens: the input is the worst case.
+    let (plan, first) = gw
+        .route_and_admit(
+            host,
+            caller,
+            &meta,
+            exchange,
+            after,
+            body.len() as u64,
+            |_| Some(0),
+        )
         .await?;
-    let headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        ("accept".to_string(), "application/json".to_string()),
-        ("traceparent".to_string(), traceparent),
-        (
-            "user-agent".to_string(),
-            concat!("asc/", env!("CARGO_PKG_VERSION")).to_string(),
-        ),
-    ];
+    let headers = attempts::common_headers("application/json", traceparent, tracestate);
     let call = CallContext {
         payload: Payload::Embeddings(&request),
         dialect: Dialect::OpenAi,
@@ -100,21 +97,13 @@ async fn serve<H: Host, B: ByteSource>(
             body,
             target,
         } => {
-            exchange.record.record.outcome = Outcome::Refused;
-            exchange.record.record.status = status;
             return Ok(Served::Full {
                 reply: full(status, body, target),
                 usage: Some(Usage::default()),
             });
         }
     };
-    set_target(&mut exchange.record, target);
-    exchange.record.detail.endpoint_region = target.region.clone();
-    if !std::ptr::eq(target, first) {
-        if let Some(charge) = exchange.charge.as_mut() {
-            gw.requote(host, charge, target).await;
-        }
-    }
+    exchange.served_by(gw, host, first, target).await;
     let limit = gw.settings.max_upstream_response_bytes;
     let reply_body = upstream::read_reply(&mut response.body, limit).await?;
     let (out, usage) = match target.provider {

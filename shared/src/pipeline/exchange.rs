@@ -45,6 +45,31 @@ impl Exchange {
         }
     }
 
+    /// Notes the target a request is sent to (model, provider, endpoint host).
+    pub fn set_target(&mut self, target: &ModelTarget) {
+        let record = &mut self.record.record;
+        record.served_model = Some(target.upstream_model.clone());
+        record.provider = Some(target.provider.as_str().to_string());
+        record.endpoint_host = target.endpoint.host_str().map(str::to_string);
+    }
+
+    /// Notes the target that served: a fallback's price replaces the first candidate's.
+    pub async fn served_by<H: Host>(
+        &mut self,
+        gw: &Gateway,
+        host: &H,
+        first: &ModelTarget,
+        target: &ModelTarget,
+    ) {
+        self.set_target(target);
+        self.record.detail.endpoint_region = target.region.clone();
+        if !std::ptr::eq(target, first) {
+            if let Some(charge) = self.charge.as_mut() {
+                gw.requote(host, charge, target).await;
+            }
+        }
+    }
+
     /// Moves the exchange out (into a stream's relay), leaving this one with nothing to do.
     pub fn hand_off(&mut self) -> Exchange {
         let taken = Exchange {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{AfterResponse, Caller, Charge, Gateway};
+use super::{AfterResponse, Caller, Charge, Exchange, Gateway};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
@@ -29,6 +29,31 @@ impl Planned {
 }
 
 impl Gateway {
+    /// Counts the request against its rate limits, routes it, and admits it against the first
+    /// candidate (the budget is reserved at that target's price, with `max_output` tokens as the
+    /// worst case). The route and the first target go on the record.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn route_and_admit<'c, H: Host>(
+        &self,
+        host: &H,
+        caller: &'c Caller,
+        meta: &RequestMeta<'_>,
+        exchange: &mut Exchange,
+        after: &mut AfterResponse,
+        request_bytes: u64,
+        max_output: impl FnOnce(&ModelTarget) -> Option<u64>,
+    ) -> Result<(Planned, &'c ModelTarget), GatewayError> {
+        self.count_request(caller);
+        let planned = self.plan(host, caller, meta, after).await?;
+        exchange.record.detail.route = planned.plan.route_id.clone();
+        let first = planned.first(caller)?;
+        exchange.set_target(first);
+        exchange
+            .admit(self, host, caller, first, request_bytes, max_output(first))
+            .await?;
+        Ok((planned, first))
+    }
+
     pub(super) async fn plan<H: Host>(
         &self,
         host: &H,
