@@ -27,11 +27,13 @@ pub const BUDGET_ALERTS: &str = "x-asc-budget-alerts";
 pub const BUDGET_EXCEEDED: &str = "x-asc-budget-exceeded";
 /// Response: guardrail decisions (detector, action, count; never the matched text).
 pub const GUARDRAILS: &str = "x-asc-guardrails";
+/// Response: `hit`, `miss` or `bypass` when the tenant's response cache covers the request.
+pub const CACHE: &str = "x-asc-cache";
 /// Request: the workload class a route's rules may match on.
 pub const WORKLOAD: &str = "x-asc-workload";
 
 /// Every name above.
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 15] = [
     REQUEST_ID,
     REGION,
     ERROR_CODE,
@@ -45,5 +47,6 @@ pub const ALL: [&str; 14] = [
     BUDGET_ALERTS,
     BUDGET_EXCEEDED,
     GUARDRAILS,
+    CACHE,
     WORKLOAD,
 ];

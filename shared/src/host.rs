@@ -10,6 +10,7 @@ pub use crate::error::HostError;
 use crate::ids::TenantId;
 use crate::ledger::{LedgerId, LedgerOp, LedgerReply};
 use crate::region::Region;
+use crate::response_cache::CacheKey;
 use crate::routing::circuit::{CircuitOp, CircuitReply};
 use crate::secret::{Secret, SecretRef};
 use crate::time::Timestamp;
@@ -179,6 +180,18 @@ pub trait Host {
     /// Applies one operation to a tenant's circuit board (breakers, retry budget), atomically,
     /// in the one store all isolates of the region share (a Durable Object on Workers).
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError>;
+    /// Reads a response-cache entry from this region's cache store (`None`: no such entry).
+    /// Entries carry their own expiry, which the core checks; a store may also drop them
+    /// once expired.
+    async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, HostError>;
+    /// Writes a response-cache entry to this region's cache store, to be kept until
+    /// `expires_ms`. Runs after the response.
+    async fn cache_put(
+        &self,
+        key: &CacheKey,
+        entry: &[u8],
+        expires_ms: u64,
+    ) -> Result<(), HostError>;
     /// Waits (a retry's backoff). Adapters use the platform's timer.
     async fn sleep(&self, ms: u64);
 }

@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod ratelimit;
 pub mod region;
+pub mod response_cache;
 pub mod routing;
 pub mod secret;
 pub mod sse;

@@ -73,6 +73,10 @@ fn the_schema_matches_the_validator() {
         keys(&schema["$defs"]["route_rule"]["properties"]["when"]["properties"]),
         set(routes::WHEN_FIELDS)
     );
+    assert_eq!(
+        keys(&schema["properties"]["cache"]["properties"]),
+        set(asc_core::config::CACHE_FIELDS)
+    );
     let routing = &schema["properties"]["routing"]["properties"];
     assert_eq!(keys(routing), set(routes::ROUTING_FIELDS));
     assert_eq!(

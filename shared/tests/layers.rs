@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["cache", "apikey", "region", "audit"],
     &["guard", "budget", "providers"],
     &["config"],
-    &["routing", "ledger"],
+    &["routing", "ledger", "response_cache"],
     &["host"],
     &["deployment"],
     &["pipeline"],

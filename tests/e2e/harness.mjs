@@ -160,6 +160,13 @@ export async function startStack({ vars = {} } = {}) {
       },
       routing: { breaker: { failure_threshold: 1000 } },
     }),
+    // The response cache, with answers redacted on their way out (stored redacted); and a second
+    // cached tenant that must never see the first one's entries.
+    cached: tenant('cached', mock.url, {
+      cache: {},
+      guardrails: { detectors: { email: { mode: 'redact' } }, apply_to: { requests: false, responses: true } },
+    }),
+    cached2: tenant('cached2', mock.url, { cache: {} }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),

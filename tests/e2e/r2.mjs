@@ -4,7 +4,7 @@ import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-export async function downloadAuditBucket(persist, outDir, bucketName = 'asc-audit-local') {
+export async function downloadAuditBucket(persist, outDir, bucketName = 'asc-audit-local', prefix = 'audit/') {
   const mf = new Miniflare(convertV4MiniflareOptions({
     modules: true,
     script: 'export default { fetch() { return new Response("ok"); } }',
@@ -18,7 +18,7 @@ export async function downloadAuditBucket(persist, outDir, bucketName = 'asc-aud
     const keys = [];
     let cursor;
     do {
-      const page = await bucket.list({ prefix: 'audit/', cursor });
+      const page = await bucket.list({ prefix, cursor });
       for (const o of page.objects) keys.push(o.key);
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);

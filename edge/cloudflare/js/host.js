@@ -313,3 +313,25 @@ export async function storageGetAlarm(storage) {
 export async function bucketPut(env, binding, key, bytes, contentType) {
   await env[binding].put(key, bytes, { httpMetadata: { contentType } });
 }
+
+// --- The response cache: an R2 bucket in the region's jurisdiction -------------------------
+
+function cacheBucket(env) {
+  const bucket = env.ASC_CACHE;
+  // A tenant opted into the cache on a deployment without the bucket: every read is a miss
+  // and the adapter logs why.
+  if (!bucket) throw new Error('no ASC_CACHE bucket is bound in this deployment');
+  return bucket;
+}
+
+export async function cacheGet(env, name) {
+  const object = await cacheBucket(env).get(name);
+  return object === null ? undefined : new Uint8Array(await object.arrayBuffer());
+}
+
+export async function cachePut(env, name, bytes, expiresMs) {
+  await cacheBucket(env).put(name, bytes, {
+    httpMetadata: { contentType: 'application/json' },
+    customMetadata: { expires_ms: String(expiresMs) },
+  });
+}

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use asc_core::host::{EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
 use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
+use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
@@ -17,6 +18,8 @@ use crate::body::WorkerBody;
 use crate::js;
 
 pub const CONFIG_KV: &str = "ASC_CONFIG";
+/// The R2 bucket of the response cache (in the region's jurisdiction).
+const CACHE_BUCKET: &str = "ASC_CACHE";
 
 thread_local! {
     /// Secrets by name, read once per isolate (a new secret value means a new deployment, and
@@ -159,6 +162,30 @@ impl Host for WorkerHost {
             .as_string()
             .unwrap_or_default();
         serde_json::from_str(&reply).map_err(|e| HostError::Store(format!("CIRCUIT_BOARDS: {e}")))
+    }
+
+    async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, HostError> {
+        let value = js::wait(js::cache_get(&self.env, &key.storage_name()))
+            .await
+            .map_err(store_err(CACHE_BUCKET))?;
+        Ok(js::bytes(&value))
+    }
+
+    async fn cache_put(
+        &self,
+        key: &CacheKey,
+        entry: &[u8],
+        expires_ms: u64,
+    ) -> Result<(), HostError> {
+        js::wait(js::cache_put(
+            &self.env,
+            &key.storage_name(),
+            entry,
+            expires_ms as f64,
+        ))
+        .await
+        .map(|_| ())
+        .map_err(store_err(CACHE_BUCKET))
     }
 
     async fn sleep(&self, ms: u64) {

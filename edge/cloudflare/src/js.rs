@@ -71,6 +71,11 @@ extern "C" {
     #[wasm_bindgen(js_name = storageGetAlarm)]
     pub fn storage_get_alarm(storage: &JsValue) -> Promise;
 
+    #[wasm_bindgen(js_name = cacheGet)]
+    pub fn cache_get(env: &JsValue, name: &str) -> Promise;
+    #[wasm_bindgen(js_name = cachePut)]
+    pub fn cache_put(env: &JsValue, name: &str, bytes: &[u8], expires_ms: f64) -> Promise;
+
     #[wasm_bindgen(js_name = bucketPut)]
     pub fn bucket_put(
         env: &JsValue,

@@ -18,7 +18,7 @@ use crate::host::SpinHost;
 use crate::platform::{Platform, SqlValue};
 use crate::s3::BucketSink;
 use crate::settings;
-use crate::{sql_ledger, sql_trail};
+use crate::{sql_cache, sql_ledger, sql_trail};
 
 /// `POST` here with `Authorization: Bearer <audit_flush_token>` gives up on expired requests in
 /// every ledger, forwards every outbox and ships whatever is due (and a heartbeat digest on each
@@ -49,7 +49,11 @@ pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
     if SCHEMA_READY.with(Cell::get) {
         return Ok(());
     }
-    for statement in sql_ledger::SCHEMA.iter().chain(sql_trail::SCHEMA) {
+    for statement in sql_ledger::SCHEMA
+        .iter()
+        .chain(sql_trail::SCHEMA)
+        .chain(sql_cache::SCHEMA)
+    {
         p.sql(statement, &[]).await?;
     }
     SCHEMA_READY.with(|r| r.set(true));

@@ -9,6 +9,7 @@ use asc_core::host::{EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
 use asc_core::ledger::stored::{apply_stored, apply_versioned};
 use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
+use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
@@ -91,6 +92,26 @@ impl<P: Platform> Host for SpinHost<P> {
             &SqlLedgers(&self.platform),
             &id,
             |board: &mut CircuitBoard| board.apply(op),
+        )
+        .await
+    }
+
+    async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, HostError> {
+        crate::sql_cache::get(&self.platform, key, self.platform.now_ms()).await
+    }
+
+    async fn cache_put(
+        &self,
+        key: &CacheKey,
+        entry: &[u8],
+        expires_ms: u64,
+    ) -> Result<(), HostError> {
+        crate::sql_cache::put(
+            &self.platform,
+            key,
+            entry,
+            expires_ms,
+            self.platform.now_ms(),
         )
         .await
     }

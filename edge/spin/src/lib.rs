@@ -11,6 +11,7 @@ pub mod host;
 pub mod platform;
 pub mod s3;
 pub mod settings;
+pub mod sql_cache;
 pub mod sql_ledger;
 pub mod sql_trail;
 

@@ -426,3 +426,38 @@ fn routing_failover_retry_after_and_the_breaker_agree() {
     assert_eq!(v["type"], "message");
     pair.audit_agrees();
 }
+
+#[test]
+fn the_response_cache_in_sqlite_hits_expires_and_sweeps_like_the_reference() {
+    let (pair, keys) = Pair::new(|h| {
+        let mut t = demo_tenant();
+        t["cache"] = json!({"ttl_seconds": 60});
+        h.put_tenant(&t);
+    });
+    let key = &keys[0];
+    let deterministic = || {
+        json!({"model": "gpt-4o-mini", "temperature": 0,
+               "messages": [{"role": "user", "content": "Hi"}]})
+    };
+    pair.script(|| ok_json(completion_json()));
+    let (_, headers, _) = pair.run(|| chat(key, &deterministic()));
+    assert_eq!(header(&headers, "x-asc-cache"), Some("miss"));
+    let (_, headers, _) = pair.run(|| chat(key, &deterministic()));
+    assert_eq!(header(&headers, "x-asc-cache"), Some("hit"));
+    assert_eq!(pair.backing.sent_count(), 1, "the hit came from SQLite");
+    let platform = pair.spin.host.platform();
+    let rows = platform.query("SELECT name FROM asc_response_cache");
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0][0].as_str().expect("name").starts_with("demo/"));
+
+    // Past the TTL: a miss, and the fresh answer's write sweeps the expired row.
+    pair.advance(61_000);
+    pair.script(|| ok_json(completion_json()));
+    let (_, headers, _) = pair.run(|| chat(key, &deterministic()));
+    assert_eq!(header(&headers, "x-asc-cache"), Some("miss"));
+    assert_eq!(pair.backing.sent_count(), 2);
+    let expiries = platform.query("SELECT expires_ms FROM asc_response_cache");
+    assert_eq!(expiries.len(), 1);
+    assert!(expiries[0][0].as_u64().expect("ms") > pair.backing.clock_ms.get());
+    pair.audit_agrees();
+}

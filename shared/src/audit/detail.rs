@@ -57,6 +57,35 @@ pub struct Attempt {
     pub latency_ms: u64,
 }
 
+/// How a request used the response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    /// Answered from a stored entry; no upstream call.
+    Hit,
+    /// Looked up (or skipped by `Cache-Control: no-cache`) and sent upstream.
+    Miss,
+    /// The tenant caches this operation and model, but this request did not use the cache.
+    Bypass,
+}
+
+/// The response cache's part in a request (absent when the tenant's cache does not cover it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheNote {
+    pub outcome: CacheOutcome,
+    /// SHA-256 (hex) naming the entry read or written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The response was handed to the region's cache to store (the write happens after the
+    /// response; a failed write is logged and never fails the request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stored: bool,
+    /// Why the cache was bypassed or the response not stored: `no_store`, `no_cache`,
+    /// `nondeterministic`, `too_large`, `tool_calls`, `not_ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Prompt and response text, only when the tenant's policy asks for it, after redaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedContent {
@@ -96,6 +125,9 @@ pub struct AuditDetail {
     /// record was chained as `partial` and its reservation charged in full at expiry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_expiry: Option<bool>,
+    /// The response cache's part, when the tenant's cache covers the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheNote>,
 }
 
 /// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus

@@ -1,11 +1,13 @@
 //! Config documents, validated into typed config. Each problem carries its path.
 
 pub mod budgets;
+pub mod cache;
 pub mod routes;
 mod tenant;
 
 pub use crate::validate::{ConfigError, ConfigErrors};
 pub use budgets::{AppliesTo, Budget, BUDGET_FIELDS};
+pub use cache::{CachePolicy, CachedOperation, CACHE_FIELDS};
 pub use tenant::{
     Limits, ModelTarget, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS, LIMIT_FIELDS,
     MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,

@@ -27,6 +27,7 @@ pub const TENANT_FIELDS: &[&str] = &[
     "routes",
     "routing",
     "workloads",
+    "cache",
 ];
 pub const MODEL_FIELDS: &[&str] = &[
     "provider",
@@ -121,6 +122,8 @@ pub struct TenantConfig {
     pub routes: BTreeMap<String, super::routes::RouteConfig>,
     pub routing: super::routes::RoutingSettings,
     pub workloads: BTreeMap<String, super::routes::Workload>,
+    /// The response cache, when the tenant opts in.
+    pub cache: Option<super::cache::CachePolicy>,
     /// SHA-256 of the stored document: the policy version recorded in audit records.
     pub version: String,
 }
@@ -214,6 +217,10 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         Some(v) => super::routes::workloads(v, errs),
         None => Some(BTreeMap::new()),
     };
+    let cache = match root.get("cache") {
+        Some(v) => super::cache::cache_policy(v, errs).map(Some),
+        None => Some(None),
+    };
     Some(TenantConfig {
         tenant_id: tenant_id?,
         display_name,
@@ -225,6 +232,7 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         routes: routes?,
         routing: routing?,
         workloads: workloads?,
+        cache: cache?,
         version,
     })
 }

@@ -1,14 +1,15 @@
 //! Work that runs after the response has gone out, off the client's critical path: the ledger
-//! commit of a served request, circuit reports and circuit-state refreshes. The adapter runs it
+//! commit of a served request, circuit reports and circuit-state refreshes, response-cache writes. The adapter runs it
 //! with the platform's means (`ctx.waitUntil` on Workers, after the response body on Spin).
 //! Nothing here may be lost without a safety net: a commit that never runs is settled by the
 //! ledger when the request expires; a report or a refresh that never runs only delays what
-//! isolates learn about a target's health.
+//! isolates learn about a target's health; a cache write that never runs is a later miss.
 
 use super::Gateway;
 use crate::host::{Host, HostError};
 use crate::ids::TenantId;
 use crate::ledger::{LedgerId, LedgerOp};
+use crate::response_cache::CacheKey;
 use crate::routing::circuit::{CircuitOp, CircuitReply};
 
 /// One piece of deferred work.
@@ -17,6 +18,12 @@ pub enum Deferred {
     Ledger(LedgerId, Box<LedgerOp>),
     /// A circuit report or a refresh of the states this isolate caches.
     Circuits(TenantId, CircuitOp),
+    /// A response-cache entry to store, until `expires_ms`.
+    CachePut {
+        key: CacheKey,
+        entry: Vec<u8>,
+        expires_ms: u64,
+    },
 }
 
 /// What a request leaves to do after its response.
@@ -41,6 +48,14 @@ impl AfterResponse {
             return;
         }
         self.work.push(Deferred::Circuits(tenant, op));
+    }
+
+    pub fn cache_put(&mut self, key: CacheKey, entry: Vec<u8>, expires_ms: u64) {
+        self.work.push(Deferred::CachePut {
+            key,
+            entry,
+            expires_ms,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,6 +85,15 @@ impl AfterResponse {
                     Ok(reply) => gw.learn_circuits(host, &tenant, &op, reply),
                     Err(e) => failures.push(e),
                 },
+                Deferred::CachePut {
+                    key,
+                    entry,
+                    expires_ms,
+                } => {
+                    if let Err(e) = host.cache_put(&key, &entry, expires_ms).await {
+                        failures.push(e);
+                    }
+                }
             }
         }
         failures

@@ -4,11 +4,13 @@
 
 use super::admission::Counted;
 use super::attempts::{self, Attempted, CallContext, Payload};
+use super::cached::{self, StreamStore};
 use super::dialect;
+use super::hit;
 use super::provider;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::{content_sha256, AuditEvent, Usage};
-use crate::config::ModelTarget;
+use crate::config::{CachedOperation, ModelTarget};
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::{self, ResponseGuard, GUARDRAILS_HEADER};
 use crate::host::{read_limited, ByteSource, Host};
@@ -86,6 +88,7 @@ async fn serve<H: Host, B: ByteSource>(
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
     let workload_header = req.header(crate::headers::WORKLOAD).map(str::to_string);
+    let cache_control = req.header("cache-control").map(str::to_string);
     dialect::check_headers(
         dialect,
         req.header("anthropic-version"),
@@ -112,6 +115,18 @@ async fn serve<H: Host, B: ByteSource>(
         tags: &caller.key.tags,
         workload: workload_header.as_deref(),
     };
+    let cache_operation = match dialect {
+        Dialect::OpenAi => CachedOperation::Chat,
+        Dialect::Anthropic => CachedOperation::Messages,
+    };
+    let mut lookup = cached::open(
+        caller,
+        cache_operation,
+        &model,
+        &request.hub,
+        cache_control.as_deref(),
+        exchange,
+    );
     let (plan, first) = gw
         .route_and_admit(
             host,
@@ -121,8 +136,20 @@ async fn serve<H: Host, B: ByteSource>(
             after,
             body.len() as u64,
             |first| provider::max_output_tokens(first.provider, max_output_tokens),
+            lookup.as_mut(),
         )
         .await?;
+    if let Some(entry) = lookup.as_mut().and_then(|l| l.found.take()) {
+        let hit = hit::Hit {
+            request: &request,
+            dialect,
+            plan: &plan.plan,
+            first,
+            entry,
+        };
+        return hit::completion(host, ctx, caller, hit, guarded, exchange);
+    }
+    let cache_policy = caller.tenant.cache.as_ref();
     let accept = if request.stream {
         "text/event-stream"
     } else {
@@ -163,6 +190,7 @@ async fn serve<H: Host, B: ByteSource>(
             reply
                 .headers
                 .extend(route_headers(&plan.plan, &exchange.record));
+            reply.headers.extend(cached::header(exchange));
             return Ok(Served::Full {
                 reply,
                 usage: Some(Usage::default()),
@@ -189,13 +217,26 @@ async fn serve<H: Host, B: ByteSource>(
         exchange.record.record.status = response.status;
         let request_decisions = guarded.decisions().header_value();
         let stream_guard = ResponseGuard::new(policy, guarded);
+        let store = match (lookup.as_ref(), cache_policy) {
+            (Some(l), Some(policy)) if response.status == 200 => l
+                .capture(policy)
+                .zip(l.key.clone())
+                .map(|(capture, key)| StreamStore {
+                    key,
+                    capture,
+                    policy: policy.clone(),
+                }),
+            _ => None,
+        };
+        let cache_header = cached::header(exchange);
         let relay = Relay::new(
             response.body,
             exchange.hand_off(),
             provider::decoder(target.provider, created_s),
             dialect::encoder(dialect, &request, &ctx.request_id),
             stream_guard,
-        );
+        )
+        .storing(store);
         let mut reply = Reply {
             status: 200,
             headers: served_headers("text/event-stream", target),
@@ -204,6 +245,7 @@ async fn serve<H: Host, B: ByteSource>(
         };
         reply.headers.extend(route_headers);
         reply.headers.extend(charge_headers);
+        reply.headers.extend(cache_header);
         // Only the request's decisions are known before the stream; the audit record has all.
         if let Some(v) = request_decisions {
             reply.headers.push((GUARDRAILS_HEADER.into(), v));
@@ -217,10 +259,14 @@ async fn serve<H: Host, B: ByteSource>(
     let body =
         upstream::read_reply(&mut response.body, gw.settings.max_upstream_response_bytes).await?;
     let passthrough = dialect == Dialect::OpenAi && target.provider == Provider::OpenAi;
-    let (body, usage) = if passthrough && !policy.scans_responses() {
+    let storing = lookup.as_ref().is_some_and(|l| l.allowed.write);
+    let (body, usage, to_store) = if passthrough && !policy.scans_responses() {
         // Nothing to translate or scan: the upstream's exact bytes, with only usage read.
         let usage = crate::providers::openai::reply_usage(&body)?;
-        (body, usage)
+        let to_store = storing
+            .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+            .flatten();
+        (body, usage, to_store)
     } else {
         let (mut hub, usage) = provider::response_to_hub(target.provider, &body, created_s)?;
         let redacted = guard::openai::redact_chat_response(policy, &mut hub, &mut guarded);
@@ -230,16 +276,28 @@ async fn serve<H: Host, B: ByteSource>(
         } else {
             dialect::full_body(dialect, &hub, usage, &request.model)?
         };
-        (body, usage)
+        (body, usage, storing.then_some(hub))
     };
     exchange.record.record.usage = usage;
     record_guardrails(&mut exchange.record, &guarded);
     exchange.record.record.status = response.status;
     let (_, _, charged) = exchange.cost(usage, Counted::default());
     exchange.record.detail.response_sha256 = Some(content_sha256(&body));
+    if let (Some(l), Some(p), Some(hub)) = (lookup.as_ref(), cache_policy, to_store) {
+        l.store(
+            p,
+            exchange,
+            after,
+            host.now().millis(),
+            response.status,
+            hub,
+            usage,
+        );
+    }
     let mut reply = reply(response.status, "application/json", body, target);
     reply.headers.extend(route_headers);
     reply.headers.extend(charge_headers);
+    reply.headers.extend(cached::header(exchange));
     if let Some(v) = guarded.decisions().header_value() {
         reply.headers.push((GUARDRAILS_HEADER.into(), v));
     }
@@ -250,7 +308,7 @@ async fn serve<H: Host, B: ByteSource>(
 }
 
 /// The target a request goes to (the first candidate, then the one that served).
-fn reply<S: ByteSource>(
+pub(super) fn reply<S: ByteSource>(
     status: u16,
     content_type: &str,
     body: Vec<u8>,
@@ -266,7 +324,7 @@ fn reply<S: ByteSource>(
 
 /// The route, the attempts made and the target that served, for the client (the audit record
 /// has the same facts).
-fn route_headers(plan: &Plan, audit: &AuditEvent) -> Vec<(String, String)> {
+pub(super) fn route_headers(plan: &Plan, audit: &AuditEvent) -> Vec<(String, String)> {
     let mut headers = vec![(
         crate::headers::ATTEMPTS.to_string(),
         audit.detail.attempts.len().to_string(),

@@ -5,9 +5,12 @@
 use serde_json::{Map, Value};
 
 use super::attempts::{self, Attempted, CallContext, Payload};
+use super::cached;
 use super::chat::{finish, read_body, record_guardrails, served_headers, Served};
+use super::hit;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::{content_sha256, Usage};
+use crate::config::CachedOperation;
 use crate::error::GatewayError;
 use crate::guard;
 use crate::host::{ByteSource, Host};
@@ -41,6 +44,7 @@ async fn serve<H: Host, B: ByteSource>(
     let traceparent = ctx.trace.header();
     let tracestate = req.header("tracestate").map(str::to_string);
     let workload = req.header(crate::headers::WORKLOAD).map(str::to_string);
+    let cache_control = req.header("cache-control").map(str::to_string);
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
     let mut request = embeddings::parse_request(&body)?;
@@ -57,6 +61,14 @@ async fn serve<H: Host, B: ByteSource>(
         tags: &caller.key.tags,
         workload: workload.as_deref(),
     };
+    let mut lookup = cached::open(
+        caller,
+        CachedOperation::Embeddings,
+        &model,
+        &request.body,
+        cache_control.as_deref(),
+        exchange,
+    );
     // Embeddings produce no output tokens: the input is the worst case.
     let (plan, first) = gw
         .route_and_admit(
@@ -67,8 +79,12 @@ async fn serve<H: Host, B: ByteSource>(
             after,
             body.len() as u64,
             |_| Some(0),
+            lookup.as_mut(),
         )
         .await?;
+    if let Some(entry) = lookup.as_mut().and_then(|l| l.found.take()) {
+        return hit::embeddings::<H>(caller, &plan.plan, first, entry, exchange);
+    }
     let headers = attempts::common_headers("application/json", traceparent, tracestate);
     let call = CallContext {
         payload: Payload::Embeddings(&request),
@@ -119,6 +135,14 @@ async fn serve<H: Host, B: ByteSource>(
     exchange.record.record.status = response.status;
     let (_, _, charged) = exchange.cost(usage, Default::default());
     exchange.record.detail.response_sha256 = Some(content_sha256(&out));
+    if let (Some(l), Some(policy)) = (lookup.as_ref(), caller.tenant.cache.as_ref()) {
+        if l.allowed.write {
+            if let Ok(stored) = serde_json::from_slice::<Value>(&out) {
+                let now = host.now().millis();
+                l.store(policy, exchange, after, now, response.status, stored, usage);
+            }
+        }
+    }
     let mut reply = full(response.status, out, target);
     reply.headers.push((crate::headers::TARGET.into(), key));
     reply.headers.push((
@@ -139,6 +163,7 @@ async fn serve<H: Host, B: ByteSource>(
     reply
         .headers
         .push((crate::headers::COST.into(), charged.to_string()));
+    reply.headers.extend(cached::header(exchange));
     Ok(Served::Full { reply, usage })
 }
 

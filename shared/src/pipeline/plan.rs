@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 
+use futures_util::future::join;
+
+use super::cached::Lookup;
 use super::{AfterResponse, Caller, Charge, Exchange, Gateway};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
+use crate::response_cache::CacheKey;
 use crate::routing::circuit::CircuitState;
 use crate::routing::{self, Plan, RequestMeta};
 
@@ -31,7 +35,8 @@ impl Planned {
 impl Gateway {
     /// Counts the request against its rate limits, routes it, and admits it against the first
     /// candidate (the budget is reserved at that target's price, with `max_output` tokens as the
-    /// worst case). The route and the first target go on the record.
+    /// worst case). The route and the first target go on the record. A request the response
+    /// cache covers reads its entry (keyed by that first target) alongside the admission.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn route_and_admit<'c, H: Host>(
         &self,
@@ -42,15 +47,34 @@ impl Gateway {
         after: &mut AfterResponse,
         request_bytes: u64,
         max_output: impl FnOnce(&ModelTarget) -> Option<u64>,
+        cache: Option<&mut Lookup<'_>>,
     ) -> Result<(Planned, &'c ModelTarget), GatewayError> {
         self.count_request(caller);
         let planned = self.plan(host, caller, meta, after).await?;
         exchange.record.detail.route = planned.plan.route_id.clone();
         let first = planned.first(caller)?;
         exchange.set_target(first);
-        exchange
-            .admit(self, host, caller, first, request_bytes, max_output(first))
-            .await?;
+        let max_output = max_output(first);
+        match cache {
+            None => {
+                exchange
+                    .admit(self, host, caller, first, request_bytes, max_output)
+                    .await?
+            }
+            Some(lookup) => {
+                lookup.key = CacheKey::derive(
+                    &caller.tenant.tenant_id,
+                    &self.region.id,
+                    first,
+                    lookup.kind,
+                    lookup.request,
+                );
+                let admit = exchange.admit(self, host, caller, first, request_bytes, max_output);
+                let (admitted, note) = join(admit, lookup.read(host)).await;
+                admitted?;
+                exchange.record.detail.cache = note;
+            }
+        }
         Ok((planned, first))
     }
 

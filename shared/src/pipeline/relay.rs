@@ -13,6 +13,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::guard::ResponseGuard;
 use crate::host::HostError;
 use crate::host::{ByteSource, Host};
+use crate::pipeline::cached::StreamStore;
 use crate::pipeline::{Counted, Exchange};
 use crate::providers::stream::{ClientEncoder, HubEvent, UpstreamDecoder};
 use crate::sse::SseParser;
@@ -51,6 +52,8 @@ pub struct Relay<S: ByteSource> {
     /// The guardrails on the response, or (when responses are not scanned) the request's
     /// decisions, for the audit record.
     guard: ResponseGuard,
+    /// The response cache's capture, when a clean end may be stored.
+    store: Option<StreamStore>,
 }
 
 impl<S: ByteSource> Relay<S> {
@@ -71,7 +74,15 @@ impl<S: ByteSource> Relay<S> {
             encoder,
             sent: Sha256::new(),
             guard,
+            store: None,
         }
+    }
+
+    /// Captures what the client is sent, to store it in the response cache if the stream
+    /// ends cleanly.
+    pub(crate) fn storing(mut self, store: Option<StreamStore>) -> Self {
+        self.store = store;
+        self
     }
 
     /// The next bytes for the client, or `None` when the stream is over. Reads only the
@@ -134,6 +145,9 @@ impl<S: ByteSource> Relay<S> {
                     ResponseGuard::Off(_) => false,
                 };
                 self.count_content(&chunk);
+                if let Some(store) = &mut self.store {
+                    store.capture.on_chunk(&chunk);
+                }
                 let raw = if rewritten { None } else { raw };
                 self.encoder.chunk(&chunk, raw.as_deref(), out);
             }
@@ -247,12 +261,23 @@ impl<S: ByteSource> Relay<S> {
             }
         }
         let now = host.now().millis();
-        let Some((ledger, op, _)) =
-            self.exchange
-                .ending_op(now, self.summary.usage, self.summary.counted)
-        else {
-            return Ok(());
+        let clean = failure.is_none();
+        let to_store = match self.store.take() {
+            Some(store) if clean => store.finish(&mut self.exchange, now, self.summary.usage),
+            _ => None,
         };
-        host.ledger_after_response(&ledger, &op).await
+        let committed = match self
+            .exchange
+            .ending_op(now, self.summary.usage, self.summary.counted)
+        {
+            Some((ledger, op, _)) => host.ledger_after_response(&ledger, &op).await,
+            None => Ok(()),
+        };
+        // The record is committed first: a failed cache write only costs a later miss.
+        if let Some((key, entry, expires_ms)) = to_store {
+            let stored = host.cache_put(&key, &entry, expires_ms).await;
+            return committed.and(stored);
+        }
+        committed
     }
 }

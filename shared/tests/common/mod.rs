@@ -14,6 +14,7 @@ use asc_core::ids::{KeyId, TenantId};
 use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, LedgerReply, OpenRequest, TenantLedger};
 use asc_core::pipeline::http::{Inbound, ReplyBody};
 use asc_core::pipeline::Handled;
+use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
 use asc_core::time::Timestamp;
@@ -92,6 +93,11 @@ pub struct FakeHost {
     pub circuit_ops: Cell<usize>,
     /// Every wait the pipeline asked for (each also advances the clock).
     pub sleeps: RefCell<Vec<u64>>,
+    /// The region's response cache: storage name -> (entry, expires_ms).
+    pub cache: RefCell<HashMap<String, (Vec<u8>, u64)>>,
+    pub cache_reads: Cell<usize>,
+    /// When true, the cache store fails every read and write.
+    pub cache_down: Cell<bool>,
 }
 
 impl FakeHost {
@@ -115,6 +121,9 @@ impl FakeHost {
             circuit_boards: RefCell::new(HashMap::new()),
             circuit_ops: Cell::new(0),
             sleeps: RefCell::new(Vec::new()),
+            cache: RefCell::new(HashMap::new()),
+            cache_reads: Cell::new(0),
+            cache_down: Cell::new(false),
         };
         host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
         host.set_secret("OPENAI_API_KEY", UPSTREAM_KEY);
@@ -315,6 +324,33 @@ impl Host for FakeHost {
             .entry(tenant.to_string())
             .or_default()
             .apply(op))
+    }
+
+    async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, HostError> {
+        self.cache_reads.set(self.cache_reads.get() + 1);
+        if self.cache_down.get() {
+            return Err(HostError::Store("cache: down".into()));
+        }
+        Ok(self
+            .cache
+            .borrow()
+            .get(&key.storage_name())
+            .map(|(entry, _)| entry.clone()))
+    }
+
+    async fn cache_put(
+        &self,
+        key: &CacheKey,
+        entry: &[u8],
+        expires_ms: u64,
+    ) -> Result<(), HostError> {
+        if self.cache_down.get() {
+            return Err(HostError::Store("cache: down".into()));
+        }
+        self.cache
+            .borrow_mut()
+            .insert(key.storage_name(), (entry.to_vec(), expires_ms));
+        Ok(())
     }
 
     async fn sleep(&self, ms: u64) {

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use asc_core::builtin_regions;
 use asc_core::host::{ByteSource, EgressApproved, Host, HostError, UpstreamResponse};
 use asc_spin::platform::{Outbound, Platform, SqlValue};
-use asc_spin::{sql_ledger, sql_trail};
+use asc_spin::{sql_cache, sql_ledger, sql_trail};
 use rusqlite::types::{Value, ValueRef};
 
 #[path = "../../../../shared/tests/common/mod.rs"]
@@ -48,9 +48,15 @@ pub fn open_db(path: Option<&std::path::Path>) -> rusqlite::Connection {
         Some(p) => rusqlite::Connection::open(p).expect("sqlite file"),
         None => rusqlite::Connection::open_in_memory().expect("sqlite"),
     };
-    db.busy_timeout(std::time::Duration::from_secs(5))
+    // Generous: the concurrent-instances test races eight writers, and a loaded CI machine
+    // can hold the lock for seconds.
+    db.busy_timeout(std::time::Duration::from_secs(60))
         .expect("busy timeout");
-    for s in sql_ledger::SCHEMA.iter().chain(sql_trail::SCHEMA) {
+    for s in sql_ledger::SCHEMA
+        .iter()
+        .chain(sql_trail::SCHEMA)
+        .chain(sql_cache::SCHEMA)
+    {
         db.execute_batch(s).expect("schema");
     }
     db
