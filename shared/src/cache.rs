@@ -26,6 +26,10 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+
     pub fn put(&mut self, key: String, value: V, now: Timestamp) {
         if self.entries.len() >= self.capacity {
             self.entries.retain(|_, (expires, _)| *expires > now);

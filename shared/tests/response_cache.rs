@@ -603,3 +603,42 @@ fn embeddings_are_cached_whole() {
     let (_, headers, _) = run(&gw, &host, chat(&key, &ask("Hi")));
     assert_eq!(header(&headers, "x-asc-cache"), None);
 }
+
+#[test]
+fn an_isolate_reads_an_entry_from_the_store_once_and_drops_it_on_a_refresh() {
+    let (gw, host, key) = setup(json!({}));
+    host.script(ok_json(completion_saying("one")));
+    run(&gw, &host, chat(&key, &ask("Hi")));
+    let reads = host.cache_reads.get();
+    for _ in 0..3 {
+        let (_, headers, body) = run(&gw, &host, chat(&key, &ask("Hi")));
+        assert_eq!(header(&headers, "x-asc-cache"), Some("hit"));
+        assert_eq!(content(&body), "one");
+    }
+    assert_eq!(
+        host.cache_reads.get(),
+        reads + 1,
+        "later hits come from the isolate's copy"
+    );
+
+    // A refresh in this isolate: the next hit is the new answer, read from the store again.
+    host.script(ok_json(completion_saying("two")));
+    let auth = format!("Bearer {key}");
+    run(
+        &gw,
+        &host,
+        request(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", &auth), ("cache-control", "no-cache")],
+            ask("Hi").to_string().as_bytes(),
+        ),
+    );
+    let (_, _, body) = run(&gw, &host, chat(&key, &ask("Hi")));
+    assert_eq!(content(&body), "two");
+
+    // Another isolate (a new gateway) sees the stored entry.
+    let (_, headers, body) = run(&local_gateway(), &host, chat(&key, &ask("Hi")));
+    assert_eq!(header(&headers, "x-asc-cache"), Some("hit"));
+    assert_eq!(content(&body), "two");
+}

@@ -404,6 +404,9 @@ if (['passthrough', 'asc'].some(want)) {
   tenants.bare = base('bare');
   tenants.guardonly = base('guardonly', { guardrails });
   tenants.budgetonly = base('budgetonly', { budgets });
+  // The headline tenant with the response cache on (the bench body samples at 0.2, hence
+  // `nondeterministic`): repeats are hits; `Cache-Control: no-cache` forces misses.
+  tenants.cached = base('cached', { budgets, guardrails, cache: { nondeterministic: true } });
   const signing = auditKeyPair('bench-1');
   const kv = [];
   for (const id of want('asc') ? Object.keys(tenants) : []) {
@@ -465,7 +468,7 @@ export default {
           AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
         },
         kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
-        r2Buckets: { AUDIT_BUCKET: 'asc-audit-local' },
+        r2Buckets: { AUDIT_BUCKET: 'asc-audit-local', ASC_CACHE: 'asc-cache-local' },
         durableObjects: {
           TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
           AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
@@ -576,7 +579,7 @@ if (PHASES && want('asc') && mf) {
   const pass = await directUrl('passthrough');
   const floor = await directUrl('dofloor');
   const cases = [
-    ['pass-through Worker: POST chat', `${pass}/v1/chat/completions`, UPSTREAM_KEY, 'POST'],
+    ['pass-through Worker: POST chat', `${pass}/v1/chat/completions`, UPSTREAM_KEY, 'POST', {}, true],
     ['JS pass-through + 1 DO call (one SQLite insert)', `${floor}/v1/chat/completions?do=1`, UPSTREAM_KEY, 'POST'],
     ['JS pass-through + 3 DO calls in sequence (what ASC\'s budgeted chat made before the redesign)', `${floor}/v1/chat/completions?do=3`, UPSTREAM_KEY, 'POST'],
     ['ASC GET /healthz (no auth, no audit, no upstream)', `${asc}/healthz`, null, 'GET'],
@@ -584,17 +587,21 @@ if (PHASES && want('asc') && mf) {
     ['ASC chat, bare tenant (auth, routing, admission = 1 ledger call; commit after the response)', `${asc}/v1/chat/completions`, keys.bare, 'POST'],
     ['ASC chat, + guardrails', `${asc}/v1/chat/completions`, keys.guardonly, 'POST'],
     ['ASC chat, + hard budget (the reservation rides on the same admission call)', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
-    ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST'],
+    ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST', {}, true],
+    ['ASC chat, full tenant + response cache, miss (Cache-Control: no-cache: lookup skipped, answer stored)', `${asc}/v1/chat/completions`, keys.cached, 'POST', { 'cache-control': 'no-cache' }, true],
+    ['ASC chat, full tenant + response cache, hit (no upstream call)', `${asc}/v1/chat/completions`, keys.cached, 'POST', {}, true],
   ];
-  for (const [name, url, key, method] of cases) {
-    const headers = key ? { authorization: `Bearer ${key}` } : {};
+  for (const [name, url, key, method, extraHeaders, throughput] of cases) {
+    const headers = { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(extraHeaders ?? {}) };
     try {
       const check = await request(url, { method, headers, body: method === 'POST' ? BODY : undefined });
       if (check.status !== 200) throw new Error(`HTTP ${check.status}: ${check.text.slice(0, 160)}`);
       await wrk(url, headers, 1, Math.min(WARMUP, 1), method);
       const cpu0 = cpuMs(workerd);
       const r = await wrk(url, headers, 1, SECONDS, method);
-      phases.push({ name, ...r, cpuPerReq: (cpuMs(workerd) - cpu0) / r.requests });
+      const row = { name, ...r, cpuPerReq: (cpuMs(workerd) - cpu0) / r.requests };
+      if (throughput) row.rps16 = (await wrk(url, headers, CONC, SECONDS, method)).rps;
+      phases.push(row);
       log(`phase ${name}: p50 ${r.p50.toFixed(3)} ms`);
     } catch (e) {
       phases.push({ name, error: e.message });
@@ -725,12 +732,12 @@ if (phases.length) {
   say('The same workerd, request by request, with tenant features taken away. Audit cannot be switched off per tenant: ' +
     '`GET /v1/models` (key auth + one audit record, no upstream) against `GET /healthz` (nothing) shows its cost.');
   say();
-  say('| case | p50 ms | p90 ms | p99 ms | CPU ms/req | p50 over the pass-through ms |');
-  say('|---|---|---|---|---|---|');
+  say(`| case | p50 ms | p90 ms | p99 ms | CPU ms/req | p50 over the pass-through ms | c=${CONC} req/s |`);
+  say('|---|---|---|---|---|---|---|');
   const base = phases[0].p50;
   for (const p of phases) {
-    if (p.error) { say(`| ${p.name} | failed: ${p.error.replace(/\|/g, '/').slice(0, 120)} | | | | |`); continue; }
-    say(`| ${p.name} | ${f(p.p50, 3)} | ${f(p.p90, 3)} | ${f(p.p99, 3)} | ${f(p.cpuPerReq, 3)} | ${f(p.p50 - base, 3)} |`);
+    if (p.error) { say(`| ${p.name} | failed: ${p.error.replace(/\|/g, '/').slice(0, 120)} | | | | | |`); continue; }
+    say(`| ${p.name} | ${f(p.p50, 3)} | ${f(p.p90, 3)} | ${f(p.p99, 3)} | ${f(p.cpuPerReq, 3)} | ${f(p.p50 - base, 3)} | ${p.rps16 === undefined ? '' : Math.round(p.rps16)} |`);
   }
   if (asc && pass) {
     const ratio = added(asc) / added(pass);

@@ -7,11 +7,20 @@
 
 use serde_json::{Map, Value};
 
-use super::{AfterResponse, Caller, Exchange};
+use std::rc::Rc;
+
+use super::{AfterResponse, Caller, Exchange, Gateway};
 use crate::audit::{CacheNote, CacheOutcome, Usage};
 use crate::config::{CachePolicy, CachedOperation};
 use crate::host::Host;
 use crate::response_cache::{self, Bypass, CacheKey, Entry, EntryKind, StreamCapture, Use};
+
+/// How long an isolate keeps an entry it read (entries also carry their own expiry, checked on
+/// every use): a `no-cache` refresh in another isolate is seen here within this time.
+pub(super) const RECENT_ENTRY_MS: u64 = 60_000;
+/// At most this many entries of at most [`RECENT_ENTRY_BYTES`] each: a few MB per isolate.
+pub(super) const RECENT_ENTRIES: usize = 256;
+const RECENT_ENTRY_BYTES: usize = 16 * 1024;
 
 /// A covered request's use of the cache, from the decision to the store.
 pub(super) struct Lookup<'r> {
@@ -81,12 +90,29 @@ fn note(outcome: CacheOutcome, key: Option<&CacheKey>, reason: Option<Bypass>) -
 impl Lookup<'_> {
     /// Reads the entry (when allowed) and notes a hit or a miss on the record. A store that
     /// cannot be read is a miss: the cache never fails a request.
-    pub async fn read<H: Host>(&mut self, host: &H) -> Option<CacheNote> {
+    pub async fn read<H: Host>(&mut self, gw: &Gateway, host: &H) -> Option<CacheNote> {
         let key = self.key.as_ref()?;
+        let name = key.storage_name();
+        let now = host.now();
         if self.allowed.read {
-            if let Ok(Some(bytes)) = host.cache_get(key).await {
-                self.found = Entry::decode(&bytes, self.kind, host.now().millis());
-            }
+            let recent = gw.recent_entries.borrow().get(&name, now);
+            let bytes = match recent {
+                Some(bytes) => Some(bytes),
+                None => match host.cache_get(key).await {
+                    Ok(Some(bytes)) => {
+                        let bytes = Rc::new(bytes);
+                        if bytes.len() <= RECENT_ENTRY_BYTES {
+                            gw.recent_entries.borrow_mut().put(name, bytes.clone(), now);
+                        }
+                        Some(bytes)
+                    }
+                    _ => None,
+                },
+            };
+            self.found = bytes.and_then(|b| Entry::decode(&b, self.kind, now.millis()));
+        } else {
+            // A refresh: this isolate must not keep serving what it replaces.
+            gw.recent_entries.borrow_mut().remove(&name);
         }
         let outcome = if self.found.is_some() {
             CacheOutcome::Hit

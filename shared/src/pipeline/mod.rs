@@ -80,6 +80,9 @@ pub struct Gateway {
     keys: RefCell<TtlCache<Rc<KeyRecord>>>,
     prices: RefCell<TtlCache<Result<Rc<PriceTable>, String>>>,
     circuits: RefCell<TtlCache<circuits::Learned>>,
+    /// Response-cache entries this isolate has read from the region's store, for a minute:
+    /// repeated hits skip the store. Small entries only, so the memory stays bounded.
+    recent_entries: RefCell<TtlCache<Rc<Vec<u8>>>>,
     /// Requests per tenant since this isolate last asked for a retry permit.
     retry_counts: RefCell<HashMap<String, u64>>,
 }
@@ -127,6 +130,10 @@ impl Gateway {
             keys: RefCell::new(keys),
             prices: RefCell::new(TtlCache::new(60_000, 1)),
             circuits: RefCell::new(TtlCache::new(circuits::CIRCUIT_CACHE_MS, 4096)),
+            recent_entries: RefCell::new(TtlCache::new(
+                cached::RECENT_ENTRY_MS,
+                cached::RECENT_ENTRIES,
+            )),
             retry_counts: RefCell::new(HashMap::new()),
         }
     }

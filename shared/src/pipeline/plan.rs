@@ -70,7 +70,7 @@ impl Gateway {
                     lookup.request,
                 );
                 let admit = exchange.admit(self, host, caller, first, request_bytes, max_output);
-                let (admitted, note) = join(admit, lookup.read(host)).await;
+                let (admitted, note) = join(admit, lookup.read(self, host)).await;
                 admitted?;
                 exchange.record.detail.cache = note;
             }
