@@ -4,6 +4,7 @@
 //! `asc <command> --help` describe them; the flags are declared next to the code that uses them.
 
 mod audit;
+mod evidence;
 mod key;
 mod tenant;
 
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// ASC command line: mint API keys, validate tenant configs, verify and query the audit trail.
+/// ASC command line: mint API keys, validate tenant configs, verify and query the audit trail,
+/// and build evidence packs for auditors.
 #[derive(Parser)]
 #[command(name = "asc", version)]
 struct Cli {
@@ -30,6 +32,9 @@ enum Command {
     /// The audit trail's signing keys, its verifier and queries, for compliance teams.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Evidence for auditors: a signed pack for a period, its check, the residency report.
+    #[command(subcommand)]
+    Evidence(evidence::Command),
 }
 
 #[derive(Subcommand)]
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Key(KeyCommand::New(args)) => key::key_new(args),
         Command::Tenant(TenantCommand::Check(args)) => tenant::tenant_check(&args),
         Command::Audit(command) => audit::run(command),
+        Command::Evidence(command) => evidence::run(command),
     };
     match result {
         Ok(code) => code,

@@ -12,9 +12,9 @@ use asc_core::audit::query::RecordFilter;
 use asc_core::audit::verify::{verify, Report, VerifyOptions};
 use asc_core::audit::{PublicKeyring, ShipPolicy};
 use clap::{Args, Subcommand, ValueEnum};
-use time::{format_ms, now_ms, parse_time};
+pub use time::{format_ms, now_ms, parse_time};
 
-const TIME_HELP: &str = "TIME is milliseconds since the epoch (1793484000000), a date \
+pub const TIME_HELP: &str = "TIME is milliseconds since the epoch (1793484000000), a date \
     (2026-11-01, midnight UTC) or RFC 3339 with Z or an offset (2026-11-01T00:00:00Z, \
     2026-11-01T00:00:00+02:00).";
 
@@ -46,17 +46,17 @@ pub struct KeygenArgs {
 
 /// What verification needs; shared by `verify` and `query`.
 #[derive(Args)]
-struct Verification {
+pub struct Verification {
     /// A local copy of the audit bucket: the folder that holds audit/ (e.g. from `rclone copy`
     /// or `aws s3 sync`; the verifier reads files, never the bucket itself).
     #[arg(value_name = "DIR")]
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// The auditors' public keys (a JSON list of AUDIT_PUBLIC_KEY values).
     #[arg(long, value_name = "FILE")]
-    keys: PathBuf,
+    pub keys: PathBuf,
     /// Verify as of this time [default: now].
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    now: Option<u64>,
+    pub now: Option<u64>,
     /// The deployment's AUDIT_HEARTBEAT_MS.
     #[arg(long, value_name = "N", default_value_t = ShipPolicy::default().heartbeat_ms)]
     heartbeat_ms: u64,
@@ -155,7 +155,7 @@ fn keygen(args: &KeygenArgs) -> Result<ExitCode, String> {
 }
 
 /// Reads the keys and objects and runs the verifier with the command's options.
-fn verified_report(args: &Verification) -> Result<Report, String> {
+pub fn verified_report(args: &Verification) -> Result<Report, String> {
     let keys_path = args.keys.display();
     let key_bytes = std::fs::read(&args.keys).map_err(|e| format!("{keys_path}: {e}"))?;
     let keys = PublicKeyring::from_json(&key_bytes).map_err(|e| format!("{keys_path}: {e}"))?;
