@@ -107,6 +107,8 @@ async fn serve<H: Host, B: ByteSource>(
 
     // Which targets, in which order: residency, rules, weights and circuits decide.
     let max_output_tokens = request.max_output_tokens()?;
+    exchange.choices = request.choices()?;
+    let output_field = request.output_field();
     let meta = RequestMeta {
         requested_model: &model,
         tags: &caller.key.tags,
@@ -122,7 +124,8 @@ async fn serve<H: Host, B: ByteSource>(
             body.len() as u64,
             |first| provider::max_output_tokens(first.provider, max_output_tokens),
         )
-        .await?;
+        .await
+        .map_err(|e| dialect::name_output_field(e, output_field))?;
     let accept = if request.stream {
         "text/event-stream"
     } else {
