@@ -190,3 +190,34 @@ fn store_failures_keep_internal_text_out_of_the_client_message() {
     assert_eq!(status, 503);
     assert!(!String::from_utf8_lossy(&reply).contains("ledger down"));
 }
+
+/// A client-chosen string (a 10,000-character model name, with multi-byte characters) is stored
+/// bounded: its start, its full length and its SHA-256, so the trail cannot be inflated.
+#[test]
+fn client_strings_are_bounded_in_the_audit_record() {
+    let (gw, host, key) = setup();
+    let model = format!("gpt-{}", "\u{00e9}x".repeat(3_333));
+    let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, _) = run(&gw, &host, chat(&key, &body));
+    assert_eq!(status, 404);
+    let events = host.events.borrow();
+    let recorded = events
+        .last()
+        .and_then(|e| e.record.requested_model.clone())
+        .expect("a record with the requested model");
+    assert!(
+        recorded.len() <= asc_core::audit::bound::MAX_FIELD_BYTES,
+        "{} bytes",
+        recorded.len()
+    );
+    assert!(recorded.starts_with("gpt-\u{00e9}x"));
+    let marker = format!(
+        "...[truncated {} bytes sha256:{}]",
+        model.len(),
+        asc_core::audit::content_sha256(model.as_bytes())
+    );
+    assert!(recorded.ends_with(&marker), "{recorded}");
+    // The whole serialized record stays small.
+    let json = serde_json::to_vec(events.last().expect("event")).expect("json");
+    assert!(json.len() < 2_000, "{} bytes", json.len());
+}
