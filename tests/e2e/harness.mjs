@@ -160,6 +160,10 @@ export async function startStack({ vars = {} } = {}) {
       },
       routing: { breaker: { failure_threshold: 1000 } },
     }),
+    // Its upstream answers 307 to another path of the same mock: never followed.
+    redirecting: tenant('redirecting', mock.url, {
+      models: { 'gpt-4o-mini': { provider: 'openai', endpoint: `${mock.url}/redirect/v1`, credential: 'OPENAI_API_KEY' } },
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),

@@ -7,7 +7,7 @@
 //
 // The seed is fixed in CI; `ASC_FUZZ_SEED=<n>` runs another one, `ASC_FUZZ_CASES=<n>` more cases.
 // A failure prints the seed and the case, so it can be replayed.
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
@@ -275,8 +275,49 @@ function strings(value, path = '', out = []) {
 }
 
 describe('hostile input', () => {
+  let stack;
+  before(async () => { stack = await startStack(); });
+  after(async () => { await stack?.stop(); });
+
+  const post = async (path, body, tenant = 'demo', headers = {}) => {
+    const res = await fetch(`${stack.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.keys[tenant].key}`, 'content-type': 'application/json', ...headers },
+      body,
+    });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it('counts beyond 64 bits or any output limit are a 400 naming the field, never a 5xx', async () => {
+    const messages = '[{"role":"user","content":"hi"}]';
+    const cases = [
+      ['/v1/chat/completions', 'max_tokens', '9223372036854775808'],
+      ['/v1/chat/completions', 'max_tokens', '18446744073709551616'],
+      ['/v1/chat/completions', 'max_completion_tokens', '9223372036854775808'],
+      ['/v1/chat/completions', 'n', '9223372036854775808'],
+      ['/v1/chat/completions', 'n', '129'],
+      ['/v1/messages', 'max_tokens', '9223372036854775808'],
+      ['/v1/messages', 'max_tokens', '1e30'],
+    ];
+    for (const [path, field, value] of cases) {
+      const r = await post(path, `{"model":"gpt-4o-mini","${field}":${value},"messages":${messages}}`, 'demo',
+        { 'anthropic-version': '2023-06-01' });
+      assert.equal(r.status, 400, `${path} ${field}=${value}: ${r.text}`);
+      const err = JSON.parse(r.text).error;
+      assert.equal(err.param, field, `${path} ${field}=${value}: ${r.text}`);
+      assert.ok(!/floating point|invalid type|expected u64/.test(err.message), err.message);
+    }
+  });
+
+  it('an upstream redirect is not followed: the egress gate approved one URL', async () => {
+    stack.mock.requests.length = 0;
+    const r = await post('/v1/chat/completions', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}', 'redirecting');
+    assert.ok(r.status >= 400 && r.status < 600 && r.status !== 307, `${r.status} ${r.text}`);
+    const paths = stack.mock.requests.map((q) => q.path);
+    assert.deepEqual(paths, ['/redirect/v1/chat/completions']);
+  });
+
   it(`${CASES} seeded hostile requests (seed ${SEED}): no 5xx, no drop, no leak, healthy after, trail verifies`, async () => {
-    const stack = await startStack();
     const r = prng(SEED);
     const histogram = new Map();
     const kinds = new Map();
@@ -369,6 +410,7 @@ describe('hostile input', () => {
       console.log(`hostile: ${chained.length} audit records chained; trail verifies`);
     } finally {
       await stack.stop();
+      stack = undefined;
     }
   });
 });
