@@ -82,6 +82,20 @@ fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::fold;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, mixing the characters folding looks at: never a panic, a fold is final
+        /// (folding again changes nothing), and it never grows the text.
+        #[test]
+        fn folding_is_final_and_never_grows(text in "[a-z0-9@. \u{200b}\u{200d}\u{a0}\u{ff10}-\u{ff5e}\u{660}-\u{669}\u{1f468}\u{645}\u{2013}]{0,40}") {
+            if let Some(folded) = fold(&text) {
+                prop_assert_ne!(&folded, &text);
+                prop_assert!(folded.len() <= text.len());
+                prop_assert_eq!(fold(&folded), None);
+            }
+        }
+    }
 
     #[test]
     fn look_alike_digits_spaces_and_invisibles_fold_to_ascii() {
