@@ -182,7 +182,8 @@ pub fn presented_key<'h>(
                     "The Authorization header must be 'Bearer <key>'.",
                 ));
             }
-            Some(token.trim())
+            // An empty token is no key at all: an `x-api-key` beside it decides.
+            Some(token.trim()).filter(|t| !t.is_empty())
         }
         None => None,
     };
@@ -192,7 +193,7 @@ pub fn presented_key<'h>(
             ErrorKind::InvalidApiKey,
             "Authorization and x-api-key carry different keys; send one.",
         )),
-        (Some(b), _) if !b.is_empty() => Ok(b),
+        (Some(b), _) => Ok(b),
         (_, Some(x)) => Ok(x),
         _ => Err(GatewayError::new(
             ErrorKind::MissingApiKey,

@@ -121,6 +121,11 @@ impl Region {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(deny("upstream URLs may not embed credentials".into()));
         }
+        // An allowlisted name on another port is another service: only the scheme's default
+        // port (`url` drops an explicit :443), except in the loopback development region.
+        if url.port().is_some() && !self.allow_plain_http {
+            return Err(deny("upstream URLs may not name a port".into()));
+        }
         if !self.allowed_upstream_hosts.contains(&host) {
             return Err(deny(format!(
                 "host {host} is not on the region's upstream allowlist"
@@ -213,6 +218,41 @@ mod tests {
         assert_eq!(egress(&r, "https://user:pw@eu.api.openai.com/v1"), denied);
         assert_eq!(egress(&r, "https://127.0.0.1/v1"), denied);
         assert_eq!(egress(&r, "ftp://eu.api.openai.com/"), denied);
+        // Bypass attempts: a trailing dot names the same host to DNS but is not on the list, so
+        // it fails closed; userinfo in any form; a non-default port; IPv6 and numeric IPv4
+        // literals; look-alike Unicode (IDNA turns it into punycode, not on the list).
+        for bypass in [
+            "https://eu.api.openai.com./v1",
+            "https://x@eu.api.openai.com/v1",
+            "https://:pw@eu.api.openai.com/v1",
+            "https://evil.example@eu.api.openai.com/v1",
+            "https://eu.api.openai.com:8443/v1",
+            "https://eu.api.openai.com:80/v1",
+            "https://[::1]/v1",
+            "https://[::ffff:7f00:1]/v1",
+            "https://2130706433/v1",
+            "https://0x7f.1/v1",
+            "https://eu.api.openai.com%2eevil.example/v1",
+            "https://eu.api.\u{43e}penai.com/v1",
+            "https://eu.api.openai.com\u{3002}evil.example/v1",
+            "file:///etc/passwd",
+            "data:text/plain,x",
+        ] {
+            // Some do not even parse (then the tenant config naming them is refused).
+            if Url::parse(bypass).is_ok() {
+                assert_eq!(egress(&r, bypass), denied, "{bypass}");
+            }
+        }
+        // Mixed case and an explicit default port are the same allowlisted origin.
+        assert_eq!(egress(&r, "https://Eu.Api.OpenAI.com:443/v1"), Ok(()));
+        // The loopback region (plain http, any port) still takes only its listed hosts.
+        let local = crate::builtin_regions()
+            .expect("regions")
+            .get("local")
+            .expect("local")
+            .clone();
+        assert_eq!(egress(&local, "http://127.0.0.1:9100/v1"), Ok(()));
+        assert_eq!(egress(&local, "http://[::2]:9100/v1"), denied);
     }
 
     #[test]

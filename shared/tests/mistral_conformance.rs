@@ -600,9 +600,13 @@ fn mistral_embeddings_request_and_float_response() {
 
     let upstream: Value =
         serde_json::from_str(&fixture("mistral/embeddings-response.json")).expect("json");
-    let (body, usage) =
-        embeddings::mistral_response_to_openai(upstream.to_string().as_bytes(), false, "embed")
-            .expect("ok");
+    let (body, usage) = embeddings::mistral_response_to_openai(
+        upstream.to_string().as_bytes(),
+        false,
+        "embed",
+        "req_1",
+    )
+    .expect("ok");
     let out: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(out["object"], "list");
     assert_eq!(out["model"], "embed");
@@ -621,6 +625,74 @@ fn mistral_embeddings_request_and_float_response() {
     assert_eq!(usage.map(|u| u.input_tokens), Some(16));
 }
 
+/// The fields each SDK's embeddings response model requires: Mistral's `EmbeddingResponse`
+/// (mistralai 3.7.0, `client/models/embeddingresponse.py`: `id`, `object`, `model`, `usage`,
+/// `data`) and OpenAI's `CreateEmbeddingResponse` (`data`, `model`, `object: "list"`, `usage`
+/// with `prompt_tokens` and `total_tokens`; each item `object: "embedding"`, `index`, `embedding`).
+fn assert_both_sdks_accept(out: &Value) {
+    assert!(out["id"].is_string(), "Mistral requires `id`: {out}");
+    assert_eq!(out["object"], "list");
+    assert!(out["model"].is_string());
+    assert!(out["usage"]["prompt_tokens"].is_u64() && out["usage"]["total_tokens"].is_u64());
+    let data = out["data"].as_array().expect("data");
+    assert!(!data.is_empty());
+    for (i, item) in data.iter().enumerate() {
+        assert_eq!(item["object"], "embedding");
+        assert_eq!(item["index"], i);
+        assert!(item["embedding"].is_array() || item["embedding"].is_string());
+    }
+}
+
+#[test]
+fn embeddings_replies_carry_what_mistral_and_openai_sdks_require() {
+    // OpenAI upstream: the reference's reply has no `id`; the gateway's request id goes in and
+    // nothing else changes.
+    let upstream = fixture("openai/embeddings-response.json");
+    let (body, usage) = embeddings::openai_response(upstream.clone().into_bytes(), "req_abc");
+    let out: Value = serde_json::from_slice(&body).expect("json");
+    assert_both_sdks_accept(&out);
+    assert_eq!(out["id"], "req_abc");
+    let mut without = out.clone();
+    without.as_object_mut().expect("object").remove("id");
+    assert_eq!(
+        without,
+        serde_json::from_str::<Value>(&upstream).expect("json")
+    );
+    assert_eq!(usage.map(|u| u.input_tokens), Some(8));
+    // A reply that has an `id` already keeps its bytes.
+    let with_id = br#"{"id":"emb_1","object":"list","data":[],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}"#;
+    assert_eq!(
+        embeddings::openai_response(with_id.to_vec(), "req_abc").0,
+        with_id.to_vec()
+    );
+    // Not an object (an upstream's odd reply): passed on as it is.
+    assert_eq!(
+        embeddings::openai_response(b"[1]".to_vec(), "r").0,
+        b"[1]".to_vec()
+    );
+    let (empty, _) = embeddings::openai_response(b" {}".to_vec(), "r");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&empty).expect("json"),
+        json!({"id": "r"})
+    );
+
+    // Mistral upstream: Mistral's own id is kept.
+    let upstream: Value =
+        serde_json::from_str(&fixture("mistral/embeddings-response.json")).expect("json");
+    for b64 in [false, true] {
+        let (body, _) = embeddings::mistral_response_to_openai(
+            upstream.to_string().as_bytes(),
+            b64,
+            "embed",
+            "req_abc",
+        )
+        .expect("ok");
+        let out: Value = serde_json::from_slice(&body).expect("json");
+        assert_both_sdks_accept(&out);
+        assert_eq!(out["id"], upstream["id"]);
+    }
+}
+
 #[test]
 fn mistral_embeddings_base64_round_trip() {
     let req = embeddings::parse_request(
@@ -635,9 +707,13 @@ fn mistral_embeddings_base64_round_trip() {
 
     let upstream: Value =
         serde_json::from_str(&fixture("mistral/embeddings-response.json")).expect("json");
-    let (body, _) =
-        embeddings::mistral_response_to_openai(upstream.to_string().as_bytes(), true, "embed")
-            .expect("ok");
+    let (body, _) = embeddings::mistral_response_to_openai(
+        upstream.to_string().as_bytes(),
+        true,
+        "embed",
+        "req_1",
+    )
+    .expect("ok");
     let out: Value = serde_json::from_slice(&body).expect("json");
     for i in 0..2 {
         let b64 = out["data"][i]["embedding"].as_str().expect("base64 string");

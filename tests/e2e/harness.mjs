@@ -167,6 +167,10 @@ export async function startStack({ vars = {} } = {}) {
       guardrails: { detectors: { email: { mode: 'redact' } }, apply_to: { requests: false, responses: true } },
     }),
     cached2: tenant('cached2', mock.url, { cache: {} }),
+    // Its upstream answers 307 to another path of the same mock: never followed.
+    redirecting: tenant('redirecting', mock.url, {
+      models: { 'gpt-4o-mini': { provider: 'openai', endpoint: `${mock.url}/redirect/v1`, credential: 'OPENAI_API_KEY' } },
+    }),
     leaky: tenant('leaky', mock.url, {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),

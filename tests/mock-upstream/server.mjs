@@ -38,6 +38,11 @@ async function handle(req, res, state, signal) {
 
   state.requests.push({ method: req.method, path: req.url, headers: req.headers, body: parseMaybeJson(raw) });
 
+  // `/redirect/<path>` answers 307 to `<path>` on this server: a client that follows redirects
+  // shows up here twice (the gateway must not: its egress gate approved only the first URL).
+  if (path.startsWith('/redirect/')) {
+    return res.writeHead(307, { location: req.url.slice('/redirect'.length) }).end();
+  }
   if (path === '/healthz' && req.method === 'GET') {
     return res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   }

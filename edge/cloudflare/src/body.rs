@@ -54,8 +54,7 @@ impl ByteSource for WorkerBody {
         let Source::Whole(message) = std::mem::replace(&mut self.source, Source::Done) else {
             return read_chunks(self, limit).await;
         };
-        // Limits are far below 2^53: exact as a JS number.
-        let read = js::wait(js::read_all(&message, limit as f64))
+        let read = js::wait(js::read_all(&message, js::number(limit)))
             .await
             .map_err(unreachable_err)?;
         Ok(js::bytes(&read).ok_or(TooLarge))

@@ -103,7 +103,7 @@ impl Host for WorkerHost {
             req.method(),
             &flat_headers(req.headers()),
             req.body(),
-            req.timeout_ms() as f64,
+            js::number(req.timeout_ms()),
         );
         let result: Array = js::wait(promise)
             .await
@@ -191,7 +191,7 @@ impl Host for WorkerHost {
     async fn sleep(&self, ms: u64) {
         // A retry's backoff: rare, so a timer per wait is fine.
         let promise = js_sys::Promise::new(&mut |resolve, _| {
-            set_timeout(&resolve, ms as f64);
+            set_timeout(&resolve, js::number(ms));
         });
         let _ = js::wait(promise).await;
     }

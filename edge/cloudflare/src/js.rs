@@ -100,6 +100,23 @@ extern "C" {
     pub fn next(this: &ChunkReader) -> Promise;
 }
 
+/// Largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`, 2^53 - 1).
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// `n` as a JS number, exactly: the few integers that cross as numbers (timeouts, body limits,
+/// alarm times) come from validated config or the clock and are far below 2^53; should one ever
+/// exceed it, it is clamped (a longer timeout, a later alarm) rather than rounded to a neighbour.
+pub fn number(n: u64) -> f64 {
+    n.min(MAX_SAFE_INTEGER) as f64
+}
+
+/// A JS number as a `u64`, if it is a non-negative integer it holds exactly.
+pub fn integer(v: &JsValue) -> Option<u64> {
+    v.as_f64()
+        .filter(|f| f.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(f))
+        .map(|f| f as u64)
+}
+
 /// Awaits a promise.
 pub async fn wait(promise: Promise) -> Result<JsValue, JsValue> {
     wasm_bindgen_futures::JsFuture::from(promise).await

@@ -30,6 +30,7 @@
 //! Verification: [`verify::verify`] over the objects, the public keys and `now_ms`.
 
 pub mod batch;
+pub mod bound;
 pub mod canonical;
 mod detail;
 pub mod digest;

@@ -40,6 +40,7 @@
 mod charset;
 mod checks;
 mod findings;
+mod fold;
 pub mod openai;
 mod policy;
 mod rules;

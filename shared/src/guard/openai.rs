@@ -58,6 +58,17 @@ pub fn check_chat_request(
     }
     let scanner = policy.scanner();
     for (location, text) in texts {
+        // Look-alike digits and invisible separators: when the folded text holds something to
+        // act on, the folded text is what is acted on (see `fold`).
+        if let Some(folded) = super::fold::fold(text) {
+            let found = !matches!(
+                scanner.redact(&folded, Side::Request, &mut Findings::default()),
+                Ok(None)
+            );
+            if found {
+                *text = folded;
+            }
+        }
         match scanner.redact(text, Side::Request, findings) {
             Ok(Some(redacted)) => *text = redacted,
             Ok(None) => {}

@@ -175,10 +175,12 @@ impl TenantLedger {
             o.key = format!("{key}~{seq}");
             self.dirty.requests.insert(o.key.clone());
         }
+        let mut record = ask.record.clone();
+        record.bound_fields();
         self.open.insert(
             id.clone(),
             OpenRequest {
-                record: ask.record.clone(),
+                record,
                 expires_ms: ask.expires_ms,
             },
         );
@@ -259,7 +261,9 @@ impl TenantLedger {
         due.len()
     }
 
-    fn push_record(&mut self, record: AuditEvent) {
+    fn push_record(&mut self, mut record: AuditEvent) {
+        // Every record enters the trail here: no client-sized string gets past it.
+        record.bound_fields();
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
         let mut key = request_key(&record.record.request_id);

@@ -105,9 +105,10 @@ impl Gateway {
             return t.map_err(|msg| GatewayError::new(ErrorKind::PriceTableInvalid, msg));
         }
         let loaded = host.kv_get(PRICE_TABLE_RECORD).await.map_err(|e| {
-            GatewayError::new(
+            GatewayError::internal(
                 ErrorKind::StoreUnavailable,
-                format!("The price table store is unavailable ({e})."),
+                "The price table store is unavailable; retry shortly.",
+                &e,
             )
         })?;
         let entry = match loaded {
@@ -187,6 +188,7 @@ impl Gateway {
 
     /// Prices the request's worst case at `target`: the charge to settle later, and what to
     /// reserve against every budget and limit that applies (`None` when none does).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn price<H: Host>(
         &self,
         host: &H,
@@ -195,6 +197,7 @@ impl Gateway {
         target: &ModelTarget,
         request_bytes: u64,
         max_output_tokens: Option<u64>,
+        choices: u64,
     ) -> Result<(Charge, Option<ReserveAsk>), GatewayError> {
         let (_, shard) = Self::ledger_of(caller);
         let budgets = Self::budget_lines(caller, shard);
@@ -233,9 +236,12 @@ impl Gateway {
             )
             .with_param("max_tokens"));
         }
+        // Every choice is billed: `choices` (at most `MAX_CHOICES`) times the allowance, which the
+        // check above keeps at or under 2^20, so this stays far below 2^53.
         let output_bound = max_output_tokens
             .or(quote.as_ref().map(|q| q.price.max_output_tokens))
-            .unwrap_or(DEFAULT_OUTPUT_BOUND);
+            .unwrap_or(DEFAULT_OUTPUT_BOUND)
+            .saturating_mul(choices.max(1));
         let worst = Usage {
             input_tokens: request_bytes,
             output_tokens: output_bound,

@@ -10,10 +10,12 @@ use crate::host::{ByteSource, Host};
 use crate::ids::TenantId;
 use crate::pipeline::http::Inbound;
 
+/// The host's text goes to the operator's log only: it can name bindings and internal state.
 fn store_error(what: &str, e: crate::host::HostError) -> GatewayError {
-    GatewayError::new(
+    GatewayError::internal(
         ErrorKind::StoreUnavailable,
-        format!("The {what} store is unavailable ({e}); retry shortly."),
+        format!("The {what} store is unavailable; retry shortly."),
+        &e,
     )
 }
 

@@ -110,6 +110,8 @@ async fn serve<H: Host, B: ByteSource>(
 
     // Which targets, in which order: residency, rules, weights and circuits decide.
     let max_output_tokens = request.max_output_tokens()?;
+    exchange.choices = request.choices()?;
+    let output_field = request.output_field();
     let meta = RequestMeta {
         requested_model: &model,
         tags: &caller.key.tags,
@@ -138,7 +140,8 @@ async fn serve<H: Host, B: ByteSource>(
             |first| provider::max_output_tokens(first.provider, max_output_tokens),
             lookup.as_mut(),
         )
-        .await?;
+        .await
+        .map_err(|e| dialect::name_output_field(e, output_field))?;
     if let Some(entry) = lookup.as_mut().and_then(|l| l.found.take()) {
         let hit = hit::Hit {
             request: &request,

@@ -41,6 +41,45 @@ impl Parsed {
         }
         Ok(None)
     }
+
+    /// The field that holds the output limit, as the client wrote it (for errors naming it).
+    pub fn output_field(&self) -> &'static str {
+        match self.hub.get("max_completion_tokens") {
+            None | Some(Value::Null) => "max_tokens",
+            Some(_) => "max_completion_tokens",
+        }
+    }
+
+    /// How many choices the client asks for (`n`, 1 by default): each may use the whole output
+    /// allowance and is billed, so the worst case the budget reserves is this many times it.
+    pub fn choices(&self) -> Result<u64, GatewayError> {
+        match self.hub.get("n") {
+            None | Some(Value::Null) => Ok(1),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=MAX_CHOICES).contains(n))
+                .ok_or_else(|| {
+                    GatewayError::invalid_request(
+                        "n",
+                        format!("`n` must be an integer from 1 to {MAX_CHOICES}."),
+                    )
+                }),
+        }
+    }
+}
+
+/// The most choices one request may ask for: a ceiling that keeps the worst case a budget reserves
+/// (choices x output limit x price) far from overflowing anything.
+pub const MAX_CHOICES: u64 = 128;
+
+/// Names the field the client used in an error about the output limit (admission only sees the
+/// number, and says `max_tokens`).
+pub(super) fn name_output_field(mut err: GatewayError, field: &'static str) -> GatewayError {
+    if field != "max_tokens" && err.param.as_deref() == Some("max_tokens") {
+        err.message = err.message.replacen("max_tokens", field, 1);
+        err.param = Some(field.to_string());
+    }
+    err
 }
 
 /// Headers that change what a dialect's request means. Anthropic's `anthropic-version` is a date;

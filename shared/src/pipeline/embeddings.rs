@@ -122,10 +122,12 @@ async fn serve<H: Host, B: ByteSource>(
     exchange.served_by(gw, host, first, target).await;
     let limit = gw.settings.max_upstream_response_bytes;
     let reply_body = upstream::read_reply(&mut response.body, limit).await?;
+    let id = &exchange.record.record.request_id;
     let (out, usage) = match target.provider {
         Provider::Mistral => {
-            embeddings::mistral_response_to_openai(&reply_body, request.base64, &request.model)?
+            embeddings::mistral_response_to_openai(&reply_body, request.base64, &request.model, id)?
         }
+        _ if response.status == 200 => embeddings::openai_response(reply_body, id),
         _ => {
             let usage = embeddings::openai_usage(&reply_body);
             (reply_body, usage)

@@ -33,6 +33,8 @@ pub(crate) struct Exchange {
     stage: Stage,
     /// What was priced and reserved, once admitted.
     pub charge: Option<Charge>,
+    /// Choices the request asks for (OpenAI's `n`): each may use the whole output allowance.
+    pub choices: u64,
 }
 
 impl Exchange {
@@ -42,6 +44,7 @@ impl Exchange {
             ledger: Gateway::ledger_of(caller).0,
             stage: Stage::Open,
             charge: None,
+            choices: 1,
         }
     }
 
@@ -77,6 +80,7 @@ impl Exchange {
             ledger: self.ledger.clone(),
             stage: self.stage,
             charge: self.charge.take(),
+            choices: self.choices,
         };
         self.stage = Stage::Done;
         taken
@@ -103,6 +107,7 @@ impl Exchange {
                 target,
                 request_bytes,
                 max_output_tokens,
+                self.choices,
             )
             .await?;
         self.record.detail.price_table_version = Some(charge.price_table_version.clone());
@@ -210,7 +215,8 @@ impl Exchange {
                         now_ms,
                         record: self.record.clone(),
                         actual_micros: charged,
-                        actual_tokens: usage.input_tokens + usage.output_tokens,
+                        // Counts an upstream reported: never trusted not to overflow.
+                        actual_tokens: usage.input_tokens.saturating_add(usage.output_tokens),
                     }),
                     true,
                 ))

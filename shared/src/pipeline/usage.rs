@@ -80,10 +80,12 @@ pub(super) async fn report<H: Host>(
     Ok(json_reply(200, body.to_string().into_bytes()))
 }
 
+/// `why` goes to the operator's log only.
 fn unavailable(why: String) -> GatewayError {
-    GatewayError::new(
+    GatewayError::internal(
         ErrorKind::StoreUnavailable,
-        format!("The budget ledger is unavailable ({why}); retry shortly."),
+        "The budget ledger is unavailable; retry shortly.",
+        &why,
     )
 }
 

@@ -218,6 +218,7 @@ pub fn mistral_response_to_openai(
     body: &[u8],
     base64: bool,
     model: &str,
+    id: &str,
 ) -> Result<(Vec<u8>, Option<Usage>), GatewayError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         GatewayError::bad_upstream(format!("Mistral's embeddings response is not JSON: {e}"))
@@ -268,7 +269,10 @@ pub fn mistral_response_to_openai(
         input_tokens: p,
         ..Usage::default()
     });
+    // Mistral's own id when it sent one: Mistral's SDK requires an `id` (see `openai_response`).
+    let id = v.get("id").and_then(Value::as_str).unwrap_or(id);
     let resp = json!({
+        "id": id,
         "object": "list",
         "data": out,
         "model": model,
@@ -281,11 +285,47 @@ pub fn mistral_response_to_openai(
 /// tokens).
 pub fn openai_usage(body: &[u8]) -> Option<Usage> {
     let v: Value = serde_json::from_slice(body).ok()?;
+    usage_of(&v)
+}
+
+fn usage_of(v: &Value) -> Option<Usage> {
     let prompt = v.pointer("/usage/prompt_tokens")?.as_u64()?;
     Some(Usage {
         input_tokens: prompt,
         ..Usage::default()
     })
+}
+
+/// An OpenAI embeddings response as the client gets it, and its usage. OpenAI's reply has no
+/// `id`, which Mistral's SDK requires (its `EmbeddingResponse` needs `id`, `object`, `model`,
+/// `usage`, `data`; OpenAI's SDK ignores extra fields), so `id` is added when missing. The bytes
+/// are otherwise kept as the upstream sent them (the field goes in after the opening brace).
+pub fn openai_response(body: Vec<u8>, id: &str) -> (Vec<u8>, Option<Usage>) {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return (body, None);
+    };
+    let usage = usage_of(&v);
+    let Some(obj) = v.as_object() else {
+        return (body, usage);
+    };
+    let Some(open) = body.iter().position(|b| *b == b'{') else {
+        return (body, usage);
+    };
+    if obj.contains_key("id") {
+        return (body, usage);
+    }
+    let field = format!("\"id\":{},", Value::from(id)).into_bytes();
+    let mut out = Vec::with_capacity(body.len() + field.len());
+    out.extend_from_slice(body.get(..=open).unwrap_or_default());
+    // An empty object takes the field without its comma.
+    let rest = body.get(open + 1..).unwrap_or_default();
+    if obj.is_empty() {
+        out.extend_from_slice(field.get(..field.len() - 1).unwrap_or_default());
+    } else {
+        out.extend_from_slice(&field);
+    }
+    out.extend_from_slice(rest);
+    (out, usage)
 }
 
 #[cfg(test)]

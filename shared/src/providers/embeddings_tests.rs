@@ -97,7 +97,8 @@ fn base64_is_little_endian_f32_in_standard_base64() {
     let body = json!({"data": [{"object": "embedding", "index": 0, "embedding": [1.0, -2.0]}],
                       "usage": {"prompt_tokens": 3, "total_tokens": 3}});
     let (out, usage) =
-        mistral_response_to_openai(body.to_string().as_bytes(), true, "alias").expect("ok");
+        mistral_response_to_openai(body.to_string().as_bytes(), true, "alias", "req_1")
+            .expect("ok");
     let out: Value = serde_json::from_slice(&out).expect("json");
     // 1.0f32 = 00 00 80 3F, -2.0f32 = 00 00 00 C0 (little-endian), worked by hand.
     assert_eq!(out["data"][0]["embedding"], "AACAPwAAAMA=");
@@ -114,7 +115,7 @@ fn malformed_mistral_responses_are_bad_upstream_responses() {
         br#"{"data": [{"embedding": ["x"]}]}"#,
     ] {
         for b64 in [false, true] {
-            let err = mistral_response_to_openai(body, b64, "m").expect_err("bad");
+            let err = mistral_response_to_openai(body, b64, "m", "req_1").expect_err("bad");
             assert_eq!(err.kind, ErrorKind::UpstreamBadResponse);
         }
     }

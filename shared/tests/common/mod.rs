@@ -68,6 +68,9 @@ impl Sent {
     }
 }
 
+/// Picks ledger operations (for [`FakeHost::ledger_fails`]).
+pub type OpFilter = fn(&LedgerOp) -> bool;
+
 pub struct FakeHost {
     pub clock_ms: Cell<u64>,
     random_counter: Cell<u64>,
@@ -80,6 +83,12 @@ pub struct FakeHost {
     /// Every ledger operation, in order.
     pub ledger_ops: RefCell<Vec<(String, LedgerOp)>>,
     pub ledger_down: Cell<bool>,
+    /// Fails only the ledger operations this picks (a fault at one step of a request).
+    pub ledger_fails: Cell<Option<OpFilter>>,
+    /// The config store (KV) fails every read.
+    pub kv_down: Cell<bool>,
+    /// The circuit board object fails every call.
+    pub circuits_down: Cell<bool>,
     /// The chained records, as forwarded from the ledgers' outboxes.
     pub audit: RefCell<Vec<AuditRecord>>,
     pub events: RefCell<Vec<AuditEvent>>,
@@ -113,6 +122,9 @@ impl FakeHost {
             ledgers: RefCell::new(HashMap::new()),
             ledger_ops: RefCell::new(Vec::new()),
             ledger_down: Cell::new(false),
+            ledger_fails: Cell::new(None),
+            kv_down: Cell::new(false),
+            circuits_down: Cell::new(false),
             audit: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::new()),
             forwarding: Cell::new(true),
@@ -260,6 +272,11 @@ impl Host for FakeHost {
 
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
         self.kv_reads.set(self.kv_reads.get() + 1);
+        if self.kv_down.get() {
+            return Err(HostError::Store(
+                "ASC_CONFIG: kv down (internal detail)".into(),
+            ));
+        }
         Ok(self.kv.borrow().get(key).cloned())
     }
 
@@ -296,7 +313,7 @@ impl Host for FakeHost {
     }
 
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
-        if self.ledger_down.get() {
+        if self.ledger_down.get() || self.ledger_fails.get().is_some_and(|fails| fails(op)) {
             return Err(HostError::Store("ledger down".into()));
         }
         if self.observing.get() {
@@ -318,6 +335,11 @@ impl Host for FakeHost {
 
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {
         self.circuit_ops.set(self.circuit_ops.get() + 1);
+        if self.circuits_down.get() {
+            return Err(HostError::Store(
+                "CIRCUIT_BOARDS: down (internal detail)".into(),
+            ));
+        }
         Ok(self
             .circuit_boards
             .borrow_mut()

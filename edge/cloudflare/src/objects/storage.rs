@@ -30,7 +30,7 @@ pub async fn get(storage: &JsValue, key: &str) -> Result<Option<String>, JsValue
 /// The alarm set, in ms, if any.
 pub async fn alarm(storage: &JsValue) -> Result<Option<u64>, JsValue> {
     let at = js::wait(js::storage_get_alarm(storage)).await?;
-    Ok(at.as_f64().map(|t| t as u64))
+    Ok(js::integer(&at))
 }
 
 /// Puts and deletes in one atomic write; the output gate holds any answer until it is durable.
@@ -53,7 +53,7 @@ pub fn write(storage: &JsValue, puts: &[(String, String)], deletes: &[String]) {
 /// Sets the alarm to `at` if none is set for earlier; `set` is what this object last set.
 pub fn schedule(storage: &JsValue, set: &std::cell::Cell<Option<u64>>, at: u64) {
     if set.get().is_none_or(|current| at < current) {
-        js::storage_set_alarm(storage, at as f64);
+        js::storage_set_alarm(storage, js::number(at));
         set.set(Some(at));
     }
 }
