@@ -26,10 +26,10 @@ fn component(m: &toml::Table) -> &toml::Table {
 }
 
 const SLOTS: [&str; 4] = [
-    "upstream_origin_1",
-    "upstream_origin_2",
-    "upstream_origin_3",
-    "upstream_origin_4",
+    "upstream_origin_a",
+    "upstream_origin_b",
+    "upstream_origin_c",
+    "upstream_origin_d",
 ];
 
 #[test]
@@ -165,4 +165,32 @@ fn each_region_file_allows_exactly_the_regions_upstreams_and_has_its_stores() {
         seen += 1;
     }
     assert_eq!(seen, 3);
+}
+
+/// Spin parses `[variables]` keys as `LowerSnakeId` (spin `crates/serde/src/id.rs`): every
+/// `_`-separated word starts with a lowercase ASCII letter, so `upstream_origin_1` stops `spin up`
+/// with "'_'-separated words must start with an ASCII letter".
+fn spin_accepts_variable_name(name: &str) -> bool {
+    name.split('_').all(|word| {
+        let mut chars = word.chars();
+        chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
+#[test]
+fn variable_names_follow_spins_manifest_rule() {
+    assert!(!spin_accepts_variable_name("upstream_origin_1"));
+    assert!(!spin_accepts_variable_name("upstream__origin"));
+    assert!(spin_accepts_variable_name("s3_endpoint2"));
+    for name in manifest()["variables"]
+        .as_table()
+        .expect("[variables]")
+        .keys()
+    {
+        assert!(
+            spin_accepts_variable_name(name),
+            "spin up refuses the variable name {name}"
+        );
+    }
 }
