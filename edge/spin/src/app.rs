@@ -44,6 +44,23 @@ pub fn gateway(deployment: &Deployment) -> Rc<Gateway> {
     gw
 }
 
+/// Run on every new connection to the region's database. Spin opens a fresh SQLite connection
+/// per `Connection::open` (one per request), in rollback-journal mode with rusqlite's 5 s busy
+/// timeout: under `spin up` with 32 concurrent requests, readers and writers of the ledger and
+/// the audit tables queued behind each other (~12 requests/s) and some gave up with "database is
+/// locked" (a 503). Write-ahead logging lets readers run beside the one writer (the mode is kept
+/// in the file; setting it again is a no-op), and a longer timeout covers a loaded machine.
+/// Statements are single autocommit transactions, so waiting for the lock is always safe.
+pub const CONNECTION_SETUP: &[&str] = &["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 15000"];
+
+/// Prepares a new connection (see [`CONNECTION_SETUP`]). A backend that refuses a pragma (a
+/// database server does its own locking and logging) is used as it is.
+pub async fn configure_connection<P: Platform>(p: &P) {
+    for statement in CONNECTION_SETUP {
+        let _ = p.sql(statement, &[]).await;
+    }
+}
+
 /// Creates the tables and triggers once per instance (every statement is `IF NOT EXISTS`).
 pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
     if SCHEMA_READY.with(Cell::get) {
@@ -71,6 +88,7 @@ pub struct Prepared<P> {
 pub async fn prepare<P: Platform>(platform: P) -> Result<Prepared<P>, String> {
     let deployment = settings::deployment(&platform).await?;
     let gateway = gateway(&deployment);
+    configure_connection(&platform).await;
     ensure_schema(&platform)
         .await
         .map_err(|e| format!("sqlite: {e}"))?;
