@@ -35,8 +35,8 @@ pub trait LedgerStore {
     async fn contended(&self, lost: usize) {
         let _ = lost;
     }
-    /// Called before each attempt's load: a store with transactions may take its write lock
-    /// here (waiting its turn) so the attempt's swap cannot lose; returns whether it did. The
+    /// Called before each attempt after a lost race: a store with transactions may take its write
+    /// lock here (waiting its turn) so the attempt's swap cannot lose; returns whether it did. The
     /// loop stays correct without it: the lock only stops many instances colliding over and over.
     async fn lock(&self) -> bool {
         false
@@ -83,7 +83,9 @@ where
     let corrupt = |e: serde_json::Error| HostError::Store(format!("state {}: {e}", id.as_str()));
     let mut lost = 0;
     for _ in 0..MAX_ATTEMPTS {
-        let locked = store.lock().await;
+        // Optimistic first: most operations meet no rival (and many store nothing), so the lock
+        // is only taken once a race was lost.
+        let locked = lost > 0 && store.lock().await;
         let attempt = attempt_once(store, id, &mut apply, corrupt).await;
         if locked {
             store.unlock().await;
@@ -345,16 +347,26 @@ mod tests {
         table.interfere.set(2);
         let id = LedgerId("acme".into());
         run(apply_stored(&table, &id, &reserve("mine", 1))).expect("applied");
-        assert_eq!((table.locks.get(), table.unlocks.get()), (3, 3));
-        // A malformed row fails the attempt: the lock is still released.
-        table.rows.borrow_mut().insert(
-            "acme".into(),
-            StoredLedger {
-                version: 9,
-                json: "{".into(),
-            },
-        );
-        run(apply_stored(&table, &id, &reserve("again", 1))).expect_err("corrupt");
+        // The first attempt runs unlocked; the two after the lost races hold the lock.
+        assert_eq!((table.locks.get(), table.unlocks.get()), (2, 2));
+        // A malformed row fails an attempt: the lock is still released.
+        *table.rival.borrow_mut() = Some(reserve("rival-2", 0));
+        table.interfere.set(1);
+        let corrupt = std::cell::Cell::new(false);
+        let err = run(apply_versioned(&table, &id, |l: &mut TenantLedger| {
+            if corrupt.replace(true) {
+                table.rows.borrow_mut().insert(
+                    "acme".into(),
+                    StoredLedger {
+                        version: 9,
+                        json: "{".into(),
+                    },
+                );
+            }
+            l.apply(&reserve("again", 1))
+        }));
+        assert!(matches!(err, Err(HostError::Store(_))), "{err:?}");
+        // Two more locked attempts: one lost to the corrupting write, one failed on the row.
         assert_eq!((table.locks.get(), table.unlocks.get()), (4, 4));
     }
 }
