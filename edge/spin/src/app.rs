@@ -277,6 +277,37 @@ pub async fn release_flush_lease<P: Platform>(p: &P, until: u64) {
         .await;
 }
 
+/// The ledgers holding a request past its expiry (read from the stored JSON: `open` maps request
+/// ids to `{record, expires_ms}`; `the_overdue_query_finds_expired_requests` holds it to the
+/// core's format).
+pub const OVERDUE_LEDGERS: &str = "SELECT id FROM asc_ledger WHERE id NOT LIKE 'circuits/%'
+     AND EXISTS (SELECT 1 FROM json_each(asc_ledger.state, '$.open')
+                 WHERE json_extract(json_each.value, '$.expires_ms') <= ?1)";
+
+/// Gives up on every overdue request in the region (charging its reservation in full, as a
+/// Durable Object's alarm does) and forwards those ledgers. Spin has no alarms: this runs under
+/// the flush lease after a response, and from the scheduled flush endpoint (via `sweep`), so an
+/// idle tenant's abandoned request is settled by the next response of any tenant once a batch
+/// falls due, or by the next scheduled call, whichever comes first.
+pub async fn sweep_overdue<P: Platform>(
+    d: &Deployment,
+    host: &SpinHost<P>,
+) -> Result<usize, String> {
+    let p = host.platform();
+    let rows = p
+        .sql(OVERDUE_LEDGERS, &[p.now_ms().into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut swept = 0;
+    for row in rows {
+        if let Some(id) = row.first().and_then(SqlValue::as_str) {
+            forward(d, host, &LedgerId(id.to_string())).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
 /// Flushes if a batch or a digest is due on any stream (two small reads per stream otherwise)
 /// and no other instance is flushing after a response.
 pub async fn flush_if_due<P: Platform>(
@@ -302,6 +333,9 @@ pub async fn flush_if_due<P: Platform>(
     let Some(until) = take_flush_lease(d, p).await? else {
         return Ok(None);
     };
+    if let Err(why) = sweep_overdue(d, host).await {
+        eprintln!("asc: settling overdue requests failed, will retry: {why}");
+    }
     let flushed = flush(d, host).await.map(Some);
     release_flush_lease(p, until).await;
     flushed
