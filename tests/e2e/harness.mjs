@@ -16,10 +16,11 @@ import { SPIN_BIN, SKIP_REASON, startSpin } from './spin.mjs';
 export const HOST = process.env.ASC_E2E_HOST === 'spin' ? 'spin' : 'worker';
 /**
  * For `describe(name, hostOptions(), ...)`: on Spin without a Spin CLI, the suite is skipped
- * with a plain reason. `workerOnly` marks scenarios that need a Worker-only fault hook or store.
+ * with a plain reason. `workerOnly` / `spinOnly` mark scenarios that only make sense on one host.
  */
-export function hostOptions({ workerOnly } = {}) {
+export function hostOptions({ workerOnly, spinOnly } = {}) {
   if (HOST === 'spin' && workerOnly) return { skip: `Worker only: ${workerOnly}` };
+  if (HOST !== 'spin' && spinOnly) return { skip: `Spin only: ${spinOnly}` };
   if (HOST === 'spin' && !SPIN_BIN) return { skip: SKIP_REASON };
   return {};
 }

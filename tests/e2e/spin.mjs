@@ -194,6 +194,7 @@ export async function startSpin({ root, dir, port, motoPort, kv, secrets, policy
     logs,
     async kill() { await halt('SIGKILL'); },
     async restart(extra = {}) { await launch(extra); },
+    flushToken,
     async shutdown() { await halt('SIGTERM'); },
     async downloadAudit(outDir) { return moto.download(outDir); },
     /** Copies the response cache (a table in the region's SQLite database) into `outDir`, one file per entry. */
