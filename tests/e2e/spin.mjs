@@ -118,8 +118,8 @@ print(json.dumps(names))
  * `secrets` are the deployment's secrets by their core names; `policy` the audit shipping policy.
  */
 export async function startSpin({ root, dir, port, motoPort, kv, secrets, policy, vars = {}, waitReady }) {
-  const wasm = join(root, 'target/wasm32-wasip2/release/asc_spin.wasm');
-  if (!existsSync(wasm)) throw new Error(`no component at ${wasm}: run scripts/check-spin (or cargo build -p asc-spin --target wasm32-wasip2 --release)`);
+  const wasm = join(root, 'target/wasm32-wasip2/spin/asc_spin.wasm');
+  if (!existsSync(wasm)) throw new Error(`no component at ${wasm}: run scripts/check-spin (or cargo build -p asc-spin --target wasm32-wasip2 --profile spin)`);
   const moto = await startMoto(root, motoPort, dir);
   try {
     seedKeyValue(root, join(dir, 'asc_config.db'), 'asc_config', kv);
