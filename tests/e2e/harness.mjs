@@ -111,9 +111,10 @@ export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000, 
 
 /**
  * Starts the mock upstream and the Worker on workerd. `vars` are extra Worker vars for the first
- * launch (e.g. a fault to inject); `restart(vars)` relaunches with others.
+ * launch (e.g. a fault to inject); `restart(vars)` relaunches with others. On Spin, `replicas`
+ * starts that many `spin up` processes on the same stores (`stack.urls`); workerd runs one.
  */
-export async function startStack({ vars = {} } = {}) {
+export async function startStack({ vars = {}, replicas = 1 } = {}) {
   const mock = await startMock({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
   const secret = randomBytes(32).toString('hex');
@@ -210,7 +211,7 @@ export async function startStack({ vars = {} } = {}) {
     const spin = await startSpin({
       root: ROOT,
       dir,
-      port: await freePort(),
+      ports: await Promise.all(Array.from({ length: replicas }, freePort)),
       motoPort: await freePort(),
       kv,
       secrets: {
@@ -276,6 +277,7 @@ export async function startStack({ vars = {} } = {}) {
 
   return {
     url,
+    urls: [url],
     baseURL: `${url}/v1`,
     mock,
     keys,

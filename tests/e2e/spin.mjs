@@ -114,10 +114,12 @@ print(json.dumps(names))
 }
 
 /**
- * Starts the component under `spin up` for the local region. `kv` seeds the config store;
- * `secrets` are the deployment's secrets by their core names; `policy` the audit shipping policy.
+ * Starts the component under `spin up` for the local region, one `spin up` per port in `ports`
+ * (replicas of one deployment: the same stores, so limits must hold across them). `kv` seeds the
+ * config store; `secrets` are the deployment's secrets by their core names; `policy` the audit
+ * shipping policy.
  */
-export async function startSpin({ root, dir, port, motoPort, kv, secrets, policy, vars = {}, waitReady }) {
+export async function startSpin({ root, dir, ports, motoPort, kv, secrets, policy, vars = {}, waitReady }) {
   const wasm = join(root, 'target/wasm32-wasip2/spin/asc_spin.wasm');
   if (!existsSync(wasm)) throw new Error(`no component at ${wasm}: run scripts/check-spin (or cargo build -p asc-spin --target wasm32-wasip2 --profile spin)`);
   const moto = await startMoto(root, motoPort, dir);
@@ -149,20 +151,25 @@ export async function startSpin({ root, dir, port, motoPort, kv, secrets, policy
     audit_forward_ms: policy.forwardMs,
   };
   const logs = [];
-  let proc;
-  const url = `http://127.0.0.1:${port}`;
+  let procs = [];
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  const url = urls[0];
   // The Worker's fault vars by their Spin variable names (ASC_FAULT_AFTER_DELAY_MS is
   // asc_fault_after_delay_ms), for one launch.
   async function launch(extra = {}) {
     const faults = Object.entries(extra).flatMap(([k, v]) => ['--variable', `${k.toLowerCase()}=${v}`]);
-    const args = ['up', '--from', join(root, 'spin.toml'), '--listen', `127.0.0.1:${port}`,
-      '--runtime-config-file', runtimeConfig, '--state-dir', join(dir, 'spin-state'), '--log-dir', join(dir, 'spin-logs'), '--follow', 'asc',
-      '--variable', `@${join(root, 'regions/spin/local.variables.toml')}`,
-      ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]), ...faults];
-    proc = spawn(SPIN_BIN, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    proc.stdout.on('data', (d) => logs.push(d.toString()));
-    proc.stderr.on('data', (d) => logs.push(d.toString()));
-    await waitReady(url, proc, logs);
+    procs = ports.map((port, i) => {
+      const args = ['up', '--from', join(root, 'spin.toml'), '--listen', `127.0.0.1:${port}`,
+        '--runtime-config-file', runtimeConfig, '--state-dir', join(dir, `spin-state-${i}`),
+        '--log-dir', join(dir, `spin-logs-${i}`), '--follow', 'asc',
+        '--variable', `@${join(root, 'regions/spin/local.variables.toml')}`,
+        ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]), ...faults];
+      const proc = spawn(SPIN_BIN, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      proc.stdout.on('data', (d) => logs.push(d.toString()));
+      proc.stderr.on('data', (d) => logs.push(d.toString()));
+      return proc;
+    });
+    await Promise.all(procs.map((proc, i) => waitReady(urls[i], proc, logs)));
     schedule();
   }
   // The scheduler a Spin deployment runs (deploy/spin: a CronJob or a systemd timer): it calls
@@ -180,8 +187,10 @@ export async function startSpin({ root, dir, port, motoPort, kv, secrets, policy
   }
   async function halt(signal) {
     clearInterval(timer);
-    try { process.kill(-proc.pid, signal); } catch { /* already gone */ }
-    await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)));
+    await Promise.all(procs.map(async (proc) => {
+      try { process.kill(-proc.pid, signal); } catch { /* already gone */ }
+      await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', r)));
+    }));
   }
   try {
     await launch(vars);
@@ -191,6 +200,7 @@ export async function startSpin({ root, dir, port, motoPort, kv, secrets, policy
   }
   return {
     url,
+    urls,
     logs,
     async kill() { await halt('SIGKILL'); },
     async restart(extra = {}) { await launch(extra); },
