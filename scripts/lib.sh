@@ -21,5 +21,18 @@ export WRANGLER_LOG_PATH="$ROOT/.state/wrangler-logs"
 STATE_DIR="${ASC_STATE_DIR:-$ROOT/.state/wrangler}"
 export STATE_DIR
 
+# A Spin CLI for the end-to-end scenarios under `spin up`: $SPIN_BIN, else the cached source build
+# (~/.cache/asc/spin/bin/spin, see README "Running on Spin"), else `spin` on PATH. Never vendored.
+find_spin() {
+  local c
+  for c in "${SPIN_BIN:-}" "$HOME/.cache/asc/spin/bin/spin" "$(command -v spin 2>/dev/null || true)"; do
+    if [ -n "$c" ] && [ -x "$c" ] && "$c" --version >/dev/null 2>&1; then
+      printf '%s\n' "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
 log() { printf '\033[1m[asc]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[asc] %s\033[0m\n' "$*" >&2; exit 1; }

@@ -10,8 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, UPSTREAM_KEY, AUDIT_POLICY } from './harness.mjs';
-import { downloadAuditBucket } from './r2.mjs';
+import { startStack, ROOT, UPSTREAM_KEY, AUDIT_POLICY, hostOptions } from './harness.mjs';
 
 const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
 const CANARY_EMAIL = 'jane.canary@example.com';
@@ -73,7 +72,7 @@ function assertGapFreePerStream(chained) {
   return byStream;
 }
 
-describe('audit trail', () => {
+describe('audit trail', hostOptions(), () => {
   it('N requests leave exactly N chained, signed records, and no canary anywhere', async () => {
     const stack = await startStack();
     const ids = [];
@@ -97,7 +96,7 @@ describe('audit trail', () => {
     try {
       const stoppedAt = Date.now();
       const dir = mkdtempSync(join(tmpdir(), 'asc-audit-'));
-      await downloadAuditBucket(stack.persist, dir);
+      await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, stoppedAt);
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
 
@@ -146,7 +145,7 @@ describe('audit trail', () => {
     try {
       const stoppedAt = Date.now();
       const dir = mkdtempSync(join(tmpdir(), 'asc-audit-kill-'));
-      await downloadAuditBucket(stack.persist, dir);
+      await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, stoppedAt);
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
       const chained = entries(dir);
@@ -188,7 +187,7 @@ describe('audit trail', () => {
     }
     try {
       const dir = mkdtempSync(join(tmpdir(), 'asc-audit-lost-commit-'));
-      await downloadAuditBucket(stack.persist, dir);
+      await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, Date.now());
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
       const chained = entries(dir);

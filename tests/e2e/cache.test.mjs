@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
-import { downloadAuditBucket } from './r2.mjs';
+import { startStack, ROOT, AUDIT_POLICY, hostOptions, HOST } from './harness.mjs';
 
 let stack;
 const ids = [];
@@ -36,10 +35,10 @@ function files(dir) {
   });
 }
 
-before(async () => { stack = await startStack(); });
+before(async () => { if (!hostOptions().skip) stack = await startStack(); });
 after(async () => { await stack?.stop(); });
 
-describe('response cache on workerd', () => {
+describe(`response cache on ${HOST}`, hostOptions(), () => {
   it('a repeated request is a hit: no upstream call, same answer, free', async () => {
     const before = upstreamCalls();
     const miss = await create('cached', ask('what is the capital of France?'));
@@ -127,7 +126,7 @@ describe('response cache on workerd', () => {
     await new Promise((r) => setTimeout(r, AUDIT_POLICY.forwardMs + AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 1000));
     await stack.shutdown();
     const cacheDir = mkdtempSync(join(tmpdir(), 'asc-cache-'));
-    const names = await downloadAuditBucket(stack.persist, cacheDir, 'asc-cache-local', '');
+    const names = await stack.downloadCache(cacheDir);
     assert.ok(names.length >= 4, names.join(', '));
     assert.ok(names.every((n) => /^(cached|cached2)\/[0-9a-f]{64}$/.test(n)), names.join(', '));
     for (const f of files(cacheDir)) {
@@ -135,7 +134,7 @@ describe('response cache on workerd', () => {
     }
 
     const auditDir = mkdtempSync(join(tmpdir(), 'asc-audit-'));
-    await downloadAuditBucket(stack.persist, auditDir);
+    await stack.downloadAudit(auditDir);
     const out = execFileSync(join(ROOT, 'target/debug/asc'), ['audit', 'query', auditDir,
       '--keys', stack.publicKeys, '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs), '--tenant', 'cached',
       '--format', 'json'], { encoding: 'utf8' });

@@ -2,10 +2,10 @@
 // streamed response redacted while it still flows.
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack } from './harness.mjs';
+import { startStack, hostOptions, HOST } from './harness.mjs';
 
 let stack;
-before(async () => { stack = await startStack(); });
+before(async () => { if (!hostOptions().skip) stack = await startStack(); });
 after(async () => { await stack?.stop(); });
 beforeEach(() => { stack.mock.requests.length = 0; });
 
@@ -16,7 +16,7 @@ const post = (tenant, body) => fetch(`${stack.url}/v1/chat/completions`, {
 });
 const user = (content) => ({ messages: [{ role: 'user', content }] });
 
-describe('guardrails on workerd', () => {
+describe(`guardrails on ${HOST}`, hostOptions(), () => {
   it('a blocked prompt never reaches the upstream', async () => {
     const r = await post('guarded', user('my card is 4111 1111 1111 1111'));
     assert.equal(r.status, 400);

@@ -1,5 +1,6 @@
-// Starts the whole stack for end-to-end tests: the mock upstream (in process), local KV seeded with
-// test tenants and keys, and the Worker on workerd via `wrangler dev --local`.
+// Starts the whole stack for end-to-end tests: the mock upstream (in process), the config store
+// seeded with test tenants and keys, and the gateway: the Worker on workerd via
+// `wrangler dev --local`, or with ASC_E2E_HOST=spin the Spin component under `spin up` (tests/e2e/spin.mjs).
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
@@ -8,6 +9,21 @@ import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { start as startMock } from '../mock-upstream/server.mjs';
+import { downloadAuditBucket } from './r2.mjs';
+import { SPIN_BIN, SKIP_REASON, startSpin } from './spin.mjs';
+
+/** Which runtime the scenarios run on: `worker` (workerd) or `spin`. */
+export const HOST = process.env.ASC_E2E_HOST === 'spin' ? 'spin' : 'worker';
+/**
+ * For `describe(name, hostOptions(), ...)`: on Spin without a Spin CLI, the suite is skipped
+ * with a plain reason. `workerOnly` / `spinOnly` mark scenarios that only make sense on one host.
+ */
+export function hostOptions({ workerOnly, spinOnly } = {}) {
+  if (HOST === 'spin' && workerOnly) return { skip: `Worker only: ${workerOnly}` };
+  if (HOST !== 'spin' && spinOnly) return { skip: `Spin only: ${spinOnly}` };
+  if (HOST === 'spin' && !SPIN_BIN) return { skip: SKIP_REASON };
+  return {};
+}
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const UPSTREAM_KEY = 'sk-upstream-CANARY-e2e-4b1d';
@@ -68,14 +84,14 @@ function tenant(id, mockUrl, overrides = {}) {
 async function waitReady(url, proc, logs, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`wrangler dev exited (${proc.exitCode}):\n${logs.join('')}`);
+    if (proc.exitCode !== null) throw new Error(`${HOST} exited (${proc.exitCode}):\n${logs.join('')}`);
     try {
       const r = await fetch(`${url}/healthz`);
       if (r.status === 200) return;
     } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`wrangler dev was not ready in ${timeoutMs} ms:\n${logs.join('')}`);
+  throw new Error(`${HOST} was not ready in ${timeoutMs} ms:\n${logs.join('')}`);
 }
 
 /** An Ed25519 audit signing key: the secret spec for the Worker, the public entry for auditors. */
@@ -95,9 +111,10 @@ export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000, 
 
 /**
  * Starts the mock upstream and the Worker on workerd. `vars` are extra Worker vars for the first
- * launch (e.g. a fault to inject); `restart(vars)` relaunches with others.
+ * launch (e.g. a fault to inject); `restart(vars)` relaunches with others. On Spin, `replicas`
+ * starts that many `spin up` processes on the same stores (`stack.urls`); workerd runs one.
  */
-export async function startStack({ vars = {} } = {}) {
+export async function startStack({ vars = {}, replicas = 1 } = {}) {
   const mock = await startMock({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
   const secret = randomBytes(32).toString('hex');
@@ -114,9 +131,13 @@ export async function startStack({ vars = {} } = {}) {
     tiny: tenant('tiny', mock.url, { limits: { max_request_bytes: 1024 } }),
     limited: tenant('limited', mock.url, { limits: { requests_per_minute: 2 } }),
     euonly: tenant('euonly', mock.url, { residency: 'eu' }),
-    // A small hard budget: a few hundred requests' worth. Reservations expire after 3 s.
+    // A small hard budget: a few hundred requests' worth. Reservations expire after 3 s on the
+    // Worker (the abandoned-stream test waits for the alarm). On Spin the component ends an
+    // abandoned stream itself, and under 32 concurrent requests on a loaded 2-core machine its
+    // slowest responses took ~3.5 s: a 3 s TTL would give up on live requests and charge their
+    // reservations in full, so the budget test could not compare charges.
     budgeted: tenant('budgeted', mock.url, {
-      limits: { reservation_ttl_ms: 3000 },
+      limits: { reservation_ttl_ms: HOST === 'spin' ? 30_000 : 3000 },
       budgets: [{ id: 'small', applies_to: 'tenant', limit_usd_micros: 3000, period: 'monthly', mode: 'hard', alert_at_percent: [80] }],
     }),
     // For benchmarks: every request reserves and settles in the ledger, never refused.
@@ -187,18 +208,51 @@ export async function startStack({ vars = {} } = {}) {
   keys.modelsOnly = mintKey('demo', secret, 'models');
   kv.push({ key: keys.modelsOnly.kvName, value: JSON.stringify(keys.modelsOnly.record) });
 
+  const signing = auditKeyPair();
+  const publicKeys = join(dir, 'audit-public-keys.json');
+  writeFileSync(publicKeys, JSON.stringify(signing.public));
+  if (HOST === 'spin') {
+    const spin = await startSpin({
+      root: ROOT,
+      dir,
+      ports: await Promise.all(Array.from({ length: replicas }, freePort)),
+      motoPort: await freePort(),
+      kv,
+      secrets: {
+        KEY_HASH_SECRET: secret,
+        OPENAI_API_KEY: UPSTREAM_KEY,
+        ANTHROPIC_API_KEY: ANTHROPIC_UPSTREAM_KEY,
+        MISTRAL_API_KEY: MISTRAL_UPSTREAM_KEY,
+        AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+      },
+      policy: AUDIT_POLICY,
+      vars,
+      waitReady,
+    });
+    return {
+      ...spin,
+      baseURL: `${spin.url}/v1`,
+      mock,
+      keys,
+      publicKeys,
+      dir,
+      async stop() {
+        await spin.shutdown();
+        spin.stopMoto();
+        await mock.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
   const persist = join(dir, 'state');
   const bulk = join(dir, 'kv.json');
   writeFileSync(bulk, JSON.stringify(kv));
   wrangler(['kv', 'bulk', 'put', '--local', '--persist-to', persist, '--binding', 'ASC_CONFIG', bulk], env);
   const envFile = join(dir, 'dev.env');
-  const signing = auditKeyPair();
   writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n` +
     `ANTHROPIC_API_KEY=${ANTHROPIC_UPSTREAM_KEY}\nMISTRAL_API_KEY=${MISTRAL_UPSTREAM_KEY}\n` +
     `AUDIT_SIGNING_KEYS='${JSON.stringify(signing.secret)}'\n`);
-  const publicKeys = join(dir, 'audit-public-keys.json');
-  writeFileSync(publicKeys, JSON.stringify(signing.public));
-
   const port = await freePort();
   const logs = [];
   let proc;
@@ -227,6 +281,7 @@ export async function startStack({ vars = {} } = {}) {
 
   return {
     url,
+    urls: [url],
     baseURL: `${url}/v1`,
     mock,
     keys,
@@ -237,6 +292,10 @@ export async function startStack({ vars = {} } = {}) {
     /** Kills the Worker's processes at once (SIGKILL), as a crash would. */
     async kill() { await halt('SIGKILL'); },
     async restart(extra = {}) { await launch(extra); },
+    /** Copies the audit bucket (wrangler's local R2, read after wrangler stopped) into `outDir`. */
+    async downloadAudit(outDir) { return downloadAuditBucket(persist, outDir); },
+    /** Copies the response cache (local R2 bucket asc-cache-local) into `outDir`. */
+    async downloadCache(outDir) { return downloadAuditBucket(persist, outDir, 'asc-cache-local', ''); },
     async shutdown() { await halt('SIGTERM'); },
     async stop() {
       await halt('SIGTERM');

@@ -4,16 +4,16 @@
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startStack } from './harness.mjs';
+import { startStack, hostOptions, HOST } from './harness.mjs';
 
 let stack;
 const client = () => new OpenAI({ apiKey: stack.keys.routed.key, baseURL: stack.baseURL, maxRetries: 0 });
 
-before(async () => { stack = await startStack(); });
+before(async () => { if (!hostOptions().skip) stack = await startStack(); });
 after(async () => { await stack?.stop(); });
 beforeEach(() => { stack.mock.requests.length = 0; });
 
-describe('routing and failover on workerd', () => {
+describe(`routing and failover on ${HOST}`, hostOptions(), () => {
   it('a primary failing with 500 is served by the fallback', async () => {
     const { data, response } = await client().chat.completions.create({
       model: 'smart', messages: [{ role: 'user', content: 'Hello fallback' }],

@@ -44,6 +44,23 @@ pub fn gateway(deployment: &Deployment) -> Rc<Gateway> {
     gw
 }
 
+/// Run on every new connection to the region's database. Spin opens a fresh SQLite connection
+/// per `Connection::open` (one per request), in rollback-journal mode with rusqlite's 5 s busy
+/// timeout: under `spin up` with 32 concurrent requests, readers and writers of the ledger and
+/// the audit tables queued behind each other (~12 requests/s) and some gave up with "database is
+/// locked" (a 503). Write-ahead logging lets readers run beside the one writer (the mode is kept
+/// in the file; setting it again is a no-op), and a longer timeout covers a loaded machine.
+/// Statements are single autocommit transactions, so waiting for the lock is always safe.
+pub const CONNECTION_SETUP: &[&str] = &["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 15000"];
+
+/// Prepares a new connection (see [`CONNECTION_SETUP`]). A backend that refuses a pragma (a
+/// database server does its own locking and logging) is used as it is.
+pub async fn configure_connection<P: Platform>(p: &P) {
+    for statement in CONNECTION_SETUP {
+        let _ = p.sql(statement, &[]).await;
+    }
+}
+
 /// Creates the tables and triggers once per instance (every statement is `IF NOT EXISTS`).
 pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
     if SCHEMA_READY.with(Cell::get) {
@@ -53,6 +70,7 @@ pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
         .iter()
         .chain(sql_trail::SCHEMA)
         .chain(sql_cache::SCHEMA)
+        .chain(FLUSH_LEASE_SCHEMA)
     {
         p.sql(statement, &[]).await?;
     }
@@ -71,6 +89,7 @@ pub struct Prepared<P> {
 pub async fn prepare<P: Platform>(platform: P) -> Result<Prepared<P>, String> {
     let deployment = settings::deployment(&platform).await?;
     let gateway = gateway(&deployment);
+    configure_connection(&platform).await;
     ensure_schema(&platform)
         .await
         .map_err(|e| format!("sqlite: {e}"))?;
@@ -154,6 +173,10 @@ pub async fn after_response<P: Platform>(
         gateway,
         host,
     } = prepared;
+    let delay = fault_after_delay_ms(deployment, host).await;
+    if delay > 0 {
+        host.platform().sleep(delay).await;
+    }
     let mut failures: Vec<String> = after
         .run(gateway, host)
         .await
@@ -166,6 +189,17 @@ pub async fn after_response<P: Platform>(
         Err(why) => failures.push(format!("audit flush: {why}")),
     }
     failures
+}
+
+/// `settings::FAULT_AFTER_DELAY`, in the loopback region only; 0 when unset or unreadable.
+async fn fault_after_delay_ms<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> u64 {
+    if d.region.id != "local" {
+        return 0;
+    }
+    match settings::optional(host.platform(), settings::FAULT_AFTER_DELAY).await {
+        Ok(Some(v)) => v.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Forwards the outboxes of the ledgers written since the last call.
@@ -199,7 +233,83 @@ pub async fn sweep<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Result<us
     Ok(forwarded)
 }
 
-/// Flushes if a batch or a digest is due on any stream (two small reads per stream otherwise).
+/// Who is flushing after a response: one row, held until `until_ms`.
+pub const FLUSH_LEASE_SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS asc_flush_lease (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        until_ms INTEGER NOT NULL
+    )"];
+
+/// How long a flush after a response holds the lease: half a heartbeat, within 0.5-10 s. An
+/// instance that dies holding it delays the next piggybacked flush by at most this.
+fn lease_ms(d: &Deployment) -> u64 {
+    (d.ship_policy.heartbeat_ms / 2).clamp(500, 10_000)
+}
+
+/// Takes the flush lease if it is free or lapsed; returns the expiry to release it with.
+///
+/// Without it every response under load started a flush of the same streams at once (seen under
+/// `spin up` with 32 concurrent requests): they collided on the audit head ("sequencer state is
+/// inconsistent"), uploaded the same objects twice and queued on SQLite's write lock, pushing
+/// commits past a 3 s reservation TTL. The lease is an optimisation only: shipping stays correct
+/// when two flushes overlap (after a lapse, or with the scheduled flush endpoint, which ignores it).
+pub async fn take_flush_lease<P: Platform>(d: &Deployment, p: &P) -> Result<Option<u64>, String> {
+    let now = p.now_ms();
+    let until = now + lease_ms(d);
+    let rows = p
+        .sql(
+            "INSERT INTO asc_flush_lease (id, until_ms) VALUES (1, ?2)
+             ON CONFLICT (id) DO UPDATE SET until_ms = excluded.until_ms
+             WHERE asc_flush_lease.until_ms <= ?1 RETURNING until_ms",
+            &[now.into(), until.into()],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((!rows.is_empty()).then_some(until))
+}
+
+pub async fn release_flush_lease<P: Platform>(p: &P, until: u64) {
+    // Only our own lease: a lapsed one may have been taken since.
+    let _ = p
+        .sql(
+            "UPDATE asc_flush_lease SET until_ms = 0 WHERE id = 1 AND until_ms = ?1",
+            &[until.into()],
+        )
+        .await;
+}
+
+/// The ledgers holding a request past its expiry (read from the stored JSON: `open` maps request
+/// ids to `{record, expires_ms}`; `the_overdue_query_finds_expired_requests` holds it to the
+/// core's format).
+pub const OVERDUE_LEDGERS: &str = "SELECT id FROM asc_ledger WHERE id NOT LIKE 'circuits/%'
+     AND EXISTS (SELECT 1 FROM json_each(asc_ledger.state, '$.open')
+                 WHERE json_extract(json_each.value, '$.expires_ms') <= ?1)";
+
+/// Gives up on every overdue request in the region (charging its reservation in full, as a
+/// Durable Object's alarm does) and forwards those ledgers. Spin has no alarms: this runs under
+/// the flush lease after a response, and from the scheduled flush endpoint (via `sweep`), so an
+/// idle tenant's abandoned request is settled by the next response of any tenant once a batch
+/// falls due, or by the next scheduled call, whichever comes first.
+pub async fn sweep_overdue<P: Platform>(
+    d: &Deployment,
+    host: &SpinHost<P>,
+) -> Result<usize, String> {
+    let p = host.platform();
+    let rows = p
+        .sql(OVERDUE_LEDGERS, &[p.now_ms().into()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut swept = 0;
+    for row in rows {
+        if let Some(id) = row.first().and_then(SqlValue::as_str) {
+            forward(d, host, &LedgerId(id.to_string())).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
+/// Flushes if a batch or a digest is due on any stream (two small reads per stream otherwise)
+/// and no other instance is flushing after a response.
 pub async fn flush_if_due<P: Platform>(
     d: &Deployment,
     host: &SpinHost<P>,
@@ -220,7 +330,15 @@ pub async fn flush_if_due<P: Platform>(
     if !due {
         return Ok(None);
     }
-    flush(d, host).await.map(Some)
+    let Some(until) = take_flush_lease(d, p).await? else {
+        return Ok(None);
+    };
+    if let Err(why) = sweep_overdue(d, host).await {
+        eprintln!("asc: settling overdue requests failed, will retry: {why}");
+    }
+    let flushed = flush(d, host).await.map(Some);
+    release_flush_lease(p, until).await;
+    flushed
 }
 
 /// Whether `req` is for the flush endpoint (any method: the endpoint answers 405 itself).

@@ -55,6 +55,45 @@ pub struct Spin {
     db: sqlite::Connection,
 }
 
+impl Spin {
+    async fn sql_once(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, HostError> {
+        let params = params.iter().map(|p| match p {
+            SqlValue::Null => sqlite::Value::Null,
+            SqlValue::Integer(i) => sqlite::Value::Integer(*i),
+            SqlValue::Text(s) => sqlite::Value::Text(s.clone()),
+        });
+        let result = self
+            .db
+            .execute(statement, params)
+            .await
+            .map_err(|e| store_error(STATE_DB, e))?;
+        let rows = result
+            .collect()
+            .await
+            .map_err(|e| store_error(STATE_DB, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                row.values
+                    .into_iter()
+                    .map(|v| match v {
+                        sqlite::Value::Integer(i) => SqlValue::Integer(i),
+                        sqlite::Value::Text(s) => SqlValue::Text(s),
+                        sqlite::Value::Blob(b) => {
+                            SqlValue::Text(String::from_utf8_lossy(&b).into_owned())
+                        }
+                        _ => SqlValue::Null,
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
 fn store_error(what: &str, e: impl std::fmt::Debug) -> HostError {
     HostError::Store(format!("{what}: {e:?}"))
 }
@@ -98,36 +137,11 @@ impl Platform for Spin {
         statement: &str,
         params: &[SqlValue],
     ) -> Result<Vec<Vec<SqlValue>>, HostError> {
-        let params = params.iter().map(|p| match p {
-            SqlValue::Null => sqlite::Value::Null,
-            SqlValue::Integer(i) => sqlite::Value::Integer(*i),
-            SqlValue::Text(s) => sqlite::Value::Text(s.clone()),
-        });
-        let result = self
-            .db
-            .execute(statement, params)
-            .await
-            .map_err(|e| store_error(STATE_DB, e))?;
-        let rows = result
-            .collect()
-            .await
-            .map_err(|e| store_error(STATE_DB, e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                row.values
-                    .into_iter()
-                    .map(|v| match v {
-                        sqlite::Value::Integer(i) => SqlValue::Integer(i),
-                        sqlite::Value::Text(s) => SqlValue::Text(s),
-                        sqlite::Value::Blob(b) => {
-                            SqlValue::Text(String::from_utf8_lossy(&b).into_owned())
-                        }
-                        _ => SqlValue::Null,
-                    })
-                    .collect()
-            })
-            .collect())
+        crate::platform::retry_busy(
+            || self.sql_once(statement, params),
+            |ms| monotonic_clock::wait_for(ms.saturating_mul(1_000_000)),
+        )
+        .await
     }
 
     async fn send(&self, req: Outbound) -> Result<UpstreamResponse<SpinBody>, HostError> {

@@ -81,3 +81,93 @@ pub trait Platform {
     /// Waits `ms` milliseconds (a retry's backoff).
     async fn sleep(&self, ms: u64);
 }
+
+/// How many times a statement refused with SQLite's "database is locked" is re-run.
+pub const BUSY_RETRIES: u32 = 40;
+
+/// Whether a store error is SQLite refusing for a lock another connection holds.
+pub fn is_busy(e: &HostError) -> bool {
+    let text = e.to_string();
+    text.contains("database is locked") || text.contains("database is busy")
+}
+
+/// Runs `statement` again while SQLite answers "database is locked", waiting a little longer each
+/// time (`sleep(ms)`). The busy timeout does not cover every case: with two `spin up` processes
+/// on one database, a few statements were refused at once (WAL checkpoints and connections
+/// closing between requests), and a refused statement changed nothing, so running it again is
+/// safe (for `COMMIT`, it is SQLite's documented remedy).
+pub async fn retry_busy<T, F, Fut, S, SFut>(mut statement: F, mut sleep: S) -> Result<T, HostError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, HostError>>,
+    S: FnMut(u64) -> SFut,
+    SFut: std::future::Future<Output = ()>,
+{
+    let mut tries = 0;
+    loop {
+        match statement().await {
+            Err(e) if is_busy(&e) && tries < BUSY_RETRIES => {
+                tries += 1;
+                sleep(u64::from(tries.min(10)) * 5).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    fn locked() -> HostError {
+        HostError::Store("asc_state: Error::Io(\"database is locked\")".into())
+    }
+
+    #[test]
+    fn a_locked_statement_is_run_again_and_other_errors_are_not() {
+        let calls = Cell::new(0);
+        let slept = RefCell::new(Vec::new());
+        let got = futures::executor::block_on(retry_busy(
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if n < 3 {
+                        Err(locked())
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+            |ms| {
+                slept.borrow_mut().push(ms);
+                async {}
+            },
+        ));
+        assert_eq!(got.expect("third run"), 3);
+        assert_eq!(*slept.borrow(), vec![5, 10]);
+
+        calls.set(0);
+        let other = futures::executor::block_on(retry_busy(
+            || {
+                calls.set(calls.get() + 1);
+                async { Err::<(), _>(HostError::Store("no such table".into())) }
+            },
+            |_| async {},
+        ));
+        assert!(other.is_err());
+        assert_eq!(calls.get(), 1, "not a lock: not run again");
+
+        calls.set(0);
+        let stuck = futures::executor::block_on(retry_busy(
+            || {
+                calls.set(calls.get() + 1);
+                async { Err::<(), _>(locked()) }
+            },
+            |_| async {},
+        ));
+        assert!(is_busy(&stuck.expect_err("gives up")));
+        assert_eq!(calls.get(), BUSY_RETRIES as usize + 1);
+    }
+}

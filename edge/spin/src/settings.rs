@@ -36,6 +36,7 @@ pub const SETTINGS: &[&str] = &[
     "audit_batch_max_records",
     "audit_batch_max_age_ms",
     "audit_heartbeat_ms",
+    FAULT_AFTER_DELAY,
 ];
 
 /// The region this deployment serves (a file in `regions/`).
@@ -52,6 +53,10 @@ pub const BUCKET_NAME: &str = "audit_bucket_name";
 pub const BUCKET_REGION: &str = "audit_bucket_region";
 pub const BUCKET_ACCESS_KEY_ID: &str = "audit_bucket_access_key_id";
 pub const BUCKET_SECRET_ACCESS_KEY: &str = "audit_bucket_secret_access_key";
+/// Fault injection for the end-to-end tests, honoured only by the loopback development region
+/// (the Worker's `ASC_FAULT_AFTER_DELAY_MS`): holds back the work after each response, so a test
+/// can kill `spin up` between a response and its commit.
+pub const FAULT_AFTER_DELAY: &str = "asc_fault_after_delay_ms";
 
 /// The Spin variable holding secret `name`.
 pub fn variable_name(secret: &str) -> String {

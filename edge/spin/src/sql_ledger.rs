@@ -69,4 +69,27 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
         };
         Ok(!rows.is_empty())
     }
+
+    /// Takes SQLite's write lock for the attempt (`BEGIN IMMEDIATE` waits its turn under the
+    /// connection's busy timeout), so the swap cannot lose. A backend without interactive
+    /// transactions refuses it and the compare-and-swap alone keeps the ledger right.
+    async fn lock(&self) -> bool {
+        self.0.sql("BEGIN IMMEDIATE", &[]).await.is_ok()
+    }
+
+    async fn unlock(&self) {
+        // Only a failed swap can leave nothing to commit; either way the lock goes.
+        if self.0.sql("COMMIT", &[]).await.is_err() {
+            let _ = self.0.sql("ROLLBACK", &[]).await;
+        }
+    }
+
+    /// Instances race for real here: wait a random 1..=2^lost ms (at most 64) before re-running,
+    /// so the losers spread out instead of colliding again.
+    async fn contended(&self, lost: usize) {
+        let cap = 1u64 << lost.min(6);
+        let mut r = [0u8; 8];
+        self.0.fill_random(&mut r);
+        self.0.sleep(1 + u64::from_le_bytes(r) % cap).await;
+    }
 }

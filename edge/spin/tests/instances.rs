@@ -204,3 +204,33 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
     assert_eq!(head["last_hash"], prev);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `app::OVERDUE_LEDGERS` reads the core's stored ledger JSON: it finds a ledger exactly when one
+/// of its requests is at or past its expiry, and no longer once the ledger gave up on it.
+#[test]
+fn the_overdue_query_finds_expired_requests() {
+    let p = Instance(support::open_db(None));
+    let id = LedgerId("acme".into());
+    let expires = 1_767_225_900_000u64;
+    futures::executor::block_on(apply_stored(&SqlLedgers(&p), &id, &admit(0, 1))).expect("admit");
+    let overdue = |now: u64| -> Vec<String> {
+        futures::executor::block_on(p.sql(asc_spin::app::OVERDUE_LEDGERS, &[now.into()]))
+            .expect("query")
+            .into_iter()
+            .filter_map(|row| row.first().and_then(SqlValue::as_str).map(str::to_string))
+            .collect()
+    };
+    assert!(overdue(expires - 1).is_empty(), "not yet due");
+    assert_eq!(overdue(expires), vec!["acme".to_string()]);
+    let given_up = futures::executor::block_on(asc_core::ledger::stored::with_ledger(
+        &SqlLedgers(&p),
+        &id,
+        |l| l.expire(expires),
+    ))
+    .expect("expire");
+    assert_eq!(given_up, 1);
+    assert!(
+        overdue(expires).is_empty(),
+        "settled: nothing left to sweep"
+    );
+}

@@ -26,10 +26,10 @@ fn component(m: &toml::Table) -> &toml::Table {
 }
 
 const SLOTS: [&str; 4] = [
-    "upstream_origin_1",
-    "upstream_origin_2",
-    "upstream_origin_3",
-    "upstream_origin_4",
+    "upstream_origin_a",
+    "upstream_origin_b",
+    "upstream_origin_c",
+    "upstream_origin_d",
 ];
 
 #[test]
@@ -165,4 +165,111 @@ fn each_region_file_allows_exactly_the_regions_upstreams_and_has_its_stores() {
         seen += 1;
     }
     assert_eq!(seen, 3);
+}
+
+/// Spin parses `[variables]` keys as `LowerSnakeId` (spin `crates/serde/src/id.rs`): every
+/// `_`-separated word starts with a lowercase ASCII letter, so `upstream_origin_1` stops `spin up`
+/// with "'_'-separated words must start with an ASCII letter".
+fn spin_accepts_variable_name(name: &str) -> bool {
+    name.split('_').all(|word| {
+        let mut chars = word.chars();
+        chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
+#[test]
+fn variable_names_follow_spins_manifest_rule() {
+    assert!(!spin_accepts_variable_name("upstream_origin_1"));
+    assert!(!spin_accepts_variable_name("upstream__origin"));
+    assert!(spin_accepts_variable_name("s3_endpoint2"));
+    for name in manifest()["variables"]
+        .as_table()
+        .expect("[variables]")
+        .keys()
+    {
+        assert!(
+            spin_accepts_variable_name(name),
+            "spin up refuses the variable name {name}"
+        );
+    }
+}
+
+fn spin_config(region: &str, out: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(root().join("scripts/spin-config"));
+    cmd.arg(region)
+        .arg(out)
+        .env_remove("ASC_LIBSQL_TOKEN")
+        .env_remove("ASC_VAULT_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("scripts/spin-config runs")
+}
+
+/// Deployment secrets in the runtime configs are named placeholders, rendered by
+/// `scripts/spin-config`, which writes nothing when one has no value (fail closed).
+#[test]
+fn runtime_config_placeholders_are_required_values() {
+    let dir = std::env::temp_dir().join(format!("asc-spin-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for region in ["eu", "us"] {
+        let path = format!("regions/spin/{region}.runtime-config.toml");
+        let text = std::fs::read_to_string(root().join(&path)).expect("runtime config");
+        assert!(
+            !text.contains("REPLACE_AT_DEPLOY"),
+            "{path}: use a ${{NAME}} placeholder"
+        );
+        let out = dir.join(format!("{region}.toml"));
+        let refused = spin_config(region, &out, &[("ASC_LIBSQL_TOKEN", "t")]);
+        assert!(
+            !refused.status.success(),
+            "{region}: rendered without ASC_VAULT_TOKEN"
+        );
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("ASC_VAULT_TOKEN"),
+            "{region}: the error names the missing value"
+        );
+        assert!(
+            !out.exists(),
+            "{region}: nothing written when a value is missing"
+        );
+        let blank = spin_config(
+            region,
+            &out,
+            &[("ASC_LIBSQL_TOKEN", " "), ("ASC_VAULT_TOKEN", "v")],
+        );
+        assert!(
+            !blank.status.success(),
+            "{region}: an empty value counts as missing"
+        );
+
+        let libsql = "lib\"sql\\token";
+        let done = spin_config(
+            region,
+            &out,
+            &[
+                ("ASC_LIBSQL_TOKEN", libsql),
+                ("ASC_VAULT_TOKEN", "vault-token"),
+            ],
+        );
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let rendered: toml::Table = std::fs::read_to_string(&out)
+            .expect("rendered")
+            .parse()
+            .expect("rendered TOML parses");
+        assert_eq!(
+            rendered["sqlite_database"][settings::STATE_DB]["token"].as_str(),
+            Some(libsql)
+        );
+        assert_eq!(
+            rendered["config_provider"][0]["token"].as_str(),
+            Some("vault-token")
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
 }

@@ -461,3 +461,31 @@ fn the_response_cache_in_sqlite_hits_expires_and_sweeps_like_the_reference() {
     assert!(expiries[0][0].as_u64().expect("ms") > pair.backing.clock_ms.get());
     pair.audit_agrees();
 }
+
+/// One instance at a time flushes after a response: the lease is refused while held, free again
+/// once released, and taken over once it lapses (an instance that died holding it).
+#[test]
+fn the_flush_lease_admits_one_flusher_and_lapses() {
+    let fake = Rc::new(FakeHost::new());
+    let platform = TestPlatform::new(fake.clone());
+    let prepared = block_on(app::prepare(platform)).expect("deployment");
+    let (d, p) = (&prepared.deployment, prepared.host.platform());
+    let held = block_on(app::take_flush_lease(d, p))
+        .expect("sql")
+        .expect("free at first");
+    assert_eq!(block_on(app::take_flush_lease(d, p)).expect("sql"), None);
+    block_on(app::release_flush_lease(p, held));
+    let again = block_on(app::take_flush_lease(d, p))
+        .expect("sql")
+        .expect("free once released");
+    // Held and never released: another instance takes it once it lapses, not before.
+    let lease = again - asc_spin::platform::Platform::now_ms(p);
+    fake.advance(lease - 1);
+    assert_eq!(block_on(app::take_flush_lease(d, p)).expect("sql"), None);
+    fake.advance(1);
+    let taken = block_on(app::take_flush_lease(d, p)).expect("sql");
+    assert!(taken.is_some(), "a lapsed lease is taken over");
+    // The old holder's late release does not free the new holder's lease.
+    block_on(app::release_flush_lease(p, again));
+    assert_eq!(block_on(app::take_flush_lease(d, p)).expect("sql"), None);
+}

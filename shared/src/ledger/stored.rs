@@ -28,6 +28,21 @@ pub trait LedgerStore {
     /// Stores `json` as version `expected + 1` if the stored version is still `expected`
     /// (`0`: nothing stored yet), in one atomic statement. Returns whether it did.
     async fn swap(&self, id: &LedgerId, expected: u64, json: &str) -> Result<bool, HostError>;
+    /// Called after the `lost`-th lost race (1, 2, ...) before the operation is re-run. A host
+    /// whose instances race for real waits here (briefly, with jitter): without a pause, 32
+    /// instances re-running at once on one tenant's row kept colliding until they gave up (seen
+    /// under `spin up`). The default re-runs at once.
+    async fn contended(&self, lost: usize) {
+        let _ = lost;
+    }
+    /// Called before each attempt after a lost race: a store with transactions may take its write
+    /// lock here (waiting its turn) so the attempt's swap cannot lose; returns whether it did. The
+    /// loop stays correct without it: the lock only stops many instances colliding over and over.
+    async fn lock(&self) -> bool {
+        false
+    }
+    /// Releases what `lock` took (called only after it returned `true`).
+    async fn unlock(&self) {}
 }
 
 /// Applies `op` to the stored ledger `id`; see the module docs.
@@ -66,29 +81,55 @@ where
     T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
 {
     let corrupt = |e: serde_json::Error| HostError::Store(format!("state {}: {e}", id.as_str()));
+    let mut lost = 0;
     for _ in 0..MAX_ATTEMPTS {
-        let (version, mut state) = match store.load(id).await? {
-            Some(stored) => (
-                stored.version,
-                serde_json::from_str::<T>(&stored.json).map_err(corrupt)?,
-            ),
-            None => (0, T::default()),
-        };
-        let before = state.clone();
-        let reply = apply(&mut state);
-        if state == before {
-            // Nothing to store (a refusal, a usage report, a repeated settle).
+        // Optimistic first: most operations meet no rival (and many store nothing), so the lock
+        // is only taken once a race was lost.
+        let locked = lost > 0 && store.lock().await;
+        let attempt = attempt_once(store, id, &mut apply, corrupt).await;
+        if locked {
+            store.unlock().await;
+        }
+        if let Some(reply) = attempt? {
             return Ok(reply);
         }
-        let json = serde_json::to_string(&state).map_err(corrupt)?;
-        if store.swap(id, version, &json).await? {
-            return Ok(reply);
+        lost += 1;
+        if lost < MAX_ATTEMPTS {
+            store.contended(lost).await;
         }
     }
     Err(HostError::Store(format!(
         "state {}: still contended after {MAX_ATTEMPTS} attempts",
         id.as_str()
     )))
+}
+
+/// One load, apply, swap; `None` if the swap lost the race.
+async fn attempt_once<S, T, R>(
+    store: &S,
+    id: &LedgerId,
+    apply: &mut impl FnMut(&mut T) -> R,
+    corrupt: impl Fn(serde_json::Error) -> HostError,
+) -> Result<Option<R>, HostError>
+where
+    S: LedgerStore,
+    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let (version, mut state) = match store.load(id).await? {
+        Some(stored) => (
+            stored.version,
+            serde_json::from_str::<T>(&stored.json).map_err(&corrupt)?,
+        ),
+        None => (0, T::default()),
+    };
+    let before = state.clone();
+    let reply = apply(&mut state);
+    if state == before {
+        // Nothing to store (a refusal, a usage report, a repeated settle).
+        return Ok(Some(reply));
+    }
+    let json = serde_json::to_string(&state).map_err(&corrupt)?;
+    Ok(store.swap(id, version, &json).await?.then_some(reply))
 }
 
 /// For a host whose ledgers are rows of a shared store (Spin): gives up on `ledger`'s expired
@@ -135,6 +176,11 @@ mod tests {
         interfere: Cell<usize>,
         rival: RefCell<Option<LedgerOp>>,
         swaps: Cell<usize>,
+        pauses: RefCell<Vec<usize>>,
+        /// `lock` answers this; `locks`/`unlocks` count the calls.
+        locking: Cell<bool>,
+        locks: Cell<usize>,
+        unlocks: Cell<usize>,
     }
 
     impl LedgerStore for Table {
@@ -170,6 +216,17 @@ mod tests {
                 },
             );
             Ok(true)
+        }
+        async fn contended(&self, lost: usize) {
+            self.pauses.borrow_mut().push(lost);
+        }
+        async fn lock(&self) -> bool {
+            self.locks.set(self.locks.get() + 1);
+            self.locking.get()
+        }
+        async fn unlock(&self) {
+            assert!(self.locking.get(), "unlock without a lock");
+            self.unlocks.set(self.unlocks.get() + 1);
         }
     }
 
@@ -243,6 +300,11 @@ mod tests {
         );
         // The refusal is stored too: the ledger records it in its outbox.
         assert_eq!(table.swaps.get(), 2);
+        assert_eq!(
+            *table.pauses.borrow(),
+            vec![1],
+            "one pause after the lost race"
+        );
         let stored = table.rows.borrow().get("acme").cloned().expect("row");
         assert_eq!(
             stored.version, 2,
@@ -272,5 +334,39 @@ mod tests {
         .expect_err("gives up");
         assert!(matches!(err, HostError::Store(_)));
         assert_eq!(table.swaps.get(), MAX_ATTEMPTS);
+        // A pause between attempts, none after the last one (the error is not held back).
+        let expected: Vec<usize> = (1..MAX_ATTEMPTS).collect();
+        assert_eq!(*table.pauses.borrow(), expected);
+    }
+
+    #[test]
+    fn each_attempt_holds_the_stores_lock_and_releases_it_even_on_failure() {
+        let table = Table::default();
+        table.locking.set(true);
+        *table.rival.borrow_mut() = Some(reserve("rival", 0));
+        table.interfere.set(2);
+        let id = LedgerId("acme".into());
+        run(apply_stored(&table, &id, &reserve("mine", 1))).expect("applied");
+        // The first attempt runs unlocked; the two after the lost races hold the lock.
+        assert_eq!((table.locks.get(), table.unlocks.get()), (2, 2));
+        // A malformed row fails an attempt: the lock is still released.
+        *table.rival.borrow_mut() = Some(reserve("rival-2", 0));
+        table.interfere.set(1);
+        let corrupt = std::cell::Cell::new(false);
+        let err = run(apply_versioned(&table, &id, |l: &mut TenantLedger| {
+            if corrupt.replace(true) {
+                table.rows.borrow_mut().insert(
+                    "acme".into(),
+                    StoredLedger {
+                        version: 9,
+                        json: "{".into(),
+                    },
+                );
+            }
+            l.apply(&reserve("again", 1))
+        }));
+        assert!(matches!(err, Err(HostError::Store(_))), "{err:?}");
+        // Two more locked attempts: one lost to the corrupting write, one failed on the row.
+        assert_eq!((table.locks.get(), table.unlocks.get()), (4, 4));
     }
 }

@@ -48,10 +48,11 @@ pub fn open_db(path: Option<&std::path::Path>) -> rusqlite::Connection {
         Some(p) => rusqlite::Connection::open(p).expect("sqlite file"),
         None => rusqlite::Connection::open_in_memory().expect("sqlite"),
     };
-    // Generous: the concurrent-instances test races eight writers, and a loaded CI machine
-    // can hold the lock for seconds.
-    db.busy_timeout(std::time::Duration::from_secs(60))
-        .expect("busy timeout");
+    // As the component prepares each connection Spin opens (rusqlite's own default would hide
+    // a missing busy timeout: the concurrent-instances test then fails with "database is locked").
+    for s in asc_spin::app::CONNECTION_SETUP {
+        run_sql(&db, s, &[]).expect("connection setup");
+    }
     for s in sql_ledger::SCHEMA
         .iter()
         .chain(sql_trail::SCHEMA)
