@@ -1,4 +1,4 @@
-// Compliance evidence from a real run on workerd: requests through the Worker (served, blocked by
+// Compliance evidence from a real run (workerd, or Spin with ASC_E2E_HOST=spin): requests through the Worker (served, blocked by
 // a guardrail, refused), the audit bucket read back as an auditor would, an evidence pack built
 // for the period with `asc evidence pack`, checked with `asc evidence verify`, and a change to any
 // file of it detected.
@@ -8,8 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
-import { downloadAuditBucket } from './r2.mjs';
+import { startStack, ROOT, AUDIT_POLICY, hostOptions, HOST } from './harness.mjs';
 
 const ASC = join(ROOT, 'target/debug/asc');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -22,7 +21,7 @@ function chat(stack, tenant, content) {
   });
 }
 
-describe('evidence pack from a real run', () => {
+describe(`evidence pack from a real run on ${HOST}`, hostOptions(), () => {
   it('packs the period, verifies, and catches a changed file', async () => {
     const from = Date.now() - 1000;
     const stack = await startStack();
@@ -46,7 +45,7 @@ describe('evidence pack from a real run', () => {
     try {
       const to = Date.now() + 1000;
       const bucket = join(dir, 'bucket');
-      await downloadAuditBucket(stack.persist, bucket);
+      await stack.downloadAudit(bucket);
       const keygen = execFileSync(ASC, ['audit', 'keygen', '--key-id', 'evidence-e2e'], { encoding: 'utf8' });
       const field = (n) => keygen.match(new RegExp(`^${n}=(.*)$`, 'm'))[1];
       writeFileSync(join(dir, 'evidence-signing-key.json'), field('AUDIT_SIGNING_KEY'));

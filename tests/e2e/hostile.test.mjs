@@ -15,7 +15,7 @@ import { gunzipSync, brotliDecompressSync, inflateSync } from 'node:zlib';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, MISTRAL_UPSTREAM_KEY, AUDIT_POLICY } from './harness.mjs';
+import { startStack, ROOT, UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, MISTRAL_UPSTREAM_KEY, AUDIT_POLICY, hostOptions } from './harness.mjs';
 import { downloadAuditBucket } from './r2.mjs';
 
 const SEED = Number(process.env.ASC_FUZZ_SEED ?? 20260420) >>> 0;
@@ -274,9 +274,12 @@ function strings(value, path = '', out = []) {
   return out;
 }
 
-describe('hostile input', () => {
+// The Worker's log and its local R2 state are read directly: workerd only.
+const HOSTILE_HOST = hostOptions({ workerOnly: 'reads the Worker log and its local R2 state' });
+
+describe('hostile input', HOSTILE_HOST, () => {
   let stack;
-  before(async () => { stack = await startStack(); });
+  before(async () => { if (!HOSTILE_HOST.skip) stack = await startStack(); });
   after(async () => { await stack?.stop(); });
 
   const post = async (path, body, tenant = 'demo', headers = {}) => {
