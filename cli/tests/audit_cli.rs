@@ -7,8 +7,6 @@ use asc_core::audit::batch::{gunzip, gzip};
 use asc_core::audit::{batch_key, SigningKeyring};
 use common::*;
 
-const NOW: &str = "1700000015000"; // ~4 s after the newest digest
-
 #[test]
 fn verify_accepts_an_untouched_log_and_pinpoints_a_deleted_record() {
     let dir = fixture("verify");

@@ -11,8 +11,6 @@ use asc_core::audit::Validity;
 use common::*;
 use serde_json::Value;
 
-const NOW: &str = "1700000015000";
-
 /// Writes the compliance team's evidence key pair into `dir`.
 fn evidence_keys(dir: &Path) {
     let always = Validity {
@@ -33,30 +31,19 @@ fn evidence_keys(dir: &Path) {
 }
 
 fn pack(dir: &Path, out: &str, from: &str, to: &str) -> std::process::Output {
-    asc(
-        dir,
-        &[
-            "evidence",
-            "pack",
-            "bucket",
-            "--keys",
-            "keys.json",
-            "--now",
-            NOW,
-            "--heartbeat-ms",
-            "10000",
-            "--grace-ms",
-            "1000",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--out",
-            out,
-            "--signing-key",
-            "evidence-signing-key.json",
-        ],
-    )
+    let mut args = vec!["evidence", "pack"];
+    args.extend(VERIFY_FIXTURE);
+    args.extend([
+        "--from",
+        from,
+        "--to",
+        to,
+        "--out",
+        out,
+        "--signing-key",
+        "evidence-signing-key.json",
+    ]);
+    asc(dir, &args)
 }
 
 fn read(dir: &Path, name: &str) -> Value {
@@ -173,21 +160,9 @@ fn the_residency_report_flags_a_host_outside_the_regions_allowlist() {
         }
         e
     });
-    let args = [
-        "evidence",
-        "residency",
-        "bucket",
-        "--keys",
-        "keys.json",
-        "--now",
-        NOW,
-        "--heartbeat-ms",
-        "10000",
-        "--grace-ms",
-        "1000",
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["evidence", "residency"];
+    args.extend(VERIFY_FIXTURE);
+    args.extend(["--format", "json"]);
     let o = asc(&dir, &args);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let report: Value = serde_json::from_str(&stdout(&o)).expect("json");
@@ -197,7 +172,7 @@ fn the_residency_report_flags_a_host_outside_the_regions_allowlist() {
     assert_eq!(report["flagged"][0]["attempts"], 1);
     // Outside the period that holds record 4, nothing is flagged.
     let to = (T0 + 4_000).to_string();
-    let mut narrowed: Vec<&str> = args.to_vec();
+    let mut narrowed = args.clone();
     narrowed.extend(["--to", &to]);
     let o = asc(&dir, &narrowed);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));

@@ -80,7 +80,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
+pub enum Format {
     Table,
     Json,
 }

@@ -14,10 +14,10 @@ use asc_core::apikey::KeyRecord;
 use asc_core::audit::keys::{PublicKeyEntry, SigningKeySpec};
 use asc_core::audit::{AuditEvent, PublicKeyring, SigningKeyring};
 use asc_core::budget::PriceTable;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use crate::audit::{now_ms, parse_time, verified_report, Verification, TIME_HELP};
+use crate::audit::{now_ms, parse_time, verified_report, Format, Verification, TIME_HELP};
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -65,12 +65,6 @@ pub struct VerifyArgs {
     /// Public keys that may have signed it (a JSON list, as `asc audit keygen` prints them).
     #[arg(long, value_name = "FILE")]
     keys: PathBuf,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
 }
 
 /// Every upstream host contacted per region in a period, checked against the region's allowlist.

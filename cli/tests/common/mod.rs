@@ -11,6 +11,20 @@ use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
 use asc_core::audit::{Sequencer, ShipPolicy, SigningKeyring, Validity};
 
 pub const T0: u64 = 1_700_000_000_000;
+/// About 4 s after the fixture's newest digest.
+pub const NOW: &str = "1700000015000";
+/// The fixture's bucket, keys and verification options, as every audit command takes them.
+pub const VERIFY_FIXTURE: [&str; 9] = [
+    "bucket",
+    "--keys",
+    "keys.json",
+    "--now",
+    NOW,
+    "--heartbeat-ms",
+    "10000",
+    "--grace-ms",
+    "1000",
+];
 pub const POLICY: ShipPolicy = ShipPolicy {
     max_records: 3,
     max_age_ms: 1_000,
