@@ -155,8 +155,16 @@ fn a_pack_covers_its_period_and_every_tampering_is_detected() {
 fn the_residency_report_flags_a_host_outside_the_regions_allowlist() {
     let dir = fixture_with("evidence-residency", |n| {
         let mut e = event(n);
+        // Record 4's only upstream call went to a host outside the eu allowlist.
         if n == 4 {
-            e.record.endpoint_host = Some("api.openai.com".into());
+            e.detail.attempts.push(asc_core::audit::Attempt {
+                provider: "openai".into(),
+                endpoint_host: "api.openai.com".into(),
+                model: "gpt-4o-mini".into(),
+                status: Some(200),
+                error_code: None,
+                latency_ms: 3,
+            });
         }
         e
     });

@@ -81,27 +81,17 @@ pub fn summary(events: &[AuditEvent]) -> Value {
     })
 }
 
-/// Every upstream host contacted, per region (the served endpoint and every attempt's), checked
+/// Every upstream host contacted, per region (every attempt, fallbacks included), checked
 /// against that region's allowlist; a host outside it, or a region this build does not know, is
 /// flagged.
 pub fn residency(events: &[AuditEvent], regions: &RegionCatalog) -> Value {
     let mut hosts: BTreeMap<String, Counts> = BTreeMap::new();
     for e in events {
+        // Attempts are the upstream calls actually made; `endpoint_host` alone is where a request
+        // was headed (a refusal, a cache hit), not a contact.
         let contacted = hosts.entry(e.record.region.clone()).or_default();
-        let mut seen: Vec<&str> = e
-            .detail
-            .attempts
-            .iter()
-            .map(|a| a.endpoint_host.as_str())
-            .collect();
-        // The served endpoint, when no attempt lists it (a record from before attempts existed).
-        if let Some(h) = e.record.endpoint_host.as_deref() {
-            if e.detail.attempts.is_empty() {
-                seen.push(h);
-            }
-        }
-        for h in seen {
-            bump(contacted, h.to_ascii_lowercase());
+        for attempt in &e.detail.attempts {
+            bump(contacted, attempt.endpoint_host.to_ascii_lowercase());
         }
     }
     let mut flagged = Vec::new();
