@@ -33,7 +33,7 @@ impl Gateway {
         })?;
         let hash = key.hash(&secret);
         let record = self.key_record(host, &hash).await?;
-        record.admit(&hash)?;
+        record.admit(&hash, host.now().millis())?;
         let tenant = self.tenant(host, &record.tenant_id).await?;
         if tenant.residency != self.region.id {
             let message = match self.regions.get(&tenant.residency) {

@@ -161,6 +161,7 @@ impl FakeHost {
             key_hash: hash.clone(),
             label: None,
             created_ms: None,
+            expires_ms: None,
         };
         self.kv.borrow_mut().insert(
             record_name(&hash),
