@@ -340,8 +340,19 @@ impl TenantStore {
                     return StoreReply::NotOwner;
                 }
                 if entry.record.status == KeyStatus::Revoked {
+                    if expires_ms.is_none() && replacement.is_none() {
+                        // Revoking again publishes the record again (a lost KV write heals).
+                        return StoreReply::KeyStored {
+                            key: entry.summary(),
+                            retired: None,
+                            publish: vec![(
+                                record_name(&entry.record.key_hash),
+                                json(&entry.record),
+                            )],
+                        };
+                    }
                     return StoreReply::Invalid {
-                        message: format!("Key {key_id} is already revoked."),
+                        message: format!("Key {key_id} is revoked."),
                     };
                 }
                 match expires_ms {

@@ -265,23 +265,31 @@ impl<H: Host> Call<'_, H> {
     /// Validates a config for this tenant in this region: every error with its path.
     fn validate(&self, bytes: &[u8]) -> Result<TenantConfig, Box<Failure>> {
         let mut errors: Vec<Value> = Vec::new();
-        match TenantConfig::parse(bytes) {
-            Ok(config) => {
-                if config.tenant_id != *self.tenant {
-                    errors.push(json!({"path": "tenant_id", "message": format!("must be {:?}, the tenant in the URL", self.tenant.as_str())}));
-                }
-                if config.residency != self.gw.region().id {
-                    errors.push(json!({"path": "residency", "message": format!("must be {:?}: this deployment serves that region only", self.gw.region().id)}));
-                }
-                if errors.is_empty() {
-                    return Ok(config);
-                }
+        let parsed = TenantConfig::parse(bytes);
+        if let Err(errs) = &parsed {
+            for e in &errs.0 {
+                errors.push(json!({"path": e.path, "message": e.message}));
             }
-            Err(errs) => {
-                for e in errs.0 {
-                    errors.push(json!({"path": e.path, "message": e.message}));
+        }
+        // Whether or not the rest is valid: the document must be this tenant's, in this region.
+        if let Ok(raw) = serde_json::from_slice::<Value>(bytes) {
+            let region = &self.gw.region().id;
+            let mut must = |path: &str, want: &str, why: &str| {
+                let at = raw.get(path).and_then(Value::as_str);
+                if at.is_some() && at != Some(want) {
+                    errors
+                        .push(json!({"path": path, "message": format!("must be {want:?}: {why}")}));
                 }
-            }
+            };
+            must("tenant_id", self.tenant.as_str(), "the tenant in the URL");
+            must(
+                "residency",
+                region,
+                "this deployment serves that region only",
+            );
+        }
+        if let (Ok(config), true) = (parsed, errors.is_empty()) {
+            return Ok(config);
         }
         let err = GatewayError::new(
             ErrorKind::InvalidTenantConfig,

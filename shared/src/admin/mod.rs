@@ -26,7 +26,7 @@ use jose::{parse_jwks, Alg, Jws, PublicJwk};
 pub const JWKS_TTL_MS: u64 = 10 * 60 * 1000;
 /// A token with an unknown `kid` refetches the keys at most this often per issuer, so made-up
 /// kids cannot make the gateway hammer the identity provider.
-pub const JWKS_MIN_REFETCH_MS: u64 = 30 * 1000;
+pub const JWKS_MIN_REFETCH_MS: u64 = 5 * 1000;
 const JWKS_TIMEOUT_MS: u64 = 5_000;
 const JWKS_MAX_BYTES: u64 = 256 * 1024;
 const ALL_ALGS: &[Alg] = &[Alg::Rs256, Alg::Es256, Alg::EdDsa];
