@@ -3,6 +3,7 @@
 //! `asc`: operator commands that need the core's rules but no gateway. `asc --help` and
 //! `asc <command> --help` describe them; the flags are declared next to the code that uses them.
 
+mod admin;
 mod audit;
 mod key;
 mod tenant;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// ASC command line: mint API keys, validate tenant configs, verify and query the audit trail.
+/// ASC command line: tenant configs and API keys through a deployment's admin API, local key
+/// minting and config checks, and the audit trail's verifier and queries.
 #[derive(Parser)]
 #[command(name = "asc", version)]
 struct Cli {
@@ -34,12 +36,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
+    /// Mints a key locally and prints its KV record (for `scripts/seed` and local state).
     New(key::NewArgs),
+    Mint(admin::MintArgs),
+    List(admin::ListArgs),
+    Revoke(admin::RevokeArgs),
+    Rotate(admin::RotateArgs),
 }
 
 #[derive(Subcommand)]
 enum TenantCommand {
     Check(tenant::CheckArgs),
+    Get(admin::GetArgs),
+    Push(admin::PushArgs),
+    Validate(admin::ValidateArgs),
+    Diff(admin::DiffArgs),
+    History(admin::HistoryArgs),
+    Rollback(admin::RollbackArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +66,17 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Key(KeyCommand::New(args)) => key::key_new(args),
+        Command::Key(KeyCommand::Mint(args)) => admin::key_mint(&args),
+        Command::Key(KeyCommand::List(args)) => admin::key_list(&args),
+        Command::Key(KeyCommand::Revoke(args)) => admin::key_revoke(&args),
+        Command::Key(KeyCommand::Rotate(args)) => admin::key_rotate(&args),
         Command::Tenant(TenantCommand::Check(args)) => tenant::tenant_check(&args),
+        Command::Tenant(TenantCommand::Get(args)) => admin::tenant_get(&args),
+        Command::Tenant(TenantCommand::Push(args)) => admin::tenant_push(&args),
+        Command::Tenant(TenantCommand::Validate(args)) => admin::tenant_validate(&args),
+        Command::Tenant(TenantCommand::Diff(args)) => admin::tenant_diff(&args),
+        Command::Tenant(TenantCommand::History(args)) => admin::tenant_history(&args),
+        Command::Tenant(TenantCommand::Rollback(args)) => admin::tenant_rollback(&args),
         Command::Audit(command) => audit::run(command),
     };
     match result {

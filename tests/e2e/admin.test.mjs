@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
@@ -213,6 +213,12 @@ describe('admin plane', () => {
     const usage = await fetch(`${stack.url}/v1/usage`, { headers: { authorization: `Bearer ${stack.keys.demo.key}` } });
     const report = await usage.json();
     assert.ok(report.budgets.some((b) => b.budget_id === 'monthly' && b.limit_micros === 500000000), JSON.stringify(report));
+    // Finance reads the tenant's usage and budgets (no key's); auditors may not.
+    const fin = await admin('GET', '/tenants/demo/usage', { token: as(['demo-finance'], 'fiona@example.com') });
+    assert.equal(fin.status, 200, fin.text);
+    assert.ok(fin.json.budgets.some((b) => b.budget_id === 'monthly' && b.limit_micros === 500000000), fin.text);
+    assert.equal(fin.json.key_id, undefined);
+    assert.equal((await admin('GET', '/tenants/demo/usage', { token: as(['demo-auditors'], 'aud@example.com') })).status, 403);
   });
 
   it('mints keys shown once, lists without secrets, revokes and rotates with overlap', async () => {
@@ -260,6 +266,40 @@ describe('admin plane', () => {
     assert.equal(dev2List.json.keys.length, 0);
     assert.equal((await admin('POST', `/tenants/demo/keys/${own.json.key.key_id}/revoke`, { token: dev1 })).status, 200);
     assert.equal((await admin('POST', '/tenants/demo/keys/k_nope/revoke', { token })).status, 404);
+  });
+
+  it('the CLI drives the same API: asc tenant get/push/history/diff/rollback, asc key mint/list/revoke', async () => {
+    const env = { ...process.env, ASC_ADMIN_URL: stack.url, ASC_ADMIN_TOKEN: as(['multi-admins'], 'cli@example.com') };
+    const asc = (...args) => execFileSync(ASC, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const dir = mkdtempSync(join(tmpdir(), 'asc-admin-cli-'));
+    const file = join(dir, 'multi.json');
+    asc('tenant', 'get', 'multi', '--out', file);
+    const original = readFileSync(file, 'utf8');
+    const edited = JSON.stringify({ ...JSON.parse(original), limits: { requests_per_minute: 77 } }, null, 2);
+    writeFileSync(file, edited);
+    const pushed = JSON.parse(asc('tenant', 'push', 'multi', file, '--if-match', '1'));
+    assert.equal(pushed.version.version, 2);
+    // A stale push fails with the API's code; an invalid one lists each error's path.
+    assert.throws(() => asc('tenant', 'push', 'multi', file, '--if-match', '1'), (e) => e.stderr.includes('version_mismatch'));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...JSON.parse(original), limits: { requests_per_minute: -5 } }));
+    assert.throws(() => asc('tenant', 'push', 'multi', join(dir, 'bad.json'), '--if-match', '2'), (e) => e.stderr.includes('limits.requests_per_minute'));
+    assert.deepEqual(JSON.parse(asc('tenant', 'history', 'multi')).versions.map((v) => v.version), [2, 1]);
+    const diff = JSON.parse(asc('tenant', 'diff', 'multi', '1', '2'));
+    assert.ok(diff.changes.some((c) => c.path.startsWith('limits')), JSON.stringify(diff));
+    asc('tenant', 'rollback', 'multi', '--to', '1', '--if-match', '2');
+    assert.equal(asc('tenant', 'get', 'multi'), original);
+
+    const minted = asc('key', 'mint', '--tenant', 'multi', '--scopes', 'models', '--label', 'from-cli');
+    const secret = minted.match(/^ASC_API_KEY=(.*)$/m)[1];
+    const keyId = minted.match(/^KEY_ID=(.*)$/m)[1];
+    secretsShown.push(secret);
+    assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 200);
+    const listed = asc('key', 'list', '--tenant', 'multi');
+    assert.ok(listed.includes(keyId) && !listed.includes(secret));
+    asc('key', 'revoke', '--tenant', 'multi', keyId);
+    assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 401);
+    // Another tenant is refused.
+    assert.throws(() => asc('key', 'list', '--tenant', 'demo'), (e) => e.stderr.includes('admin_forbidden'));
   });
 
   it('records every admin action in the verified audit trail, never a token or secret', async () => {

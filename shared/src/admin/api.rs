@@ -40,6 +40,7 @@ enum Endpoint {
     Mint,
     Revoke(KeyId),
     Rotate(KeyId),
+    Usage,
 }
 
 impl Endpoint {
@@ -55,6 +56,7 @@ impl Endpoint {
             Endpoint::Mint => Action::KeyMint,
             Endpoint::Revoke(_) => Action::KeyRevoke,
             Endpoint::Rotate(_) => Action::KeyRotate,
+            Endpoint::Usage => Action::UsageRead,
         }
     }
 }
@@ -100,7 +102,8 @@ fn route(method: &str, path: &str) -> Result<(Endpoint, Option<TenantId>), Gatew
         ("POST", ["keys"]) => Endpoint::Mint,
         ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
         ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
-        (_, [] | ["validate" | "history" | "rollback" | "keys"]) => {
+        ("GET", ["usage"]) => Endpoint::Usage,
+        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage"]) => {
             return Err(method_not_allowed(method, path))
         }
         _ => return Err(unknown()),
@@ -541,6 +544,13 @@ impl<H: Host> Call<'_, H> {
                     200,
                     &json!({"tenant_id": self.tenant, "from": a, "to": b, "changes": changes}),
                 ))
+            }
+            Endpoint::Usage => {
+                let mut body = self.gw.tenant_usage(self.host, self.tenant).await?;
+                if let Some(obj) = body.as_object_mut() {
+                    obj.insert("object".into(), json!("tenant_usage"));
+                }
+                Ok(json_reply(200, &body))
             }
             Endpoint::Keys => match self.store(StoreOp::ListKeys).await? {
                 StoreReply::Keys { keys } => {

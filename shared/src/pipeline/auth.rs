@@ -85,7 +85,7 @@ impl Gateway {
         Ok(record)
     }
 
-    async fn tenant<H: Host>(
+    pub(crate) async fn tenant<H: Host>(
         &self,
         host: &H,
         id: &TenantId,
