@@ -281,3 +281,16 @@ mod tests {
         assert_eq!(seen.len(), 11);
     }
 }
+
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_readme_prints_this_policy() {
+        let readme = include_str!("../../../README.md");
+        let table = super::policy_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's role table differs from rbac::POLICY; it should read:\n{table}"
+        );
+    }
+}
