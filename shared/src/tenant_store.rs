@@ -170,11 +170,14 @@ pub enum StoreReply {
 pub const VERSION_PREFIX: &str = "v:";
 pub const KEYS_ROW: &str = "keys";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Serializable whole, for hosts that keep a store as one versioned row (Spin's SQLite, with
+/// compare-and-swap); a Durable Object keeps it as rows (`take_writes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantStore {
     tenant: Option<TenantId>,
     versions: Vec<StoredVersion>,
     keys: Vec<KeyEntry>,
+    #[serde(skip)]
     writes: Vec<(String, String)>,
 }
 
@@ -205,6 +208,13 @@ impl TenantStore {
         }
         store.versions.sort_by_key(|v| v.meta.version);
         store
+    }
+
+    /// Names the store's tenant (a store read back whole, or new, may not know it yet).
+    pub fn set_tenant(&mut self, tenant: &TenantId) {
+        if self.tenant.is_none() {
+            self.tenant = Some(tenant.clone());
+        }
     }
 
     /// The rows changed since the last call, to store before answering.
