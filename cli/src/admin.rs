@@ -13,15 +13,32 @@ pub struct Target {
     /// The regional deployment, e.g. https://eu.asc.example.com.
     #[arg(long, env = "ASC_ADMIN_URL", value_name = "URL")]
     url: String,
-    /// An OIDC ID or access token from your identity provider. Prefer the environment variable:
-    /// a flag may be kept in shell history.
+    /// An OIDC ID or access token from your identity provider [default: the one `asc login`
+    /// saved]. Prefer the environment variable: a flag may be kept in shell history.
     #[arg(
         long,
         env = "ASC_ADMIN_TOKEN",
         value_name = "JWT",
         hide_env_values = true
     )]
-    token: String,
+    token: Option<String>,
+}
+
+impl Target {
+    fn token(&self) -> Result<String, String> {
+        if let Some(t) = &self.token {
+            return Ok(t.clone());
+        }
+        let path = crate::login::token_path()?;
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(|_| {
+                format!(
+                    "no token: run `asc login`, or set ASC_ADMIN_TOKEN (nothing at {})",
+                    path.display()
+                )
+            })
+    }
 }
 
 /// Prints a tenant's config exactly as stored (the current version, or --version N); its
@@ -160,7 +177,7 @@ fn call(
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let mut req = agent
         .request(method, &url)
-        .set("authorization", &format!("Bearer {}", t.token));
+        .set("authorization", &format!("Bearer {}", t.token()?));
     for (k, v) in headers {
         req = req.set(k, v);
     }

@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod key;
+mod login;
 mod tenant;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     /// Tenant configs.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Signs in with your identity provider (OIDC device code flow) for the admin commands.
+    Login(login::LoginArgs),
     /// The audit trail's signing keys, its verifier and queries, for compliance teams.
     #[command(subcommand)]
     Audit(audit::Command),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Tenant(TenantCommand::History(args)) => admin::tenant_history(&args),
         Command::Tenant(TenantCommand::Rollback(args)) => admin::tenant_rollback(&args),
         Command::Audit(command) => audit::run(command),
+        Command::Login(args) => login::login(&args),
     };
     match result {
         Ok(code) => code,

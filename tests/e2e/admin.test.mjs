@@ -5,7 +5,8 @@
 // `asc audit verify` / `asc audit query --operation admin.*` read back.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +17,7 @@ import { downloadAuditBucket } from './r2.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ASC = join(ROOT, 'target/debug/asc');
+const execFileAsync = promisify(execFile);
 
 let idp;
 let stack;
@@ -300,6 +302,24 @@ describe('admin plane', () => {
     assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 401);
     // Another tenant is refused.
     assert.throws(() => asc('key', 'list', '--tenant', 'demo'), (e) => e.stderr.includes('admin_forbidden'));
+  });
+
+  it('asc login: the device code flow saves a token (mode 0600) the admin commands use', async () => {
+    idp.login.sub = 'device-user@example.com';
+    idp.login.groups = ['multi-admins'];
+    const config = mkdtempSync(join(tmpdir(), 'asc-login-'));
+    const env = { ...process.env, XDG_CONFIG_HOME: config, ASC_ADMIN_URL: stack.url };
+    delete env.ASC_ADMIN_TOKEN;
+    // Asynchronously: the issuer answers the CLI's polls from this process.
+    const { stderr } = await execFileAsync(ASC, ['login', '--issuer', idp.url, '--client-id', 'asc-admin'], { env });
+    assert.match(stderr, /WDJB-MJHT/);
+    const saved = join(config, 'asc', 'admin-token');
+    assert.equal(statSync(saved).mode & 0o777, 0o600);
+    tokensUsed.push(readFileSync(saved, 'utf8'));
+    const { stdout } = await execFileAsync(ASC, ['key', 'list', '--tenant', 'multi'], { env });
+    assert.ok(JSON.parse(stdout).keys.length >= 1);
+    const me = await admin('GET', '/me', { token: readFileSync(saved, 'utf8') });
+    assert.equal(me.json.subject, 'device-user@example.com');
   });
 
   it('records every admin action in the verified audit trail, never a token or secret', async () => {

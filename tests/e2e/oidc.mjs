@@ -33,11 +33,42 @@ export async function startIssuer({ audience = 'asc-admin' } = {}) {
   const keys = { RS256: makeKey('RS256'), ES256: makeKey('ES256'), EdDSA: makeKey('EdDSA') };
   let published = Object.values(keys).map((k) => k.jwk);
   let fetches = 0;
-  const server = createServer((req, res) => {
+  // The device authorization grant (RFC 8628): each device code is approved after one
+  // `authorization_pending` poll, for the identity in `login`.
+  const login = { sub: 'cli-user@example.com', groups: [] };
+  const polls = new Map();
+  const send = (res, status, body) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const form = (req) => new Promise((ok) => {
+    let data = '';
+    req.on('data', (c) => { data += c; });
+    req.on('end', () => ok(Object.fromEntries(new URLSearchParams(data))));
+  });
+  const server = createServer(async (req, res) => {
     if (req.url === '/jwks') {
       fetches += 1;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ keys: published }));
+      send(res, 200, { keys: published });
+    } else if (req.url === '/.well-known/openid-configuration') {
+      send(res, 200, { issuer: url, jwks_uri: `${url}/jwks`, device_authorization_endpoint: `${url}/device`, token_endpoint: `${url}/token` });
+    } else if (req.url === '/device' && req.method === 'POST') {
+      const f = await form(req);
+      const code = `dc-${randomUUID()}`;
+      polls.set(code, { client: f.client_id, n: 0 });
+      send(res, 200, { device_code: code, user_code: 'WDJB-MJHT', verification_uri: `${url}/activate`, interval: 1, expires_in: 60 });
+    } else if (req.url === '/token' && req.method === 'POST') {
+      const f = await form(req);
+      const p = polls.get(f.device_code);
+      if (f.grant_type !== 'urn:ietf:params:oauth:grant-type:device_code' || !p || p.client !== f.client_id) {
+        send(res, 400, { error: 'invalid_grant' });
+      } else if (p.n++ === 0) {
+        send(res, 400, { error: 'authorization_pending' });
+      } else {
+        polls.delete(f.device_code);
+        send(res, 200, { token_type: 'Bearer', access_token: 'opaque-access-token', expires_in: 300,
+          id_token: token({ sub: login.sub, groups: login.groups, aud: f.client_id }) });
+      }
     } else {
       res.writeHead(404);
       res.end();
@@ -62,6 +93,7 @@ export async function startIssuer({ audience = 'asc-admin' } = {}) {
     issuer,
     audience,
     keys,
+    login,
     get fetches() { return fetches; },
     token,
     /** A key of this issuer's kind that is not published (its tokens must fail). */
