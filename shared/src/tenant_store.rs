@@ -625,14 +625,23 @@ mod tests {
             .iter()
             .any(|(k, v)| k == "key:hash-k_1" && v.contains("\"expires_ms\":5000")));
         // Revocation.
-        let StoreReply::KeyStored { key, publish, .. } = s.apply(retire("k_2", None, None, None))
+        let StoreReply::KeyStored {
+            key: revoked,
+            publish,
+            ..
+        } = s.apply(retire("k_2", None, None, None))
         else {
             panic!()
         };
-        assert_eq!(key.status, KeyStatus::Revoked);
+        assert_eq!(revoked.status, KeyStatus::Revoked);
         assert!(publish[0].1.contains("\"revoked\""));
+        // Revoking again is idempotent (and publishes again); rotating a revoked key is refused.
         assert!(matches!(
             s.apply(retire("k_2", None, None, None)),
+            StoreReply::KeyStored { .. }
+        ));
+        assert!(matches!(
+            s.apply(retire("k_2", None, Some(1), Some(key("k_3", "dev")))),
             StoreReply::Invalid { .. }
         ));
         assert_eq!(
