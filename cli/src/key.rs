@@ -85,6 +85,7 @@ pub fn key_new(args: NewArgs) -> Result<ExitCode, String> {
         key_hash: hash.clone(),
         label: args.label,
         created_ms: None,
+        expires_ms: None,
     };
     let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
     println!("ASC_API_KEY={key}");

@@ -3,17 +3,20 @@
 //! `asc`: operator commands that need the core's rules but no gateway. `asc --help` and
 //! `asc <command> --help` describe them; the flags are declared next to the code that uses them.
 
+mod admin;
 mod audit;
 mod evidence;
 mod key;
+mod login;
 mod tenant;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// ASC command line: mint API keys, validate tenant configs, verify and query the audit trail,
-/// and build evidence packs for auditors.
+/// ASC command line: tenant configs and API keys through a deployment's admin API, local key
+/// minting and config checks, the audit trail's verifier and queries, and evidence packs for
+/// auditors.
 #[derive(Parser)]
 #[command(name = "asc", version)]
 struct Cli {
@@ -29,6 +32,8 @@ enum Command {
     /// Tenant configs.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Signs in with your identity provider (OIDC device code flow) for the admin commands.
+    Login(login::LoginArgs),
     /// The audit trail's signing keys, its verifier and queries, for compliance teams.
     #[command(subcommand)]
     Audit(audit::Command),
@@ -39,12 +44,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeyCommand {
+    /// Mints a key locally and prints its KV record (for `scripts/seed` and local state).
     New(key::NewArgs),
+    Mint(admin::MintArgs),
+    List(admin::ListArgs),
+    Revoke(admin::RevokeArgs),
+    Rotate(admin::RotateArgs),
 }
 
 #[derive(Subcommand)]
 enum TenantCommand {
     Check(tenant::CheckArgs),
+    Get(admin::GetArgs),
+    Push(admin::PushArgs),
+    Validate(admin::ValidateArgs),
+    Diff(admin::DiffArgs),
+    History(admin::HistoryArgs),
+    Rollback(admin::RollbackArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,9 +74,20 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Key(KeyCommand::New(args)) => key::key_new(args),
+        Command::Key(KeyCommand::Mint(args)) => admin::key_mint(&args),
+        Command::Key(KeyCommand::List(args)) => admin::key_list(&args),
+        Command::Key(KeyCommand::Revoke(args)) => admin::key_revoke(&args),
+        Command::Key(KeyCommand::Rotate(args)) => admin::key_rotate(&args),
         Command::Tenant(TenantCommand::Check(args)) => tenant::tenant_check(&args),
+        Command::Tenant(TenantCommand::Get(args)) => admin::tenant_get(&args),
+        Command::Tenant(TenantCommand::Push(args)) => admin::tenant_push(&args),
+        Command::Tenant(TenantCommand::Validate(args)) => admin::tenant_validate(&args),
+        Command::Tenant(TenantCommand::Diff(args)) => admin::tenant_diff(&args),
+        Command::Tenant(TenantCommand::History(args)) => admin::tenant_history(&args),
+        Command::Tenant(TenantCommand::Rollback(args)) => admin::tenant_rollback(&args),
         Command::Audit(command) => audit::run(command),
         Command::Evidence(command) => evidence::run(command),
+        Command::Login(args) => login::login(&args),
     };
     match result {
         Ok(code) => code,

@@ -142,11 +142,15 @@ pub struct KeyRecord {
     pub label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_ms: Option<u64>,
+    /// When the key stops working (ms since the epoch): set when a key is rotated with an
+    /// overlap, so clients have time to switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
 }
 
 impl KeyRecord {
-    /// Decides whether this record admits a key with hash `presented_hash`.
-    pub fn admit(&self, presented_hash: &str) -> Result<(), GatewayError> {
+    /// Decides whether this record admits a key with hash `presented_hash` at `now_ms`.
+    pub fn admit(&self, presented_hash: &str, now_ms: u64) -> Result<(), GatewayError> {
         if !bool::from(self.key_hash.as_bytes().ct_eq(presented_hash.as_bytes())) {
             return Err(GatewayError::new(
                 ErrorKind::InvalidApiKey,
@@ -157,6 +161,15 @@ impl KeyRecord {
             return Err(GatewayError::new(
                 ErrorKind::RevokedApiKey,
                 format!("API key {} has been revoked.", self.key_id),
+            ));
+        }
+        if self.expires_ms.is_some_and(|at| now_ms >= at) {
+            return Err(GatewayError::new(
+                ErrorKind::ExpiredApiKey,
+                format!(
+                    "API key {} has expired (it was rotated); use its replacement.",
+                    self.key_id
+                ),
             ));
         }
         Ok(())
@@ -275,6 +288,7 @@ mod tests {
             key_hash: hash.into(),
             label: None,
             created_ms: None,
+            expires_ms: None,
         }
     }
 
@@ -282,10 +296,10 @@ mod tests {
     fn revoked_keys_are_refused_and_mismatched_records_rejected() {
         let key = new_key(&[3u8; 32]);
         let hash = ApiKey::parse(&key).expect("valid").hash(&secret());
-        assert!(record(KeyStatus::Active, &hash).admit(&hash).is_ok());
+        assert!(record(KeyStatus::Active, &hash).admit(&hash, 0).is_ok());
         assert_eq!(
             record(KeyStatus::Revoked, &hash)
-                .admit(&hash)
+                .admit(&hash, 0)
                 .err()
                 .map(|e| e.kind),
             Some(ErrorKind::RevokedApiKey)
@@ -293,10 +307,23 @@ mod tests {
         let other = "0".repeat(64);
         assert_eq!(
             record(KeyStatus::Active, &other)
-                .admit(&hash)
+                .admit(&hash, 0)
                 .err()
                 .map(|e| e.kind),
             Some(ErrorKind::InvalidApiKey)
+        );
+    }
+
+    #[test]
+    fn a_rotated_key_works_until_its_expiry() {
+        let key = new_key(&[4u8; 32]);
+        let hash = ApiKey::parse(&key).expect("valid").hash(&secret());
+        let mut r = record(KeyStatus::Active, &hash);
+        r.expires_ms = Some(1_000);
+        assert!(r.admit(&hash, 999).is_ok());
+        assert_eq!(
+            r.admit(&hash, 1_000).err().map(|e| e.kind),
+            Some(ErrorKind::ExpiredApiKey)
         );
     }
 

@@ -26,6 +26,8 @@ pub enum ErrorKind {
     MissingApiKey,
     InvalidApiKey,
     RevokedApiKey,
+    /// A rotated key past its overlap.
+    ExpiredApiKey,
     InsufficientScope,
     TenantNotConfigured,
     TenantConfigInvalid,
@@ -54,6 +56,22 @@ pub enum ErrorKind {
     InputTooLong,
     /// `max_tokens` / `max_completion_tokens` is over the tenant's `guardrails.max_output_tokens`.
     MaxTokensOverLimit,
+    /// Admin plane: no token on an admin request.
+    MissingAdminToken,
+    /// Admin plane: the token failed a check (signature, issuer, audience, algorithm, time).
+    InvalidAdminToken,
+    /// Admin plane: the caller's roles do not allow this on this tenant.
+    AdminForbidden,
+    /// Admin plane: a tenant, version or key that does not exist.
+    AdminNotFound,
+    /// Admin plane: a tenant config that does not validate (every error with its path).
+    InvalidTenantConfig,
+    /// Admin plane: `If-Match` named another version than the current one.
+    VersionMismatch,
+    /// Admin plane: a write without `If-Match` (or `If-None-Match: *` to create).
+    IfMatchRequired,
+    /// Admin plane: the identity provider's keys (JWKS) could not be fetched.
+    IdentityProviderUnavailable,
 }
 
 impl ErrorKind {
@@ -63,7 +81,14 @@ impl ErrorKind {
             InvalidJson | InvalidRequest | MissingParameter | UnsupportedParameter
             | UnsupportedOperation => 400,
             GuardrailBlocked(_) | InputTooLong | MaxTokensOverLimit => 400,
-            MissingApiKey | InvalidApiKey | RevokedApiKey => 401,
+            MissingApiKey | InvalidApiKey | RevokedApiKey | ExpiredApiKey => 401,
+            MissingAdminToken | InvalidAdminToken => 401,
+            AdminForbidden => 403,
+            AdminNotFound => 404,
+            InvalidTenantConfig => 400,
+            VersionMismatch => 412,
+            IfMatchRequired => 428,
+            IdentityProviderUnavailable => 503,
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
             | EgressDenied | NoTargetInRegion => 403,
             UnknownRoute | ModelNotFound => 404,
@@ -99,6 +124,7 @@ impl ErrorKind {
             MissingApiKey => "missing_api_key",
             InvalidApiKey => "invalid_api_key",
             RevokedApiKey => "revoked_api_key",
+            ExpiredApiKey => "expired_api_key",
             InsufficientScope => "insufficient_scope",
             TenantNotConfigured => "tenant_not_configured",
             TenantConfigInvalid => "tenant_config_invalid",
@@ -124,6 +150,14 @@ impl ErrorKind {
             GuardrailBlocked(code) => code,
             InputTooLong => "input_too_long",
             MaxTokensOverLimit => "max_tokens_over_limit",
+            MissingAdminToken => "missing_admin_token",
+            InvalidAdminToken => "invalid_admin_token",
+            AdminForbidden => "admin_forbidden",
+            AdminNotFound => "not_found",
+            InvalidTenantConfig => "invalid_tenant_config",
+            VersionMismatch => "version_mismatch",
+            IfMatchRequired => "if_match_required",
+            IdentityProviderUnavailable => "identity_provider_unavailable",
         }
     }
 
@@ -131,7 +165,11 @@ impl ErrorKind {
     pub fn error_type(self) -> &'static str {
         use ErrorKind::*;
         match self {
-            MissingApiKey | InvalidApiKey | RevokedApiKey => "authentication_error",
+            MissingApiKey | InvalidApiKey | RevokedApiKey | ExpiredApiKey | MissingAdminToken
+            | InvalidAdminToken => "authentication_error",
+            AdminForbidden => "permission_error",
+            AdminNotFound => "not_found_error",
+            InvalidTenantConfig | VersionMismatch | IfMatchRequired => "invalid_request_error",
             InsufficientScope | TenantNotConfigured | ModelNotApproved | WrongRegion
             | EgressDenied | NoTargetInRegion => "permission_error",
             RateLimited | TokenRateLimited | BudgetExceeded | UpstreamRateLimited => {
@@ -173,6 +211,7 @@ impl ErrorKind {
                 | AuditUnavailable
                 | StoreUnavailable
                 | AllTargetsUnavailable
+                | IdentityProviderUnavailable
         )
     }
 }

@@ -13,6 +13,7 @@ use crate::region::Region;
 use crate::response_cache::CacheKey;
 use crate::routing::circuit::{CircuitOp, CircuitReply};
 use crate::secret::{Secret, SecretRef};
+use crate::tenant_store::{StoreOp, StoreReply};
 use crate::time::Timestamp;
 
 /// A request bound for an upstream. It can only be built by `EgressApproved::check`, so nothing
@@ -41,6 +42,19 @@ impl EgressApproved {
             method,
             headers,
             body,
+            timeout_ms,
+        })
+    }
+
+    /// The admin plane's gate for fetching an identity provider's signing keys (JWKS): the
+    /// region's upstream allowlist or its `admin_allowed_hosts`. A GET without credentials.
+    pub fn check_admin(region: &Region, url: Url, timeout_ms: u64) -> Result<Self, GatewayError> {
+        region.check_admin_egress(&url)?;
+        Ok(EgressApproved {
+            url,
+            method: "GET",
+            headers: vec![("accept".into(), "application/json".into())],
+            body: Vec::new(),
             timeout_ms,
         })
     }
@@ -194,4 +208,15 @@ pub trait Host {
     ) -> Result<(), HostError>;
     /// Waits (a retry's backoff). Adapters use the platform's timer.
     async fn sleep(&self, ms: u64);
+    /// Applies one operation to a tenant's admin store ([`crate::tenant_store::TenantStore`]:
+    /// config versions and key records), atomically, in the region (a Durable Object on
+    /// Workers), and before answering writes what the reply names in `publish` to the config
+    /// store (`kv_get` reads it). A host without an admin store says so; the admin API then
+    /// answers 503.
+    async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
+        let _ = (tenant, op);
+        Err(HostError::Store(
+            "this host has no tenant admin store".into(),
+        ))
+    }
 }

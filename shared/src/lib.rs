@@ -19,6 +19,7 @@
     )
 )]
 
+pub mod admin;
 pub mod apikey;
 pub mod audit;
 pub mod budget;
@@ -40,6 +41,7 @@ pub mod response_cache;
 pub mod routing;
 pub mod secret;
 pub mod sse;
+pub mod tenant_store;
 pub mod time;
 pub mod trace;
 pub mod validate;

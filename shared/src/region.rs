@@ -17,6 +17,10 @@ struct RegionFile {
     storage_jurisdiction: Option<String>,
     #[serde(default)]
     allow_plain_http: bool,
+    /// Identity providers' hosts the admin plane may fetch signing keys (JWKS) from, beside the
+    /// upstream allowlist. Only JWKS fetches may use them, never a model request.
+    #[serde(default)]
+    admin_allowed_hosts: Vec<String>,
 }
 
 /// A validated region.
@@ -32,6 +36,8 @@ pub struct Region {
     pub storage_jurisdiction: Option<String>,
     /// Only for the loopback development region: `http://` upstreams are accepted.
     pub allow_plain_http: bool,
+    /// Identity-provider hosts for the admin plane's JWKS fetches only.
+    pub admin_allowed_hosts: Vec<String>,
 }
 
 impl Region {
@@ -65,6 +71,11 @@ impl Region {
                 errors.push(format!("allowed_upstream_hosts[{i}]: {h:?} must be a lowercase hostname without scheme, port or path"));
             }
         }
+        for (i, h) in file.admin_allowed_hosts.iter().enumerate() {
+            if !is_plain_host(h) {
+                errors.push(format!("admin_allowed_hosts[{i}]: {h:?} must be a lowercase hostname without scheme, port or path"));
+            }
+        }
         if let Some(j) = &file.storage_jurisdiction {
             if !matches!(j.as_str(), "eu" | "us" | "fedramp") {
                 errors.push(format!(
@@ -88,6 +99,7 @@ impl Region {
             allowed_upstream_hosts: file.allowed_upstream_hosts,
             storage_jurisdiction: file.storage_jurisdiction,
             allow_plain_http: file.allow_plain_http,
+            admin_allowed_hosts: file.admin_allowed_hosts,
         })
     }
 
@@ -100,6 +112,16 @@ impl Region {
     /// The one egress gate: `Ok` only for an http(s) URL whose host is on this region's allowlist,
     /// with no credentials embedded, over https unless this is the loopback development region.
     pub fn check_egress(&self, url: &Url) -> Result<(), GatewayError> {
+        self.check_egress_to(url, &[])
+    }
+
+    /// The same gate for the admin plane's JWKS fetches: the upstream allowlist and the
+    /// region's `admin_allowed_hosts`.
+    pub fn check_admin_egress(&self, url: &Url) -> Result<(), GatewayError> {
+        self.check_egress_to(url, &self.admin_allowed_hosts)
+    }
+
+    fn check_egress_to(&self, url: &Url, also: &[String]) -> Result<(), GatewayError> {
         let deny = |why: String| {
             GatewayError::new(
                 ErrorKind::EgressDenied,
@@ -126,7 +148,7 @@ impl Region {
         if url.port().is_some() && !self.allow_plain_http {
             return Err(deny("upstream URLs may not name a port".into()));
         }
-        if !self.allowed_upstream_hosts.contains(&host) {
+        if !self.allowed_upstream_hosts.contains(&host) && !also.contains(&host) {
             return Err(deny(format!(
                 "host {host} is not on the region's upstream allowlist"
             )));
@@ -253,6 +275,34 @@ mod tests {
             .clone();
         assert_eq!(egress(&local, "http://127.0.0.1:9100/v1"), Ok(()));
         assert_eq!(egress(&local, "http://[::2]:9100/v1"), denied);
+    }
+
+    #[test]
+    fn admin_hosts_open_only_the_admin_gate() {
+        let r = Region::from_toml(
+            r#"
+            id = "eu"
+            display_name = "EU"
+            hostnames = ["eu.asc.example.com"]
+            allowed_upstream_hosts = ["api.mistral.ai"]
+            admin_allowed_hosts = ["login.example.com"]
+            "#,
+        )
+        .expect("valid region");
+        let idp = Url::parse("https://login.example.com/jwks").expect("url");
+        assert!(r.check_admin_egress(&idp).is_ok());
+        assert_eq!(
+            r.check_egress(&idp).map_err(|e| e.kind),
+            Err(ErrorKind::EgressDenied)
+        );
+        let up = Url::parse("https://api.mistral.ai/v1").expect("url");
+        assert!(r.check_admin_egress(&up).is_ok());
+        let plain = Url::parse("http://login.example.com/jwks").expect("url");
+        assert!(r.check_admin_egress(&plain).is_err());
+        assert!(Region::from_toml(
+            "id = \"x\"\ndisplay_name = \"x\"\nhostnames = [\"x.example\"]\nallowed_upstream_hosts = []\nadmin_allowed_hosts = [\"https://a\"]"
+        )
+        .is_err());
     }
 
     #[test]

@@ -22,10 +22,11 @@ const LAYERS: &[&[&str]] = &[
     &["cache", "apikey", "region", "audit"],
     &["guard", "budget", "providers"],
     &["config"],
-    &["routing", "ledger", "response_cache"],
+    &["routing", "ledger", "response_cache", "tenant_store"],
     &["host"],
     &["deployment"],
     &["pipeline"],
+    &["admin"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

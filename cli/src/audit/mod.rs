@@ -103,6 +103,10 @@ pub struct QueryArgs {
     /// Only records whose requested or served model is M.
     #[arg(long, value_name = "M")]
     model: Option<String>,
+    /// Only records of operation OP (chat.completions, admin.tenant.put); a trailing * matches
+    /// a prefix (admin.* is every admin action).
+    #[arg(long, value_name = "OP")]
+    operation: Option<String>,
     /// Only records at or after TIME (inclusive).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     from: Option<u64>,
@@ -227,6 +231,7 @@ fn query(args: &QueryArgs) -> Result<ExitCode, String> {
         model: args.model.clone(),
         from_ms: args.from,
         to_ms: args.to,
+        operation: args.operation.clone(),
     };
     let report = verified_report(&args.verification)?;
     let allow_unverified = args.allow_unverified;

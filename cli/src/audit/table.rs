@@ -70,12 +70,17 @@ fn cells(r: &CheckedRecord, with_verified: bool) -> Vec<String> {
         ),
         _ => "-".into(),
     };
+    // Admin actions have no key: their actor (`operator:<subject>`) stands in.
+    let key = match text(rec, "key_id").as_str() {
+        "-" => text(rec, "actor"),
+        k => k.to_string(),
+    };
     let mut row = vec![
         time,
         r.stream.clone(),
         r.sequence.to_string(),
         text(rec, "tenant_id"),
-        text(rec, "key_id"),
+        key,
         text(rec, "operation"),
         model,
         text(rec, "outcome"),

@@ -134,6 +134,9 @@ pub fn config_versions(events: &[AuditEvent]) -> Value {
                 "operation": r.operation,
                 "tenant_id": r.tenant_id,
                 "actor": e.detail.actor,
+                // Who (subject, issuer, roles) and what (versions before and after, the change's
+                // digest and paths), as the admin plane recorded it.
+                "admin": e.detail.admin,
                 "policy_version": r.policy_version,
                 "request_id": r.request_id,
                 "outcome": outcome_name(r.outcome),

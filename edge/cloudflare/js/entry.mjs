@@ -70,3 +70,9 @@ export class CircuitBoardObject extends RustObject {
   create() { return new asc.BoardObject(this.ctx.storage); }
   apply(op) { return this.call('apply', op); }
 }
+
+/** A tenant's admin store: config versions (If-Match, history, rollback) and key records. */
+export class TenantAdmin extends RustObject {
+  create() { return new asc.AdminObject(this.ctx.storage, this.env); }
+  apply(tenant, op) { return this.call('apply', tenant, op); }
+}

@@ -161,6 +161,11 @@ export async function kvGet(env, binding, key) {
   return buffer === null ? undefined : new Uint8Array(buffer);
 }
 
+/** Writes a config-store value (the admin store publishing a config or key record). */
+export async function kvPut(env, binding, key, value) {
+  await env[binding].put(key, value);
+}
+
 // --- Durable Objects, by RPC ----------------------------------------------------------------
 
 function namespace(env, binding, jurisdiction) {
@@ -234,6 +239,11 @@ export async function ledgerCommit(env, jurisdiction, name, op) {
 /** One circuit board operation (JSON in, JSON out). */
 export function circuitCall(env, jurisdiction, tenant, op) {
   return stub(env, 'CIRCUIT_BOARDS', jurisdiction, tenant).apply(op);
+}
+
+/** An operation on a tenant's admin store (config versions, key records): JSON in and out. */
+export function adminCall(env, jurisdiction, tenant, op) {
+  return stub(env, 'TENANT_ADMIN', jurisdiction, tenant).apply(tenant, op);
 }
 
 /** A batch of records for an audit stream (JSON in, acknowledgement JSON out). */

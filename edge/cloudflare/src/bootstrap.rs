@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use asc_core::admin::AdminPlane;
 use asc_core::deployment::Deployment;
 use asc_core::Gateway;
 use wasm_bindgen::JsValue;
@@ -13,6 +14,9 @@ use crate::js;
 struct Booted {
     deployment: Rc<Deployment>,
     gateway: Rc<Gateway>,
+    /// `Err`: `ADMIN_ISSUERS` is set but invalid (the admin plane fails closed; the gateway
+    /// still serves).
+    admin: Result<Option<Rc<AdminPlane>>, String>,
 }
 
 thread_local! {
@@ -23,9 +27,13 @@ fn boot(env: &JsValue) -> Result<Booted, String> {
     let deployment =
         Deployment::from_vars(|name| js::env_string(env, name)).map_err(|errs| errs.join("; "))?;
     let gateway = Gateway::for_deployment(&deployment);
+    let admin = AdminPlane::from_vars(|name| js::env_string(env, name))
+        .map(|plane| plane.map(Rc::new))
+        .map_err(|errs| errs.join("; "));
     Ok(Booted {
         deployment: Rc::new(deployment),
         gateway: Rc::new(gateway),
+        admin,
     })
 }
 
@@ -49,4 +57,9 @@ pub fn gateway(env: &JsValue) -> Result<(Rc<Gateway>, Option<String>), String> {
 
 pub fn deployment(env: &JsValue) -> Result<Rc<Deployment>, String> {
     with(env, |b| b.deployment.clone())
+}
+
+/// The isolate's admin plane: `None` when `ADMIN_ISSUERS` is not set.
+pub fn admin_plane(env: &JsValue) -> Result<Option<Rc<AdminPlane>>, String> {
+    with(env, |b| b.admin.clone())?
 }

@@ -10,6 +10,7 @@ use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
+use asc_core::tenant_store::{StoreOp, StoreReply};
 use asc_core::time::Timestamp;
 use js_sys::Array;
 use wasm_bindgen::JsValue;
@@ -186,6 +187,18 @@ impl Host for WorkerHost {
         .await
         .map(|_| ())
         .map_err(store_err(CACHE_BUCKET))
+    }
+
+    async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
+        let json = serde_json::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;
+        let promise = js::admin_call(&self.env, self.jurisdiction.clone(), tenant.as_str(), &json)
+            .map_err(store_err("TENANT_ADMIN"))?;
+        let reply = js::wait(promise)
+            .await
+            .map_err(store_err("TENANT_ADMIN"))?
+            .as_string()
+            .unwrap_or_default();
+        serde_json::from_str(&reply).map_err(|e| HostError::Store(format!("TENANT_ADMIN: {e}")))
     }
 
     async fn sleep(&self, ms: u64) {

@@ -24,6 +24,17 @@ extern "C" {
     #[wasm_bindgen(js_name = kvGet)]
     pub fn kv_get(env: &JsValue, binding: &str, key: &str) -> Promise;
 
+    #[wasm_bindgen(js_name = kvPut)]
+    pub fn kv_put(env: &JsValue, binding: &str, key: &str, value: &str) -> Promise;
+
+    #[wasm_bindgen(js_name = adminCall, catch)]
+    pub fn admin_call(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        tenant: &str,
+        op: &str,
+    ) -> Result<Promise, JsValue>;
+
     #[wasm_bindgen(js_name = ledgerCall, catch)]
     pub fn ledger_call(
         env: &JsValue,

@@ -21,7 +21,7 @@ use asc_core::{ErrorKind, GatewayError};
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-pub use objects::{BoardObject, LedgerObject, SequencerObject};
+pub use objects::{AdminObject, BoardObject, LedgerObject, SequencerObject};
 
 use body::WorkerBody;
 use host::{flat_headers, parse_flat, WorkerHost};
@@ -62,6 +62,9 @@ pub async fn handle(
         body: WorkerBody::of(request),
     };
     let host = WorkerHost::new(env.clone(), jurisdiction.clone());
+    if inbound.path.starts_with("/admin/") {
+        return Ok(admin(&gw, &host, &env, inbound).await);
+    }
     let Handled { reply, after } = gw.handle(&host, inbound).await;
     if let Some(line) = reply.failure_log_line() {
         js::log_error(&line);
@@ -97,6 +100,49 @@ pub async fn handle(
             js::stream_response(reply.status, &head, stream.into(), &ctx)
         }
     })
+}
+
+/// `/admin/v1/...`: the admin plane, when the deployment configures issuers (`ADMIN_ISSUERS`).
+async fn admin(
+    gw: &asc_core::Gateway,
+    host: &WorkerHost,
+    env: &JsValue,
+    inbound: Inbound<WorkerBody>,
+) -> JsValue {
+    let reply = match bootstrap::admin_plane(env) {
+        Ok(Some(plane)) => plane.handle(gw, host, inbound).await,
+        Ok(None) => {
+            let err = GatewayError::new(
+                ErrorKind::UnknownRoute,
+                "This deployment has no admin plane (ADMIN_ISSUERS is not set).",
+            );
+            asc_core::pipeline::http::Reply {
+                status: err.status(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: ReplyBody::Full(err.body()),
+                diagnostic: None,
+            }
+        }
+        Err(why) => {
+            js::log_error(&format!("asc: admin plane misconfigured: {why}"));
+            let err = GatewayError::new(ErrorKind::Internal, "The admin plane is misconfigured.");
+            asc_core::pipeline::http::Reply {
+                status: err.status(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: ReplyBody::Full(err.body()),
+                diagnostic: None,
+            }
+        }
+    };
+    if let Some(d) = &reply.diagnostic {
+        js::log_error(&format!("asc: admin {}: {d}", reply.status));
+    }
+    let head = flat_headers(&reply.headers);
+    match reply.body {
+        ReplyBody::Full(body) => js::full_response(reply.status, &head, &body),
+        // Admin replies are never streamed.
+        ReplyBody::Stream(_) => js::full_response(500, &head, b""),
+    }
 }
 
 /// Fault injection for the end-to-end tests, honoured only by the loopback development region:

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use asc_core::admin::AdminPlane;
 use asc_core::audit::drive;
 use asc_core::deployment::Deployment;
 use asc_core::host::{ByteSource, HostError};
@@ -29,6 +30,8 @@ pub const FLUSH_PATH: &str = "/__asc/audit/flush";
 thread_local! {
     /// One gateway per instance: its caches of tenant configs and key records live as long as it.
     static GATEWAY: RefCell<Option<Rc<Gateway>>> = const { RefCell::new(None) };
+    /// The admin plane of this instance (its JWKS cache lives as long as it), by its settings.
+    static ADMIN: RefCell<Option<(String, Rc<AdminPlane>)>> = const { RefCell::new(None) };
     static SCHEMA_READY: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -219,7 +222,7 @@ pub async fn sweep<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Result<us
     let rows = host
         .platform()
         .sql(
-            "SELECT id FROM asc_ledger WHERE id NOT LIKE 'circuits/%'",
+            "SELECT id FROM asc_ledger WHERE id NOT LIKE 'circuits/%' AND id NOT LIKE 'admin/%'",
             &[],
         )
         .await
@@ -339,6 +342,64 @@ pub async fn flush_if_due<P: Platform>(
     let flushed = flush(d, host).await.map(Some);
     release_flush_lease(p, until).await;
     flushed
+}
+
+/// Whether `req` is for the admin plane (`/admin/...`).
+pub fn is_admin<B>(req: &Inbound<B>) -> bool {
+    req.path.starts_with("/admin/")
+}
+
+/// Serves an admin request: status, headers and body. 404 when `admin_issuers` is empty (no
+/// admin plane), 500 when it is invalid (fail closed; the reason goes to the log).
+pub async fn admin<P: Platform, B: ByteSource>(
+    prepared: &Prepared<P>,
+    req: Inbound<B>,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let json = vec![("content-type".to_string(), "application/json".to_string())];
+    let text = match settings::optional(prepared.host.platform(), settings::ADMIN_ISSUERS).await {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            let (s, b) = error(
+                ErrorKind::UnknownRoute,
+                "This deployment has no admin plane.",
+            );
+            return (s, json, b);
+        }
+        Err(_) => {
+            let (s, b) = error(ErrorKind::StoreUnavailable, "Variables are unavailable.");
+            return (s, json, b);
+        }
+    };
+    let cached = ADMIN.with(|a| {
+        a.borrow()
+            .as_ref()
+            .filter(|(t, _)| *t == text)
+            .map(|(_, plane)| plane.clone())
+    });
+    let plane = match cached {
+        Some(plane) => plane,
+        None => match asc_core::admin::issuer::parse_issuers(&text) {
+            Ok(issuers) => {
+                let plane = Rc::new(AdminPlane::new(issuers));
+                ADMIN.with(|a| *a.borrow_mut() = Some((text, plane.clone())));
+                plane
+            }
+            Err(errs) => {
+                eprintln!("asc: admin plane misconfigured: {}", errs.join("; "));
+                let (s, b) = error(ErrorKind::Internal, "The admin plane is misconfigured.");
+                return (s, json, b);
+            }
+        },
+    };
+    let reply = plane.handle(&prepared.gateway, &prepared.host, req).await;
+    if let Some(d) = &reply.diagnostic {
+        eprintln!("asc: admin {}: {d}", reply.status);
+    }
+    let body = match reply.body {
+        asc_core::pipeline::http::ReplyBody::Full(b) => b,
+        asc_core::pipeline::http::ReplyBody::Stream(_) => Vec::new(),
+    };
+    (reply.status, reply.headers, body)
 }
 
 /// Whether `req` is for the flush endpoint (any method: the endpoint answers 405 itself).

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use asc_core::host::{ByteSource, HostError, UpstreamResponse};
 use asc_core::pipeline::http::{Inbound, ReplyBody};
-use asc_core::pipeline::Handled;
+use asc_core::pipeline::{AfterResponse, Handled};
 use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};
 use spin_sdk::http::body::IncomingBodyExt;
@@ -132,6 +132,13 @@ impl Platform for Spin {
             .map_err(|e| store_error(CONFIG_STORE, e))
     }
 
+    async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.kv
+            .set(key, value)
+            .await
+            .map_err(|e| store_error(CONFIG_STORE, e))
+    }
+
     async fn sql(
         &self,
         statement: &str,
@@ -246,6 +253,18 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         let (status, bytes) = app::flush_endpoint(&prepared, &inbound).await;
         tx.send(Bytes::from(bytes)).await?;
         return respond(status, &[], body, true);
+    }
+    if app::is_admin(&inbound) {
+        let (status, headers, bytes) = app::admin(&prepared, inbound).await;
+        tx.send(Bytes::from(bytes)).await?;
+        drop(tx);
+        // The admin record went to the tenant's ledger: forward it (and flush if due).
+        spin_sdk::wasip3::spawn(async move {
+            for why in app::after_response(&prepared, AfterResponse::default()).await {
+                eprintln!("asc: after the response: {why}");
+            }
+        });
+        return respond(status, &headers, body, true);
     }
     let Handled { reply, after } = prepared.gateway.handle(&prepared.host, inbound).await;
     if let Some(line) = reply.failure_log_line() {

@@ -12,6 +12,7 @@ use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
+use asc_core::tenant_store::{StoreOp, StoreReply, TenantStore};
 use asc_core::time::Timestamp;
 
 use crate::platform::{Outbound, Platform};
@@ -94,6 +95,30 @@ impl<P: Platform> Host for SpinHost<P> {
             |board: &mut CircuitBoard| board.apply(op),
         )
         .await
+    }
+
+    /// A tenant's admin store: one versioned row in the ledger table (`admin/<tenant>`), updated
+    /// by the same compare-and-swap, so two concurrent edits cannot both pass `If-Match`. What
+    /// the reply publishes is then written to the key-value store.
+    async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
+        let id = LedgerId(format!("admin/{tenant}"));
+        let reply = apply_versioned(
+            &SqlLedgers(&self.platform),
+            &id,
+            |store: &mut TenantStore| {
+                store.set_tenant(tenant);
+                let reply = store.apply(op.clone());
+                store.take_writes();
+                reply
+            },
+        )
+        .await?;
+        if let StoreReply::Stored { publish, .. } | StoreReply::KeyStored { publish, .. } = &reply {
+            for (key, value) in publish {
+                self.platform.kv_set(key, value.as_bytes()).await?;
+            }
+        }
+        Ok(reply)
     }
 
     async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, HostError> {

@@ -69,6 +69,8 @@ pub trait Platform {
     async fn variable(&self, name: &str) -> Result<Option<String>, HostError>;
     /// Reads the config key-value store.
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError>;
+    /// Writes the config key-value store (the admin plane publishing a config or key record).
+    async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), HostError>;
     /// Runs one SQL statement; returns its rows (for `SELECT` and `RETURNING`).
     async fn sql(
         &self,

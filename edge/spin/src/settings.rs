@@ -21,8 +21,12 @@ pub const CONFIG_STORE: &str = "asc_config";
 /// The SQLite database holding ledgers and the audit sequencer.
 pub const STATE_DB: &str = "asc_state";
 /// The variables the component reads besides secrets, in `spin.toml` order.
+/// The admin plane's trusted issuers (JSON, as the Worker's `ADMIN_ISSUERS`); empty: none.
+pub const ADMIN_ISSUERS: &str = "admin_issuers";
+
 pub const SETTINGS: &[&str] = &[
     REGION,
+    ADMIN_ISSUERS,
     CREDENTIALS,
     SIGNING_KEYS,
     BUCKET_ENDPOINT,

@@ -33,6 +33,9 @@ impl Platform for Instance {
     async fn kv_get(&self, _key: &str) -> Result<Option<Vec<u8>>, HostError> {
         Ok(None)
     }
+    async fn kv_set(&self, _key: &str, _value: &[u8]) -> Result<(), HostError> {
+        Ok(())
+    }
     async fn sql(
         &self,
         statement: &str,

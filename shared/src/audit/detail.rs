@@ -86,6 +86,37 @@ pub struct CacheNote {
     pub reason: Option<String>,
 }
 
+/// An admin action's part (operations `admin.*`): who acted, with which roles, and what changed.
+/// Never a token or a key's secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminNote {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `iss`.
+    pub issuer: String,
+    /// The roles the token's groups granted, as `role` or `role@tenant`.
+    pub roles: Vec<String>,
+    /// The config version before and after a change (0: there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_before: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_after: Option<u64>,
+    /// SHA-256 (hex) of the config bytes before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256_before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256_after: Option<String>,
+    /// SHA-256 (hex) of the change: the canonical JSON of its field-by-field diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_sha256: Option<String>,
+    /// The changed paths (`budgets[0].limit_usd_micros`), so a query shows what moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_paths: Vec<String>,
+    /// The API key acted on (minted, revoked, rotated), by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_key_id: Option<String>,
+}
+
 /// Prompt and response text, only when the tenant's policy asks for it, after redaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedContent {
@@ -128,6 +159,9 @@ pub struct AuditDetail {
     /// The response cache's part, when the tenant's cache covers the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheNote>,
+    /// An admin action's part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminNote>,
 }
 
 /// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus

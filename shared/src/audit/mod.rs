@@ -46,8 +46,8 @@ pub mod streams;
 pub mod verify;
 
 pub use detail::{
-    content_sha256, Attempt, AuditDetail, AuditEvent, CacheNote, CacheOutcome, GuardrailAction,
-    GuardrailDecision, RecordedContent,
+    content_sha256, AdminNote, Attempt, AuditDetail, AuditEvent, CacheNote, CacheOutcome,
+    GuardrailAction, GuardrailDecision, RecordedContent,
 };
 pub use forward::{ForwardAck, ForwardBatch};
 pub use record::{AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};

@@ -16,6 +16,9 @@ pub struct RecordFilter {
     pub from_ms: Option<u64>,
     /// `timestamp_ms < to_ms`.
     pub to_ms: Option<u64>,
+    /// The operation (`chat.completions`, `admin.tenant.put`); a trailing `*` matches every
+    /// operation that starts with what precedes it (`admin.*`).
+    pub operation: Option<String>,
 }
 
 fn field<'a>(record: &'a Value, name: &str) -> Option<&'a str> {
@@ -31,12 +34,20 @@ impl RecordFilter {
         let model_ok = self.model.as_deref().is_none_or(|m| {
             field(record, "requested_model") == Some(m) || field(record, "served_model") == Some(m)
         });
+        let op_ok = self.operation.as_deref().is_none_or(|want| {
+            let op = field(record, "operation");
+            match want.strip_suffix('*') {
+                Some(prefix) => op.is_some_and(|o| o.starts_with(prefix)),
+                None => op == Some(want),
+            }
+        });
         let ts = record.get("timestamp_ms").and_then(Value::as_u64);
         let from_ok = self.from_ms.is_none_or(|f| ts.is_some_and(|t| t >= f));
         let to_ok = self.to_ms.is_none_or(|end| ts.is_some_and(|t| t < end));
         is("tenant_id", &self.tenant_id)
             && is("key_id", &self.key_id)
             && model_ok
+            && op_ok
             && from_ok
             && to_ok
     }
@@ -71,6 +82,7 @@ mod tests {
             model: m.map(str::to_string),
             from_ms: from,
             to_ms: to,
+            operation: None,
         };
         assert!(f(
             Some("acme"),
@@ -84,6 +96,16 @@ mod tests {
         assert!(!f(Some("other"), None, None, None, None).matches(&r));
         assert!(!f(None, Some("k2"), None, None, None).matches(&r));
         assert!(!f(None, None, Some("gpt-5"), None, None).matches(&r));
+        let op = |o: &str| RecordFilter {
+            operation: Some(o.into()),
+            ..RecordFilter::default()
+        };
+        let admin = json!({"operation": "admin.tenant.put"});
+        assert!(op("admin.*").matches(&admin));
+        assert!(op("admin.tenant.put").matches(&admin));
+        assert!(!op("admin.tenant").matches(&admin));
+        assert!(!op("admin.key.*").matches(&admin));
+        assert!(!op("admin.*").matches(&json!({"operation": "chat.completions"})));
         assert!(!f(None, None, None, Some(1001), None).matches(&r));
         assert!(!f(None, None, None, None, Some(1000)).matches(&r));
         // A record without the field does not match a filter on it.

@@ -35,7 +35,7 @@ impl Gateway {
         })?;
         let hash = key.hash(&secret);
         let record = self.key_record(host, &hash).await?;
-        record.admit(&hash)?;
+        record.admit(&hash, host.now().millis())?;
         let tenant = self.tenant(host, &record.tenant_id).await?;
         if tenant.residency != self.region.id {
             let message = match self.regions.get(&tenant.residency) {
@@ -87,7 +87,7 @@ impl Gateway {
         Ok(record)
     }
 
-    async fn tenant<H: Host>(
+    pub(crate) async fn tenant<H: Host>(
         &self,
         host: &H,
         id: &TenantId,

@@ -151,6 +151,21 @@ impl Gateway {
         &self.region
     }
 
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Drops this isolate's copy of a tenant's config (after the admin plane changed it; other
+    /// isolates see the change when their copy expires).
+    pub fn forget_tenant(&self, tenant: &str) {
+        self.tenants.borrow_mut().remove(tenant);
+    }
+
+    /// Drops this isolate's copy of a key record (after a revocation or rotation).
+    pub fn forget_key(&self, key_hash: &str) {
+        self.keys.borrow_mut().remove(key_hash);
+    }
+
     /// Handles one request. Never panics on client input; every failure becomes an OpenAI-shaped
     /// error reply with a stable code.
     pub async fn handle<H: Host, B: ByteSource>(

@@ -3,12 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
 
 use super::{json_reply, Caller, Gateway};
+use crate::apikey::{KeyRecord, KeyStatus};
 use crate::budget::{BudgetStatus, RateStatus, UsageReport};
+use crate::config::AppliesTo;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
+use crate::ids::{KeyId, TenantId};
 use crate::ledger::{LedgerId, LedgerOp, LedgerReply, UsageAsk};
 use crate::pipeline::http::Reply;
 
@@ -17,6 +22,73 @@ pub(super) async fn report<H: Host>(
     host: &H,
     caller: &Caller,
 ) -> Result<Reply<H::Body>, GatewayError> {
+    let body = usage_body(gw, host, caller).await?;
+    Ok(json_reply(200, body.to_string().into_bytes()))
+}
+
+impl Gateway {
+    /// A tenant's own budgets (tenant-wide and per tag) and tenant rate limits, without any
+    /// key's: the admin plane's usage read-out.
+    pub async fn tenant_usage<H: Host>(
+        &self,
+        host: &H,
+        tenant: &TenantId,
+    ) -> Result<serde_json::Value, GatewayError> {
+        let config = self.tenant(host, tenant).await?;
+        let tags: Vec<String> = config
+            .budgets
+            .iter()
+            .filter_map(|b| match &b.applies_to {
+                AppliesTo::Tag(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        // A stand-in key that carries every tag, so each tag's budget is read; its own
+        // (per-key) lines are left out below.
+        let caller = Caller {
+            key: Rc::new(KeyRecord {
+                schema_version: 1,
+                key_id: KeyId("_tenant".into()),
+                tenant_id: tenant.clone(),
+                status: KeyStatus::Active,
+                scopes: Vec::new(),
+                tags,
+                key_hash: String::new(),
+                label: None,
+                created_ms: None,
+                expires_ms: None,
+            }),
+            tenant: config.clone(),
+        };
+        let mut body = usage_body(self, host, &caller).await?;
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("key_id");
+            if let Some(Value::Array(list)) = obj.get_mut("budgets") {
+                list.retain(|b| {
+                    let id = b.get("budget_id").and_then(Value::as_str);
+                    config.budgets.iter().any(|c| {
+                        Some(c.id.as_str()) == id
+                            && matches!(c.applies_to, AppliesTo::Tenant | AppliesTo::Tag(_))
+                    })
+                });
+            }
+            if let Some(Value::Object(rates)) = obj.get_mut("rate_limits") {
+                for list in rates.values_mut() {
+                    if let Value::Array(list) = list {
+                        list.retain(|r| r.get("scope").and_then(Value::as_str) == Some("tenant"));
+                    }
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+async fn usage_body<H: Host>(
+    gw: &Gateway,
+    host: &H,
+    caller: &Caller,
+) -> Result<Value, GatewayError> {
     let prices = gw.prices(host).await?;
     let shards = caller.tenant.limits.ledger_shards;
     let mut merged: Option<UsageReport> = None;
@@ -77,7 +149,7 @@ pub(super) async fn report<H: Host>(
             "tokens_per_minute": report.tokens_per_minute,
         },
     });
-    Ok(json_reply(200, body.to_string().into_bytes()))
+    Ok(body)
 }
 
 /// `why` goes to the operator's log only.

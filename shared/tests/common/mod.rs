@@ -17,6 +17,7 @@ use asc_core::pipeline::Handled;
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
+use asc_core::tenant_store::{StoreOp, StoreReply, TenantStore};
 use asc_core::time::Timestamp;
 use asc_core::{builtin_regions, Gateway, Settings};
 
@@ -107,6 +108,8 @@ pub struct FakeHost {
     pub cache_reads: Cell<usize>,
     /// When true, the cache store fails every read and write.
     pub cache_down: Cell<bool>,
+    /// Tenants' admin stores (what a Durable Object per tenant holds on Workers).
+    pub admin_stores: RefCell<HashMap<String, TenantStore>>,
 }
 
 impl FakeHost {
@@ -136,6 +139,7 @@ impl FakeHost {
             cache: RefCell::new(HashMap::new()),
             cache_reads: Cell::new(0),
             cache_down: Cell::new(false),
+            admin_stores: RefCell::new(HashMap::new()),
         };
         host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
         host.set_secret("OPENAI_API_KEY", UPSTREAM_KEY);
@@ -173,6 +177,7 @@ impl FakeHost {
             key_hash: hash.clone(),
             label: None,
             created_ms: None,
+            expires_ms: None,
         };
         self.kv.borrow_mut().insert(
             record_name(&hash),
@@ -375,6 +380,26 @@ impl Host for FakeHost {
         Ok(())
     }
 
+    async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
+        let reply = {
+            let mut stores = self.admin_stores.borrow_mut();
+            let store = stores
+                .entry(tenant.to_string())
+                .or_insert_with(|| TenantStore::load(tenant.clone(), Vec::new()));
+            let reply = store.apply(op.clone());
+            store.take_writes();
+            reply
+        };
+        if let StoreReply::Stored { publish, .. } | StoreReply::KeyStored { publish, .. } = &reply {
+            for (k, v) in publish {
+                self.kv
+                    .borrow_mut()
+                    .insert(k.clone(), v.clone().into_bytes());
+            }
+        }
+        Ok(reply)
+    }
+
     async fn sleep(&self, ms: u64) {
         self.sleeps.borrow_mut().push(ms);
         self.advance(ms);
@@ -523,4 +548,92 @@ pub fn sse(chunks: Vec<Result<Vec<u8>, HostError>>) -> Scripted {
 
 pub fn all_scopes() -> Vec<Scope> {
     vec![Scope::Chat, Scope::Models, Scope::Usage]
+}
+
+// --- The admin plane: a test identity provider (EdDSA, with the audit module's Ed25519 signer) --
+
+pub const ADMIN_ISSUER: &str = "http://127.0.0.1:9300";
+pub const ADMIN_JWKS_URL: &str = "http://127.0.0.1:9300/jwks";
+pub const ADMIN_AUDIENCE: &str = "asc-admin";
+const ADMIN_KID: &str = "idp-1";
+
+/// Base64url without padding (RFC 7515 §2).
+pub fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn std_to_url(b64: &str) -> String {
+    b64.trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+fn idp_keyring() -> (
+    asc_core::audit::SigningKeyring,
+    asc_core::audit::PublicKeyEntry,
+) {
+    let (spec, public) = asc_core::audit::keys::key_pair(
+        ADMIN_KID,
+        &[42u8; 32],
+        asc_core::audit::Validity {
+            not_before_ms: 0,
+            not_after_ms: None,
+        },
+    )
+    .expect("key pair");
+    (
+        asc_core::audit::SigningKeyring::from_specs(&[spec]).expect("keyring"),
+        public,
+    )
+}
+
+/// The identity provider's JWKS document.
+pub fn admin_jwks() -> String {
+    let (_, public) = idp_keyring();
+    serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": ADMIN_KID, "alg": "EdDSA",
+        "x": std_to_url(&public.public_key)}]})
+    .to_string()
+}
+
+/// An EdDSA-signed token for `sub` with `groups`, valid from `now_s` for 5 minutes.
+pub fn admin_token(sub: &str, groups: &[&str], now_s: u64) -> String {
+    let header = b64url(br#"{"alg":"EdDSA","typ":"JWT","kid":"idp-1"}"#);
+    let claims = serde_json::json!({"iss": ADMIN_ISSUER, "aud": ADMIN_AUDIENCE, "sub": sub,
+        "groups": groups, "iat": now_s, "exp": now_s + 300});
+    let input = format!("{header}.{}", b64url(claims.to_string().as_bytes()));
+    let (keyring, _) = idp_keyring();
+    let sig = keyring.sign(ADMIN_KID, input.as_bytes()).expect("signs");
+    format!("{input}.{}", std_to_url(&sig))
+}
+
+/// `ADMIN_ISSUERS` for the test provider: `platform` is platform-admin, `<t>-admins` tenant-admin
+/// of `t`, for each tenant given.
+pub fn admin_issuers(tenants: &[&str]) -> String {
+    let mut roles = vec![serde_json::json!({"group": "platform", "role": "platform-admin"})];
+    for t in tenants {
+        roles.push(serde_json::json!({"group": format!("{t}-admins"), "role": "tenant-admin", "tenant": t}));
+    }
+    serde_json::json!([{"issuer": ADMIN_ISSUER, "audience": ADMIN_AUDIENCE, "jwks_uri": ADMIN_JWKS_URL,
+        "roles": roles}])
+    .to_string()
+}
+
+/// Scripts the provider's JWKS as the next upstream reply.
+pub fn script_jwks(host: &FakeHost) {
+    host.script(Scripted::Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        chunks: vec![Ok(admin_jwks().into_bytes())],
+    });
 }

@@ -4,11 +4,13 @@
 //! read), write what changed without awaiting it (the output gate holds the answer until the
 //! write is durable; a failed write resets the object), and set alarms.
 
+mod admin;
 mod board;
 mod ledger;
 mod sequencer;
 mod storage;
 
+pub use admin::AdminObject;
 pub use board::BoardObject;
 pub use ledger::LedgerObject;
 pub use sequencer::SequencerObject;

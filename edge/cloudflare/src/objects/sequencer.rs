@@ -258,6 +258,10 @@ struct State {
     trail: ObjectTrail,
     alarm_at: Cell<Option<u64>>,
     alarm_loaded: Cell<bool>,
+    /// Whether this instance has made sure the set's other streams started. Checked on the
+    /// first append of every instance, not only the stream's very first: an instance killed
+    /// between storing its head and starting its siblings must not leave a shard unstarted.
+    siblings_started: Cell<bool>,
 }
 
 impl State {
@@ -284,13 +288,14 @@ impl State {
     async fn append(&self, batch: String) -> Result<JsValue, JsValue> {
         let batch: ForwardBatch = serde_json::from_str(&batch).map_err(fail)?;
         self.trail.load().await.map_err(fail)?;
-        let starting = self.trail.head.borrow().is_none();
         let ack = drive::append_batch(&self.trail, &batch, now_ms())
             .await
             .map_err(fail)?;
         self.schedule().await?;
-        if starting {
-            self.start_siblings(&batch.stream).await;
+        if !self.siblings_started.get() {
+            // `ensure` is idempotent: a started sibling only answers.
+            let all_started = self.start_siblings(&batch.stream).await;
+            self.siblings_started.set(all_started);
         }
         Ok(JsValue::from_str(&storage::json(&ack)?))
     }
@@ -309,14 +314,15 @@ impl State {
 
     /// The first stream of a set to start starts the others, so every shard heartbeats from
     /// the beginning and a verifier can expect all of them.
-    async fn start_siblings(&self, stream: &str) {
+    async fn start_siblings(&self, stream: &str) -> bool {
         let Ok(deployment) = bootstrap::deployment(&self.env) else {
-            return;
+            return false;
         };
         let all = deployment.audit_streams.all();
         if !all.iter().any(|s| s == stream) {
-            return;
+            return true;
         }
+        let mut all_started = true;
         let jurisdiction = deployment.region.storage_jurisdiction.clone();
         for sibling in all.iter().filter(|s| *s != stream) {
             let started = match js::audit_ensure(&self.env, jurisdiction.clone(), sibling) {
@@ -324,12 +330,14 @@ impl State {
                 Err(e) => Err(e),
             };
             if let Err(e) = started {
+                all_started = false;
                 js::log_error(&format!(
                     "asc: starting audit stream {sibling} failed: {}",
                     js::describe(&e)
                 ));
             }
         }
+        all_started
     }
 
     async fn alarm(&self) -> Result<JsValue, JsValue> {
@@ -399,6 +407,7 @@ impl SequencerObject {
                 env,
                 alarm_at: Cell::new(None),
                 alarm_loaded: Cell::new(false),
+                siblings_started: Cell::new(false),
             }),
         }
     }

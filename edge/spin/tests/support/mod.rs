@@ -197,6 +197,14 @@ impl Platform for TestPlatform {
         self.fake.kv_get(key).await
     }
 
+    async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        self.fake
+            .kv
+            .borrow_mut()
+            .insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
     async fn sql(
         &self,
         statement: &str,

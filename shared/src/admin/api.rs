@@ -1,0 +1,906 @@
+//! `/admin/v1/...`: tenants (get, validate, put with `If-Match`, history, versions, diff,
+//! rollback), keys (mint, list, revoke, rotate) and usage. Each endpoint authenticates the
+//! token, asks [`authorize`] for the action on the tenant, acts through the tenant's admin store
+//! and records the action (allowed or refused) in the tenant's ledger.
+
+use serde_json::{json, Value};
+
+use super::diff::{diff, Change};
+use super::issuer::Principal;
+use super::rbac::{authorize, Action, Reach};
+use super::AdminPlane;
+use crate::apikey::{new_key, ApiKey, KeyRecord, KeyStatus, Scope};
+use crate::audit::{
+    canonical_sha256, AdminNote, AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION,
+};
+use crate::config::{tenant_record_name, TenantConfig};
+use crate::error::{ErrorKind, GatewayError};
+use crate::host::{read_limited, ByteSource, Host};
+use crate::ids::{is_valid_id, KeyId, TenantId};
+use crate::ledger::{LedgerId, LedgerOp, RecordAsk};
+use crate::pipeline::http::{Inbound, Reply, ReplyBody};
+use crate::pipeline::Gateway;
+use crate::tenant_store::{Author, IfMatch, KeyEntry, StoreOp, StoreReply, StoredVersion};
+
+/// Largest admin request body (a tenant config).
+pub const MAX_ADMIN_BODY: u64 = 1024 * 1024;
+/// A rotated key keeps working this long by default, and at most [`MAX_OVERLAP_S`].
+pub const DEFAULT_OVERLAP_S: u64 = 24 * 3600;
+pub const MAX_OVERLAP_S: u64 = 30 * 24 * 3600;
+
+enum Endpoint {
+    Me,
+    Get(Option<u64>),
+    Validate,
+    Put,
+    History,
+    Diff(u64, u64),
+    Rollback,
+    Keys,
+    Mint,
+    Revoke(KeyId),
+    Rotate(KeyId),
+    Usage,
+}
+
+impl Endpoint {
+    fn action(&self) -> Action {
+        match self {
+            Endpoint::Me | Endpoint::Get(_) => Action::TenantGet,
+            Endpoint::Validate => Action::TenantValidate,
+            Endpoint::Put => Action::TenantPut,
+            Endpoint::History => Action::TenantHistory,
+            Endpoint::Diff(..) => Action::TenantDiff,
+            Endpoint::Rollback => Action::TenantRollback,
+            Endpoint::Keys => Action::KeyList,
+            Endpoint::Mint => Action::KeyMint,
+            Endpoint::Revoke(_) => Action::KeyRevoke,
+            Endpoint::Rotate(_) => Action::KeyRotate,
+            Endpoint::Usage => Action::UsageRead,
+        }
+    }
+}
+
+fn not_found(what: String) -> GatewayError {
+    GatewayError::new(ErrorKind::AdminNotFound, what)
+}
+
+fn route(method: &str, path: &str) -> Result<(Endpoint, Option<TenantId>), GatewayError> {
+    let rest = path.strip_prefix("/admin/v1/").unwrap_or("");
+    let parts: Vec<&str> = rest.split('/').collect();
+    let unknown = || {
+        GatewayError::new(
+            ErrorKind::UnknownRoute,
+            format!("Unknown admin URL: {method} {path}."),
+        )
+    };
+    let number = |s: &str| s.parse::<u64>().map_err(|_| unknown());
+    if parts == ["me"] {
+        return match method {
+            "GET" => Ok((Endpoint::Me, None)),
+            _ => Err(method_not_allowed(method, path)),
+        };
+    }
+    let ["tenants", tenant, tail @ ..] = parts.as_slice() else {
+        return Err(unknown());
+    };
+    if !is_valid_id(tenant) {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!("{tenant:?} is not a tenant id (1-64 of [a-z0-9_-])."),
+        ));
+    }
+    let endpoint = match (method, tail) {
+        ("GET", []) => Endpoint::Get(None),
+        ("PUT", []) => Endpoint::Put,
+        ("POST", ["validate"]) => Endpoint::Validate,
+        ("GET", ["history"]) => Endpoint::History,
+        ("GET", ["versions", n]) => Endpoint::Get(Some(number(n)?)),
+        ("GET", ["diff", a, b]) => Endpoint::Diff(number(a)?, number(b)?),
+        ("POST", ["rollback"]) => Endpoint::Rollback,
+        ("GET", ["keys"]) => Endpoint::Keys,
+        ("POST", ["keys"]) => Endpoint::Mint,
+        ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
+        ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
+        ("GET", ["usage"]) => Endpoint::Usage,
+        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage"]) => {
+            return Err(method_not_allowed(method, path))
+        }
+        _ => return Err(unknown()),
+    };
+    Ok((endpoint, Some(TenantId((*tenant).to_string()))))
+}
+
+fn method_not_allowed(method: &str, path: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{method} is not allowed on {path}."),
+    )
+}
+
+/// What an action changed, for its audit record.
+#[derive(Default)]
+struct Effect {
+    before: Option<(u64, Option<String>)>,
+    after: Option<(u64, String)>,
+    changes: Vec<Change>,
+    key_id: Option<String>,
+}
+
+struct Call<'a, H: Host> {
+    gw: &'a Gateway,
+    host: &'a H,
+    principal: &'a Principal,
+    tenant: &'a TenantId,
+    reach: Reach,
+}
+
+fn store_error(e: crate::host::HostError) -> GatewayError {
+    GatewayError::internal(
+        ErrorKind::StoreUnavailable,
+        "The tenant's admin store is unavailable; retry shortly.",
+        &e,
+    )
+}
+
+fn json_reply<S: ByteSource>(status: u16, body: &Value) -> Reply<S> {
+    Reply {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: ReplyBody::Full(body.to_string().into_bytes()),
+        diagnostic: None,
+    }
+}
+
+fn error_reply<S: ByteSource>(err: &GatewayError, details: Option<Value>) -> Reply<S> {
+    let mut body: Value = serde_json::from_slice(&err.body()).unwrap_or(Value::Null);
+    if let (Some(d), Some(e)) = (
+        details,
+        body.get_mut("error").and_then(Value::as_object_mut),
+    ) {
+        e.insert("details".into(), d);
+    }
+    let mut reply = json_reply(err.status(), &body);
+    reply
+        .headers
+        .push((crate::headers::ERROR_CODE.into(), err.code().to_string()));
+    reply.diagnostic = err.diagnostic.clone();
+    reply
+}
+
+/// `If-Match: "<version>"` (or `If-None-Match: *` to create a tenant).
+fn precondition<B>(req: &Inbound<B>) -> Result<IfMatch, GatewayError> {
+    if let Some(v) = req.header("if-match") {
+        let v = v.trim().trim_matches('"');
+        return v.parse::<u64>().map(IfMatch).map_err(|_| {
+            GatewayError::new(
+                ErrorKind::IfMatchRequired,
+                "If-Match must hold the version you read (its ETag, e.g. \"3\"); '*' is not accepted.",
+            )
+        });
+    }
+    if req.header("if-none-match").map(str::trim) == Some("*") {
+        return Ok(IfMatch(0));
+    }
+    Err(GatewayError::new(
+        ErrorKind::IfMatchRequired,
+        "Writes need If-Match with the version you read (its ETag), or If-None-Match: * to create the tenant.",
+    ))
+}
+
+fn version_reply<S: ByteSource>(v: &StoredVersion) -> Reply<S> {
+    Reply {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("cache-control".into(), "no-store".into()),
+            ("etag".into(), format!("\"{}\"", v.meta.version)),
+            ("x-asc-config-version".into(), v.meta.version.to_string()),
+            ("x-asc-config-sha256".into(), v.meta.sha256.clone()),
+        ],
+        body: ReplyBody::Full(v.config.clone().into_bytes()),
+        diagnostic: None,
+    }
+}
+
+impl<H: Host> Call<'_, H> {
+    async fn store(&self, op: StoreOp) -> Result<StoreReply, GatewayError> {
+        self.host
+            .tenant_store(self.tenant, &op)
+            .await
+            .map_err(store_error)
+    }
+
+    fn author(&self) -> Author {
+        Author {
+            subject: self.principal.subject.clone(),
+            issuer: self.principal.issuer.clone(),
+        }
+    }
+
+    /// The current version, adopting the config store's document as version 1 the first time
+    /// a tenant configured by hand is seen.
+    async fn current(&self) -> Result<Option<StoredVersion>, GatewayError> {
+        match self.store(StoreOp::Get { version: None }).await? {
+            StoreReply::Version { version } => return Ok(Some(*version)),
+            StoreReply::NotFound => {}
+            other => return Err(unexpected(&other)),
+        }
+        let found = self
+            .host
+            .kv_get(&tenant_record_name(self.tenant))
+            .await
+            .map_err(store_error)?;
+        let Some(bytes) = found else {
+            return Ok(None);
+        };
+        let Ok(config) = String::from_utf8(bytes) else {
+            return Ok(None);
+        };
+        let at_ms = self.host.now().millis();
+        match self.store(StoreOp::Import { config, at_ms }).await? {
+            StoreReply::Stored { after, .. } => Ok(Some(*after)),
+            StoreReply::Conflict { .. } => {
+                match self.store(StoreOp::Get { version: None }).await? {
+                    StoreReply::Version { version } => Ok(Some(*version)),
+                    _ => Ok(None),
+                }
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn version(&self, n: u64) -> Result<StoredVersion, GatewayError> {
+        self.current().await?;
+        match self.store(StoreOp::Get { version: Some(n) }).await? {
+            StoreReply::Version { version } => Ok(*version),
+            StoreReply::NotFound => Err(not_found(format!(
+                "Tenant {} has no config version {n}.",
+                self.tenant
+            ))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Validates a config for this tenant in this region: every error with its path.
+    fn validate(&self, bytes: &[u8]) -> Result<TenantConfig, Box<Failure>> {
+        let mut errors: Vec<Value> = Vec::new();
+        let parsed = TenantConfig::parse(bytes);
+        if let Err(errs) = &parsed {
+            for e in &errs.0 {
+                errors.push(json!({"path": e.path, "message": e.message}));
+            }
+        }
+        // Whether or not the rest is valid: the document must be this tenant's, in this region.
+        if let Ok(raw) = serde_json::from_slice::<Value>(bytes) {
+            let region = &self.gw.region().id;
+            let mut must = |path: &str, want: &str, why: &str| {
+                let at = raw.get(path).and_then(Value::as_str);
+                if at.is_some() && at != Some(want) {
+                    errors
+                        .push(json!({"path": path, "message": format!("must be {want:?}: {why}")}));
+                }
+            };
+            must("tenant_id", self.tenant.as_str(), "the tenant in the URL");
+            must(
+                "residency",
+                region,
+                "this deployment serves that region only",
+            );
+        }
+        if let (Ok(config), true) = (parsed, errors.is_empty()) {
+            return Ok(config);
+        }
+        let err = GatewayError::new(
+            ErrorKind::InvalidTenantConfig,
+            format!(
+                "The tenant config has {} error(s); nothing was stored. See error.details.",
+                errors.len()
+            ),
+        );
+        Err(Box::new((err, Some(Value::Array(errors)))))
+    }
+}
+
+fn unexpected(reply: &StoreReply) -> GatewayError {
+    let mut e = GatewayError::new(
+        ErrorKind::StoreUnavailable,
+        "The tenant's admin store answered out of turn; retry shortly.",
+    );
+    e.diagnostic = Some(format!("{reply:?}").chars().take(200).collect());
+    e
+}
+
+fn changes_between(before: Option<&str>, after: &str) -> Vec<Change> {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    diff(&before.map_or(Value::Null, parse), &parse(after))
+}
+
+/// A failure with its details (config errors), or a plain error.
+type Failure = (GatewayError, Option<Value>);
+
+impl From<GatewayError> for Box<Failure> {
+    fn from(e: GatewayError) -> Self {
+        Box::new((e, None))
+    }
+}
+
+impl AdminPlane {
+    /// Serves one admin request. Never panics on client input.
+    pub async fn handle<H: Host, B: ByteSource>(
+        &self,
+        gw: &Gateway,
+        host: &H,
+        mut req: Inbound<B>,
+    ) -> Reply<H::Body> {
+        let mut random = [0u8; 24];
+        host.fill_random(&mut random);
+        let request_id = format!("req_{}", hex::encode(&random[..12]));
+        let trace_id = hex::encode(&random[8..24]);
+        let mut reply = match self.serve(gw, host, &mut req, &request_id, &trace_id).await {
+            Ok(reply) => reply,
+            Err(f) => error_reply(&f.0, f.1),
+        };
+        reply
+            .headers
+            .push((crate::headers::REQUEST_ID.into(), request_id));
+        reply
+            .headers
+            .push((crate::headers::REGION.into(), gw.region().id.clone()));
+        reply
+    }
+
+    async fn serve<H: Host, B: ByteSource>(
+        &self,
+        gw: &Gateway,
+        host: &H,
+        req: &mut Inbound<B>,
+        request_id: &str,
+        trace_id: &str,
+    ) -> Result<Reply<H::Body>, Box<Failure>> {
+        let host_header = req.header("host").unwrap_or("");
+        if !gw.region().serves_host(host_header) {
+            return Err(GatewayError::new(
+                ErrorKind::MisdirectedHost,
+                format!(
+                    "This is the {} deployment; it does not serve host {host_header:?}.",
+                    gw.region().id
+                ),
+            )
+            .into());
+        }
+        let (endpoint, tenant) = route(&req.method, &req.path)?;
+        let token = AdminPlane::presented_token(
+            req.header("authorization"),
+            req.header("cf-access-jwt-assertion"),
+        )?;
+        let principal = self.authenticate(host, gw.region(), token).await?;
+        let Some(tenant) = tenant else {
+            // GET /admin/v1/me: who the token says you are.
+            let body = json!({"subject": principal.subject, "issuer": principal.issuer, "roles": principal.role_names()});
+            return Ok(json_reply(200, &body));
+        };
+        let action = endpoint.action();
+        let started = host.now().millis();
+        let Some(reach) = authorize(&principal.grants, action, &tenant) else {
+            let err = GatewayError::new(
+                ErrorKind::AdminForbidden,
+                format!(
+                    "Your roles ({}) do not allow {} on tenant {tenant}.",
+                    if principal.grants.is_empty() {
+                        "none".to_string()
+                    } else {
+                        principal.role_names().join(", ")
+                    },
+                    action.name()
+                ),
+            );
+            let mut rec = AdminRecord::new(
+                gw, &principal, &tenant, action, request_id, trace_id, started,
+            );
+            rec.fail(&err);
+            rec.store(host).await?;
+            return Err(err.into());
+        };
+        let call = Call {
+            gw,
+            host,
+            principal: &principal,
+            tenant: &tenant,
+            reach,
+        };
+        let body = match endpoint {
+            Endpoint::Put
+            | Endpoint::Validate
+            | Endpoint::Rollback
+            | Endpoint::Mint
+            | Endpoint::Rotate(_) => read_limited(&mut req.body, MAX_ADMIN_BODY)
+                .await
+                .map_err(|e| {
+                    GatewayError::new(
+                        ErrorKind::InvalidRequest,
+                        format!("The request body could not be read: {e}."),
+                    )
+                })?
+                .map_err(|_| {
+                    GatewayError::new(
+                        ErrorKind::BodyTooLarge,
+                        format!("Admin request bodies are limited to {MAX_ADMIN_BODY} bytes."),
+                    )
+                })?,
+            _ => Vec::new(),
+        };
+        let mut effect = Effect::default();
+        let result = call.run(endpoint, req, body, &mut effect).await;
+        let mut rec = AdminRecord::new(
+            gw, &principal, &tenant, action, request_id, trace_id, started,
+        );
+        rec.effect(effect);
+        match result {
+            Ok(reply) => {
+                rec.event.record.status = reply.status;
+                rec.store(host).await?;
+                Ok(reply)
+            }
+            Err(failure) => {
+                rec.fail(&failure.0);
+                rec.store(host).await?;
+                Err(failure)
+            }
+        }
+    }
+}
+
+impl<H: Host> Call<'_, H> {
+    async fn run<B>(
+        &self,
+        endpoint: Endpoint,
+        req: &Inbound<B>,
+        body: Vec<u8>,
+        effect: &mut Effect,
+    ) -> Result<Reply<H::Body>, Box<Failure>> {
+        let no_config = || {
+            not_found(format!(
+                "Tenant {} has no config in this region.",
+                self.tenant
+            ))
+        };
+        match endpoint {
+            Endpoint::Me => Err(GatewayError::new(ErrorKind::Internal, "unreachable route").into()),
+            Endpoint::Get(None) => {
+                let v = self.current().await?.ok_or_else(no_config)?;
+                Ok(version_reply(&v))
+            }
+            Endpoint::Get(Some(n)) => Ok(version_reply(&self.version(n).await?)),
+            Endpoint::Validate => {
+                let config = self.validate(&body)?;
+                Ok(json_reply(
+                    200,
+                    &json!({"valid": true, "sha256": config.version}),
+                ))
+            }
+            Endpoint::Put => {
+                let if_match = precondition(req)?;
+                self.validate(&body)?;
+                let config = String::from_utf8(body).map_err(|_| {
+                    GatewayError::new(ErrorKind::InvalidTenantConfig, "The config is not UTF-8.")
+                })?;
+                let current = self.current().await?;
+                effect.before = Some(
+                    current
+                        .as_ref()
+                        .map_or((0, None), |c| (c.meta.version, Some(c.meta.sha256.clone()))),
+                );
+                let op = StoreOp::Put {
+                    if_match,
+                    config,
+                    at_ms: self.host.now().millis(),
+                    author: self.author(),
+                };
+                self.write(op, current.as_ref(), effect).await
+            }
+            Endpoint::Rollback => {
+                let if_match = precondition(req)?;
+                let to = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("version").and_then(Value::as_u64))
+                    .ok_or_else(|| {
+                        GatewayError::new(
+                            ErrorKind::InvalidRequest,
+                            "Send {\"version\": N}: the version to restore.",
+                        )
+                        .with_param("version")
+                    })?;
+                let current = self.current().await?.ok_or_else(no_config)?;
+                let target = self.version(to).await?;
+                // The restored config must still be valid here (validation rules may have tightened).
+                self.validate(target.config.as_bytes())?;
+                effect.before = Some((current.meta.version, Some(current.meta.sha256.clone())));
+                let op = StoreOp::Rollback {
+                    if_match,
+                    to,
+                    at_ms: self.host.now().millis(),
+                    author: self.author(),
+                };
+                self.write(op, Some(&current), effect).await
+            }
+            Endpoint::History => {
+                self.current().await?.ok_or_else(no_config)?;
+                match self.store(StoreOp::History).await? {
+                    StoreReply::History { versions } => Ok(json_reply(
+                        200,
+                        &json!({"tenant_id": self.tenant, "versions": versions}),
+                    )),
+                    other => Err(unexpected(&other).into()),
+                }
+            }
+            Endpoint::Diff(a, b) => {
+                let (va, vb) = (self.version(a).await?, self.version(b).await?);
+                let changes = changes_between(Some(&va.config), &vb.config);
+                Ok(json_reply(
+                    200,
+                    &json!({"tenant_id": self.tenant, "from": a, "to": b, "changes": changes}),
+                ))
+            }
+            Endpoint::Usage => {
+                let mut body = self.gw.tenant_usage(self.host, self.tenant).await?;
+                if let Some(obj) = body.as_object_mut() {
+                    obj.insert("object".into(), json!("tenant_usage"));
+                }
+                Ok(json_reply(200, &body))
+            }
+            Endpoint::Keys => match self.store(StoreOp::ListKeys).await? {
+                StoreReply::Keys { keys } => {
+                    let keys: Vec<_> = keys
+                        .into_iter()
+                        .filter(|k| {
+                            self.reach == Reach::Tenant || k.created_by == self.principal.subject
+                        })
+                        .collect();
+                    Ok(json_reply(
+                        200,
+                        &json!({"tenant_id": self.tenant, "keys": keys}),
+                    ))
+                }
+                other => Err(unexpected(&other).into()),
+            },
+            Endpoint::Mint => {
+                self.current().await?.ok_or_else(no_config)?;
+                let ask: MintAsk = parse_mint(&body)?;
+                let (secret, entry) = self.new_key(&ask)?;
+                effect.key_id = Some(entry.record.key_id.to_string());
+                let reply = self.store(StoreOp::MintKey { entry }).await?;
+                self.key_reply(reply, Some(secret), 201)
+            }
+            Endpoint::Revoke(key_id) => {
+                effect.key_id = Some(key_id.to_string());
+                let op = StoreOp::RetireKey {
+                    key_id,
+                    expires_ms: None,
+                    replacement: None,
+                    owner: self.owner(),
+                };
+                let reply = self.store(op).await?;
+                self.key_reply(reply, None, 200)
+            }
+            Endpoint::Rotate(key_id) => {
+                effect.key_id = Some(key_id.to_string());
+                let v: Value = if body.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_slice(&body).map_err(|_| {
+                        GatewayError::new(ErrorKind::InvalidJson, "The body is not JSON.")
+                    })?
+                };
+                let overlap = match v.get("overlap_seconds") {
+                    None => DEFAULT_OVERLAP_S,
+                    Some(n) => n.as_u64().filter(|n| *n <= MAX_OVERLAP_S).ok_or_else(|| {
+                        GatewayError::new(
+                            ErrorKind::InvalidRequest,
+                            format!(
+                                "overlap_seconds must be an integer from 0 to {MAX_OVERLAP_S}."
+                            ),
+                        )
+                        .with_param("overlap_seconds")
+                    })?,
+                };
+                // The replacement keeps the old key's scopes, tags and label.
+                let StoreReply::Keys { keys } = self.store(StoreOp::ListKeys).await? else {
+                    return Err(GatewayError::new(
+                        ErrorKind::StoreUnavailable,
+                        "The tenant's admin store answered out of turn.",
+                    )
+                    .into());
+                };
+                let old = keys.iter().find(|k| k.key_id == key_id).ok_or_else(|| {
+                    not_found(format!("Tenant {} has no key {key_id}.", self.tenant))
+                })?;
+                let ask = MintAsk {
+                    scopes: old.scopes.clone(),
+                    tags: old.tags.clone(),
+                    label: old.label.clone(),
+                };
+                let (secret, entry) = self.new_key(&ask)?;
+                let expires = self.host.now().millis().saturating_add(overlap * 1000);
+                let op = StoreOp::RetireKey {
+                    key_id,
+                    expires_ms: Some(expires),
+                    replacement: Some(Box::new(entry)),
+                    owner: self.owner(),
+                };
+                let reply = self.store(op).await?;
+                self.key_reply(reply, Some(secret), 201)
+            }
+        }
+    }
+
+    fn owner(&self) -> Option<String> {
+        (self.reach == Reach::OwnKeys).then(|| self.principal.subject.clone())
+    }
+
+    async fn write(
+        &self,
+        op: StoreOp,
+        current: Option<&StoredVersion>,
+        effect: &mut Effect,
+    ) -> Result<Reply<H::Body>, Box<Failure>> {
+        match self.store(op).await? {
+            StoreReply::Stored { after, .. } => {
+                self.gw.forget_tenant(self.tenant.as_str());
+                effect.changes = changes_between(current.map(|c| c.config.as_str()), &after.config);
+                effect.after = Some((after.meta.version, after.meta.sha256.clone()));
+                let mut reply = json_reply(200, &json!({"tenant_id": self.tenant, "version": after.meta}));
+                reply.headers.push(("etag".into(), format!("\"{}\"", after.meta.version)));
+                Ok(reply)
+            }
+            StoreReply::Conflict { current } => Err(GatewayError::new(
+                ErrorKind::VersionMismatch,
+                format!("Tenant {} is at version {current}; read it again, reapply your change and send If-Match: \"{current}\".", self.tenant),
+            )
+            .into()),
+            StoreReply::NotFound => Err(not_found("No such version.".into()).into()),
+            other => Err(unexpected(&other).into()),
+        }
+    }
+
+    fn new_key(&self, ask: &MintAsk) -> Result<(String, KeyEntry), GatewayError> {
+        let secret = self
+            .host
+            .secret(&self.gw.settings().key_hash_secret)
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::Internal,
+                    "The deployment has no key-hashing secret configured.",
+                )
+            })?;
+        let mut random = [0u8; 32];
+        self.host.fill_random(&mut random);
+        let key = new_key(&random);
+        let hash = ApiKey::parse(&key)?.hash(&secret);
+        let key_id = format!("k_{}", hash.get(..12).unwrap_or(&hash));
+        let entry = KeyEntry {
+            record: KeyRecord {
+                schema_version: 1,
+                key_id: KeyId(key_id),
+                tenant_id: self.tenant.clone(),
+                status: KeyStatus::Active,
+                scopes: ask.scopes.clone(),
+                tags: ask.tags.clone(),
+                key_hash: hash,
+                label: ask.label.clone(),
+                created_ms: Some(self.host.now().millis()),
+                expires_ms: None,
+            },
+            created_by: self.author(),
+            rotated_to: None,
+        };
+        Ok((key, entry))
+    }
+
+    fn key_reply(
+        &self,
+        reply: StoreReply,
+        secret: Option<String>,
+        status: u16,
+    ) -> Result<Reply<H::Body>, Box<Failure>> {
+        match reply {
+            StoreReply::KeyStored {
+                key,
+                retired,
+                publish,
+            } => {
+                for (name, _) in &publish {
+                    if let Some(hash) = name.strip_prefix("key:") {
+                        self.gw.forget_key(hash);
+                    }
+                }
+                let mut body = serde_json::Map::new();
+                body.insert("tenant_id".into(), json!(self.tenant));
+                body.insert("key".into(), json!(key));
+                if let Some(r) = retired {
+                    body.insert("retired".into(), json!(r));
+                }
+                if let Some(s) = secret {
+                    body.insert("secret".into(), json!(s));
+                    body.insert(
+                        "note".into(),
+                        json!("The secret is shown once; it is stored only as a hash."),
+                    );
+                }
+                let body = Value::Object(body);
+                Ok(json_reply(status, &body))
+            }
+            StoreReply::NotFound => {
+                Err(not_found(format!("Tenant {} has no such key.", self.tenant)).into())
+            }
+            StoreReply::NotOwner => Err(GatewayError::new(
+                ErrorKind::AdminForbidden,
+                "Developers may act only on keys they minted themselves.",
+            )
+            .into()),
+            StoreReply::Invalid { message } => {
+                Err(GatewayError::new(ErrorKind::InvalidRequest, message).into())
+            }
+            other => Err(unexpected(&other).into()),
+        }
+    }
+}
+
+struct MintAsk {
+    scopes: Vec<Scope>,
+    tags: Vec<String>,
+    label: Option<String>,
+}
+
+fn parse_mint(body: &[u8]) -> Result<MintAsk, GatewayError> {
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|_| GatewayError::new(ErrorKind::InvalidJson, "The body is not JSON."))?
+    };
+    let bad = |param: &str, why: &str| {
+        GatewayError::new(ErrorKind::InvalidRequest, format!("{param}: {why}")).with_param(param)
+    };
+    let scopes = match v.get("scopes") {
+        None => vec![Scope::Chat, Scope::Models, Scope::Usage],
+        Some(list) => serde_json::from_value::<Vec<Scope>>(list.clone())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("scopes", "a non-empty list of chat, models, usage"))?,
+    };
+    let tags = match v.get("tags") {
+        None => Vec::new(),
+        Some(list) => serde_json::from_value::<Vec<String>>(list.clone())
+            .ok()
+            .filter(|t| t.len() <= 32 && t.iter().all(|s| !s.is_empty() && s.len() <= 64))
+            .ok_or_else(|| bad("tags", "at most 32 strings of 1-64 characters"))?,
+    };
+    let label = match v.get("label") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 200 => Some(s.clone()),
+        Some(_) => return Err(bad("label", "a string of at most 200 characters")),
+    };
+    if let Some(obj) = v.as_object() {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "scopes" | "tags" | "label"))
+        {
+            return Err(bad(k, "unknown field (scopes, tags, label)"));
+        }
+    }
+    Ok(MintAsk {
+        scopes,
+        tags,
+        label,
+    })
+}
+
+/// The audit record of one admin action.
+struct AdminRecord {
+    event: AuditEvent,
+    tenant: TenantId,
+}
+
+impl AdminRecord {
+    fn new(
+        gw: &Gateway,
+        p: &Principal,
+        tenant: &TenantId,
+        action: Action,
+        request_id: &str,
+        trace_id: &str,
+        at_ms: u64,
+    ) -> Self {
+        let mut event = AuditEvent::from(AuditRecord {
+            schema_version: AUDIT_SCHEMA_VERSION,
+            request_id: request_id.to_string(),
+            timestamp_ms: at_ms,
+            region: gw.region().id.clone(),
+            tenant_id: Some(tenant.to_string()),
+            key_id: None,
+            operation: format!("admin.{}", action.name()),
+            requested_model: None,
+            served_model: None,
+            provider: None,
+            endpoint_host: None,
+            stream: false,
+            outcome: Outcome::Ok,
+            status: 200,
+            error_code: None,
+            usage: None,
+            latency_ms: 0,
+            policy_version: None,
+            trace_id: trace_id.to_string(),
+        });
+        event.detail.actor = Some(format!("operator:{}", p.subject));
+        event.detail.admin = Some(AdminNote {
+            subject: p.subject.clone(),
+            issuer: p.issuer.clone(),
+            roles: p.role_names(),
+            version_before: None,
+            version_after: None,
+            config_sha256_before: None,
+            config_sha256_after: None,
+            change_sha256: None,
+            changed_paths: Vec::new(),
+            target_key_id: None,
+        });
+        AdminRecord {
+            event,
+            tenant: tenant.clone(),
+        }
+    }
+
+    fn effect(&mut self, e: Effect) {
+        let Some(note) = self.event.detail.admin.as_mut() else {
+            return;
+        };
+        if let Some((v, sha)) = e.before {
+            note.version_before = Some(v);
+            note.config_sha256_before = sha;
+        }
+        if let Some((v, sha)) = e.after {
+            note.version_after = Some(v);
+            self.event.record.policy_version = Some(sha.clone());
+            note.config_sha256_after = Some(sha);
+            note.change_sha256 = serde_json::to_value(&e.changes)
+                .ok()
+                .and_then(|v| canonical_sha256(&v).ok());
+            note.changed_paths = e.changes.iter().map(|c| c.path.clone()).collect();
+        }
+        note.target_key_id = e.key_id;
+    }
+
+    fn fail(&mut self, err: &GatewayError) {
+        let r = &mut self.event.record;
+        r.outcome = if err.status() < 500 {
+            Outcome::Refused
+        } else {
+            Outcome::Error
+        };
+        r.status = err.status();
+        r.error_code = Some(err.code().to_string());
+    }
+
+    /// Stores the record in the tenant's ledger before the reply goes out.
+    async fn store<H: Host>(mut self, host: &H) -> Result<(), GatewayError> {
+        let now_ms = host.now().millis();
+        self.event.record.latency_ms = now_ms.saturating_sub(self.event.record.timestamp_ms);
+        let ledger = LedgerId::new(self.tenant.as_str(), 0, 1);
+        let op = LedgerOp::Record(RecordAsk {
+            now_ms,
+            record: self.event,
+        });
+        host.ledger(&ledger, &op).await.map(|_| ()).map_err(|e| {
+            GatewayError::internal(
+                ErrorKind::AuditUnavailable,
+                "The audit log is unavailable; the action could not be recorded (a change already stored stays stored). Retry shortly.",
+                &e,
+            )
+        })
+    }
+}

@@ -1,0 +1,659 @@
+//! A tenant's admin store: every version of its config (bytes exactly as submitted) and its API
+//! keys (records without secrets), with the `If-Match` check on writes. One per tenant, in the
+//! region (a Durable Object on Workers), single-threaded, so a check and its write are atomic.
+//!
+//! The request path reads the current config and key records from the config store (KV), which
+//! has no compare-and-swap: the store is the authority, and each write names what to publish
+//! there ([`StoreReply::publish`]); the host writes it through after storing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::apikey::{record_name, KeyRecord, KeyStatus, Scope};
+use crate::audit::content_sha256;
+use crate::ids::{KeyId, TenantId};
+
+/// Who made a change, as stored with it (never a token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub subject: String,
+    pub issuer: String,
+}
+
+/// One stored version's description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionMeta {
+    pub version: u64,
+    /// SHA-256 (hex) of the config bytes.
+    pub sha256: String,
+    pub at_ms: u64,
+    pub author: Author,
+    /// `put`, `rollback` or `import` (adopted from the config store as it was).
+    pub operation: String,
+    /// For a rollback: the version whose bytes it restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredVersion {
+    pub meta: VersionMeta,
+    /// The config exactly as submitted.
+    pub config: String,
+}
+
+/// A key as the store keeps it: its record (the hash, never the secret) and who minted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub record: KeyRecord,
+    pub created_by: Author,
+    /// The key that replaced this one, if it was rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<KeyId>,
+}
+
+/// A key as listed: no hash, no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySummary {
+    pub key_id: KeyId,
+    pub status: KeyStatus,
+    pub scopes: Vec<Scope>,
+    pub tags: Vec<String>,
+    pub label: Option<String>,
+    pub created_ms: Option<u64>,
+    pub expires_ms: Option<u64>,
+    pub created_by: String,
+    pub rotated_to: Option<KeyId>,
+}
+
+impl KeyEntry {
+    pub fn summary(&self) -> KeySummary {
+        let r = &self.record;
+        KeySummary {
+            key_id: r.key_id.clone(),
+            status: r.status,
+            scopes: r.scopes.clone(),
+            tags: r.tags.clone(),
+            label: r.label.clone(),
+            created_ms: r.created_ms,
+            expires_ms: r.expires_ms,
+            created_by: self.created_by.subject.clone(),
+            rotated_to: self.rotated_to.clone(),
+        }
+    }
+}
+
+/// What a write must match: `Version(0)` means "the tenant has no config yet".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfMatch(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StoreOp {
+    /// The current version, or `version`.
+    Get {
+        version: Option<u64>,
+    },
+    History,
+    Put {
+        if_match: IfMatch,
+        config: String,
+        at_ms: u64,
+        author: Author,
+    },
+    /// Adopts a config found in the config store as version 1, if the store has none.
+    Import {
+        config: String,
+        at_ms: u64,
+    },
+    Rollback {
+        if_match: IfMatch,
+        to: u64,
+        at_ms: u64,
+        author: Author,
+    },
+    MintKey {
+        entry: KeyEntry,
+    },
+    ListKeys,
+    /// Revokes `key_id` now (`expires_ms: None`) or lets it expire at `expires_ms`, and, when
+    /// rotating, mints `replacement`. `owner`: only if that subject minted it.
+    RetireKey {
+        key_id: KeyId,
+        expires_ms: Option<u64>,
+        replacement: Option<Box<KeyEntry>>,
+        owner: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one reply per admin call, serialized at once"
+)]
+pub enum StoreReply {
+    Version {
+        version: Box<StoredVersion>,
+    },
+    History {
+        versions: Vec<VersionMeta>,
+    },
+    /// A write stored: the versions before and after (0: none before).
+    Stored {
+        before: u64,
+        after: Box<StoredVersion>,
+        publish: Vec<(String, String)>,
+    },
+    /// `If-Match` named another version than the current one.
+    Conflict {
+        current: u64,
+    },
+    Keys {
+        keys: Vec<KeySummary>,
+    },
+    KeyStored {
+        key: KeySummary,
+        /// The retired key, when one was revoked or rotated.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retired: Option<KeySummary>,
+        publish: Vec<(String, String)>,
+    },
+    NotFound,
+    /// The key exists but the caller may act only on keys it minted.
+    NotOwner,
+    Invalid {
+        message: String,
+    },
+}
+
+/// The storage rows of a store: `v:<version, 20 digits>` and `keys`.
+pub const VERSION_PREFIX: &str = "v:";
+pub const KEYS_ROW: &str = "keys";
+
+/// Serializable whole, for hosts that keep a store as one versioned row (Spin's SQLite, with
+/// compare-and-swap); a Durable Object keeps it as rows (`take_writes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantStore {
+    tenant: Option<TenantId>,
+    versions: Vec<StoredVersion>,
+    keys: Vec<KeyEntry>,
+    #[serde(skip)]
+    writes: Vec<(String, String)>,
+}
+
+fn version_row(v: u64) -> String {
+    format!("{VERSION_PREFIX}{v:020}")
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    // Our own types serialize infallibly (no maps with non-string keys, no floats).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl TenantStore {
+    /// A store rebuilt from its rows (in any order); rows it cannot read are skipped.
+    pub fn load(tenant: TenantId, rows: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut store = TenantStore {
+            tenant: Some(tenant),
+            ..TenantStore::default()
+        };
+        for (key, value) in rows {
+            if key.starts_with(VERSION_PREFIX) {
+                if let Ok(v) = serde_json::from_str::<StoredVersion>(&value) {
+                    store.versions.push(v);
+                }
+            } else if key == KEYS_ROW {
+                store.keys = serde_json::from_str(&value).unwrap_or_default();
+            }
+        }
+        store.versions.sort_by_key(|v| v.meta.version);
+        store
+    }
+
+    /// Names the store's tenant (a store read back whole, or new, may not know it yet).
+    pub fn set_tenant(&mut self, tenant: &TenantId) {
+        if self.tenant.is_none() {
+            self.tenant = Some(tenant.clone());
+        }
+    }
+
+    /// The rows changed since the last call, to store before answering.
+    pub fn take_writes(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.writes)
+    }
+
+    pub fn current(&self) -> u64 {
+        self.versions.last().map_or(0, |v| v.meta.version)
+    }
+
+    fn tenant_name(&self) -> String {
+        crate::config::tenant_record_name(self.tenant.as_ref().unwrap_or(&TenantId(String::new())))
+    }
+
+    fn append(
+        &mut self,
+        config: String,
+        at_ms: u64,
+        author: Author,
+        operation: &str,
+        restored: Option<u64>,
+    ) -> StoreReply {
+        let before = self.current();
+        let stored = StoredVersion {
+            meta: VersionMeta {
+                version: before + 1,
+                sha256: content_sha256(config.as_bytes()),
+                at_ms,
+                author,
+                operation: operation.into(),
+                restored,
+            },
+            config,
+        };
+        self.writes
+            .push((version_row(stored.meta.version), json(&stored)));
+        self.versions.push(stored.clone());
+        StoreReply::Stored {
+            before,
+            publish: vec![(self.tenant_name(), stored.config.clone())],
+            after: Box::new(stored),
+        }
+    }
+
+    pub fn apply(&mut self, op: StoreOp) -> StoreReply {
+        match op {
+            StoreOp::Get { version } => {
+                let found = match version {
+                    None => self.versions.last(),
+                    Some(n) => self.versions.iter().find(|v| v.meta.version == n),
+                };
+                match found {
+                    Some(v) => StoreReply::Version {
+                        version: Box::new(v.clone()),
+                    },
+                    None => StoreReply::NotFound,
+                }
+            }
+            StoreOp::History => StoreReply::History {
+                versions: self.versions.iter().rev().map(|v| v.meta.clone()).collect(),
+            },
+            StoreOp::Put {
+                if_match,
+                config,
+                at_ms,
+                author,
+            } => {
+                if if_match.0 != self.current() {
+                    return StoreReply::Conflict {
+                        current: self.current(),
+                    };
+                }
+                self.append(config, at_ms, author, "put", None)
+            }
+            StoreOp::Import { config, at_ms } => {
+                if self.current() != 0 {
+                    return StoreReply::Conflict {
+                        current: self.current(),
+                    };
+                }
+                let author = Author {
+                    subject: "config-store".into(),
+                    issuer: "import".into(),
+                };
+                match self.append(config, at_ms, author, "import", None) {
+                    // Nothing to publish: the config store already holds these bytes.
+                    StoreReply::Stored { before, after, .. } => StoreReply::Stored {
+                        before,
+                        after,
+                        publish: Vec::new(),
+                    },
+                    other => other,
+                }
+            }
+            StoreOp::Rollback {
+                if_match,
+                to,
+                at_ms,
+                author,
+            } => {
+                if if_match.0 != self.current() {
+                    return StoreReply::Conflict {
+                        current: self.current(),
+                    };
+                }
+                let Some(old) = self.versions.iter().find(|v| v.meta.version == to) else {
+                    return StoreReply::NotFound;
+                };
+                let config = old.config.clone();
+                self.append(config, at_ms, author, "rollback", Some(to))
+            }
+            StoreOp::MintKey { entry } => self.mint(entry, None),
+            StoreOp::ListKeys => StoreReply::Keys {
+                keys: self.keys.iter().map(KeyEntry::summary).collect(),
+            },
+            StoreOp::RetireKey {
+                key_id,
+                expires_ms,
+                replacement,
+                owner,
+            } => {
+                let Some(i) = self.keys.iter().position(|k| k.record.key_id == key_id) else {
+                    return StoreReply::NotFound;
+                };
+                let Some(entry) = self.keys.get_mut(i) else {
+                    return StoreReply::NotFound;
+                };
+                if owner
+                    .as_ref()
+                    .is_some_and(|o| *o != entry.created_by.subject)
+                {
+                    return StoreReply::NotOwner;
+                }
+                if entry.record.status == KeyStatus::Revoked {
+                    if expires_ms.is_none() && replacement.is_none() {
+                        // Revoking again publishes the record again (a lost KV write heals).
+                        return StoreReply::KeyStored {
+                            key: entry.summary(),
+                            retired: None,
+                            publish: vec![(
+                                record_name(&entry.record.key_hash),
+                                json(&entry.record),
+                            )],
+                        };
+                    }
+                    return StoreReply::Invalid {
+                        message: format!("Key {key_id} is revoked."),
+                    };
+                }
+                match expires_ms {
+                    None => entry.record.status = KeyStatus::Revoked,
+                    Some(at) => {
+                        let at = entry.record.expires_ms.map_or(at, |e| e.min(at));
+                        entry.record.expires_ms = Some(at);
+                    }
+                }
+                if let Some(new) = &replacement {
+                    entry.rotated_to = Some(new.record.key_id.clone());
+                }
+                let retired = entry.clone();
+                let publish_old = (record_name(&retired.record.key_hash), json(&retired.record));
+                match replacement {
+                    Some(new) => self.mint(*new, Some((retired, publish_old))),
+                    None => {
+                        self.writes.push((KEYS_ROW.into(), json(&self.keys)));
+                        StoreReply::KeyStored {
+                            key: retired.summary(),
+                            retired: None,
+                            publish: vec![publish_old],
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn mint(
+        &mut self,
+        entry: KeyEntry,
+        retired: Option<(KeyEntry, (String, String))>,
+    ) -> StoreReply {
+        if self
+            .keys
+            .iter()
+            .any(|k| k.record.key_id == entry.record.key_id)
+        {
+            return StoreReply::Invalid {
+                message: format!("Key id {} is taken.", entry.record.key_id),
+            };
+        }
+        let mut publish = vec![(record_name(&entry.record.key_hash), json(&entry.record))];
+        let summary = entry.summary();
+        self.keys.push(entry);
+        self.writes.push((KEYS_ROW.into(), json(&self.keys)));
+        let retired = retired.map(|(old, row)| {
+            publish.push(row);
+            old.summary()
+        });
+        StoreReply::KeyStored {
+            key: summary,
+            retired,
+            publish,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn author(s: &str) -> Author {
+        Author {
+            subject: s.into(),
+            issuer: "https://idp".into(),
+        }
+    }
+
+    fn put(store: &mut TenantStore, if_match: u64, config: &str) -> StoreReply {
+        store.apply(StoreOp::Put {
+            if_match: IfMatch(if_match),
+            config: config.into(),
+            at_ms: 1,
+            author: author("alice"),
+        })
+    }
+
+    fn key(id: &str, by: &str) -> KeyEntry {
+        KeyEntry {
+            record: KeyRecord {
+                schema_version: 1,
+                key_id: KeyId(id.into()),
+                tenant_id: TenantId("acme".into()),
+                status: KeyStatus::Active,
+                scopes: vec![Scope::Chat],
+                tags: vec![],
+                key_hash: format!("hash-{id}"),
+                label: None,
+                created_ms: Some(1),
+                expires_ms: None,
+            },
+            created_by: author(by),
+            rotated_to: None,
+        }
+    }
+
+    fn reload(store: &mut TenantStore, rows: &mut Vec<(String, String)>) -> TenantStore {
+        rows.extend(store.take_writes());
+        // Later rows of the same name replace earlier ones, as in the object's storage.
+        let mut map = std::collections::BTreeMap::new();
+        for (k, v) in rows.iter() {
+            map.insert(k.clone(), v.clone());
+        }
+        TenantStore::load(TenantId("acme".into()), map)
+    }
+
+    #[test]
+    fn writes_need_the_current_version_and_keep_every_version() {
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        assert_eq!(put(&mut s, 1, "{}"), StoreReply::Conflict { current: 0 });
+        let StoreReply::Stored {
+            before,
+            after,
+            publish,
+        } = put(&mut s, 0, "{\"a\":1}")
+        else {
+            panic!("stored")
+        };
+        assert_eq!((before, after.meta.version), (0, 1));
+        assert_eq!(
+            publish,
+            [("tenant:acme".to_string(), "{\"a\":1}".to_string())]
+        );
+        // Two editors both read version 1; the second write loses.
+        assert!(matches!(
+            put(&mut s, 1, "{\"a\":2}"),
+            StoreReply::Stored { .. }
+        ));
+        assert_eq!(
+            put(&mut s, 1, "{\"a\":3}"),
+            StoreReply::Conflict { current: 2 }
+        );
+        let StoreReply::History { versions } = s.apply(StoreOp::History) else {
+            panic!()
+        };
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [2, 1]
+        );
+    }
+
+    #[test]
+    fn rollback_restores_the_exact_bytes_as_a_new_version() {
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        let original = "{ \"a\" : 1,\n  \"b\": [1, 2] }\n";
+        put(&mut s, 0, original);
+        put(&mut s, 1, "{\"a\":2}");
+        let reply = s.apply(StoreOp::Rollback {
+            if_match: IfMatch(2),
+            to: 1,
+            at_ms: 9,
+            author: author("bob"),
+        });
+        let StoreReply::Stored { after, .. } = reply else {
+            panic!("stored")
+        };
+        assert_eq!(after.meta.version, 3);
+        assert_eq!(after.config, original);
+        assert_eq!(after.meta.restored, Some(1));
+        assert_eq!(after.meta.sha256, content_sha256(original.as_bytes()));
+        assert_eq!(
+            s.apply(StoreOp::Rollback {
+                if_match: IfMatch(3),
+                to: 7,
+                at_ms: 9,
+                author: author("bob")
+            }),
+            StoreReply::NotFound
+        );
+    }
+
+    #[test]
+    fn the_store_survives_a_reload() {
+        let mut rows = Vec::new();
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        put(&mut s, 0, "{\"a\":1}");
+        s.apply(StoreOp::MintKey {
+            entry: key("k_1", "dev"),
+        });
+        let mut again = reload(&mut s, &mut rows);
+        assert_eq!(again.current(), 1);
+        assert!(matches!(
+            put(&mut again, 1, "{}"),
+            StoreReply::Stored { .. }
+        ));
+        let StoreReply::Keys { keys } = again.apply(StoreOp::ListKeys) else {
+            panic!()
+        };
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn import_only_into_an_empty_store() {
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        let StoreReply::Stored { publish, after, .. } = s.apply(StoreOp::Import {
+            config: "{}".into(),
+            at_ms: 1,
+        }) else {
+            panic!()
+        };
+        assert!(publish.is_empty());
+        assert_eq!(after.meta.operation, "import");
+        assert_eq!(
+            s.apply(StoreOp::Import {
+                config: "{}".into(),
+                at_ms: 1
+            }),
+            StoreReply::Conflict { current: 1 }
+        );
+    }
+
+    #[test]
+    fn keys_revoke_rotate_and_ownership() {
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        s.apply(StoreOp::MintKey {
+            entry: key("k_1", "dev"),
+        });
+        assert!(matches!(
+            s.apply(StoreOp::MintKey {
+                entry: key("k_1", "dev")
+            }),
+            StoreReply::Invalid { .. }
+        ));
+        // Another developer may not touch it.
+        let retire = |id: &str,
+                      owner: Option<&str>,
+                      expires: Option<u64>,
+                      new: Option<KeyEntry>| StoreOp::RetireKey {
+            key_id: KeyId(id.into()),
+            expires_ms: expires,
+            replacement: new.map(Box::new),
+            owner: owner.map(String::from),
+        };
+        assert_eq!(
+            s.apply(retire("k_1", Some("other"), None, None)),
+            StoreReply::NotOwner
+        );
+        // Rotation: the old key expires later, the new one is published with it.
+        let StoreReply::KeyStored {
+            key: new,
+            retired,
+            publish,
+        } = s.apply(retire(
+            "k_1",
+            Some("dev"),
+            Some(5_000),
+            Some(key("k_2", "dev")),
+        ))
+        else {
+            panic!()
+        };
+        assert_eq!(new.key_id.as_str(), "k_2");
+        let retired = retired.expect("old key");
+        assert_eq!(retired.expires_ms, Some(5_000));
+        assert_eq!(retired.status, KeyStatus::Active);
+        assert_eq!(publish.len(), 2);
+        assert!(publish
+            .iter()
+            .any(|(k, v)| k == "key:hash-k_1" && v.contains("\"expires_ms\":5000")));
+        // Revocation.
+        let StoreReply::KeyStored {
+            key: revoked,
+            publish,
+            ..
+        } = s.apply(retire("k_2", None, None, None))
+        else {
+            panic!()
+        };
+        assert_eq!(revoked.status, KeyStatus::Revoked);
+        assert!(publish[0].1.contains("\"revoked\""));
+        // Revoking again is idempotent (and publishes again); rotating a revoked key is refused.
+        assert!(matches!(
+            s.apply(retire("k_2", None, None, None)),
+            StoreReply::KeyStored { .. }
+        ));
+        assert!(matches!(
+            s.apply(retire("k_2", None, Some(1), Some(key("k_3", "dev")))),
+            StoreReply::Invalid { .. }
+        ));
+        assert_eq!(
+            s.apply(retire("k_9", None, None, None)),
+            StoreReply::NotFound
+        );
+        // Listing never shows a hash.
+        let StoreReply::Keys { keys } = s.apply(StoreOp::ListKeys) else {
+            panic!()
+        };
+        assert!(!serde_json::to_string(&keys)
+            .expect("json")
+            .contains("hash-"));
+    }
+}

@@ -1,0 +1,365 @@
+// The admin plane end to end on workerd: a local OIDC issuer (tests/e2e/oidc.mjs) signs tokens;
+// the Worker fetches its JWKS through the egress gate, maps groups to roles, serves tenants
+// (If-Match, history, diff, rollback) and keys (mint once, list, revoke, rotate with overlap) from
+// each tenant's admin object, and records every action in the signed audit trail, which
+// `asc audit verify` / `asc audit query --operation admin.*` read back.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
+import { startIssuer } from './oidc.mjs';
+import { downloadAuditBucket } from './r2.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const ASC = join(ROOT, 'target/debug/asc');
+const execFileAsync = promisify(execFile);
+
+let idp;
+let stack;
+const secretsShown = [];
+const tokensUsed = [];
+
+function files(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...files(path));
+    else out.push(path);
+  }
+  return out;
+}
+
+function as(groups, sub = 'alice@example.com', opts = {}) {
+  const t = idp.token({ sub, groups }, opts);
+  tokensUsed.push(t);
+  return t;
+}
+
+async function admin(method, path, { token, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.authorization = `Bearer ${token}`;
+  if (body !== undefined && typeof body !== 'string') body = JSON.stringify(body);
+  if (body !== undefined) h['content-type'] = 'application/json';
+  const r = await fetch(`${stack.url}/admin/v1${path}`, { method, headers: h, body });
+  const text = await r.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  if (json && typeof json.secret === 'string') secretsShown.push(json.secret);
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+const ADMIN = ['demo-admins'];
+
+describe('admin plane', () => {
+  before(async () => {
+    idp = await startIssuer();
+    const issuers = [idp.config([
+      { group: 'platform', role: 'platform-admin' },
+      { group: 'demo-admins', role: 'tenant-admin', tenant: 'demo' },
+      { group: 'multi-admins', role: 'tenant-admin', tenant: 'multi' },
+      { group: 'demo-devs', role: 'developer', tenant: 'demo' },
+      { group: 'demo-finance', role: 'finance', tenant: 'demo' },
+      { group: 'demo-auditors', role: 'auditor', tenant: 'demo' },
+    ])];
+    stack = await startStack({ vars: { ADMIN_ISSUERS: JSON.stringify(issuers) } });
+  });
+  after(async () => {
+    await stack?.stop();
+    await idp?.close();
+  });
+
+  it('refuses bad tokens with 401: issuer, audience, algorithm, expiry, tampering, unknown key', async () => {
+    const good = as(ADMIN);
+    assert.equal((await admin('GET', '/tenants/demo', { token: good })).status, 200);
+    const me = await admin('GET', '/me', { token: good });
+    assert.deepEqual(me.json.roles, ['tenant-admin@demo']);
+
+    const missing = await admin('GET', '/tenants/demo');
+    assert.equal(missing.status, 401);
+    assert.equal(missing.json.error.code, 'missing_admin_token');
+
+    const now = Math.floor(Date.now() / 1000);
+    const [h, p, s] = good.split('.');
+    const tamperedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url')), groups: ['platform'] })).toString('base64url');
+    const stray = idp.strayKey('ES256');
+    const bad = {
+      'wrong issuer': idp.token({ sub: 'x', groups: ADMIN, iss: 'https://evil.example.com' }),
+      'wrong audience': idp.token({ sub: 'x', groups: ADMIN, aud: 'someone-else' }),
+      'expired': idp.token({ sub: 'x', groups: ADMIN, iat: now - 900, exp: now - 600 }),
+      'not yet valid': idp.token({ sub: 'x', groups: ADMIN, nbf: now + 600 }),
+      'no expiry': idp.token({ sub: 'x', groups: ADMIN, exp: undefined }),
+      'alg none': idp.unsigned({ sub: 'x', groups: ADMIN }),
+      'HS256 keyed with the public key': idp.hs256WithPublicKey({ sub: 'x', groups: ADMIN }),
+      'tampered payload': `${h}.${tamperedPayload}.${s}`,
+      'tampered signature': `${h}.${p}.${s.slice(0, -4)}${s.slice(-4) === 'AAAA' ? 'BBBB' : 'AAAA'}`,
+      'key not in the JWKS': idp.token({ sub: 'x', groups: ADMIN }, { key: stray }),
+      'key of another algorithm': idp.token({ sub: 'x', groups: ADMIN }, { key: idp.keys.ES256, header: { alg: 'RS256' } }),
+      'not a JWT': 'hello',
+    };
+    for (const [what, token] of Object.entries(bad)) {
+      const r = await admin('GET', '/tenants/demo', { token });
+      assert.equal(r.status, 401, `${what}: ${r.text}`);
+      assert.equal(r.json.error.code, 'invalid_admin_token', what);
+      assert.equal(r.text.includes(token.split('.')[2] || token), false, `${what}: the token is not echoed`);
+    }
+    // Every accepted algorithm works.
+    for (const alg of ['RS256', 'ES256', 'EdDSA']) {
+      const r = await admin('GET', '/tenants/demo', { token: as(ADMIN, 'alice@example.com', { alg }) });
+      assert.equal(r.status, 200, `${alg}: ${r.text}`);
+    }
+  });
+
+  it('fetches the JWKS again when a token names a new key (IdP key rotation)', async () => {
+    const rotated = idp.rotate('EdDSA');
+    // Unknown kids refetch at most every 5 s per isolate.
+    await sleep(5500);
+    const before = idp.fetches;
+    const r = await admin('GET', '/tenants/demo', { token: as(ADMIN, 'alice@example.com', { key: rotated }) });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(idp.fetches > before, 'the JWKS was fetched again');
+  });
+
+  it('checks role and tenant on every endpoint: 403', async () => {
+    const otherAdmin = as(['multi-admins'], 'mallory@example.com');
+    for (const [method, path, body] of [
+      ['GET', '/tenants/demo'], ['PUT', '/tenants/demo', {}], ['GET', '/tenants/demo/history'],
+      ['GET', '/tenants/demo/keys'], ['POST', '/tenants/demo/keys', {}], ['POST', '/tenants/demo/rollback', { version: 1 }],
+    ]) {
+      const r = await admin(method, path, { token: otherAdmin, body, headers: { 'if-match': '"1"' } });
+      assert.equal(r.status, 403, `${method} ${path}: ${r.text}`);
+      assert.equal(r.json.error.code, 'admin_forbidden');
+    }
+    // Its own tenant works.
+    assert.equal((await admin('GET', '/tenants/multi', { token: otherAdmin })).status, 200);
+    // Read roles cannot write; a token with no mapped group can do nothing.
+    const finance = as(['demo-finance'], 'fiona@example.com');
+    assert.equal((await admin('PUT', '/tenants/demo', { token: finance, body: {}, headers: { 'if-match': '"1"' } })).status, 403);
+    assert.equal((await admin('GET', '/tenants/demo/history', { token: finance })).status, 403);
+    assert.equal((await admin('GET', '/tenants/demo/history', { token: as(['demo-auditors'], 'aud@example.com') })).status, 200);
+    assert.equal((await admin('POST', '/tenants/demo/keys', { token: as(['demo-auditors'], 'aud@example.com'), body: {} })).status, 403);
+    assert.equal((await admin('GET', '/tenants/demo', { token: as(['nobody'], 'x@example.com') })).status, 403);
+    // A platform admin reaches every tenant.
+    assert.equal((await admin('GET', '/tenants/limited', { token: as(['platform'], 'root@example.com') })).status, 200);
+  });
+
+  it('puts configs with If-Match, refuses stale and concurrent edits, validates with paths, diffs and rolls back byte for byte', async () => {
+    const token = as(ADMIN);
+    const v1 = await admin('GET', '/tenants/demo', { token });
+    assert.equal(v1.status, 200);
+    const version = Number(v1.headers.get('etag').replaceAll('"', ''));
+    const base = JSON.parse(v1.text);
+
+    // An odd but valid layout: the bytes are kept exactly.
+    const raised = { ...base, budgets: [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 500000000, period: 'monthly' }] };
+    const oddBytes = `{\n    "schema_version" :1,${JSON.stringify(raised).slice(1).replace('"schema_version":1,', '')}\n`;
+    assert.ok(JSON.parse(oddBytes));
+
+    const noMatch = await admin('PUT', '/tenants/demo', { token, body: oddBytes });
+    assert.equal(noMatch.status, 428);
+    assert.equal(noMatch.json.error.code, 'if_match_required');
+
+    const invalid = await admin('PUT', '/tenants/demo', {
+      token, headers: { 'if-match': `"${version}"` },
+      body: { ...base, residency: 'eu', budgets: [{ id: 'b', applies_to: 'tenant', limit_usd_micros: -1, period: 'hourly' }] },
+    });
+    assert.equal(invalid.status, 400, invalid.text);
+    assert.equal(invalid.json.error.code, 'invalid_tenant_config');
+    const paths = invalid.json.error.details.map((d) => d.path);
+    assert.ok(paths.includes('residency'), paths.join());
+    assert.ok(paths.some((p) => p.startsWith('budgets[0]')), paths.join());
+
+    const put = await admin('PUT', '/tenants/demo', { token, headers: { 'if-match': `"${version}"` }, body: oddBytes });
+    assert.equal(put.status, 200, put.text);
+    const v2 = put.json.version.version;
+    assert.equal(v2, version + 1);
+    assert.equal(put.headers.get('etag'), `"${v2}"`);
+
+    // The same stale version again: 412.
+    const stale = await admin('PUT', '/tenants/demo', { token, headers: { 'if-match': `"${version}"` }, body: oddBytes });
+    assert.equal(stale.status, 412);
+    assert.equal(stale.json.error.code, 'version_mismatch');
+
+    // Two editors at once from the same version: exactly one wins.
+    const edits = await Promise.all([1, 2].map((n) => admin('PUT', '/tenants/demo', {
+      token: as(ADMIN, `editor${n}@example.com`), headers: { 'if-match': `"${v2}"` },
+      body: { ...raised, limits: { requests_per_minute: 1000 + n } },
+    })));
+    assert.deepEqual(edits.map((e) => e.status).sort(), [200, 412], edits.map((e) => e.text).join('\n'));
+    const v3 = v2 + 1;
+
+    const history = await admin('GET', '/tenants/demo/history', { token });
+    assert.deepEqual(history.json.versions.map((v) => v.version), [v3, v2, version]);
+    assert.equal(history.json.versions[1].author.subject, 'alice@example.com');
+
+    const diff = await admin('GET', `/tenants/demo/diff/${version}/${v2}`, { token });
+    assert.equal(diff.status, 200);
+    const budgetChange = diff.json.changes.find((c) => c.path === 'budgets');
+    assert.ok(budgetChange, JSON.stringify(diff.json.changes));
+
+    // Roll back to v2: a new version whose bytes are v2's exactly.
+    const rb = await admin('POST', '/tenants/demo/rollback', { token, headers: { 'if-match': `"${v3}"` }, body: { version: v2 } });
+    assert.equal(rb.status, 200, rb.text);
+    const now = await admin('GET', '/tenants/demo', { token });
+    assert.equal(now.headers.get('etag'), `"${v3 + 1}"`);
+    assert.equal(now.text, oddBytes, 'rollback restores the bytes exactly');
+    const old = await admin('GET', `/tenants/demo/versions/${version}`, { token });
+    assert.equal(old.text, v1.text);
+    assert.equal((await admin('GET', '/tenants/demo/versions/999', { token })).status, 404);
+
+    // The request path serves the new config: the budget shows in /v1/usage.
+    const usage = await fetch(`${stack.url}/v1/usage`, { headers: { authorization: `Bearer ${stack.keys.demo.key}` } });
+    const report = await usage.json();
+    assert.ok(report.budgets.some((b) => b.budget_id === 'monthly' && b.limit_micros === 500000000), JSON.stringify(report));
+    // Finance reads the tenant's usage and budgets (no key's); auditors may not.
+    const fin = await admin('GET', '/tenants/demo/usage', { token: as(['demo-finance'], 'fiona@example.com') });
+    assert.equal(fin.status, 200, fin.text);
+    assert.ok(fin.json.budgets.some((b) => b.budget_id === 'monthly' && b.limit_micros === 500000000), fin.text);
+    assert.equal(fin.json.key_id, undefined);
+    assert.equal((await admin('GET', '/tenants/demo/usage', { token: as(['demo-auditors'], 'aud@example.com') })).status, 403);
+  });
+
+  it('mints keys shown once, lists without secrets, revokes and rotates with overlap', async () => {
+    const token = as(ADMIN);
+    const minted = await admin('POST', '/tenants/demo/keys', { token, body: { scopes: ['models'], label: 'ci' } });
+    assert.equal(minted.status, 201, minted.text);
+    const secret = minted.json.secret;
+    assert.match(secret, /^asc_[A-Za-z0-9]{38}$/);
+    const keyId = minted.json.key.key_id;
+    const models = (key) => fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await models(secret)).status, 200);
+
+    const list = await admin('GET', '/tenants/demo/keys', { token });
+    assert.ok(list.json.keys.some((k) => k.key_id === keyId && k.label === 'ci'));
+    assert.equal(list.text.includes(secret), false);
+    assert.equal(/key_hash|[0-9a-f]{64}/.test(list.text), false, 'no hashes listed');
+
+    // Rotation with an overlap: both keys work; then the old one expires.
+    const rotated = await admin('POST', `/tenants/demo/keys/${keyId}/rotate`, { token, body: { overlap_seconds: 2 } });
+    assert.equal(rotated.status, 201, rotated.text);
+    const next = rotated.json.secret;
+    assert.notEqual(next, secret);
+    assert.deepEqual(rotated.json.key.scopes, ['models']);
+    assert.equal((await models(secret)).status, 200);
+    assert.equal((await models(next)).status, 200);
+    await sleep(2500);
+    const expired = await models(secret);
+    assert.equal(expired.status, 401);
+    assert.equal((await expired.json()).error.code, 'expired_api_key');
+
+    const revoked = await admin('POST', `/tenants/demo/keys/${rotated.json.key.key_id}/revoke`, { token });
+    assert.equal(revoked.status, 200, revoked.text);
+    const refused = await models(next);
+    assert.equal(refused.status, 401);
+    assert.equal((await refused.json()).error.code, 'revoked_api_key');
+
+    // Developers act on their own keys only.
+    const dev1 = as(['demo-devs'], 'dev1@example.com');
+    const dev2 = as(['demo-devs'], 'dev2@example.com');
+    const own = await admin('POST', '/tenants/demo/keys', { token: dev1, body: {} });
+    assert.equal(own.status, 201, own.text);
+    const theirs = await admin('POST', `/tenants/demo/keys/${own.json.key.key_id}/revoke`, { token: dev2 });
+    assert.equal(theirs.status, 403);
+    const dev2List = await admin('GET', '/tenants/demo/keys', { token: dev2 });
+    assert.equal(dev2List.json.keys.length, 0);
+    assert.equal((await admin('POST', `/tenants/demo/keys/${own.json.key.key_id}/revoke`, { token: dev1 })).status, 200);
+    assert.equal((await admin('POST', '/tenants/demo/keys/k_nope/revoke', { token })).status, 404);
+  });
+
+  it('the CLI drives the same API: asc tenant get/push/history/diff/rollback, asc key mint/list/revoke', async () => {
+    const env = { ...process.env, ASC_ADMIN_URL: stack.url, ASC_ADMIN_TOKEN: as(['multi-admins'], 'cli@example.com') };
+    const asc = (...args) => execFileSync(ASC, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const dir = mkdtempSync(join(tmpdir(), 'asc-admin-cli-'));
+    const file = join(dir, 'multi.json');
+    asc('tenant', 'get', 'multi', '--out', file);
+    const original = readFileSync(file, 'utf8');
+    const edited = JSON.stringify({ ...JSON.parse(original), limits: { requests_per_minute: 77 } }, null, 2);
+    writeFileSync(file, edited);
+    const pushed = JSON.parse(asc('tenant', 'push', 'multi', file, '--if-match', '1'));
+    assert.equal(pushed.version.version, 2);
+    // A stale push fails with the API's code; an invalid one lists each error's path.
+    assert.throws(() => asc('tenant', 'push', 'multi', file, '--if-match', '1'), (e) => e.stderr.includes('version_mismatch'));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...JSON.parse(original), limits: { requests_per_minute: -5 } }));
+    assert.throws(() => asc('tenant', 'push', 'multi', join(dir, 'bad.json'), '--if-match', '2'), (e) => e.stderr.includes('limits.requests_per_minute'));
+    assert.deepEqual(JSON.parse(asc('tenant', 'history', 'multi')).versions.map((v) => v.version), [2, 1]);
+    const diff = JSON.parse(asc('tenant', 'diff', 'multi', '1', '2'));
+    assert.ok(diff.changes.some((c) => c.path.startsWith('limits')), JSON.stringify(diff));
+    asc('tenant', 'rollback', 'multi', '--to', '1', '--if-match', '2');
+    assert.equal(asc('tenant', 'get', 'multi'), original);
+
+    const minted = asc('key', 'mint', '--tenant', 'multi', '--scopes', 'models', '--label', 'from-cli');
+    const secret = minted.match(/^ASC_API_KEY=(.*)$/m)[1];
+    const keyId = minted.match(/^KEY_ID=(.*)$/m)[1];
+    secretsShown.push(secret);
+    assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 200);
+    const listed = asc('key', 'list', '--tenant', 'multi');
+    assert.ok(listed.includes(keyId) && !listed.includes(secret));
+    asc('key', 'revoke', '--tenant', 'multi', keyId);
+    assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 401);
+    // Another tenant is refused.
+    assert.throws(() => asc('key', 'list', '--tenant', 'demo'), (e) => e.stderr.includes('admin_forbidden'));
+  });
+
+  it('asc login: the device code flow saves a token (mode 0600) the admin commands use', async () => {
+    idp.login.sub = 'device-user@example.com';
+    idp.login.groups = ['multi-admins'];
+    const config = mkdtempSync(join(tmpdir(), 'asc-login-'));
+    const env = { ...process.env, XDG_CONFIG_HOME: config, ASC_ADMIN_URL: stack.url };
+    delete env.ASC_ADMIN_TOKEN;
+    // Asynchronously: the issuer answers the CLI's polls from this process.
+    const { stderr } = await execFileAsync(ASC, ['login', '--issuer', idp.url, '--client-id', 'asc-admin'], { env });
+    assert.match(stderr, /WDJB-MJHT/);
+    const saved = join(config, 'asc', 'admin-token');
+    assert.equal(statSync(saved).mode & 0o777, 0o600);
+    tokensUsed.push(readFileSync(saved, 'utf8'));
+    const { stdout } = await execFileAsync(ASC, ['key', 'list', '--tenant', 'multi'], { env });
+    assert.ok(JSON.parse(stdout).keys.length >= 1);
+    const me = await admin('GET', '/me', { token: readFileSync(saved, 'utf8') });
+    assert.equal(me.json.subject, 'device-user@example.com');
+  });
+
+  it('records every admin action in the verified audit trail, never a token or secret', async () => {
+    await sleep(AUDIT_POLICY.forwardMs + AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 1000);
+    await stack.shutdown();
+    const stoppedAt = Date.now();
+    const dir = mkdtempSync(join(tmpdir(), 'asc-admin-audit-'));
+    await downloadAuditBucket(stack.persist, dir);
+    const keysArgs = ['--keys', stack.publicKeys, '--now', String(stoppedAt), '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs)];
+    const verified = JSON.parse(execFileSync(ASC, ['audit', 'verify', dir, ...keysArgs, '--json'], { encoding: 'utf8' }));
+    assert.equal(verified.ok, true, JSON.stringify(verified.problems));
+
+    const query = (op) => JSON.parse(execFileSync(ASC, ['audit', 'query', dir, ...keysArgs, '--operation', op, '--format', 'json'], { encoding: 'utf8' }));
+    const all = query('admin.*');
+    const records = (Array.isArray(all) ? all : all.records).map((r) => r.record ?? r);
+    assert.ok(records.length >= 30, `${records.length} admin records`);
+    assert.ok(records.every((r) => r.operation.startsWith('admin.')));
+
+    // Who raised the budget: the put that changed budgets, with its versions and digest.
+    const puts = records.filter((r) => r.operation === 'admin.tenant.put' && r.outcome === 'ok');
+    const raise = puts.find((r) => r.admin.changed_paths.includes('budgets'));
+    assert.ok(raise, JSON.stringify(puts.map((p) => p.admin)));
+    assert.equal(raise.admin.subject, 'alice@example.com');
+    assert.equal(raise.admin.issuer, idp.issuer);
+    assert.deepEqual(raise.admin.roles, ['tenant-admin@demo']);
+    assert.equal(raise.admin.version_after, raise.admin.version_before + 1);
+    assert.match(raise.admin.change_sha256, /^[0-9a-f]{64}$/);
+    assert.match(raise.admin.config_sha256_after, /^[0-9a-f]{64}$/);
+    assert.equal(raise.tenant_id, 'demo');
+    // Refusals are recorded too: the other tenant's admin, the stale and the concurrent edit.
+    assert.ok(records.some((r) => r.outcome === 'refused' && r.error_code === 'admin_forbidden' && r.admin.subject === 'mallory@example.com'));
+    assert.ok(records.filter((r) => r.error_code === 'version_mismatch').length >= 2);
+    assert.ok(records.some((r) => r.operation === 'admin.tenant.rollback' && r.outcome === 'ok'));
+    for (const op of ['admin.key.mint', 'admin.key.rotate', 'admin.key.revoke']) {
+      assert.ok(query(op).length !== 0, op);
+    }
+
+    const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')
+      + stack.logs.join('');
+    for (const s of secretsShown) assert.equal(everything.includes(s), false, 'a minted key appears in the trail or logs');
+    for (const t of tokensUsed) assert.equal(everything.includes(t.split('.')[2]), false, 'a token appears in the trail or logs');
+  });
+});
