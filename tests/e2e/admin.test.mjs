@@ -13,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
 import { startIssuer } from './oidc.mjs';
-import { downloadAuditBucket } from './r2.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ASC = join(ROOT, 'target/debug/asc');
@@ -327,7 +326,7 @@ describe('admin plane', () => {
     await stack.shutdown();
     const stoppedAt = Date.now();
     const dir = mkdtempSync(join(tmpdir(), 'asc-admin-audit-'));
-    await downloadAuditBucket(stack.persist, dir);
+    await stack.downloadAudit(dir);
     const keysArgs = ['--keys', stack.publicKeys, '--now', String(stoppedAt), '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs)];
     const verified = JSON.parse(execFileSync(ASC, ['audit', 'verify', dir, ...keysArgs, '--json'], { encoding: 'utf8' }));
     assert.equal(verified.ok, true, JSON.stringify(verified.problems));
