@@ -10,19 +10,8 @@ use common::*;
 #[test]
 fn verify_accepts_an_untouched_log_and_pinpoints_a_deleted_record() {
     let dir = fixture("verify");
-    let args = [
-        "audit",
-        "verify",
-        "bucket",
-        "--keys",
-        "keys.json",
-        "--now",
-        NOW,
-        "--heartbeat-ms",
-        "10000",
-        "--grace-ms",
-        "1000",
-    ];
+    let mut args = vec!["audit", "verify"];
+    args.extend(VERIFY_FIXTURE);
     let ok = asc(&dir, &args);
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
     assert!(

@@ -30,44 +30,12 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
             keys.sort();
             keys.dedup();
             for k in keys {
-                let p = join(path, k);
-                match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => walk(&p, va, vb, out),
-                    (Some(va), None) => out.push(Change {
-                        path: p,
-                        change: "removed",
-                        before: Some(va.clone()),
-                        after: None,
-                    }),
-                    (None, Some(vb)) => out.push(Change {
-                        path: p,
-                        change: "added",
-                        before: None,
-                        after: Some(vb.clone()),
-                    }),
-                    (None, None) => {}
-                }
+                side_by_side(&join(path, k), x.get(k), y.get(k), out);
             }
         }
         (Value::Array(x), Value::Array(y)) => {
             for i in 0..x.len().max(y.len()) {
-                let p = format!("{path}[{i}]");
-                match (x.get(i), y.get(i)) {
-                    (Some(va), Some(vb)) => walk(&p, va, vb, out),
-                    (Some(va), None) => out.push(Change {
-                        path: p,
-                        change: "removed",
-                        before: Some(va.clone()),
-                        after: None,
-                    }),
-                    (None, Some(vb)) => out.push(Change {
-                        path: p,
-                        change: "added",
-                        before: None,
-                        after: Some(vb.clone()),
-                    }),
-                    (None, None) => {}
-                }
+                side_by_side(&format!("{path}[{i}]"), x.get(i), y.get(i), out);
             }
         }
         _ if a != b => out.push(Change {
@@ -77,6 +45,26 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
             after: Some(b.clone()),
         }),
         _ => {}
+    }
+}
+
+/// One member of an object or array on either side: compared, removed or added.
+fn side_by_side(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Change>) {
+    match (a, b) {
+        (Some(va), Some(vb)) => walk(path, va, vb, out),
+        (Some(va), None) => out.push(Change {
+            path: path.to_string(),
+            change: "removed",
+            before: Some(va.clone()),
+            after: None,
+        }),
+        (None, Some(vb)) => out.push(Change {
+            path: path.to_string(),
+            change: "added",
+            before: None,
+            after: Some(vb.clone()),
+        }),
+        (None, None) => {}
     }
 }
 
