@@ -7,20 +7,18 @@ use serde_json::{json, Value};
 
 use super::diff::{diff, Change};
 use super::issuer::Principal;
-use super::rbac::{authorize, Action, Reach};
+use super::keys::{parse_mint, MintAsk};
+use super::rbac::{authorize, Reach};
+use super::record::{AdminRecord, Effect};
+use super::routes::{not_found, route, Endpoint};
 use super::AdminPlane;
-use crate::apikey::{new_key, ApiKey, KeyRecord, KeyStatus, Scope};
-use crate::audit::{
-    canonical_sha256, AdminNote, AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION,
-};
 use crate::config::{tenant_record_name, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{read_limited, ByteSource, Host};
-use crate::ids::{is_valid_id, KeyId, TenantId};
-use crate::ledger::{LedgerId, LedgerOp, RecordAsk};
+use crate::ids::TenantId;
 use crate::pipeline::http::{Inbound, Reply, ReplyBody};
 use crate::pipeline::Gateway;
-use crate::tenant_store::{Author, IfMatch, KeyEntry, StoreOp, StoreReply, StoredVersion};
+use crate::tenant_store::{Author, IfMatch, StoreOp, StoreReply, StoredVersion};
 
 /// Largest admin request body (a tenant config).
 pub const MAX_ADMIN_BODY: u64 = 1024 * 1024;
@@ -28,111 +26,12 @@ pub const MAX_ADMIN_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_OVERLAP_S: u64 = 24 * 3600;
 pub const MAX_OVERLAP_S: u64 = 30 * 24 * 3600;
 
-enum Endpoint {
-    Me,
-    Get(Option<u64>),
-    Validate,
-    Put,
-    History,
-    Diff(u64, u64),
-    Rollback,
-    Keys,
-    Mint,
-    Revoke(KeyId),
-    Rotate(KeyId),
-    Usage,
-}
-
-impl Endpoint {
-    fn action(&self) -> Action {
-        match self {
-            Endpoint::Me | Endpoint::Get(_) => Action::TenantGet,
-            Endpoint::Validate => Action::TenantValidate,
-            Endpoint::Put => Action::TenantPut,
-            Endpoint::History => Action::TenantHistory,
-            Endpoint::Diff(..) => Action::TenantDiff,
-            Endpoint::Rollback => Action::TenantRollback,
-            Endpoint::Keys => Action::KeyList,
-            Endpoint::Mint => Action::KeyMint,
-            Endpoint::Revoke(_) => Action::KeyRevoke,
-            Endpoint::Rotate(_) => Action::KeyRotate,
-            Endpoint::Usage => Action::UsageRead,
-        }
-    }
-}
-
-fn not_found(what: String) -> GatewayError {
-    GatewayError::new(ErrorKind::AdminNotFound, what)
-}
-
-fn route(method: &str, path: &str) -> Result<(Endpoint, Option<TenantId>), GatewayError> {
-    let rest = path.strip_prefix("/admin/v1/").unwrap_or("");
-    let parts: Vec<&str> = rest.split('/').collect();
-    let unknown = || {
-        GatewayError::new(
-            ErrorKind::UnknownRoute,
-            format!("Unknown admin URL: {method} {path}."),
-        )
-    };
-    let number = |s: &str| s.parse::<u64>().map_err(|_| unknown());
-    if parts == ["me"] {
-        return match method {
-            "GET" => Ok((Endpoint::Me, None)),
-            _ => Err(method_not_allowed(method, path)),
-        };
-    }
-    let ["tenants", tenant, tail @ ..] = parts.as_slice() else {
-        return Err(unknown());
-    };
-    if !is_valid_id(tenant) {
-        return Err(GatewayError::new(
-            ErrorKind::InvalidRequest,
-            format!("{tenant:?} is not a tenant id (1-64 of [a-z0-9_-])."),
-        ));
-    }
-    let endpoint = match (method, tail) {
-        ("GET", []) => Endpoint::Get(None),
-        ("PUT", []) => Endpoint::Put,
-        ("POST", ["validate"]) => Endpoint::Validate,
-        ("GET", ["history"]) => Endpoint::History,
-        ("GET", ["versions", n]) => Endpoint::Get(Some(number(n)?)),
-        ("GET", ["diff", a, b]) => Endpoint::Diff(number(a)?, number(b)?),
-        ("POST", ["rollback"]) => Endpoint::Rollback,
-        ("GET", ["keys"]) => Endpoint::Keys,
-        ("POST", ["keys"]) => Endpoint::Mint,
-        ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
-        ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
-        ("GET", ["usage"]) => Endpoint::Usage,
-        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage"]) => {
-            return Err(method_not_allowed(method, path))
-        }
-        _ => return Err(unknown()),
-    };
-    Ok((endpoint, Some(TenantId((*tenant).to_string()))))
-}
-
-fn method_not_allowed(method: &str, path: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::MethodNotAllowed,
-        format!("{method} is not allowed on {path}."),
-    )
-}
-
-/// What an action changed, for its audit record.
-#[derive(Default)]
-struct Effect {
-    before: Option<(u64, Option<String>)>,
-    after: Option<(u64, String)>,
-    changes: Vec<Change>,
-    key_id: Option<String>,
-}
-
-struct Call<'a, H: Host> {
-    gw: &'a Gateway,
-    host: &'a H,
-    principal: &'a Principal,
-    tenant: &'a TenantId,
-    reach: Reach,
+pub(super) struct Call<'a, H: Host> {
+    pub(super) gw: &'a Gateway,
+    pub(super) host: &'a H,
+    pub(super) principal: &'a Principal,
+    pub(super) tenant: &'a TenantId,
+    pub(super) reach: Reach,
 }
 
 fn store_error(e: crate::host::HostError) -> GatewayError {
@@ -143,7 +42,7 @@ fn store_error(e: crate::host::HostError) -> GatewayError {
     )
 }
 
-fn json_reply<S: ByteSource>(status: u16, body: &Value) -> Reply<S> {
+pub(super) fn json_reply<S: ByteSource>(status: u16, body: &Value) -> Reply<S> {
     Reply {
         status,
         headers: vec![
@@ -214,7 +113,7 @@ impl<H: Host> Call<'_, H> {
             .map_err(store_error)
     }
 
-    fn author(&self) -> Author {
+    pub(super) fn author(&self) -> Author {
         Author {
             subject: self.principal.subject.clone(),
             issuer: self.principal.issuer.clone(),
@@ -305,7 +204,7 @@ impl<H: Host> Call<'_, H> {
     }
 }
 
-fn unexpected(reply: &StoreReply) -> GatewayError {
+pub(super) fn unexpected(reply: &StoreReply) -> GatewayError {
     let mut e = GatewayError::new(
         ErrorKind::StoreUnavailable,
         "The tenant's admin store answered out of turn; retry shortly.",
@@ -320,7 +219,7 @@ fn changes_between(before: Option<&str>, after: &str) -> Vec<Change> {
 }
 
 /// A failure with its details (config errors), or a plain error.
-type Failure = (GatewayError, Option<Value>);
+pub(super) type Failure = (GatewayError, Option<Value>);
 
 impl From<GatewayError> for Box<Failure> {
     fn from(e: GatewayError) -> Self {
@@ -664,243 +563,5 @@ impl<H: Host> Call<'_, H> {
             StoreReply::NotFound => Err(not_found("No such version.".into()).into()),
             other => Err(unexpected(&other).into()),
         }
-    }
-
-    fn new_key(&self, ask: &MintAsk) -> Result<(String, KeyEntry), GatewayError> {
-        let secret = self
-            .host
-            .secret(&self.gw.settings().key_hash_secret)
-            .ok_or_else(|| {
-                GatewayError::new(
-                    ErrorKind::Internal,
-                    "The deployment has no key-hashing secret configured.",
-                )
-            })?;
-        let mut random = [0u8; 32];
-        self.host.fill_random(&mut random);
-        let key = new_key(&random);
-        let hash = ApiKey::parse(&key)?.hash(&secret);
-        let key_id = format!("k_{}", hash.get(..12).unwrap_or(&hash));
-        let entry = KeyEntry {
-            record: KeyRecord {
-                schema_version: 1,
-                key_id: KeyId(key_id),
-                tenant_id: self.tenant.clone(),
-                status: KeyStatus::Active,
-                scopes: ask.scopes.clone(),
-                tags: ask.tags.clone(),
-                key_hash: hash,
-                label: ask.label.clone(),
-                created_ms: Some(self.host.now().millis()),
-                expires_ms: None,
-            },
-            created_by: self.author(),
-            rotated_to: None,
-        };
-        Ok((key, entry))
-    }
-
-    fn key_reply(
-        &self,
-        reply: StoreReply,
-        secret: Option<String>,
-        status: u16,
-    ) -> Result<Reply<H::Body>, Box<Failure>> {
-        match reply {
-            StoreReply::KeyStored {
-                key,
-                retired,
-                publish,
-            } => {
-                for (name, _) in &publish {
-                    if let Some(hash) = name.strip_prefix("key:") {
-                        self.gw.forget_key(hash);
-                    }
-                }
-                let mut body = serde_json::Map::new();
-                body.insert("tenant_id".into(), json!(self.tenant));
-                body.insert("key".into(), json!(key));
-                if let Some(r) = retired {
-                    body.insert("retired".into(), json!(r));
-                }
-                if let Some(s) = secret {
-                    body.insert("secret".into(), json!(s));
-                    body.insert(
-                        "note".into(),
-                        json!("The secret is shown once; it is stored only as a hash."),
-                    );
-                }
-                let body = Value::Object(body);
-                Ok(json_reply(status, &body))
-            }
-            StoreReply::NotFound => {
-                Err(not_found(format!("Tenant {} has no such key.", self.tenant)).into())
-            }
-            StoreReply::NotOwner => Err(GatewayError::new(
-                ErrorKind::AdminForbidden,
-                "Developers may act only on keys they minted themselves.",
-            )
-            .into()),
-            StoreReply::Invalid { message } => {
-                Err(GatewayError::new(ErrorKind::InvalidRequest, message).into())
-            }
-            other => Err(unexpected(&other).into()),
-        }
-    }
-}
-
-struct MintAsk {
-    scopes: Vec<Scope>,
-    tags: Vec<String>,
-    label: Option<String>,
-}
-
-fn parse_mint(body: &[u8]) -> Result<MintAsk, GatewayError> {
-    let v: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|_| GatewayError::new(ErrorKind::InvalidJson, "The body is not JSON."))?
-    };
-    let bad = |param: &str, why: &str| {
-        GatewayError::new(ErrorKind::InvalidRequest, format!("{param}: {why}")).with_param(param)
-    };
-    let scopes = match v.get("scopes") {
-        None => vec![Scope::Chat, Scope::Models, Scope::Usage],
-        Some(list) => serde_json::from_value::<Vec<Scope>>(list.clone())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("scopes", "a non-empty list of chat, models, usage"))?,
-    };
-    let tags = match v.get("tags") {
-        None => Vec::new(),
-        Some(list) => serde_json::from_value::<Vec<String>>(list.clone())
-            .ok()
-            .filter(|t| t.len() <= 32 && t.iter().all(|s| !s.is_empty() && s.len() <= 64))
-            .ok_or_else(|| bad("tags", "at most 32 strings of 1-64 characters"))?,
-    };
-    let label = match v.get("label") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.len() <= 200 => Some(s.clone()),
-        Some(_) => return Err(bad("label", "a string of at most 200 characters")),
-    };
-    if let Some(obj) = v.as_object() {
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !matches!(k.as_str(), "scopes" | "tags" | "label"))
-        {
-            return Err(bad(k, "unknown field (scopes, tags, label)"));
-        }
-    }
-    Ok(MintAsk {
-        scopes,
-        tags,
-        label,
-    })
-}
-
-/// The audit record of one admin action.
-struct AdminRecord {
-    event: AuditEvent,
-    tenant: TenantId,
-}
-
-impl AdminRecord {
-    fn new(
-        gw: &Gateway,
-        p: &Principal,
-        tenant: &TenantId,
-        action: Action,
-        request_id: &str,
-        trace_id: &str,
-        at_ms: u64,
-    ) -> Self {
-        let mut event = AuditEvent::from(AuditRecord {
-            schema_version: AUDIT_SCHEMA_VERSION,
-            request_id: request_id.to_string(),
-            timestamp_ms: at_ms,
-            region: gw.region().id.clone(),
-            tenant_id: Some(tenant.to_string()),
-            key_id: None,
-            operation: format!("admin.{}", action.name()),
-            requested_model: None,
-            served_model: None,
-            provider: None,
-            endpoint_host: None,
-            stream: false,
-            outcome: Outcome::Ok,
-            status: 200,
-            error_code: None,
-            usage: None,
-            latency_ms: 0,
-            policy_version: None,
-            trace_id: trace_id.to_string(),
-        });
-        event.detail.actor = Some(format!("operator:{}", p.subject));
-        event.detail.admin = Some(AdminNote {
-            subject: p.subject.clone(),
-            issuer: p.issuer.clone(),
-            roles: p.role_names(),
-            version_before: None,
-            version_after: None,
-            config_sha256_before: None,
-            config_sha256_after: None,
-            change_sha256: None,
-            changed_paths: Vec::new(),
-            target_key_id: None,
-        });
-        AdminRecord {
-            event,
-            tenant: tenant.clone(),
-        }
-    }
-
-    fn effect(&mut self, e: Effect) {
-        let Some(note) = self.event.detail.admin.as_mut() else {
-            return;
-        };
-        if let Some((v, sha)) = e.before {
-            note.version_before = Some(v);
-            note.config_sha256_before = sha;
-        }
-        if let Some((v, sha)) = e.after {
-            note.version_after = Some(v);
-            self.event.record.policy_version = Some(sha.clone());
-            note.config_sha256_after = Some(sha);
-            note.change_sha256 = serde_json::to_value(&e.changes)
-                .ok()
-                .and_then(|v| canonical_sha256(&v).ok());
-            note.changed_paths = e.changes.iter().map(|c| c.path.clone()).collect();
-        }
-        note.target_key_id = e.key_id;
-    }
-
-    fn fail(&mut self, err: &GatewayError) {
-        let r = &mut self.event.record;
-        r.outcome = if err.status() < 500 {
-            Outcome::Refused
-        } else {
-            Outcome::Error
-        };
-        r.status = err.status();
-        r.error_code = Some(err.code().to_string());
-    }
-
-    /// Stores the record in the tenant's ledger before the reply goes out.
-    async fn store<H: Host>(mut self, host: &H) -> Result<(), GatewayError> {
-        let now_ms = host.now().millis();
-        self.event.record.latency_ms = now_ms.saturating_sub(self.event.record.timestamp_ms);
-        let ledger = LedgerId::new(self.tenant.as_str(), 0, 1);
-        let op = LedgerOp::Record(RecordAsk {
-            now_ms,
-            record: self.event,
-        });
-        host.ledger(&ledger, &op).await.map(|_| ()).map_err(|e| {
-            GatewayError::internal(
-                ErrorKind::AuditUnavailable,
-                "The audit log is unavailable; the action could not be recorded (a change already stored stays stored). Retry shortly.",
-                &e,
-            )
-        })
     }
 }

@@ -10,7 +10,10 @@ pub mod api;
 pub mod diff;
 pub mod issuer;
 pub mod jose;
+mod keys;
 pub mod rbac;
+mod record;
+mod routes;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

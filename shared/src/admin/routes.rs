@@ -1,0 +1,99 @@
+//! Which admin endpoint a method and path name, the tenant it concerns, and the action the
+//! role policy is asked about.
+
+use super::rbac::Action;
+use crate::error::{ErrorKind, GatewayError};
+use crate::ids::{is_valid_id, KeyId, TenantId};
+
+pub(super) enum Endpoint {
+    Me,
+    Get(Option<u64>),
+    Validate,
+    Put,
+    History,
+    Diff(u64, u64),
+    Rollback,
+    Keys,
+    Mint,
+    Revoke(KeyId),
+    Rotate(KeyId),
+    Usage,
+}
+
+impl Endpoint {
+    pub(super) fn action(&self) -> Action {
+        match self {
+            Endpoint::Me | Endpoint::Get(_) => Action::TenantGet,
+            Endpoint::Validate => Action::TenantValidate,
+            Endpoint::Put => Action::TenantPut,
+            Endpoint::History => Action::TenantHistory,
+            Endpoint::Diff(..) => Action::TenantDiff,
+            Endpoint::Rollback => Action::TenantRollback,
+            Endpoint::Keys => Action::KeyList,
+            Endpoint::Mint => Action::KeyMint,
+            Endpoint::Revoke(_) => Action::KeyRevoke,
+            Endpoint::Rotate(_) => Action::KeyRotate,
+            Endpoint::Usage => Action::UsageRead,
+        }
+    }
+}
+
+pub(super) fn not_found(what: String) -> GatewayError {
+    GatewayError::new(ErrorKind::AdminNotFound, what)
+}
+
+pub(super) fn route(
+    method: &str,
+    path: &str,
+) -> Result<(Endpoint, Option<TenantId>), GatewayError> {
+    let rest = path.strip_prefix("/admin/v1/").unwrap_or("");
+    let parts: Vec<&str> = rest.split('/').collect();
+    let unknown = || {
+        GatewayError::new(
+            ErrorKind::UnknownRoute,
+            format!("Unknown admin URL: {method} {path}."),
+        )
+    };
+    let number = |s: &str| s.parse::<u64>().map_err(|_| unknown());
+    if parts == ["me"] {
+        return match method {
+            "GET" => Ok((Endpoint::Me, None)),
+            _ => Err(method_not_allowed(method, path)),
+        };
+    }
+    let ["tenants", tenant, tail @ ..] = parts.as_slice() else {
+        return Err(unknown());
+    };
+    if !is_valid_id(tenant) {
+        return Err(GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!("{tenant:?} is not a tenant id (1-64 of [a-z0-9_-])."),
+        ));
+    }
+    let endpoint = match (method, tail) {
+        ("GET", []) => Endpoint::Get(None),
+        ("PUT", []) => Endpoint::Put,
+        ("POST", ["validate"]) => Endpoint::Validate,
+        ("GET", ["history"]) => Endpoint::History,
+        ("GET", ["versions", n]) => Endpoint::Get(Some(number(n)?)),
+        ("GET", ["diff", a, b]) => Endpoint::Diff(number(a)?, number(b)?),
+        ("POST", ["rollback"]) => Endpoint::Rollback,
+        ("GET", ["keys"]) => Endpoint::Keys,
+        ("POST", ["keys"]) => Endpoint::Mint,
+        ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
+        ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
+        ("GET", ["usage"]) => Endpoint::Usage,
+        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage"]) => {
+            return Err(method_not_allowed(method, path))
+        }
+        _ => return Err(unknown()),
+    };
+    Ok((endpoint, Some(TenantId((*tenant).to_string()))))
+}
+
+pub(super) fn method_not_allowed(method: &str, path: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{method} is not allowed on {path}."),
+    )
+}
