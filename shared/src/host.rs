@@ -219,4 +219,25 @@ pub trait Host {
             "this host has no tenant admin store".into(),
         ))
     }
+    /// Names of objects in this region's audit bucket under `prefix`, in ascending order,
+    /// starting after `start_after`, at most `limit` (the admin plane's audit search). A host
+    /// that cannot read its bucket says so; the search then answers 503.
+    async fn audit_list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, HostError> {
+        let _ = (prefix, start_after, limit);
+        Err(HostError::Store(
+            "this host cannot read its audit bucket".into(),
+        ))
+    }
+    /// One object of this region's audit bucket (`None`: no such object).
+    async fn audit_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        let _ = key;
+        Err(HostError::Store(
+            "this host cannot read its audit bucket".into(),
+        ))
+    }
 }

@@ -213,9 +213,11 @@ fn inbound(req: Request) -> Inbound<SpinBody> {
     }
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     Inbound {
         method,
         path,
+        query,
         headers,
         body: SpinBody::new(req.into_body().stream()),
     }

@@ -11,6 +11,7 @@ use super::keys::{parse_mint, MintAsk};
 use super::rbac::{authorize, Reach};
 use super::record::{AdminRecord, Effect};
 use super::routes::{not_found, route, Endpoint};
+use super::search::{search, SearchAsk};
 use super::AdminPlane;
 use crate::config::{tenant_record_name, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
@@ -32,6 +33,7 @@ pub(super) struct Call<'a, H: Host> {
     pub(super) principal: &'a Principal,
     pub(super) tenant: &'a TenantId,
     pub(super) reach: Reach,
+    pub(super) audit_streams: &'a [String],
 }
 
 fn store_error(e: crate::host::HostError) -> GatewayError {
@@ -218,6 +220,34 @@ fn changes_between(before: Option<&str>, after: &str) -> Vec<Change> {
     diff(&before.map_or(Value::Null, parse), &parse(after))
 }
 
+/// What the principal may do, per tenant it holds a role on (`*`: every tenant, for platform
+/// admins): each allowed action with its reach (`tenant`, or `own_keys` for developers). The
+/// dashboard shows only what this allows; every endpoint still checks for itself.
+fn permissions(principal: &Principal) -> Value {
+    let mut out = serde_json::Map::new();
+    for grant in &principal.grants {
+        let (name, tenant) = match &grant.tenant {
+            Some(t) => (t.to_string(), t.clone()),
+            None => ("*".to_string(), TenantId("*".into())),
+        };
+        let mut allowed = serde_json::Map::new();
+        for (action, _) in super::rbac::POLICY {
+            let reach = if grant.tenant.is_none() {
+                authorize(std::slice::from_ref(grant), *action, &tenant)
+            } else {
+                authorize(&principal.grants, *action, &tenant)
+            };
+            match reach {
+                Some(Reach::Tenant) => allowed.insert(action.name().into(), json!("tenant")),
+                Some(Reach::OwnKeys) => allowed.insert(action.name().into(), json!("own_keys")),
+                None => None,
+            };
+        }
+        out.insert(name, Value::Object(allowed));
+    }
+    Value::Object(out)
+}
+
 /// A failure with its details (config errors), or a plain error.
 pub(super) type Failure = (GatewayError, Option<Value>);
 
@@ -272,6 +302,12 @@ impl AdminPlane {
             .into());
         }
         let (endpoint, tenant) = route(&req.method, &req.path)?;
+        if let Endpoint::Login = endpoint {
+            return Ok(json_reply(
+                200,
+                &super::dashboard::login_settings(&self.issuers),
+            ));
+        }
         let token = AdminPlane::presented_token(
             req.header("authorization"),
             req.header("cf-access-jwt-assertion"),
@@ -279,7 +315,8 @@ impl AdminPlane {
         let principal = self.authenticate(host, gw.region(), token).await?;
         let Some(tenant) = tenant else {
             // GET /admin/v1/me: who the token says you are.
-            let body = json!({"subject": principal.subject, "issuer": principal.issuer, "roles": principal.role_names()});
+            let body = json!({"subject": principal.subject, "issuer": principal.issuer,
+                "roles": principal.role_names(), "can": permissions(&principal)});
             return Ok(json_reply(200, &body));
         };
         let action = endpoint.action();
@@ -310,6 +347,7 @@ impl AdminPlane {
             principal: &principal,
             tenant: &tenant,
             reach,
+            audit_streams: &self.audit_streams,
         };
         let body = match endpoint {
             Endpoint::Put
@@ -368,7 +406,43 @@ impl<H: Host> Call<'_, H> {
             ))
         };
         match endpoint {
-            Endpoint::Me => Err(GatewayError::new(ErrorKind::Internal, "unreachable route").into()),
+            Endpoint::Me | Endpoint::Login => {
+                Err(GatewayError::new(ErrorKind::Internal, "unreachable route").into())
+            }
+            Endpoint::Routes => {
+                let v = self.current().await?.ok_or_else(no_config)?;
+                let config = match TenantConfig::parse(v.config.as_bytes()) {
+                    Ok(config) => config,
+                    Err(errs) => {
+                        let err = GatewayError::new(
+                            ErrorKind::InvalidTenantConfig,
+                            format!(
+                                "Tenant {}'s stored config no longer validates; fix it first.",
+                                self.tenant
+                            ),
+                        );
+                        let details: Vec<Value> = errs
+                            .0
+                            .iter()
+                            .map(|e| json!({"path": e.path, "message": e.message}))
+                            .collect();
+                        return Err(Box::new((err, Some(Value::Array(details)))));
+                    }
+                };
+                Ok(json_reply(
+                    200,
+                    &super::route_view::routes_view(self.host, &config).await,
+                ))
+            }
+            Endpoint::Audit => {
+                let ask = SearchAsk::parse(self.tenant, &req.query_pairs())?;
+                let mut body = search(self.host, self.audit_streams, &ask).await?;
+                if let Some(obj) = body.as_object_mut() {
+                    obj.insert("tenant_id".into(), json!(self.tenant));
+                    obj.insert("region".into(), json!(self.gw.region().id));
+                }
+                Ok(json_reply(200, &body))
+            }
             Endpoint::Get(None) => {
                 let v = self.current().await?.ok_or_else(no_config)?;
                 Ok(version_reply(&v))

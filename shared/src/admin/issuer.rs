@@ -30,6 +30,10 @@ struct RawIssuer {
     skew_seconds: Option<u64>,
     #[serde(default)]
     roles: Vec<RawGrant>,
+    /// The dashboard's OAuth client id at this issuer (authorization code + PKCE in the
+    /// browser). Unset: the dashboard offers no sign-in with this issuer.
+    #[serde(default)]
+    dashboard_client_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +73,8 @@ pub struct Issuer {
     pub groups_claim: String,
     pub skew_s: u64,
     pub roles: Vec<GroupGrant>,
+    /// The dashboard's public OAuth client at this issuer, if it signs people in with it.
+    pub dashboard_client_id: Option<String>,
 }
 
 /// Reads `ADMIN_ISSUERS`. Every problem is reported with its path.
@@ -173,6 +179,15 @@ pub fn parse_issuers(text: &str) -> Result<Vec<Issuer>, Vec<String>> {
                 grant: Grant { role, tenant },
             });
         }
+        let dashboard_client_id = r.dashboard_client_id.filter(|c| !c.trim().is_empty());
+        if let Some(c) = &dashboard_client_id {
+            if !audiences.contains(c) {
+                errors.push(format!(
+                    "{}: {c:?} must also be listed in audience (the dashboard sends the ID token issued to it)",
+                    at("dashboard_client_id")
+                ));
+            }
+        }
         if let Some(jwks_uri) = jwks_uri {
             out.push(Issuer {
                 issuer: r.issuer,
@@ -182,6 +197,7 @@ pub fn parse_issuers(text: &str) -> Result<Vec<Issuer>, Vec<String>> {
                 groups_claim: r.groups_claim.unwrap_or_else(|| "groups".into()),
                 skew_s,
                 roles,
+                dashboard_client_id,
             });
         }
     }

@@ -7,13 +7,16 @@
 //! in the tenant's ledger, so it joins the same signed trail as requests.
 
 pub mod api;
+pub mod dashboard;
 pub mod diff;
 pub mod issuer;
 pub mod jose;
 mod keys;
 pub mod rbac;
 mod record;
+mod route_view;
 mod routes;
+pub mod search;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -43,6 +46,8 @@ struct CachedKeys {
 pub struct AdminPlane {
     issuers: Vec<Issuer>,
     jwks: RefCell<HashMap<String, CachedKeys>>,
+    /// The region's audit streams, which the audit search reads.
+    audit_streams: Vec<String>,
 }
 
 fn unauthorized(why: impl Into<String>) -> GatewayError {
@@ -57,7 +62,18 @@ impl AdminPlane {
         AdminPlane {
             issuers,
             jwks: RefCell::new(HashMap::new()),
+            audit_streams: Vec::new(),
         }
+    }
+
+    /// The region's audit streams (`AuditStreams::all`), for the audit search.
+    pub fn with_audit_streams(mut self, streams: Vec<String>) -> Self {
+        self.audit_streams = streams;
+        self
+    }
+
+    pub fn audit_streams(&self) -> &[String] {
+        &self.audit_streams
     }
 
     /// Reads `ADMIN_ISSUERS` through `var`. `Ok(None)`: not set, so no admin plane is served.

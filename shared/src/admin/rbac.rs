@@ -17,7 +17,7 @@ pub enum Role {
     Developer,
     /// Reads usage and budgets.
     Finance,
-    /// Reads the config and its history.
+    /// Reads the config, its history, the routes and the audit trail.
     Auditor,
 }
 
@@ -59,6 +59,8 @@ pub enum Action {
     KeyRevoke,
     KeyRotate,
     UsageRead,
+    RouteRead,
+    AuditSearch,
 }
 
 impl Action {
@@ -75,6 +77,8 @@ impl Action {
             Action::KeyRevoke => "key.revoke",
             Action::KeyRotate => "key.rotate",
             Action::UsageRead => "usage.read",
+            Action::RouteRead => "route.read",
+            Action::AuditSearch => "audit.search",
         }
     }
 }
@@ -140,6 +144,18 @@ pub const POLICY: &[(Action, &[(Role, Reach)])] = &[
     (
         UsageRead,
         &[(TenantAdmin, Reach::Tenant), (Finance, Reach::Tenant)],
+    ),
+    (
+        RouteRead,
+        &[
+            (TenantAdmin, Reach::Tenant),
+            (Developer, Reach::Tenant),
+            (Auditor, Reach::Tenant),
+        ],
+    ),
+    (
+        AuditSearch,
+        &[(TenantAdmin, Reach::Tenant), (Auditor, Reach::Tenant)],
     ),
 ];
 
@@ -278,7 +294,7 @@ mod tests {
         for (a, _) in POLICY {
             assert!(seen.insert(a.name()), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 13);
     }
 }
 

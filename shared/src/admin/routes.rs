@@ -7,6 +7,8 @@ use crate::ids::{is_valid_id, KeyId, TenantId};
 
 pub(super) enum Endpoint {
     Me,
+    /// The dashboard's sign-in settings: public.
+    Login,
     Get(Option<u64>),
     Validate,
     Put,
@@ -18,12 +20,14 @@ pub(super) enum Endpoint {
     Revoke(KeyId),
     Rotate(KeyId),
     Usage,
+    Routes,
+    Audit,
 }
 
 impl Endpoint {
     pub(super) fn action(&self) -> Action {
         match self {
-            Endpoint::Me | Endpoint::Get(_) => Action::TenantGet,
+            Endpoint::Me | Endpoint::Login | Endpoint::Get(_) => Action::TenantGet,
             Endpoint::Validate => Action::TenantValidate,
             Endpoint::Put => Action::TenantPut,
             Endpoint::History => Action::TenantHistory,
@@ -34,6 +38,8 @@ impl Endpoint {
             Endpoint::Revoke(_) => Action::KeyRevoke,
             Endpoint::Rotate(_) => Action::KeyRotate,
             Endpoint::Usage => Action::UsageRead,
+            Endpoint::Routes => Action::RouteRead,
+            Endpoint::Audit => Action::AuditSearch,
         }
     }
 }
@@ -55,9 +61,14 @@ pub(super) fn route(
         )
     };
     let number = |s: &str| s.parse::<u64>().map_err(|_| unknown());
-    if parts == ["me"] {
+    if parts == ["me"] || parts == ["login"] {
+        let endpoint = if parts == ["me"] {
+            Endpoint::Me
+        } else {
+            Endpoint::Login
+        };
         return match method {
-            "GET" => Ok((Endpoint::Me, None)),
+            "GET" => Ok((endpoint, None)),
             _ => Err(method_not_allowed(method, path)),
         };
     }
@@ -83,7 +94,9 @@ pub(super) fn route(
         ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
         ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
         ("GET", ["usage"]) => Endpoint::Usage,
-        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage"]) => {
+        ("GET", ["routes"]) => Endpoint::Routes,
+        ("GET", ["audit"]) => Endpoint::Audit,
+        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage" | "routes" | "audit"]) => {
             return Err(method_not_allowed(method, path))
         }
         _ => return Err(unknown()),

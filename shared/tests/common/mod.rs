@@ -110,6 +110,10 @@ pub struct FakeHost {
     pub cache_down: Cell<bool>,
     /// Tenants' admin stores (what a Durable Object per tenant holds on Workers).
     pub admin_stores: RefCell<HashMap<String, TenantStore>>,
+    /// The region's audit bucket as the admin plane's search reads it: name -> bytes.
+    pub audit_bucket: RefCell<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// Audit bucket reads (list pages and objects).
+    pub audit_bucket_reads: Cell<usize>,
 }
 
 impl FakeHost {
@@ -133,6 +137,8 @@ impl FakeHost {
             forwarding: Cell::new(true),
             observing: Cell::new(true),
             last_body_progress: RefCell::new(None),
+            audit_bucket: RefCell::new(std::collections::BTreeMap::new()),
+            audit_bucket_reads: Cell::new(0),
             circuit_boards: RefCell::new(HashMap::new()),
             circuit_ops: Cell::new(0),
             sleeps: RefCell::new(Vec::new()),
@@ -380,6 +386,30 @@ impl Host for FakeHost {
         Ok(())
     }
 
+    async fn audit_list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, HostError> {
+        self.audit_bucket_reads
+            .set(self.audit_bucket_reads.get() + 1);
+        Ok(self
+            .audit_bucket
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix) && start_after.is_none_or(|a| k.as_str() > a))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn audit_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.audit_bucket_reads
+            .set(self.audit_bucket_reads.get() + 1);
+        Ok(self.audit_bucket.borrow().get(key).cloned())
+    }
+
     async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
         let reply = {
             let mut stores = self.admin_stores.borrow_mut();
@@ -444,9 +474,11 @@ pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) 
     }
     // Split the body so the pipeline's limited reader sees several chunks.
     let chunks = body.chunks(7).map(<[u8]>::to_vec).collect();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     Inbound {
         method: method.into(),
         path: path.into(),
+        query: query.into(),
         headers: hs,
         body: Chunks(chunks),
     }
