@@ -7,10 +7,10 @@ const NUL = '\u0000';
 
 // --- Request and response heads -----------------------------------------------------------
 
-/** `method NUL path NUL name NUL value ...` for the core's `Inbound`. */
+/** `method NUL path NUL query NUL name NUL value ...` for the core's `Inbound`. */
 export function requestHead(request) {
   const url = new URL(request.url);
-  let head = request.method + NUL + url.pathname;
+  let head = request.method + NUL + url.pathname + NUL + url.search.slice(1);
   let host = false;
   for (const [name, value] of request.headers) {
     if (name === 'host') host = true;
@@ -322,6 +322,37 @@ export async function storageGetAlarm(storage) {
 
 export async function bucketPut(env, binding, key, bytes, contentType) {
   await env[binding].put(key, bytes, { httpMetadata: { contentType } });
+}
+
+/** Object names under `prefix` after `startAfter`, ascending, at most `limit`: `name NUL ...`. */
+export async function bucketList(env, binding, prefix, startAfter, limit) {
+  const options = { prefix, limit };
+  if (startAfter) options.startAfter = startAfter;
+  const listed = await env[binding].list(options);
+  return listed.objects.map((o) => o.key).join(NUL);
+}
+
+export async function bucketGet(env, binding, key) {
+  const object = await env[binding].get(key);
+  return object === null ? undefined : new Uint8Array(await object.arrayBuffer());
+}
+
+// --- The dashboard's files: the Worker's static assets ---------------------------------------
+
+/**
+ * A dashboard file from the `ASSETS` binding, with the core's security headers (`name NUL
+ * value ...`) added. HTML is revalidated on every load; hashed assets may be cached.
+ */
+export async function assetResponse(env, request, head) {
+  if (!env.ASSETS) throw new Error('no ASSETS binding: the dashboard was not built into this deployment');
+  const url = new URL(request.url);
+  const asset = await env.ASSETS.fetch(new Request(url.toString(), { method: request.method, headers: { accept: request.headers.get('accept') ?? '*/*' } }));
+  const out = new Headers(asset.headers);
+  const extra = headers(head);
+  for (const [name, value] of extra) out.set(name, value);
+  const type = out.get('content-type') ?? '';
+  if (type.startsWith('text/html')) out.set('cache-control', 'no-cache');
+  return new Response(asset.body, { status: asset.status, headers: out });
 }
 
 // --- The response cache: an R2 bucket in the region's jurisdiction -------------------------

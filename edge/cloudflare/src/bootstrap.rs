@@ -27,8 +27,9 @@ fn boot(env: &JsValue) -> Result<Booted, String> {
     let deployment =
         Deployment::from_vars(|name| js::env_string(env, name)).map_err(|errs| errs.join("; "))?;
     let gateway = Gateway::for_deployment(&deployment);
+    let streams = deployment.audit_streams.all();
     let admin = AdminPlane::from_vars(|name| js::env_string(env, name))
-        .map(|plane| plane.map(Rc::new))
+        .map(|plane| plane.map(|p| Rc::new(p.with_audit_streams(streams))))
         .map_err(|errs| errs.join("; "));
     Ok(Booted {
         deployment: Rc::new(deployment),

@@ -21,6 +21,8 @@ use crate::js;
 pub const CONFIG_KV: &str = "ASC_CONFIG";
 /// The R2 bucket of the response cache (in the region's jurisdiction).
 const CACHE_BUCKET: &str = "ASC_CACHE";
+/// The R2 bucket of the audit trail (batches and digests), read by the admin plane's search.
+const AUDIT_BUCKET: &str = "AUDIT_BUCKET";
 
 thread_local! {
     /// Secrets by name, read once per isolate (a new secret value means a new deployment, and
@@ -199,6 +201,37 @@ impl Host for WorkerHost {
             .as_string()
             .unwrap_or_default();
         serde_json::from_str(&reply).map_err(|e| HostError::Store(format!("TENANT_ADMIN: {e}")))
+    }
+
+    async fn audit_list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, HostError> {
+        let listed = js::wait(js::bucket_list(
+            &self.env,
+            AUDIT_BUCKET,
+            prefix,
+            start_after.map(str::to_string),
+            limit,
+        ))
+        .await
+        .map_err(store_err(AUDIT_BUCKET))?
+        .as_string()
+        .unwrap_or_default();
+        Ok(listed
+            .split('\0')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    async fn audit_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        let value = js::wait(js::bucket_get(&self.env, AUDIT_BUCKET, key))
+            .await
+            .map_err(store_err(AUDIT_BUCKET))?;
+        Ok(js::bytes(&value))
     }
 
     async fn sleep(&self, ms: u64) {

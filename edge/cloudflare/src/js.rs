@@ -12,6 +12,19 @@ extern "C" {
     #[wasm_bindgen(js_name = waitUntil)]
     pub fn wait_until(ctx: &JsValue, promise: Promise);
 
+    #[wasm_bindgen(js_name = assetResponse)]
+    pub fn asset_response(env: &JsValue, request: &JsValue, head: &str) -> Promise;
+    #[wasm_bindgen(js_name = bucketList)]
+    pub fn bucket_list(
+        env: &JsValue,
+        binding: &str,
+        prefix: &str,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Promise;
+    #[wasm_bindgen(js_name = bucketGet)]
+    pub fn bucket_get(env: &JsValue, binding: &str, key: &str) -> Promise;
+
     #[wasm_bindgen(js_name = readAll)]
     pub fn read_all(source: &JsValue, limit: f64) -> Promise;
     #[wasm_bindgen(js_name = chunkReader)]

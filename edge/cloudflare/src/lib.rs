@@ -26,7 +26,7 @@ pub use objects::{AdminObject, BoardObject, LedgerObject, SequencerObject};
 use body::WorkerBody;
 use host::{flat_headers, parse_flat, WorkerHost};
 
-/// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
+/// Serves one request. `head` is `method NUL path NUL query NUL name NUL value ...` (`requestHead` in
 /// `js/host.js`); `request` is the Request, for its body.
 #[wasm_bindgen]
 pub async fn handle(
@@ -51,13 +51,18 @@ pub async fn handle(
             ));
         }
     };
-    let mut parts = head.splitn(3, '\0');
+    let mut parts = head.splitn(4, '\0');
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
+    let query = parts.next().unwrap_or("").to_string();
     let headers = parse_flat(parts.next().unwrap_or(""));
+    if asc_core::admin::dashboard::is_dashboard_path(&path) {
+        return Ok(dashboard(&gw, &env, &method, &path, &headers, request).await);
+    }
     let inbound = Inbound {
         method,
         path,
+        query,
         headers,
         body: WorkerBody::of(request),
     };
@@ -142,6 +147,66 @@ async fn admin(
         ReplyBody::Full(body) => js::full_response(reply.status, &head, &body),
         // Admin replies are never streamed.
         ReplyBody::Stream(_) => js::full_response(500, &head, b""),
+    }
+}
+
+/// `/admin` and its files: the dashboard, from the Worker's static assets (`ASSETS`), with the
+/// core's security headers. Served only where the admin plane is configured, on the region's
+/// own hostnames.
+async fn dashboard(
+    gw: &asc_core::Gateway,
+    env: &JsValue,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    request: JsValue,
+) -> JsValue {
+    let error = |err: GatewayError| {
+        let head = flat_headers(&[
+            ("content-type".into(), "application/json".into()),
+            ("x-asc-error-code".into(), err.code().to_string()),
+        ]);
+        js::full_response(err.status(), &head, &err.body())
+    };
+    let host = asc_core::host::find_header(headers, "host").unwrap_or("");
+    if !gw.region().serves_host(host) {
+        return error(GatewayError::new(
+            ErrorKind::MisdirectedHost,
+            format!(
+                "This is the {} deployment; it does not serve host {host:?}.",
+                gw.region().id
+            ),
+        ));
+    }
+    let plane = match bootstrap::admin_plane(env) {
+        Ok(Some(plane)) => plane,
+        Ok(None) | Err(_) => {
+            return error(GatewayError::new(
+                ErrorKind::UnknownRoute,
+                "This deployment has no admin plane (ADMIN_ISSUERS is not set or invalid), so no dashboard.",
+            ))
+        }
+    };
+    if method != "GET" && method != "HEAD" {
+        return error(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{method} is not allowed on {path}."),
+        ));
+    }
+    let mut extra = asc_core::admin::dashboard::security_headers(plane.issuers());
+    if path == "/admin" {
+        extra.push(("location".into(), "/admin/".into()));
+        return js::full_response(308, &flat_headers(&extra), b"");
+    }
+    match js::wait(js::asset_response(env, &request, &flat_headers(&extra))).await {
+        Ok(response) => response,
+        Err(e) => {
+            js::log_error(&format!("asc: dashboard assets: {}", js::describe(&e)));
+            error(GatewayError::new(
+                ErrorKind::UnknownRoute,
+                "The dashboard is not part of this build (scripts/build-dashboard).",
+            ))
+        }
     }
 }
 
