@@ -22,7 +22,7 @@ export function Chart({ title, xs, series, format = String, height = 220 }) {
       height,
       series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: xs.length < 40 } }))],
       scales: { x: { time: true } },
-      axes: [{}, { values: (_, ticks) => ticks.map((t) => format(t)), size: 70 }],
+      axes: [{}, { values: (_, ticks) => ticks.map((t) => format(t)), size: 96 }],
       legend: { show: true },
     };
     const plot = new uPlot(opts, [xs.map((x) => x / 1000), ...series.map((s) => s.values)], box.current);

@@ -9,7 +9,15 @@ import { Chart } from '../chart.js';
 import { useLoad, Status, WindowPicker, WINDOWS, SourceNote } from '../load.js';
 import { usd, when, pct, int } from '../format.js';
 
-function Budgets({ usage }) {
+function appliesTo(config, id) {
+  const b = ((config && config.budgets) || []).find((x) => x.id === id);
+  if (!b) return '';
+  if (typeof b.applies_to === 'string') return b.applies_to === 'tenant' ? 'the whole tenant' : b.applies_to;
+  if (b.applies_to && b.applies_to.tag) return `tag ${b.applies_to.tag}`;
+  return JSON.stringify(b.applies_to);
+}
+
+function Budgets({ usage, config }) {
   if (usage.budgets.length === 0) return html`<p class="empty">This tenant has no tenant-wide or tag budgets.</p>`;
   return html`
     <div class="scroll"><table class="budgets">
@@ -22,7 +30,7 @@ function Budgets({ usage }) {
         const used = pct(b.spent_micros + b.reserved_micros, b.limit_micros);
         return html`<tr class=${b.exceeded ? 'exceeded' : ''}>
           <th scope="row">${b.budget_id}</th>
-          <td>${b.key}</td>
+          <td>${appliesTo(config, b.budget_id)}</td>
           <td>${b.period}<br /><small>${when(b.period_start_ms)}${b.period_end_ms ? ` – ${when(b.period_end_ms)}` : ''}</small></td>
           <td>${b.mode}</td>
           <td data-spent=${b.spent_micros}>${usd(b.spent_micros)}</td>
@@ -69,7 +77,10 @@ function PerGroup({ rows, field, label }) {
 export function Spend({ tenant }) {
   const [win, setWin] = useState('24h');
   const w = WINDOWS.find((x) => x.id === win);
-  const usage = useLoad(async () => (await get(`/tenants/${tenant}/usage`)).json, [tenant]);
+  const usage = useLoad(async () => {
+    const [u, c] = await Promise.all([get(`/tenants/${tenant}/usage`), get(`/tenants/${tenant}`).catch(() => null)]);
+    return { usage: u.json, config: c && c.json };
+  }, [tenant]);
   const alerts = useLoad(() => optional(`/tenants/${tenant}/alerts${query({ limit: 50 })}`), [tenant]);
   const series = useLoad(async () => {
     const toMs = Date.now() + 60_000;
@@ -95,7 +106,7 @@ export function Spend({ tenant }) {
     <section aria-labelledby="budgets-h">
       <h2 id="budgets-h">Budgets</h2>
       <${Status} load=${usage} what="budgets" />
-      ${usage.data && html`<${Budgets} usage=${usage.data} />`}
+      ${usage.data && html`<${Budgets} usage=${usage.data.usage} config=${usage.data.config} />`}
     </section>
     <section aria-labelledby="burn-h">
       <h2 id="burn-h">Burn rate</h2>
@@ -111,6 +122,6 @@ export function Spend({ tenant }) {
     <section aria-labelledby="alerts-h">
       <h2 id="alerts-h">Alerts</h2>
       <${Status} load=${alerts} what="alerts" />
-      ${usage.data && !alerts.loading && !alerts.error && html`<${Alerts} alerts=${alerts.data} usage=${usage.data} />`}
+      ${usage.data && !alerts.loading && !alerts.error && html`<${Alerts} alerts=${alerts.data} usage=${usage.data.usage} />`}
     </section>`;
 }
