@@ -34,13 +34,13 @@ let idp;
 let browser;
 const violations = [];
 
-async function newPage(viewport = { width: 1280, height: 900 }, extra = {}) {
+async function newPage(viewport = { width: 1280, height: 900 }, extra = {}, seen = violations) {
   const context = await browser.newContext({ viewport, ...extra });
   const page = await context.newPage();
   page.on('console', (m) => {
-    if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
+    if (/Content Security Policy|Refused to/i.test(m.text())) seen.push(m.text());
   });
-  page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));
+  page.on('pageerror', (e) => seen.push(`page error: ${e.message}`));
   page.on('dialog', (d) => d.accept());
   return page;
 }
@@ -345,7 +345,24 @@ describe('dashboard in a real browser', options(), () => {
     await page.context().close();
   });
 
-  it('saw no Content-Security-Policy violation or page error', () => {
+  it('saw no Content-Security-Policy violation or page error (and would have seen one)', async () => {
+    // The control: inline code injected into the page is refused, and the refusal is seen.
+    const control = [];
+    const page = await newPage(undefined, {}, control);
+    await page.goto(`${stack.url}/admin/`);
+    await page.getByRole('button', { name: /Sign in with/ }).waitFor();
+    await page.evaluate(() => {
+      const s = document.createElement('script');
+      s.textContent = 'window.injected = true';
+      document.body.append(s);
+      const d = document.createElement('div');
+      d.setAttribute('style', 'color: red');
+      document.body.append(d);
+    });
+    await page.waitForTimeout(200);
+    assert.equal(await page.evaluate(() => window.injected), undefined, 'the inline script did not run');
+    assert.ok(control.some((m) => /inline script/i.test(m)), `the refusal was reported: ${control}`);
+    await page.context().close();
     assert.deepEqual(violations, []);
   });
 });
