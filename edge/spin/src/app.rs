@@ -380,7 +380,10 @@ pub async fn admin<P: Platform, B: ByteSource>(
         Some(plane) => plane,
         None => match asc_core::admin::issuer::parse_issuers(&text) {
             Ok(issuers) => {
-                let plane = Rc::new(AdminPlane::new(issuers));
+                let plane = Rc::new(
+                    AdminPlane::new(issuers)
+                        .with_audit_streams(prepared.deployment.audit_streams.all()),
+                );
                 ADMIN.with(|a| *a.borrow_mut() = Some((text, plane.clone())));
                 plane
             }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
-use asc_core::host::{EgressApproved, Host, HostError, UpstreamResponse};
+use asc_core::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
 use asc_core::ledger::stored::{apply_stored, apply_versioned};
 use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
@@ -17,6 +17,10 @@ use asc_core::time::Timestamp;
 
 use crate::platform::{Outbound, Platform};
 use crate::sql_ledger::SqlLedgers;
+
+/// The audit search reads at most this much of one listing page or batch object.
+const AUDIT_LIST_MAX_BYTES: u64 = 4 * 1024 * 1024;
+const AUDIT_OBJECT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 pub struct SpinHost<P> {
     platform: P,
@@ -119,6 +123,54 @@ impl<P: Platform> Host for SpinHost<P> {
             }
         }
         Ok(reply)
+    }
+
+    async fn audit_list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, HostError> {
+        let bucket = crate::settings::bucket(&self.platform)
+            .await
+            .map_err(HostError::Store)?;
+        let req = bucket
+            .list_objects(prefix, start_after, limit, self.platform.now_ms())
+            .map_err(HostError::Store)?;
+        let mut resp = self.platform.send(req).await?;
+        let body = read_limited(&mut resp.body, AUDIT_LIST_MAX_BYTES)
+            .await?
+            .map_err(|_| HostError::Store("audit bucket listing too large".into()))?;
+        if resp.status != 200 {
+            return Err(HostError::Store(format!(
+                "audit bucket answered {} to a listing",
+                resp.status
+            )));
+        }
+        Ok(crate::s3::listed_keys(&String::from_utf8_lossy(&body)))
+    }
+
+    async fn audit_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        let bucket = crate::settings::bucket(&self.platform)
+            .await
+            .map_err(HostError::Store)?;
+        let req = bucket
+            .get_object(key, self.platform.now_ms())
+            .map_err(HostError::Store)?;
+        let mut resp = self.platform.send(req).await?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        if resp.status != 200 {
+            return Err(HostError::Store(format!(
+                "audit bucket answered {} to GET {key}",
+                resp.status
+            )));
+        }
+        let body = read_limited(&mut resp.body, AUDIT_OBJECT_MAX_BYTES)
+            .await?
+            .map_err(|_| HostError::Store(format!("audit object {key} too large")))?;
+        Ok(Some(body))
     }
 
     async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>, HostError> {

@@ -151,10 +151,61 @@ impl Bucket {
         self.request("PUT", &object.key, headers, object.bytes.clone(), now_ms)
     }
 
-    /// A signed `GetObject` of `key` (the tests read uploads back with it).
+    /// A signed `GetObject` of `key` (the tests and the admin plane's audit search read with it).
     pub fn get_object(&self, key: &str, now_ms: u64) -> Result<Outbound, String> {
         self.request("GET", key, Vec::new(), Vec::new(), now_ms)
     }
+
+    /// A signed `ListObjectsV2` of the keys under `prefix`, after `start_after`, at most
+    /// `max_keys`, in ascending order (the admin plane's audit search).
+    pub fn list_objects(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: u32,
+        now_ms: u64,
+    ) -> Result<Outbound, String> {
+        if !plain_key(prefix.trim_end_matches('/')) {
+            return Err(format!("prefix {prefix:?} is not a plain path"));
+        }
+        let mut url = Url::parse(&format!(
+            "{}/{}",
+            self.endpoint.as_str().trim_end_matches('/'),
+            self.name
+        ))
+        .map_err(|e| e.to_string())?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("list-type", "2");
+            q.append_pair("max-keys", &max_keys.to_string());
+            q.append_pair("prefix", prefix);
+            if let Some(after) = start_after {
+                q.append_pair("start-after", after);
+            }
+        }
+        let mut req = Outbound {
+            method: "GET".into(),
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout_ms: UPLOAD_TIMEOUT_MS,
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms);
+        let signed = sign_headers(&req, &self.credentials, &self.region, Service::S3, at)?;
+        req.headers.extend(signed);
+        Ok(req)
+    }
+}
+
+/// The object keys of a `ListObjectsV2` result (`<Contents><Key>...</Key>`). Keys the trail
+/// could not have written (anything but plain paths, so nothing XML would escape) are left out.
+pub fn listed_keys(xml: &str) -> Vec<String> {
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</Key>").map(|(k, _)| k))
+        .filter(|k| plain_key(k))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Uploads through the platform's outbound HTTP.

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use asc_core::audit::keys::{key_pair, Validity};
 use asc_core::audit::verify::{verify, VerifyOptions};
 use asc_core::audit::PublicKeyring;
+use asc_core::host::Host;
 use asc_core::secret::Secret;
 use asc_spin::app;
 use asc_spin::platform::Outbound;
@@ -179,6 +180,39 @@ fn flushed_batches_land_in_the_bucket_and_verify() {
             .expect("small");
         objects.insert(key, bytes);
     }
+    // The admin plane's audit search lists and reads the same objects through the host
+    // (ListObjectsV2 and GetObject, signed like the uploads; the server checks signatures).
+    let first_batch = objects
+        .keys()
+        .find(|k| k.contains("/batches/"))
+        .expect("a batch")
+        .clone();
+    let stream_prefix = format!(
+        "{}/batches/",
+        first_batch.split("/batches/").next().expect("prefix")
+    );
+    let expected: Vec<String> = objects
+        .keys()
+        .filter(|k| k.starts_with(&stream_prefix))
+        .cloned()
+        .collect();
+    let listed = block_on(prepared.host.audit_list(&stream_prefix, None, 1000)).expect("lists");
+    assert_eq!(listed, expected, "every batch of the stream, in order");
+    let page = block_on(
+        prepared
+            .host
+            .audit_list(&stream_prefix, Some(&expected[0]), 1),
+    )
+    .expect("lists");
+    assert_eq!(page, expected[1..2].to_vec(), "start-after and max-keys");
+    let got = block_on(prepared.host.audit_get(&first_batch)).expect("reads");
+    assert_eq!(got.as_ref(), objects.get(&first_batch));
+    let missing = format!("{stream_prefix}00000000000000009999-00000000000000009999.jsonl.gz");
+    assert_eq!(
+        block_on(prepared.host.audit_get(&missing)).expect("reads"),
+        None
+    );
+
     let report = verify(
         &objects,
         &PublicKeyring::from_entries(&[public]).expect("keys"),
