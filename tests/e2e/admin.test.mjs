@@ -323,6 +323,21 @@ describe('admin plane', () => {
 
   it('records every admin action in the verified audit trail, never a token or secret', async () => {
     await sleep(AUDIT_POLICY.forwardMs + AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 1000);
+    // The admin plane's audit search (the dashboard's): an auditor pages through the config
+    // writes; each names the batch object that holds it. Compared below with the verified trail.
+    const searched = [];
+    let cursor = '';
+    do {
+      const q = `operation=admin.tenant.put&limit=5${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const r = await admin('GET', `/tenants/demo/audit?${q}`, { token: as(['demo-auditors'], 'audrey@example.com') });
+      assert.equal(r.status, 200, r.text);
+      for (const d of r.json.data) {
+        assert.match(d.batch, /^audit\/[a-z0-9-]+\/batches\/\d{20}-\d{20}\.jsonl\.gz$/);
+        assert.equal(d.record.tenant_id, 'demo');
+        searched.push(d.record.request_id);
+      }
+      cursor = r.json.next_cursor;
+    } while (cursor);
     await stack.shutdown();
     const stoppedAt = Date.now();
     const dir = mkdtempSync(join(tmpdir(), 'asc-admin-audit-'));
@@ -352,6 +367,8 @@ describe('admin plane', () => {
     assert.ok(records.some((r) => r.outcome === 'refused' && r.error_code === 'admin_forbidden' && r.admin.subject === 'mallory@example.com'));
     assert.ok(records.filter((r) => r.error_code === 'version_mismatch').length >= 2);
     assert.ok(records.some((r) => r.operation === 'admin.tenant.rollback' && r.outcome === 'ok'));
+    const putIds = records.filter((r) => r.operation === 'admin.tenant.put' && r.tenant_id === 'demo').map((r) => r.request_id);
+    assert.deepEqual([...searched].sort(), putIds.sort(), 'the search found every config write of demo, once');
     for (const op of ['admin.key.mint', 'admin.key.rotate', 'admin.key.revoke']) {
       assert.ok(query(op).length !== 0, op);
     }
