@@ -10,7 +10,9 @@ const NUL = '\u0000';
 /** `method NUL path NUL name NUL value ...` for the core's `Inbound`. */
 export function requestHead(request) {
   const url = new URL(request.url);
-  let head = request.method + NUL + url.pathname;
+  // The admin plane reads query strings (analytics, alerts); the gateway's paths never do.
+  const path = url.pathname.startsWith('/admin/') ? url.pathname + url.search : url.pathname;
+  let head = request.method + NUL + path;
   let host = false;
   for (const [name, value] of request.headers) {
     if (name === 'host') host = true;

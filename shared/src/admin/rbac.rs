@@ -59,6 +59,7 @@ pub enum Action {
     KeyRevoke,
     KeyRotate,
     UsageRead,
+    AlertsRead,
 }
 
 impl Action {
@@ -75,6 +76,7 @@ impl Action {
             Action::KeyRevoke => "key.revoke",
             Action::KeyRotate => "key.rotate",
             Action::UsageRead => "usage.read",
+            Action::AlertsRead => "alerts.read",
         }
     }
 }
@@ -140,6 +142,14 @@ pub const POLICY: &[(Action, &[(Role, Reach)])] = &[
     (
         UsageRead,
         &[(TenantAdmin, Reach::Tenant), (Finance, Reach::Tenant)],
+    ),
+    (
+        AlertsRead,
+        &[
+            (TenantAdmin, Reach::Tenant),
+            (Finance, Reach::Tenant),
+            (Auditor, Reach::Tenant),
+        ],
     ),
 ];
 
@@ -278,7 +288,7 @@ mod tests {
         for (a, _) in POLICY {
             assert!(seen.insert(a.name()), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 12);
     }
 }
 

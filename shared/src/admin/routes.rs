@@ -18,6 +18,10 @@ pub(super) enum Endpoint {
     Revoke(KeyId),
     Rotate(KeyId),
     Usage,
+    /// Usage analytics; the query string.
+    Analytics(String),
+    /// The latest alerts; how many.
+    Alerts(usize),
 }
 
 impl Endpoint {
@@ -33,7 +37,8 @@ impl Endpoint {
             Endpoint::Mint => Action::KeyMint,
             Endpoint::Revoke(_) => Action::KeyRevoke,
             Endpoint::Rotate(_) => Action::KeyRotate,
-            Endpoint::Usage => Action::UsageRead,
+            Endpoint::Usage | Endpoint::Analytics(_) => Action::UsageRead,
+            Endpoint::Alerts(_) => Action::AlertsRead,
         }
     }
 }
@@ -46,6 +51,8 @@ pub(super) fn route(
     method: &str,
     path: &str,
 ) -> Result<(Endpoint, Option<TenantId>), GatewayError> {
+    // Adapters pass the query string for admin paths (only analytics and alerts read it).
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let rest = path.strip_prefix("/admin/v1/").unwrap_or("");
     let parts: Vec<&str> = rest.split('/').collect();
     let unknown = || {
@@ -83,9 +90,26 @@ pub(super) fn route(
         ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
         ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
         ("GET", ["usage"]) => Endpoint::Usage,
-        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage"]) => {
-            return Err(method_not_allowed(method, path))
+        ("GET", ["analytics"]) => Endpoint::Analytics(query.to_string()),
+        ("GET", ["alerts"]) => {
+            let mut limit = 50;
+            for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                match (k.as_ref(), v.parse::<usize>()) {
+                    ("limit", Ok(n)) if (1..=100).contains(&n) => limit = n,
+                    _ => {
+                        return Err(GatewayError::invalid_request(
+                            k.as_ref(),
+                            "the only parameter is limit, from 1 to 100",
+                        ))
+                    }
+                }
+            }
+            Endpoint::Alerts(limit)
         }
+        (
+            _,
+            [] | ["validate" | "history" | "rollback" | "keys" | "usage" | "analytics" | "alerts"],
+        ) => return Err(method_not_allowed(method, path)),
         _ => return Err(unknown()),
     };
     Ok((endpoint, Some(TenantId((*tenant).to_string()))))

@@ -482,10 +482,10 @@ pub fn run(
             ReplyBody::Full(b) => b,
             ReplyBody::Stream(mut relay) => {
                 let mut out = Vec::new();
-                while let Some(chunk) = relay.next().await {
+                while let Some(chunk) = relay.next_timed(host).await {
                     out.extend(chunk);
                 }
-                let _ = relay.finish(host).await;
+                let _ = relay.finish(gw, host).await;
                 out
             }
         };
