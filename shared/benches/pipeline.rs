@@ -79,7 +79,6 @@ fn bench(c: &mut Criterion) {
                 let req = Inbound {
                     method: "POST".into(),
                     path: "/v1/chat/completions".into(),
-                    query: String::new(),
                     headers: headers.clone(),
                     body: Chunks(std::iter::once(body.clone()).collect()),
                 };

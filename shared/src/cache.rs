@@ -26,6 +26,14 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
+    /// The live entries, in no particular order.
+    pub fn live(&self, now: Timestamp) -> impl Iterator<Item = (&str, &V)> {
+        self.entries
+            .iter()
+            .filter(move |(_, (expires, _))| *expires > now)
+            .map(|(k, (_, v))| (k.as_str(), v))
+    }
+
     pub fn remove(&mut self, key: &str) {
         self.entries.remove(key);
     }

@@ -12,6 +12,9 @@ pub const BATCH_MAX_RECORDS_VAR: &str = "AUDIT_BATCH_MAX_RECORDS";
 pub const BATCH_MAX_AGE_VAR: &str = "AUDIT_BATCH_MAX_AGE_MS";
 pub const HEARTBEAT_VAR: &str = "AUDIT_HEARTBEAT_MS";
 pub const FORWARD_VAR: &str = "AUDIT_FORWARD_MS";
+pub const OTLP_ENDPOINT_VAR: &str = "OTLP_ENDPOINT";
+pub const OTLP_FLUSH_VAR: &str = "OTLP_FLUSH_MS";
+pub const OTLP_BATCH_VAR: &str = "OTLP_MAX_BATCH";
 
 /// How long a ledger collects finished records before forwarding them to its audit stream, by
 /// default: long enough that a busy ledger sends many per call, short next to a batch's age.
@@ -24,6 +27,8 @@ pub struct Deployment {
     pub audit_streams: AuditStreams,
     pub ship_policy: ShipPolicy,
     pub forward_delay_ms: u64,
+    /// The OpenTelemetry collector, when `OTLP_ENDPOINT` is set.
+    pub collector: Option<crate::telemetry::Collector>,
 }
 
 impl Deployment {
@@ -86,6 +91,8 @@ impl Deployment {
             heartbeat_ms: number(HEARTBEAT_VAR, defaults.heartbeat_ms, 100, 86_400_000),
         };
         let forward_delay_ms = number(FORWARD_VAR, DEFAULT_FORWARD_MS, 0, 60_000);
+        let flush_ms = number(OTLP_FLUSH_VAR, 1_000, 0, 60_000);
+        let max_batch = number(OTLP_BATCH_VAR, 256, 1, 4_096) as usize;
         let (Some(region), Some(regions)) = (region, regions) else {
             return Err(errs);
         };
@@ -96,10 +103,33 @@ impl Deployment {
                 return Err(errs);
             }
         };
+        // The collector must be inside the region, like every other egress: refused here, at
+        // start-up, rather than on the first export.
+        let collector = match var(OTLP_ENDPOINT_VAR).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(text) => match url::Url::parse(text.trim()) {
+                Ok(url) => match region.check_telemetry_egress(&url) {
+                    Ok(()) => Some(crate::telemetry::Collector {
+                        flush_ms,
+                        max_batch,
+                        ..crate::telemetry::Collector::new(url)
+                    }),
+                    Err(e) => {
+                        errs.push(format!("{OTLP_ENDPOINT_VAR}={text:?}: {}", e.message));
+                        None
+                    }
+                },
+                Err(e) => {
+                    errs.push(format!("{OTLP_ENDPOINT_VAR}={text:?} is not a URL: {e}"));
+                    None
+                }
+            },
+        };
         if !errs.is_empty() {
             return Err(errs);
         }
         Ok(Deployment {
+            collector,
             region,
             regions,
             audit_streams,
@@ -131,6 +161,38 @@ mod tests {
         assert_eq!(d.forward_delay_ms, DEFAULT_FORWARD_MS);
         let d = read(&[("ASC_REGION", "us"), ("AUDIT_SHARDS", "16")]).expect("valid");
         assert_eq!(d.audit_streams.shards(), 16);
+        assert!(d.collector.is_none());
+    }
+
+    #[test]
+    fn a_collector_outside_the_region_is_refused_at_start() {
+        let errs = read(&[
+            ("ASC_REGION", "local"),
+            ("OTLP_ENDPOINT", "https://otel.example.com:4318"),
+        ])
+        .expect_err("outside the region");
+        assert!(
+            errs[0].starts_with("OTLP_ENDPOINT=") && errs[0].contains("telemetry_hosts"),
+            "{errs:?}"
+        );
+        // eu names no collector host at all: nothing may be exported from it until one is added.
+        assert!(read(&[
+            ("ASC_REGION", "eu"),
+            ("OTLP_ENDPOINT", "https://127.0.0.1:4318")
+        ])
+        .is_err());
+        let d = read(&[
+            ("ASC_REGION", "local"),
+            ("OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTLP_FLUSH_MS", "50"),
+        ])
+        .expect("loopback collector in the local region");
+        let c = d.collector.expect("collector");
+        assert_eq!(c.flush_ms, 50);
+        assert_eq!(
+            c.url("traces").expect("url").as_str(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
     }
 
     #[test]

@@ -59,6 +59,42 @@ impl EgressApproved {
         })
     }
 
+    /// A telemetry export (OTLP/HTTP POST) to the region's collector: `telemetry_hosts` only.
+    pub fn check_telemetry(
+        region: &Region,
+        url: Url,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Result<Self, GatewayError> {
+        region.check_telemetry_egress(&url)?;
+        Ok(EgressApproved {
+            url,
+            method: "POST",
+            headers,
+            body,
+            timeout_ms,
+        })
+    }
+
+    /// An alert webhook delivery (POST): the region's `webhook_hosts` only.
+    pub fn check_webhook(
+        region: &Region,
+        url: Url,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Result<Self, GatewayError> {
+        region.check_webhook_egress(&url)?;
+        Ok(EgressApproved {
+            url,
+            method: "POST",
+            headers,
+            body,
+            timeout_ms,
+        })
+    }
+
     pub fn url(&self) -> &Url {
         &self.url
     }

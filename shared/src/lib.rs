@@ -20,6 +20,7 @@
 )]
 
 pub mod admin;
+pub mod alerts;
 pub mod apikey;
 pub mod audit;
 pub mod budget;
@@ -41,6 +42,7 @@ pub mod response_cache;
 pub mod routing;
 pub mod secret;
 pub mod sse;
+pub mod telemetry;
 pub mod tenant_store;
 pub mod time;
 pub mod trace;

@@ -21,6 +21,12 @@ struct RegionFile {
     /// upstream allowlist. Only JWKS fetches may use them, never a model request.
     #[serde(default)]
     admin_allowed_hosts: Vec<String>,
+    /// OpenTelemetry collector hosts the deployment may export to (`OTLP_ENDPOINT`).
+    #[serde(default)]
+    telemetry_hosts: Vec<String>,
+    /// Hosts tenants' alert webhooks may be sent to.
+    #[serde(default)]
+    webhook_hosts: Vec<String>,
 }
 
 /// A validated region.
@@ -38,6 +44,10 @@ pub struct Region {
     pub allow_plain_http: bool,
     /// Identity-provider hosts for the admin plane's JWKS fetches only.
     pub admin_allowed_hosts: Vec<String>,
+    /// Collector hosts for telemetry exports only (any port).
+    pub telemetry_hosts: Vec<String>,
+    /// Hosts for tenants' alert webhooks only (any port).
+    pub webhook_hosts: Vec<String>,
 }
 
 impl Region {
@@ -76,6 +86,18 @@ impl Region {
                 errors.push(format!("admin_allowed_hosts[{i}]: {h:?} must be a lowercase hostname without scheme, port or path"));
             }
         }
+        for (field, hosts) in [
+            ("telemetry_hosts", &file.telemetry_hosts),
+            ("webhook_hosts", &file.webhook_hosts),
+        ] {
+            for (i, h) in hosts.iter().enumerate() {
+                if !is_plain_host(h) {
+                    errors.push(format!("{field}[{i}]: {h:?} must be a lowercase hostname without scheme, port or path"));
+                } else if file.allow_plain_http && !is_loopback(h) {
+                    errors.push(format!("{field}[{i}]: {h:?}: a region that allows http may only name loopback hosts"));
+                }
+            }
+        }
         if let Some(j) = &file.storage_jurisdiction {
             if !matches!(j.as_str(), "eu" | "us" | "fedramp") {
                 errors.push(format!(
@@ -100,6 +122,8 @@ impl Region {
             storage_jurisdiction: file.storage_jurisdiction,
             allow_plain_http: file.allow_plain_http,
             admin_allowed_hosts: file.admin_allowed_hosts,
+            telemetry_hosts: file.telemetry_hosts,
+            webhook_hosts: file.webhook_hosts,
         })
     }
 
@@ -119,6 +143,50 @@ impl Region {
     /// region's `admin_allowed_hosts`.
     pub fn check_admin_egress(&self, url: &Url) -> Result<(), GatewayError> {
         self.check_egress_to(url, &self.admin_allowed_hosts)
+    }
+
+    /// The gate for telemetry exports: the region's `telemetry_hosts` only, any port.
+    pub fn check_telemetry_egress(&self, url: &Url) -> Result<(), GatewayError> {
+        self.check_egress_only(url, &self.telemetry_hosts, "telemetry_hosts")
+    }
+
+    /// The gate for alert webhooks: the region's `webhook_hosts` only, any port.
+    pub fn check_webhook_egress(&self, url: &Url) -> Result<(), GatewayError> {
+        self.check_egress_only(url, &self.webhook_hosts, "webhook_hosts")
+    }
+
+    fn check_egress_only(
+        &self,
+        url: &Url,
+        hosts: &[String],
+        field: &str,
+    ) -> Result<(), GatewayError> {
+        let deny = |why: String| {
+            GatewayError::new(
+                ErrorKind::EgressDenied,
+                format!("Refused to send outside region {}: {why}.", self.id),
+            )
+        };
+        let host = url
+            .host_str()
+            .map(|h| {
+                h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_plain_http => {}
+            other => return Err(deny(format!("scheme {other} is not allowed"))),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(deny("URLs may not embed credentials".into()));
+        }
+        if host.is_empty() || !hosts.contains(&host) {
+            return Err(deny(format!("host {host} is not in the region's {field}")));
+        }
+        Ok(())
     }
 
     fn check_egress_to(&self, url: &Url, also: &[String]) -> Result<(), GatewayError> {

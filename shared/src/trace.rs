@@ -8,6 +8,8 @@ pub struct TraceContext {
     pub flags: String,
     /// Whether the trace id came from the client (else ASC started a new trace).
     pub inherited: bool,
+    /// The client's span (the parent of ASC's), when it sent one.
+    pub parent_id: Option<String>,
 }
 
 impl TraceContext {
@@ -15,12 +17,13 @@ impl TraceContext {
     /// `random` supplies 24 bytes: 16 for a new trace id, 8 for ASC's span id.
     pub fn continue_or_start(traceparent: Option<&str>, random: &[u8; 24]) -> Self {
         let span_id = hex::encode(&random[16..]);
-        if let Some((trace_id, flags)) = traceparent.and_then(parse) {
+        if let Some((trace_id, parent_id, flags)) = traceparent.and_then(parse) {
             return TraceContext {
                 trace_id,
                 span_id,
                 flags,
                 inherited: true,
+                parent_id: Some(parent_id),
             };
         }
         TraceContext {
@@ -28,6 +31,7 @@ impl TraceContext {
             span_id,
             flags: "01".into(),
             inherited: false,
+            parent_id: None,
         }
     }
 
@@ -35,11 +39,16 @@ impl TraceContext {
     pub fn header(&self) -> String {
         format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
     }
+
+    /// The `traceparent` for an upstream attempt whose client span is `span_id`.
+    pub fn header_with_parent(&self, span_id: &str) -> String {
+        format!("00-{}-{}-{}", self.trace_id, span_id, self.flags)
+    }
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; all-zero ids are invalid. Later
 /// versions may append fields, which we ignore as the spec asks.
-fn parse(value: &str) -> Option<(String, String)> {
+fn parse(value: &str) -> Option<(String, String, String)> {
     let value = value.trim();
     let mut parts = value.split('-');
     let version = parts.next()?;
@@ -65,7 +74,11 @@ fn parse(value: &str) -> Option<(String, String)> {
     if trace_id.bytes().all(|b| b == b'0') || parent_id.bytes().all(|b| b == b'0') {
         return None;
     }
-    Some((trace_id.to_string(), flags.to_string()))
+    Some((
+        trace_id.to_string(),
+        parent_id.to_string(),
+        flags.to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -82,6 +95,7 @@ mod tests {
             &RANDOM,
         );
         assert!(t.inherited);
+        assert_eq!(t.parent_id.as_deref(), Some("b7ad6b7169203331"));
         assert_eq!(
             t.header(),
             "00-0af7651916cd43dd8448eb211c80319c-abababababababab-01"

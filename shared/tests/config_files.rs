@@ -39,6 +39,24 @@ fn the_schema_matches_the_validator() {
         std::fs::read_to_string(root().join("schemas/tenant-config.schema.json")).expect("schema");
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     assert_eq!(keys(&schema["properties"]), set(TENANT_FIELDS));
+    use asc_core::config::alerts;
+    let alerts_schema = &schema["properties"]["alerts"]["properties"];
+    assert_eq!(
+        keys(&schema["properties"]["alerts"]["properties"]),
+        set(alerts::ALERTS_FIELDS)
+    );
+    assert_eq!(
+        keys(&alerts_schema["webhooks"]["items"]["properties"]),
+        set(alerts::WEBHOOK_FIELDS)
+    );
+    assert_eq!(
+        keys(&alerts_schema["error_rate"]["properties"]),
+        set(alerts::ERROR_RATE_FIELDS)
+    );
+    assert_eq!(
+        keys(&schema["properties"]["telemetry"]["properties"]),
+        set(alerts::TELEMETRY_FIELDS)
+    );
     assert_eq!(
         keys(&schema["$defs"]["target"]["properties"]),
         set(MODEL_FIELDS)

@@ -381,3 +381,80 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_circuit_opening_and_closing_raise_one_alert_each_delivered_signed() {
+    use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
+    let host = FakeHost::new();
+    let mut tenant = routed_tenant(
+        json!({"targets": ["a", "b"]}),
+        json!({"breaker": {"failure_threshold": 2, "cooldown_ms": 5000}}),
+    );
+    tenant["alerts"] = json!({"webhooks": [{"id": "ops", "url": "http://127.0.0.1:9100/hooks",
+        "secret": "OPENAI_API_KEY", "events": ["circuit.opened", "circuit.closed"]}]});
+    host.put_tenant(&tenant);
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    // `a` fails twice (the second failure opens its circuit); `b` serves.
+    for _ in 0..2 {
+        host.script(status_reply(500, vec![]));
+        host.script(ok_json(completion_json()));
+        assert_eq!(run(&gw, &host, chat(&key, &smart())).0, 200);
+    }
+    // The next admission hands the alert over; its delivery is the webhook POST after `b`.
+    host.script(ok_json(completion_json()));
+    host.script(ok_json(b"{}".to_vec()));
+    assert_eq!(run(&gw, &host, chat(&key, &smart())).0, 200);
+    let hooks: Vec<_> = host
+        .sent
+        .borrow()
+        .iter()
+        .filter(|s| s.url.ends_with("/hooks"))
+        // The fake keeps bodies as JSON; the payload's keys are sorted, so this is its bytes.
+        .map(|s| {
+            (
+                s.headers.clone(),
+                serde_json::to_vec(&s.body).expect("bytes"),
+            )
+        })
+        .collect();
+    assert_eq!(hooks.len(), 1, "one delivery for one opening");
+    let (headers, body) = &hooks[0];
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.clone())
+            .expect(n)
+    };
+    let payload: Value = serde_json::from_slice(body.as_slice()).expect("json");
+    assert_eq!(payload["type"], "circuit.opened");
+    assert_eq!(payload["data"]["detail"]["target"], "a");
+    assert_eq!(
+        find("webhook-id"),
+        payload["data"]["id"].as_str().expect("id")
+    );
+    // Signed with the named secret (the Standard Webhooks scheme; its reference vector is
+    // checked in alerts.rs).
+    let ts: u64 = find("webhook-timestamp").parse().expect("seconds");
+    let secret = host.secrets.borrow()["OPENAI_API_KEY"].clone();
+    assert_eq!(
+        find("webhook-signature"),
+        asc_core::alerts::signature(&secret, &find("webhook-id"), ts, body)
+    );
+    // The ledger's log: raised once, delivered.
+    let reply = futures::executor::block_on(async {
+        use asc_core::host::Host;
+        host.ledger(&LedgerId("demo".into()), &LedgerOp::Alerts { limit: 10 })
+            .await
+            .expect("ledger")
+    });
+    let LedgerReply::Alerts { alerts } = reply else {
+        panic!("alerts")
+    };
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].status,
+        asc_core::ledger::insights::DeliveryStatus::Delivered
+    );
+}

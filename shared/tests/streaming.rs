@@ -80,7 +80,7 @@ fn the_first_event_reaches_the_client_before_the_upstream_has_finished() {
             host.audit.borrow().is_empty(),
             "recorded when the adapter finishes it"
         );
-        relay.finish(&host).await.expect("finished");
+        relay.finish(&gw, &host).await.expect("finished");
         assert!(host.open_requests().is_empty());
         assert_eq!(
             rest,

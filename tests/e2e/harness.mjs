@@ -114,7 +114,7 @@ export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000, 
  * launch (e.g. a fault to inject); `restart(vars)` relaunches with others. On Spin, `replicas`
  * starts that many `spin up` processes on the same stores (`stack.urls`); workerd runs one.
  */
-export async function startStack({ vars = {}, replicas = 1 } = {}) {
+export async function startStack({ vars = {}, replicas = 1, extraTenants, secrets = {} } = {}) {
   const mock = await startMock({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
   const secret = randomBytes(32).toString('hex');
@@ -196,6 +196,10 @@ export async function startStack({ vars = {}, replicas = 1 } = {}) {
       models: { 'gpt-4o-mini': { provider: 'openai', endpoint: 'https://api.openai.com/v1', credential: 'OPENAI_API_KEY' } },
     }),
   };
+  // Tests add their own tenants: `extraTenants(mockUrl)` -> { id: overrides of tenant() }.
+  for (const [id, overrides] of Object.entries(extraTenants ? extraTenants(mock.url) : {})) {
+    tenants[id] = tenant(id, mock.url, overrides);
+  }
   const keys = {};
   const kv = [];
   for (const [id, config] of Object.entries(tenants)) {
@@ -252,7 +256,8 @@ export async function startStack({ vars = {}, replicas = 1 } = {}) {
   const envFile = join(dir, 'dev.env');
   writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n` +
     `ANTHROPIC_API_KEY=${ANTHROPIC_UPSTREAM_KEY}\nMISTRAL_API_KEY=${MISTRAL_UPSTREAM_KEY}\n` +
-    `AUDIT_SIGNING_KEYS='${JSON.stringify(signing.secret)}'\n`);
+    `AUDIT_SIGNING_KEYS='${JSON.stringify(signing.secret)}'\n` +
+    Object.entries(secrets).map(([k, v]) => `${k}=${v}\n`).join(''));
   const port = await freePort();
   const logs = [];
   let proc;

@@ -7,10 +7,12 @@ const NUL = '\u0000';
 
 // --- Request and response heads -----------------------------------------------------------
 
-/** `method NUL path NUL query NUL name NUL value ...` for the core's `Inbound`. */
+/** `method NUL path NUL name NUL value ...` for the core's `Inbound`. */
 export function requestHead(request) {
   const url = new URL(request.url);
-  let head = request.method + NUL + url.pathname + NUL + url.search.slice(1);
+  // The admin plane reads query strings (analytics, alerts); the gateway's paths never do.
+  const path = url.pathname.startsWith('/admin/') ? url.pathname + url.search : url.pathname;
+  let head = request.method + NUL + path;
   let host = false;
   for (const [name, value] of request.headers) {
     if (name === 'host') host = true;

@@ -26,7 +26,7 @@ pub use objects::{AdminObject, BoardObject, LedgerObject, SequencerObject};
 use body::WorkerBody;
 use host::{flat_headers, parse_flat, WorkerHost};
 
-/// Serves one request. `head` is `method NUL path NUL query NUL name NUL value ...` (`requestHead` in
+/// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
 /// `js/host.js`); `request` is the Request, for its body.
 #[wasm_bindgen]
 pub async fn handle(
@@ -51,10 +51,9 @@ pub async fn handle(
             ));
         }
     };
-    let mut parts = head.splitn(4, '\0');
+    let mut parts = head.splitn(3, '\0');
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
-    let query = parts.next().unwrap_or("").to_string();
     let headers = parse_flat(parts.next().unwrap_or(""));
     if asc_core::admin::dashboard::is_dashboard_path(&path) {
         return Ok(dashboard(&gw, &env, &method, &path, &headers, request).await);
@@ -62,7 +61,6 @@ pub async fn handle(
     let inbound = Inbound {
         method,
         path,
-        query,
         headers,
         body: WorkerBody::of(request),
     };
@@ -101,6 +99,7 @@ pub async fn handle(
             let stream = StreamRelay {
                 inner: Rc::new(RefCell::new(Some(relay))),
                 host: Rc::new(WorkerHost::new(env, jurisdiction)),
+                gw: gw.clone(),
             };
             js::stream_response(reply.status, &head, stream.into(), &ctx)
         }
@@ -228,6 +227,7 @@ fn fault_after_delay_ms(gw: &asc_core::Gateway, env: &JsValue) -> u64 {
 pub struct StreamRelay {
     inner: Rc<RefCell<Option<Box<Relay<WorkerBody>>>>>,
     host: Rc<WorkerHost>,
+    gw: Rc<asc_core::Gateway>,
 }
 
 #[wasm_bindgen]
@@ -235,13 +235,14 @@ impl StreamRelay {
     /// The next chunk, or `undefined` at the end.
     pub fn next(&self) -> Promise {
         let inner = self.inner.clone();
+        let host = self.host.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             // Out of the cell while awaited: JS never pulls twice at once, and `finish` waits
             // for a pending pull.
             let Some(mut relay) = inner.borrow_mut().take() else {
                 return Ok(JsValue::UNDEFINED);
             };
-            let chunk = relay.next().await;
+            let chunk = relay.next_timed(&*host).await;
             *inner.borrow_mut() = Some(relay);
             Ok(match chunk {
                 Some(bytes) => Uint8Array::from(bytes.as_slice()).into(),
@@ -254,11 +255,12 @@ impl StreamRelay {
     pub fn finish(&self) -> Promise {
         let inner = self.inner.clone();
         let host = self.host.clone();
+        let gw = self.gw.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let Some(mut relay) = inner.borrow_mut().take() else {
                 return Ok(JsValue::UNDEFINED);
             };
-            if let Err(e) = relay.finish(&*host).await {
+            if let Err(e) = relay.finish(&gw, &*host).await {
                 // The ledger gives up on the request at its expiry: charged, recorded partial.
                 js::log_error(&format!("asc: ending a stream failed: {e}"));
             }

@@ -212,12 +212,14 @@ fn inbound(req: Request) -> Inbound<SpinBody> {
         }
     }
     let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    // The admin plane reads query strings (analytics, alerts); the gateway's paths never do.
+    let path = match req.uri().path_and_query() {
+        Some(pq) if pq.path().starts_with("/admin/") => pq.as_str().to_string(),
+        _ => req.uri().path().to_string(),
+    };
     Inbound {
         method,
         path,
-        query,
         headers,
         body: SpinBody::new(req.into_body().stream()),
     }
@@ -282,13 +284,13 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 let _ = tx.send(Bytes::from(bytes)).await;
             }
             ReplyBody::Stream(mut relay) => {
-                while let Some(chunk) = relay.next().await {
+                while let Some(chunk) = relay.next_timed(&prepared.host).await {
                     if tx.send(Bytes::from(chunk)).await.is_err() {
                         break;
                     }
                 }
                 drop(tx);
-                if let Err(e) = relay.finish(&prepared.host).await {
+                if let Err(e) = relay.finish(&prepared.gateway, &prepared.host).await {
                     eprintln!("asc: ending a stream failed: {e}");
                 }
                 for why in app::after_response(&prepared, after).await {

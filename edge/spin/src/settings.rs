@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use asc_core::audit::SigningKeyring;
 use asc_core::deployment::{
     Deployment, AUDIT_SHARDS_VAR, BATCH_MAX_AGE_VAR, BATCH_MAX_RECORDS_VAR, FORWARD_VAR,
-    HEARTBEAT_VAR, REGION_VAR,
+    HEARTBEAT_VAR, OTLP_BATCH_VAR, OTLP_ENDPOINT_VAR, OTLP_FLUSH_VAR, REGION_VAR,
 };
 use asc_core::host::HostError;
 use asc_core::secret::Secret;
@@ -40,8 +40,15 @@ pub const SETTINGS: &[&str] = &[
     "audit_batch_max_records",
     "audit_batch_max_age_ms",
     "audit_heartbeat_ms",
+    "otlp_endpoint",
+    "otlp_flush_ms",
+    "otlp_max_batch",
+    OTLP_HEADERS,
     FAULT_AFTER_DELAY,
 ];
+
+/// Extra headers for the OpenTelemetry collector (secret; `name=value,...`).
+pub const OTLP_HEADERS: &str = "otlp_headers";
 
 /// The region this deployment serves (a file in `regions/`).
 pub const REGION: &str = "asc_region";
@@ -79,10 +86,12 @@ async fn required<P: Platform>(p: &P, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("variable {name} is not set"))
 }
 
-/// `KEY_HASH_SECRET` and every credential listed in `asc_credentials` that has a value.
+/// `KEY_HASH_SECRET`, `OTLP_HEADERS` and every secret listed in `asc_credentials` (upstream
+/// credentials, alert webhook secrets) that has a value.
 pub async fn secrets<P: Platform>(p: &P) -> Result<HashMap<String, Secret>, HostError> {
     let listed = optional(p, CREDENTIALS).await?.unwrap_or_default();
-    let names = std::iter::once(KEY_HASH_SECRET)
+    let names = [KEY_HASH_SECRET, asc_core::telemetry::HEADERS_SECRET]
+        .into_iter()
         .chain(listed.split(',').map(str::trim))
         .filter(|n| !n.is_empty());
     let mut out = HashMap::new();
@@ -105,6 +114,9 @@ pub async fn deployment<P: Platform>(p: &P) -> Result<Deployment, String> {
         BATCH_MAX_RECORDS_VAR,
         BATCH_MAX_AGE_VAR,
         HEARTBEAT_VAR,
+        OTLP_ENDPOINT_VAR,
+        OTLP_FLUSH_VAR,
+        OTLP_BATCH_VAR,
     ] {
         let var = variable_name(name);
         if let Some(value) = optional(p, &var).await.map_err(|e| e.to_string())? {

@@ -58,6 +58,7 @@ fn admit(instance: usize, n: usize) -> LedgerOp {
     let mut record = event(instance, n);
     record.record.outcome = Outcome::Partial;
     LedgerOp::Admit(AdmitAsk {
+        error_rate: None,
         now_ms: NOW,
         expires_ms: 1_767_225_900_000,
         reserve: Some(reserve(record.record.request_id.clone())),

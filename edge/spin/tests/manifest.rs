@@ -94,9 +94,17 @@ fn outbound_hosts_are_the_region_slots_and_the_bucket_only() {
         .collect();
     let mut expected: Vec<String> = SLOTS.iter().map(|s| format!("{{{{ {s} }}}}")).collect();
     expected.push(format!("{{{{ {} }}}}", settings::BUCKET_ENDPOINT));
+    // The collector's and the webhooks' origins: the core's gate (telemetry_hosts,
+    // webhook_hosts) applies on top of them.
+    expected.push("{{ telemetry_origin }}".into());
+    expected.push("{{ webhook_origin }}".into());
     assert_eq!(hosts, expected);
     let declared = m["variables"].as_table().expect("[variables]");
-    for slot in SLOTS {
+    for slot in SLOTS
+        .iter()
+        .copied()
+        .chain(["telemetry_origin", "webhook_origin"])
+    {
         let default = declared[slot]["default"].as_str().expect("slot default");
         assert!(
             default.ends_with(".invalid"),

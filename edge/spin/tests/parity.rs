@@ -70,10 +70,13 @@ impl Pair {
                 ReplyBody::Full(b) => b,
                 ReplyBody::Stream(mut relay) => {
                     let mut out = Vec::new();
-                    while let Some(chunk) = relay.next().await {
+                    while let Some(chunk) = relay.next_timed(&self.spin.host).await {
                         out.extend(chunk);
                     }
-                    relay.finish(&self.spin.host).await.expect("finished");
+                    relay
+                        .finish(&self.spin.gateway, &self.spin.host)
+                        .await
+                        .expect("finished");
                     out
                 }
             };

@@ -242,10 +242,13 @@ fn run_spin(
             asc_core::pipeline::http::ReplyBody::Full(b) => b,
             asc_core::pipeline::http::ReplyBody::Stream(mut relay) => {
                 let mut out = Vec::new();
-                while let Some(chunk) = relay.next().await {
+                while let Some(chunk) = relay.next_timed(&prepared.host).await {
                     out.extend(chunk);
                 }
-                relay.finish(&prepared.host).await.expect("finished");
+                relay
+                    .finish(&prepared.gateway, &prepared.host)
+                    .await
+                    .expect("finished");
                 out
             }
         };

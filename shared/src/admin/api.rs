@@ -192,6 +192,16 @@ impl<H: Host> Call<'_, H> {
                 "this deployment serves that region only",
             );
         }
+        // Webhooks must stay in the region, like every other egress.
+        if let Ok(config) = &parsed {
+            for (i, hook) in config.alerts.webhooks.iter().enumerate() {
+                if let Err(e) = self.gw.region().check_webhook_egress(&hook.url) {
+                    errors.push(
+                        json!({"path": format!("alerts.webhooks[{i}].url"), "message": e.message}),
+                    );
+                }
+            }
+        }
         if let (Ok(config), true) = (parsed, errors.is_empty()) {
             return Ok(config);
         }
@@ -434,8 +444,11 @@ impl<H: Host> Call<'_, H> {
                     &super::route_view::routes_view(self.host, &config).await,
                 ))
             }
-            Endpoint::Audit => {
-                let ask = SearchAsk::parse(self.tenant, &req.query_pairs())?;
+            Endpoint::Audit(query) => {
+                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect();
+                let ask = SearchAsk::parse(self.tenant, &pairs)?;
                 let mut body = search(self.host, self.audit_streams, &ask).await?;
                 if let Some(obj) = body.as_object_mut() {
                     obj.insert("tenant_id".into(), json!(self.tenant));
@@ -523,6 +536,18 @@ impl<H: Host> Call<'_, H> {
                 if let Some(obj) = body.as_object_mut() {
                     obj.insert("object".into(), json!("tenant_usage"));
                 }
+                Ok(json_reply(200, &body))
+            }
+            Endpoint::Analytics(query) => {
+                let ask = crate::pipeline::analytics_ask(&query, self.host.now().millis())?;
+                let body = self
+                    .gw
+                    .tenant_analytics(self.host, self.tenant, ask)
+                    .await?;
+                Ok(json_reply(200, &body))
+            }
+            Endpoint::Alerts(limit) => {
+                let body = self.gw.tenant_alerts(self.host, self.tenant, limit).await?;
                 Ok(json_reply(200, &body))
             }
             Endpoint::Keys => match self.store(StoreOp::ListKeys).await? {

@@ -12,6 +12,8 @@ use super::issuer::Issuer;
 /// Whether `path` is one of the dashboard's files (`/admin`, `/admin/`, `/admin/assets/...`),
 /// as opposed to the admin API (`/admin/v1/...`).
 pub fn is_dashboard_path(path: &str) -> bool {
+    // Adapters pass admin paths with their query string.
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     if path == "/admin" {
         return true;
     }
@@ -95,12 +97,19 @@ mod tests {
 
     #[test]
     fn only_the_dashboard_files_are_dashboard_paths() {
-        for p in ["/admin", "/admin/", "/admin/assets/app.js", "/admin/v1x"] {
+        for p in [
+            "/admin",
+            "/admin/",
+            "/admin/?code=x&state=y",
+            "/admin/assets/app.js",
+            "/admin/v1x",
+        ] {
             assert!(is_dashboard_path(p), "{p}");
         }
         for p in [
             "/admin/v1",
             "/admin/v1/me",
+            "/admin/v1/tenants/a/audit?limit=1",
             "/administrator",
             "/v1/models",
             "/",

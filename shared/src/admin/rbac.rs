@@ -59,6 +59,7 @@ pub enum Action {
     KeyRevoke,
     KeyRotate,
     UsageRead,
+    AlertsRead,
     RouteRead,
     AuditSearch,
 }
@@ -77,6 +78,7 @@ impl Action {
             Action::KeyRevoke => "key.revoke",
             Action::KeyRotate => "key.rotate",
             Action::UsageRead => "usage.read",
+            Action::AlertsRead => "alerts.read",
             Action::RouteRead => "route.read",
             Action::AuditSearch => "audit.search",
         }
@@ -144,6 +146,14 @@ pub const POLICY: &[(Action, &[(Role, Reach)])] = &[
     (
         UsageRead,
         &[(TenantAdmin, Reach::Tenant), (Finance, Reach::Tenant)],
+    ),
+    (
+        AlertsRead,
+        &[
+            (TenantAdmin, Reach::Tenant),
+            (Finance, Reach::Tenant),
+            (Auditor, Reach::Tenant),
+        ],
     ),
     (
         RouteRead,
@@ -294,7 +304,7 @@ mod tests {
         for (a, _) in POLICY {
             assert!(seen.insert(a.name()), "{a:?} twice");
         }
-        assert_eq!(seen.len(), 13);
+        assert_eq!(seen.len(), 14);
     }
 }
 

@@ -20,8 +20,13 @@ pub(super) enum Endpoint {
     Revoke(KeyId),
     Rotate(KeyId),
     Usage,
+    /// Usage analytics; the query string.
+    Analytics(String),
+    /// The latest alerts; how many.
+    Alerts(usize),
     Routes,
-    Audit,
+    /// The audit search; the query string.
+    Audit(String),
 }
 
 impl Endpoint {
@@ -37,9 +42,10 @@ impl Endpoint {
             Endpoint::Mint => Action::KeyMint,
             Endpoint::Revoke(_) => Action::KeyRevoke,
             Endpoint::Rotate(_) => Action::KeyRotate,
-            Endpoint::Usage => Action::UsageRead,
+            Endpoint::Usage | Endpoint::Analytics(_) => Action::UsageRead,
+            Endpoint::Alerts(_) => Action::AlertsRead,
             Endpoint::Routes => Action::RouteRead,
-            Endpoint::Audit => Action::AuditSearch,
+            Endpoint::Audit(_) => Action::AuditSearch,
         }
     }
 }
@@ -52,6 +58,8 @@ pub(super) fn route(
     method: &str,
     path: &str,
 ) -> Result<(Endpoint, Option<TenantId>), GatewayError> {
+    // Adapters pass the query string for admin paths (only analytics and alerts read it).
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let rest = path.strip_prefix("/admin/v1/").unwrap_or("");
     let parts: Vec<&str> = rest.split('/').collect();
     let unknown = || {
@@ -95,10 +103,29 @@ pub(super) fn route(
         ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),
         ("GET", ["usage"]) => Endpoint::Usage,
         ("GET", ["routes"]) => Endpoint::Routes,
-        ("GET", ["audit"]) => Endpoint::Audit,
-        (_, [] | ["validate" | "history" | "rollback" | "keys" | "usage" | "routes" | "audit"]) => {
-            return Err(method_not_allowed(method, path))
+        ("GET", ["audit"]) => Endpoint::Audit(query.to_string()),
+        ("GET", ["analytics"]) => Endpoint::Analytics(query.to_string()),
+        ("GET", ["alerts"]) => {
+            let mut limit = 50;
+            for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+                match (k.as_ref(), v.parse::<usize>()) {
+                    ("limit", Ok(n)) if (1..=100).contains(&n) => limit = n,
+                    _ => {
+                        return Err(GatewayError::invalid_request(
+                            k.as_ref(),
+                            "the only parameter is limit, from 1 to 100",
+                        ))
+                    }
+                }
+            }
+            Endpoint::Alerts(limit)
         }
+        (
+            _,
+            []
+            | ["validate" | "history" | "rollback" | "keys" | "usage" | "analytics" | "alerts"
+            | "routes" | "audit"],
+        ) => return Err(method_not_allowed(method, path)),
         _ => return Err(unknown()),
     };
     Ok((endpoint, Some(TenantId((*tenant).to_string()))))

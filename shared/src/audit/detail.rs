@@ -162,6 +162,12 @@ pub struct AuditDetail {
     /// An admin action's part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminNote>,
+    /// The calling key's business-unit tags (budgets and analytics by tag).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// A stream's time to its first relayed byte, from the request's start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
 }
 
 /// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus

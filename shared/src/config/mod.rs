@@ -1,11 +1,13 @@
 //! Config documents, validated into typed config. Each problem carries its path.
 
+pub mod alerts;
 pub mod budgets;
 pub mod cache;
 pub mod routes;
 mod tenant;
 
 pub use crate::validate::{ConfigError, ConfigErrors};
+pub use alerts::{AlertPolicy, ErrorRateRule, TelemetryPolicy, Webhook};
 pub use budgets::{AppliesTo, Budget, BUDGET_FIELDS};
 pub use cache::{CachePolicy, CachedOperation, CACHE_FIELDS};
 pub use tenant::{

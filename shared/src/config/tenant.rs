@@ -28,6 +28,8 @@ pub const TENANT_FIELDS: &[&str] = &[
     "routing",
     "workloads",
     "cache",
+    "alerts",
+    "telemetry",
 ];
 pub const MODEL_FIELDS: &[&str] = &[
     "provider",
@@ -124,6 +126,10 @@ pub struct TenantConfig {
     pub workloads: BTreeMap<String, super::routes::Workload>,
     /// The response cache, when the tenant opts in.
     pub cache: Option<super::cache::CachePolicy>,
+    /// Webhooks and the error-rate rule (empty: no alerts are sent).
+    pub alerts: super::alerts::AlertPolicy,
+    /// What this tenant's exported execution records may carry.
+    pub telemetry: super::alerts::TelemetryPolicy,
     /// SHA-256 of the stored document: the policy version recorded in audit records.
     pub version: String,
 }
@@ -221,6 +227,14 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         Some(v) => super::cache::cache_policy(v, errs).map(Some),
         None => Some(None),
     };
+    let alerts = match root.get("alerts") {
+        Some(v) => super::alerts::alert_policy(v, errs),
+        None => Some(Default::default()),
+    };
+    let telemetry = match root.get("telemetry") {
+        Some(v) => super::alerts::telemetry_policy(v, errs),
+        None => Some(Default::default()),
+    };
     Some(TenantConfig {
         tenant_id: tenant_id?,
         display_name,
@@ -233,6 +247,8 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         routing: routing?,
         workloads: workloads?,
         cache: cache?,
+        alerts: alerts?,
+        telemetry: telemetry?,
         version,
     })
 }

@@ -17,6 +17,7 @@
 //!   resent until acknowledged and the stream drops what it already has, so each record is
 //!   chained exactly once.
 
+pub mod insights;
 mod ops;
 mod storage;
 pub mod stored;
@@ -27,14 +28,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use insights::{AnalyticsAsk, AnalyticsRow, Delivery, Dimension, LoggedAlert};
 pub use ops::{
     shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
 };
-pub use storage::{LedgerWrites, META_KEY, REQUEST_PREFIX, TOTALS_KEY};
+pub use storage::{
+    LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, META_KEY, REQUEST_PREFIX, ROLLUP_PREFIX, TOTALS_KEY,
+};
 
 use crate::audit::{AuditEvent, Outcome};
 pub use crate::audit::{ForwardAck, ForwardBatch};
-use crate::budget::{Budgets, ReserveReply, SettleAsk, SettleReply};
+use crate::budget::{BudgetStatus, Budgets, ReserveReply, SettleAsk, SettleReply};
+use insights::{AlertState, ErrorWindow, Rollups};
 
 /// Most records one forward carries (each record is ~1-2 KB of JSON).
 pub const FORWARD_BATCH_MAX: usize = 256;
@@ -80,6 +85,10 @@ struct Dirty {
     totals: bool,
     meta: bool,
     requests: BTreeSet<String>,
+    /// Rollup buckets (by name), and whether the alert state or the error window changed.
+    rollups: BTreeSet<String>,
+    alerts: bool,
+    error_window: bool,
 }
 
 /// A finished record waiting to be forwarded, and the storage key it lives under: the key its
@@ -98,6 +107,12 @@ pub struct TenantLedger {
     open: BTreeMap<String, OpenRequest>,
     outbox: BTreeMap<u64, Outgoing>,
     meta: Meta,
+    #[serde(default)]
+    rollups: Rollups,
+    #[serde(default)]
+    alerts: AlertState,
+    #[serde(default)]
+    error_window: ErrorWindow,
     #[serde(skip)]
     dirty: Dirty,
 }
@@ -131,7 +146,48 @@ impl TenantLedger {
                     ask.now_ms,
                 ))
             }
+            LedgerOp::Analytics(ask) => LedgerReply::Analytics {
+                rows: self.rollups.query(ask),
+            },
+            LedgerOp::Alerts { limit } => LedgerReply::Alerts {
+                alerts: self.alerts.log.iter().rev().take(*limit).cloned().collect(),
+            },
+            LedgerOp::Raise { events, .. } => {
+                if self.alerts.raise(events.clone()) {
+                    self.dirty.alerts = true;
+                }
+                LedgerReply::Done
+            }
+            LedgerOp::Delivered { now_ms, results } => {
+                if self.alerts.delivered(results, *now_ms) {
+                    self.dirty.alerts = true;
+                }
+                LedgerReply::Done
+            }
         }
+    }
+
+    /// Raises the budget events `statuses` show (thresholds by budget key, as last admitted).
+    fn raise_budget_events(&mut self, tenant: &str, statuses: &[BudgetStatus], now_ms: u64) {
+        let percents = &self.alerts.percents;
+        let events = insights::budget_events(
+            tenant,
+            statuses,
+            |key| percents.get(key).cloned().unwrap_or_default(),
+            now_ms,
+        );
+        if !events.is_empty() && self.alerts.raise(events) {
+            self.dirty.alerts = true;
+        }
+    }
+
+    /// Alerts due for delivery, claimed for the isolate that asked.
+    fn claim_alerts(&mut self, now_ms: u64) -> Vec<crate::alerts::AlertEvent> {
+        let claimed = self.alerts.claim(now_ms);
+        if !claimed.is_empty() {
+            self.dirty.alerts = true;
+        }
+        claimed
     }
 
     fn admit(&mut self, ask: &AdmitAsk) -> LedgerReply {
@@ -140,7 +196,28 @@ impl TenantLedger {
             // A retried admission holds nothing twice.
             return LedgerReply::Admitted {
                 budgets: Vec::new(),
+                alerts: Vec::new(),
             };
+        }
+        let tenant = ask.record.record.tenant_id.clone().unwrap_or_default();
+        if self.alerts.rule != ask.error_rate {
+            self.alerts.rule = ask.error_rate;
+            self.dirty.alerts = true;
+        }
+        if let Some(reserve) = &ask.reserve {
+            for line in &reserve.budgets {
+                if !line.alert_percents.is_empty()
+                    && self.alerts.percents.get(&line.key) != Some(&line.alert_percents)
+                {
+                    self.alerts
+                        .percents
+                        .insert(line.key.clone(), line.alert_percents.clone());
+                    self.dirty.alerts = true;
+                }
+            }
+        }
+        for name in self.rollups.compact(ask.now_ms) {
+            self.dirty.rollups.insert(name);
         }
         let budgets = match &ask.reserve {
             None => Vec::new(),
@@ -160,10 +237,12 @@ impl TenantLedger {
                         record.record.latency_ms =
                             ask.now_ms.saturating_sub(record.record.timestamp_ms);
                         self.push_record(record);
+                        self.raise_budget_events(&tenant, &budgets, ask.now_ms);
                         return LedgerReply::Refused {
                             refusal,
                             retry_after_ms,
                             budgets,
+                            alerts: self.claim_alerts(ask.now_ms),
                         };
                     }
                 }
@@ -185,7 +264,11 @@ impl TenantLedger {
             },
         );
         self.dirty.requests.insert(key);
-        LedgerReply::Admitted { budgets }
+        self.raise_budget_events(&tenant, &budgets, ask.now_ms);
+        LedgerReply::Admitted {
+            budgets,
+            alerts: self.claim_alerts(ask.now_ms),
+        }
     }
 
     fn commit(&mut self, ask: &CommitAsk) -> LedgerReply {
@@ -200,7 +283,12 @@ impl TenantLedger {
                 actual_micros: ask.actual_micros,
                 actual_tokens: ask.actual_tokens,
             }) {
-                SettleReply::Settled { charged_micros, .. } => {
+                SettleReply::Settled {
+                    charged_micros,
+                    budgets,
+                } => {
+                    let tenant = record.record.tenant_id.clone().unwrap_or_default();
+                    self.raise_budget_events(&tenant, &budgets, ask.now_ms);
                     self.dirty.totals = true;
                     record.detail.settled_usd_micros = Some(charged_micros);
                     Some(charged_micros)
@@ -264,6 +352,21 @@ impl TenantLedger {
     fn push_record(&mut self, mut record: AuditEvent) {
         // Every record enters the trail here: no client-sized string gets past it.
         record.bound_fields();
+        if let Some(bucket) = self.rollups.add(&record) {
+            self.dirty.rollups.insert(bucket);
+            if let Some(rule) = self.alerts.rule {
+                let tenant = record.record.tenant_id.clone().unwrap_or_default();
+                let failed = record.record.outcome == Outcome::Error;
+                let now = record.record.timestamp_ms + record.record.latency_ms;
+                let spike = self.error_window.count(&rule, &tenant, failed, now);
+                self.dirty.error_window = true;
+                if let Some(event) = spike {
+                    if self.alerts.raise(vec![event]) {
+                        self.dirty.alerts = true;
+                    }
+                }
+            }
+        }
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
         let mut key = request_key(&record.record.request_id);

@@ -4,8 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::insights::{AnalyticsAsk, AnalyticsRow, Delivery, LoggedAlert};
+use crate::alerts::AlertEvent;
 use crate::audit::AuditEvent;
 use crate::budget::{BudgetLine, BudgetStatus, Refusal, ReserveAsk, UsageReport};
+use crate::config::ErrorRateRule;
 use crate::ratelimit::RateLimit;
 
 /// Which ledger holds a request's counters and its write-ahead record: the tenant's, or one
@@ -71,6 +74,20 @@ pub enum LedgerOp {
     Record(RecordAsk),
     /// Budgets and rate windows as they stand, for the usage API.
     Usage(UsageAsk),
+    /// Usage rollups for a time range, for the analytics API.
+    Analytics(AnalyticsAsk),
+    /// The latest alerts and where their delivery stands.
+    Alerts { limit: usize },
+    /// Events an isolate saw (a circuit opening or closing): raised unless already raised.
+    Raise {
+        now_ms: u64,
+        events: Vec<AlertEvent>,
+    },
+    /// How the deliveries of claimed alerts went.
+    Delivered {
+        now_ms: u64,
+        results: Vec<(String, Delivery)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +100,9 @@ pub struct AdmitAsk {
     pub record: AuditEvent,
     /// The worst case to hold, when the tenant has budgets or rate limits.
     pub reserve: Option<ReserveAsk>,
+    /// The tenant's error-rate alert rule, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<ErrorRateRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,11 +134,16 @@ pub struct UsageAsk {
 pub enum LedgerReply {
     Admitted {
         budgets: Vec<BudgetStatus>,
+        /// Alerts due for delivery, claimed for the admitting isolate to send.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alerts: Vec<AlertEvent>,
     },
     Refused {
         refusal: Refusal,
         retry_after_ms: Option<u64>,
         budgets: Vec<BudgetStatus>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alerts: Vec<AlertEvent>,
     },
     Committed {
         /// What the ledger charged: the actual cost capped at the reservation; `None` when the
@@ -129,4 +154,12 @@ pub enum LedgerReply {
     },
     Recorded,
     Usage(UsageReport),
+    // Struct variants: an internally tagged enum cannot carry a bare sequence.
+    Analytics {
+        rows: Vec<AnalyticsRow>,
+    },
+    Alerts {
+        alerts: Vec<LoggedAlert>,
+    },
+    Done,
 }

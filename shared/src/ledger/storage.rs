@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::insights::{AlertState, ErrorWindow, Rollups};
 use super::{Meta, OpenRequest, Outgoing, TenantLedger};
 use crate::audit::AuditEvent;
 use crate::budget::{Budgets, Reservation, Totals};
@@ -16,6 +17,9 @@ use crate::budget::{Budgets, Reservation, Totals};
 pub const TOTALS_KEY: &str = "totals";
 pub const META_KEY: &str = "meta";
 pub const REQUEST_PREFIX: &str = "req:";
+pub const ROLLUP_PREFIX: &str = "roll:";
+pub const ALERTS_KEY: &str = "alerts";
+pub const ERROR_WINDOW_KEY: &str = "errwin";
 
 /// A request as stored: open (its opening record, expiry and reservation together), or finished
 /// (its final record, waiting in the outbox at `seq`).
@@ -60,6 +64,23 @@ impl TenantLedger {
             w.puts
                 .push((META_KEY.into(), serde_json::to_string(&self.meta)?));
         }
+        if dirty.alerts {
+            w.puts
+                .push((ALERTS_KEY.into(), serde_json::to_string(&self.alerts)?));
+        }
+        if dirty.error_window {
+            w.puts.push((
+                ERROR_WINDOW_KEY.into(),
+                serde_json::to_string(&self.error_window)?,
+            ));
+        }
+        for name in dirty.rollups {
+            let key = format!("{ROLLUP_PREFIX}{name}");
+            match self.rollups.buckets.get(&name) {
+                Some(groups) => w.puts.push((key, serde_json::to_string(groups)?)),
+                None => w.deletes.push(key),
+            }
+        }
         for key in dirty.requests {
             let id = key.strip_prefix(REQUEST_PREFIX).unwrap_or(&key);
             let stored = match self.open.get(id) {
@@ -99,12 +120,23 @@ impl TenantLedger {
         let mut open = BTreeMap::new();
         let mut reservations = BTreeMap::new();
         let mut outbox = BTreeMap::new();
+        let mut rollups = Rollups::default();
+        let mut alerts = AlertState::default();
+        let mut error_window = ErrorWindow::default();
         for (key, value) in pieces {
             let bad = |e: serde_json::Error| format!("ledger piece {key}: {e}");
             if key == TOTALS_KEY {
                 totals = serde_json::from_str(value).map_err(bad)?;
             } else if key == META_KEY {
                 meta = serde_json::from_str(value).map_err(bad)?;
+            } else if key == ALERTS_KEY {
+                alerts = serde_json::from_str(value).map_err(bad)?;
+            } else if key == ERROR_WINDOW_KEY {
+                error_window = serde_json::from_str(value).map_err(bad)?;
+            } else if let Some(name) = key.strip_prefix(ROLLUP_PREFIX) {
+                rollups
+                    .buckets
+                    .insert(name.to_string(), serde_json::from_str(value).map_err(bad)?);
             } else if let Some(id) = key.strip_prefix(REQUEST_PREFIX) {
                 match serde_json::from_str(value).map_err(bad)? {
                     StoredRequest::Open {
@@ -137,6 +169,9 @@ impl TenantLedger {
             open,
             outbox,
             meta,
+            rollups,
+            alerts,
+            error_window,
             dirty: Default::default(),
         })
     }

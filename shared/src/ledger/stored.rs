@@ -255,6 +255,7 @@ mod tests {
             trace_id: "t".into(),
         });
         LedgerOp::Admit(AdmitAsk {
+            error_rate: None,
             now_ms,
             expires_ms,
             record,

@@ -47,6 +47,7 @@ fn budget(limit: u64) -> BudgetLine {
 
 fn admit(id: &str, at: u64, amount: Option<u64>) -> LedgerOp {
     LedgerOp::Admit(AdmitAsk {
+        error_rate: None,
         now_ms: at,
         expires_ms: at + TTL,
         record: record(id, at, false),
@@ -284,9 +285,12 @@ fn a_commit_rewrites_one_piece_and_deletes_none() {
     l.apply(&commit("r1", T0 + 5, 100));
     let w = l.take_writes().expect("writes");
     let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
+    // The record's hour of the key's usage rollup is the one other piece a commit writes.
+    // (The commit's record started at T0 - 5 ms: the hour before T0.)
+    let rollup = format!("roll:h{:013}:k_1", T0 - 3_600_000);
     assert_eq!(
         keys,
-        vec![TOTALS_KEY, "req:r1"],
+        vec![TOTALS_KEY, rollup.as_str(), "req:r1"],
         "the finished record takes the open one's key"
     );
     assert!(w.deletes.is_empty());
@@ -344,5 +348,31 @@ proptest! {
                 .expect("restores");
             prop_assert_eq!(&restored, &live);
         }
+    }
+}
+
+#[test]
+fn every_reply_survives_the_json_boundary() {
+    // Hosts move replies as JSON text: each variant must serialize and parse back.
+    let mut l = TenantLedger::default();
+    l.apply(&admit("r1", T0, Some(300)));
+    l.apply(&commit("r1", T0 + 5, 100));
+    let replies = [
+        l.apply(&LedgerOp::Analytics(crate::ledger::AnalyticsAsk {
+            from_ms: T0 - 7_200_000,
+            to_ms: T0 + 3_600_000,
+            bucket_ms: 3_600_000,
+            group_by: vec![crate::ledger::Dimension::Model],
+        })),
+        l.apply(&LedgerOp::Alerts { limit: 10 }),
+        l.apply(&LedgerOp::Raise {
+            now_ms: T0,
+            events: Vec::new(),
+        }),
+    ];
+    for reply in replies {
+        let text = serde_json::to_string(&reply).expect("serializes");
+        let back: LedgerReply = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, reply);
     }
 }

@@ -6,11 +6,14 @@
 //! isolates learn about a target's health; a cache write that never runs is a later miss.
 
 use super::Gateway;
+use crate::alerts::AlertEvent;
+use crate::config::AlertPolicy;
 use crate::host::{Host, HostError};
 use crate::ids::TenantId;
 use crate::ledger::{LedgerId, LedgerOp};
 use crate::response_cache::CacheKey;
 use crate::routing::circuit::{CircuitOp, CircuitReply};
+use crate::telemetry::ExecutionRecord;
 
 /// One piece of deferred work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,15 @@ pub enum Deferred {
         entry: Vec<u8>,
         expires_ms: u64,
     },
+    /// Alerts the ledger handed over: delivered to the tenant's webhooks, the results
+    /// reported back to the ledger.
+    Alerts {
+        ledger: LedgerId,
+        policy: AlertPolicy,
+        events: Vec<AlertEvent>,
+    },
+    /// A finished request's execution record, for the telemetry export.
+    Observe(Box<ExecutionRecord>),
 }
 
 /// What a request leaves to do after its response.
@@ -58,6 +70,18 @@ impl AfterResponse {
         });
     }
 
+    pub fn alerts(&mut self, ledger: LedgerId, policy: AlertPolicy, events: Vec<AlertEvent>) {
+        self.work.push(Deferred::Alerts {
+            ledger,
+            policy,
+            events,
+        });
+    }
+
+    pub fn observe(&mut self, record: ExecutionRecord) {
+        self.work.push(Deferred::Observe(Box::new(record)));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.work.is_empty()
     }
@@ -71,9 +95,11 @@ impl AfterResponse {
         self.work.extend(other.work);
     }
 
-    /// Runs everything, in order; returns what failed, for the adapter to log.
-    pub async fn run<H: Host>(self, gw: &Gateway, host: &H) -> Vec<HostError> {
+    /// Runs everything, in order (execution records last: the export may wait for a batch);
+    /// returns what failed, for the adapter to log.
+    pub async fn run<H: Host>(mut self, gw: &Gateway, host: &H) -> Vec<HostError> {
         let mut failures = Vec::new();
+        self.work.sort_by_key(|w| matches!(w, Deferred::Observe(_)));
         for work in self.work {
             match work {
                 Deferred::Ledger(ledger, op) => {
@@ -82,9 +108,33 @@ impl AfterResponse {
                     }
                 }
                 Deferred::Circuits(tenant, op) => match host.circuits(&tenant, &op).await {
-                    Ok(reply) => gw.learn_circuits(host, &tenant, &op, reply),
+                    Ok(reply) => {
+                        if let CircuitReply::Reported {
+                            change: Some(change),
+                            ..
+                        } = &reply
+                        {
+                            if let Err(e) = gw.raise_circuit_alert(host, &tenant, &op, change).await
+                            {
+                                failures.push(e);
+                            }
+                        }
+                        gw.learn_circuits(host, &tenant, &op, reply)
+                    }
                     Err(e) => failures.push(e),
                 },
+                Deferred::Alerts {
+                    ledger,
+                    policy,
+                    events,
+                } => failures.extend(gw.deliver_alerts(host, &ledger, &policy, events).await),
+                Deferred::Observe(record) => {
+                    if let Some(wait_ms) = gw.observe(*record) {
+                        if let Err(e) = gw.flush_telemetry(host, wait_ms).await {
+                            failures.push(e);
+                        }
+                    }
+                }
                 Deferred::CachePut {
                     key,
                     entry,
@@ -112,7 +162,8 @@ pub(super) fn learned(
         {
             targets.iter().cloned().zip(states).collect()
         }
-        (CircuitOp::Report { target, .. }, CircuitReply::State(state)) => {
+        (CircuitOp::Report { target, .. }, CircuitReply::State(state))
+        | (CircuitOp::Report { target, .. }, CircuitReply::Reported { state, .. }) => {
             vec![(target.clone(), state)]
         }
         _ => Vec::new(),

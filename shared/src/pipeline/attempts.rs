@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::{provider, upstream, AfterResponse, Caller, Gateway};
-use crate::audit::{Attempt, AuditEvent, Outcome};
+use super::{provider, upstream, AfterResponse, Caller, Exchange, Gateway};
+use crate::audit::{Attempt, Outcome};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
@@ -15,6 +15,7 @@ use crate::providers::{Dialect, HubRequest};
 use crate::routing::backoff::{delay_ms, parse_retry_after_ms};
 use crate::routing::circuit::CircuitState;
 use crate::routing::Plan;
+use crate::telemetry::attempt_span_id;
 
 /// Error bodies from an upstream are small; anything larger is not an error body.
 const MAX_UPSTREAM_ERROR_BYTES: u64 = 64 * 1024;
@@ -77,7 +78,21 @@ pub(super) async fn run<'c, H: Host>(
     caller: &'c Caller,
     plan: &Plan,
     call: &CallContext<'_>,
-    audit: &mut AuditEvent,
+    exchange: &mut Exchange,
+    after: &mut AfterResponse,
+) -> Result<Attempted<'c, H::Body>, GatewayError> {
+    let result = attempt_all(gw, host, caller, plan, call, exchange, after).await;
+    exchange.timing.mark("upstream", host.now().millis());
+    result
+}
+
+async fn attempt_all<'c, H: Host>(
+    gw: &Gateway,
+    host: &H,
+    caller: &'c Caller,
+    plan: &Plan,
+    call: &CallContext<'_>,
+    exchange: &mut Exchange,
     after: &mut AfterResponse,
 ) -> Result<Attempted<'c, H::Body>, GatewayError> {
     let tenant = &caller.tenant;
@@ -158,6 +173,11 @@ pub(super) async fn run<'c, H: Host>(
         };
         let mut headers = written.headers;
         headers.extend(call.headers.iter().cloned());
+        // Each attempt is its own client span: the upstream's spans hang under it.
+        let attempt_span = attempt_span_id(exchange.trace(), exchange.record.detail.attempts.len());
+        if let Some(tp) = headers.iter_mut().find(|(n, _)| n == "traceparent") {
+            tp.1 = exchange.trace().header_with_parent(&attempt_span);
+        }
         let timeout_ms = plan.timeout_ms.unwrap_or(target.timeout_ms);
         let approved = EgressApproved::check(
             &gw.region,
@@ -170,6 +190,7 @@ pub(super) async fn run<'c, H: Host>(
         *tries.entry(key).or_insert(0) += 1;
         sent_any = true;
         let started = host.now();
+        exchange.timing.attempt_starts.push(started.millis());
         let sent = host.send(approved).await;
         let mut attempt = Attempt {
             provider: target.provider.as_str().to_string(),
@@ -212,11 +233,11 @@ pub(super) async fn run<'c, H: Host>(
                 ) {
                     Ok((status, body)) if !plan.fallback_on.statuses.contains(&status) => {
                         attempt.latency_ms = host.now().ms_since(started);
-                        audit.detail.attempts.push(attempt);
+                        exchange.record.detail.attempts.push(attempt);
                         // The client's own mistake, as the upstream phrased it: recorded as
                         // refused (the reservation is released).
-                        audit.record.outcome = Outcome::Refused;
-                        audit.record.status = status;
+                        exchange.record.record.outcome = Outcome::Refused;
+                        exchange.record.record.status = status;
                         return Ok(Attempted::Refused {
                             status,
                             body,
@@ -247,7 +268,7 @@ pub(super) async fn run<'c, H: Host>(
         match outcome {
             Ok(response) => {
                 attempt.status = Some(response.status);
-                audit.detail.attempts.push(attempt);
+                exchange.record.detail.attempts.push(attempt);
                 gw.report_circuit(host, caller, key, true, known, after);
                 return Ok(Attempted::Served {
                     key: key.to_string(),
@@ -257,7 +278,7 @@ pub(super) async fn run<'c, H: Host>(
             }
             Err((err, falls_back, counts)) => {
                 attempt.error_code = Some(err.code().to_string());
-                audit.detail.attempts.push(attempt);
+                exchange.record.detail.attempts.push(attempt);
                 if counts {
                     let state = gw.report_circuit(host, caller, key, false, known, after);
                     if let Some(state) = state {

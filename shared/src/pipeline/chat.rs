@@ -94,6 +94,7 @@ async fn serve<H: Host, B: ByteSource>(
         req.header("anthropic-version"),
         req.header("anthropic-beta"),
     )?;
+    exchange.timing.mark("auth", host.now().millis());
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     // The prompt is recorded only as a hash.
     exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
@@ -106,6 +107,7 @@ async fn serve<H: Host, B: ByteSource>(
     let mut guarded = guard::Findings::default();
     let checked = guard::openai::check_chat_request(policy, &mut request.hub, &mut guarded);
     record_guardrails(&mut exchange.record, &guarded);
+    exchange.timing.mark("guard", host.now().millis());
     checked?;
 
     // Which targets, in which order: residency, rules, weights and circuits decide.
@@ -168,16 +170,7 @@ async fn serve<H: Host, B: ByteSource>(
         headers,
         states: &plan.states,
     };
-    let attempted = attempts::run(
-        gw,
-        host,
-        caller,
-        &plan.plan,
-        &call,
-        &mut exchange.record,
-        after,
-    )
-    .await?;
+    let attempted = attempts::run(gw, host, caller, &plan.plan, &call, exchange, after).await?;
     let (key, target, mut response) = match attempted {
         Attempted::Served {
             key,

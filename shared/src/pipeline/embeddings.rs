@@ -45,6 +45,7 @@ async fn serve<H: Host, B: ByteSource>(
     let tracestate = req.header("tracestate").map(str::to_string);
     let workload = req.header(crate::headers::WORKLOAD).map(str::to_string);
     let cache_control = req.header("cache-control").map(str::to_string);
+    exchange.timing.mark("auth", host.now().millis());
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
     let mut request = embeddings::parse_request(&body)?;
@@ -53,6 +54,7 @@ async fn serve<H: Host, B: ByteSource>(
     let mut guarded = guard::Findings::default();
     let checked = guard_inputs(caller, &mut request, &mut guarded);
     record_guardrails(&mut exchange.record, &guarded);
+    exchange.timing.mark("guard", host.now().millis());
     checked?;
 
     let model = request.model.clone();
@@ -92,16 +94,7 @@ async fn serve<H: Host, B: ByteSource>(
         headers,
         states: &plan.states,
     };
-    let attempted = attempts::run(
-        gw,
-        host,
-        caller,
-        &plan.plan,
-        &call,
-        &mut exchange.record,
-        after,
-    )
-    .await?;
+    let attempted = attempts::run(gw, host, caller, &plan.plan, &call, exchange, after).await?;
     let (key, target, mut response) = match attempted {
         Attempted::Served {
             key,

@@ -11,11 +11,14 @@
 
 use super::admission::{refusal_error, Charge, Counted};
 use super::{AfterResponse, Caller, Gateway, RequestCtx};
+use crate::alerts::AlertEvent;
 use crate::audit::{AuditEvent, Outcome, Usage};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
 use crate::ledger::{AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk};
+use crate::telemetry::{ExecutionRecord, Timing};
+use crate::trace::TraceContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -35,17 +38,65 @@ pub(crate) struct Exchange {
     pub charge: Option<Charge>,
     /// Choices the request asks for (OpenAI's `n`): each may use the whole output allowance.
     pub choices: u64,
+    /// When each phase ended, for the execution record.
+    pub timing: Timing,
+    trace: TraceContext,
+    /// Export this request's execution record (the deployment has a collector and the tenant
+    /// did not opt out), with body hashes when the tenant asks.
+    export: Option<bool>,
+    /// Alerts the ledger handed over at admission, for delivery after the response.
+    alerts: Vec<AlertEvent>,
+    /// Their ids, for the execution record.
+    alert_ids: Vec<String>,
 }
 
 impl Exchange {
     pub fn new(gw: &Gateway, ctx: &RequestCtx, caller: &Caller, operation: &str) -> Self {
+        let mut record = gw.audit_base(ctx, caller, operation);
+        record.detail.tags = caller.key.tags.clone();
+        let policy = caller.tenant.telemetry;
         Exchange {
-            record: gw.audit_base(ctx, caller, operation),
+            record,
             ledger: Gateway::ledger_of(caller).0,
             stage: Stage::Open,
             charge: None,
             choices: 1,
+            timing: Timing::new(ctx.started.millis()),
+            trace: ctx.trace.clone(),
+            export: (gw.settings.collector.is_some() && policy.export)
+                .then_some(policy.content_hashes),
+            alerts: Vec::new(),
+            alert_ids: Vec::new(),
         }
+    }
+
+    pub fn trace(&self) -> &TraceContext {
+        &self.trace
+    }
+
+    /// Hands the alerts the ledger gave this request to `after`, for delivery to the tenant's
+    /// webhooks once the response is out.
+    pub fn deliver_alerts(&mut self, caller: &Caller, after: &mut AfterResponse) {
+        if self.alerts.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.alerts);
+        self.alert_ids.extend(events.iter().map(|e| e.id.clone()));
+        after.alerts(self.ledger.clone(), caller.tenant.alerts.clone(), events);
+    }
+
+    /// The request's execution record as it ends at `end_ms`, if it is exported.
+    pub fn execution_record(&self, end_ms: u64) -> Option<ExecutionRecord> {
+        let content_hashes = self.export?;
+        let mut record = ExecutionRecord::new(
+            &self.trace,
+            &self.timing,
+            self.record.clone(),
+            end_ms,
+            content_hashes,
+        );
+        record.alerts = self.alert_ids.clone();
+        Some(record)
     }
 
     /// Notes the target a request is sent to (model, provider, endpoint host).
@@ -81,6 +132,11 @@ impl Exchange {
             stage: self.stage,
             charge: self.charge.take(),
             choices: self.choices,
+            timing: std::mem::take(&mut self.timing),
+            trace: self.trace.clone(),
+            export: self.export.take(),
+            alerts: std::mem::take(&mut self.alerts),
+            alert_ids: std::mem::take(&mut self.alert_ids),
         };
         self.stage = Stage::Done;
         taken
@@ -122,9 +178,11 @@ impl Exchange {
             expires_ms: now_ms + caller.tenant.limits.reservation_ttl_ms,
             record: opening,
             reserve: reserve.clone(),
+            error_rate: caller.tenant.alerts.error_rate,
         });
         match host.ledger(&self.ledger, &op).await {
-            Ok(LedgerReply::Admitted { budgets }) => {
+            Ok(LedgerReply::Admitted { budgets, alerts }) => {
+                self.alerts = alerts;
                 charge.reserved = reserve.is_some();
                 charge.budgets = budgets;
                 self.charge = Some(charge);
@@ -134,8 +192,10 @@ impl Exchange {
             Ok(LedgerReply::Refused {
                 refusal,
                 retry_after_ms,
+                alerts,
                 ..
             }) => {
+                self.alerts = alerts;
                 self.stage = Stage::Done;
                 let err = refusal_error(&refusal, charge.reserved_micros);
                 Err(match retry_after_ms {
@@ -233,7 +293,11 @@ impl Exchange {
         usage: Option<Usage>,
     ) -> Result<(), GatewayError> {
         let now = host.now().millis();
-        match self.ending_op(now, usage, Counted::default()) {
+        let ending = self.ending_op(now, usage, Counted::default());
+        if let Some(record) = self.execution_record(now) {
+            after.observe(record);
+        }
+        match ending {
             None => Ok(()),
             Some((ledger, op, true)) => {
                 after.ledger(ledger, op);

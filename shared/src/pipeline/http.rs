@@ -10,8 +10,6 @@ pub struct Inbound<B> {
     pub method: String,
     /// Path without the query string.
     pub path: String,
-    /// The query string without its `?` (empty when there is none).
-    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: B,
 }
@@ -19,13 +17,6 @@ pub struct Inbound<B> {
 impl<B> Inbound<B> {
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
-    }
-
-    /// The query's parameters, percent-decoded (`application/x-www-form-urlencoded`), in order.
-    pub fn query_pairs(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(self.query.as_bytes())
-            .into_owned()
-            .collect()
     }
 
     /// `Content-Length`, when the client sent a well-formed one.

@@ -3,6 +3,7 @@
 
 mod admission;
 mod after;
+mod analytics;
 mod attempts;
 mod auth;
 mod cached;
@@ -15,6 +16,7 @@ mod explain;
 mod hit;
 pub mod http;
 mod models;
+mod observe;
 mod plan;
 mod provider;
 pub mod relay;
@@ -23,6 +25,7 @@ mod usage;
 
 pub use admission::{Charge, Counted, MAX_OUTPUT_TOKENS, PRICE_TABLE_RECORD};
 pub use after::{AfterResponse, Deferred};
+pub use analytics::analytics_ask;
 pub(crate) use chat::record_guardrails;
 pub(crate) use exchange::Exchange;
 pub use http::{Inbound, Reply, ReplyBody};
@@ -54,6 +57,8 @@ pub struct Settings {
     pub key_cache_ttl_ms: u64,
     /// Largest non-streaming upstream response accepted.
     pub max_upstream_response_bytes: u64,
+    /// The OpenTelemetry collector execution records are exported to, if any.
+    pub collector: Option<crate::telemetry::Collector>,
 }
 
 impl Default for Settings {
@@ -64,6 +69,7 @@ impl Default for Settings {
             // Short: revocation takes effect within this (plus KV propagation).
             key_cache_ttl_ms: 10_000,
             max_upstream_response_bytes: 32 * 1024 * 1024,
+            collector: None,
         }
     }
 }
@@ -85,6 +91,10 @@ pub struct Gateway {
     recent_entries: RefCell<TtlCache<Rc<Vec<u8>>>>,
     /// Requests per tenant since this isolate last asked for a retry permit.
     retry_counts: RefCell<HashMap<String, u64>>,
+    /// Execution records waiting for export.
+    telemetry: RefCell<crate::telemetry::TelemetryBuffer>,
+    /// This isolate's id among the deployment's, for the telemetry resource (made once).
+    instance_id: RefCell<String>,
 }
 
 /// A handled request: the reply for the client, and what to do once it has gone out.
@@ -135,6 +145,8 @@ impl Gateway {
                 cached::RECENT_ENTRIES,
             )),
             retry_counts: RefCell::new(HashMap::new()),
+            telemetry: RefCell::new(Default::default()),
+            instance_id: RefCell::new(String::new()),
         }
     }
 
@@ -143,7 +155,10 @@ impl Gateway {
         Gateway::new(
             deployment.region.clone(),
             deployment.regions.clone(),
-            Settings::default(),
+            Settings {
+                collector: deployment.collector.clone(),
+                ..Settings::default()
+            },
         )
     }
 

@@ -51,15 +51,16 @@ impl Gateway {
     ) -> Result<(Planned, &'c ModelTarget), GatewayError> {
         self.count_request(caller);
         let planned = self.plan(host, caller, meta, after).await?;
+        exchange.timing.mark("plan", host.now().millis());
         exchange.record.detail.route = planned.plan.route_id.clone();
         let first = planned.first(caller)?;
         exchange.set_target(first);
         let max_output = max_output(first);
-        match cache {
+        let admitted = match cache {
             None => {
                 exchange
                     .admit(self, host, caller, first, request_bytes, max_output)
-                    .await?
+                    .await
             }
             Some(lookup) => {
                 lookup.key = CacheKey::derive(
@@ -71,10 +72,16 @@ impl Gateway {
                 );
                 let admit = exchange.admit(self, host, caller, first, request_bytes, max_output);
                 let (admitted, note) = join(admit, lookup.read(self, host)).await;
-                admitted?;
-                exchange.record.detail.cache = note;
+                if admitted.is_ok() {
+                    exchange.record.detail.cache = note;
+                }
+                admitted
             }
-        }
+        };
+        exchange.timing.mark("admission", host.now().millis());
+        // Alerts the ledger handed over for delivery go out after the response, admitted or not.
+        exchange.deliver_alerts(caller, after);
+        admitted?;
         Ok((planned, first))
     }
 

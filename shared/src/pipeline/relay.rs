@@ -103,6 +103,16 @@ impl<S: ByteSource> Relay<S> {
         None
     }
 
+    /// [`Relay::next`], noting when the first byte went out (time to first token).
+    pub async fn next_timed<H: Host>(&mut self, host: &H) -> Option<Vec<u8>> {
+        let out = self.next().await;
+        if out.is_some() && self.exchange.record.detail.ttft_ms.is_none() {
+            let started = self.exchange.record.record.timestamp_ms;
+            self.exchange.record.detail.ttft_ms = Some(host.now().millis().saturating_sub(started));
+        }
+        out
+    }
+
     pub fn stats(&self) -> &StreamStats {
         &self.summary
     }
@@ -234,7 +244,11 @@ impl<S: ByteSource> Relay<S> {
     /// Ends the request, after the stream: settles what it cost and records its outcome in the
     /// ledger. Call it once the stream is over, or when the client has gone (the stream is then
     /// recorded as partial). If it never runs, the ledger gives up on the request at its expiry.
-    pub async fn finish<H: Host>(&mut self, host: &H) -> Result<(), HostError> {
+    pub async fn finish<H: Host>(
+        &mut self,
+        gw: &crate::pipeline::Gateway,
+        host: &H,
+    ) -> Result<(), HostError> {
         if !self.finished {
             // The client left mid-stream.
             self.finished = true;
@@ -266,12 +280,18 @@ impl<S: ByteSource> Relay<S> {
             Some(store) if clean => store.finish(&mut self.exchange, now, self.summary.usage),
             _ => None,
         };
-        let committed = match self
+        self.exchange.timing.mark("stream", now);
+        let ending = self
             .exchange
-            .ending_op(now, self.summary.usage, self.summary.counted)
-        {
+            .ending_op(now, self.summary.usage, self.summary.counted);
+        let observed = self.exchange.execution_record(now);
+        let committed = match ending {
             Some((ledger, op, _)) => host.ledger_after_response(&ledger, &op).await,
             None => Ok(()),
+        };
+        let committed = match observed.and_then(|r| gw.observe(r)) {
+            Some(wait_ms) => committed.and(gw.flush_telemetry(host, wait_ms).await),
+            None => committed,
         };
         // The record is committed first: a failed cache write only costs a later miss.
         if let Some((key, entry, expires_ms)) = to_store {

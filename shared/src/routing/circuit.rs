@@ -83,6 +83,22 @@ pub enum CircuitReply {
     States(Vec<CircuitState>),
     State(CircuitState),
     Permit(bool),
+    /// A report's answer: the state, and whether this report opened or closed the circuit
+    /// (exactly one report does each, so the alert it raises is raised once).
+    Reported {
+        state: CircuitState,
+        change: Option<CircuitChange>,
+    },
+}
+
+/// A circuit opening (`until_ms`: when it half-opens) or closing again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitChange {
+    pub opened: bool,
+    pub at_ms: u64,
+    /// The opening's cool-down end (for a close: the opening it ends).
+    pub until_ms: u64,
+    pub failures: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +131,32 @@ impl CircuitBoard {
                 ok,
                 now_ms,
                 breaker,
-            } => CircuitReply::State(self.report(target, *ok, *now_ms, breaker)),
+            } => {
+                let before = self
+                    .circuits
+                    .get(target.as_str())
+                    .and_then(|c| c.open_until_ms);
+                let failures = self.circuits.get(target.as_str()).map_or(0, |c| c.failures);
+                let state = self.report(target, *ok, *now_ms, breaker);
+                let change = match (&state, before) {
+                    (CircuitState::Open { until_ms }, b) if b != Some(*until_ms) => {
+                        Some(CircuitChange {
+                            opened: true,
+                            at_ms: *now_ms,
+                            until_ms: *until_ms,
+                            failures: failures.saturating_add(1),
+                        })
+                    }
+                    (CircuitState::Closed { .. }, Some(until)) if *ok => Some(CircuitChange {
+                        opened: false,
+                        at_ms: *now_ms,
+                        until_ms: until,
+                        failures,
+                    }),
+                    _ => None,
+                };
+                CircuitReply::Reported { state, change }
+            }
             CircuitOp::RetryPermit {
                 now_ms,
                 requests,
@@ -234,7 +275,7 @@ mod tests {
             now_ms,
             breaker: B,
         }) {
-            CircuitReply::State(s) => s,
+            CircuitReply::State(s) | CircuitReply::Reported { state: s, .. } => s,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -474,11 +474,9 @@ pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) 
     }
     // Split the body so the pipeline's limited reader sees several chunks.
     let chunks = body.chunks(7).map(<[u8]>::to_vec).collect();
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     Inbound {
         method: method.into(),
         path: path.into(),
-        query: query.into(),
         headers: hs,
         body: Chunks(chunks),
     }
@@ -514,10 +512,10 @@ pub fn run(
             ReplyBody::Full(b) => b,
             ReplyBody::Stream(mut relay) => {
                 let mut out = Vec::new();
-                while let Some(chunk) = relay.next().await {
+                while let Some(chunk) = relay.next_timed(host).await {
                     out.extend(chunk);
                 }
-                let _ = relay.finish(host).await;
+                let _ = relay.finish(gw, host).await;
                 out
             }
         };

@@ -1,0 +1,221 @@
+//! The execution record: one per request, what observability needs to explain it (phases and
+//! their durations, each upstream attempt, time to first token, the route and target, budget
+//! and guardrail decisions, the cache, tokens and cost). Built from the request's final audit
+//! record plus its timing, so the two can never disagree; it holds no prompt or response text
+//! (the audit record's optional redacted content is dropped, and the body hashes are kept only
+//! when the tenant's `telemetry.content_hashes` asks for them).
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::audit::AuditEvent;
+use crate::trace::TraceContext;
+
+/// When each phase of a request ended, in milliseconds of the host's clock. On Workers the
+/// clock only advances across I/O, so phases without I/O (guardrails) show as 0 ms there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Timing {
+    pub started_ms: u64,
+    /// `(phase, end_ms)` in order; each phase starts where the previous one ended.
+    pub marks: Vec<(&'static str, u64)>,
+    /// When each upstream attempt was sent (parallel to the audit record's attempts).
+    pub attempt_starts: Vec<u64>,
+    /// When a stream's first byte went to the client.
+    pub first_byte_ms: Option<u64>,
+}
+
+impl Timing {
+    pub fn new(started_ms: u64) -> Self {
+        Timing {
+            started_ms,
+            ..Timing::default()
+        }
+    }
+
+    /// Notes that `phase` ended at `at_ms` (a phase marked twice keeps its first end).
+    pub fn mark(&mut self, phase: &'static str, at_ms: u64) {
+        if !self.marks.iter().any(|(p, _)| *p == phase) {
+            self.marks.push((phase, at_ms));
+        }
+    }
+}
+
+/// One phase of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// One upstream attempt as a span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptSpan {
+    pub span_id: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecutionRecord {
+    pub trace_id: String,
+    /// ASC's server span for the request.
+    pub span_id: String,
+    /// The caller's span, when it sent a valid `traceparent`.
+    pub parent_span_id: Option<String>,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub phases: Vec<Phase>,
+    /// Parallel to `event.detail.attempts`.
+    pub attempts: Vec<AttemptSpan>,
+    pub ttft_ms: Option<u64>,
+    /// Alerts this request raised or carried to delivery (their ids).
+    pub alerts: Vec<String>,
+    /// The final audit record, without any recorded content.
+    pub event: AuditEvent,
+}
+
+/// The span id of upstream attempt `n` of the request whose server span is `span_id`: derived,
+/// so the `traceparent` sent upstream and the exported client span agree without storing ids.
+pub fn attempt_span_id(trace: &TraceContext, n: usize) -> String {
+    let mut h = Sha256::new();
+    h.update(trace.trace_id.as_bytes());
+    h.update(trace.span_id.as_bytes());
+    h.update((n as u64).to_le_bytes());
+    let digest = h.finalize();
+    let id = hex::encode(digest.get(..8).unwrap_or_default());
+    if id == "0000000000000000" {
+        // All-zero span ids are invalid (W3C); astronomically unlikely, but never send one.
+        return "0000000000000001".into();
+    }
+    id
+}
+
+impl ExecutionRecord {
+    pub fn new(
+        trace: &TraceContext,
+        timing: &Timing,
+        mut event: AuditEvent,
+        end_ms: u64,
+        content_hashes: bool,
+    ) -> Self {
+        event.detail.content = None;
+        if !content_hashes {
+            event.detail.prompt_sha256 = None;
+            event.detail.response_sha256 = None;
+        }
+        let mut phases = Vec::with_capacity(timing.marks.len());
+        let mut start = timing.started_ms;
+        for (name, end) in &timing.marks {
+            let end = (*end).max(start);
+            phases.push(Phase {
+                name,
+                start_ms: start,
+                end_ms: end,
+            });
+            start = end;
+        }
+        let attempts = event
+            .detail
+            .attempts
+            .iter()
+            .enumerate()
+            .map(|(n, a)| {
+                let start_ms = timing
+                    .attempt_starts
+                    .get(n)
+                    .copied()
+                    .unwrap_or(timing.started_ms);
+                AttemptSpan {
+                    span_id: attempt_span_id(trace, n),
+                    start_ms,
+                    end_ms: start_ms + a.latency_ms,
+                }
+            })
+            .collect();
+        let ttft_ms = event.detail.ttft_ms;
+        ExecutionRecord {
+            trace_id: trace.trace_id.clone(),
+            span_id: trace.span_id.clone(),
+            parent_span_id: trace.parent_id.clone(),
+            start_ms: timing.started_ms,
+            end_ms: end_ms.max(timing.started_ms),
+            phases,
+            attempts,
+            ttft_ms,
+            alerts: Vec::new(),
+            event,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditRecord, Outcome, RecordedContent};
+
+    #[test]
+    fn recorded_content_never_enters_the_record_and_hashes_only_when_asked() {
+        let trace = TraceContext::continue_or_start(
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            &[1; 24],
+        );
+        let mut event = AuditEvent::from(AuditRecord {
+            schema_version: 1,
+            request_id: "req_1".into(),
+            timestamp_ms: 1_000,
+            region: "local".into(),
+            tenant_id: Some("t".into()),
+            key_id: Some("k".into()),
+            operation: "chat.completions".into(),
+            requested_model: Some("m".into()),
+            served_model: Some("m".into()),
+            provider: Some("openai".into()),
+            endpoint_host: Some("127.0.0.1".into()),
+            stream: false,
+            outcome: Outcome::Ok,
+            status: 200,
+            error_code: None,
+            usage: None,
+            latency_ms: 40,
+            policy_version: None,
+            trace_id: trace.trace_id.clone(),
+        });
+        event.detail.content = Some(RecordedContent {
+            prompt: Some("secret prompt".into()),
+            response: Some("secret answer".into()),
+            redaction_policy: None,
+        });
+        event.detail.prompt_sha256 = Some("ab".repeat(32));
+        let mut timing = Timing::new(1_000);
+        timing.mark("auth", 1_002);
+        timing.mark("guard", 1_001); // a clock that went back is clamped, never negative
+        timing.mark("auth", 1_500); // marked twice: the first end stays
+        let r = ExecutionRecord::new(&trace, &timing, event.clone(), 1_040, false);
+        assert!(r.event.detail.content.is_none());
+        assert!(r.event.detail.prompt_sha256.is_none());
+        assert_eq!(r.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
+        assert_eq!(
+            r.phases,
+            vec![
+                Phase {
+                    name: "auth",
+                    start_ms: 1_000,
+                    end_ms: 1_002
+                },
+                Phase {
+                    name: "guard",
+                    start_ms: 1_002,
+                    end_ms: 1_002
+                },
+            ]
+        );
+        let hashed = ExecutionRecord::new(&trace, &timing, event, 1_040, true);
+        assert!(hashed.event.detail.content.is_none());
+        assert!(hashed.event.detail.prompt_sha256.is_some());
+        // Attempt span ids are stable per attempt and distinct from each other.
+        assert_eq!(attempt_span_id(&trace, 0), attempt_span_id(&trace, 0));
+        assert_ne!(attempt_span_id(&trace, 0), attempt_span_id(&trace, 1));
+        assert_eq!(attempt_span_id(&trace, 0).len(), 16);
+    }
+}
