@@ -79,12 +79,15 @@ export function rowsFromAudit(records, bucket, groupBy) {
 }
 
 /**
- * `{rows, source, complete}`: `source` is `analytics` or `audit` (derived from the newest
- * audit records, `complete` false when more were in the window than one look reads).
+ * `{rows, source, complete}`: `source` is `analytics` (needs `usage.read`) or `audit` (derived
+ * from the newest audit records, with `audit.search`; `complete` false when more were in the
+ * window than one look reads).
  */
-export async function traffic(tenant, { fromMs, toMs, bucket, groupBy }) {
-  const a = await optional(`/tenants/${tenant}/analytics${query({ from_ms: fromMs, to_ms: toMs, bucket, group_by: groupBy.join(',') })}`);
-  if (a && Array.isArray(a.rows)) return { rows: a.rows, source: 'analytics', complete: true };
+export async function traffic(tenant, { fromMs, toMs, bucket, groupBy }, can) {
+  if (can['usage.read']) {
+    const a = await optional(`/tenants/${tenant}/analytics${query({ from_ms: fromMs, to_ms: toMs, bucket, group_by: groupBy.join(',') })}`);
+    if (a && Array.isArray(a.rows)) return { rows: a.rows, source: 'analytics', complete: true };
+  }
   const { records, complete } = await auditRecords(tenant, fromMs, toMs);
   return { rows: rowsFromAudit(records, bucket, groupBy), source: 'audit', complete };
 }

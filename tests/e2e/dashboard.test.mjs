@@ -148,7 +148,9 @@ describe('dashboard in a real browser', options(), () => {
     await shot(page, '02-config-invalid');
     const valid = {
       ...current,
-      budgets: [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 50_000_000, period: 'monthly', alert_at_percent: [50] }],
+      // A soft budget the test's requests cross (the mock's prices: a few micro-USD each), so
+      // an alert is raised and nothing is refused.
+      budgets: [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 20, period: 'monthly', mode: 'soft', alert_at_percent: [50] }],
       guardrails: { detectors: { email: { mode: 'redact' } } },
     };
     await editor.fill(JSON.stringify(valid, null, 2));
@@ -201,6 +203,10 @@ describe('dashboard in a real browser', options(), () => {
     await page.locator('table.per-key_id').getByText(stack.keys.demo.keyId).waitFor({ timeout: 10_000 })
       .catch(async (e) => { await shot(page, 'failed-spend'); throw e; });
     await page.locator('figure.chart canvas').first().waitFor();
+    // The alert raised when the spend crossed 50% of the budget.
+    const alerts = (await adminApi('admin', 'GET', '/tenants/demo/alerts')).json.data;
+    assert.ok(alerts.some((a) => a.type === 'budget.threshold'), JSON.stringify(alerts));
+    await page.locator('table.alerts td.type').getByText('budget.threshold').first().waitFor();
     await shot(page, '04-spend');
 
     // Traffic: the model's requests (three served, at least) and its latency.

@@ -7,13 +7,13 @@ import { Chart } from '../chart.js';
 import { useLoad, Status, WindowPicker, WINDOWS, SourceNote } from '../load.js';
 import { int } from '../format.js';
 
-export function Guardrails({ tenant }) {
+export function Guardrails({ tenant, can }) {
   const [win, setWin] = useState('24h');
   const w = WINDOWS.find((x) => x.id === win);
   const load = useLoad(async () => {
     const toMs = Date.now() + 60_000;
     const fromMs = toMs - w.ms;
-    return { fromMs, toMs, ...(await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['model'] })) };
+    return { fromMs, toMs, ...(await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['model'] }, can)) };
   }, [tenant, win]);
   const d = load.data;
   let body = null;

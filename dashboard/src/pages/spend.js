@@ -47,20 +47,21 @@ function Alerts({ alerts, usage }) {
   if (alerts === null) {
     const reached = usage.budgets.filter((b) => b.alerts_reached.length || b.exceeded);
     return html`
-      <p class="note">Alert history arrives with the gateway's alerting; thresholds reached in the current period:</p>
+      <p class="note">No alert history here (this deployment has no alerts endpoint, or your roles do not read it); thresholds reached in the current period:</p>
       ${reached.length === 0 ? html`<p class="empty">None.</p>` : html`<ul>${reached.map((b) => html`<li>${b.budget_id}: ${b.alerts_reached.map((p) => `${p}%`).join(', ')}${b.exceeded ? ' — exceeded' : ''}</li>`)}</ul>`}`;
   }
   if (alerts.data.length === 0) return html`<p class="empty">No alerts raised.</p>`;
-  return html`<div class="scroll"><table><caption>Alerts raised</caption>
-    <thead><tr><th scope="col">When</th><th scope="col">Type</th><th scope="col">Detail</th></tr></thead>
-    <tbody>${alerts.data.map((a) => html`<tr><td>${when(a.at_ms)}</td><td>${a.type}</td><td><code>${JSON.stringify(a.detail)}</code></td></tr>`)}</tbody>
+  return html`<div class="scroll"><table class="alerts"><caption>Alerts raised, newest first</caption>
+    <thead><tr><th scope="col">When</th><th scope="col">Type</th><th scope="col">Detail</th><th scope="col">Delivery</th></tr></thead>
+    <tbody>${alerts.data.map((a) => html`<tr><td>${when(a.at_ms)}</td><td class="type">${a.type}</td><td><code>${JSON.stringify(a.detail)}</code></td>
+      <td>${a.delivery ? `${a.delivery.status}${a.delivery.attempts ? ` (${a.delivery.attempts} attempt(s))` : ''}` : ''}</td></tr>`)}</tbody>
   </table></div>`;
 }
 
 function PerGroup({ rows, field, label }) {
   const totals = new Map();
   for (const r of rows) {
-    const k = r[field] ?? '(none)';
+    const k = r[field] || '(none)';
     const t = totals.get(k) || { cost: 0, requests: 0 };
     t.cost += Number(r.cost_usd_micros || 0);
     t.requests += r.requests;
@@ -74,20 +75,20 @@ function PerGroup({ rows, field, label }) {
   </table></div>`;
 }
 
-export function Spend({ tenant }) {
+export function Spend({ tenant, can }) {
   const [win, setWin] = useState('24h');
   const w = WINDOWS.find((x) => x.id === win);
   const usage = useLoad(async () => {
     const [u, c] = await Promise.all([get(`/tenants/${tenant}/usage`), get(`/tenants/${tenant}`).catch(() => null)]);
     return { usage: u.json, config: c && c.json };
   }, [tenant]);
-  const alerts = useLoad(() => optional(`/tenants/${tenant}/alerts${query({ limit: 50 })}`), [tenant]);
+  const alerts = useLoad(() => (can['alerts.read'] ? optional(`/tenants/${tenant}/alerts${query({ limit: 50 })}`) : Promise.resolve(null)), [tenant]);
   const series = useLoad(async () => {
     const toMs = Date.now() + 60_000;
     const fromMs = toMs - w.ms;
-    const byKey = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['key'] });
+    const byKey = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['key'] }, can);
     let byTag = null;
-    if (byKey.source === 'analytics') byTag = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['tag'] });
+    if (byKey.source === 'analytics') byTag = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['tag'] }, can);
     return { fromMs, toMs, byKey, byTag };
   }, [tenant, win]);
 

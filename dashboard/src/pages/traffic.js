@@ -40,13 +40,13 @@ function Totals({ rows }) {
   </table></div>`;
 }
 
-export function Traffic({ tenant }) {
+export function Traffic({ tenant, can }) {
   const [win, setWin] = useState('24h');
   const w = WINDOWS.find((x) => x.id === win);
   const load = useLoad(async () => {
     const toMs = Date.now() + 60_000;
     const fromMs = toMs - w.ms;
-    return { fromMs, toMs, ...(await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['model', 'provider'] })) };
+    return { fromMs, toMs, ...(await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['model', 'provider'] }, can)) };
   }, [tenant, win]);
   const d = load.data;
   let charts = null;
