@@ -230,34 +230,6 @@ fn changes_between(before: Option<&str>, after: &str) -> Vec<Change> {
     diff(&before.map_or(Value::Null, parse), &parse(after))
 }
 
-/// What the principal may do, per tenant it holds a role on (`*`: every tenant, for platform
-/// admins): each allowed action with its reach (`tenant`, or `own_keys` for developers). The
-/// dashboard shows only what this allows; every endpoint still checks for itself.
-fn permissions(principal: &Principal) -> Value {
-    let mut out = serde_json::Map::new();
-    for grant in &principal.grants {
-        let (name, tenant) = match &grant.tenant {
-            Some(t) => (t.to_string(), t.clone()),
-            None => ("*".to_string(), TenantId("*".into())),
-        };
-        let mut allowed = serde_json::Map::new();
-        for (action, _) in super::rbac::POLICY {
-            let reach = if grant.tenant.is_none() {
-                authorize(std::slice::from_ref(grant), *action, &tenant)
-            } else {
-                authorize(&principal.grants, *action, &tenant)
-            };
-            match reach {
-                Some(Reach::Tenant) => allowed.insert(action.name().into(), json!("tenant")),
-                Some(Reach::OwnKeys) => allowed.insert(action.name().into(), json!("own_keys")),
-                None => None,
-            };
-        }
-        out.insert(name, Value::Object(allowed));
-    }
-    Value::Object(out)
-}
-
 /// A failure with its details (config errors), or a plain error.
 pub(super) type Failure = (GatewayError, Option<Value>);
 
@@ -326,7 +298,7 @@ impl AdminPlane {
         let Some(tenant) = tenant else {
             // GET /admin/v1/me: who the token says you are.
             let body = json!({"subject": principal.subject, "issuer": principal.issuer,
-                "roles": principal.role_names(), "can": permissions(&principal)});
+                "roles": principal.role_names(), "can": super::rbac::permissions(&principal.grants)});
             return Ok(json_reply(200, &body));
         };
         let action = endpoint.action();

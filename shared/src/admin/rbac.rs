@@ -200,6 +200,36 @@ pub fn authorize(grants: &[Grant], action: Action, tenant: &TenantId) -> Option<
     best
 }
 
+/// What `grants` allow, per tenant they name (`*`: every tenant, for platform admins): each
+/// allowed action with its reach (`tenant`, or `own_keys` for developers). The dashboard offers
+/// only what this allows; every endpoint still asks [`authorize`] for itself.
+pub fn permissions(grants: &[Grant]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for grant in grants {
+        let (name, tenant) = match &grant.tenant {
+            Some(t) => (t.to_string(), t.clone()),
+            None => ("*".to_string(), TenantId("*".into())),
+        };
+        // A tenant's entry sums every grant on it; the `*` entry is the platform grant's own.
+        let on = if grant.tenant.is_none() {
+            std::slice::from_ref(grant)
+        } else {
+            grants
+        };
+        let mut allowed = serde_json::Map::new();
+        for (action, _) in POLICY {
+            let reach = match authorize(on, *action, &tenant) {
+                Some(Reach::Tenant) => "tenant",
+                Some(Reach::OwnKeys) => "own_keys",
+                None => continue,
+            };
+            allowed.insert(action.name().into(), reach.into());
+        }
+        out.insert(name, serde_json::Value::Object(allowed));
+    }
+    serde_json::Value::Object(out)
+}
+
 /// The policy as a Markdown table (one row per action, one column per role): what the README
 /// prints, checked by a test so the two never disagree.
 pub fn policy_table() -> String {
@@ -296,6 +326,21 @@ mod tests {
         // A second, wider grant on the same tenant wins.
         let both = [on(Developer, "a"), on(TenantAdmin, "a")];
         assert_eq!(authorize(&both, KeyRevoke, &t("a")), Some(Reach::Tenant));
+    }
+
+    #[test]
+    fn permissions_list_each_tenants_allowed_actions() {
+        let p = permissions(&[on(Developer, "a"), on(Auditor, "a"), on(Finance, "b")]);
+        assert_eq!(p["a"]["key.mint"], "own_keys");
+        assert_eq!(p["a"]["audit.search"], "tenant");
+        assert!(p["a"].get("tenant.put").is_none());
+        assert_eq!(p["b"]["usage.read"], "tenant");
+        assert!(p["b"].get("key.list").is_none());
+        let admin = permissions(&[Grant {
+            role: PlatformAdmin,
+            tenant: None,
+        }]);
+        assert_eq!(admin["*"].as_object().map(|m| m.len()), Some(POLICY.len()));
     }
 
     #[test]
