@@ -145,6 +145,13 @@ describe('dashboard in a real browser', options(), () => {
     await problem.waitFor();
     assert.match(await problem.locator('code.path').textContent(), /^budgets\[0\]\.limit_usd_micros$/);
     assert.equal(await editor.getAttribute('aria-invalid'), 'true');
+    // The error names the editor's line holding that member, and takes you there.
+    const line = Number(/line (\d+)/.exec(await problem.textContent())[1]);
+    assert.match((await editor.inputValue()).split('\n')[line - 1], /"limit_usd_micros": -5/);
+    await problem.getByRole('button').click();
+    const selected = await editor.evaluate((t) => t.value.slice(t.selectionStart, t.selectionEnd));
+    assert.match(selected, /limit_usd_micros/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'config-editor');
     await shot(page, '02-config-invalid');
     const valid = {
       ...current,

@@ -65,7 +65,7 @@ export function Config({ tenant, can }) {
     if (r.status >= 400) {
       const e = r.json.error;
       setProblems(e.details || [{ path: e.param || '', message: e.message }]);
-      setMessage({ kind: 'error', text: e.message });
+      setMessage({ kind: 'error', text: e.details ? `${e.details.length} problem(s); nothing was stored. Each is shown at its path:` : e.message });
       return false;
     }
     return r;
