@@ -311,6 +311,21 @@ const results = [];
 const unavailable = [];
 const versions = {};
 const phases = [];
+const phasesNote = [];
+// A collector that accepts every OTLP export and counts it (for the export-cost row).
+let otlpSink;
+async function otlpSinkUrl() {
+  if (!otlpSink) {
+    otlpSink = { posts: 0, bytes: 0 };
+    otlpSink.server = http.createServer((req, res) => {
+      req.on('data', (c) => { otlpSink.bytes += c.length; });
+      req.on('end', () => { otlpSink.posts += 1; res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(); });
+    });
+    await new Promise((r) => otlpSink.server.listen(0, '127.0.0.1', r));
+    otlpSink.server.unref();
+  }
+  return `http://127.0.0.1:${otlpSink.server.address().port}`;
+}
 const want = (name) => !ONLY || ONLY.includes(name);
 
 async function runTarget(name, setup) {
@@ -502,6 +517,32 @@ export default {
         },
         unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
       }] : []),
+      ...(want('asc') ? [{
+        // The same build and tenants with the OpenTelemetry export on, to a local collector that
+        // accepts everything (otlpSink): what exporting execution records costs.
+        name: 'ascotlp',
+        modules: [
+          { type: 'ESModule', path: join(BUILD, 'index.js') },
+          { type: 'CompiledWasm', path: join(BUILD, 'index_bg.wasm') },
+        ],
+        modulesRoot: BUILD,
+        compatibilityDate: COMPAT_DATE,
+        bindings: {
+          ...vars,
+          OTLP_ENDPOINT: await otlpSinkUrl(),
+          KEY_HASH_SECRET: secret,
+          OPENAI_API_KEY: UPSTREAM_KEY,
+          AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+        },
+        kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
+        r2Buckets: { AUDIT_BUCKET: 'asc-audit-otlp', ASC_CACHE: 'asc-cache-otlp' },
+        durableObjects: {
+          TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
+          AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
+          CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
+        },
+        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+      }] : []),
       {
         // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
         // SQLite insert (ASC's budgeted non-streamed chat makes 3: ledger reserve, ledger settle,
@@ -590,6 +631,7 @@ if (PHASES && want('asc') && mf) {
     ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST', {}, true],
     ['ASC chat, full tenant + response cache, miss (Cache-Control: no-cache: lookup skipped, answer stored)', `${asc}/v1/chat/completions`, keys.cached, 'POST', { 'cache-control': 'no-cache' }, true],
     ['ASC chat, full tenant + response cache, hit (no upstream call)', `${asc}/v1/chat/completions`, keys.cached, 'POST', {}, true],
+    ['ASC chat, full tenant, OpenTelemetry export on (spans + metrics, OTLP/HTTP protobuf in batches to a local collector)', `${await directUrl('ascotlp')}/v1/chat/completions`, keys.bench, 'POST', {}, true],
   ];
   for (const [name, url, key, method, extraHeaders, throughput] of cases) {
     const headers = { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(extraHeaders ?? {}) };
@@ -608,6 +650,8 @@ if (PHASES && want('asc') && mf) {
     }
   }
 }
+if (otlpSink) phasesNote.push(`The OpenTelemetry row's collector received ${otlpSink.posts} exports ` +
+  `(${(otlpSink.bytes / 1e6).toFixed(1)} MB of protobuf); the row above it is the same tenant without export.`);
 const overTwice = () => {
   const d = results.find((r) => r.name.startsWith('direct'));
   const pt = results.find((r) => r.name === 'pass-through Worker (workerd)');
@@ -739,6 +783,7 @@ if (phases.length) {
     if (p.error) { say(`| ${p.name} | failed: ${p.error.replace(/\|/g, '/').slice(0, 120)} | | | | | |`); continue; }
     say(`| ${p.name} | ${f(p.p50, 3)} | ${f(p.p90, 3)} | ${f(p.p99, 3)} | ${f(p.cpuPerReq, 3)} | ${f(p.p50 - base, 3)} | ${p.rps16 === undefined ? '' : Math.round(p.rps16)} |`);
   }
+  for (const n of phasesNote) { say(); say(n); }
   if (asc && pass) {
     const ratio = added(asc) / added(pass);
     say();

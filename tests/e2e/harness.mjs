@@ -228,6 +228,7 @@ export async function startStack({ vars = {}, replicas = 1, extraTenants, secret
         ANTHROPIC_API_KEY: ANTHROPIC_UPSTREAM_KEY,
         MISTRAL_API_KEY: MISTRAL_UPSTREAM_KEY,
         AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+        ...secrets,
       },
       policy: AUDIT_POLICY,
       vars,

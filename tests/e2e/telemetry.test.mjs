@@ -60,7 +60,7 @@ const metrics = [];
 const deliveries = [];
 let failNextExport = false;
 
-describe('observability: OTLP export, alerts, analytics', hostOptions({ workerOnly: true }), () => {
+describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
   before(async () => {
     collector = await listen(async (req, res) => {
       const bytes = await body(req);
@@ -103,7 +103,8 @@ describe('observability: OTLP export, alerts, analytics', hostOptions({ workerOn
           { group: 'obs-finance', role: 'finance', tenant: 'observedbudget' },
         ])]),
       },
-      secrets: { OBS_HOOK_SECRET: HOOK_SECRET },
+      // The name Spin declares for it (spin.toml); the Worker takes any secret name.
+      secrets: { ALERTS_WEBHOOK_SECRET: HOOK_SECRET },
       extraTenants: (mock) => ({
         observed: {
           models: {
@@ -118,14 +119,14 @@ describe('observability: OTLP export, alerts, analytics', hostOptions({ workerOn
           routing: { breaker: { failure_threshold: 1000 } },
           guardrails: { detectors: { email: { mode: 'redact' }, credit_card: { mode: 'block' } } },
           alerts: {
-            webhooks: [{ id: 'ops', url: hookUrl, secret: 'OBS_HOOK_SECRET' }],
+            webhooks: [{ id: 'ops', url: hookUrl, secret: 'ALERTS_WEBHOOK_SECRET' }],
             error_rate: { percent: 30, min_requests: 2, window_seconds: 60 },
           },
         },
         // A budget needs every target priced: its own tenant, without the unpriced failing one.
         observedbudget: {
           budgets: [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 1000, period: 'monthly', mode: 'hard', alert_at_percent: [1] }],
-          alerts: { webhooks: [{ id: 'ops', url: hookUrl, secret: 'OBS_HOOK_SECRET', events: ['budget.threshold'] }] },
+          alerts: { webhooks: [{ id: 'ops', url: hookUrl, secret: 'ALERTS_WEBHOOK_SECRET', events: ['budget.threshold'] }] },
         },
       }),
     });
