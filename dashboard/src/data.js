@@ -39,11 +39,12 @@ export function rowsFromAudit(records, bucket, groupBy) {
       model: r.served_model || r.requested_model || '(none)',
       provider: r.provider || '(none)',
       key: r.key_id || '(none)',
+      tag: (r.tags || []).join(','),
     };
     const id = [start, ...groupBy.map((g) => fields[g])].join('\u0000');
     let row = groups.get(id);
     if (!row) {
-      row = { start_ms: start, requests: 0, errors: {}, input_tokens: 0, output_tokens: 0, cost_usd_micros: 0, cache_hits: 0, fallbacks: 0, retries: 0, guardrail_hits: {}, _lat: [] };
+      row = { start_ms: start, requests: 0, errors: {}, input_tokens: 0, output_tokens: 0, cost_usd_micros: 0, cache_hits: 0, fallbacks: 0, retries: 0, guardrail_hits: {}, _lat: [], _ttft: [] };
       for (const g of groupBy) row[g === 'key' ? 'key_id' : g] = fields[g];
       groups.set(id, row);
     }
@@ -70,11 +71,15 @@ export function rowsFromAudit(records, bucket, groupBy) {
       row.guardrail_hits[k] = (row.guardrail_hits[k] || 0) + (g.count || 1);
     }
     if (typeof r.latency_ms === 'number') row._lat.push(r.latency_ms);
+    if (typeof r.ttft_ms === 'number') row._ttft.push(r.ttft_ms);
   }
   return [...groups.values()].map((row) => {
     const lat = row._lat.sort((a, b) => a - b);
+    const ttft = row._ttft.sort((a, b) => a - b);
     delete row._lat;
-    return { ...row, latency_ms: { p50: percentile(lat, 50), p95: percentile(lat, 95) }, ttft_ms: null };
+    delete row._ttft;
+    return { ...row, latency_ms: { p50: percentile(lat, 50), p95: percentile(lat, 95) },
+      ttft_ms: ttft.length ? { p50: percentile(ttft, 50), p95: percentile(ttft, 95) } : null };
   }).sort((a, b) => a.start_ms - b.start_ms);
 }
 

@@ -273,9 +273,30 @@ describe('dashboard in a real browser', options(), () => {
     await page.getByRole('button', { name: 'I have stored it' }).click();
     assert.equal(await page.getByLabel("The new key's secret").count(), 0, 'the secret is gone once dismissed');
     const mintedRow = page.locator('table.keys tbody tr').filter({ hasText: 'dashboard test' });
-    await mintedRow.getByRole('button', { name: /Revoke/ }).click();
-    await mintedRow.getByText('revoked').waitFor();
+    // Rotate: a replacement's secret, once; it works.
+    await mintedRow.first().getByRole('button', { name: /Rotate/ }).click();
+    const replacement = await page.getByLabel("The new key's secret").inputValue();
+    assert.match(replacement, /^asc_/);
+    assert.notEqual(replacement, secret);
+    assert.equal((await chat('demo', 'hello', 'gpt-4o-mini', replacement)).status, 200);
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    // Revoke the original (still in its overlap): refused from now on.
+    const original = page.locator('table.keys tbody tr').filter({ has: page.locator('td', { hasText: /→/ }) });
+    await original.getByRole('button', { name: /Revoke/ }).click();
+    await original.getByText('revoked').waitFor();
+    assert.equal((await chat('demo', 'hello', 'gpt-4o-mini', secret)).status, 401);
     assert.ok(!(await page.content()).includes(secret), 'the secret is not shown again');
+    await shot(page, '10-keys-rotated-revoked');
+
+    // Config rollback from the history: version 1's bytes stored as version 3, by the admin.
+    await open(page, 'config');
+    const v1 = page.locator('table.history tbody tr').filter({ has: page.locator('th', { hasText: /^1$/ }) });
+    await v1.getByRole('button', { name: 'Restore' }).click();
+    await page.getByText('Restored version 1 as a new version.').waitFor();
+    const v3 = page.locator('table.history tbody tr').filter({ has: page.locator('th', { hasText: /^3$/ }) });
+    await v3.waitFor();
+    assert.match(await v3.textContent(), /rollback of 1/);
+    assert.equal(await v3.locator('td.author').textContent(), USERS.admin.sub);
     await page.context().close();
   });
 
@@ -292,7 +313,7 @@ describe('dashboard in a real browser', options(), () => {
     assert.equal(await page.getByLabel('Config (JSON)').count(), 0);
     const navLinks = await page.getByRole('navigation').getByRole('link').allTextContents();
     assert.ok(!navLinks.includes('Spend'), `an auditor reads no usage: ${navLinks}`);
-    await shot(page, '10-auditor-config');
+    await shot(page, '11-auditor-config');
     await page.context().close();
     const mint = await adminApi('auditor', 'POST', '/tenants/demo/keys', { scopes: ['chat'] });
     assert.equal(mint.status, 403);
@@ -306,7 +327,7 @@ describe('dashboard in a real browser', options(), () => {
     assert.equal(await dev.getByRole('button', { name: /Save/ }).count(), 0);
     const devNav = await dev.getByRole('navigation').getByRole('link').allTextContents();
     assert.ok(!devNav.includes('Audit'), `a developer does not search the audit trail: ${devNav}`);
-    await shot(dev, '11-developer-config');
+    await shot(dev, '12-developer-config');
     await dev.context().close();
     const config = await adminApi('admin', 'GET', '/tenants/demo');
     const put = await fetch(`${stack.url}/admin/v1/tenants/demo`, {
@@ -341,7 +362,7 @@ describe('dashboard in a real browser', options(), () => {
     await page.getByLabel('Outcome').focus();
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'audit-operation');
-    await shot(page, '12-keyboard-focus');
+    await shot(page, '13-keyboard-focus');
     await page.context().close();
   });
 
@@ -353,7 +374,7 @@ describe('dashboard in a real browser', options(), () => {
       await page.waitForTimeout(300);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 1, `${id}: the page is ${overflow}px wider than the screen`);
-      await shot(page, `13-phone-${id}`);
+      await shot(page, `14-phone-${id}`);
     }
     await page.context().close();
   });

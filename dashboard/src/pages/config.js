@@ -3,7 +3,7 @@
 // each change and what changed.
 import { useState, useRef } from 'preact/hooks';
 import { html } from '../html.js';
-import { get, api } from '../api.js';
+import { get, api, post } from '../api.js';
 import { useLoad, Status } from '../load.js';
 import { when } from '../format.js';
 
@@ -29,17 +29,30 @@ function Diff({ tenant, from, to }) {
     </table></div>`}`;
 }
 
-function History({ tenant, reloadKey }) {
+function History({ tenant, reloadKey, current, canRollback, onRestored }) {
   const load = useLoad(async () => (await get(`/tenants/${tenant}/history`)).json, [tenant, reloadKey]);
   const [shown, setShown] = useState(null);
+  const [failure, setFailure] = useState(null);
+  const restore = async (version) => {
+    if (!confirm(`Store version ${version}'s config as a new version?`)) return;
+    setFailure(null);
+    try {
+      await post(`/tenants/${tenant}/rollback`, { version }, { headers: { 'if-match': `"${current}"` } });
+      onRestored(version);
+    } catch (e) {
+      setFailure(`${e.message}${e.details ? ` ${e.details.map((d) => `${d.path}: ${d.message}`).join('; ')}` : ''}`);
+    }
+  };
   return html`<section aria-labelledby="history-h"><h2 id="history-h">History</h2>
     <${Status} load=${load} what="the history" />
+    ${failure && html`<p class="error" role="alert">${failure}</p>`}
     ${load.data && html`<div class="scroll"><table class="history"><caption>Every stored version, newest first</caption>
       <thead><tr><th scope="col">Version</th><th scope="col">When</th><th scope="col">Who</th><th scope="col">Operation</th><th scope="col">SHA-256</th><th scope="col">Changes</th></tr></thead>
       <tbody>${[...load.data.versions].reverse().map((v) => html`<tr>
         <th scope="row">${v.version}</th><td>${when(v.at_ms)}</td><td class="author">${v.author.subject}</td>
         <td>${v.operation}${v.restored ? ` of ${v.restored}` : ''}</td><td><code>${v.sha256.slice(0, 12)}</code></td>
-        <td>${v.version > 1 ? html`<button type="button" aria-expanded=${shown === v.version} onClick=${() => setShown(shown === v.version ? null : v.version)}>Diff with ${v.version - 1}</button>` : '—'}</td>
+        <td>${v.version > 1 ? html`<button type="button" aria-expanded=${shown === v.version} onClick=${() => setShown(shown === v.version ? null : v.version)}>Diff with ${v.version - 1}</button>` : '—'}
+          ${canRollback && String(v.version) !== String(current) && html` <button type="button" onClick=${() => restore(v.version)}>Restore</button>`}</td>
       </tr>`)}</tbody></table></div>
       ${shown && html`<${Diff} tenant=${tenant} from=${shown - 1} to=${shown} />`}`}
   </section>`;
@@ -103,5 +116,6 @@ export function Config({ tenant, can }) {
           ${draft !== null && html`<button type="button" onClick=${() => { setDraft(null); setProblems(null); setMessage(null); }}>Discard changes</button>`}
         </div>` : html`<pre class="config" tabindex="0" aria-label="Current config">${current.data.text}</pre>`}
     </section>`}
-    ${can['tenant.history'] && html`<${History} tenant=${tenant} reloadKey=${reloadKey} />`}`;
+    ${can['tenant.history'] && current.data && html`<${History} tenant=${tenant} reloadKey=${reloadKey} current=${current.data.version}
+      canRollback=${!!can['tenant.rollback']} onRestored=${(v) => { setMessage({ kind: 'ok', text: `Restored version ${v} as a new version.` }); setDraft(null); setReloadKey(reloadKey + 1); }} />`}`;
 }

@@ -8,13 +8,23 @@ import { when } from '../format.js';
 
 const SCOPES = ['chat', 'models', 'usage'];
 
+/** A new key's secret, shown once until dismissed. */
+function Secret({ minted, onDone, what }) {
+  const [copied, setCopied] = useState(false);
+  return html`<div class="secret" role="status">
+    <p><strong>${what} ${minted.key ? minted.key.key_id : ''}.</strong> Copy the secret now: it is shown only once and ASC does not keep it.</p>
+    <input class="secret-value" readonly value=${minted.secret} aria-label="The new key's secret" onFocus=${(e) => e.target.select()} />
+    <button type="button" onClick=${async () => { await navigator.clipboard.writeText(minted.secret).catch(() => {}); setCopied(true); }}>${copied ? 'Copied' : 'Copy'}</button>
+    <button type="button" onClick=${onDone}>I have stored it</button>
+  </div>`;
+}
+
 function Mint({ tenant, onMinted }) {
   const [scopes, setScopes] = useState(['chat', 'models']);
   const [tags, setTags] = useState('');
   const [label, setLabel] = useState('');
   const [error, setError] = useState(null);
   const [minted, setMinted] = useState(null);
-  const [copied, setCopied] = useState(false);
   async function submit(e) {
     e.preventDefault();
     setError(null);
@@ -23,7 +33,6 @@ function Mint({ tenant, onMinted }) {
       if (label.trim()) body.label = label.trim();
       const r = await post(`/tenants/${tenant}/keys`, body);
       setMinted(r.json);
-      setCopied(false);
       onMinted();
     } catch (err) {
       setError(`${err.message}${err.param ? ` (${err.param})` : ''}`);
@@ -40,12 +49,7 @@ function Mint({ tenant, onMinted }) {
       <button type="submit" class="primary">Mint key</button>
     </form>
     ${error && html`<p class="error" role="alert">${error}</p>`}
-    ${minted && html`<div class="secret" role="status">
-      <p><strong>Key ${minted.key ? minted.key.key_id : ''} minted.</strong> Copy the secret now: it is shown only once and ASC does not keep it.</p>
-      <input class="secret-value" readonly value=${minted.secret} aria-label="The new key's secret" onFocus=${(e) => e.target.select()} />
-      <button type="button" onClick=${async () => { await navigator.clipboard.writeText(minted.secret).catch(() => {}); setCopied(true); }}>${copied ? 'Copied' : 'Copy'}</button>
-      <button type="button" onClick=${() => setMinted(null)}>I have stored it</button>
-    </div>`}
+    ${minted && html`<${Secret} minted=${minted} what="Key minted:" onDone=${() => setMinted(null)} />`}
   </section>`;
 }
 
@@ -53,6 +57,18 @@ export function Keys({ tenant, can }) {
   const [reloadKey, setReloadKey] = useState(0);
   const load = useLoad(async () => (can['key.list'] ? (await get(`/tenants/${tenant}/keys`)).json : null), [tenant, reloadKey]);
   const [error, setError] = useState(null);
+  const [rotated, setRotated] = useState(null);
+  const rotate = async (id) => {
+    if (!confirm(`Rotate key ${id}? A replacement is minted now; the old key keeps working for one day.`)) return;
+    setError(null);
+    try {
+      const r = await post(`/tenants/${tenant}/keys/${id}/rotate`, { overlap_seconds: 86400 });
+      setRotated(r.json);
+      setReloadKey(reloadKey + 1);
+    } catch (e) {
+      setError(e.message);
+    }
+  };
   const revoke = async (id) => {
     if (!confirm(`Revoke key ${id}? Requests with it are refused from now on.`)) return;
     setError(null);
@@ -68,12 +84,15 @@ export function Keys({ tenant, can }) {
     ${can['key.list'] === 'own_keys' && html`<p class="note">Your role lists and acts on the keys you minted.</p>`}
     <${Status} load=${load} what="keys" />
     ${error && html`<p class="error" role="alert">${error}</p>`}
+    ${rotated && html`<${Secret} minted=${rotated} what=${`Replacement for ${rotated.retired ? rotated.retired.key_id : 'the key'}:`} onDone=${() => setRotated(null)} />`}
     ${load.data && html`<div class="scroll"><table class="keys"><caption>Keys (no secrets are kept or shown)</caption>
-      <thead><tr><th scope="col">Key id</th><th scope="col">Label</th><th scope="col">Scopes</th><th scope="col">Tags</th><th scope="col">Status</th><th scope="col">Minted by</th><th scope="col">Minted</th><th scope="col">Expires</th>${can['key.revoke'] && html`<th scope="col">Actions</th>`}</tr></thead>
+      <thead><tr><th scope="col">Key id</th><th scope="col">Label</th><th scope="col">Scopes</th><th scope="col">Tags</th><th scope="col">Status</th><th scope="col">Minted by</th><th scope="col">Minted</th><th scope="col">Expires</th>${(can['key.revoke'] || can['key.rotate']) && html`<th scope="col">Actions</th>`}</tr></thead>
       <tbody>${load.data.keys.map((k) => html`<tr>
         <th scope="row"><code>${k.key_id}</code></th><td>${k.label || ''}</td><td>${k.scopes.join(', ')}</td><td>${k.tags.join(', ')}</td>
         <td>${k.status}${k.rotated_to ? ` → ${k.rotated_to}` : ''}</td><td>${k.created_by}</td><td>${when(k.created_ms)}</td><td>${when(k.expires_ms)}</td>
-        ${can['key.revoke'] && html`<td>${k.status === 'active' ? html`<button type="button" class="danger" onClick=${() => revoke(k.key_id)}>Revoke<span class="sr"> ${k.key_id}</span></button>` : ''}</td>`}
+        ${(can['key.revoke'] || can['key.rotate']) && html`<td class="actions">${k.status === 'active' ? html`
+          ${can['key.rotate'] && !k.rotated_to && html`<button type="button" onClick=${() => rotate(k.key_id)}>Rotate<span class="sr"> ${k.key_id}</span></button>`}
+          ${can['key.revoke'] && html`<button type="button" class="danger" onClick=${() => revoke(k.key_id)}>Revoke<span class="sr"> ${k.key_id}</span></button>`}` : ''}</td>`}
       </tr>`)}</tbody></table></div>`}
     ${can['key.mint'] && html`<${Mint} tenant=${tenant} onMinted=${() => setReloadKey(reloadKey + 1)} />`}`;
 }

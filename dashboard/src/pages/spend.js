@@ -87,8 +87,7 @@ export function Spend({ tenant, can }) {
     const toMs = Date.now() + 60_000;
     const fromMs = toMs - w.ms;
     const byKey = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['key'] }, can);
-    let byTag = null;
-    if (byKey.source === 'analytics') byTag = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['tag'] }, can);
+    const byTag = await traffic(tenant, { fromMs, toMs, bucket: w.bucket, groupBy: ['tag'] }, can);
     return { fromMs, toMs, byKey, byTag };
   }, [tenant, win]);
 
@@ -117,7 +116,7 @@ export function Spend({ tenant, can }) {
       ${chart}
       ${series.data && html`<div class="cols">
         <${PerGroup} rows=${series.data.byKey.rows} field="key_id" label="key" />
-        ${series.data.byTag ? html`<${PerGroup} rows=${series.data.byTag.rows} field="tag" label="business-unit tag" />` : html`<p class="note">Spend by tag needs the analytics endpoint; tag budgets are listed above.</p>`}
+        <${PerGroup} rows=${series.data.byTag.rows} field="tag" label="business-unit tag" />
       </div>`}
     </section>
     <section aria-labelledby="alerts-h">

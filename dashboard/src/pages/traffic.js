@@ -69,7 +69,7 @@ export function Traffic({ tenant, can }) {
       <${Chart} title="Latency by model (p50 and p95)" xs=${p50.xs}
         series=${[...p50.series.map((s) => ({ ...s, label: `${s.label} p50` })), ...p95.series.map((s) => ({ ...s, label: `${s.label} p95` }))]} format=${ms} />
       ${hasTtft ? html`<${Chart} title="Time to first token by model (p95, streamed requests)" xs=${ttft.xs} series=${ttft.series} format=${ms} />`
-        : html`<p class="note">No time-to-first-token figures in this window (only streamed requests have them${d.source === 'audit' ? ', and only the analytics endpoint reports them' : ''}).</p>`}`;
+        : html`<p class="note">No time-to-first-token figures in this window (only streamed requests have them).</p>`}`;
   }
   return html`
     <h1>Traffic — ${tenant}</h1>
