@@ -2,7 +2,7 @@
 // shows comes from /admin/v1 under the signed-in person's roles; what they may not do is not
 // offered here, and the server refuses it anyway.
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { get, setUnauthorizedHandler } from './api.js';
 import { completeSignIn, getToken, signIn, signOut } from './auth.js';
@@ -86,6 +86,18 @@ function App() {
     })();
     return () => removeEventListener('hashchange', onHash);
   }, []);
+
+  // The tab's title names the page; after navigating (not on the first load) focus moves to
+  // the new page's content, so keyboard and screen-reader users start there.
+  const previous = useRef(null);
+  const shown = `${route.page}/${route.tenant}`;
+  useEffect(() => {
+    if (state !== 'ready') return;
+    const p = PAGES.find((x) => x.id === route.page);
+    document.title = `${p ? p.title : 'Dashboard'}${route.tenant ? ` — ${route.tenant}` : ''} — ASC`;
+    if (previous.current !== null && previous.current !== shown) document.getElementById('main')?.focus();
+    previous.current = shown;
+  }, [shown, state]);
 
   if (state === 'loading') return html`<main id="main"><p aria-busy="true">Loading…</p></main>`;
   if (state === 'login' || !me) return html`<${Login} error=${error} />`;

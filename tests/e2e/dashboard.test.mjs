@@ -343,6 +343,9 @@ describe('dashboard in a real browser', options(), () => {
     const page = await newPage();
     await signIn(page, 'admin');
     await open(page, 'spend');
+    // A fresh load starts at the top: the first Tab reaches the skip link.
+    await page.reload();
+    await page.locator('h1').filter({ hasText: 'demo' }).waitFor();
     await page.keyboard.press('Tab');
     const first = await page.evaluate(() => document.activeElement.textContent);
     assert.equal(first, 'Skip to content');
@@ -358,6 +361,8 @@ describe('dashboard in a real browser', options(), () => {
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: /Audit/ }).waitFor();
     assert.match(page.url(), /#\/audit/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main', 'focus moves to the new page');
+    assert.match(await page.title(), /^Audit — demo — ASC$/);
     // Fields have labels: the search form works from the keyboard too.
     await page.getByLabel('Outcome').focus();
     await page.keyboard.press('Tab');
