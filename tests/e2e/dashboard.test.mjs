@@ -371,6 +371,18 @@ describe('dashboard in a real browser', options(), () => {
     await page.context().close();
   });
 
+  it('behind Cloudflare Access it needs no sign-in page (Access adds its assertion to each request)', async () => {
+    const assertion = idp.token({ sub: USERS.finance.sub, groups: USERS.finance.groups, aud: CLIENT_ID });
+    const page = await newPage(undefined, { extraHTTPHeaders: { 'cf-access-jwt-assertion': assertion } });
+    await page.goto(`${stack.url}/admin/`);
+    await page.getByText(USERS.finance.sub).waitFor();
+    assert.equal(await page.getByRole('button', { name: /Sign in with/ }).count(), 0);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'no token kept in the page');
+    const nav = await page.getByRole('navigation').getByRole('link').allTextContents();
+    assert.ok(nav.includes('Spend') && !nav.includes('Keys') && !nav.includes('Audit'), `finance: ${nav}`);
+    await page.context().close();
+  });
+
   it('is readable at phone width', async () => {
     const page = await newPage({ width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     await signIn(page, 'admin');
