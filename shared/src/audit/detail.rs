@@ -24,6 +24,18 @@ pub enum GuardrailAction {
     Block,
 }
 
+impl GuardrailAction {
+    /// The name as serialized (`allow`, `flag`, `redact`, `block`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardrailAction::Allow => "allow",
+            GuardrailAction::Flag => "flag",
+            GuardrailAction::Redact => "redact",
+            GuardrailAction::Block => "block",
+        }
+    }
+}
+
 /// One detector's decision: `{detector, action, count}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuardrailDecision {
@@ -220,6 +232,21 @@ mod tests {
             latency_ms: 42,
             policy_version: Some("abc".into()),
             trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        }
+    }
+
+    #[test]
+    fn guardrail_action_names_are_their_serialized_names() {
+        for a in [
+            GuardrailAction::Allow,
+            GuardrailAction::Flag,
+            GuardrailAction::Redact,
+            GuardrailAction::Block,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&a).expect("serializes"),
+                format!("\"{}\"", a.as_str())
+            );
         }
     }
 

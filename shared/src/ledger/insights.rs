@@ -164,14 +164,8 @@ impl Rollup {
             }
         }
         for g in &d.guardrails {
-            let action = serde_json::to_value(g.action)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            *self
-                .guardrail_hits
-                .entry(format!("{}:{action}", g.detector))
-                .or_insert(0) += u64::from(g.count.max(1));
+            let name = format!("{}:{}", g.detector, g.action.as_str());
+            *self.guardrail_hits.entry(name).or_insert(0) += u64::from(g.count.max(1));
         }
         self.latency_ms.record(r.latency_ms);
         if let Some(t) = d.ttft_ms {
@@ -468,7 +462,9 @@ pub struct AlertState {
     /// The tenant's error-rate rule as of its last admission.
     pub rule: Option<ErrorRateRule>,
     pub log: VecDeque<LoggedAlert>,
-    pub raised: VecDeque<String>,
+    /// Ids raised (and when), to raise each event once; the oldest are forgotten past
+    /// [`RAISED_MEMORY`].
+    pub raised: BTreeMap<String, u64>,
     /// Alert thresholds by budget key, as of the last admission that named the budget.
     pub percents: BTreeMap<String, Vec<u8>>,
 }
@@ -478,12 +474,19 @@ impl AlertState {
     pub(super) fn raise(&mut self, events: Vec<AlertEvent>) -> bool {
         let mut changed = false;
         for event in events {
-            if self.raised.contains(&event.id) {
+            if self.raised.contains_key(&event.id) {
                 continue;
             }
-            self.raised.push_back(event.id.clone());
-            while self.raised.len() > RAISED_MEMORY {
-                self.raised.pop_front();
+            self.raised.insert(event.id.clone(), event.at_ms);
+            if self.raised.len() > RAISED_MEMORY {
+                let oldest = self
+                    .raised
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(id, _)| id.clone());
+                if let Some(id) = oldest {
+                    self.raised.remove(&id);
+                }
             }
             let at = event.at_ms;
             self.log.push_back(LoggedAlert {
@@ -570,12 +573,27 @@ impl AlertState {
 pub fn budget_events(
     tenant: &str,
     statuses: &[BudgetStatus],
-    percents: impl Fn(&str) -> Vec<u8>,
+    percents: &BTreeMap<String, Vec<u8>>,
+    raised: &BTreeMap<String, u64>,
     now_ms: u64,
 ) -> Vec<AlertEvent> {
     let mut out = Vec::new();
     for s in statuses {
         if s.limit_micros == 0 {
+            continue;
+        }
+        // The common case, on every admission and settle: nothing reached. Decide with numbers
+        // before building any name.
+        let spent = u128::from(s.spent_micros);
+        let reached: Vec<u8> = percents
+            .get(&s.key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|pct| spent * 100 >= u128::from(*pct) * u128::from(s.limit_micros))
+            .collect();
+        let soft_over = s.mode == Mode::Soft && s.spent_micros > s.limit_micros;
+        if reached.is_empty() && !soft_over {
             continue;
         }
         // Rolling windows have no fixed start: a window's worth of time names the period.
@@ -586,7 +604,6 @@ pub fn budget_events(
                 format!("r{}", now_ms / width)
             }
         };
-        let spent = u128::from(s.spent_micros);
         let detail = |pct: Option<u8>| {
             serde_json::json!({
                 "budget_id": s.budget_id,
@@ -600,10 +617,11 @@ pub fn budget_events(
                 "percent": pct,
             })
         };
-        for pct in percents(&s.key) {
-            if spent * 100 >= u128::from(pct) * u128::from(s.limit_micros) {
+        for pct in reached {
+            let id = format!("budget.threshold:{}:{period}:{pct}", s.key);
+            if !raised.contains_key(&id) {
                 out.push(AlertEvent {
-                    id: format!("budget.threshold:{}:{period}:{pct}", s.key),
+                    id,
                     kind: AlertKind::BudgetThreshold,
                     tenant_id: tenant.to_string(),
                     at_ms: now_ms,
@@ -611,9 +629,10 @@ pub fn budget_events(
                 });
             }
         }
-        if s.mode == Mode::Soft && s.spent_micros > s.limit_micros {
+        let id = format!("budget.soft_exceeded:{}:{period}", s.key);
+        if soft_over && !raised.contains_key(&id) {
             out.push(AlertEvent {
-                id: format!("budget.soft_exceeded:{}:{period}", s.key),
+                id,
                 kind: AlertKind::BudgetSoftExceeded,
                 tenant_id: tenant.to_string(),
                 at_ms: now_ms,
@@ -686,6 +705,49 @@ mod tests {
         let mut big = Histogram::default();
         big.record(120_000);
         assert_eq!(big.quantile(0.5), Some(60_000.0));
+    }
+
+    #[test]
+    fn budget_events_name_the_budget_period_and_threshold_and_skip_raised_ones() {
+        let status = |spent: u64, mode: Mode| BudgetStatus {
+            budget_id: "monthly".into(),
+            key: "monthly".into(),
+            period: "monthly".into(),
+            period_start_ms: 1_000,
+            period_end_ms: Some(2_000),
+            mode,
+            limit_micros: 1_000,
+            spent_micros: spent,
+            reserved_micros: 0,
+            remaining_micros: 1_000u64.saturating_sub(spent),
+            alerts_reached: Vec::new(),
+            exceeded: spent > 1_000,
+        };
+        let percents = BTreeMap::from([("monthly".to_string(), vec![50, 80])]);
+        let mut raised = BTreeMap::new();
+        assert!(budget_events("t", &[status(499, Mode::Hard)], &percents, &raised, 5).is_empty());
+        let e = budget_events("t", &[status(800, Mode::Hard)], &percents, &raised, 5);
+        let ids: Vec<&str> = e.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "budget.threshold:monthly:1000:50",
+                "budget.threshold:monthly:1000:80"
+            ]
+        );
+        raised.insert(e[0].id.clone(), 5);
+        let again = budget_events("t", &[status(900, Mode::Hard)], &percents, &raised, 6);
+        assert_eq!(again.len(), 1, "50% was raised already");
+        let soft = budget_events(
+            "t",
+            &[status(1_001, Mode::Soft)],
+            &BTreeMap::new(),
+            &raised,
+            7,
+        );
+        assert_eq!(soft.len(), 1);
+        assert_eq!(soft[0].id, "budget.soft_exceeded:monthly:1000");
+        assert_eq!(soft[0].kind, AlertKind::BudgetSoftExceeded);
     }
 
     #[test]

@@ -169,11 +169,11 @@ impl TenantLedger {
 
     /// Raises the budget events `statuses` show (thresholds by budget key, as last admitted).
     fn raise_budget_events(&mut self, tenant: &str, statuses: &[BudgetStatus], now_ms: u64) {
-        let percents = &self.alerts.percents;
         let events = insights::budget_events(
             tenant,
             statuses,
-            |key| percents.get(key).cloned().unwrap_or_default(),
+            &self.alerts.percents,
+            &self.alerts.raised,
             now_ms,
         );
         if !events.is_empty() && self.alerts.raise(events) {
