@@ -25,7 +25,7 @@ fn event(n: u64, trace: &TraceContext) -> AuditEvent {
         served_model: Some("gpt-4o-mini-2024-07-18".into()),
         provider: Some("openai".into()),
         endpoint_host: Some("eu.api.openai.com".into()),
-        stream: n % 4 == 0,
+        stream: n.is_multiple_of(4),
         outcome: Outcome::Ok,
         status: 200,
         error_code: None,
