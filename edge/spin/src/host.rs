@@ -83,7 +83,11 @@ impl<P: Platform> Host for SpinHost<P> {
 
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
         let reply = apply_stored(&SqlLedgers(&self.platform), ledger, op).await?;
-        if !matches!(op, LedgerOp::Usage(_)) {
+        // Read-only operations leave nothing to forward.
+        if !matches!(
+            op,
+            LedgerOp::Usage(_) | LedgerOp::Analytics(_) | LedgerOp::Alerts { .. }
+        ) {
             self.touched.borrow_mut().insert(ledger.clone());
         }
         Ok(reply)

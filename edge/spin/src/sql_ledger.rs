@@ -9,16 +9,30 @@
 //! Worker's Durable Object.
 
 use asc_core::host::HostError;
+use asc_core::ledger::insights::{hour_bucket_floor, merge_groups, Rollup};
 use asc_core::ledger::stored::{LedgerStore, StoredLedger};
 use asc_core::ledger::LedgerId;
 
 use crate::platform::{Platform, SqlValue};
 
-pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS asc_ledger (
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS asc_ledger (
         id TEXT PRIMARY KEY,
         version INTEGER NOT NULL,
         state TEXT NOT NULL
-    )"];
+    )",
+    // Usage rollups (analytics), one row per ledger and hourly bucket `h<start>:<key>`: kept out
+    // of the ledger's row, which every operation rewrites.
+    "CREATE TABLE IF NOT EXISTS asc_rollups (
+        ledger TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        PRIMARY KEY (ledger, bucket)
+    )",
+];
+
+/// Hourly rollups are kept this long on Spin (the Durable Object folds them into days instead).
+const ROLLUP_KEEP_MS: u64 = 400 * asc_core::ledger::insights::DAY_MS;
 
 pub struct SqlLedgers<'p, P>(pub &'p P);
 
@@ -82,6 +96,90 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
         if self.0.sql("COMMIT", &[]).await.is_err() {
             let _ = self.0.sql("ROLLBACK", &[]).await;
         }
+    }
+
+    /// Adds the deltas into their buckets under SQLite's write lock (read, add, write), and drops
+    /// buckets past the retention. Without interactive transactions (another backend) two
+    /// instances adding to one bucket at once could lose one's counts: analytics only.
+    async fn merge_rollups(
+        &self,
+        id: &LedgerId,
+        deltas: Vec<(String, Vec<Rollup>)>,
+    ) -> Result<(), HostError> {
+        let locked = self.0.sql("BEGIN IMMEDIATE", &[]).await.is_ok();
+        let merged = async {
+            let mut newest = 0u64;
+            for (bucket, delta) in deltas {
+                let rows = self
+                    .0
+                    .sql(
+                        "SELECT groups FROM asc_rollups WHERE ledger = ?1 AND bucket = ?2",
+                        &[id.as_str().into(), bucket.as_str().into()],
+                    )
+                    .await?;
+                let mut groups: Vec<Rollup> = match rows.first().and_then(|r| r.first()) {
+                    Some(v) => serde_json::from_str(v.as_str().unwrap_or("[]"))
+                        .map_err(|e| HostError::Store(format!("rollup {bucket}: {e}")))?,
+                    None => Vec::new(),
+                };
+                merge_groups(&mut groups, delta);
+                let json =
+                    serde_json::to_string(&groups).map_err(|e| HostError::Store(e.to_string()))?;
+                self.0
+                    .sql(
+                        "INSERT INTO asc_rollups (ledger, bucket, groups) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (ledger, bucket) DO UPDATE SET groups = excluded.groups",
+                        &[id.as_str().into(), bucket.as_str().into(), json.into()],
+                    )
+                    .await?;
+                let start = bucket
+                    .get(1..14)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+                newest = newest.max(start);
+            }
+            let cutoff = hour_bucket_floor(newest.saturating_sub(ROLLUP_KEEP_MS));
+            self.0
+                .sql(
+                    "DELETE FROM asc_rollups WHERE ledger = ?1 AND bucket < ?2",
+                    &[id.as_str().into(), cutoff.into()],
+                )
+                .await?;
+            Ok::<(), HostError>(())
+        }
+        .await;
+        if locked {
+            let end = if merged.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            if self.0.sql(end, &[]).await.is_err() {
+                let _ = self.0.sql("ROLLBACK", &[]).await;
+            }
+        }
+        merged
+    }
+
+    async fn load_rollups(
+        &self,
+        id: &LedgerId,
+        from_name: &str,
+        to_name: &str,
+    ) -> Result<Vec<(String, String)>, HostError> {
+        let rows = self
+            .0
+            .sql(
+                "SELECT bucket, groups FROM asc_rollups
+                 WHERE ledger = ?1 AND bucket >= ?2 AND bucket < ?3",
+                &[id.as_str().into(), from_name.into(), to_name.into()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.first()?.as_str()?.to_string(),
+                    r.get(1)?.as_str()?.to_string(),
+                ))
+            })
+            .collect())
     }
 
     /// Instances race for real here: wait a random 1..=2^lost ms (at most 64) before re-running,

@@ -210,6 +210,24 @@ fn parse_bucket(name: &str) -> Option<(char, u64, &str)> {
     Some((width, start.parse().ok()?, key))
 }
 
+/// Adds `from`'s groups into `into` (same model, provider and tags add up).
+pub fn merge_groups(into: &mut Vec<Rollup>, from: Vec<Rollup>) {
+    for g in from {
+        match into
+            .iter_mut()
+            .find(|o| o.model == g.model && o.provider == g.provider && o.tags == g.tags)
+        {
+            Some(o) => o.merge(&g),
+            None => into.push(g),
+        }
+    }
+}
+
+/// The storage name of the first hourly bucket at or after `ms` (names sort by time).
+pub fn hour_bucket_floor(ms: u64) -> String {
+    format!("h{:013}", ms - ms % HOUR_MS)
+}
+
 /// Rollups by bucket name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollups {
@@ -217,6 +235,17 @@ pub struct Rollups {
 }
 
 impl Rollups {
+    /// Rollups from stored buckets (`name`, JSON of its groups).
+    pub fn from_pieces<'a>(
+        pieces: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Rollups, serde_json::Error> {
+        let mut buckets = BTreeMap::new();
+        for (name, json) in pieces {
+            buckets.insert(name.to_string(), serde_json::from_str(json)?);
+        }
+        Ok(Rollups { buckets })
+    }
+
     /// Adds a final record; returns the bucket it changed.
     pub(super) fn add(&mut self, event: &AuditEvent) -> Option<String> {
         if !is_model_traffic(&event.record.operation) {
@@ -259,17 +288,20 @@ impl Rollups {
         let mut touched = Vec::new();
         let hour_cutoff = now_ms.saturating_sub(HOURLY_KEEP_MS);
         let day_cutoff = now_ms.saturating_sub(DAILY_KEEP_MS);
-        let old: Vec<String> = self
-            .buckets
-            .keys()
-            .filter(|n| {
-                parse_bucket(n).is_some_and(|(w, start, _)| {
-                    (w == 'h' && start + HOUR_MS <= hour_cutoff)
-                        || (w == 'd' && start + DAY_MS <= day_cutoff)
+        // Names sort by width, then start: only the old ones at the front of each width are
+        // visited (this runs on every admission).
+        let old_of = |width: &'static str, next: &'static str, keep: u64, cutoff: u64| {
+            self.buckets
+                .range(width.to_string()..next.to_string())
+                .map(|(n, _)| n)
+                .take_while(move |n| {
+                    parse_bucket(n).is_some_and(|(_, start, _)| start + keep <= cutoff)
                 })
-            })
-            .cloned()
-            .collect();
+                .cloned()
+                .collect::<Vec<String>>()
+        };
+        let mut old = old_of("h", "i", HOUR_MS, hour_cutoff);
+        old.extend(old_of("d", "e", DAY_MS, day_cutoff));
         for name in old {
             let Some(groups) = self.buckets.remove(&name) else {
                 continue;
@@ -294,6 +326,8 @@ impl Rollups {
             }
             touched.push(day);
         }
+        touched.sort();
+        touched.dedup();
         touched
     }
 
@@ -688,6 +722,43 @@ impl ErrorWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_hours_fold_into_days_and_old_days_go() {
+        let group = |n: u64| Rollup {
+            model: "m".into(),
+            requests: n,
+            ..Rollup::default()
+        };
+        let now = 1_000 * DAY_MS;
+        let mut r = Rollups::default();
+        // Two old hours of one day, one recent hour, one day past the retention.
+        r.buckets
+            .insert(bucket_name('h', now - 3 * DAY_MS, "k"), vec![group(2)]);
+        r.buckets.insert(
+            bucket_name('h', now - 3 * DAY_MS + HOUR_MS, "k"),
+            vec![group(3)],
+        );
+        r.buckets
+            .insert(bucket_name('h', now - HOUR_MS, "k"), vec![group(5)]);
+        r.buckets
+            .insert(bucket_name('d', now - 500 * DAY_MS, "k"), vec![group(7)]);
+        let touched = r.compact(now);
+        assert_eq!(touched.len(), 4, "{touched:?}");
+        let names: Vec<&String> = r.buckets.keys().collect();
+        assert_eq!(
+            names,
+            [
+                &bucket_name('d', now - 3 * DAY_MS, "k"),
+                &bucket_name('h', now - HOUR_MS, "k")
+            ]
+        );
+        assert_eq!(
+            r.buckets[&bucket_name('d', now - 3 * DAY_MS, "k")][0].requests,
+            5
+        );
+        assert!(r.compact(now).is_empty(), "nothing left to do");
+    }
 
     #[test]
     fn quantiles_interpolate_within_buckets() {

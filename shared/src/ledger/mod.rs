@@ -107,7 +107,11 @@ pub struct TenantLedger {
     open: BTreeMap<String, OpenRequest>,
     outbox: BTreeMap<u64, Outgoing>,
     meta: Meta,
-    #[serde(default)]
+    /// Kept in pieces by a host that stores pieces (the Durable Object); not part of the
+    /// whole-state JSON a compare-and-swap host stores per operation (it would grow with every
+    /// hour of history): such a host takes the changes as deltas ([`TenantLedger::take_rollup_deltas`])
+    /// and keeps them in its own table (`stored::LedgerStore::merge_rollups`).
+    #[serde(skip)]
     rollups: Rollups,
     #[serde(default)]
     alerts: AlertState,
@@ -467,6 +471,22 @@ impl TenantLedger {
     /// Records waiting to be forwarded.
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
+    }
+
+    /// The rollup groups the last operations changed, as deltas (they hold only what those
+    /// operations added), and forgets them: for a host that keeps rollups outside the ledger's
+    /// JSON and adds deltas into its own table.
+    pub fn take_rollup_deltas(&mut self) -> Vec<(String, Vec<insights::Rollup>)> {
+        let names = std::mem::take(&mut self.dirty.rollups);
+        let out = names
+            .into_iter()
+            .filter_map(|name| {
+                let groups = self.rollups.buckets.remove(&name)?;
+                Some((name, groups))
+            })
+            .collect();
+        self.rollups = Rollups::default();
+        out
     }
 
     pub fn budgets(&self) -> &Budgets {

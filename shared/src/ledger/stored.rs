@@ -6,6 +6,7 @@
 //! `UPDATE ... WHERE id = ? AND version = ?`). A lost race changes nothing and is re-run against
 //! the fresh state, so the arithmetic stays [`TenantLedger::apply`]'s and the invariants hold.
 
+use super::insights::{Rollup, Rollups};
 use super::{LedgerId, LedgerOp, LedgerReply, TenantLedger};
 use crate::error::HostError;
 
@@ -43,6 +44,27 @@ pub trait LedgerStore {
     }
     /// Releases what `lock` took (called only after it returned `true`).
     async fn unlock(&self) {}
+    /// Adds rollup deltas (bucket name, groups) into the host's rollup table, after the
+    /// operation that made them was stored. By default rollups are not kept.
+    async fn merge_rollups(
+        &self,
+        id: &LedgerId,
+        deltas: Vec<(String, Vec<Rollup>)>,
+    ) -> Result<(), HostError> {
+        let _ = (id, deltas);
+        Ok(())
+    }
+    /// The stored rollup buckets (name, JSON of its groups) from `from_name` (inclusive) to
+    /// `to_name` (exclusive), for analytics.
+    async fn load_rollups(
+        &self,
+        id: &LedgerId,
+        from_name: &str,
+        to_name: &str,
+    ) -> Result<Vec<(String, String)>, HostError> {
+        let _ = (id, from_name, to_name);
+        Ok(Vec::new())
+    }
 }
 
 /// Applies `op` to the stored ledger `id`; see the module docs.
@@ -51,7 +73,30 @@ pub async fn apply_stored<S: LedgerStore>(
     id: &LedgerId,
     op: &LedgerOp,
 ) -> Result<LedgerReply, HostError> {
-    with_ledger(store, id, |ledger| ledger.apply(op)).await
+    if let LedgerOp::Analytics(ask) = op {
+        // Rollups live in the host's own table, not in the ledger's row.
+        let from =
+            super::insights::hour_bucket_floor(ask.from_ms.saturating_sub(super::insights::DAY_MS));
+        let to =
+            super::insights::hour_bucket_floor(ask.to_ms.saturating_add(super::insights::HOUR_MS));
+        let pieces = store.load_rollups(id, &from, &to).await?;
+        let rollups = Rollups::from_pieces(pieces.iter().map(|(n, j)| (n.as_str(), j.as_str())))
+            .map_err(|e| HostError::Store(format!("rollups {}: {e}", id.as_str())))?;
+        return Ok(LedgerReply::Analytics {
+            rows: rollups.query(ask),
+        });
+    }
+    let (reply, deltas) = with_ledger(store, id, |ledger| {
+        let reply = ledger.apply(op);
+        (reply, ledger.take_rollup_deltas())
+    })
+    .await?;
+    if !deltas.is_empty() {
+        // After the operation was stored: a failure here costs analytics a count, never a
+        // charge or a record.
+        store.merge_rollups(id, deltas).await?;
+    }
+    Ok(reply)
 }
 
 /// Runs `f` on the stored ledger `id` under the same compare-and-swap loop (expiry, forwarding).
@@ -143,7 +188,14 @@ pub async fn forward_ledger<L: LedgerStore, S: crate::audit::drive::TrailStore>(
     stream_for_new: &str,
     now_ms: u64,
 ) -> Result<usize, crate::audit::drive::DriveError> {
-    with_ledger(ledgers, ledger, |l| l.expire(now_ms)).await?;
+    let deltas = with_ledger(ledgers, ledger, |l| {
+        l.expire(now_ms);
+        l.take_rollup_deltas()
+    })
+    .await?;
+    if !deltas.is_empty() {
+        ledgers.merge_rollups(ledger, deltas).await?;
+    }
     let mut forwarded = 0;
     for _ in 0..crate::audit::drive::MAX_ATTEMPTS {
         let batch =
@@ -181,6 +233,8 @@ mod tests {
         locking: Cell<bool>,
         locks: Cell<usize>,
         unlocks: Cell<usize>,
+        /// The rollup table: bucket name -> groups.
+        rollups: RefCell<std::collections::BTreeMap<String, Vec<Rollup>>>,
     }
 
     impl LedgerStore for Table {
@@ -228,6 +282,85 @@ mod tests {
             assert!(self.locking.get(), "unlock without a lock");
             self.unlocks.set(self.unlocks.get() + 1);
         }
+        async fn merge_rollups(
+            &self,
+            _id: &LedgerId,
+            deltas: Vec<(String, Vec<Rollup>)>,
+        ) -> Result<(), HostError> {
+            let mut table = self.rollups.borrow_mut();
+            for (name, groups) in deltas {
+                crate::ledger::insights::merge_groups(table.entry(name).or_default(), groups);
+            }
+            Ok(())
+        }
+        async fn load_rollups(
+            &self,
+            _id: &LedgerId,
+            from_name: &str,
+            to_name: &str,
+        ) -> Result<Vec<(String, String)>, HostError> {
+            Ok(self
+                .rollups
+                .borrow()
+                .range(from_name.to_string()..to_name.to_string())
+                .map(|(n, g)| (n.clone(), serde_json::to_string(g).expect("json")))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn rollups_stay_out_of_the_row_and_add_up_in_the_hosts_table() {
+        let table = Table::default();
+        let id = LedgerId("acme".into());
+        let commit = |rid: &str, at: u64| {
+            let mut record = match reserve(rid, 0) {
+                LedgerOp::Admit(a) => a.record,
+                _ => unreachable!(),
+            };
+            record.record.outcome = Outcome::Ok;
+            record.record.status = 200;
+            record.record.timestamp_ms = at;
+            LedgerOp::Commit(crate::ledger::CommitAsk {
+                now_ms: at + 5,
+                record,
+                actual_micros: 7,
+                actual_tokens: 3,
+            })
+        };
+        run(async {
+            for (n, rid) in ["a", "b", "c"].iter().enumerate() {
+                apply_stored(&table, &id, &reserve(rid, 10))
+                    .await
+                    .expect("admit");
+                let at = 1_767_225_600_000 + n as u64;
+                apply_stored(&table, &id, &commit(rid, at))
+                    .await
+                    .expect("commit");
+            }
+        });
+        let row = table.rows.borrow()["acme"].json.clone();
+        assert!(
+            !row.contains("rollups") && !row.contains("latency_ms\":{"),
+            "{row}"
+        );
+        assert_eq!(table.rollups.borrow().len(), 1, "one hour, one key");
+        let reply = run(apply_stored(
+            &table,
+            &id,
+            &LedgerOp::Analytics(crate::ledger::AnalyticsAsk {
+                from_ms: 1_767_225_600_000,
+                to_ms: 1_767_225_600_000 + 3_600_000,
+                bucket_ms: 3_600_000,
+                group_by: vec![],
+            }),
+        ))
+        .expect("analytics");
+        let LedgerReply::Analytics { rows } = reply else {
+            panic!("analytics")
+        };
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].figures.requests, 3);
+        assert_eq!(rows[0].figures.cost_usd_micros, 3 * 7);
     }
 
     fn reserve(request_id: &str, amount: u64) -> LedgerOp {
