@@ -244,6 +244,9 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
     const fallback = await waitFor('the fallback’s span', () => serverSpan(requestIds.fallback));
     assert.equal(fallback.a['asc.attempts'], 2);
     assert.equal(fallback.a['gen_ai.provider.name'], 'anthropic');
+    assert.equal(fallback.a['asc.route'], 'resilient');
+    assert.equal(fallback.a['asc.target'], 'claude', 'the target (model key) that served');
+    assert.ok(fallback.a['asc.route.strategy']);
     const tries = children(fallback).filter((k) => k.kind === 3).sort((a, b) => Number(a.startTimeUnixNano - b.startTimeUnixNano));
     assert.equal(tries.length, 2);
     assert.equal(tries[0].a['gen_ai.request.model'], 'mock-500');

@@ -100,7 +100,10 @@ async fn serve<H: Host, B: ByteSource>(
             key,
             target,
             response,
-        } => (key, target, response),
+        } => {
+            exchange.routing.target = Some(key.clone());
+            (key, target, response)
+        }
         Attempted::Refused {
             status,
             body,

@@ -17,7 +17,7 @@ use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
 use crate::ledger::{AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk};
-use crate::telemetry::{ExecutionRecord, Timing};
+use crate::telemetry::{ExecutionRecord, RouteNote, Timing};
 use crate::trace::TraceContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub(crate) struct Exchange {
     alerts: Vec<AlertEvent>,
     /// Their ids, for the execution record.
     alert_ids: Vec<String>,
+    /// How the route chose, for the execution record.
+    pub routing: RouteNote,
 }
 
 impl Exchange {
@@ -67,6 +69,7 @@ impl Exchange {
                 .then_some(policy.content_hashes),
             alerts: Vec::new(),
             alert_ids: Vec::new(),
+            routing: RouteNote::default(),
         }
     }
 
@@ -96,6 +99,7 @@ impl Exchange {
             content_hashes,
         );
         record.alerts = self.alert_ids.clone();
+        record.routing = self.routing.clone();
         Some(record)
     }
 
@@ -137,6 +141,7 @@ impl Exchange {
             export: self.export.take(),
             alerts: std::mem::take(&mut self.alerts),
             alert_ids: std::mem::take(&mut self.alert_ids),
+            routing: std::mem::take(&mut self.routing),
         };
         self.stage = Stage::Done;
         taken

@@ -53,6 +53,9 @@ impl Gateway {
         let planned = self.plan(host, caller, meta, after).await?;
         exchange.timing.mark("plan", host.now().millis());
         exchange.record.detail.route = planned.plan.route_id.clone();
+        exchange.routing.rule = planned.plan.rule;
+        exchange.routing.strategy = Some(planned.plan.strategy);
+        exchange.routing.workload = planned.plan.workload.clone();
         let first = planned.first(caller)?;
         exchange.set_target(first);
         let max_output = max_output(first);

@@ -161,6 +161,18 @@ fn request_attributes(r: &ExecutionRecord) -> Vec<KeyValue> {
     if let Some(route) = &d.route {
         a.push(s("asc.route", route.clone()));
     }
+    if let Some(rule) = r.routing.rule {
+        a.push(i("asc.route.rule", rule as u64));
+    }
+    if let Some(strategy) = r.routing.strategy {
+        a.push(s("asc.route.strategy", strategy));
+    }
+    if let Some(w) = &r.routing.workload {
+        a.push(s("asc.workload", w.clone()));
+    }
+    if let Some(t) = &r.routing.target {
+        a.push(s("asc.target", t.clone()));
+    }
     if let Some(host) = &rec.endpoint_host {
         a.push(s("server.address", host.clone()));
     }

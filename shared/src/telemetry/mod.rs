@@ -13,7 +13,7 @@ pub use export::{
     metrics_request, operation_name, provider_name, spans, trace_request, BreakerReading,
     ResourceInfo,
 };
-pub use record::{attempt_span_id, AttemptSpan, ExecutionRecord, Phase, Timing};
+pub use record::{attempt_span_id, AttemptSpan, ExecutionRecord, Phase, RouteNote, Timing};
 
 use url::Url;
 

@@ -48,6 +48,16 @@ pub struct Phase {
     pub end_ms: u64,
 }
 
+/// How the route chose: the rule that matched (its index), the strategy, the workload, and
+/// the target (model key) that served.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RouteNote {
+    pub rule: Option<usize>,
+    pub strategy: Option<&'static str>,
+    pub workload: Option<String>,
+    pub target: Option<String>,
+}
+
 /// One upstream attempt as a span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttemptSpan {
@@ -71,6 +81,7 @@ pub struct ExecutionRecord {
     pub ttft_ms: Option<u64>,
     /// Alerts this request raised or carried to delivery (their ids).
     pub alerts: Vec<String>,
+    pub routing: RouteNote,
     /// The final audit record, without any recorded content.
     pub event: AuditEvent,
 }
@@ -144,6 +155,7 @@ impl ExecutionRecord {
             attempts,
             ttft_ms,
             alerts: Vec::new(),
+            routing: RouteNote::default(),
             event,
         }
     }
