@@ -196,6 +196,13 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
     assert.equal(blocked.status, 400);
     requestIds.blocked = blocked.headers?.get?.('x-request-id') ?? blocked.headers?.['x-request-id'];
 
+    // A key that is no key: refused before any tenant is known, still exported (no tenant).
+    const anon = await new OpenAI({ apiKey: 'asc_not-a-key', baseURL: stack.baseURL, maxRetries: 0 })
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e) => e);
+    assert.equal(anon.status, 401);
+    requestIds.anonymous = anon.headers?.get?.('x-request-id') ?? anon.headers?.['x-request-id'];
+
     // More traffic: each admission hands the ledger's pending alerts to its isolate to deliver.
     for (let i = 0; i < 3; i++) {
       const r = await c.chat.completions.create({
@@ -259,6 +266,12 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
     assert.equal(failed.status?.code, 2, 'status ERROR');
     assert.equal(failed.a['asc.outcome'], 'error');
     assert.ok(failed.a['error.type']);
+
+    const anonymous = await waitFor('the refused key’s span', () => serverSpan(requestIds.anonymous));
+    assert.equal(anonymous.a['asc.outcome'], 'refused');
+    assert.equal(anonymous.a['http.response.status_code'], 401);
+    assert.ok(anonymous.a['error.type']);
+    assert.equal(anonymous.a['asc.tenant.id'], undefined, 'no tenant is named for an unknown key');
 
     const blocked = await waitFor('the blocked request’s span', () => serverSpan(requestIds.blocked));
     assert.equal(blocked.a['asc.outcome'], 'refused');

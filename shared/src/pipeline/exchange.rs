@@ -54,6 +54,7 @@ pub(crate) struct Exchange {
 
 impl Exchange {
     pub fn new(gw: &Gateway, ctx: &RequestCtx, caller: &Caller, operation: &str) -> Self {
+        ctx.reached_tenant.set(true);
         let mut record = gw.audit_base(ctx, caller, operation);
         record.detail.tags = caller.key.tags.clone();
         let policy = caller.tenant.telemetry;

@@ -110,6 +110,8 @@ pub(crate) struct RequestCtx {
     pub request_id: String,
     pub trace: TraceContext,
     pub started: Timestamp,
+    /// Whether the request reached a tenant (an exchange owns its execution record then).
+    pub reached_tenant: std::cell::Cell<bool>,
 }
 
 /// The caller, once authenticated.
@@ -194,7 +196,9 @@ impl Gateway {
             request_id: format!("req_{}", hex::encode(&random[..12])),
             trace: TraceContext::continue_or_start(req.header("traceparent"), &random),
             started: host.now(),
+            reached_tenant: std::cell::Cell::new(false),
         };
+        let path = req.path.clone();
         // Errors go back in the dialect of the path the client called.
         let dialect = match req.path.as_str() {
             "/v1/messages" => Dialect::Anthropic,
@@ -203,7 +207,14 @@ impl Gateway {
         let mut after = AfterResponse::default();
         let mut reply = match self.route(host, &ctx, req, &mut after).await {
             Ok(reply) => reply,
-            Err(err) => dialect::error_reply(dialect, &err),
+            Err(err) => {
+                // Refused before any tenant was known (bad key, wrong host, unknown route):
+                // exported without a tenant, so failed logins show in the metrics too.
+                if !ctx.reached_tenant.get() && self.settings.collector.is_some() {
+                    after.observe(self.unattributed_record(host, &ctx, &path, &err));
+                }
+                dialect::error_reply(dialect, &err)
+            }
         };
         reply
             .headers
@@ -346,6 +357,53 @@ impl Gateway {
             policy_version: Some(caller.tenant.version.clone()),
             trace_id: ctx.trace.trace_id.clone(),
         })
+    }
+
+    /// The execution record of a request refused before it reached a tenant.
+    fn unattributed_record<H: Host>(
+        &self,
+        host: &H,
+        ctx: &RequestCtx,
+        path: &str,
+        err: &GatewayError,
+    ) -> crate::telemetry::ExecutionRecord {
+        let now = host.now().millis();
+        let operation = match path {
+            "/v1/chat/completions" => "chat.completions",
+            "/v1/messages" => "messages",
+            "/v1/embeddings" => "embeddings",
+            "/v1/models" => "models.list",
+            "/v1/usage" => "usage.read",
+            "/v1/route/explain" => "route.explain",
+            _ => "unknown",
+        };
+        let event = AuditEvent::from(AuditRecord {
+            schema_version: AUDIT_SCHEMA_VERSION,
+            request_id: ctx.request_id.clone(),
+            timestamp_ms: ctx.started.millis(),
+            region: self.region.id.clone(),
+            tenant_id: None,
+            key_id: None,
+            operation: operation.to_string(),
+            requested_model: None,
+            served_model: None,
+            provider: None,
+            endpoint_host: None,
+            stream: false,
+            outcome: if err.status() < 500 {
+                Outcome::Refused
+            } else {
+                Outcome::Error
+            },
+            status: err.status(),
+            error_code: Some(err.code().to_string()),
+            usage: None,
+            latency_ms: now.saturating_sub(ctx.started.millis()),
+            policy_version: None,
+            trace_id: ctx.trace.trace_id.clone(),
+        });
+        let timing = crate::telemetry::Timing::new(ctx.started.millis());
+        crate::telemetry::ExecutionRecord::new(&ctx.trace, &timing, event, now, false)
     }
 
     /// Records a request that reads only (no upstream, no charge), before it is answered.
