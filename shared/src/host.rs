@@ -68,13 +68,7 @@ impl EgressApproved {
         timeout_ms: u64,
     ) -> Result<Self, GatewayError> {
         region.check_telemetry_egress(&url)?;
-        Ok(EgressApproved {
-            url,
-            method: "POST",
-            headers,
-            body,
-            timeout_ms,
-        })
+        Ok(Self::post(url, headers, body, timeout_ms))
     }
 
     /// An alert webhook delivery (POST): the region's `webhook_hosts` only.
@@ -86,13 +80,17 @@ impl EgressApproved {
         timeout_ms: u64,
     ) -> Result<Self, GatewayError> {
         region.check_webhook_egress(&url)?;
-        Ok(EgressApproved {
+        Ok(Self::post(url, headers, body, timeout_ms))
+    }
+
+    fn post(url: Url, headers: Vec<(String, String)>, body: Vec<u8>, timeout_ms: u64) -> Self {
+        EgressApproved {
             url,
             method: "POST",
             headers,
             body,
             timeout_ms,
-        })
+        }
     }
 
     pub fn url(&self) -> &Url {

@@ -161,56 +161,44 @@ impl Region {
         hosts: &[String],
         field: &str,
     ) -> Result<(), GatewayError> {
-        let deny = |why: String| {
-            GatewayError::new(
-                ErrorKind::EgressDenied,
-                format!("Refused to send outside region {}: {why}.", self.id),
-            )
-        };
-        let host = url
-            .host_str()
-            .map(|h| {
-                h.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_plain_http => {}
-            other => return Err(deny(format!("scheme {other} is not allowed"))),
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(deny("URLs may not embed credentials".into()));
-        }
-        if host.is_empty() || !hosts.contains(&host) {
-            return Err(deny(format!("host {host} is not in the region's {field}")));
+        let host = self.checked_host(url)?;
+        if !hosts.contains(&host) {
+            return Err(self.deny(format!("host {host} is not in the region's {field}")));
         }
         Ok(())
     }
 
-    fn check_egress_to(&self, url: &Url, also: &[String]) -> Result<(), GatewayError> {
-        let deny = |why: String| {
-            GatewayError::new(
-                ErrorKind::EgressDenied,
-                format!("Refused to send outside region {}: {why}.", self.id),
-            )
-        };
+    fn deny(&self, why: String) -> GatewayError {
+        GatewayError::new(
+            ErrorKind::EgressDenied,
+            format!("Refused to send outside region {}: {why}.", self.id),
+        )
+    }
+
+    /// What every gate checks first: a host, an allowed scheme, no embedded credentials.
+    /// Returns the host, lowercase, without IPv6 brackets.
+    fn checked_host(&self, url: &Url) -> Result<String, GatewayError> {
         let host = match url.host_str() {
             Some(h) => h
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_ascii_lowercase(),
-            None => return Err(deny("the upstream URL has no host".into())),
+            None => return Err(self.deny("the URL has no host".into())),
         };
         match url.scheme() {
             "https" => {}
             "http" if self.allow_plain_http => {}
-            other => return Err(deny(format!("scheme {other} is not allowed"))),
+            other => return Err(self.deny(format!("scheme {other} is not allowed"))),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(deny("upstream URLs may not embed credentials".into()));
+            return Err(self.deny("URLs may not embed credentials".into()));
         }
+        Ok(host)
+    }
+
+    fn check_egress_to(&self, url: &Url, also: &[String]) -> Result<(), GatewayError> {
+        let deny = |why: String| self.deny(why);
+        let host = self.checked_host(url)?;
         // An allowlisted name on another port is another service: only the scheme's default
         // port (`url` drops an explicit :443), except in the loopback development region.
         if url.port().is_some() && !self.allow_plain_http {
@@ -288,6 +276,53 @@ mod tests {
     fn egress(region: &Region, url: &str) -> Result<(), ErrorKind> {
         let url = Url::parse(url).expect("url");
         region.check_egress(&url).map_err(|e| e.kind)
+    }
+
+    #[test]
+    fn telemetry_and_webhooks_go_only_to_their_own_hosts() {
+        let r = Region::from_toml(
+            "id = \"x\"\ndisplay_name = \"x\"\nhostnames = [\"x.example\"]\n\
+             allowed_upstream_hosts = [\"api.example.com\"]\n\
+             telemetry_hosts = [\"otel.example.com\"]\nwebhook_hosts = [\"hooks.example.com\"]",
+        )
+        .expect("region");
+        let url = |u: &str| Url::parse(u).expect("url");
+        // A collector commonly listens on 4318: any port is fine for its own host.
+        assert!(r
+            .check_telemetry_egress(&url("https://otel.example.com:4318/"))
+            .is_ok());
+        assert!(r
+            .check_webhook_egress(&url("https://hooks.example.com/asc"))
+            .is_ok());
+        for (gate, bad) in [
+            ("telemetry", "https://api.example.com/"), // an upstream is not a collector
+            ("telemetry", "https://hooks.example.com/"), // nor a webhook host
+            ("telemetry", "http://otel.example.com/"), // plain http outside the local region
+            ("webhook", "https://otel.example.com/"),
+            ("webhook", "https://u:p@hooks.example.com/"),
+        ] {
+            let result = match gate {
+                "telemetry" => r.check_telemetry_egress(&url(bad)),
+                _ => r.check_webhook_egress(&url(bad)),
+            };
+            assert_eq!(
+                result.map_err(|e| e.code()),
+                Err("egress_denied"),
+                "{gate} {bad}"
+            );
+        }
+        // Model traffic cannot use them either.
+        assert!(r.check_egress(&url("https://otel.example.com/")).is_err());
+        let loopback_only = Region::from_toml(
+            "id = \"l\"\ndisplay_name = \"l\"\nhostnames = [\"127.0.0.1\"]\n\
+             allowed_upstream_hosts = [\"127.0.0.1\"]\nallow_plain_http = true\n\
+             telemetry_hosts = [\"otel.example.com\"]",
+        )
+        .expect_err("an http region names loopback collectors only");
+        assert!(
+            loopback_only[0].starts_with("telemetry_hosts[0]"),
+            "{loopback_only:?}"
+        );
     }
 
     #[test]

@@ -463,86 +463,46 @@ export default {
   storageNote = stateDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${stateDir}`;
   if (!process.env.BENCH_STATE_DIR) extraCleanup.push(stateDir);
   inspectorPort = PROFILE ? await freePort() : undefined;
+  // One of ASC's Workers on the shared workerd: `build`'s modules, the deployment's vars plus
+  // `extra`, its own buckets and Durable Objects, the shared config KV.
+  const ascWorker = async (name, build, extra, r2Buckets) => ({
+    name,
+    modules: [
+      { type: 'ESModule', path: join(build, 'index.js') },
+      { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
+    ],
+    modulesRoot: build,
+    compatibilityDate: COMPAT_DATE,
+    bindings: {
+      ...vars,
+      ...extra,
+      KEY_HASH_SECRET: secret,
+      OPENAI_API_KEY: UPSTREAM_KEY,
+      AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+    },
+    kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
+    r2Buckets,
+    durableObjects: {
+      TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
+      AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
+      CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
+    },
+    unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
+  });
   mf = new Miniflare(convertV4MiniflareOptions({
     cf: false,
     ...(PROFILE ? { inspectorPort } : {}),
     resourcePersistencePath: stateDir,
     workers: [
-      {
-        name: 'asc',
-        modules: [
-          { type: 'ESModule', path: join(BUILD, 'index.js') },
-          { type: 'CompiledWasm', path: join(BUILD, 'index_bg.wasm') },
-        ],
-        modulesRoot: BUILD,
-        compatibilityDate: COMPAT_DATE,
-        bindings: {
-          ...vars,
-          KEY_HASH_SECRET: secret,
-          OPENAI_API_KEY: UPSTREAM_KEY,
-          AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
-        },
-        kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
-        r2Buckets: { AUDIT_BUCKET: 'asc-audit-local', ASC_CACHE: 'asc-cache-local' },
-        durableObjects: {
-          TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
-          AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
-          CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
-        },
-        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
-        ...(PROFILE ? { unsafeInspectorProxy: true } : {}),
-      },
-      ...(BASELINE && want('asc') ? [{
-        // ASC_BASELINE_BUILD: another build of ASC (e.g. the commit before a change) on the same
-        // workerd, same tenants and keys, so before and after are compared in one run.
-        name: 'ascbase',
-        modules: [
-          { type: 'ESModule', path: join(BASELINE, 'index.js') },
-          { type: 'CompiledWasm', path: join(BASELINE, 'index_bg.wasm') },
-        ],
-        modulesRoot: BASELINE,
-        compatibilityDate: COMPAT_DATE,
-        bindings: {
-          ...vars,
-          KEY_HASH_SECRET: secret,
-          OPENAI_API_KEY: UPSTREAM_KEY,
-          AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
-        },
-        kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
-        r2Buckets: { AUDIT_BUCKET: 'asc-audit-base' },
-        durableObjects: {
-          TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
-          AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
-          CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
-        },
-        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
-      }] : []),
-      ...(want('asc') ? [{
-        // The same build and tenants with the OpenTelemetry export on, to a local collector that
-        // accepts everything (otlpSink): what exporting execution records costs.
-        name: 'ascotlp',
-        modules: [
-          { type: 'ESModule', path: join(BUILD, 'index.js') },
-          { type: 'CompiledWasm', path: join(BUILD, 'index_bg.wasm') },
-        ],
-        modulesRoot: BUILD,
-        compatibilityDate: COMPAT_DATE,
-        bindings: {
-          ...vars,
-          OTLP_ENDPOINT: await otlpSinkUrl(),
-          KEY_HASH_SECRET: secret,
-          OPENAI_API_KEY: UPSTREAM_KEY,
-          AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
-        },
-        kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
-        r2Buckets: { AUDIT_BUCKET: 'asc-audit-otlp', ASC_CACHE: 'asc-cache-otlp' },
-        durableObjects: {
-          TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
-          AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
-          CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
-        },
-        unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
-      }] : []),
+      { ...(await ascWorker('asc', BUILD, {}, { AUDIT_BUCKET: 'asc-audit-local', ASC_CACHE: 'asc-cache-local' })),
+        ...(PROFILE ? { unsafeInspectorProxy: true } : {}) },
+      // ASC_BASELINE_BUILD: another build of ASC (e.g. the commit before a change) on the same
+      // workerd, same tenants and keys, so before and after are compared in one run.
+      ...(BASELINE && want('asc') ? [await ascWorker('ascbase', BASELINE, {}, { AUDIT_BUCKET: 'asc-audit-base' })] : []),
+      // The same build and tenants with the OpenTelemetry export on, to a local collector that
+      // accepts everything (otlpSink): what exporting execution records costs.
+      ...(want('asc') ? [await ascWorker('ascotlp', BUILD, { OTLP_ENDPOINT: await otlpSinkUrl() },
+        { AUDIT_BUCKET: 'asc-audit-otlp', ASC_CACHE: 'asc-cache-otlp' })] : []),
       {
         // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
         // SQLite insert (ASC's budgeted non-streamed chat makes 3: ledger reserve, ledger settle,

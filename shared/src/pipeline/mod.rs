@@ -336,13 +336,22 @@ impl Gateway {
         caller: &Caller,
         operation: &str,
     ) -> AuditEvent {
-        AuditEvent::from(AuditRecord {
+        let mut record = self.record_base(ctx, operation);
+        record.tenant_id = Some(caller.tenant.tenant_id.to_string());
+        record.key_id = Some(caller.key.key_id.to_string());
+        record.policy_version = Some(caller.tenant.version.clone());
+        AuditEvent::from(record)
+    }
+
+    /// A record of `operation` with what is known before authentication.
+    fn record_base(&self, ctx: &RequestCtx, operation: &str) -> AuditRecord {
+        AuditRecord {
             schema_version: AUDIT_SCHEMA_VERSION,
             request_id: ctx.request_id.clone(),
             timestamp_ms: ctx.started.millis(),
             region: self.region.id.clone(),
-            tenant_id: Some(caller.tenant.tenant_id.to_string()),
-            key_id: Some(caller.key.key_id.to_string()),
+            tenant_id: None,
+            key_id: None,
             operation: operation.to_string(),
             requested_model: None,
             served_model: None,
@@ -354,9 +363,9 @@ impl Gateway {
             error_code: None,
             usage: None,
             latency_ms: 0,
-            policy_version: Some(caller.tenant.version.clone()),
+            policy_version: None,
             trace_id: ctx.trace.trace_id.clone(),
-        })
+        }
     }
 
     /// The execution record of a request refused before it reached a tenant.
@@ -377,31 +386,16 @@ impl Gateway {
             "/v1/route/explain" => "route.explain",
             _ => "unknown",
         };
-        let event = AuditEvent::from(AuditRecord {
-            schema_version: AUDIT_SCHEMA_VERSION,
-            request_id: ctx.request_id.clone(),
-            timestamp_ms: ctx.started.millis(),
-            region: self.region.id.clone(),
-            tenant_id: None,
-            key_id: None,
-            operation: operation.to_string(),
-            requested_model: None,
-            served_model: None,
-            provider: None,
-            endpoint_host: None,
-            stream: false,
-            outcome: if err.status() < 500 {
-                Outcome::Refused
-            } else {
-                Outcome::Error
-            },
-            status: err.status(),
-            error_code: Some(err.code().to_string()),
-            usage: None,
-            latency_ms: now.saturating_sub(ctx.started.millis()),
-            policy_version: None,
-            trace_id: ctx.trace.trace_id.clone(),
-        });
+        let mut record = self.record_base(ctx, operation);
+        record.outcome = if err.status() < 500 {
+            Outcome::Refused
+        } else {
+            Outcome::Error
+        };
+        record.status = err.status();
+        record.error_code = Some(err.code().to_string());
+        record.latency_ms = now.saturating_sub(ctx.started.millis());
+        let event = AuditEvent::from(record);
         let timing = crate::telemetry::Timing::new(ctx.started.millis());
         crate::telemetry::ExecutionRecord::new(&ctx.trace, &timing, event, now, false)
     }
