@@ -1,20 +1,12 @@
-//! What a ledger learns from the records it keeps, for the people who run the tenant: usage
-//! rollups (spend, tokens, errors, latency by hour and day, per key, model, provider and tags:
-//! the analytics API and the dashboard read them) and the tenant's alerts (raised once, handed to
-//! isolates for delivery, retried with backoff until delivered).
-//!
-//! Both live in the ledger because it already sees every final record of its tenant (or shard)
-//! exactly once, in order, durably: no second store, no log scraping, and an alert's "once" is a
-//! fact of one object's state.
+//! Usage rollups: per key and hour (folded into days after 48 h), by model, provider and tags,
+//! with counts, tokens, cost, errors by code, guardrail hits and latency histograms; the
+//! analytics query over them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alerts::{AlertEvent, AlertKind, MAX_DELIVERY_ATTEMPTS};
 use crate::audit::{AuditEvent, CacheOutcome, Outcome};
-use crate::budget::{BudgetStatus, Mode};
-use crate::config::ErrorRateRule;
 
 pub const HOUR_MS: u64 = 3_600_000;
 pub const DAY_MS: u64 = 24 * HOUR_MS;
@@ -22,14 +14,6 @@ pub const DAY_MS: u64 = 24 * HOUR_MS;
 pub const HOURLY_KEEP_MS: u64 = 48 * HOUR_MS;
 /// Daily buckets are kept this long (a year of month-over-month comparisons).
 pub const DAILY_KEEP_MS: u64 = 400 * DAY_MS;
-/// Alerts listed by the API (newest kept).
-pub const ALERT_LOG_LEN: usize = 100;
-/// Alert ids remembered to raise each event once.
-pub const RAISED_MEMORY: usize = 1000;
-/// An isolate has this long to deliver the alerts it claimed before another may.
-pub const CLAIM_MS: u64 = 60_000;
-/// Alerts handed out per admission.
-pub const CLAIM_MAX: usize = 8;
 
 /// Latency histogram bounds in milliseconds (OpenTelemetry-style explicit buckets; the last
 /// bucket is everything above the last bound).
@@ -231,7 +215,7 @@ pub fn hour_bucket_floor(ms: u64) -> String {
 /// Rollups by bucket name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollups {
-    pub(super) buckets: BTreeMap<String, Vec<Rollup>>,
+    pub(in crate::ledger) buckets: BTreeMap<String, Vec<Rollup>>,
 }
 
 impl Rollups {
@@ -247,7 +231,7 @@ impl Rollups {
     }
 
     /// Adds a final record; returns the bucket it changed.
-    pub(super) fn add(&mut self, event: &AuditEvent) -> Option<String> {
+    pub(in crate::ledger) fn add(&mut self, event: &AuditEvent) -> Option<String> {
         if !is_model_traffic(&event.record.operation) {
             return None;
         }
@@ -284,7 +268,7 @@ impl Rollups {
 
     /// Folds hours older than [`HOURLY_KEEP_MS`] into days and drops days older than
     /// [`DAILY_KEEP_MS`]; returns every bucket name written or removed.
-    pub(super) fn compact(&mut self, now_ms: u64) -> Vec<String> {
+    pub(in crate::ledger) fn compact(&mut self, now_ms: u64) -> Vec<String> {
         let mut touched = Vec::new();
         let hour_cutoff = now_ms.saturating_sub(HOURLY_KEEP_MS);
         let day_cutoff = now_ms.saturating_sub(DAILY_KEEP_MS);
@@ -449,276 +433,6 @@ impl AnalyticsRow {
     }
 }
 
-/// Where an alert's delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Pending,
-    Delivered,
-    /// Every attempt failed (or a receiver refused it for good).
-    Failed,
-    /// No webhook subscribes to this kind of event.
-    Unsubscribed,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoggedAlert {
-    pub event: AlertEvent,
-    pub status: DeliveryStatus,
-    pub attempts: u32,
-    pub next_at_ms: u64,
-    #[serde(default)]
-    pub claimed_until_ms: u64,
-}
-
-/// One delivery's result, as an isolate reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Delivery {
-    Delivered,
-    /// Worth retrying (network error, 429, 5xx).
-    Retry,
-    /// Not worth retrying (the receiver answered 4xx).
-    Refused,
-    Unsubscribed,
-}
-
-/// A window of finished requests for the error-rate rule.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorWindow {
-    pub start_ms: u64,
-    pub requests: u64,
-    pub errors: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertState {
-    /// The tenant's error-rate rule as of its last admission.
-    pub rule: Option<ErrorRateRule>,
-    pub log: VecDeque<LoggedAlert>,
-    /// Ids raised (and when), to raise each event once; the oldest are forgotten past
-    /// [`RAISED_MEMORY`].
-    pub raised: BTreeMap<String, u64>,
-    /// Alert thresholds by budget key, as of the last admission that named the budget.
-    pub percents: BTreeMap<String, Vec<u8>>,
-}
-
-impl AlertState {
-    /// Queues events not raised before; returns whether anything changed.
-    pub(super) fn raise(&mut self, events: Vec<AlertEvent>) -> bool {
-        let mut changed = false;
-        for event in events {
-            if self.raised.contains_key(&event.id) {
-                continue;
-            }
-            self.raised.insert(event.id.clone(), event.at_ms);
-            if self.raised.len() > RAISED_MEMORY {
-                let oldest = self
-                    .raised
-                    .iter()
-                    .min_by_key(|(_, at)| **at)
-                    .map(|(id, _)| id.clone());
-                if let Some(id) = oldest {
-                    self.raised.remove(&id);
-                }
-            }
-            let at = event.at_ms;
-            self.log.push_back(LoggedAlert {
-                event,
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                next_at_ms: at,
-                claimed_until_ms: 0,
-            });
-            changed = true;
-        }
-        // Oldest settled entries go first; pending ones are kept until they settle.
-        while self.log.len() > ALERT_LOG_LEN {
-            match self
-                .log
-                .iter()
-                .position(|a| a.status != DeliveryStatus::Pending)
-            {
-                Some(i) => {
-                    self.log.remove(i);
-                }
-                None => break,
-            }
-        }
-        changed
-    }
-
-    /// Hands out due alerts for delivery, each to one isolate at a time.
-    pub(super) fn claim(&mut self, now_ms: u64) -> Vec<AlertEvent> {
-        let mut out = Vec::new();
-        for a in self.log.iter_mut() {
-            if out.len() >= CLAIM_MAX {
-                break;
-            }
-            if a.status == DeliveryStatus::Pending
-                && a.next_at_ms <= now_ms
-                && a.claimed_until_ms <= now_ms
-            {
-                a.claimed_until_ms = now_ms + CLAIM_MS;
-                out.push(a.event.clone());
-            }
-        }
-        out
-    }
-
-    pub(super) fn delivered(&mut self, results: &[(String, Delivery)], now_ms: u64) -> bool {
-        let mut changed = false;
-        for (id, result) in results {
-            let Some(a) = self.log.iter_mut().find(|a| &a.event.id == id) else {
-                continue;
-            };
-            if a.status != DeliveryStatus::Pending {
-                continue;
-            }
-            changed = true;
-            a.claimed_until_ms = 0;
-            match result {
-                Delivery::Delivered => {
-                    a.attempts += 1;
-                    a.status = DeliveryStatus::Delivered;
-                }
-                Delivery::Unsubscribed => a.status = DeliveryStatus::Unsubscribed,
-                Delivery::Refused => {
-                    a.attempts += 1;
-                    a.status = DeliveryStatus::Failed;
-                }
-                Delivery::Retry => {
-                    a.attempts += 1;
-                    if a.attempts >= MAX_DELIVERY_ATTEMPTS {
-                        a.status = DeliveryStatus::Failed;
-                    } else {
-                        a.next_at_ms = now_ms + crate::alerts::retry_delay_ms(a.attempts);
-                    }
-                }
-            }
-        }
-        changed
-    }
-}
-
-/// Budget events that `statuses` (after an admission or a settle) show: a threshold of settled
-/// spend reached, a soft budget's spend past its limit. Ids name the budget, its period and the
-/// threshold, so each is raised once per period.
-pub fn budget_events(
-    tenant: &str,
-    statuses: &[BudgetStatus],
-    percents: &BTreeMap<String, Vec<u8>>,
-    raised: &BTreeMap<String, u64>,
-    now_ms: u64,
-) -> Vec<AlertEvent> {
-    let mut out = Vec::new();
-    for s in statuses {
-        if s.limit_micros == 0 {
-            continue;
-        }
-        // The common case, on every admission and settle: nothing reached. Decide with numbers
-        // before building any name.
-        let spent = u128::from(s.spent_micros);
-        let reached: Vec<u8> = percents
-            .get(&s.key)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|pct| spent * 100 >= u128::from(*pct) * u128::from(s.limit_micros))
-            .collect();
-        let soft_over = s.mode == Mode::Soft && s.spent_micros > s.limit_micros;
-        if reached.is_empty() && !soft_over {
-            continue;
-        }
-        // Rolling windows have no fixed start: a window's worth of time names the period.
-        let period = match s.period_end_ms {
-            Some(_) => s.period_start_ms.to_string(),
-            None => {
-                let width = now_ms.saturating_sub(s.period_start_ms).max(1);
-                format!("r{}", now_ms / width)
-            }
-        };
-        let detail = |pct: Option<u8>| {
-            serde_json::json!({
-                "budget_id": s.budget_id,
-                "budget_key": s.key,
-                "period": s.period,
-                "period_start_ms": s.period_start_ms,
-                "period_end_ms": s.period_end_ms,
-                "mode": s.mode,
-                "limit_usd_micros": s.limit_micros,
-                "spent_usd_micros": s.spent_micros,
-                "percent": pct,
-            })
-        };
-        for pct in reached {
-            let id = format!("budget.threshold:{}:{period}:{pct}", s.key);
-            if !raised.contains_key(&id) {
-                out.push(AlertEvent {
-                    id,
-                    kind: AlertKind::BudgetThreshold,
-                    tenant_id: tenant.to_string(),
-                    at_ms: now_ms,
-                    detail: detail(Some(pct)),
-                });
-            }
-        }
-        let id = format!("budget.soft_exceeded:{}:{period}", s.key);
-        if soft_over && !raised.contains_key(&id) {
-            out.push(AlertEvent {
-                id,
-                kind: AlertKind::BudgetSoftExceeded,
-                tenant_id: tenant.to_string(),
-                at_ms: now_ms,
-                detail: detail(None),
-            });
-        }
-    }
-    out
-}
-
-impl ErrorWindow {
-    /// Counts a finished request; returns the spike event when this request made the window
-    /// reach the rule (once per window).
-    pub fn count(
-        &mut self,
-        rule: &ErrorRateRule,
-        tenant: &str,
-        failed: bool,
-        now_ms: u64,
-    ) -> Option<AlertEvent> {
-        let start = now_ms - now_ms % rule.window_ms.max(1);
-        if self.start_ms != start {
-            *self = ErrorWindow {
-                start_ms: start,
-                requests: 0,
-                errors: 0,
-            };
-        }
-        let was = self.reached(rule);
-        self.requests += 1;
-        self.errors += u64::from(failed);
-        (!was && self.reached(rule)).then(|| AlertEvent {
-            id: format!("error_rate.spike:{start}"),
-            kind: AlertKind::ErrorRateSpike,
-            tenant_id: tenant.to_string(),
-            at_ms: now_ms,
-            detail: serde_json::json!({
-                "window_start_ms": start,
-                "window_ms": rule.window_ms,
-                "requests": self.requests,
-                "errors": self.errors,
-                "threshold_percent": rule.percent,
-            }),
-        })
-    }
-
-    fn reached(&self, rule: &ErrorRateRule) -> bool {
-        self.requests >= rule.min_requests
-            && u128::from(self.errors) * 100 >= u128::from(rule.percent) * u128::from(self.requests)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,100 +490,5 @@ mod tests {
         let mut big = Histogram::default();
         big.record(120_000);
         assert_eq!(big.quantile(0.5), Some(60_000.0));
-    }
-
-    #[test]
-    fn budget_events_name_the_budget_period_and_threshold_and_skip_raised_ones() {
-        let status = |spent: u64, mode: Mode| BudgetStatus {
-            budget_id: "monthly".into(),
-            key: "monthly".into(),
-            period: "monthly".into(),
-            period_start_ms: 1_000,
-            period_end_ms: Some(2_000),
-            mode,
-            limit_micros: 1_000,
-            spent_micros: spent,
-            reserved_micros: 0,
-            remaining_micros: 1_000u64.saturating_sub(spent),
-            alerts_reached: Vec::new(),
-            exceeded: spent > 1_000,
-        };
-        let percents = BTreeMap::from([("monthly".to_string(), vec![50, 80])]);
-        let mut raised = BTreeMap::new();
-        assert!(budget_events("t", &[status(499, Mode::Hard)], &percents, &raised, 5).is_empty());
-        let e = budget_events("t", &[status(800, Mode::Hard)], &percents, &raised, 5);
-        let ids: Vec<&str> = e.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "budget.threshold:monthly:1000:50",
-                "budget.threshold:monthly:1000:80"
-            ]
-        );
-        raised.insert(e[0].id.clone(), 5);
-        let again = budget_events("t", &[status(900, Mode::Hard)], &percents, &raised, 6);
-        assert_eq!(again.len(), 1, "50% was raised already");
-        let soft = budget_events(
-            "t",
-            &[status(1_001, Mode::Soft)],
-            &BTreeMap::new(),
-            &raised,
-            7,
-        );
-        assert_eq!(soft.len(), 1);
-        assert_eq!(soft[0].id, "budget.soft_exceeded:monthly:1000");
-        assert_eq!(soft[0].kind, AlertKind::BudgetSoftExceeded);
-    }
-
-    #[test]
-    fn an_error_window_raises_once_when_it_reaches_the_rule() {
-        let rule = ErrorRateRule {
-            percent: 50,
-            min_requests: 4,
-            window_ms: 60_000,
-        };
-        let mut w = ErrorWindow::default();
-        let t = 120_000;
-        assert!(w.count(&rule, "t", true, t).is_none());
-        assert!(w.count(&rule, "t", true, t + 1).is_none());
-        assert!(w.count(&rule, "t", false, t + 2).is_none());
-        // 4 requests, 3 failed: 75% >= 50%, min reached.
-        let e = w.count(&rule, "t", true, t + 3).expect("spike");
-        assert_eq!(e.id, "error_rate.spike:120000");
-        assert!(
-            w.count(&rule, "t", true, t + 4).is_none(),
-            "once per window"
-        );
-        // The next window starts over.
-        assert!(w.count(&rule, "t", true, 180_000).is_none());
-    }
-
-    #[test]
-    fn claimed_alerts_are_not_handed_out_twice_until_the_claim_lapses() {
-        let mut s = AlertState::default();
-        let ev = |id: &str| AlertEvent {
-            id: id.into(),
-            kind: AlertKind::CircuitOpened,
-            tenant_id: "t".into(),
-            at_ms: 10,
-            detail: serde_json::Value::Null,
-        };
-        assert!(s.raise(vec![ev("a"), ev("b")]));
-        assert!(!s.raise(vec![ev("a")]), "raised once");
-        assert_eq!(s.claim(10).len(), 2);
-        assert!(s.claim(11).is_empty());
-        s.delivered(
-            &[
-                ("a".into(), Delivery::Delivered),
-                ("b".into(), Delivery::Retry),
-            ],
-            20,
-        );
-        // b waits for its backoff (2 s), then is handed out again.
-        assert!(s.claim(21).is_empty());
-        let again = s.claim(20 + 2_000);
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].id, "b");
-        assert_eq!(s.log[0].status, DeliveryStatus::Delivered);
     }
 }
