@@ -5,9 +5,7 @@
 use super::diff::Change;
 use super::issuer::Principal;
 use super::rbac::Action;
-use crate::audit::{
-    canonical_sha256, AdminNote, AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION,
-};
+use crate::audit::{canonical_sha256, AdminNote, AuditEvent, AuditRecord, Outcome};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
 use crate::ids::TenantId;
@@ -39,27 +37,15 @@ impl AdminRecord {
         trace_id: &str,
         at_ms: u64,
     ) -> Self {
-        let mut event = AuditEvent::from(AuditRecord {
-            schema_version: AUDIT_SCHEMA_VERSION,
-            request_id: request_id.to_string(),
-            timestamp_ms: at_ms,
-            region: gw.region().id.clone(),
-            tenant_id: Some(tenant.to_string()),
-            key_id: None,
-            operation: format!("admin.{}", action.name()),
-            requested_model: None,
-            served_model: None,
-            provider: None,
-            endpoint_host: None,
-            stream: false,
-            outcome: Outcome::Ok,
-            status: 200,
-            error_code: None,
-            usage: None,
-            latency_ms: 0,
-            policy_version: None,
-            trace_id: trace_id.to_string(),
-        });
+        let mut record = AuditRecord::started(
+            request_id,
+            at_ms,
+            &gw.region().id,
+            format!("admin.{}", action.name()),
+            trace_id,
+        );
+        record.tenant_id = Some(tenant.to_string());
+        let mut event = AuditEvent::from(record);
         event.detail.actor = Some(format!("operator:{}", p.subject));
         event.detail.admin = Some(AdminNote {
             subject: p.subject.clone(),

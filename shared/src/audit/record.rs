@@ -72,3 +72,37 @@ pub struct AuditRecord {
     pub policy_version: Option<String>,
     pub trace_id: String,
 }
+
+impl AuditRecord {
+    /// A record of `operation` that starts `ok` with nothing else known yet; callers fill in
+    /// who, which model and how it ended.
+    pub fn started(
+        request_id: &str,
+        timestamp_ms: u64,
+        region: &str,
+        operation: String,
+        trace_id: &str,
+    ) -> Self {
+        AuditRecord {
+            schema_version: AUDIT_SCHEMA_VERSION,
+            request_id: request_id.to_string(),
+            timestamp_ms,
+            region: region.to_string(),
+            tenant_id: None,
+            key_id: None,
+            operation,
+            requested_model: None,
+            served_model: None,
+            provider: None,
+            endpoint_host: None,
+            stream: false,
+            outcome: Outcome::Ok,
+            status: 200,
+            error_code: None,
+            usage: None,
+            latency_ms: 0,
+            policy_version: None,
+            trace_id: trace_id.to_string(),
+        }
+    }
+}

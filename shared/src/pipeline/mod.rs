@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::apikey::{KeyRecord, Scope};
-use crate::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
+use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::budget::PriceTable;
 use crate::cache::TtlCache;
 use crate::config::{ConfigErrors, TenantConfig};
@@ -345,27 +345,13 @@ impl Gateway {
 
     /// A record of `operation` with what is known before authentication.
     fn record_base(&self, ctx: &RequestCtx, operation: &str) -> AuditRecord {
-        AuditRecord {
-            schema_version: AUDIT_SCHEMA_VERSION,
-            request_id: ctx.request_id.clone(),
-            timestamp_ms: ctx.started.millis(),
-            region: self.region.id.clone(),
-            tenant_id: None,
-            key_id: None,
-            operation: operation.to_string(),
-            requested_model: None,
-            served_model: None,
-            provider: None,
-            endpoint_host: None,
-            stream: false,
-            outcome: Outcome::Ok,
-            status: 200,
-            error_code: None,
-            usage: None,
-            latency_ms: 0,
-            policy_version: None,
-            trace_id: ctx.trace.trace_id.clone(),
-        }
+        AuditRecord::started(
+            &ctx.request_id,
+            ctx.started.millis(),
+            &self.region.id,
+            operation.to_string(),
+            &ctx.trace.trace_id,
+        )
     }
 
     /// The execution record of a request refused before it reached a tenant.
