@@ -27,6 +27,7 @@ fn ask(id: &str, now: u64, amount: u64, budgets: Vec<BudgetLine>) -> ReserveAsk 
         now_ms: now,
         amount_micros: amount,
         tokens: 0,
+        requests: 1,
         budgets,
         requests_per_minute: vec![],
         tokens_per_minute: vec![],

@@ -42,7 +42,7 @@ pub fn gateway(deployment: &Deployment) -> Rc<Gateway> {
             return gw;
         }
     }
-    let gw = Rc::new(Gateway::for_deployment(deployment));
+    let gw = Rc::new(Gateway::for_deployment(deployment).without_leases());
     GATEWAY.with(|g| *g.borrow_mut() = Some(gw.clone()));
     gw
 }

@@ -72,6 +72,7 @@ fn commit(instance: usize, n: usize) -> LedgerOp {
         record: event(instance, n),
         actual_micros: 10,
         actual_tokens: 1,
+        lease: None,
     })
 }
 
@@ -81,6 +82,7 @@ fn reserve(request_id: String) -> ReserveAsk {
         now_ms: NOW,
         amount_micros: 10,
         tokens: 1,
+        requests: 1,
         budgets: vec![BudgetLine {
             key: "monthly".into(),
             budget_id: "monthly".into(),

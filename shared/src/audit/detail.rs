@@ -180,6 +180,25 @@ pub struct AuditDetail {
     /// A stream's time to its first relayed byte, from the request's start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<u64>,
+    /// The admission lease a request was served under, or on a lease's own record how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseNote>,
+}
+
+/// A request admitted under a lease names it (`id` only); a lease's own record (operation
+/// `lease`) says how many requests it was granted, how many its isolate said it admitted, and
+/// how many records arrived: a verifier counts the records naming the lease against `reported`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LeaseNote {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted: Option<u64>,
+    /// `None` on a lease record: its isolate never said (it did not close the lease).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported: Option<u64>,
 }
 
 /// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus

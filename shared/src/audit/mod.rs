@@ -47,7 +47,7 @@ pub mod verify;
 
 pub use detail::{
     content_sha256, AdminNote, Attempt, AuditDetail, AuditEvent, CacheNote, CacheOutcome,
-    GuardrailAction, GuardrailDecision, RecordedContent,
+    GuardrailAction, GuardrailDecision, LeaseNote, RecordedContent,
 };
 pub use forward::{ForwardAck, ForwardBatch};
 pub use record::{AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};

@@ -45,6 +45,9 @@ pub struct ReserveAsk {
     pub amount_micros: u64,
     /// Worst-case tokens (input bound + output limit), for tokens-per-minute limits.
     pub tokens: u64,
+    /// Requests counted against requests-per-minute limits: 1, or a lease's allowance.
+    #[serde(default = "one")]
+    pub requests: u64,
     pub budgets: Vec<BudgetLine>,
     pub requests_per_minute: Vec<RateLimit>,
     pub tokens_per_minute: Vec<RateLimit>,
@@ -151,12 +154,21 @@ struct Held {
     period_start_ms: u64,
 }
 
+fn one() -> u64 {
+    1
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
+    /// Still held: a lease's draws lower it.
     amount: u64,
     tokens: u64,
     token_window_start_ms: u64,
     token_scopes: Vec<String>,
+    #[serde(default = "one")]
+    requests: u64,
+    #[serde(default)]
+    request_scopes: Vec<String>,
     expires_ms: u64,
     held: Vec<Held>,
 }
@@ -217,7 +229,8 @@ impl Budgets {
             self.roll(line, now);
         }
         for limit in &ask.requests_per_minute {
-            if window_used(&self.totals.request_windows, &limit.scope, now) + 1 > limit.per_minute {
+            let used = window_used(&self.totals.request_windows, &limit.scope, now);
+            if used.saturating_add(ask.requests) > limit.per_minute {
                 return self.refuse(
                     Refusal::Requests {
                         scope: limit.scope.clone(),
@@ -266,7 +279,12 @@ impl Budgets {
             });
         }
         for limit in &ask.requests_per_minute {
-            window_add(&mut self.totals.request_windows, &limit.scope, now, 1);
+            window_add(
+                &mut self.totals.request_windows,
+                &limit.scope,
+                now,
+                ask.requests,
+            );
         }
         for limit in &ask.tokens_per_minute {
             window_add(
@@ -284,6 +302,12 @@ impl Budgets {
                 token_window_start_ms: minute_start(now),
                 token_scopes: ask
                     .tokens_per_minute
+                    .iter()
+                    .map(|l| l.scope.clone())
+                    .collect(),
+                requests: ask.requests,
+                request_scopes: ask
+                    .requests_per_minute
                     .iter()
                     .map(|l| l.scope.clone())
                     .collect(),
@@ -305,21 +329,125 @@ impl Budgets {
         };
         let charged = ask.actual_micros.min(res.amount);
         self.release(&res, charged, ask.now_ms);
-        // Give back unused tokens if the minute they were counted in is still the current one.
-        if res.token_window_start_ms == minute_start(ask.now_ms) {
-            let unused = res.tokens.saturating_sub(ask.actual_tokens);
-            for scope in &res.token_scopes {
-                if let Some(w) = self.totals.token_windows.get_mut(scope) {
+        self.give_back(
+            &res,
+            res.requests.saturating_sub(1),
+            ask.actual_tokens,
+            ask.now_ms,
+        );
+        let lines: Vec<BudgetLine> = res.held.iter().map(|h| h.line.clone()).collect();
+        SettleReply::Settled {
+            charged_micros: charged,
+            budgets: self.statuses(&lines, ask.now_ms),
+        }
+    }
+
+    /// How many requests of `ask`'s worst case a lease may hold: at most `want`, and at most half
+    /// the room left in every hard budget and rate limit, so that leases shrink as a limit nears
+    /// and the isolates sharing a ledger each get some; 1 when only the request itself may fit
+    /// ([`Budgets::reserve`] then admits or refuses it with the reason).
+    pub fn lease_size(&mut self, ask: &ReserveAsk, want: u64) -> u64 {
+        let now = ask.now_ms;
+        for line in &ask.budgets {
+            self.roll(line, now);
+        }
+        let mut n = want.max(1);
+        for limit in &ask.requests_per_minute {
+            let room = limit.per_minute.saturating_sub(window_used(
+                &self.totals.request_windows,
+                &limit.scope,
+                now,
+            ));
+            n = n.min(room / 2);
+        }
+        for limit in &ask.tokens_per_minute {
+            let room = limit.per_minute.saturating_sub(window_used(
+                &self.totals.token_windows,
+                &limit.scope,
+                now,
+            ));
+            if let Some(fit) = room.checked_div(ask.tokens) {
+                n = n.min(fit / 2);
+            }
+        }
+        for line in ask.budgets.iter().filter(|l| l.mode == Mode::Hard) {
+            let room = line.limit_micros.saturating_sub(self.used(line, now));
+            if let Some(fit) = room.checked_div(ask.amount_micros) {
+                n = n.min(fit / 2);
+            }
+        }
+        // Soft budgets only: keep the held amount a sane number.
+        if let Some(most) = (1u64 << 53).checked_div(ask.amount_micros) {
+            n = n.min(most);
+        }
+        n.max(1)
+    }
+
+    /// Charges `charged` (at most what is still held) of reservation `id` now, keeping the rest
+    /// held: one request served under a lease. `None` when `id` holds nothing (expired).
+    pub fn draw(
+        &mut self,
+        id: &str,
+        charged: u64,
+        now_ms: u64,
+    ) -> Option<(u64, Vec<BudgetStatus>)> {
+        let res = self.reservations.get_mut(id)?;
+        let charged = charged.min(res.amount);
+        res.amount -= charged;
+        let held = res.held.clone();
+        self.release_held(&held, charged, charged, now_ms);
+        let lines: Vec<BudgetLine> = held.iter().map(|h| h.line.clone()).collect();
+        Some((charged, self.statuses(&lines, now_ms)))
+    }
+
+    /// Ends reservation `id` (a lease whose every request has been drawn) without charging what
+    /// is left, and gives back the requests and tokens it did not use while their minute lasts.
+    pub fn finish(&mut self, id: &str, used_requests: u64, used_tokens: u64, now_ms: u64) -> bool {
+        let Some(res) = self.reservations.remove(id) else {
+            return false;
+        };
+        self.release(&res, 0, now_ms);
+        self.give_back(
+            &res,
+            res.requests.saturating_sub(used_requests),
+            used_tokens,
+            now_ms,
+        );
+        true
+    }
+
+    /// Gives back `unused_requests` and the tokens beyond `used_tokens` if the minute they were
+    /// counted in is still the current one.
+    fn give_back(
+        &mut self,
+        res: &Reservation,
+        unused_requests: u64,
+        used_tokens: u64,
+        now_ms: u64,
+    ) {
+        if res.token_window_start_ms != minute_start(now_ms) {
+            return;
+        }
+        let unused_tokens = res.tokens.saturating_sub(used_tokens);
+        for (windows, scopes, unused) in [
+            (
+                &mut self.totals.token_windows,
+                &res.token_scopes,
+                unused_tokens,
+            ),
+            (
+                &mut self.totals.request_windows,
+                &res.request_scopes,
+                unused_requests,
+            ),
+        ] {
+            for scope in scopes {
+                if let Some(w) = windows.get_mut(scope) {
                     if w.start_ms == res.token_window_start_ms {
                         w.used = w.used.saturating_sub(unused);
                     }
                 }
             }
-        }
-        let lines: Vec<BudgetLine> = res.held.iter().map(|h| h.line.clone()).collect();
-        SettleReply::Settled {
-            charged_micros: charged,
-            budgets: self.statuses(&lines, ask.now_ms),
         }
     }
 
@@ -415,7 +543,12 @@ impl Budgets {
 
     /// Moves `charged` of a reservation to spent and releases the whole reservation.
     fn release(&mut self, res: &Reservation, charged: u64, now_ms: u64) {
-        for held in &res.held {
+        self.release_held(&res.held, res.amount, charged, now_ms);
+    }
+
+    /// Stops holding `unreserve` against each line and charges `charged` (<= `unreserve`) to it.
+    fn release_held(&mut self, held: &[Held], unreserve: u64, charged: u64, now_ms: u64) {
+        for held in held {
             let state = self
                 .totals
                 .budgets
@@ -430,7 +563,7 @@ impl Budgets {
                     .filter(|p| p.start_ms == held.period_start_ms)
             };
             if let Some(t) = totals {
-                t.reserved = t.reserved.saturating_sub(res.amount);
+                t.reserved = t.reserved.saturating_sub(unreserve);
                 if !matches!(held.line.period, Period::Rolling { .. }) {
                     t.spent = t.spent.saturating_add(charged);
                 }

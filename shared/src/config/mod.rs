@@ -11,8 +11,8 @@ pub use alerts::{AlertPolicy, ErrorRateRule, TelemetryPolicy, Webhook};
 pub use budgets::{AppliesTo, Budget, BUDGET_FIELDS};
 pub use cache::{CachePolicy, CachedOperation, CACHE_FIELDS};
 pub use tenant::{
-    Limits, ModelTarget, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS, LIMIT_FIELDS,
-    MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,
+    Admission, Limits, ModelTarget, TenantConfig, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_TIMEOUT_MS,
+    LIMIT_FIELDS, MODEL_FIELDS, SCHEMA_VERSION, TENANT_FIELDS,
 };
 
 /// The KV name of a tenant's config document.

@@ -47,6 +47,9 @@ pub const LIMIT_FIELDS: &[&str] = &[
     "key_tokens_per_minute",
     "reservation_ttl_ms",
     "ledger_shards",
+    "admission",
+    "lease_window_ms",
+    "lease_max_requests",
 ];
 
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024;
@@ -91,7 +94,20 @@ pub struct Limits {
     pub reservation_ttl_ms: u64,
     /// Ledgers (Durable Objects) the tenant's counters are split over; see `budget::LedgerId`.
     pub ledger_shards: u32,
+    pub admission: Admission,
 }
+
+/// How requests are admitted (`limits.admission`); see `ledger::lease`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// One ledger call per request before its upstream call, storing its opening record.
+    WriteAhead,
+    /// An isolate admits under a lease of up to `max_requests` requests, for `window_ms`.
+    Leased { window_ms: u64, max_requests: u64 },
+}
+
+pub const DEFAULT_LEASE_WINDOW_MS: u64 = 2_000;
+pub const DEFAULT_LEASE_MAX_REQUESTS: u64 = 64;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -103,6 +119,7 @@ impl Default for Limits {
             key_tokens_per_minute: None,
             reservation_ttl_ms: DEFAULT_RESERVATION_TTL_MS,
             ledger_shards: 1,
+            admission: Admission::WriteAhead,
         }
     }
 }
@@ -412,6 +429,25 @@ fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
         Some(v) => integer(v, "limits.ledger_shards", 1, 64, errs).map(|n| n as u32),
         None => Some(1),
     };
+    let window_ms = match map.get("lease_window_ms") {
+        Some(v) => integer(v, "limits.lease_window_ms", 100, 60_000, errs),
+        None => Some(DEFAULT_LEASE_WINDOW_MS),
+    };
+    let max_requests = match map.get("lease_max_requests") {
+        Some(v) => integer(v, "limits.lease_max_requests", 1, 10_000, errs),
+        None => Some(DEFAULT_LEASE_MAX_REQUESTS),
+    };
+    let admission = match map.get("admission").map(|v| v.as_str()) {
+        None | Some(Some("write_ahead")) => Some(Admission::WriteAhead),
+        Some(Some("leased")) => Some(Admission::Leased {
+            window_ms: window_ms.unwrap_or(DEFAULT_LEASE_WINDOW_MS),
+            max_requests: max_requests.unwrap_or(DEFAULT_LEASE_MAX_REQUESTS),
+        }),
+        Some(_) => {
+            errs.push("limits.admission", "must be \"write_ahead\" or \"leased\"");
+            None
+        }
+    };
     (errs.0.len() == before).then_some(Limits {
         max_request_bytes: max_request_bytes?,
         requests_per_minute,
@@ -420,6 +456,7 @@ fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
         key_tokens_per_minute,
         reservation_ttl_ms: reservation_ttl_ms?,
         ledger_shards: ledger_shards?,
+        admission: admission?,
     })
 }
 

@@ -18,6 +18,9 @@
 //!   chained exactly once.
 
 pub mod insights;
+mod lease;
+#[cfg(test)]
+mod lease_tests;
 mod ops;
 mod storage;
 pub mod stored;
@@ -29,11 +32,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use insights::{AnalyticsAsk, AnalyticsRow, Delivery, Dimension, LoggedAlert};
+pub use lease::{LeaseAsk, LeaseClose, LeaseEntry, LeaseGrant, LEASE_OPERATION};
 pub use ops::{
     shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
 };
 pub use storage::{
-    LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, META_KEY, REQUEST_PREFIX, ROLLUP_PREFIX, TOTALS_KEY,
+    LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, LEASE_PREFIX, META_KEY, REQUEST_PREFIX,
+    ROLLUP_PREFIX, TOTALS_KEY,
 };
 
 use crate::audit::{AuditEvent, Outcome};
@@ -85,6 +90,8 @@ struct Dirty {
     totals: bool,
     meta: bool,
     requests: BTreeSet<String>,
+    /// Leases by id.
+    leases: BTreeSet<String>,
     /// Rollup buckets (by name), and whether the alert state or the error window changed.
     rollups: BTreeSet<String>,
     alerts: bool,
@@ -117,6 +124,9 @@ pub struct TenantLedger {
     alerts: AlertState,
     #[serde(default)]
     error_window: ErrorWindow,
+    /// Admission leases held by isolates ([`lease`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    leases: BTreeMap<String, LeaseEntry>,
     #[serde(skip)]
     dirty: Dirty,
 }
@@ -134,6 +144,37 @@ impl TenantLedger {
             LedgerOp::Admit(ask) => {
                 self.expire(ask.now_ms);
                 self.admit(ask)
+            }
+            LedgerOp::Lease(ask) => {
+                if self.leases.contains_key(&ask.lease_id)
+                    || self.budgets.reservation(&ask.lease_id).is_some()
+                {
+                    // Ids are random: a repeat is a retried call, and holds nothing twice.
+                    return LedgerReply::Done;
+                }
+                self.expire(ask.now_ms);
+                for close in &ask.close {
+                    self.close_lease(close, ask.now_ms);
+                }
+                self.note_policy(ask.error_rate, ask.reserve.as_ref(), ask.now_ms);
+                let tenant = ask.record.record.tenant_id.clone().unwrap_or_default();
+                match self.grant_lease(ask) {
+                    lease::Leased::Granted(grant, budgets) => {
+                        self.raise_budget_events(&tenant, &budgets, ask.now_ms);
+                        LedgerReply::Leased {
+                            grant,
+                            budgets,
+                            alerts: self.claim_alerts(ask.now_ms),
+                        }
+                    }
+                    lease::Leased::Refused(refused) => {
+                        self.refused(&ask.record, refused, &tenant, ask.now_ms)
+                    }
+                }
+            }
+            LedgerOp::CloseLease { now_ms, close } => {
+                self.close_lease(close, *now_ms);
+                LedgerReply::Done
             }
             LedgerOp::Commit(ask) => self.commit(ask),
             LedgerOp::Record(ask) => {
@@ -204,25 +245,7 @@ impl TenantLedger {
             };
         }
         let tenant = ask.record.record.tenant_id.clone().unwrap_or_default();
-        if self.alerts.rule != ask.error_rate {
-            self.alerts.rule = ask.error_rate;
-            self.dirty.alerts = true;
-        }
-        if let Some(reserve) = &ask.reserve {
-            for line in &reserve.budgets {
-                if !line.alert_percents.is_empty()
-                    && self.alerts.percents.get(&line.key) != Some(&line.alert_percents)
-                {
-                    self.alerts
-                        .percents
-                        .insert(line.key.clone(), line.alert_percents.clone());
-                    self.dirty.alerts = true;
-                }
-            }
-        }
-        for name in self.rollups.compact(ask.now_ms) {
-            self.dirty.rollups.insert(name);
-        }
+        self.note_policy(ask.error_rate, ask.reserve.as_ref(), ask.now_ms);
         let budgets = match &ask.reserve {
             None => Vec::new(),
             Some(reserve) => {
@@ -234,20 +257,12 @@ impl TenantLedger {
                         retry_after_ms,
                         budgets,
                     } => {
-                        let mut record = ask.record.clone();
-                        record.record.outcome = Outcome::Refused;
-                        record.record.status = 429;
-                        record.record.error_code = Some(refusal.code().to_string());
-                        record.record.latency_ms =
-                            ask.now_ms.saturating_sub(record.record.timestamp_ms);
-                        self.push_record(record);
-                        self.raise_budget_events(&tenant, &budgets, ask.now_ms);
-                        return LedgerReply::Refused {
+                        let refused = lease::Refused {
                             refusal,
                             retry_after_ms,
                             budgets,
-                            alerts: self.claim_alerts(ask.now_ms),
                         };
+                        return self.refused(&ask.record, refused, &tenant, ask.now_ms);
                     }
                 }
             }
@@ -275,7 +290,64 @@ impl TenantLedger {
         }
     }
 
+    /// Keeps the tenant's alert rules as the latest admission states them, and folds old rollups.
+    fn note_policy(
+        &mut self,
+        error_rate: Option<crate::config::ErrorRateRule>,
+        reserve: Option<&crate::budget::ReserveAsk>,
+        now_ms: u64,
+    ) {
+        if self.alerts.rule != error_rate {
+            self.alerts.rule = error_rate;
+            self.dirty.alerts = true;
+        }
+        for line in reserve.iter().flat_map(|r| &r.budgets) {
+            if !line.alert_percents.is_empty()
+                && self.alerts.percents.get(&line.key) != Some(&line.alert_percents)
+            {
+                self.alerts
+                    .percents
+                    .insert(line.key.clone(), line.alert_percents.clone());
+                self.dirty.alerts = true;
+            }
+        }
+        for name in self.rollups.compact(now_ms) {
+            self.dirty.rollups.insert(name);
+        }
+    }
+
+    /// Records a request the budgets refused (from its opening record) and answers the refusal.
+    fn refused(
+        &mut self,
+        opening: &AuditEvent,
+        reply: lease::Refused,
+        tenant: &str,
+        now_ms: u64,
+    ) -> LedgerReply {
+        let lease::Refused {
+            refusal,
+            retry_after_ms,
+            budgets,
+        } = reply;
+        let mut record = opening.clone();
+        record.record.outcome = Outcome::Refused;
+        record.record.status = 429;
+        record.record.error_code = Some(refusal.code().to_string());
+        record.record.latency_ms = now_ms.saturating_sub(record.record.timestamp_ms);
+        self.push_record(record);
+        self.raise_budget_events(tenant, &budgets, now_ms);
+        LedgerReply::Refused {
+            refusal,
+            retry_after_ms,
+            budgets,
+            alerts: self.claim_alerts(now_ms),
+        }
+    }
+
     fn commit(&mut self, ask: &CommitAsk) -> LedgerReply {
+        if let Some(lease_id) = &ask.lease {
+            return self.commit_leased(ask, lease_id);
+        }
         let id = ask.record.record.request_id.clone();
         let mut record = ask.record.clone();
         let on_time = self.open.remove(&id).is_some();
@@ -312,13 +384,41 @@ impl TenantLedger {
         }
     }
 
+    /// A request served under a lease: its charge is drawn from the lease, its record queued.
+    fn commit_leased(&mut self, ask: &CommitAsk, lease_id: &str) -> LedgerReply {
+        let mut record = ask.record.clone();
+        let (drawn, on_time) =
+            self.draw_lease(lease_id, ask.actual_micros, ask.actual_tokens, ask.now_ms);
+        let charged = drawn.map(|(charged, budgets)| {
+            let tenant = record.record.tenant_id.clone().unwrap_or_default();
+            self.raise_budget_events(&tenant, &budgets, ask.now_ms);
+            record.detail.settled_usd_micros = Some(charged);
+            charged
+        });
+        if !on_time {
+            // The lease was given up on: what it held was charged, its record says so.
+            record.detail.after_expiry = Some(true);
+        }
+        record.detail.lease = Some(crate::audit::LeaseNote {
+            id: lease_id.to_string(),
+            ..Default::default()
+        });
+        self.push_record(record);
+        LedgerReply::Committed {
+            charged_micros: charged,
+            on_time,
+        }
+    }
+
     /// Gives up on requests whose time is up: charges their reservations in full and queues
-    /// their opening records as `partial`. Returns how many it gave up on.
+    /// their opening records as `partial`; likewise leases ([`lease`]). Returns how many
+    /// requests it gave up on.
     pub fn expire(&mut self, now_ms: u64) -> usize {
         let expired = self.budgets.expire(now_ms);
         if !expired.is_empty() {
             self.dirty.totals = true;
         }
+        self.expire_leases(now_ms, &expired);
         let due: Vec<String> = self
             .open
             .iter()
@@ -447,7 +547,12 @@ impl TenantLedger {
     /// When the host should call back: the earliest request expiry, or `now_ms` plus
     /// `forward_delay_ms` when records wait in the outbox (so a busy ledger forwards many per call).
     pub fn wake_at(&self, now_ms: u64, forward_delay_ms: u64) -> Option<u64> {
-        let expiry = self.open.values().map(|o| o.expires_ms).min();
+        let expiry = self
+            .open
+            .values()
+            .map(|o| o.expires_ms)
+            .chain(self.leases.values().map(|l| l.expires_ms))
+            .min();
         let forward = (!self.outbox.is_empty()).then(|| now_ms.saturating_add(forward_delay_ms));
         match (expiry, forward) {
             (Some(a), Some(b)) => Some(a.min(b)),

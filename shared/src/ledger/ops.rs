@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::insights::{AnalyticsAsk, AnalyticsRow, Delivery, LoggedAlert};
+use super::lease::{LeaseAsk, LeaseClose, LeaseGrant};
 use crate::alerts::AlertEvent;
 use crate::audit::AuditEvent;
 use crate::budget::{BudgetLine, BudgetStatus, Refusal, ReserveAsk, UsageReport};
@@ -67,6 +68,11 @@ pub enum LedgerOp {
     /// when the tenant has budgets or rate limits, reserve the worst case. Refused: the ledger
     /// records the refusal itself.
     Admit(AdmitAsk),
+    /// Before the upstream call, instead of `Admit`: reserve an allowance for many requests of
+    /// this isolate at once (see [`super::lease`]), or refuse the asking request.
+    Lease(LeaseAsk),
+    /// The isolate admits no more under a lease.
+    CloseLease { now_ms: u64, close: LeaseClose },
     /// After the response: settle the actual cost, drop the opening record and queue the final one.
     Commit(CommitAsk),
     /// A request that ended before admission (refused by the gateway, read-only endpoints): queue
@@ -113,6 +119,10 @@ pub struct CommitAsk {
     /// The actual cost and tokens, to settle the reservation with.
     pub actual_micros: u64,
     pub actual_tokens: u64,
+    /// The lease the request was admitted under (no opening record then: the charge is drawn
+    /// from the lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +151,12 @@ pub enum LedgerReply {
     Refused {
         refusal: Refusal,
         retry_after_ms: Option<u64>,
+        budgets: Vec<BudgetStatus>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alerts: Vec<AlertEvent>,
+    },
+    Leased {
+        grant: LeaseGrant,
         budgets: Vec<BudgetStatus>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         alerts: Vec<AlertEvent>,

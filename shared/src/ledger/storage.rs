@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::insights::{AlertState, ErrorWindow, Rollups};
-use super::{Meta, OpenRequest, Outgoing, TenantLedger};
+use super::{LeaseEntry, Meta, OpenRequest, Outgoing, TenantLedger};
 use crate::audit::AuditEvent;
 use crate::budget::{Budgets, Reservation, Totals};
 
@@ -20,6 +20,14 @@ pub const REQUEST_PREFIX: &str = "req:";
 pub const ROLLUP_PREFIX: &str = "roll:";
 pub const ALERTS_KEY: &str = "alerts";
 pub const ERROR_WINDOW_KEY: &str = "errwin";
+pub const LEASE_PREFIX: &str = "lease:";
+
+/// A lease as stored: its entry and what its reservation still holds.
+#[derive(Serialize, Deserialize)]
+struct StoredLease {
+    lease: LeaseEntry,
+    reservation: Option<Reservation>,
+}
 
 /// A request as stored: open (its opening record, expiry and reservation together), or finished
 /// (its final record, waiting in the outbox at `seq`).
@@ -81,6 +89,19 @@ impl TenantLedger {
                 None => w.deletes.push(key),
             }
         }
+        for id in dirty.leases {
+            let key = format!("{LEASE_PREFIX}{id}");
+            match self.leases.get(&id) {
+                Some(lease) => w.puts.push((
+                    key,
+                    serde_json::to_string(&StoredLease {
+                        lease: lease.clone(),
+                        reservation: self.budgets.reservation(&id).cloned(),
+                    })?,
+                )),
+                None => w.deletes.push(key),
+            }
+        }
         for key in dirty.requests {
             let id = key.strip_prefix(REQUEST_PREFIX).unwrap_or(&key);
             let stored = match self.open.get(id) {
@@ -123,6 +144,7 @@ impl TenantLedger {
         let mut rollups = Rollups::default();
         let mut alerts = AlertState::default();
         let mut error_window = ErrorWindow::default();
+        let mut leases = BTreeMap::new();
         for (key, value) in pieces {
             let bad = |e: serde_json::Error| format!("ledger piece {key}: {e}");
             if key == TOTALS_KEY {
@@ -137,6 +159,12 @@ impl TenantLedger {
                 rollups
                     .buckets
                     .insert(name.to_string(), serde_json::from_str(value).map_err(bad)?);
+            } else if let Some(id) = key.strip_prefix(LEASE_PREFIX) {
+                let stored: StoredLease = serde_json::from_str(value).map_err(bad)?;
+                if let Some(r) = stored.reservation {
+                    reservations.insert(id.to_string(), r);
+                }
+                leases.insert(id.to_string(), stored.lease);
             } else if let Some(id) = key.strip_prefix(REQUEST_PREFIX) {
                 match serde_json::from_str(value).map_err(bad)? {
                     StoredRequest::Open {
@@ -172,6 +200,7 @@ impl TenantLedger {
             rollups,
             alerts,
             error_window,
+            leases,
             dirty: Default::default(),
         })
     }

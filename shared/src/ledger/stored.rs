@@ -325,6 +325,7 @@ mod tests {
                 record,
                 actual_micros: 7,
                 actual_tokens: 3,
+                lease: None,
             })
         };
         run(async {
@@ -397,6 +398,7 @@ mod tests {
                 now_ms,
                 amount_micros: amount,
                 tokens: 10,
+                requests: 1,
                 budgets: vec![BudgetLine {
                     key: "monthly".into(),
                     budget_id: "monthly".into(),

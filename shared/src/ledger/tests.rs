@@ -7,10 +7,10 @@ use crate::audit::{AuditRecord, Usage, AUDIT_SCHEMA_VERSION};
 use crate::budget::{BudgetLine, Mode, Period, ReserveAsk};
 use crate::ratelimit::RateLimit;
 
-const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+pub(super) const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const TTL: u64 = 60_000;
 
-fn record(id: &str, at: u64, stream: bool) -> AuditEvent {
+pub(super) fn record(id: &str, at: u64, stream: bool) -> AuditEvent {
     AuditEvent::from(AuditRecord {
         schema_version: AUDIT_SCHEMA_VERSION,
         request_id: id.into(),
@@ -56,6 +56,7 @@ fn admit(id: &str, at: u64, amount: Option<u64>) -> LedgerOp {
             now_ms: at,
             amount_micros,
             tokens: 100,
+            requests: 1,
             budgets: vec![budget(1_000)],
             requests_per_minute: vec![RateLimit {
                 scope: "tenant".into(),
@@ -82,6 +83,7 @@ fn commit(id: &str, at: u64, cost: u64) -> LedgerOp {
         record: r,
         actual_micros: cost,
         actual_tokens: 15,
+        lease: None,
     })
 }
 
@@ -306,7 +308,7 @@ fn a_commit_rewrites_one_piece_and_deletes_none() {
 }
 
 /// A store that applies writes the way a Durable Object does: puts, then deletes.
-fn store(writes: &LedgerWrites, into: &mut BTreeMap<String, String>) {
+pub(super) fn store(writes: &LedgerWrites, into: &mut BTreeMap<String, String>) {
     for (k, v) in &writes.puts {
         into.insert(k.clone(), v.clone());
     }

@@ -265,6 +265,7 @@ impl Gateway {
             now_ms: now,
             amount_micros: amount,
             tokens: request_bytes + output_bound,
+            requests: 1,
             budgets,
             requests_per_minute,
             tokens_per_minute,

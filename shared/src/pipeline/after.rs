@@ -5,6 +5,9 @@
 //! ledger when the request expires; a report or a refresh that never runs only delays what
 //! isolates learn about a target's health; a cache write that never runs is a later miss.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use super::Gateway;
 use crate::alerts::AlertEvent;
 use crate::config::AlertPolicy;
@@ -36,7 +39,32 @@ pub enum Deferred {
     },
     /// A finished request's execution record, for the telemetry export.
     Observe(Box<ExecutionRecord>),
+    /// Close a lease once its window is over (unless a later grant closed it): run last.
+    CloseLease {
+        leases: LeaseTable,
+        slot: String,
+        lease_id: String,
+        at_ms: u64,
+    },
 }
+
+/// This isolate's leases, shared with the work that closes them.
+#[derive(Clone)]
+pub struct LeaseTable(pub(super) Rc<RefCell<super::lease::IsolateLeases>>);
+
+impl std::fmt::Debug for LeaseTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseTable")
+    }
+}
+
+impl PartialEq for LeaseTable {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LeaseTable {}
 
 /// What a request leaves to do after its response.
 #[derive(Debug, Default)]
@@ -78,6 +106,21 @@ impl AfterResponse {
         });
     }
 
+    pub(super) fn close_lease(
+        &mut self,
+        leases: Rc<RefCell<super::lease::IsolateLeases>>,
+        slot: String,
+        lease_id: String,
+        at_ms: u64,
+    ) {
+        self.work.push(Deferred::CloseLease {
+            leases: LeaseTable(leases),
+            slot,
+            lease_id,
+            at_ms,
+        });
+    }
+
     pub fn observe(&mut self, record: ExecutionRecord) {
         self.work.push(Deferred::Observe(Box::new(record)));
     }
@@ -99,7 +142,11 @@ impl AfterResponse {
     /// returns what failed, for the adapter to log.
     pub async fn run<H: Host>(mut self, gw: &Gateway, host: &H) -> Vec<HostError> {
         let mut failures = Vec::new();
-        self.work.sort_by_key(|w| matches!(w, Deferred::Observe(_)));
+        self.work.sort_by_key(|w| match w {
+            Deferred::Observe(_) => 1,
+            Deferred::CloseLease { .. } => 2,
+            _ => 0,
+        });
         for work in self.work {
             match work {
                 Deferred::Ledger(ledger, op) => {
@@ -131,6 +178,27 @@ impl AfterResponse {
                 Deferred::Observe(record) => {
                     if let Some(wait_ms) = gw.observe(*record) {
                         if let Err(e) = gw.flush_telemetry(host, wait_ms).await {
+                            failures.push(e);
+                        }
+                    }
+                }
+                Deferred::CloseLease {
+                    leases,
+                    slot,
+                    lease_id,
+                    at_ms,
+                } => {
+                    let now = host.now().millis();
+                    if at_ms > now {
+                        host.sleep(at_ms - now).await;
+                    }
+                    let closing = leases.0.borrow_mut().close_after_window(&slot, &lease_id);
+                    if let Some((ledger, close)) = closing {
+                        let op = LedgerOp::CloseLease {
+                            now_ms: host.now().millis(),
+                            close,
+                        };
+                        if let Err(e) = host.ledger_after_response(&ledger, &op).await {
                             failures.push(e);
                         }
                     }

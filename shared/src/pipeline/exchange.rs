@@ -10,15 +10,19 @@
 //! that ends before admission is recorded synchronously, before its reply goes out.
 
 use super::admission::{refusal_error, Charge, Counted};
+use super::lease::{self, IsolateLeases, Worst};
 use super::{AfterResponse, Caller, Gateway, RequestCtx};
 use crate::alerts::AlertEvent;
 use crate::audit::{AuditEvent, Outcome, Usage};
+use crate::config::Admission;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
-use crate::ledger::{AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk};
+use crate::ledger::{AdmitAsk, CommitAsk, LeaseAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk};
 use crate::telemetry::{ExecutionRecord, RouteNote, Timing};
 use crate::trace::TraceContext;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -26,8 +30,21 @@ enum Stage {
     Open,
     /// The ledger holds the opening record: ending means committing (after the response).
     Admitted,
+    /// Admitted under a lease: ending means committing, drawn from the lease.
+    Leased,
     /// Nothing left to do: the ledger recorded it (a refusal), or it was ended or handed off.
     Done,
+}
+
+/// The lease a request was admitted under, and what it took from it.
+#[derive(Clone)]
+struct LeaseUse {
+    leases: Rc<RefCell<IsolateLeases>>,
+    slot: String,
+    lease_id: String,
+    worst: Worst,
+    /// Set on the request whose admission got the lease: it closes the lease after its window.
+    granted_until_ms: Option<u64>,
 }
 
 pub(crate) struct Exchange {
@@ -50,6 +67,7 @@ pub(crate) struct Exchange {
     alert_ids: Vec<String>,
     /// How the route chose, for the execution record.
     pub routing: RouteNote,
+    lease: Option<LeaseUse>,
 }
 
 impl Exchange {
@@ -71,6 +89,7 @@ impl Exchange {
             alerts: Vec::new(),
             alert_ids: Vec::new(),
             routing: RouteNote::default(),
+            lease: None,
         }
     }
 
@@ -87,6 +106,17 @@ impl Exchange {
         let events = std::mem::take(&mut self.alerts);
         self.alert_ids.extend(events.iter().map(|e| e.id.clone()));
         after.alerts(self.ledger.clone(), caller.tenant.alerts.clone(), events);
+    }
+
+    /// The request that got a lease closes it after its window (after the response), unless a
+    /// later grant of this isolate closed it first.
+    pub fn schedule_lease_close(&mut self, after: &mut AfterResponse) {
+        let Some(l) = self.lease.as_mut() else {
+            return;
+        };
+        if let Some(at_ms) = l.granted_until_ms.take() {
+            after.close_lease(l.leases.clone(), l.slot.clone(), l.lease_id.clone(), at_ms);
+        }
     }
 
     /// The request's execution record as it ends at `end_ms`, if it is exported.
@@ -143,6 +173,7 @@ impl Exchange {
             alerts: std::mem::take(&mut self.alerts),
             alert_ids: std::mem::take(&mut self.alert_ids),
             routing: std::mem::take(&mut self.routing),
+            lease: self.lease.take(),
         };
         self.stage = Stage::Done;
         taken
@@ -177,6 +208,30 @@ impl Exchange {
             self.record.detail.reserved_usd_micros = Some(charge.reserved_micros);
         }
         let now_ms = host.now().millis();
+        let leased = match caller.tenant.limits.admission {
+            Admission::Leased {
+                window_ms,
+                max_requests,
+            } if gw.settings.leases => Some((window_ms, max_requests)),
+            _ => None,
+        };
+        if let Some((window_ms, max_requests)) = leased {
+            let worst = Worst {
+                micros: reserve.as_ref().map_or(0, |r| r.amount_micros),
+                tokens: reserve.as_ref().map_or(0, |r| r.tokens),
+            };
+            return self
+                .admit_leased(
+                    gw,
+                    host,
+                    caller,
+                    charge,
+                    reserve,
+                    worst,
+                    (window_ms, max_requests),
+                )
+                .await;
+        }
         let mut opening = self.record.clone();
         opening.record.outcome = Outcome::Partial;
         let op = LedgerOp::Admit(AdmitAsk {
@@ -195,6 +250,96 @@ impl Exchange {
                 self.stage = Stage::Admitted;
                 Ok(())
             }
+            other => self.refused_or_failed(other, &charge),
+        }
+    }
+
+    /// Admits under this isolate's lease for the caller's key, with no round trip when it has
+    /// room; else asks the ledger for a new lease (closing the old one in the same call).
+    #[allow(clippy::too_many_arguments)]
+    async fn admit_leased<H: Host>(
+        &mut self,
+        gw: &Gateway,
+        host: &H,
+        caller: &Caller,
+        mut charge: Charge,
+        reserve: Option<crate::budget::ReserveAsk>,
+        worst: Worst,
+        (window_ms, max_requests): (u64, u64),
+    ) -> Result<(), GatewayError> {
+        let now_ms = host.now().millis();
+        let slot = lease::slot(&self.ledger, caller.key.key_id.as_str());
+        let policy = self.record.record.policy_version.clone();
+        let taken = gw
+            .leases
+            .borrow_mut()
+            .take(&slot, policy.as_deref(), worst, now_ms);
+        let use_of = |lease_id: String, granted_until_ms: Option<u64>| LeaseUse {
+            leases: gw.leases.clone(),
+            slot: slot.clone(),
+            lease_id,
+            worst,
+            granted_until_ms,
+        };
+        if let Some((lease_id, budgets)) = taken {
+            charge.reserved = reserve.is_some();
+            charge.budgets = budgets;
+            self.charge = Some(charge);
+            self.lease = Some(use_of(lease_id, None));
+            self.stage = Stage::Leased;
+            return Ok(());
+        }
+        let mut random = [0u8; 12];
+        host.fill_random(&mut random);
+        let lease_id = format!("lease_{}", hex::encode(random));
+        let close = gw.leases.borrow_mut().closes_for(&self.ledger, &slot);
+        let mut opening = self.record.clone();
+        opening.record.outcome = Outcome::Partial;
+        let op = LedgerOp::Lease(LeaseAsk {
+            now_ms,
+            lease_id,
+            record: opening,
+            reserve: reserve.clone(),
+            want_requests: max_requests,
+            usable_ms: window_ms,
+            grace_ms: caller.tenant.limits.reservation_ttl_ms,
+            close,
+            error_rate: caller.tenant.alerts.error_rate,
+        });
+        match host.ledger(&self.ledger, &op).await {
+            Ok(LedgerReply::Leased {
+                grant,
+                budgets,
+                alerts,
+            }) => {
+                self.alerts = alerts;
+                let lease = use_of(grant.lease_id.clone(), Some(grant.usable_until_ms));
+                gw.leases.borrow_mut().install(
+                    &slot,
+                    self.ledger.clone(),
+                    grant,
+                    budgets.clone(),
+                    policy,
+                    worst,
+                );
+                charge.reserved = reserve.is_some();
+                charge.budgets = budgets;
+                self.charge = Some(charge);
+                self.lease = Some(lease);
+                self.stage = Stage::Leased;
+                Ok(())
+            }
+            other => self.refused_or_failed(other, &charge),
+        }
+    }
+
+    /// A ledger answer that did not admit: the refusal as the client's 429, or a 503.
+    fn refused_or_failed(
+        &mut self,
+        reply: Result<LedgerReply, crate::host::HostError>,
+        charge: &Charge,
+    ) -> Result<(), GatewayError> {
+        match reply {
             Ok(LedgerReply::Refused {
                 refusal,
                 retry_after_ms,
@@ -270,10 +415,22 @@ impl Exchange {
                 }),
                 false,
             )),
-            Stage::Admitted => {
+            Stage::Admitted | Stage::Leased => {
                 let (usage, _, charged) = self.cost(usage, counted);
                 if self.charge.as_ref().is_some_and(|c| c.quote.is_some()) {
                     self.record.detail.settled_usd_micros = Some(charged);
+                }
+                // Counts an upstream reported: never trusted not to overflow.
+                let actual_tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+                let lease = self.lease.as_ref().filter(|_| stage == Stage::Leased);
+                if let Some(l) = lease {
+                    let used = Worst {
+                        micros: charged,
+                        tokens: actual_tokens,
+                    };
+                    l.leases
+                        .borrow_mut()
+                        .give_back(&l.slot, &l.lease_id, l.worst, used);
                 }
                 Some((
                     self.ledger.clone(),
@@ -281,8 +438,8 @@ impl Exchange {
                         now_ms,
                         record: self.record.clone(),
                         actual_micros: charged,
-                        // Counts an upstream reported: never trusted not to overflow.
-                        actual_tokens: usage.input_tokens.saturating_add(usage.output_tokens),
+                        actual_tokens,
+                        lease: lease.map(|l| l.lease_id.clone()),
                     }),
                     true,
                 ))

@@ -15,6 +15,7 @@ mod exchange;
 mod explain;
 mod hit;
 pub mod http;
+mod lease;
 mod models;
 mod observe;
 mod plan;
@@ -59,6 +60,9 @@ pub struct Settings {
     pub max_upstream_response_bytes: u64,
     /// The OpenTelemetry collector execution records are exported to, if any.
     pub collector: Option<crate::telemetry::Collector>,
+    /// Whether this host's isolates outlive a request, so tenants with `limits.admission =
+    /// "leased"` can admit under leases (false on Spin: an instance serves one request).
+    pub leases: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             key_cache_ttl_ms: 10_000,
             max_upstream_response_bytes: 32 * 1024 * 1024,
             collector: None,
+            leases: true,
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct Gateway {
     telemetry: RefCell<crate::telemetry::TelemetryBuffer>,
     /// This isolate's id among the deployment's, for the telemetry resource (made once).
     instance_id: RefCell<String>,
+    /// Admission leases this isolate holds (shared with the exchanges admitted under them).
+    leases: Rc<RefCell<lease::IsolateLeases>>,
 }
 
 /// A handled request: the reply for the client, and what to do once it has gone out.
@@ -149,7 +156,14 @@ impl Gateway {
             retry_counts: RefCell::new(HashMap::new()),
             telemetry: RefCell::new(Default::default()),
             instance_id: RefCell::new(String::new()),
+            leases: Rc::default(),
         }
+    }
+
+    /// For a host whose isolates serve one request each: every admission is write-ahead.
+    pub fn without_leases(mut self) -> Self {
+        self.settings.leases = false;
+        self
     }
 
     /// The gateway of a deployment whose settings were read with [`crate::deployment::Deployment`].

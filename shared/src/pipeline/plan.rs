@@ -84,6 +84,7 @@ impl Gateway {
         exchange.timing.mark("admission", host.now().millis());
         // Alerts the ledger handed over for delivery go out after the response, admitted or not.
         exchange.deliver_alerts(caller, after);
+        exchange.schedule_lease_close(after);
         admitted?;
         Ok((planned, first))
     }

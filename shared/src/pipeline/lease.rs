@@ -1,0 +1,312 @@
+//! The isolate's side of admission leases (`limits.admission = "leased"`; the ledger's side and
+//! the guarantees are in [`crate::ledger`]'s `lease` module). One lease per ledger and key:
+//! a request takes its worst case from the lease's allowance with no round trip; its commit
+//! after the response gives back what it did not use. When the lease is used up or its window
+//! ends, the next request asks the ledger for a new one and closes the old in the same call; the
+//! request that got a lease closes it after its window (after its response), if nobody has.
+
+use std::collections::HashMap;
+
+use crate::budget::BudgetStatus;
+use crate::ledger::{LeaseClose, LeaseGrant, LedgerId};
+
+/// A lease this isolate admits under.
+#[derive(Debug, Clone)]
+struct Held {
+    grant: LeaseGrant,
+    ledger: LedgerId,
+    micros_left: Option<u64>,
+    tokens_left: Option<u64>,
+    requests_left: u64,
+    admitted: u64,
+    /// The budgets as the ledger reported them at the grant, for response headers.
+    budgets: Vec<BudgetStatus>,
+    /// The config version it was granted under: a changed config takes a new lease.
+    policy: Option<String>,
+}
+
+/// A request's worst case, as taken from a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Worst {
+    pub micros: u64,
+    pub tokens: u64,
+}
+
+/// The leases of this isolate, and those it stopped using and has not yet closed.
+#[derive(Debug, Default)]
+pub(crate) struct IsolateLeases {
+    held: HashMap<String, Held>,
+    closing: HashMap<String, (LedgerId, LeaseClose)>,
+}
+
+/// The table key of `key_id`'s lease on `ledger`.
+pub(crate) fn slot(ledger: &LedgerId, key_id: &str) -> String {
+    format!("{}\u{0}{key_id}", ledger.as_str())
+}
+
+impl IsolateLeases {
+    /// Takes `worst` from the lease in `slot`, if it is usable and has room: the lease id and
+    /// its budgets. A lease past its window (or granted under another config) stops admitting.
+    pub fn take(
+        &mut self,
+        slot: &str,
+        policy: Option<&str>,
+        worst: Worst,
+        now_ms: u64,
+    ) -> Option<(String, Vec<BudgetStatus>)> {
+        let held = self.held.get_mut(slot)?;
+        let usable = now_ms < held.grant.usable_until_ms && held.policy.as_deref() == policy;
+        if !usable {
+            self.retire(slot);
+            return None;
+        }
+        let fits = held.requests_left >= 1
+            && held.micros_left.is_none_or(|m| m >= worst.micros)
+            && held.tokens_left.is_none_or(|t| t >= worst.tokens);
+        if !fits {
+            return None;
+        }
+        held.requests_left -= 1;
+        held.admitted += 1;
+        if let Some(m) = held.micros_left.as_mut() {
+            *m -= worst.micros;
+        }
+        if let Some(t) = held.tokens_left.as_mut() {
+            *t -= worst.tokens;
+        }
+        Some((held.grant.lease_id.clone(), held.budgets.clone()))
+    }
+
+    /// Leases to close with the next call to `ledger`: those the isolate stopped using, plus the
+    /// one in `slot` (about to be replaced).
+    pub fn closes_for(&mut self, ledger: &LedgerId, slot: &str) -> Vec<LeaseClose> {
+        self.retire(slot);
+        let ids: Vec<String> = self
+            .closing
+            .iter()
+            .filter(|(_, (l, _))| l == ledger)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.closing.remove(&id).map(|(_, c)| c))
+            .collect()
+    }
+
+    /// Installs a new grant in `slot` with its first request (`worst`) already taken.
+    pub fn install(
+        &mut self,
+        slot: &str,
+        ledger: LedgerId,
+        grant: LeaseGrant,
+        budgets: Vec<BudgetStatus>,
+        policy: Option<String>,
+        worst: Worst,
+    ) {
+        // Another request of this isolate got a lease for the slot meanwhile: retire it.
+        self.retire(slot);
+        let held = Held {
+            micros_left: grant.micros.map(|m| m.saturating_sub(worst.micros)),
+            tokens_left: grant.tokens.map(|t| t.saturating_sub(worst.tokens)),
+            requests_left: grant.requests.saturating_sub(1),
+            admitted: 1,
+            grant,
+            ledger,
+            budgets,
+            policy,
+        };
+        self.held.insert(slot.to_string(), held);
+    }
+
+    /// A request under `lease_id` ended having used `used` of its `worst` case: the rest can
+    /// admit others (requests are not given back: each counts against per-minute limits).
+    pub fn give_back(&mut self, slot: &str, lease_id: &str, worst: Worst, used: Worst) {
+        let Some(held) = self.held.get_mut(slot) else {
+            return;
+        };
+        if held.grant.lease_id != lease_id {
+            return;
+        }
+        if let Some(m) = held.micros_left.as_mut() {
+            *m = m.saturating_add(worst.micros.saturating_sub(used.micros));
+        }
+        if let Some(t) = held.tokens_left.as_mut() {
+            *t = t.saturating_add(worst.tokens.saturating_sub(used.tokens));
+        }
+    }
+
+    /// The close of `lease_id` once its window is over, unless it was already sent (with a
+    /// later grant): the timer of the request that got the lease sends it.
+    pub fn close_after_window(
+        &mut self,
+        slot: &str,
+        lease_id: &str,
+    ) -> Option<(LedgerId, LeaseClose)> {
+        if self
+            .held
+            .get(slot)
+            .is_some_and(|h| h.grant.lease_id == lease_id)
+        {
+            self.retire(slot);
+        }
+        self.closing.remove(lease_id)
+    }
+
+    /// Stops admitting under the lease in `slot`; its close waits for the next call.
+    fn retire(&mut self, slot: &str) {
+        if let Some(held) = self.held.remove(slot) {
+            self.closing.insert(
+                held.grant.lease_id.clone(),
+                (
+                    held.ledger,
+                    LeaseClose {
+                        lease_id: held.grant.lease_id,
+                        admitted: held.admitted,
+                    },
+                ),
+            );
+        }
+    }
+
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(id: &str, requests: u64, micros: Option<u64>, until: u64) -> LeaseGrant {
+        LeaseGrant {
+            lease_id: id.into(),
+            requests,
+            micros,
+            tokens: None,
+            usable_until_ms: until,
+        }
+    }
+
+    const W: Worst = Worst {
+        micros: 100,
+        tokens: 10,
+    };
+
+    #[test]
+    fn admits_within_the_allowance_and_reuses_what_requests_gave_back() {
+        let mut leases = IsolateLeases::default();
+        let ledger = LedgerId("t".into());
+        let s = slot(&ledger, "k1");
+        leases.install(
+            &s,
+            ledger.clone(),
+            grant("L1", 10, Some(300), 1000),
+            vec![],
+            None,
+            W,
+        );
+        assert!(leases.take(&s, None, W, 10).is_some());
+        assert!(leases.take(&s, None, W, 10).is_some());
+        // 300 micros: three worst cases, all taken.
+        assert!(leases.take(&s, None, W, 10).is_none());
+        leases.give_back(
+            &s,
+            "L1",
+            W,
+            Worst {
+                micros: 40,
+                tokens: 10,
+            },
+        );
+        // 60 back: not enough for another worst case of 100...
+        assert!(leases.take(&s, None, W, 10).is_none());
+        leases.give_back(
+            &s,
+            "L1",
+            W,
+            Worst {
+                micros: 0,
+                tokens: 0,
+            },
+        );
+        // ...until 160 are free.
+        assert!(leases.take(&s, None, W, 10).is_some());
+        // The window ended: the lease retires and is closed with the 4 it admitted.
+        assert!(leases.take(&s, None, W, 1000).is_none());
+        let closes = leases.closes_for(&ledger, &s);
+        assert_eq!(
+            closes,
+            vec![LeaseClose {
+                lease_id: "L1".into(),
+                admitted: 4
+            }]
+        );
+        assert_eq!(leases.held(), 0);
+        assert_eq!(leases.close_after_window(&s, "L1"), None, "closed once");
+    }
+
+    #[test]
+    fn a_new_config_or_request_count_ends_a_lease() {
+        let mut leases = IsolateLeases::default();
+        let ledger = LedgerId("t".into());
+        let s = slot(&ledger, "k1");
+        leases.install(
+            &s,
+            ledger.clone(),
+            grant("L1", 2, None, 1000),
+            vec![],
+            Some("v1".into()),
+            W,
+        );
+        assert!(leases.take(&s, Some("v1"), W, 1).is_some());
+        assert!(
+            leases.take(&s, Some("v1"), W, 1).is_none(),
+            "2 requests granted, 2 taken"
+        );
+        leases.install(
+            &s,
+            ledger.clone(),
+            grant("L2", 5, None, 1000),
+            vec![],
+            Some("v1".into()),
+            W,
+        );
+        assert!(leases.take(&s, Some("v2"), W, 1).is_none());
+        let mut closes = leases.closes_for(&ledger, &s);
+        closes.sort_by(|a, b| a.lease_id.cmp(&b.lease_id));
+        assert_eq!(
+            closes,
+            vec![
+                LeaseClose {
+                    lease_id: "L1".into(),
+                    admitted: 2
+                },
+                LeaseClose {
+                    lease_id: "L2".into(),
+                    admitted: 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_window_timer_closes_a_lease_nobody_replaced() {
+        let mut leases = IsolateLeases::default();
+        let ledger = LedgerId("t".into());
+        let s = slot(&ledger, "k1");
+        leases.install(
+            &s,
+            ledger.clone(),
+            grant("L1", 5, None, 1000),
+            vec![],
+            None,
+            W,
+        );
+        let (to, close) = leases
+            .close_after_window(&s, "L1")
+            .expect("closed by its timer");
+        assert_eq!(to, ledger);
+        assert_eq!(close.admitted, 1);
+        assert_eq!(leases.held(), 0);
+    }
+}
