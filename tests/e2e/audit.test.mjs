@@ -5,12 +5,12 @@
 // bucket or logs.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, UPSTREAM_KEY, AUDIT_POLICY, hostOptions } from './harness.mjs';
+import { startStack, UPSTREAM_KEY, hostOptions } from './harness.mjs';
+import { files, entries, verify, drain, assertGapFreePerStream } from './trail.mjs';
 
 const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
 const CANARY_EMAIL = 'jane.canary@example.com';
@@ -22,54 +22,6 @@ function chat(stack, text, extra = {}, tenant = 'demo') {
     headers: { authorization: `Bearer ${stack.keys[tenant].key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra }),
   });
-}
-
-function files(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...files(path));
-    else out.push(path);
-  }
-  return out;
-}
-
-/** Every chained entry in the downloaded batches, in object-name order. */
-function entries(dir) {
-  return files(dir)
-    .filter((f) => f.includes('/batches/'))
-    .sort()
-    .flatMap((f) => gunzipSync(readFileSync(f)).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
-}
-
-/** `asc audit verify --json`; it exits 1 when it finds problems, with the report on stdout. */
-function verify(dir, publicKeys, nowMs) {
-  const args = ['audit', 'verify', dir, '--keys', publicKeys, '--now', String(nowMs),
-    '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs), '--json'];
-  try {
-    return JSON.parse(execFileSync(join(ROOT, 'target/debug/asc'), args, { encoding: 'utf8' }));
-  } catch (e) {
-    if (e.status === 1 && e.stdout) return JSON.parse(e.stdout);
-    throw e;
-  }
-}
-
-async function drain(stack, extraMs = 0) {
-  // Past the ledgers' forward delay, one batch age and one heartbeat, so everything has shipped.
-  await sleep(extraMs + AUDIT_POLICY.forwardMs + AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 1000);
-}
-
-/** Each stream's records are numbered 1, 2, 3... with no gap. */
-function assertGapFreePerStream(chained) {
-  const byStream = new Map();
-  for (const e of chained) {
-    if (!byStream.has(e.stream)) byStream.set(e.stream, []);
-    byStream.get(e.stream).push(e.sequence);
-  }
-  for (const [stream, seqs] of byStream) {
-    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), `${stream} is gap-free from 1`);
-  }
-  return byStream;
 }
 
 describe('audit trail', hostOptions(), () => {
