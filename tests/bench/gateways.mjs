@@ -422,6 +422,8 @@ if (['passthrough', 'asc'].some(want)) {
   // The headline tenant with the response cache on (the bench body samples at 0.2, hence
   // `nondeterministic`): repeats are hits; `Cache-Control: no-cache` forces misses.
   tenants.cached = base('cached', { budgets, guardrails, cache: { nondeterministic: true } });
+  // The headline tenant admitted under leases: one ledger call per lease, not per request.
+  tenants.leased = base('leased', { budgets, guardrails, limits: { admission: 'leased' } });
   const signing = auditKeyPair('bench-1');
   const kv = [];
   for (const id of want('asc') ? Object.keys(tenants) : []) {
@@ -572,6 +574,13 @@ await runTarget('asc', async () => ({
     'email redaction + card blocking on requests and responses, audit (forwarded from the ledger to the region\'s ' +
     `sequencer shards, signed batches to R2); DO, KV and R2 state ${storageNote}`,
 }));
+await runTarget('asc', async () => ({
+  name: 'ASC Worker, leased admission (workerd)', url: `${await directUrl('asc')}/v1/chat/completions`,
+  headers: { authorization: `Bearer ${keys.leased}` }, pids: () => workerd,
+  note: 'the same tenant and Worker with `limits.admission = "leased"`: the isolate reserves budget for up to 64 ' +
+    'requests in one ledger call and admits them locally; their records and charges reach the ledger after the ' +
+    'responses (group commit), the lease is closed and reconciled after its 2 s window',
+}));
 
 if (PHASES && want('asc') && mf) {
   // Where ASC's time goes: the same request through tenants with features taken away, plus the
@@ -589,6 +598,7 @@ if (PHASES && want('asc') && mf) {
     ['ASC chat, + guardrails', `${asc}/v1/chat/completions`, keys.guardonly, 'POST'],
     ['ASC chat, + hard budget (the reservation rides on the same admission call)', `${asc}/v1/chat/completions`, keys.budgetonly, 'POST'],
     ['ASC chat, full tenant (budget + guardrails)', `${asc}/v1/chat/completions`, keys.bench, 'POST', {}, true],
+    ['ASC chat, full tenant, leased admission (no ledger call per request)', `${asc}/v1/chat/completions`, keys.leased, 'POST', {}, true],
     ['ASC chat, full tenant + response cache, miss (Cache-Control: no-cache: lookup skipped, answer stored)', `${asc}/v1/chat/completions`, keys.cached, 'POST', { 'cache-control': 'no-cache' }, true],
     ['ASC chat, full tenant + response cache, hit (no upstream call)', `${asc}/v1/chat/completions`, keys.cached, 'POST', {}, true],
     ['ASC chat, full tenant, OpenTelemetry export on (spans + metrics, OTLP/HTTP protobuf in batches to a local collector)', `${await directUrl('ascotlp')}/v1/chat/completions`, keys.bench, 'POST', {}, true],
@@ -620,7 +630,9 @@ const overTwice = () => {
 };
 if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
   try {
-    profileRows = await profileAsc(`${await directUrl('asc')}/v1/chat/completions`, { authorization: `Bearer ${keys.bench}` });
+    // BENCH_PROFILE_TENANT=leased profiles the leased tenant instead of the headline one.
+    const tenant = process.env.BENCH_PROFILE_TENANT ?? 'bench';
+    profileRows = await profileAsc(`${await directUrl('asc')}/v1/chat/completions`, { authorization: `Bearer ${keys[tenant]}` });
   } catch (e) {
     profileRows = [{ error: e.message }];
   }
@@ -716,19 +728,19 @@ for (const [i, n] of notes.entries()) say(`- [${i + 1}] ${n.replace(/\|/g, '/')}
 say();
 say('"added p50" = the target\'s c=1 p50 minus the direct p50 (what the hop through the target costs).');
 say();
-if (asc) {
-  say('Ratios (ASC against each):');
+for (const a of [asc, results.find((r) => r.name === 'ASC Worker, leased admission (workerd)')].filter(Boolean)) {
+  say(`Ratios (${a.name} against each):`);
   say();
   say('| against | added p50 ratio (ASC / it) | c=1 p50 ratio | throughput ratio (ASC / it) | CPU/req ratio | stream TTFB p50 ratio |');
   say('|---|---|---|---|---|---|');
   for (const r of results) {
-    if (r === asc || r === direct) continue;
-    say(`| ${r.name} | ${f(added(asc) / added(r))} | ${f(asc.c1.p50 / r.c1.p50)} | ${f(asc.cN.rps / r.cN.rps)} | ` +
-      `${f(asc.cpuPerReq / r.cpuPerReq)} | ${f(asc.stream.ttfbP50 / r.stream.ttfbP50)} |`);
+    if (r === a || r === direct || r === asc || r.name.startsWith('ASC Worker, leased')) continue;
+    say(`| ${r.name} | ${f(added(a) / added(r))} | ${f(a.c1.p50 / r.c1.p50)} | ${f(a.cN.rps / r.cN.rps)} | ` +
+      `${f(a.cpuPerReq / r.cpuPerReq)} | ${f(a.stream.ttfbP50 / r.stream.ttfbP50)} |`);
   }
   say();
-  say('Below 1 is better for ASC in every column but throughput, where above 1 is better.');
 }
+if (asc) say('Below 1 is better for ASC in every column but throughput, where above 1 is better.');
 if (phases.length) {
   say();
   say('### Where the time goes (ASC, concurrency 1)');

@@ -84,6 +84,7 @@ describe('leased admission', hostOptions({ workerOnly: 'an instance serves one r
       await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, Date.now());
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
+      assert.deepEqual(report.lease_gaps, [], 'every lease reconciled');
       const chained = entries(dir);
       assertGapFreePerStream(chained);
       for (const [tenant, answered] of [['leasing', served], ['leantight', tight]]) {
@@ -151,6 +152,9 @@ describe('leased admission', hostOptions({ workerOnly: 'an instance serves one r
       const chained = entries(dir).filter((e) => e.record.tenant_id === 'leasecrash');
       const leases = chained.filter((e) => e.record.operation === 'lease');
       assert.ok(leases.length >= 1);
+      // The verifier lists each as a declared gap, with the key that held it.
+      assert.deepEqual(report.lease_gaps.map((g) => g.lease_id).sort(), leases.map((l) => l.record.lease.id).sort());
+      assert.ok(report.lease_gaps.every((g) => g.key_id === stack.keys.leasecrash.keyId && g.admitted === null));
       for (const l of leases) {
         assert.equal(l.record.outcome, 'partial');
         assert.equal(l.record.error_code, 'lease_unreconciled');

@@ -185,6 +185,7 @@ fn verify_cmd(args: &VerifyArgs) -> Result<ExitCode, String> {
             "ok": report.is_ok(),
             "streams": report.streams,
             "problems": report.problems,
+            "lease_gaps": report.lease_gaps,
             "verified_records": verified,
             "unverified_records": unverified,
         });
@@ -206,6 +207,22 @@ fn verify_cmd(args: &VerifyArgs) -> Result<ExitCode, String> {
                 s.records,
                 s.last_sequence,
                 s.newest_digest_ms.map_or("none".into(), format_ms)
+            );
+        }
+        for g in &report.lease_gaps {
+            println!(
+                "lease {} (tenant {}, key {}), granted {}: {} requests may be unrecorded: its isolate {} and {} reported; charged what it held",
+                g.lease_id,
+                g.tenant_id.as_deref().unwrap_or("-"),
+                g.key_id.as_deref().unwrap_or("-"),
+                format_ms(g.timestamp_ms),
+                g.admitted.map_or_else(
+                    || format!("up to {}", g.granted.saturating_sub(g.reported)),
+                    |a| a.saturating_sub(g.reported).to_string()
+                ),
+                g.admitted
+                    .map_or_else(|| "never closed it".to_string(), |a| format!("admitted {a}")),
+                g.reported
             );
         }
         if report.is_ok() {

@@ -198,11 +198,14 @@ function stub(env, binding, jurisdiction, name) {
 // Group commit. A commit (the operation that ends a request, after its response) waits in this
 // isolate's queue for its ledger, and the next call to that ledger takes it along: under load
 // most requests cost the ledger one call, not two. A commit nobody took is sent by the timer of
-// the request that queued the first one (its waitUntil keeps it alive). Only strings are shared
-// between requests, never promises or I/O objects. If the call carrying a commit fails, the
-// commit is lost and the ledger's expiry charges and records the request instead.
+// the request that queued the first one (its waitUntil keeps it alive), after `delayMs`: 5 ms
+// for a request admitted write-ahead, longer for one admitted under a lease (no admissions come
+// along to carry it, and the lease is the safety net while it waits). A queue that reaches
+// GROUP_COMMIT_MAX is sent at once. Only strings are shared between requests, never promises
+// or I/O objects. If the call carrying a commit fails, the commit is lost and the ledger's
+// expiry charges and records the request (or its lease) instead.
 const queued = new Map(); // ledger name -> [op JSON]
-const GROUP_COMMIT_MS = 5;
+const GROUP_COMMIT_MAX = 64;
 
 function takeQueued(name) {
   const ops = queued.get(name);
@@ -225,15 +228,16 @@ export async function ledgerCall(env, jurisdiction, name, op) {
 }
 
 /** Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed. */
-export async function ledgerCommit(env, jurisdiction, name, op) {
+export async function ledgerCommit(env, jurisdiction, name, op, delayMs) {
   const ops = queued.get(name);
   if (ops !== undefined) {
     // Another request's timer is pending for this ledger: it (or a call before it) sends this.
     ops.push(op);
+    if (ops.length >= GROUP_COMMIT_MAX) await sendOps(env, jurisdiction, name, takeQueued(name));
     return;
   }
   queued.set(name, [op]);
-  await new Promise((resolve) => setTimeout(resolve, GROUP_COMMIT_MS));
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
   const left = takeQueued(name);
   if (left.length > 0) await sendOps(env, jurisdiction, name, left);
 }

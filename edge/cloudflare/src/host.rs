@@ -7,6 +7,12 @@ use std::collections::HashMap;
 use asc_core::host::{EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
 use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
+
+/// Group commit windows (host.js): a write-ahead request's commit waits at most this long for
+/// others to share its ledger call...
+const COMMIT_DELAY_MS: u32 = 5;
+/// ...and a leased request's, longer: nothing else carries it, and its lease covers the wait.
+const LEASED_COMMIT_DELAY_MS: u32 = 25;
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
@@ -145,9 +151,20 @@ impl Host for WorkerHost {
         op: &LedgerOp,
     ) -> Result<(), HostError> {
         let json = serde_json::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;
-        let promise =
-            js::ledger_commit(&self.env, self.jurisdiction.clone(), ledger.as_str(), &json)
-                .map_err(store_err("TENANT_LEDGERS"))?;
+        // How long a commit may wait for others to share its call (see host.js).
+        let delay_ms = match op {
+            LedgerOp::Commit(c) if c.lease.is_some() => LEASED_COMMIT_DELAY_MS,
+            LedgerOp::CloseLease { .. } => LEASED_COMMIT_DELAY_MS,
+            _ => COMMIT_DELAY_MS,
+        };
+        let promise = js::ledger_commit(
+            &self.env,
+            self.jurisdiction.clone(),
+            ledger.as_str(),
+            &json,
+            delay_ms,
+        )
+        .map_err(store_err("TENANT_LEDGERS"))?;
         js::wait(promise)
             .await
             .map(|_| ())

@@ -61,6 +61,7 @@ extern "C" {
         jurisdiction: Option<String>,
         name: &str,
         op: &str,
+        delay_ms: u32,
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_name = circuitCall, catch)]
     pub fn circuit_call(

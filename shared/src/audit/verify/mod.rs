@@ -9,7 +9,9 @@
 //! before `now_ms`. A stream deleted whole is not detectable from its own objects; a shard's
 //! name says how many shards its set has (`<base>-<k>-of-<n>`, see [`super::streams`]), so a
 //! missing shard is reported, and a region's single stream must be compared with the expected one.
+//! Across streams: every lease's record against the records that name it ([`leases`]).
 
+mod leases;
 mod problem;
 mod records;
 mod stream;
@@ -18,6 +20,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use leases::LeaseGap;
 pub use problem::{Problem, ProblemKind};
 
 use super::keys::PublicKeyring;
@@ -81,6 +84,8 @@ pub struct Report {
     pub streams: Vec<StreamSummary>,
     pub problems: Vec<Problem>,
     pub records: Vec<CheckedRecord>,
+    /// Leases given up on: declared gaps (not problems), see [`LeaseGap`].
+    pub lease_gaps: Vec<LeaseGap>,
 }
 
 impl Report {
@@ -155,10 +160,13 @@ pub fn verify(
         problems.append(&mut p);
         records.append(&mut r);
     }
+    let (lease_gaps, mut lease_problems) = leases::check(&records);
+    problems.append(&mut lease_problems);
     Report {
         streams: summaries,
         problems,
         records,
+        lease_gaps,
     }
 }
 

@@ -53,11 +53,13 @@ pub enum ProblemKind {
     TailStale,
     /// A shard of a region's set of streams (`<base>-<k>-of-<n>`) has no objects at all.
     MissingStream,
+    /// Fewer records name a lease than the lease's own record says were reported.
+    LeaseCountMismatch,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProblemKind; 22] = [
+    pub const ALL: [ProblemKind; 23] = [
         ProblemKind::NoObjects,
         ProblemKind::UnexpectedObject,
         ProblemKind::Malformed,
@@ -80,6 +82,7 @@ impl ProblemKind {
         ProblemKind::CountMismatch,
         ProblemKind::TailStale,
         ProblemKind::MissingStream,
+        ProblemKind::LeaseCountMismatch,
     ];
 
     pub fn code(self) -> &'static str {
@@ -106,6 +109,7 @@ impl ProblemKind {
             ProblemKind::CountMismatch => "count_mismatch",
             ProblemKind::TailStale => "tail_stale",
             ProblemKind::MissingStream => "missing_stream",
+            ProblemKind::LeaseCountMismatch => "lease_count_mismatch",
         }
     }
 }
