@@ -430,7 +430,9 @@ fn limits(value: &Value, errs: &mut ConfigErrors) -> Option<Limits> {
         None => Some(1),
     };
     let window_ms = match map.get("lease_window_ms") {
-        Some(v) => integer(v, "limits.lease_window_ms", 100, 60_000, errs),
+        // The request that got a lease closes it after its window, inside its waitUntil, which
+        // Workers cut 30 s after the response: a longer window would leave leases unclosed.
+        Some(v) => integer(v, "limits.lease_window_ms", 100, 20_000, errs),
         None => Some(DEFAULT_LEASE_WINDOW_MS),
     };
     let max_requests = match map.get("lease_max_requests") {
@@ -569,6 +571,35 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn admission_defaults_to_write_ahead_and_leases_are_bounded() {
+        assert_eq!(
+            parse(&good()).expect("valid").limits.admission,
+            Admission::WriteAhead
+        );
+        let mut v = good();
+        v["limits"] = json!({"admission": "leased", "lease_max_requests": 16});
+        assert_eq!(
+            parse(&v).expect("valid").limits.admission,
+            Admission::Leased {
+                window_ms: DEFAULT_LEASE_WINDOW_MS,
+                max_requests: 16
+            }
+        );
+        v["limits"] =
+            json!({"admission": "batched", "lease_window_ms": 30_000, "lease_max_requests": 0});
+        let errs = parse(&v).expect_err("invalid");
+        assert_eq!(
+            errs.paths(),
+            vec![
+                "limits.lease_window_ms",
+                "limits.lease_max_requests",
+                "limits.admission"
+            ],
+            "{errs}"
+        );
     }
 
     #[test]
