@@ -59,6 +59,24 @@ export default {
     const id = q.get('id');
     const now = Date.now();
     const stub = env.LEDGER.get(env.LEDGER.idFromName(name));
+    if (q.get('leased')) {
+      // An isolate under leased admission: one call carrying a lease for n requests, their n
+      // commits (group commit) and the lease's close, as host.js joins them (NUL-separated).
+      const n = Number(q.get('leased'));
+      const lease = 'lease_' + id;
+      const ops = ['{"op":"lease","now_ms":' + now + ',"lease_id":"' + lease + '","record":' +
+        record(id, 0).replace('"outcome":"ok"', '"outcome":"partial"') +
+        ',"reserve":{"request_id":"' + id + '","now_ms":' + now + ',"amount_micros":120,"tokens":476,"requests":1,"budgets":' + budgets() +
+        ',"requests_per_minute":[],"tokens_per_minute":[],"expires_ms":' + (now + 900000) + '},"want_requests":' + n +
+        ',"usable_ms":2000,"grace_ms":900000}'];
+      for (let i = 0; i < n; i++) {
+        ops.push('{"op":"commit","now_ms":' + now + ',"record":' + record(id + '_' + i, 0) + ',"actual_micros":80,"actual_tokens":476,"lease":"' + lease + '"}');
+      }
+      ops.push('{"op":"close_lease","now_ms":' + now + ',"close":{"lease_id":"' + lease + '","admitted":' + n + '}}');
+      const replies = await stub.apply(name, ops.join('\u0000'));
+      if (!replies.startsWith('{"reply":"leased"')) throw new Error(replies.slice(0, 200));
+      return new Response(replies.slice(0, 20));
+    }
     const rec = record(id, 0).replace('"outcome":"ok"', '"outcome":"partial"');
     const admit = '{"op":"admit","now_ms":' + now + ',"expires_ms":' + (now + 900000) + ',"record":' + rec +
       ',"reserve":{"request_id":"req_' + id + '_0","now_ms":' + now + ',"amount_micros":120,"tokens":476,"budgets":' + budgets() +
@@ -192,6 +210,18 @@ try {
   console.log();
   console.log(`(${CALLERS} concurrent callers, ${SECONDS} s; each request writes its opening record and reservation, ` +
     'then its settle and final record; the alarm forwards the outbox to the audit stream every 200 ms.)');
+  console.log();
+  console.log('### One tenant ledger object: leased admission');
+  console.log();
+  const LEASED = 16;
+  const leased = await load(CALLERS, (c, n) => ({ url: `${seq.url}/?ledger=acme-leased&id=c${c}n${n}&leased=${LEASED}`, count: LEASED }));
+  console.log('| requests/s | ledger calls/s | failures |');
+  console.log('|---|---|---|');
+  console.log(`| ${f0(leased.perSecond)} | ${f0(leased.perSecond / LEASED)} | ${leased.failures}${leased.firstFailure ? ` (${leased.firstFailure})` : ''} |`);
+  console.log();
+  console.log(`(${CALLERS} concurrent callers, ${SECONDS} s; each call is one isolate's group: a lease for ${LEASED} requests, ` +
+    `their ${LEASED} commits and the lease's close, as host.js sends them; a real isolate takes a lease per 64 requests ` +
+    'and sends commits as they come, in groups of up to 64 within 25 ms.)');
 } finally {
   for (const p of processes) {
     await p.mf.dispose().catch(() => {});
