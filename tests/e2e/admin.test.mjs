@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { files } from './trail.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
@@ -22,16 +23,6 @@ let idp;
 let stack;
 const secretsShown = [];
 const tokensUsed = [];
-
-function files(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...files(path));
-    else out.push(path);
-  }
-  return out;
-}
 
 function as(groups, sub = 'alice@example.com', opts = {}) {
   const t = idp.token({ sub, groups }, opts);

@@ -6,7 +6,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { files } from './trail.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -26,13 +27,6 @@ async function create(tenant, body) {
   const { data, response } = await openai(tenant).chat.completions.create(body).withResponse();
   ids.push(response.headers.get('x-request-id'));
   return { data, cache: response.headers.get('x-asc-cache'), cost: response.headers.get('x-asc-cost-usd-micros') };
-}
-
-function files(dir) {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? files(path) : [path];
-  });
 }
 
 before(async () => { if (!hostOptions().skip) stack = await startStack(); });

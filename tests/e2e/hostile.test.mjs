@@ -9,13 +9,13 @@
 // A failure prints the seed and the case, so it can be replayed.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { gunzipSync, brotliDecompressSync, inflateSync } from 'node:zlib';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { files, verify } from './trail.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, MISTRAL_UPSTREAM_KEY, AUDIT_POLICY, hostOptions } from './harness.mjs';
+import { startStack, UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, MISTRAL_UPSTREAM_KEY, AUDIT_POLICY, hostOptions } from './harness.mjs';
 import { downloadAuditBucket } from './r2.mjs';
 
 const SEED = Number(process.env.ASC_FUZZ_SEED ?? 20260420) >>> 0;
@@ -241,27 +241,6 @@ function send(url, c) {
     req.on('error', (e) => resolve({ error: `request: ${e.code ?? e.message}` }));
     if (c.body) req.end(c.body); else req.end();
   });
-}
-
-function files(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) out.push(...files(path));
-    else out.push(path);
-  }
-  return out;
-}
-
-function verify(dir, publicKeys, nowMs) {
-  const args = ['audit', 'verify', dir, '--keys', publicKeys, '--now', String(nowMs),
-    '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs), '--json'];
-  try {
-    return JSON.parse(execFileSync(join(ROOT, 'target/debug/asc'), args, { encoding: 'utf8' }));
-  } catch (e) {
-    if (e.status === 1 && e.stdout) return JSON.parse(e.stdout);
-    throw e;
-  }
 }
 
 /** Every string value in a record, with its path (`content`, recorded only by policy, excluded). */
