@@ -166,3 +166,32 @@ fn a_host_whose_isolates_serve_one_request_admits_write_ahead() {
     assert_eq!(run(&gw, &host, chat(&key, &ask(1000))).0, 200);
     assert_eq!(admissions(&host), (0, 1));
 }
+
+#[test]
+fn a_failed_lease_call_sends_its_closes_again_and_gives_up_the_lease_it_asked_for() {
+    let host = FakeHost::new();
+    host.put_tenant(&tenant(1_000_000, "leased"));
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    host.ledger_fails
+        .set(Some(|op: &LedgerOp| matches!(op, LedgerOp::Lease(_))));
+    let (status, _, body) = run(&gw, &host, chat(&key, &ask(1000)));
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    host.ledger_fails.set(None);
+    host.script(ok_json(completion_json()));
+    assert_eq!(run(&gw, &host, chat(&key, &ask(1000))).0, 200);
+    let ops = host.ledger_ops.borrow();
+    let leases: Vec<_> = ops
+        .iter()
+        .filter_map(|(_, op)| match op {
+            LedgerOp::Lease(ask) => Some(ask),
+            _ => None,
+        })
+        .collect();
+    // The failed call never reached the (fake) ledger; the next one closes the lease it asked
+    // for as unused, in case it had been granted.
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].close.len(), 1);
+    assert_eq!(leases[0].close[0].admitted, 0);
+    assert_ne!(leases[0].close[0].lease_id, leases[0].lease_id);
+}

@@ -142,9 +142,13 @@ impl AfterResponse {
     /// returns what failed, for the adapter to log.
     pub async fn run<H: Host>(mut self, gw: &Gateway, host: &H) -> Vec<HostError> {
         let mut failures = Vec::new();
+        // A lease's close waits for its window, so it goes after the ledger, circuit and cache
+        // work; webhooks and the telemetry export (which may be slow) wait for it, so nothing
+        // pushes the close past the platform's limit on after-response work.
         self.work.sort_by_key(|w| match w {
-            Deferred::Observe(_) => 1,
-            Deferred::CloseLease { .. } => 2,
+            Deferred::CloseLease { .. } => 1,
+            Deferred::Alerts { .. } => 2,
+            Deferred::Observe(_) => 3,
             _ => 0,
         });
         for work in self.work {

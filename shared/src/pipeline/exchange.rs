@@ -297,16 +297,30 @@ impl Exchange {
         opening.record.outcome = Outcome::Partial;
         let op = LedgerOp::Lease(LeaseAsk {
             now_ms,
-            lease_id,
+            lease_id: lease_id.clone(),
             record: opening,
             reserve: reserve.clone(),
             want_requests: max_requests,
             usable_ms: window_ms,
             grace_ms: caller.tenant.limits.reservation_ttl_ms,
-            close,
+            close: close.clone(),
             error_rate: caller.tenant.alerts.error_rate,
         });
-        match host.ledger(&self.ledger, &op).await {
+        let reply = host.ledger(&self.ledger, &op).await;
+        if !matches!(
+            reply,
+            Ok(LedgerReply::Leased { .. } | LedgerReply::Refused { .. })
+        ) {
+            // The call may or may not have reached the ledger: send its closes again, and close
+            // the lease it asked for as unused (a close of a lease never granted changes nothing).
+            let mut again = close;
+            again.push(crate::ledger::LeaseClose {
+                lease_id,
+                admitted: 0,
+            });
+            gw.leases.borrow_mut().reclose(&self.ledger, again);
+        }
+        match reply {
             Ok(LedgerReply::Leased {
                 grant,
                 budgets,

@@ -151,6 +151,14 @@ impl IsolateLeases {
         self.closing.remove(lease_id)
     }
 
+    /// Closes to send again: the call that carried them failed.
+    pub fn reclose(&mut self, ledger: &LedgerId, closes: Vec<LeaseClose>) {
+        for close in closes {
+            self.closing
+                .insert(close.lease_id.clone(), (ledger.clone(), close));
+        }
+    }
+
     /// Stops admitting under the lease in `slot`; its close waits for the next call.
     fn retire(&mut self, slot: &str) {
         if let Some(held) = self.held.remove(slot) {
