@@ -9,6 +9,7 @@ use asc_core::pipeline::{Handled, ReplyBody};
 use asc_core::Gateway;
 use common::*;
 use serde_json::json;
+use std::future::Future;
 
 /// gpt-4o-mini-2024-07-18 in the built-in table; the demo tenant with a hard monthly budget.
 fn tenant(limit_micros: u64, admission: &str) -> serde_json::Value {
@@ -194,4 +195,68 @@ fn a_failed_lease_call_sends_its_closes_again_and_gives_up_the_lease_it_asked_fo
     assert_eq!(leases[0].close.len(), 1);
     assert_eq!(leases[0].close[0].admitted, 0);
     assert_ne!(leases[0].close[0].lease_id, leases[0].lease_id);
+}
+
+#[test]
+fn requests_that_find_no_room_wait_for_the_lease_another_request_is_asking_for() {
+    let host = FakeHost::new();
+    host.put_tenant(&tenant(1_000_000, "leased"));
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    host.interleaving.set(true);
+    // Eight requests arrive together on a fresh isolate: the first asks for a lease, the other
+    // seven wait for it (each looks once, after a 1 ms timer: the call answers well within it).
+    for _ in 0..8 {
+        host.script(ok_json(completion_json()));
+    }
+    let handled = block_on(futures::future::join_all(
+        (0..8).map(|_| gw.handle(&host, chat(&key, &ask(1000)))),
+    ));
+    assert!(handled.iter().all(|h| h.reply.status == 200));
+    assert_eq!(admissions(&host), (1, 0), "one lease for the eight");
+    assert_eq!(*host.sleeps.borrow(), vec![1; 7], "seven waits of 1 ms");
+    for Handled { after, .. } in handled {
+        assert!(block_on(after.run(&gw, &host)).is_empty());
+    }
+    host.forward_all();
+    let events = host.events.borrow();
+    let lease = events
+        .iter()
+        .find(|e| e.record.operation == "lease")
+        .expect("the lease's own record");
+    let note = lease.detail.lease.clone().expect("note");
+    assert_eq!((note.admitted, note.reported), (Some(8), Some(8)));
+}
+
+#[test]
+fn a_lease_call_that_never_answers_holds_others_back_only_for_the_bound() {
+    let host = FakeHost::new();
+    host.put_tenant(&tenant(1_000_000, "leased"));
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    host.interleaving.set(true);
+    // A request whose lease call never comes back: its request went away mid-call and the
+    // runtime never resumes (nor drops) it.
+    let mut stuck = Box::pin(gw.handle(&host, chat(&key, &ask(1000))));
+    let waker = futures::task::noop_waker();
+    let polled = stuck
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending());
+    std::mem::forget(stuck);
+    // The next request waits for it up to the bound (1 s, looking every 1 ms), then asks on
+    // its own.
+    let waits = |host: &FakeHost| host.sleeps.borrow().iter().filter(|&&ms| ms == 1).count();
+    host.script(ok_json(completion_json()));
+    assert_eq!(run(&gw, &host, chat(&key, &ask(1000))).0, 200);
+    assert_eq!(waits(&host), 1_000);
+    assert_eq!(
+        admissions(&host),
+        (1, 0),
+        "the stuck call never reached the ledger"
+    );
+    // The stuck call's mark is replaced: later requests never wait for it again.
+    host.script(ok_json(completion_json()));
+    assert_eq!(run(&gw, &host, chat(&key, &ask(1000))).0, 200);
+    assert_eq!(waits(&host), 1_000);
 }

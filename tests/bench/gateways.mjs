@@ -564,6 +564,12 @@ if (BASELINE && want('asc')) {
     headers: { authorization: `Bearer ${keys.bench}` }, pids: () => workerd,
     note: 'the same tenant through another build of ASC (ASC_BASELINE_BUILD), on the same workerd, for before/after in one run',
   }));
+  await runTarget('asc', async () => ({
+    name: `ASC Worker, leased admission, baseline build (${process.env.ASC_BASELINE_LABEL ?? BASELINE})`,
+    url: `${await directUrl('ascbase')}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${keys.leased}` }, pids: () => workerd,
+    note: 'the leased tenant through the baseline build, same workerd',
+  }));
 }
 await runTarget('asc', async () => ({
   name: 'ASC Worker (workerd)', url: `${await directUrl('asc')}/v1/chat/completions`,

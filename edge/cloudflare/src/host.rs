@@ -252,7 +252,8 @@ impl Host for WorkerHost {
     }
 
     async fn sleep(&self, ms: u64) {
-        // A retry's backoff: rare, so a timer per wait is fine.
+        // A retry's backoff, or a request waiting for its isolate's lease call (a few per
+        // lease): a timer resumes the request from its own I/O (see pipeline::lease).
         let promise = js_sys::Promise::new(&mut |resolve, _| {
             set_timeout(&resolve, js::number(ms));
         });

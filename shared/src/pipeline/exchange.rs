@@ -267,13 +267,31 @@ impl Exchange {
         worst: Worst,
         (window_ms, max_requests): (u64, u64),
     ) -> Result<(), GatewayError> {
-        let now_ms = host.now().millis();
+        let mut now_ms = host.now().millis();
         let slot = lease::slot(&self.ledger, caller.key.key_id.as_str());
         let policy = self.record.record.policy_version.clone();
-        let taken = gw
+        let mut taken = gw
             .leases
             .borrow_mut()
             .take(&slot, policy.as_deref(), worst, now_ms);
+        let in_flight = match taken {
+            None => gw.leases.borrow().in_flight(&slot, now_ms),
+            Some(_) => None,
+        };
+        if let Some(asking) = in_flight {
+            // Another request of this isolate is asking for this key's lease: take from the
+            // lease it gets rather than ask for one more (bounded: its request may be gone).
+            while !asking.answered()
+                && now_ms.saturating_sub(asking.started_ms) < lease::ASK_WAIT_MS
+            {
+                host.sleep(lease::ASK_POLL_MS).await;
+                now_ms = host.now().millis();
+            }
+            taken = gw
+                .leases
+                .borrow_mut()
+                .take(&slot, policy.as_deref(), worst, now_ms);
+        }
         let use_of = |lease_id: String, granted_until_ms: Option<u64>| LeaseUse {
             leases: gw.leases.clone(),
             slot: slot.clone(),
@@ -289,6 +307,7 @@ impl Exchange {
             self.stage = Stage::Leased;
             return Ok(());
         }
+        let asking = lease::AskingMark::new(&gw.leases, &slot, now_ms);
         let mut random = [0u8; 12];
         host.fill_random(&mut random);
         let lease_id = format!("lease_{}", hex::encode(random));
@@ -341,6 +360,8 @@ impl Exchange {
                 self.charge = Some(charge);
                 self.lease = Some(lease);
                 self.stage = Stage::Leased;
+                // The grant is installed: the requests waiting for it take from it now.
+                drop(asking);
                 Ok(())
             }
             other => self.refused_or_failed(other, &charge),

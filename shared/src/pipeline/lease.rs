@@ -4,8 +4,12 @@
 //! after the response gives back what it did not use. When the lease is used up or its window
 //! ends, the next request asks the ledger for a new one and closes the old in the same call; the
 //! request that got a lease closes it after its window (after its response), if nobody has.
+//! While one request of the isolate asks for a key's lease, the others that find no room wait
+//! for its answer instead of each asking for a lease of their own.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::budget::BudgetStatus;
 use crate::ledger::{LeaseClose, LeaseGrant, LedgerId};
@@ -37,6 +41,73 @@ pub(crate) struct Worst {
 pub(crate) struct IsolateLeases {
     held: HashMap<String, Held>,
     closing: HashMap<String, (LedgerId, LeaseClose)>,
+    /// Lease calls in flight, by slot.
+    asking: HashMap<String, Rc<Asking>>,
+}
+
+/// How long a request waits for another request's lease call before asking on its own: a call
+/// whose request was cancelled never answers, and its mark is ignored after this long.
+pub(crate) const ASK_WAIT_MS: u64 = 1_000;
+/// How often a waiting request looks whether the call was answered. It looks, rather than being
+/// woken by the request that asked: on Workers a request's code must resume from its own I/O
+/// (a timer here), never from another request's, or its own I/O is refused.
+pub(crate) const ASK_POLL_MS: u64 = 1;
+
+/// A lease call in flight for a slot.
+#[derive(Debug)]
+pub(crate) struct Asking {
+    pub started_ms: u64,
+    answered: Cell<bool>,
+}
+
+impl Asking {
+    /// Whether the call was answered (or failed, or its request went away).
+    pub fn answered(&self) -> bool {
+        self.answered.get()
+    }
+}
+
+/// Marks a slot's lease call as in flight until dropped: after the grant is installed, or when
+/// the call failed or its request was dropped.
+pub(crate) struct AskingMark {
+    leases: Rc<RefCell<IsolateLeases>>,
+    slot: String,
+    asking: Rc<Asking>,
+}
+
+impl AskingMark {
+    pub fn new(leases: &Rc<RefCell<IsolateLeases>>, slot: &str, now_ms: u64) -> Self {
+        let asking = Rc::new(Asking {
+            started_ms: now_ms,
+            answered: Cell::new(false),
+        });
+        leases
+            .borrow_mut()
+            .asking
+            .insert(slot.to_string(), asking.clone());
+        AskingMark {
+            leases: leases.clone(),
+            slot: slot.to_string(),
+            asking,
+        }
+    }
+}
+
+impl Drop for AskingMark {
+    fn drop(&mut self) {
+        // Never held across an await, so free unless a drop happens inside another borrow;
+        // then the mark stays until it is ASK_WAIT_MS old, which only costs a wait.
+        if let Ok(mut leases) = self.leases.try_borrow_mut() {
+            if leases
+                .asking
+                .get(&self.slot)
+                .is_some_and(|a| Rc::ptr_eq(a, &self.asking))
+            {
+                leases.asking.remove(&self.slot);
+            }
+        }
+        self.asking.answered.set(true);
+    }
 }
 
 /// The table key of `key_id`'s lease on `ledger`.
@@ -157,6 +228,14 @@ impl IsolateLeases {
             self.closing
                 .insert(close.lease_id.clone(), (ledger.clone(), close));
         }
+    }
+
+    /// The lease call in flight for `slot`, unless it started ASK_WAIT_MS ago or more.
+    pub fn in_flight(&self, slot: &str, now_ms: u64) -> Option<Rc<Asking>> {
+        self.asking
+            .get(slot)
+            .filter(|a| now_ms.saturating_sub(a.started_ms) < ASK_WAIT_MS)
+            .cloned()
     }
 
     /// Stops admitting under the lease in `slot`; its close waits for the next call.
@@ -316,5 +395,32 @@ mod tests {
         assert_eq!(to, ledger);
         assert_eq!(close.admitted, 1);
         assert_eq!(leases.held(), 0);
+    }
+
+    #[test]
+    fn a_lease_call_marks_its_slot_until_dropped_and_not_past_the_bound() {
+        let leases = Rc::new(RefCell::new(IsolateLeases::default()));
+        let s = slot(&LedgerId("t".into()), "k1");
+        let mark = AskingMark::new(&leases, &s, 100);
+        let asking = leases.borrow().in_flight(&s, 100).expect("marked");
+        assert!(leases
+            .borrow()
+            .in_flight(&s, 100 + ASK_WAIT_MS - 1)
+            .is_some());
+        assert!(leases.borrow().in_flight(&s, 100 + ASK_WAIT_MS).is_none());
+        assert!(!asking.answered());
+        drop(mark);
+        assert!(asking.answered());
+        assert!(leases.borrow().in_flight(&s, 100).is_none());
+    }
+
+    #[test]
+    fn an_old_mark_replaced_by_a_newer_call_is_not_cleared_by_its_drop() {
+        let leases = Rc::new(RefCell::new(IsolateLeases::default()));
+        let s = slot(&LedgerId("t".into()), "k1");
+        let old = AskingMark::new(&leases, &s, 0);
+        let _new = AskingMark::new(&leases, &s, ASK_WAIT_MS + 5);
+        drop(old);
+        assert!(leases.borrow().in_flight(&s, ASK_WAIT_MS + 5).is_some());
     }
 }

@@ -86,6 +86,9 @@ pub struct FakeHost {
     pub ledger_down: Cell<bool>,
     /// Fails only the ledger operations this picks (a fault at one step of a request).
     pub ledger_fails: Cell<Option<OpFilter>>,
+    /// When true, a ledger call yields once before it answers and a sleep yields a hundred
+    /// times, as remote calls and timers do: requests run together interleave.
+    pub interleaving: Cell<bool>,
     /// The config store (KV) fails every read.
     pub kv_down: Cell<bool>,
     /// The circuit board object fails every call.
@@ -130,6 +133,7 @@ impl FakeHost {
             ledger_ops: RefCell::new(Vec::new()),
             ledger_down: Cell::new(false),
             ledger_fails: Cell::new(None),
+            interleaving: Cell::new(false),
             kv_down: Cell::new(false),
             circuits_down: Cell::new(false),
             audit: RefCell::new(Vec::new()),
@@ -324,6 +328,9 @@ impl Host for FakeHost {
     }
 
     async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
+        if self.interleaving.get() {
+            yield_now().await;
+        }
         if self.ledger_down.get() || self.ledger_fails.get().is_some_and(|fails| fails(op)) {
             return Err(HostError::Store("ledger down".into()));
         }
@@ -431,6 +438,11 @@ impl Host for FakeHost {
     }
 
     async fn sleep(&self, ms: u64) {
+        if self.interleaving.get() {
+            for _ in 0..100 {
+                yield_now().await;
+            }
+        }
         self.sleeps.borrow_mut().push(ms);
         self.advance(ms);
     }
@@ -493,6 +505,20 @@ pub fn chat(key: &str, body: &serde_json::Value) -> Inbound<Chunks> {
         ],
         body.to_string().as_bytes(),
     )
+}
+
+/// Lets other futures of the same executor run once.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
