@@ -73,19 +73,36 @@ fn bench(c: &mut Criterion) {
             ("content-type".into(), "application/json".into()),
             ("content-length".into(), body.len().to_string()),
         ];
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                host.script(ok_json(reply.clone()));
-                let req = Inbound {
-                    method: "POST".into(),
-                    path: "/v1/chat/completions".into(),
-                    headers: headers.clone(),
-                    body: Chunks(std::iter::once(body.clone()).collect()),
-                };
-                let (status, _, _) = run(&gw, &host, req);
-                assert_eq!(status, 200);
-            })
-        });
+        let once = || {
+            host.script(ok_json(reply.clone()));
+            let req = Inbound {
+                method: "POST".into(),
+                path: "/v1/chat/completions".into(),
+                headers: headers.clone(),
+                body: Chunks(std::iter::once(body.clone()).collect()),
+            };
+            let (status, _, _) = run(&gw, &host, req);
+            assert_eq!(status, 200);
+        };
+        // ASC_BENCH_CASE=<name> ASC_BENCH_ITERATIONS=<n>: that case n times, no timing, for a
+        // count that noise cannot move (tests/bench/core-instructions.sh runs it under callgrind).
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the benchmark harness, not the core, reads its own settings"
+        )]
+        let counted = (
+            std::env::var("ASC_BENCH_CASE"),
+            std::env::var("ASC_BENCH_ITERATIONS"),
+        );
+        if let (Ok(case), Ok(n)) = counted {
+            if case == name {
+                for _ in 0..n.parse::<u64>().unwrap_or(0) {
+                    once();
+                }
+            }
+            continue;
+        }
+        group.bench_function(name, |b| b.iter(once));
     }
     group.finish();
 }

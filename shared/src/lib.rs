@@ -31,6 +31,7 @@ pub mod deployment;
 pub mod error;
 pub mod guard;
 pub mod headers;
+pub mod hexstr;
 pub mod host;
 pub mod ids;
 pub mod ledger;

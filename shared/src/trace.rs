@@ -16,7 +16,7 @@ impl TraceContext {
     /// Continues the client's trace when its `traceparent` is valid, else starts one.
     /// `random` supplies 24 bytes: 16 for a new trace id, 8 for ASC's span id.
     pub fn continue_or_start(traceparent: Option<&str>, random: &[u8; 24]) -> Self {
-        let span_id = hex::encode(&random[16..]);
+        let span_id = crate::hexstr::encode(&random[16..]);
         if let Some((trace_id, parent_id, flags)) = traceparent.and_then(parse) {
             return TraceContext {
                 trace_id,
@@ -27,7 +27,7 @@ impl TraceContext {
             };
         }
         TraceContext {
-            trace_id: hex::encode(&random[..16]),
+            trace_id: crate::hexstr::encode(&random[..16]),
             span_id,
             flags: "01".into(),
             inherited: false,

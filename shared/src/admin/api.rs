@@ -249,8 +249,8 @@ impl AdminPlane {
     ) -> Reply<H::Body> {
         let mut random = [0u8; 24];
         host.fill_random(&mut random);
-        let request_id = format!("req_{}", hex::encode(&random[..12]));
-        let trace_id = hex::encode(&random[8..24]);
+        let request_id = crate::hexstr::prefixed("req_", &random[..12]);
+        let trace_id = crate::hexstr::encode(&random[8..24]);
         let mut reply = match self.serve(gw, host, &mut req, &request_id, &trace_id).await {
             Ok(reply) => reply,
             Err(f) => error_reply(&f.0, f.1),

@@ -25,7 +25,7 @@ pub fn bounded(value: &str) -> Option<String> {
     while !value.is_char_boundary(keep) {
         keep -= 1;
     }
-    let hash = hex::encode(Sha256::digest(value.as_bytes()));
+    let hash = crate::hexstr::encode(&Sha256::digest(value.as_bytes()));
     Some(format!(
         "{}...[truncated {} bytes sha256:{hash}]",
         value.get(..keep).unwrap_or(""),

@@ -68,7 +68,7 @@ pub fn canonical_sha256<T: Serialize + ?Sized>(value: &T) -> Result<String, Cano
 
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    crate::hexstr::encode(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

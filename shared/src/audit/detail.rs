@@ -222,7 +222,7 @@ impl From<AuditRecord> for AuditEvent {
 
 /// SHA-256 of content bytes as lowercase hex: what `prompt_sha256` and `response_sha256` hold.
 pub fn content_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    crate::hexstr::encode(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

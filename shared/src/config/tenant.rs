@@ -162,7 +162,7 @@ impl TenantConfig {
                 return Err(errs);
             }
         };
-        let version = hex::encode(Sha256::digest(bytes));
+        let version = crate::hexstr::encode(&Sha256::digest(bytes));
         match validate(&value, version, &mut errs) {
             Some(config) if errs.is_empty() => Ok(config),
             _ => Err(errs),

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::{Caller, Gateway, TenantEntry};
-use crate::apikey::{presented_key, record_name, ApiKey, KeyRecord};
+use crate::apikey::{presented_key, record_name, ApiKey, KeyHasher, KeyRecord};
 use crate::config::{tenant_record_name, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::{ByteSource, Host};
@@ -33,7 +33,13 @@ impl Gateway {
                 "The deployment has no key-hashing secret configured.",
             )
         })?;
-        let hash = key.hash(&secret);
+        let hash = {
+            let mut hasher = self.key_hasher.borrow_mut();
+            match hasher.as_ref() {
+                Some(keyed) if keyed.is_for(&secret) => keyed.hash(&key),
+                _ => hasher.insert(KeyHasher::new(&secret)).hash(&key),
+            }
+        };
         let record = self.key_record(host, &hash).await?;
         record.admit(&hash, host.now().millis())?;
         let tenant = self.tenant(host, &record.tenant_id).await?;

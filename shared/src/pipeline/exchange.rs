@@ -13,7 +13,7 @@ use super::admission::{refusal_error, Charge, Counted};
 use super::lease::{self, IsolateLeases, Worst};
 use super::{AfterResponse, Caller, Gateway, RequestCtx};
 use crate::alerts::AlertEvent;
-use crate::audit::{AuditEvent, Outcome, Usage};
+use crate::audit::{AuditEvent, AuditRecord, Outcome, Usage};
 use crate::config::Admission;
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
@@ -310,7 +310,7 @@ impl Exchange {
         let asking = lease::AskingMark::new(&gw.leases, &slot, now_ms);
         let mut random = [0u8; 12];
         host.fill_random(&mut random);
-        let lease_id = format!("lease_{}", hex::encode(random));
+        let lease_id = crate::hexstr::prefixed("lease_", &random);
         let close = gw.leases.borrow_mut().closes_for(&self.ledger, &slot);
         let mut opening = self.record.clone();
         opening.record.outcome = Outcome::Partial;
@@ -446,7 +446,7 @@ impl Exchange {
                 self.ledger.clone(),
                 LedgerOp::Record(RecordAsk {
                     now_ms,
-                    record: self.record.clone(),
+                    record: self.final_record(),
                 }),
                 false,
             )),
@@ -467,19 +467,30 @@ impl Exchange {
                         .borrow_mut()
                         .give_back(&l.slot, &l.lease_id, l.worst, used);
                 }
+                let lease_id = lease.map(|l| l.lease_id.clone());
                 Some((
                     self.ledger.clone(),
                     LedgerOp::Commit(CommitAsk {
                         now_ms,
-                        record: self.record.clone(),
+                        record: self.final_record(),
                         actual_micros: charged,
                         actual_tokens,
-                        lease: lease.map(|l| l.lease_id.clone()),
+                        lease: lease_id,
                     }),
                     true,
                 ))
             }
         }
+    }
+
+    /// The record for the operation that ends the request: moved out unless the execution
+    /// record (exported telemetry) still reads it; after the ending nothing else does.
+    fn final_record(&mut self) -> AuditEvent {
+        if self.export.is_some() {
+            return self.record.clone();
+        }
+        let spent = AuditRecord::started("", 0, "", String::new(), "");
+        std::mem::replace(&mut self.record, spent.into())
     }
 
     /// Ends the request: a commit goes into `after` (it runs after the response); a record of a

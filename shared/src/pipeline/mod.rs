@@ -89,6 +89,8 @@ pub struct Gateway {
     settings: Settings,
     tenants: RefCell<TtlCache<TenantEntry>>,
     keys: RefCell<TtlCache<Rc<KeyRecord>>>,
+    /// The key-hashing MAC, keyed once per secret.
+    key_hasher: RefCell<Option<crate::apikey::KeyHasher>>,
     prices: RefCell<TtlCache<Result<Rc<PriceTable>, String>>>,
     circuits: RefCell<TtlCache<circuits::Learned>>,
     /// Response-cache entries this isolate has read from the region's store, for a minute:
@@ -147,6 +149,7 @@ impl Gateway {
             settings,
             tenants: RefCell::new(tenants),
             keys: RefCell::new(keys),
+            key_hasher: RefCell::new(None),
             prices: RefCell::new(TtlCache::new(60_000, 1)),
             circuits: RefCell::new(TtlCache::new(circuits::CIRCUIT_CACHE_MS, 4096)),
             recent_entries: RefCell::new(TtlCache::new(
@@ -207,7 +210,7 @@ impl Gateway {
         let mut random = [0u8; 24];
         host.fill_random(&mut random);
         let ctx = RequestCtx {
-            request_id: format!("req_{}", hex::encode(&random[..12])),
+            request_id: crate::hexstr::prefixed("req_", &random[..12]),
             trace: TraceContext::continue_or_start(req.header("traceparent"), &random),
             started: host.now(),
             reached_tenant: std::cell::Cell::new(false),

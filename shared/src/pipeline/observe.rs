@@ -116,7 +116,7 @@ impl Gateway {
         if id.is_empty() {
             let mut random = [0u8; 8];
             host.fill_random(&mut random);
-            *id = hex::encode(random);
+            *id = crate::hexstr::encode(&random);
         }
         id.clone()
     }

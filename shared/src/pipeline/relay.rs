@@ -258,7 +258,7 @@ impl<S: ByteSource> Relay<S> {
         let (_, _, charged) = self.exchange.cost(self.summary.usage, self.summary.counted);
         self.summary.charged_micros = Some(charged);
         let record = &mut self.exchange.record;
-        record.detail.response_sha256 = Some(hex::encode(self.sent.clone().finalize()));
+        record.detail.response_sha256 = Some(crate::hexstr::encode(&self.sent.clone().finalize()));
         let decisions = self.guard.findings();
         crate::pipeline::record_guardrails(record, decisions);
         record.record.usage = self.summary.usage;

@@ -71,7 +71,7 @@ impl CacheKey {
         }
         Some(CacheKey {
             tenant: tenant.as_str().to_string(),
-            digest: hex::encode(h.finalize()),
+            digest: crate::hexstr::encode(&h.finalize()),
         })
     }
 
