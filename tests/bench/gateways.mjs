@@ -557,20 +557,26 @@ async function ascFeatureChecks(base) {
     `${(blocked.text.match(/"code"\s*:\s*"([^"]+)"/) ?? [])[1] ?? ''}, and GET /v1/usage reported ` +
     `${spent ? `${spent[0].replace(/"/g, '').replace(':', ' = ')} after the run` : `HTTP ${usage.status}`}`;
 }
-if (BASELINE && want('asc')) {
+// The baseline build's rows run before the current build's and again after them (A B A): rows
+// later in a run come out slower on this machine (the process's heap and the objects' state grow),
+// so the current build is compared with both, not with an earlier row alone.
+async function baselineRows(when) {
+  if (!(BASELINE && want('asc'))) return;
+  const label = process.env.ASC_BASELINE_LABEL ?? BASELINE;
   await runTarget('asc', async () => ({
-    name: `ASC Worker, baseline build (${process.env.ASC_BASELINE_LABEL ?? BASELINE})`,
+    name: `ASC Worker, baseline build (${label})${when}`,
     url: `${await directUrl('ascbase')}/v1/chat/completions`,
     headers: { authorization: `Bearer ${keys.bench}` }, pids: () => workerd,
     note: 'the same tenant through another build of ASC (ASC_BASELINE_BUILD), on the same workerd, for before/after in one run',
   }));
   await runTarget('asc', async () => ({
-    name: `ASC Worker, leased admission, baseline build (${process.env.ASC_BASELINE_LABEL ?? BASELINE})`,
+    name: `ASC Worker, leased admission, baseline build (${label})${when}`,
     url: `${await directUrl('ascbase')}/v1/chat/completions`,
     headers: { authorization: `Bearer ${keys.leased}` }, pids: () => workerd,
     note: 'the leased tenant through the baseline build, same workerd',
   }));
 }
+await baselineRows('');
 await runTarget('asc', async () => ({
   name: 'ASC Worker (workerd)', url: `${await directUrl('asc')}/v1/chat/completions`,
   headers: { authorization: `Bearer ${keys.bench}` }, pids: () => workerd,
@@ -587,6 +593,7 @@ await runTarget('asc', async () => ({
     'requests in one ledger call and admits them locally; their records and charges reach the ledger after the ' +
     'responses (group commit), the lease is closed and reconciled after its 2 s window',
 }));
+await baselineRows(', again after the rows above');
 
 if (PHASES && want('asc') && mf) {
   // Where ASC's time goes: the same request through tenants with features taken away, plus the
