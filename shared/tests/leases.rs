@@ -54,12 +54,30 @@ fn usage(gw: &Gateway, host: &FakeHost, key: &str) -> (u64, u64) {
     )
 }
 
-#[test]
-fn one_ledger_call_admits_many_requests_and_the_lease_record_reconciles_them() {
+/// A fresh isolate's gateway, a leased tenant with a large budget, and a key of it.
+fn leased_isolate() -> (FakeHost, String, Gateway) {
     let host = FakeHost::new();
     host.put_tenant(&tenant(1_000_000, "leased"));
     let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    (host, key, local_gateway())
+}
+
+/// The (one) lease's own record once everything was forwarded, and its note.
+fn lease_record(host: &FakeHost) -> (asc_core::audit::AuditEvent, asc_core::audit::LeaseNote) {
+    host.forward_all();
+    let events = host.events.borrow();
+    let lease = events
+        .iter()
+        .find(|e| e.record.operation == "lease")
+        .expect("the lease's own record")
+        .clone();
+    let note = lease.detail.lease.clone().expect("note");
+    (lease, note)
+}
+
+#[test]
+fn one_ledger_call_admits_many_requests_and_the_lease_record_reconciles_them() {
+    let (host, key, gw) = leased_isolate();
     // Ten requests of one isolate, their after-response work held back (as under load).
     let mut afters = Vec::new();
     let mut charged = 0;
@@ -86,13 +104,8 @@ fn one_ledger_call_admits_many_requests_and_the_lease_record_reconciles_them() {
     }
     // Every commit arrived and the lease was closed after its window: nothing stays held.
     assert_eq!(usage(&gw, &host, &key), (charged, 0));
-    host.forward_all();
+    let (lease, note) = lease_record(&host);
     let events = host.events.borrow();
-    let lease = events
-        .iter()
-        .find(|e| e.record.operation == "lease")
-        .expect("the lease's own record");
-    let note = lease.detail.lease.clone().expect("note");
     assert_eq!(lease.record.outcome, asc_core::audit::Outcome::Ok);
     assert_eq!((note.admitted, note.reported), (Some(10), Some(10)));
     assert_eq!(lease.detail.settled_usd_micros, Some(charged));
@@ -170,10 +183,7 @@ fn a_host_whose_isolates_serve_one_request_admits_write_ahead() {
 
 #[test]
 fn a_failed_lease_call_sends_its_closes_again_and_gives_up_the_lease_it_asked_for() {
-    let host = FakeHost::new();
-    host.put_tenant(&tenant(1_000_000, "leased"));
-    let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    let (host, key, gw) = leased_isolate();
     host.ledger_fails
         .set(Some(|op: &LedgerOp| matches!(op, LedgerOp::Lease(_))));
     let (status, _, body) = run(&gw, &host, chat(&key, &ask(1000)));
@@ -199,10 +209,7 @@ fn a_failed_lease_call_sends_its_closes_again_and_gives_up_the_lease_it_asked_fo
 
 #[test]
 fn requests_that_find_no_room_wait_for_the_lease_another_request_is_asking_for() {
-    let host = FakeHost::new();
-    host.put_tenant(&tenant(1_000_000, "leased"));
-    let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    let (host, key, gw) = leased_isolate();
     host.interleaving.set(true);
     // Eight requests arrive together on a fresh isolate: the first asks for a lease, the other
     // seven wait for it (each looks once, after a 1 ms timer: the call answers well within it).
@@ -218,22 +225,13 @@ fn requests_that_find_no_room_wait_for_the_lease_another_request_is_asking_for()
     for Handled { after, .. } in handled {
         assert!(block_on(after.run(&gw, &host)).is_empty());
     }
-    host.forward_all();
-    let events = host.events.borrow();
-    let lease = events
-        .iter()
-        .find(|e| e.record.operation == "lease")
-        .expect("the lease's own record");
-    let note = lease.detail.lease.clone().expect("note");
+    let (_, note) = lease_record(&host);
     assert_eq!((note.admitted, note.reported), (Some(8), Some(8)));
 }
 
 #[test]
 fn a_lease_call_that_never_answers_holds_others_back_only_for_the_bound() {
-    let host = FakeHost::new();
-    host.put_tenant(&tenant(1_000_000, "leased"));
-    let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    let (host, key, gw) = leased_isolate();
     host.interleaving.set(true);
     // A request whose lease call never comes back: its request went away mid-call and the
     // runtime never resumes (nor drops) it.
