@@ -7,22 +7,20 @@ const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// `bytes` as lowercase hex.
 pub fn encode(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len() * 2);
+    prefixed("", bytes)
+}
+
+/// `prefix` followed by `bytes` as lowercase hex, in one allocation.
+pub fn prefixed(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(prefix.len() + bytes.len() * 2);
+    out.extend_from_slice(prefix.as_bytes());
     for b in bytes {
         // Both indexes are below 16: `get` never misses (and the check compiles away).
         out.push(DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0'));
         out.push(DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0'));
     }
-    // Always ASCII; the check is a pass over the bytes.
+    // A str prefix and ASCII digits: always UTF-8; the check is a pass over the bytes.
     String::from_utf8(out).unwrap_or_default()
-}
-
-/// `prefix` followed by `bytes` as lowercase hex, in one allocation.
-pub fn prefixed(prefix: &str, bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(prefix.len() + bytes.len() * 2);
-    out.push_str(prefix);
-    out.push_str(&encode(bytes));
-    out
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ import { requestHead, fullResponse } from './host.js';
 // wasm-bindgen's executor schedules every wakeup of a Rust future (each settled platform promise)
 // with `queueMicrotask`, several times a request. On workerd that call costs ~3 us, a resolved
 // promise's `then` ~0.1 us (200k calls of each in one Worker, on the workerd the tests use). A
-// callback that throws (a wasm trap) then surfaces as an unhandled rejection instead of an
-// uncaught error: logged either way, and `guard` below still resets the instance.
+// callback that throws (a wasm trap inside the executor) then surfaces as an unhandled
+// rejection instead of an uncaught error: logged either way, as before not seen by `guard`.
 const resolved = Promise.resolve();
 globalThis.queueMicrotask = (task) => { resolved.then(task); };
 

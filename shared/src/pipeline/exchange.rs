@@ -270,27 +270,32 @@ impl Exchange {
         let mut now_ms = host.now().millis();
         let slot = lease::slot(&self.ledger, caller.key.key_id.as_str());
         let policy = self.record.record.policy_version.clone();
-        let mut taken = gw
-            .leases
-            .borrow_mut()
-            .take(&slot, policy.as_deref(), worst, now_ms);
-        let in_flight = match taken {
-            None => gw.leases.borrow().in_flight(&slot, now_ms),
-            Some(_) => None,
-        };
-        if let Some(asking) = in_flight {
-            // Another request of this isolate is asking for this key's lease: take from the
-            // lease it gets rather than ask for one more (bounded: its request may be gone).
-            while !asking.answered()
-                && now_ms.saturating_sub(asking.started_ms) < lease::ASK_WAIT_MS
-            {
-                host.sleep(lease::ASK_POLL_MS).await;
-                now_ms = host.now().millis();
-            }
+        // Another request of this isolate may be asking for this key's lease: take from the lease
+        // it gets rather than ask for one more. Look again after each answer (a small lease may
+        // be used up by earlier waiters while a next request asks), all within one bound from the
+        // first wait (an asking request may be gone).
+        let waited_from_ms = now_ms;
+        let mut taken;
+        loop {
             taken = gw
                 .leases
                 .borrow_mut()
                 .take(&slot, policy.as_deref(), worst, now_ms);
+            let asking = match taken {
+                None => gw.leases.borrow().in_flight(&slot, now_ms),
+                Some(_) => None,
+            };
+            let Some(asking) = asking else { break };
+            if now_ms.saturating_sub(waited_from_ms) >= lease::ASK_WAIT_MS {
+                break;
+            }
+            while !asking.answered()
+                && now_ms.saturating_sub(asking.started_ms) < lease::ASK_WAIT_MS
+                && now_ms.saturating_sub(waited_from_ms) < lease::ASK_WAIT_MS
+            {
+                host.sleep(lease::ASK_POLL_MS).await;
+                now_ms = host.now().millis();
+            }
         }
         let use_of = |lease_id: String, granted_until_ms: Option<u64>| LeaseUse {
             leases: gw.leases.clone(),

@@ -95,8 +95,8 @@ impl AskingMark {
 
 impl Drop for AskingMark {
     fn drop(&mut self) {
-        // Never held across an await, so free unless a drop happens inside another borrow;
-        // then the mark stays until it is ASK_WAIT_MS old, which only costs a wait.
+        // Never held across an await, so free unless a drop happens inside another borrow; then
+        // the entry stays, answered, and the next request that asks replaces it.
         if let Ok(mut leases) = self.leases.try_borrow_mut() {
             if leases
                 .asking
