@@ -230,11 +230,12 @@ impl IsolateLeases {
         }
     }
 
-    /// The lease call in flight for `slot`, unless it started ASK_WAIT_MS ago or more.
+    /// The lease call in flight for `slot`: not yet answered, and started less than
+    /// ASK_WAIT_MS ago (an answered mark is never returned, so a waiter cannot spin on one).
     pub fn in_flight(&self, slot: &str, now_ms: u64) -> Option<Rc<Asking>> {
         self.asking
             .get(slot)
-            .filter(|a| now_ms.saturating_sub(a.started_ms) < ASK_WAIT_MS)
+            .filter(|a| !a.answered() && now_ms.saturating_sub(a.started_ms) < ASK_WAIT_MS)
             .cloned()
     }
 
@@ -409,6 +410,10 @@ mod tests {
             .is_some());
         assert!(leases.borrow().in_flight(&s, 100 + ASK_WAIT_MS).is_none());
         assert!(!asking.answered());
+        // An answered mark left in the table (a drop inside another borrow) is not in flight.
+        asking.answered.set(true);
+        assert!(leases.borrow().in_flight(&s, 100).is_none());
+        asking.answered.set(false);
         drop(mark);
         assert!(asking.answered());
         assert!(leases.borrow().in_flight(&s, 100).is_none());
