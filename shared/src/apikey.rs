@@ -86,9 +86,7 @@ impl KeyHasher {
 
     /// Same as [`ApiKey::hash`] with this hasher's secret.
     pub fn hash(&self, key: &ApiKey<'_>) -> String {
-        let mut mac = self.keyed.clone();
-        mac.update(key.0.as_bytes());
-        crate::hexstr::encode(&mac.finalize().into_bytes())
+        mac_hex(self.keyed.clone(), key.0)
     }
 }
 
@@ -121,7 +119,11 @@ fn checksum_of(signed: &str) -> String {
 }
 
 fn hash_key(key: &str, secret: &Secret) -> String {
-    let mut mac = keyed_mac(secret);
+    mac_hex(keyed_mac(secret), key)
+}
+
+/// The keyed MAC of `key`, lowercase hex.
+fn mac_hex(mut mac: Hmac<Sha256>, key: &str) -> String {
     mac.update(key.as_bytes());
     crate::hexstr::encode(&mac.finalize().into_bytes())
 }
