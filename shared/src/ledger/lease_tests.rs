@@ -79,7 +79,7 @@ fn close(lease: &str, admitted: u64, at: u64) -> LedgerOp {
 
 /// (spent, reserved) of the monthly budget.
 fn money(l: &mut TenantLedger, at: u64) -> (u64, u64) {
-    match l.apply(&LedgerOp::Usage(UsageAsk {
+    match l.apply(LedgerOp::Usage(UsageAsk {
         now_ms: at,
         budgets: vec![line()],
         requests_per_minute: vec![],
@@ -91,7 +91,7 @@ fn money(l: &mut TenantLedger, at: u64) -> (u64, u64) {
 }
 
 fn requests_used(l: &mut TenantLedger, at: u64, rpm: u64) -> u64 {
-    match l.apply(&LedgerOp::Usage(UsageAsk {
+    match l.apply(LedgerOp::Usage(UsageAsk {
         now_ms: at,
         budgets: vec![],
         requests_per_minute: vec![RateLimit {
@@ -124,21 +124,21 @@ fn lease_records(l: &TenantLedger) -> Vec<AuditEvent> {
 fn a_lease_holds_half_the_room_and_is_released_when_every_request_reported() {
     let mut l = TenantLedger::default();
     // Room 1,000, worst case 100: half the room is 5 worst cases.
-    let g = granted(l.apply(&ask("L1", T0, 100, None, vec![])));
+    let g = granted(l.apply(ask("L1", T0, 100, None, vec![])));
     assert_eq!((g.requests, g.micros), (5, Some(500)));
     assert_eq!(money(&mut l, T0), (0, 500));
     // Another isolate's lease gets half of what is left: 2 (500 / 100 / 2).
-    let g2 = granted(l.apply(&ask("L2", T0, 100, None, vec![])));
+    let g2 = granted(l.apply(ask("L2", T0, 100, None, vec![])));
     assert_eq!((g2.requests, g2.micros), (2, Some(200)));
     // Two requests served under L1 at 40 each: charged as they report, the rest still held.
-    l.apply(&served("r1", "L1", T0 + 20, 40));
-    l.apply(&served("r2", "L1", T0 + 30, 40));
+    l.apply(served("r1", "L1", T0 + 20, 40));
+    l.apply(served("r2", "L1", T0 + 30, 40));
     assert_eq!(money(&mut l, T0 + 30), (80, 620));
     // Closed having admitted 3: one record is still to come, so the lease stays.
-    l.apply(&close("L1", 3, T0 + 40));
+    l.apply(close("L1", 3, T0 + 40));
     assert_eq!(l.open_leases(), 2);
     assert!(lease_records(&l).is_empty());
-    l.apply(&served("r3", "L1", T0 + 50, 500));
+    l.apply(served("r3", "L1", T0 + 50, 500));
     // r3's 500 is capped at what L1 still held (420); then L1 is done and released.
     assert_eq!(money(&mut l, T0 + 50), (500, 200));
     assert_eq!(l.open_leases(), 1);
@@ -165,8 +165,8 @@ fn a_lease_holds_half_the_room_and_is_released_when_every_request_reported() {
 #[test]
 fn a_lease_whose_isolate_died_is_charged_what_it_held_and_recorded_as_unreconciled() {
     let mut l = TenantLedger::default();
-    let g = granted(l.apply(&ask("L1", T0, 100, None, vec![])));
-    l.apply(&served("r1", "L1", T0 + 10, 30));
+    let g = granted(l.apply(ask("L1", T0, 100, None, vec![])));
+    l.apply(served("r1", "L1", T0 + 10, 30));
     assert!(l.wake_at(T0 + 10, 200).is_some());
     // Never closed: at its expiry what it still held (470) is charged.
     let expiry = g.usable_until_ms + GRACE;
@@ -187,7 +187,7 @@ fn a_lease_whose_isolate_died_is_charged_what_it_held_and_recorded_as_unreconcil
         (Some(5), None, Some(1))
     );
     // A record that arrives later is kept, marked, and charges nothing more.
-    let reply = l.apply(&served("r2", "L1", expiry + 5, 50));
+    let reply = l.apply(served("r2", "L1", expiry + 5, 50));
     assert_eq!(
         reply,
         LedgerReply::Committed {
@@ -204,23 +204,23 @@ fn a_lease_whose_isolate_died_is_charged_what_it_held_and_recorded_as_unreconcil
 fn unused_requests_return_to_the_rate_window_and_a_full_budget_refuses() {
     let mut l = TenantLedger::default();
     // 10 requests a minute: a lease holds 5.
-    let g = granted(l.apply(&ask("L1", T0, 10, Some(10), vec![])));
+    let g = granted(l.apply(ask("L1", T0, 10, Some(10), vec![])));
     assert_eq!(g.requests, 5);
     assert!(
         g.usable_until_ms <= T0 + 60_000,
         "never past the rate minute"
     );
     assert_eq!(requests_used(&mut l, T0, 10), 5);
-    l.apply(&served("r1", "L1", T0 + 10, 10));
-    l.apply(&close("L1", 1, T0 + 20));
+    l.apply(served("r1", "L1", T0 + 10, 10));
+    l.apply(close("L1", 1, T0 + 20));
     assert_eq!(requests_used(&mut l, T0 + 20, 10), 1, "4 unused given back");
     // The budget nearly spent: room 40, worst case 100: refused, and the refusal recorded.
-    l.apply(&ask("L2", T0 + 30, 485, None, vec![]));
-    l.apply(&served("r2", "L2", T0 + 40, 485));
-    l.apply(&ask("L3", T0 + 50, 470, None, vec![close_of("L2", 1)]));
-    l.apply(&served("r3", "L3", T0 + 60, 470));
+    l.apply(ask("L2", T0 + 30, 485, None, vec![]));
+    l.apply(served("r2", "L2", T0 + 40, 485));
+    l.apply(ask("L3", T0 + 50, 470, None, vec![close_of("L2", 1)]));
+    l.apply(served("r3", "L3", T0 + 60, 470));
     assert_eq!(money(&mut l, T0 + 60).0, 965);
-    let reply = l.apply(&ask("L4", T0 + 70, 100, None, vec![]));
+    let reply = l.apply(ask("L4", T0 + 70, 100, None, vec![]));
     match reply {
         LedgerReply::Refused { refusal, .. } => assert_eq!(refusal.code(), "budget_exceeded"),
         other => panic!("{other:?}"),
@@ -260,7 +260,7 @@ proptest! {
                     let worst = u64::from(amount) + 1;
                     let lease = format!("L{n}");
                     if let std::collections::btree_map::Entry::Vacant(slot) = held.entry(isolate) {
-                        if let LedgerReply::Leased { grant, .. } = l.apply(&ask(&lease, now, worst, None, vec![])) {
+                        if let LedgerReply::Leased { grant, .. } = l.apply(ask(&lease, now, worst, None, vec![])) {
                             slot.insert((lease, worst, 0, grant.micros.unwrap_or(0)));
                         }
                     }
@@ -271,7 +271,7 @@ proptest! {
                             *left -= *worst;
                             *served_n += 1;
                             let cost = u64::from(amount) % (*worst + 1);
-                            l.apply(&served(&format!("r{n}"), lease, now, cost));
+                            l.apply(served(&format!("r{n}"), lease, now, cost));
                             *left += *worst - cost;
                         }
                     }
@@ -279,7 +279,7 @@ proptest! {
                 2 => {
                     // Sometimes the isolate says it admitted one more than ever reported.
                     if let Some((lease, _, served_n, _)) = held.remove(&isolate) {
-                        l.apply(&close(&lease, served_n + u64::from(amount % 2), now));
+                        l.apply(close(&lease, served_n + u64::from(amount % 2), now));
                     }
                 }
                 _ => {

@@ -22,6 +22,7 @@ mod lease;
 #[cfg(test)]
 mod lease_tests;
 mod ops;
+mod outbox;
 mod storage;
 pub mod stored;
 #[cfg(test)]
@@ -112,7 +113,7 @@ pub struct Outgoing {
 pub struct TenantLedger {
     budgets: Budgets,
     open: BTreeMap<String, OpenRequest>,
-    outbox: BTreeMap<u64, Outgoing>,
+    outbox: outbox::Outbox,
     meta: Meta,
     /// Kept in pieces by a host that stores pieces (the Durable Object); not part of the
     /// whole-state JSON a compare-and-swap host stores per operation (it would grow with every
@@ -138,8 +139,9 @@ pub(crate) fn request_key(id: &str) -> String {
 
 impl TenantLedger {
     /// Applies one operation. The host stores [`TenantLedger::take_writes`] (or the whole state)
-    /// before it answers, and wakes at [`TenantLedger::wake_at`].
-    pub fn apply(&mut self, op: &LedgerOp) -> LedgerReply {
+    /// before it answers, and wakes at [`TenantLedger::wake_at`]. Takes the operation by value:
+    /// its record moves into the ledger, not copied (a host that may retry keeps its own copy).
+    pub fn apply(&mut self, op: LedgerOp) -> LedgerReply {
         match op {
             LedgerOp::Admit(ask) => {
                 self.expire(ask.now_ms);
@@ -158,7 +160,7 @@ impl TenantLedger {
                 }
                 self.note_policy(ask.error_rate, ask.reserve.as_ref(), ask.now_ms);
                 let tenant = ask.record.record.tenant_id.clone().unwrap_or_default();
-                match self.grant_lease(ask) {
+                match self.grant_lease(&ask) {
                     lease::Leased::Granted(grant, budgets) => {
                         self.raise_budget_events(&tenant, &budgets, ask.now_ms);
                         LedgerReply::Leased {
@@ -168,17 +170,17 @@ impl TenantLedger {
                         }
                     }
                     lease::Leased::Refused(refused) => {
-                        self.refused(&ask.record, refused, &tenant, ask.now_ms)
+                        self.refused(ask.record, refused, &tenant, ask.now_ms)
                     }
                 }
             }
             LedgerOp::CloseLease { now_ms, close } => {
-                self.close_lease(close, *now_ms);
+                self.close_lease(&close, now_ms);
                 LedgerReply::Done
             }
             LedgerOp::Commit(ask) => self.commit(ask),
             LedgerOp::Record(ask) => {
-                self.push_record(ask.record.clone());
+                self.push_record(ask.record);
                 LedgerReply::Recorded
             }
             LedgerOp::Usage(ask) => {
@@ -192,19 +194,19 @@ impl TenantLedger {
                 ))
             }
             LedgerOp::Analytics(ask) => LedgerReply::Analytics {
-                rows: self.rollups.query(ask),
+                rows: self.rollups.query(&ask),
             },
             LedgerOp::Alerts { limit } => LedgerReply::Alerts {
-                alerts: self.alerts.log.iter().rev().take(*limit).cloned().collect(),
+                alerts: self.alerts.log.iter().rev().take(limit).cloned().collect(),
             },
             LedgerOp::Raise { events, .. } => {
-                if self.alerts.raise(events.clone()) {
+                if self.alerts.raise(events) {
                     self.dirty.alerts = true;
                 }
                 LedgerReply::Done
             }
             LedgerOp::Delivered { now_ms, results } => {
-                if self.alerts.delivered(results, *now_ms) {
+                if self.alerts.delivered(&results, now_ms) {
                     self.dirty.alerts = true;
                 }
                 LedgerReply::Done
@@ -235,7 +237,7 @@ impl TenantLedger {
         claimed
     }
 
-    fn admit(&mut self, ask: &AdmitAsk) -> LedgerReply {
+    fn admit(&mut self, ask: AdmitAsk) -> LedgerReply {
         let id = ask.record.record.request_id.clone();
         if self.open.contains_key(&id) {
             // A retried admission holds nothing twice.
@@ -262,18 +264,19 @@ impl TenantLedger {
                             retry_after_ms,
                             budgets,
                         };
-                        return self.refused(&ask.record, refused, &tenant, ask.now_ms);
+                        return self.refused(ask.record, refused, &tenant, ask.now_ms);
                     }
                 }
             }
         };
         // A record of an earlier request with this id still waiting in the outbox moves aside.
         let key = request_key(&id);
-        if let Some((seq, o)) = self.outbox.iter_mut().find(|(_, o)| o.key == key) {
-            o.key = format!("{key}~{seq}");
-            self.dirty.requests.insert(o.key.clone());
+        if let Some(seq) = self.outbox.seq_of(&key) {
+            let aside = format!("{key}~{seq}");
+            self.dirty.requests.insert(aside.clone());
+            self.outbox.rekey(&key, aside);
         }
-        let mut record = ask.record.clone();
+        let mut record = ask.record;
         record.bound_fields();
         self.open.insert(
             id.clone(),
@@ -319,7 +322,7 @@ impl TenantLedger {
     /// Records a request the budgets refused (from its opening record) and answers the refusal.
     fn refused(
         &mut self,
-        opening: &AuditEvent,
+        mut record: AuditEvent,
         reply: lease::Refused,
         tenant: &str,
         now_ms: u64,
@@ -329,7 +332,6 @@ impl TenantLedger {
             retry_after_ms,
             budgets,
         } = reply;
-        let mut record = opening.clone();
         record.record.outcome = Outcome::Refused;
         record.record.status = 429;
         record.record.error_code = Some(refusal.code().to_string());
@@ -344,12 +346,12 @@ impl TenantLedger {
         }
     }
 
-    fn commit(&mut self, ask: &CommitAsk) -> LedgerReply {
-        if let Some(lease_id) = &ask.lease {
+    fn commit(&mut self, mut ask: CommitAsk) -> LedgerReply {
+        if let Some(lease_id) = ask.lease.take() {
             return self.commit_leased(ask, lease_id);
         }
         let id = ask.record.record.request_id.clone();
-        let mut record = ask.record.clone();
+        let mut record = ask.record;
         let on_time = self.open.remove(&id).is_some();
         let charged = if on_time {
             self.dirty.requests.insert(request_key(&id));
@@ -385,10 +387,10 @@ impl TenantLedger {
     }
 
     /// A request served under a lease: its charge is drawn from the lease, its record queued.
-    fn commit_leased(&mut self, ask: &CommitAsk, lease_id: &str) -> LedgerReply {
-        let mut record = ask.record.clone();
+    fn commit_leased(&mut self, ask: CommitAsk, lease_id: String) -> LedgerReply {
+        let mut record = ask.record;
         let (drawn, on_time) =
-            self.draw_lease(lease_id, ask.actual_micros, ask.actual_tokens, ask.now_ms);
+            self.draw_lease(&lease_id, ask.actual_micros, ask.actual_tokens, ask.now_ms);
         let charged = drawn.map(|(charged, budgets)| {
             let tenant = record.record.tenant_id.clone().unwrap_or_default();
             self.raise_budget_events(&tenant, &budgets, ask.now_ms);
@@ -400,7 +402,7 @@ impl TenantLedger {
             record.detail.after_expiry = Some(true);
         }
         record.detail.lease = Some(crate::audit::LeaseNote {
-            id: lease_id.to_string(),
+            id: lease_id,
             ..Default::default()
         });
         self.push_record(record);
@@ -474,9 +476,7 @@ impl TenantLedger {
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
         let mut key = request_key(&record.record.request_id);
-        if self.open.contains_key(&record.record.request_id)
-            || self.outbox.values().any(|o| o.key == key)
-        {
+        if self.open.contains_key(&record.record.request_id) || self.outbox.seq_of(&key).is_some() {
             key = format!("{key}~{seq}");
         }
         self.dirty.requests.insert(key.clone());
@@ -528,7 +528,7 @@ impl TenantLedger {
     pub fn forwarded(&mut self, ack: ForwardAck) {
         let done: Vec<u64> = self.outbox.range(..=ack.through).map(|(s, _)| *s).collect();
         for seq in done {
-            if let Some(o) = self.outbox.remove(&seq) {
+            if let Some(o) = self.outbox.remove(seq) {
                 self.dirty.requests.insert(o.key);
             }
         }

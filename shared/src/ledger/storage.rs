@@ -5,6 +5,7 @@
 //! same two, nothing deleted), so its cost does not grow with the requests in flight. Values are
 //! JSON text, so 64-bit amounts survive a JavaScript host.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -22,25 +23,26 @@ pub const ALERTS_KEY: &str = "alerts";
 pub const ERROR_WINDOW_KEY: &str = "errwin";
 pub const LEASE_PREFIX: &str = "lease:";
 
-/// A lease as stored: its entry and what its reservation still holds.
+/// A lease as stored: its entry and what its reservation still holds. Borrowed when written
+/// (no copy of its record per write), owned when read.
 #[derive(Serialize, Deserialize)]
-struct StoredLease {
-    lease: LeaseEntry,
-    reservation: Option<Reservation>,
+struct StoredLease<'a> {
+    lease: Cow<'a, LeaseEntry>,
+    reservation: Option<Cow<'a, Reservation>>,
 }
 
 /// A request as stored: open (its opening record, expiry and reservation together), or finished
 /// (its final record, waiting in the outbox at `seq`).
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-enum StoredRequest {
+enum StoredRequest<'a> {
     Open {
-        open: OpenRequest,
-        reservation: Option<Reservation>,
+        open: Cow<'a, OpenRequest>,
+        reservation: Option<Cow<'a, Reservation>>,
     },
     Finished {
         seq: u64,
-        record: AuditEvent,
+        record: Cow<'a, AuditEvent>,
     },
 }
 
@@ -95,8 +97,8 @@ impl TenantLedger {
                 Some(lease) => w.puts.push((
                     key,
                     serde_json::to_string(&StoredLease {
-                        lease: lease.clone(),
-                        reservation: self.budgets.reservation(&id).cloned(),
+                        lease: Cow::Borrowed(lease),
+                        reservation: self.budgets.reservation(&id).map(Cow::Borrowed),
                     })?,
                 )),
                 None => w.deletes.push(key),
@@ -106,17 +108,15 @@ impl TenantLedger {
             let id = key.strip_prefix(REQUEST_PREFIX).unwrap_or(&key);
             let stored = match self.open.get(id) {
                 Some(open) if super::request_key(id) == key => Some(StoredRequest::Open {
-                    open: open.clone(),
-                    reservation: self.budgets.reservation(id).cloned(),
+                    open: Cow::Borrowed(open),
+                    reservation: self.budgets.reservation(id).map(Cow::Borrowed),
                 }),
-                _ => self
-                    .outbox
-                    .iter()
-                    .find(|(_, o)| o.key == key)
-                    .map(|(seq, o)| StoredRequest::Finished {
-                        seq: *seq,
-                        record: o.record.clone(),
-                    }),
+                _ => self.outbox.seq_of(&key).and_then(|seq| {
+                    self.outbox.get(&seq).map(|o| StoredRequest::Finished {
+                        seq,
+                        record: Cow::Borrowed(&o.record),
+                    })
+                }),
             };
             match stored {
                 Some(stored) => w.puts.push((key, serde_json::to_string(&stored)?)),
@@ -140,7 +140,7 @@ impl TenantLedger {
         let mut meta = Meta::default();
         let mut open = BTreeMap::new();
         let mut reservations = BTreeMap::new();
-        let mut outbox = BTreeMap::new();
+        let mut outbox = super::outbox::Outbox::default();
         let mut rollups = Rollups::default();
         let mut alerts = AlertState::default();
         let mut error_window = ErrorWindow::default();
@@ -162,9 +162,9 @@ impl TenantLedger {
             } else if let Some(id) = key.strip_prefix(LEASE_PREFIX) {
                 let stored: StoredLease = serde_json::from_str(value).map_err(bad)?;
                 if let Some(r) = stored.reservation {
-                    reservations.insert(id.to_string(), r);
+                    reservations.insert(id.to_string(), r.into_owned());
                 }
-                leases.insert(id.to_string(), stored.lease);
+                leases.insert(id.to_string(), stored.lease.into_owned());
             } else if let Some(id) = key.strip_prefix(REQUEST_PREFIX) {
                 match serde_json::from_str(value).map_err(bad)? {
                     StoredRequest::Open {
@@ -172,16 +172,16 @@ impl TenantLedger {
                         reservation,
                     } => {
                         if let Some(r) = reservation {
-                            reservations.insert(id.to_string(), r);
+                            reservations.insert(id.to_string(), r.into_owned());
                         }
-                        open.insert(id.to_string(), o);
+                        open.insert(id.to_string(), o.into_owned());
                     }
                     StoredRequest::Finished { seq, record } => {
                         outbox.insert(
                             seq,
                             Outgoing {
                                 key: key.to_string(),
-                                record,
+                                record: record.into_owned(),
                             },
                         );
                     }

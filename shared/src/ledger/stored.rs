@@ -87,7 +87,8 @@ pub async fn apply_stored<S: LedgerStore>(
         });
     }
     let (reply, deltas) = with_ledger(store, id, |ledger| {
-        let reply = ledger.apply(op);
+        // A compare-and-swap retry runs this again: each try applies its own copy.
+        let reply = ledger.apply(op.clone());
         (reply, ledger.take_rollup_deltas())
     })
     .await?;
@@ -253,7 +254,7 @@ mod tests {
                     json: serde_json::to_string(&TenantLedger::default()).expect("json"),
                 });
                 let mut ledger: TenantLedger = serde_json::from_str(&row.json).expect("ledger");
-                ledger.apply(&op);
+                ledger.apply(op);
                 row.json = serde_json::to_string(&ledger).expect("json");
                 row.version += 1;
             }
@@ -499,7 +500,7 @@ mod tests {
                     },
                 );
             }
-            l.apply(&reserve("again", 1))
+            l.apply(reserve("again", 1))
         }));
         assert!(matches!(err, Err(HostError::Store(_))), "{err:?}");
         // Two more locked attempts: one lost to the corrupting write, one failed on the row.

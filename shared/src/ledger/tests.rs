@@ -88,7 +88,7 @@ fn commit(id: &str, at: u64, cost: u64) -> LedgerOp {
 }
 
 fn spent(ledger: &mut TenantLedger, at: u64) -> (u64, u64) {
-    match ledger.apply(&LedgerOp::Usage(UsageAsk {
+    match ledger.apply(LedgerOp::Usage(UsageAsk {
         now_ms: at,
         budgets: vec![budget(1_000)],
         requests_per_minute: vec![],
@@ -107,13 +107,13 @@ fn outbox(ledger: &TenantLedger) -> Vec<AuditEvent> {
 fn a_request_is_admitted_then_committed_into_the_outbox() {
     let mut l = TenantLedger::default();
     assert!(matches!(
-        l.apply(&admit("r1", T0, Some(300))),
+        l.apply(admit("r1", T0, Some(300))),
         LedgerReply::Admitted { .. }
     ));
     assert_eq!(l.open_requests(), 1);
     assert_eq!(l.outbox_len(), 0, "nothing is recorded until it ends");
     assert_eq!(spent(&mut l, T0), (0, 300));
-    let reply = l.apply(&commit("r1", T0 + 50, 120));
+    let reply = l.apply(commit("r1", T0 + 50, 120));
     assert_eq!(
         reply,
         LedgerReply::Committed {
@@ -128,7 +128,7 @@ fn a_request_is_admitted_then_committed_into_the_outbox() {
     assert_eq!(out[0].record.outcome, Outcome::Ok);
     assert_eq!(out[0].detail.settled_usd_micros, Some(120));
     // A second commit of the same request finds it closed: recorded as late, charged nothing.
-    let again = l.apply(&commit("r1", T0 + 60, 120));
+    let again = l.apply(commit("r1", T0 + 60, 120));
     assert_eq!(
         again,
         LedgerReply::Committed {
@@ -142,8 +142,8 @@ fn a_request_is_admitted_then_committed_into_the_outbox() {
 #[test]
 fn the_charge_is_capped_at_the_reservation() {
     let mut l = TenantLedger::default();
-    l.apply(&admit("r1", T0, Some(300)));
-    let reply = l.apply(&commit("r1", T0 + 5, 10_000));
+    l.apply(admit("r1", T0, Some(300)));
+    let reply = l.apply(commit("r1", T0 + 5, 10_000));
     assert_eq!(
         reply,
         LedgerReply::Committed {
@@ -156,8 +156,8 @@ fn the_charge_is_capped_at_the_reservation() {
 #[test]
 fn a_refusal_is_recorded_by_the_ledger_and_holds_nothing() {
     let mut l = TenantLedger::default();
-    l.apply(&admit("r1", T0, Some(800)));
-    let reply = l.apply(&admit("r2", T0 + 1, Some(800)));
+    l.apply(admit("r1", T0, Some(800)));
+    let reply = l.apply(admit("r2", T0 + 1, Some(800)));
     let LedgerReply::Refused { refusal, .. } = reply else {
         panic!("{reply:?}");
     };
@@ -175,9 +175,9 @@ fn a_refusal_is_recorded_by_the_ledger_and_holds_nothing() {
 #[test]
 fn a_retried_admission_holds_nothing_twice() {
     let mut l = TenantLedger::default();
-    l.apply(&admit("r1", T0, Some(600)));
+    l.apply(admit("r1", T0, Some(600)));
     assert!(matches!(
-        l.apply(&admit("r1", T0 + 1, Some(600))),
+        l.apply(admit("r1", T0 + 1, Some(600))),
         LedgerReply::Admitted { .. }
     ));
     assert_eq!(spent(&mut l, T0 + 1), (0, 600));
@@ -187,12 +187,12 @@ fn a_retried_admission_holds_nothing_twice() {
 #[test]
 fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() {
     let mut l = TenantLedger::default();
-    l.apply(&admit("plain", T0, Some(250)));
+    l.apply(admit("plain", T0, Some(250)));
     let mut streamed = admit("streamed", T0, None);
     if let LedgerOp::Admit(a) = &mut streamed {
         a.record.record.stream = true;
     }
-    l.apply(&streamed);
+    l.apply(streamed);
     assert_eq!(l.wake_at(T0, 500), Some(T0 + TTL));
     assert_eq!(l.expire(T0 + TTL - 1), 0, "not before its time");
     assert_eq!(l.expire(T0 + TTL), 2);
@@ -217,7 +217,7 @@ fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() 
         "held no reservation"
     );
     // The commit that comes after: recorded, marked, charged nothing more.
-    let late = l.apply(&commit("plain", T0 + TTL + 5, 10));
+    let late = l.apply(commit("plain", T0 + TTL + 5, 10));
     assert_eq!(
         late,
         LedgerReply::Committed {
@@ -235,7 +235,7 @@ fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
     let id = LedgerId("acme".into());
     let mut l = TenantLedger::default();
     for n in 0..(FORWARD_BATCH_MAX as u64 + 10) {
-        l.apply(&LedgerOp::Record(RecordAsk {
+        l.apply(LedgerOp::Record(RecordAsk {
             now_ms: T0 + n,
             record: record(&format!("r{n}"), T0 + n, false),
         }));
@@ -270,7 +270,7 @@ fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
 #[test]
 fn the_outbox_wakes_the_host_to_forward() {
     let mut l = TenantLedger::default();
-    l.apply(&LedgerOp::Record(RecordAsk {
+    l.apply(LedgerOp::Record(RecordAsk {
         now_ms: T0,
         record: record("r", T0, false),
     }));
@@ -280,11 +280,11 @@ fn the_outbox_wakes_the_host_to_forward() {
 #[test]
 fn a_commit_rewrites_one_piece_and_deletes_none() {
     let mut l = TenantLedger::default();
-    l.apply(&admit("r1", T0, Some(300)));
+    l.apply(admit("r1", T0, Some(300)));
     let w = l.take_writes().expect("writes");
     let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, vec![TOTALS_KEY, "req:r1"]);
-    l.apply(&commit("r1", T0 + 5, 100));
+    l.apply(commit("r1", T0 + 5, 100));
     let w = l.take_writes().expect("writes");
     let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
     // The record's hour of the key's usage rollup is the one other piece a commit writes.
@@ -334,9 +334,9 @@ proptest! {
             now += u64::from(amount) * 100;
             let rid = format!("r{req}");
             match kind {
-                0 => { live.apply(&admit(&rid, now, Some(u64::from(amount)))); }
-                1 => { live.apply(&admit(&rid, now, None)); }
-                2 => { live.apply(&commit(&rid, now, u64::from(amount))); }
+                0 => { live.apply(admit(&rid, now, Some(u64::from(amount)))); }
+                1 => { live.apply(admit(&rid, now, None)); }
+                2 => { live.apply(commit(&rid, now, u64::from(amount))); }
                 3 => { live.expire(now); }
                 _ => {
                     if let Some(batch) = live.forward_batch(&id, "audit-local") {
@@ -357,17 +357,17 @@ proptest! {
 fn every_reply_survives_the_json_boundary() {
     // Hosts move replies as JSON text: each variant must serialize and parse back.
     let mut l = TenantLedger::default();
-    l.apply(&admit("r1", T0, Some(300)));
-    l.apply(&commit("r1", T0 + 5, 100));
+    l.apply(admit("r1", T0, Some(300)));
+    l.apply(commit("r1", T0 + 5, 100));
     let replies = [
-        l.apply(&LedgerOp::Analytics(crate::ledger::AnalyticsAsk {
+        l.apply(LedgerOp::Analytics(crate::ledger::AnalyticsAsk {
             from_ms: T0 - 7_200_000,
             to_ms: T0 + 3_600_000,
             bucket_ms: 3_600_000,
             group_by: vec![crate::ledger::Dimension::Model],
         })),
-        l.apply(&LedgerOp::Alerts { limit: 10 }),
-        l.apply(&LedgerOp::Raise {
+        l.apply(LedgerOp::Alerts { limit: 10 }),
+        l.apply(LedgerOp::Raise {
             now_ms: T0,
             events: Vec::new(),
         }),

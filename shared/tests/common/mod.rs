@@ -344,7 +344,8 @@ impl Host for FakeHost {
             .borrow_mut()
             .entry(ledger.as_str().to_string())
             .or_default()
-            .apply(op);
+            // The ledger takes what it applies; a real host hands it the copy it decoded.
+            .apply(op.clone());
         if self.forwarding.get() {
             self.forward_all();
         }

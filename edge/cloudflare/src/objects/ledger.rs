@@ -88,7 +88,7 @@ impl State {
         let mut replies = String::new();
         for op in ops.split('\0') {
             let reply = match serde_json::from_str::<LedgerOp>(op) {
-                Ok(op) => storage::json(&ledger.apply(&op))?,
+                Ok(op) => storage::json(&ledger.apply(op))?,
                 // One bad operation must not take the others of the group down with it.
                 Err(e) => {
                     js::log_error(&format!("asc: ledger operation refused: {e}"));
