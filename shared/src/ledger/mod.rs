@@ -38,8 +38,8 @@ pub use ops::{
     shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
 };
 pub use storage::{
-    LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, LEASE_PREFIX, META_KEY, REQUEST_PREFIX,
-    ROLLUP_PREFIX, TOTALS_KEY,
+    LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, GROUP_PREFIX, LEASE_PREFIX, META_KEY,
+    REQUEST_PREFIX, ROLLUP_PREFIX, TOTALS_KEY,
 };
 
 use crate::audit::{AuditEvent, Outcome};
@@ -97,6 +97,21 @@ struct Dirty {
     rollups: BTreeSet<String>,
     alerts: bool,
     error_window: bool,
+    /// The group key the records finished since the last store go under (see [`Row`]).
+    group: Option<String>,
+}
+
+/// Where a finished record is stored until it is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// Its request's own row, which held the request's opening record (a write-ahead commit or
+    /// expiry rewrites that row: no row added).
+    Opening,
+    /// One row shared by every record finished between two stores (leased commits, refusals,
+    /// lease records, late commits): a group commit of 64 costs the store one row written and,
+    /// once forwarded, one deleted, not 64 of each. Storage rows written are what Durable
+    /// Objects bill, and each costs the object CPU.
+    Group,
 }
 
 /// A finished record waiting to be forwarded, and the storage key it lives under: the key its
@@ -180,7 +195,7 @@ impl TenantLedger {
             }
             LedgerOp::Commit(ask) => self.commit(ask),
             LedgerOp::Record(ask) => {
-                self.push_record(ask.record);
+                self.push_record(ask.record, Row::Group);
                 LedgerReply::Recorded
             }
             LedgerOp::Usage(ask) => {
@@ -336,7 +351,7 @@ impl TenantLedger {
         record.record.status = 429;
         record.record.error_code = Some(refusal.code().to_string());
         record.record.latency_ms = now_ms.saturating_sub(record.record.timestamp_ms);
-        self.push_record(record);
+        self.push_record(record, Row::Group);
         self.raise_budget_events(tenant, &budgets, now_ms);
         LedgerReply::Refused {
             refusal,
@@ -379,7 +394,7 @@ impl TenantLedger {
             record.detail.after_expiry = Some(true);
             None
         };
-        self.push_record(record);
+        self.push_record(record, if on_time { Row::Opening } else { Row::Group });
         LedgerReply::Committed {
             charged_micros: charged,
             on_time,
@@ -405,7 +420,7 @@ impl TenantLedger {
             id: lease_id,
             ..Default::default()
         });
-        self.push_record(record);
+        self.push_record(record, Row::Group);
         LedgerReply::Committed {
             charged_micros: charged,
             on_time,
@@ -450,12 +465,12 @@ impl TenantLedger {
                 .iter()
                 .find(|e| &e.request_id == id)
                 .map(|e| e.charged_micros);
-            self.push_record(record);
+            self.push_record(record, Row::Opening);
         }
         due.len()
     }
 
-    fn push_record(&mut self, mut record: AuditEvent) {
+    fn push_record(&mut self, mut record: AuditEvent, row: Row) {
         // Every record enters the trail here: no client-sized string gets past it.
         record.bound_fields();
         if let Some(bucket) = self.rollups.add(&record) {
@@ -475,10 +490,23 @@ impl TenantLedger {
         }
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
-        let mut key = request_key(&record.record.request_id);
-        if self.open.contains_key(&record.record.request_id) || self.outbox.seq_of(&key).is_some() {
-            key = format!("{key}~{seq}");
-        }
+        let key = match row {
+            Row::Opening => {
+                let key = request_key(&record.record.request_id);
+                if self.open.contains_key(&record.record.request_id)
+                    || self.outbox.seq_of(&key).is_some()
+                {
+                    format!("{key}~{seq}")
+                } else {
+                    key
+                }
+            }
+            Row::Group => self
+                .dirty
+                .group
+                .get_or_insert_with(|| format!("{GROUP_PREFIX}{seq}"))
+                .clone(),
+        };
         self.dirty.requests.insert(key.clone());
         // `next_seq` is not stored per record: a restore derives it from the outbox.
         self.outbox.insert(seq, Outgoing { key, record });
@@ -529,7 +557,11 @@ impl TenantLedger {
         let done: Vec<u64> = self.outbox.range(..=ack.through).map(|(s, _)| *s).collect();
         for seq in done {
             if let Some(o) = self.outbox.remove(seq) {
-                self.dirty.requests.insert(o.key);
+                // A group's row goes with its last record; until then it is kept as written
+                // (a restore skips what was forwarded).
+                if self.outbox.seqs(&o.key).is_empty() {
+                    self.dirty.requests.insert(o.key);
+                }
             }
         }
         self.meta.forwarded = self.meta.forwarded.max(ack.through);

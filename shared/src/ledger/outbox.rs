@@ -1,5 +1,6 @@
 //! The outbox: finished records waiting to be forwarded, by outbox sequence, with an index of
-//! the storage keys they live under. A busy ledger, or one whose audit stream is down, holds
+//! the storage keys they live under (a request's own key holds one record; a group's key, the
+//! records one call finished together). A busy ledger, or one whose audit stream is down, holds
 //! thousands; every commit and every stored piece looks a key up, so a lookup must not scan
 //! them all (it did: quadratic in the outbox while a stream was down).
 
@@ -15,15 +16,19 @@ use super::Outgoing;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Outbox {
     by_seq: BTreeMap<u64, Outgoing>,
-    seq_by_key: BTreeMap<String, u64>,
+    /// Ascending, as records are inserted in sequence order.
+    seqs_by_key: BTreeMap<String, Vec<u64>>,
 }
 
 impl Outbox {
     pub(super) fn insert(&mut self, seq: u64, outgoing: Outgoing) {
-        self.seq_by_key.insert(outgoing.key.clone(), seq);
+        let key = outgoing.key.clone();
         if let Some(replaced) = self.by_seq.insert(seq, outgoing) {
             self.forget_key(&replaced.key, seq);
         }
+        let seqs = self.seqs_by_key.entry(key).or_default();
+        let at = seqs.partition_point(|s| *s < seq);
+        seqs.insert(at, seq);
     }
 
     pub(super) fn remove(&mut self, seq: u64) -> Option<Outgoing> {
@@ -32,24 +37,33 @@ impl Outbox {
         Some(removed)
     }
 
-    /// The sequence of the record stored under `key`.
+    /// The (first) sequence of the records stored under `key`.
     pub(super) fn seq_of(&self, key: &str) -> Option<u64> {
-        self.seq_by_key.get(key).copied()
+        self.seqs(key).first().copied()
     }
 
-    /// Moves the record stored under `key` to `new_key`; its sequence, if there was one.
+    /// The sequences of the records stored under `key`, ascending.
+    pub(super) fn seqs(&self, key: &str) -> &[u64] {
+        self.seqs_by_key.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Moves the one record stored under `key` to `new_key`; its sequence, if there was one.
     pub(super) fn rekey(&mut self, key: &str, new_key: String) -> Option<u64> {
-        let seq = self.seq_by_key.remove(key)?;
+        let seq = self.seq_of(key)?;
+        self.forget_key(key, seq);
         if let Some(o) = self.by_seq.get_mut(&seq) {
             o.key.clone_from(&new_key);
         }
-        self.seq_by_key.insert(new_key, seq);
+        self.seqs_by_key.entry(new_key).or_default().push(seq);
         Some(seq)
     }
 
     fn forget_key(&mut self, key: &str, seq: u64) {
-        if self.seq_by_key.get(key) == Some(&seq) {
-            self.seq_by_key.remove(key);
+        if let Some(seqs) = self.seqs_by_key.get_mut(key) {
+            seqs.retain(|s| *s != seq);
+            if seqs.is_empty() {
+                self.seqs_by_key.remove(key);
+            }
         }
     }
 }
@@ -115,6 +129,21 @@ mod tests {
         assert_eq!(outbox.seq_of("req:a~1"), None);
         assert_eq!(outbox.seq_of("req:c"), Some(1));
         assert_eq!(outbox.len(), 1);
+    }
+
+    #[test]
+    fn a_group_key_holds_its_records_until_the_last_leaves() {
+        let mut outbox = Outbox::default();
+        outbox.insert(4, outgoing("out:4"));
+        outbox.insert(5, outgoing("req:a"));
+        outbox.insert(6, outgoing("out:4"));
+        assert_eq!(outbox.seqs("out:4"), &[4, 6]);
+        assert_eq!(outbox.seq_of("out:4"), Some(4));
+        outbox.remove(4);
+        assert_eq!(outbox.seqs("out:4"), &[6]);
+        outbox.remove(6);
+        assert!(outbox.seqs("out:4").is_empty());
+        assert_eq!(outbox.seqs("req:a"), &[5]);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! A tenant ledger stored in pieces, for a host that keeps it in a key-value store (a Durable
-//! Object): one key for the totals, one per request (open, with its reservation; then finished,
-//! its final record waiting in the outbox, under the same key), one for the forwarding state. An
-//! operation rewrites only what it touched (admission: the totals and one request; commit: the
-//! same two, nothing deleted), so its cost does not grow with the requests in flight. Values are
-//! JSON text, so 64-bit amounts survive a JavaScript host.
+//! Object): one key for the totals, one per write-ahead request (open, with its reservation;
+//! then finished, its final record waiting in the outbox, under the same key), one per group of
+//! other records finished by one call (`out:<first seq>`: leased commits, refusals, lease
+//! records), one for the forwarding state. An operation rewrites only what it touched
+//! (admission: the totals and one request; commit: the same two, nothing deleted; 64 leased
+//! commits: the totals, a rollup, the lease and one group row), so its cost does not grow with
+//! the requests in flight. Values are JSON text, so 64-bit amounts survive a JavaScript host.
+//! Versions before group rows refuse to load a ledger that holds one (unknown key).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -22,6 +25,8 @@ pub const ROLLUP_PREFIX: &str = "roll:";
 pub const ALERTS_KEY: &str = "alerts";
 pub const ERROR_WINDOW_KEY: &str = "errwin";
 pub const LEASE_PREFIX: &str = "lease:";
+/// A row of finished records stored together (`out:<first seq>`): see `Row::Group`.
+pub const GROUP_PREFIX: &str = "out:";
 
 /// A lease as stored: its entry and what its reservation still holds. Borrowed when written
 /// (no copy of its record per write), owned when read.
@@ -44,6 +49,13 @@ enum StoredRequest<'a> {
         seq: u64,
         record: Cow<'a, AuditEvent>,
     },
+}
+
+/// One record of a group row, at its outbox sequence.
+#[derive(Serialize, Deserialize)]
+struct GroupedRecord<'a> {
+    seq: u64,
+    record: Cow<'a, AuditEvent>,
 }
 
 /// What to write after an operation: puts, then deletes. Apply them in one atomic write.
@@ -105,6 +117,24 @@ impl TenantLedger {
             }
         }
         for key in dirty.requests {
+            if key.starts_with(GROUP_PREFIX) {
+                let seqs = self.outbox.seqs(&key);
+                if seqs.is_empty() {
+                    w.deletes.push(key);
+                    continue;
+                }
+                let group: Vec<GroupedRecord> = seqs
+                    .iter()
+                    .filter_map(|seq| {
+                        self.outbox.get(seq).map(|o| GroupedRecord {
+                            seq: *seq,
+                            record: Cow::Borrowed(&o.record),
+                        })
+                    })
+                    .collect();
+                w.puts.push((key, serde_json::to_string(&group)?));
+                continue;
+            }
             let id = key.strip_prefix(REQUEST_PREFIX).unwrap_or(&key);
             let stored = match self.open.get(id) {
                 Some(open) if super::request_key(id) == key => Some(StoredRequest::Open {
@@ -145,6 +175,7 @@ impl TenantLedger {
         let mut alerts = AlertState::default();
         let mut error_window = ErrorWindow::default();
         let mut leases = BTreeMap::new();
+        let mut grouped = Vec::new();
         for (key, value) in pieces {
             let bad = |e: serde_json::Error| format!("ledger piece {key}: {e}");
             if key == TOTALS_KEY {
@@ -165,6 +196,9 @@ impl TenantLedger {
                     reservations.insert(id.to_string(), r.into_owned());
                 }
                 leases.insert(id.to_string(), stored.lease.into_owned());
+            } else if key.starts_with(GROUP_PREFIX) {
+                let group: Vec<GroupedRecord> = serde_json::from_str(value).map_err(bad)?;
+                grouped.extend(group.into_iter().map(|g| (key, g)));
             } else if let Some(id) = key.strip_prefix(REQUEST_PREFIX) {
                 match serde_json::from_str(value).map_err(bad)? {
                     StoredRequest::Open {
@@ -188,6 +222,18 @@ impl TenantLedger {
                 }
             } else {
                 return Err(format!("ledger piece {key}: unknown key"));
+            }
+        }
+        // A group row keeps records already forwarded until its last one is: skip those.
+        for (key, g) in grouped {
+            if g.seq > meta.forwarded {
+                outbox.insert(
+                    g.seq,
+                    Outgoing {
+                        key: key.to_string(),
+                        record: g.record.into_owned(),
+                    },
+                );
             }
         }
         let after_outbox = outbox.keys().next_back().copied().unwrap_or(0);

@@ -307,6 +307,69 @@ fn a_commit_rewrites_one_piece_and_deletes_none() {
     assert_eq!(w.deletes, vec!["req:r1".to_string()]);
 }
 
+fn recorded(id: &str, at: u64) -> LedgerOp {
+    LedgerOp::Record(RecordAsk {
+        now_ms: at,
+        record: record(id, at, false),
+    })
+}
+
+#[test]
+fn records_finished_together_share_one_row_until_the_last_is_forwarded() {
+    let id = LedgerId("acme".into());
+    let mut l = TenantLedger::default();
+    for n in 0..3 {
+        l.apply(recorded(&format!("g{n}"), T0 + n));
+    }
+    let w = l.take_writes().expect("writes");
+    let groups: Vec<&(String, String)> = w
+        .puts
+        .iter()
+        .filter(|(k, _)| k.starts_with(GROUP_PREFIX))
+        .collect();
+    assert_eq!(
+        groups.len(),
+        1,
+        "one row for the three records: {:?}",
+        w.puts
+    );
+    assert!(
+        !w.puts.iter().any(|(k, _)| k.starts_with(REQUEST_PREFIX)),
+        "no row per record"
+    );
+    let stored: Vec<serde_json::Value> = serde_json::from_str(&groups[0].1).expect("json");
+    let ids: Vec<&str> = stored
+        .iter()
+        .map(|g| g["record"]["request_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["g0", "g1", "g2"]);
+    // The next call's records start a row of their own.
+    l.apply(recorded("h0", T0 + 10));
+    let w = l.take_writes().expect("writes");
+    let next: Vec<&str> = w
+        .puts
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with(GROUP_PREFIX))
+        .collect();
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0], groups[0].0, "a new group, a new row");
+    // Two of the first three forwarded: the row stays as written...
+    let batch = l.forward_batch(&id, "audit-local").expect("batch");
+    l.forwarded(ForwardAck {
+        through: batch.first_seq + 1,
+    });
+    let w = l.take_writes().expect("writes");
+    assert!(w.deletes.is_empty(), "{:?}", w.deletes);
+    assert!(!w.puts.iter().any(|(k, _)| k.starts_with(GROUP_PREFIX)));
+    // ...and goes with the third.
+    l.forwarded(ForwardAck {
+        through: batch.first_seq + 2,
+    });
+    let w = l.take_writes().expect("writes");
+    assert_eq!(w.deletes, vec![groups[0].0.clone()]);
+}
+
 /// A store that applies writes the way a Durable Object does: puts, then deletes.
 pub(super) fn store(writes: &LedgerWrites, into: &mut BTreeMap<String, String>) {
     for (k, v) in &writes.puts {
@@ -318,7 +381,7 @@ pub(super) fn store(writes: &LedgerWrites, into: &mut BTreeMap<String, String>) 
 }
 
 fn any_op() -> impl Strategy<Value = (u8, u8, u16)> {
-    (0u8..5, 0u8..12, 0u16..400)
+    (0u8..6, 0u8..12, 0u16..400)
 }
 
 proptest! {
@@ -338,6 +401,7 @@ proptest! {
                 1 => { live.apply(admit(&rid, now, None)); }
                 2 => { live.apply(commit(&rid, now, u64::from(amount))); }
                 3 => { live.expire(now); }
+                4 => { live.apply(recorded(&rid, now)); }
                 _ => {
                     if let Some(batch) = live.forward_batch(&id, "audit-local") {
                         let through = batch.first_seq + u64::from(amount) % batch.records.len() as u64;
