@@ -215,13 +215,13 @@ pub trait Host {
     /// windows, the write-ahead records of requests in flight and the audit outbox), atomically
     /// and durably, in the region-wide store for that ledger (a Durable Object on Workers). The
     /// host forwards the ledger's outbox to the region's audit streams on its own schedule.
-    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError>;
+    async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError>;
     /// Applies an operation whose reply nobody waits for (a commit, after the response). A host
     /// may group it with other calls to the same ledger; by default it is sent at once.
     async fn ledger_after_response(
         &self,
         ledger: &LedgerId,
-        op: &LedgerOp,
+        op: LedgerOp,
     ) -> Result<(), HostError> {
         self.ledger(ledger, op).await.map(|_| ())
     }

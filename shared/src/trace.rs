@@ -37,12 +37,13 @@ impl TraceContext {
 
     /// The `traceparent` to send upstream: same trace, ASC's span as the parent.
     pub fn header(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+        self.header_with_parent(&self.span_id)
     }
 
     /// The `traceparent` for an upstream attempt whose client span is `span_id`.
     pub fn header_with_parent(&self, span_id: &str) -> String {
-        format!("00-{}-{}-{}", self.trace_id, span_id, self.flags)
+        // Joined, not `format!`: once or twice per request, and the formatter costs ~10x more.
+        ["00-", &self.trace_id, "-", span_id, "-", &self.flags].concat()
     }
 }
 

@@ -445,7 +445,7 @@ fn a_circuit_opening_and_closing_raise_one_alert_each_delivered_signed() {
     // The ledger's log: raised once, delivered.
     let reply = futures::executor::block_on(async {
         use asc_core::host::Host;
-        host.ledger(&LedgerId("demo".into()), &LedgerOp::Alerts { limit: 10 })
+        host.ledger(&LedgerId("demo".into()), LedgerOp::Alerts { limit: 10 })
             .await
             .expect("ledger")
     });

@@ -133,8 +133,8 @@ impl Host for WorkerHost {
         }
     }
 
-    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
-        let json = serde_json::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;
+    async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError> {
+        let json = serde_json::to_string(&op).map_err(|e| HostError::Store(e.to_string()))?;
         let promise = js::ledger_call(&self.env, self.jurisdiction.clone(), ledger.as_str(), &json)
             .map_err(store_err("TENANT_LEDGERS"))?;
         let reply = js::wait(promise)
@@ -148,11 +148,11 @@ impl Host for WorkerHost {
     async fn ledger_after_response(
         &self,
         ledger: &LedgerId,
-        op: &LedgerOp,
+        op: LedgerOp,
     ) -> Result<(), HostError> {
-        let json = serde_json::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;
+        let json = serde_json::to_string(&op).map_err(|e| HostError::Store(e.to_string()))?;
         // How long a commit may wait for others to share its call (see host.js).
-        let delay_ms = match op {
+        let delay_ms = match &op {
             LedgerOp::Commit(c) if c.lease.is_some() => LEASED_COMMIT_DELAY_MS,
             LedgerOp::CloseLease { .. } => LEASED_COMMIT_DELAY_MS,
             _ => COMMIT_DELAY_MS,

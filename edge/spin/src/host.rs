@@ -81,8 +81,8 @@ impl<P: Platform> Host for SpinHost<P> {
             .await
     }
 
-    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
-        let reply = apply_stored(&SqlLedgers(&self.platform), ledger, op).await?;
+    async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError> {
+        let reply = apply_stored(&SqlLedgers(&self.platform), ledger, &op).await?;
         // Read-only operations leave nothing to forward.
         if !matches!(
             op,

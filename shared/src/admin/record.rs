@@ -105,7 +105,7 @@ impl AdminRecord {
             now_ms,
             record: self.event,
         });
-        host.ledger(&ledger, &op).await.map(|_| ()).map_err(|e| {
+        host.ledger(&ledger, op).await.map(|_| ()).map_err(|e| {
             GatewayError::internal(
                 ErrorKind::AuditUnavailable,
                 "The audit log is unavailable; the action could not be recorded (a change already stored stays stored). Retry shortly.",

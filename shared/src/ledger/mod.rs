@@ -540,7 +540,7 @@ impl TenantLedger {
             if let Some(o) = self.outbox.remove(seq) {
                 // A group's row goes with its last record; until then it is kept as written
                 // (a restore skips what was forwarded).
-                if self.outbox.seqs(&o.key).is_empty() {
+                if !self.outbox.holds(&o.key) {
                     self.dirty.requests.insert(o.key);
                 }
             }

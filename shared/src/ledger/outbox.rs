@@ -4,7 +4,7 @@
 //! thousands; every commit and every stored piece looks a key up, so a lookup must not scan
 //! them all (it did: quadratic in the outbox while a stream was down).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -16,8 +16,8 @@ use super::Outgoing;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Outbox {
     by_seq: BTreeMap<u64, Outgoing>,
-    /// Ascending, as records are inserted in sequence order.
-    seqs_by_key: BTreeMap<String, Vec<u64>>,
+    /// Ascending. Records leave from the front (forwarding goes in sequence order).
+    seqs_by_key: BTreeMap<String, VecDeque<u64>>,
 }
 
 impl Outbox {
@@ -27,8 +27,13 @@ impl Outbox {
             self.forget_key(&replaced.key, seq);
         }
         let seqs = self.seqs_by_key.entry(key).or_default();
-        let at = seqs.partition_point(|s| *s < seq);
-        seqs.insert(at, seq);
+        match seqs.back() {
+            Some(last) if *last > seq => {
+                let at = seqs.partition_point(|s| *s < seq);
+                seqs.insert(at, seq);
+            }
+            _ => seqs.push_back(seq),
+        }
     }
 
     pub(super) fn remove(&mut self, seq: u64) -> Option<Outgoing> {
@@ -39,12 +44,16 @@ impl Outbox {
 
     /// The (first) sequence of the records stored under `key`.
     pub(super) fn seq_of(&self, key: &str) -> Option<u64> {
-        self.seqs(key).first().copied()
+        self.seqs_by_key.get(key).and_then(|s| s.front().copied())
     }
 
     /// The sequences of the records stored under `key`, ascending.
-    pub(super) fn seqs(&self, key: &str) -> &[u64] {
-        self.seqs_by_key.get(key).map_or(&[], Vec::as_slice)
+    pub(super) fn seqs(&self, key: &str) -> impl Iterator<Item = u64> + '_ {
+        self.seqs_by_key.get(key).into_iter().flatten().copied()
+    }
+
+    pub(super) fn holds(&self, key: &str) -> bool {
+        self.seqs_by_key.contains_key(key)
     }
 
     /// Moves the one record stored under `key` to `new_key`; its sequence, if there was one.
@@ -54,13 +63,15 @@ impl Outbox {
         if let Some(o) = self.by_seq.get_mut(&seq) {
             o.key.clone_from(&new_key);
         }
-        self.seqs_by_key.entry(new_key).or_default().push(seq);
+        self.seqs_by_key.entry(new_key).or_default().push_back(seq);
         Some(seq)
     }
 
     fn forget_key(&mut self, key: &str, seq: u64) {
         if let Some(seqs) = self.seqs_by_key.get_mut(key) {
-            seqs.retain(|s| *s != seq);
+            if let Ok(at) = seqs.binary_search(&seq) {
+                seqs.remove(at);
+            }
             if seqs.is_empty() {
                 self.seqs_by_key.remove(key);
             }
@@ -137,13 +148,14 @@ mod tests {
         outbox.insert(4, outgoing("out:4"));
         outbox.insert(5, outgoing("req:a"));
         outbox.insert(6, outgoing("out:4"));
-        assert_eq!(outbox.seqs("out:4"), &[4, 6]);
+        let seqs = |o: &Outbox, k: &str| o.seqs(k).collect::<Vec<_>>();
+        assert_eq!(seqs(&outbox, "out:4"), [4, 6]);
         assert_eq!(outbox.seq_of("out:4"), Some(4));
         outbox.remove(4);
-        assert_eq!(outbox.seqs("out:4"), &[6]);
+        assert_eq!(seqs(&outbox, "out:4"), [6]);
         outbox.remove(6);
-        assert!(outbox.seqs("out:4").is_empty());
-        assert_eq!(outbox.seqs("req:a"), &[5]);
+        assert!(!outbox.holds("out:4"));
+        assert_eq!(seqs(&outbox, "req:a"), [5]);
     }
 
     #[test]

@@ -118,16 +118,16 @@ impl TenantLedger {
         }
         for key in dirty.requests {
             if key.starts_with(GROUP_PREFIX) {
-                let seqs = self.outbox.seqs(&key);
-                if seqs.is_empty() {
+                if !self.outbox.holds(&key) {
                     w.deletes.push(key);
                     continue;
                 }
-                let group: Vec<GroupedRecord> = seqs
-                    .iter()
+                let group: Vec<GroupedRecord> = self
+                    .outbox
+                    .seqs(&key)
                     .filter_map(|seq| {
-                        self.outbox.get(seq).map(|o| GroupedRecord {
-                            seq: *seq,
+                        self.outbox.get(&seq).map(|o| GroupedRecord {
+                            seq,
                             record: Cow::Borrowed(&o.record),
                         })
                     })

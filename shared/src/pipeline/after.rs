@@ -154,7 +154,7 @@ impl AfterResponse {
         for work in self.work {
             match work {
                 Deferred::Ledger(ledger, op) => {
-                    if let Err(e) = host.ledger_after_response(&ledger, &op).await {
+                    if let Err(e) = host.ledger_after_response(&ledger, *op).await {
                         failures.push(e);
                     }
                 }
@@ -202,7 +202,7 @@ impl AfterResponse {
                             now_ms: host.now().millis(),
                             close,
                         };
-                        if let Err(e) = host.ledger_after_response(&ledger, &op).await {
+                        if let Err(e) = host.ledger_after_response(&ledger, op).await {
                             failures.push(e);
                         }
                     }

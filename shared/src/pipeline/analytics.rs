@@ -125,10 +125,7 @@ impl Gateway {
     ) -> Result<Value, GatewayError> {
         let mut rows: Vec<AnalyticsRow> = Vec::new();
         for ledger in self.ledgers_of(host, tenant).await? {
-            match host
-                .ledger(&ledger, &LedgerOp::Analytics(ask.clone()))
-                .await
-            {
+            match host.ledger(&ledger, LedgerOp::Analytics(ask.clone())).await {
                 Ok(LedgerReply::Analytics { rows: part }) => {
                     for r in part {
                         match rows.iter_mut().find(|o| o.same_group(&r)) {
@@ -171,7 +168,7 @@ impl Gateway {
     ) -> Result<Value, GatewayError> {
         let mut all = Vec::new();
         for ledger in self.ledgers_of(host, tenant).await? {
-            match host.ledger(&ledger, &LedgerOp::Alerts { limit }).await {
+            match host.ledger(&ledger, LedgerOp::Alerts { limit }).await {
                 Ok(LedgerReply::Alerts { alerts }) => all.extend(alerts),
                 Ok(_) => return Err(unavailable("unexpected reply")),
                 Err(e) => return Err(unavailable(e)),

@@ -25,7 +25,7 @@ pub(super) const CIRCUIT_CACHE_MS: u64 = 30_000;
 pub(super) type Learned = (CircuitState, Timestamp);
 
 fn cache_key(tenant: &TenantId, target: &str) -> String {
-    format!("{tenant}/{target}")
+    [tenant.as_str(), "/", target].concat()
 }
 
 impl Gateway {

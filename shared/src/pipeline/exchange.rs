@@ -241,7 +241,7 @@ impl Exchange {
             reserve: reserve.clone(),
             error_rate: caller.tenant.alerts.error_rate,
         });
-        match host.ledger(&self.ledger, &op).await {
+        match host.ledger(&self.ledger, op).await {
             Ok(LedgerReply::Admitted { budgets, alerts }) => {
                 self.alerts = alerts;
                 charge.reserved = reserve.is_some();
@@ -330,7 +330,7 @@ impl Exchange {
             close: close.clone(),
             error_rate: caller.tenant.alerts.error_rate,
         });
-        let reply = host.ledger(&self.ledger, &op).await;
+        let reply = host.ledger(&self.ledger, op).await;
         if !matches!(
             reply,
             Ok(LedgerReply::Leased { .. } | LedgerReply::Refused { .. })
@@ -517,7 +517,7 @@ impl Exchange {
                 after.ledger(ledger, op);
                 Ok(())
             }
-            Some((ledger, op, false)) => match host.ledger(&ledger, &op).await {
+            Some((ledger, op, false)) => match host.ledger(&ledger, op).await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(GatewayError::internal(
                     ErrorKind::AuditUnavailable,

@@ -220,7 +220,7 @@ impl Gateway {
             now_ms: host.now().millis(),
             results,
         };
-        if let Err(e) = host.ledger_after_response(ledger, &op).await {
+        if let Err(e) = host.ledger_after_response(ledger, op).await {
             failures.push(e);
         }
         failures
@@ -265,7 +265,7 @@ impl Gateway {
             now_ms: host.now().millis(),
             events: vec![event],
         };
-        host.ledger_after_response(&ledger, &op).await
+        host.ledger_after_response(&ledger, op).await
     }
 }
 

@@ -170,7 +170,7 @@ pub(super) fn parse_error(provider: Provider, body: &[u8]) -> Option<(String, St
 fn bearer(credential: &Secret) -> Vec<(String, String)> {
     vec![(
         "authorization".to_string(),
-        format!("Bearer {}", credential.expose()),
+        ["Bearer ", credential.expose()].concat(),
     )]
 }
 

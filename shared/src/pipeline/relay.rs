@@ -286,7 +286,7 @@ impl<S: ByteSource> Relay<S> {
             .ending_op(now, self.summary.usage, self.summary.counted);
         let observed = self.exchange.execution_record(now);
         let committed = match ending {
-            Some((ledger, op, _)) => host.ledger_after_response(&ledger, &op).await,
+            Some((ledger, op, _)) => host.ledger_after_response(&ledger, op).await,
             None => Ok(()),
         };
         let committed = match observed.and_then(|r| gw.observe(r)) {

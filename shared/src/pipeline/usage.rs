@@ -101,7 +101,7 @@ async fn usage_body<H: Host>(
             tokens_per_minute,
         };
         let ledger = LedgerId::new(caller.tenant.tenant_id.as_str(), shard, shards);
-        let report = match host.ledger(&ledger, &LedgerOp::Usage(ask)).await {
+        let report = match host.ledger(&ledger, LedgerOp::Usage(ask)).await {
             Ok(LedgerReply::Usage(r)) => r,
             Ok(_) => return Err(unavailable("unexpected reply".into())),
             Err(e) => return Err(unavailable(e.to_string())),

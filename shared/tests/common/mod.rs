@@ -327,11 +327,11 @@ impl Host for FakeHost {
         }
     }
 
-    async fn ledger(&self, ledger: &LedgerId, op: &LedgerOp) -> Result<LedgerReply, HostError> {
+    async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError> {
         if self.interleaving.get() {
             yield_now().await;
         }
-        if self.ledger_down.get() || self.ledger_fails.get().is_some_and(|fails| fails(op)) {
+        if self.ledger_down.get() || self.ledger_fails.get().is_some_and(|fails| fails(&op)) {
             return Err(HostError::Store("ledger down".into()));
         }
         if self.observing.get() {
@@ -344,8 +344,7 @@ impl Host for FakeHost {
             .borrow_mut()
             .entry(ledger.as_str().to_string())
             .or_default()
-            // The ledger takes what it applies; a real host hands it the copy it decoded.
-            .apply(op.clone());
+            .apply(op);
         if self.forwarding.get() {
             self.forward_all();
         }
