@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Outcome, TenantLedger};
+use super::{Outcome, Row, TenantLedger};
 use crate::audit::{AuditEvent, LeaseNote};
 use crate::budget::{BudgetStatus, Period, ReserveAsk, ReserveReply};
 use crate::config::ErrorRateRule;
@@ -247,7 +247,7 @@ impl TenantLedger {
         {
             self.dirty.totals = true;
         }
-        self.push_record(lease_record(entry, Outcome::Ok, now_ms, None));
+        self.push_record(lease_record(entry, Outcome::Ok, now_ms, None), Row::Group);
     }
 
     /// Gives up on leases whose time is up: the reservation's expiry (already applied) charged
@@ -268,7 +268,10 @@ impl TenantLedger {
                 .iter()
                 .find(|e| e.request_id == id)
                 .map(|e| e.charged_micros);
-            self.push_record(lease_record(entry, Outcome::Partial, now_ms, left));
+            self.push_record(
+                lease_record(entry, Outcome::Partial, now_ms, left),
+                Row::Group,
+            );
         }
     }
 

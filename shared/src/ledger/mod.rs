@@ -97,13 +97,26 @@ struct Dirty {
     rollups: BTreeSet<String>,
     alerts: bool,
     error_window: bool,
-    /// The row the records finished since the last store go into (see `push_record`).
+    /// The group key the records finished since the last store go under (see [`Row`]).
     group: Option<String>,
 }
 
-/// A finished record waiting to be forwarded, and the storage key of the row it lives in: its
-/// group's (`out:<first seq>`), or, for a record stored by a version before group rows, its
-/// request's key.
+/// Where a finished record is stored until it is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Row {
+    /// Its request's own row, which held the request's opening record (a write-ahead commit or
+    /// expiry rewrites that row: no row added).
+    Opening,
+    /// One row shared by every record finished between two stores (leased commits, refusals,
+    /// lease records, late commits): a group commit of 64 costs the store one row written and,
+    /// once forwarded, one deleted, not 64 of each. Storage rows written are what Durable
+    /// Objects bill, and each costs the object CPU.
+    Group,
+}
+
+/// A finished record waiting to be forwarded, and the storage key it lives under: the key its
+/// request had while open (so committing rewrites one piece, deleting none), unless another
+/// record of the same request id already holds it (a late commit after a partial record).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub key: String,
@@ -182,7 +195,7 @@ impl TenantLedger {
             }
             LedgerOp::Commit(ask) => self.commit(ask),
             LedgerOp::Record(ask) => {
-                self.push_record(ask.record);
+                self.push_record(ask.record, Row::Group);
                 LedgerReply::Recorded
             }
             LedgerOp::Usage(ask) => {
@@ -271,8 +284,7 @@ impl TenantLedger {
                 }
             }
         };
-        // A record of an earlier request with this id still waiting in the outbox under the
-        // request's key (stored by a version before group rows) moves aside.
+        // A record of an earlier request with this id still waiting in the outbox moves aside.
         let key = request_key(&id);
         if let Some(seq) = self.outbox.seq_of(&key) {
             let aside = format!("{key}~{seq}");
@@ -339,7 +351,7 @@ impl TenantLedger {
         record.record.status = 429;
         record.record.error_code = Some(refusal.code().to_string());
         record.record.latency_ms = now_ms.saturating_sub(record.record.timestamp_ms);
-        self.push_record(record);
+        self.push_record(record, Row::Group);
         self.raise_budget_events(tenant, &budgets, now_ms);
         LedgerReply::Refused {
             refusal,
@@ -382,7 +394,7 @@ impl TenantLedger {
             record.detail.after_expiry = Some(true);
             None
         };
-        self.push_record(record);
+        self.push_record(record, if on_time { Row::Opening } else { Row::Group });
         LedgerReply::Committed {
             charged_micros: charged,
             on_time,
@@ -408,7 +420,7 @@ impl TenantLedger {
             id: lease_id,
             ..Default::default()
         });
-        self.push_record(record);
+        self.push_record(record, Row::Group);
         LedgerReply::Committed {
             charged_micros: charged,
             on_time,
@@ -453,17 +465,12 @@ impl TenantLedger {
                 .iter()
                 .find(|e| &e.request_id == id)
                 .map(|e| e.charged_micros);
-            self.push_record(record);
+            self.push_record(record, Row::Opening);
         }
         due.len()
     }
 
-    /// Queues a finished record. Every record finished between two stores goes into one row
-    /// (`out:<first seq>`), written once and deleted with the last of them to be forwarded: a
-    /// group commit of 64 costs the store one row written and one deleted, not 64 of each (and
-    /// a write-ahead request's opening row is deleted, not rewritten). Rows written are what
-    /// Durable Object storage bills, and each costs the object CPU.
-    fn push_record(&mut self, mut record: AuditEvent) {
+    fn push_record(&mut self, mut record: AuditEvent, row: Row) {
         // Every record enters the trail here: no client-sized string gets past it.
         record.bound_fields();
         if let Some(bucket) = self.rollups.add(&record) {
@@ -483,11 +490,23 @@ impl TenantLedger {
         }
         let seq = self.meta.next_seq.max(1);
         self.meta.next_seq = seq + 1;
-        let key = self
-            .dirty
-            .group
-            .get_or_insert_with(|| format!("{GROUP_PREFIX}{seq}"))
-            .clone();
+        let key = match row {
+            Row::Opening => {
+                let key = request_key(&record.record.request_id);
+                if self.open.contains_key(&record.record.request_id)
+                    || self.outbox.seq_of(&key).is_some()
+                {
+                    format!("{key}~{seq}")
+                } else {
+                    key
+                }
+            }
+            Row::Group => self
+                .dirty
+                .group
+                .get_or_insert_with(|| format!("{GROUP_PREFIX}{seq}"))
+                .clone(),
+        };
         self.dirty.requests.insert(key.clone());
         // `next_seq` is not stored per record: a restore derives it from the outbox.
         self.outbox.insert(seq, Outgoing { key, record });

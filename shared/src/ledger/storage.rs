@@ -25,7 +25,7 @@ pub const ROLLUP_PREFIX: &str = "roll:";
 pub const ALERTS_KEY: &str = "alerts";
 pub const ERROR_WINDOW_KEY: &str = "errwin";
 pub const LEASE_PREFIX: &str = "lease:";
-/// A row of finished records stored together (`out:<first seq>`): see `push_record`.
+/// A row of finished records stored together (`out:<first seq>`): see `Row::Group`.
 pub const GROUP_PREFIX: &str = "out:";
 
 /// A lease as stored: its entry and what its reservation still holds. Borrowed when written

@@ -278,7 +278,7 @@ fn the_outbox_wakes_the_host_to_forward() {
 }
 
 #[test]
-fn a_commit_moves_its_record_from_the_opening_row_into_the_group_row() {
+fn a_commit_rewrites_one_piece_and_deletes_none() {
     let mut l = TenantLedger::default();
     l.apply(admit("r1", T0, Some(300)));
     let w = l.take_writes().expect("writes");
@@ -287,17 +287,16 @@ fn a_commit_moves_its_record_from_the_opening_row_into_the_group_row() {
     l.apply(commit("r1", T0 + 5, 100));
     let w = l.take_writes().expect("writes");
     let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
-    // The record's hour of the key's usage rollup is the other piece a commit writes.
+    // The record's hour of the key's usage rollup is the one other piece a commit writes.
     // (The commit's record started at T0 - 5 ms: the hour before T0.)
     let rollup = format!("roll:h{:013}:k_1", T0 - 3_600_000);
-    let group = format!("{GROUP_PREFIX}1");
-    assert_eq!(keys, vec![TOTALS_KEY, rollup.as_str(), group.as_str()]);
     assert_eq!(
-        w.deletes,
-        vec!["req:r1".to_string()],
-        "the opening row goes"
+        keys,
+        vec![TOTALS_KEY, rollup.as_str(), "req:r1"],
+        "the finished record takes the open one's key"
     );
-    // Forwarded and acknowledged: now the group's row goes.
+    assert!(w.deletes.is_empty());
+    // Forwarded and acknowledged: now the piece goes.
     let batch = l
         .forward_batch(&LedgerId("acme".into()), "audit-local")
         .expect("batch");
@@ -305,33 +304,7 @@ fn a_commit_moves_its_record_from_the_opening_row_into_the_group_row() {
         through: batch.last_seq(),
     });
     let w = l.take_writes().expect("writes");
-    assert_eq!(w.deletes, vec![group]);
-}
-
-#[test]
-fn a_record_stored_by_an_earlier_version_under_its_request_key_still_loads_and_leaves() {
-    // Before group rows, a finished record lived under its request's key.
-    let old =
-        serde_json::json!({"state": "finished", "seq": 7, "record": record("old", T0, false)});
-    let pieces = [("req:old".to_string(), old.to_string())];
-    let mut l = TenantLedger::restore(pieces.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .expect("restores");
-    assert_eq!(l.outbox_len(), 1);
-    // A new request with the same id moves it aside rather than overwrite it.
-    l.apply(admit("old", T0 + 1, None));
-    let w = l.take_writes().expect("writes");
-    let keys: Vec<&str> = w.puts.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(
-        keys.contains(&"req:old~7") && keys.contains(&"req:old"),
-        "{keys:?}"
-    );
-    let batch = l
-        .forward_batch(&LedgerId("acme".into()), "audit-local")
-        .expect("batch");
-    assert_eq!(batch.first_seq, 7);
-    l.forwarded(ForwardAck { through: 7 });
-    let w = l.take_writes().expect("writes");
-    assert_eq!(w.deletes, vec!["req:old~7".to_string()]);
+    assert_eq!(w.deletes, vec!["req:r1".to_string()]);
 }
 
 fn recorded(id: &str, at: u64) -> LedgerOp {
