@@ -114,9 +114,8 @@ enum Row {
     Group,
 }
 
-/// A finished record waiting to be forwarded, and the storage key it lives under: the key its
-/// request had while open (so committing rewrites one piece, deleting none), unless another
-/// record of the same request id already holds it (a late commit after a partial record).
+/// A finished record waiting to be forwarded, and the storage key of the row it lives in: the
+/// row its request had while open ([`Row::Opening`]), or its group's ([`Row::Group`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub key: String,
