@@ -115,7 +115,7 @@ enum Row {
 }
 
 /// A finished record waiting to be forwarded, and the storage key of the row it lives in: the
-/// row its request had while open ([`Row::Opening`]), or its group's ([`Row::Group`]).
+/// row its request had while open (`Row::Opening`), or its group's (`Row::Group`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub key: String,
