@@ -3,44 +3,14 @@
 //! (the audit stream down for ~20 s at 1,000 requests/s): the cost must not grow with the backlog.
 //! `cargo bench -p asc-core --bench ledger`.
 
-use asc_core::audit::{AuditEvent, AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
 use asc_core::ledger::{LedgerOp, RecordAsk, TenantLedger};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
-const GROUP: u64 = 64;
+#[path = "support/record.rs"]
+mod support;
+use support::record;
 
-fn record(n: u64) -> AuditEvent {
-    let mut e = AuditEvent::from(AuditRecord {
-        schema_version: AUDIT_SCHEMA_VERSION,
-        request_id: format!("req_{n:024x}"),
-        timestamp_ms: 1_767_225_600_000 + n,
-        region: "eu".into(),
-        tenant_id: Some("acme".into()),
-        key_id: Some("k_1".into()),
-        operation: "chat.completions".into(),
-        requested_model: Some("gpt-4o-mini".into()),
-        served_model: Some("gpt-4o-mini-2024-07-18".into()),
-        provider: Some("openai".into()),
-        endpoint_host: Some("eu.api.openai.com".into()),
-        stream: false,
-        outcome: Outcome::Ok,
-        status: 200,
-        error_code: None,
-        usage: Some(Usage {
-            input_tokens: 412,
-            output_tokens: 64,
-            cached_input_tokens: 0,
-            cache_write_tokens: 0,
-        }),
-        latency_ms: 312,
-        policy_version: Some("4b1d".into()),
-        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
-    });
-    e.detail.prompt_sha256 =
-        Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into());
-    e.detail.settled_usd_micros = Some(80);
-    e
-}
+const GROUP: u64 = 64;
 
 fn ledger_with_backlog(backlog: u64) -> TenantLedger {
     let mut ledger = TenantLedger::default();
@@ -67,7 +37,7 @@ fn bench(c: &mut Criterion) {
                 })
             })
             .collect();
-        group.bench_function(format!("64 records + writes, {backlog} waiting"), |b| {
+        group.bench_function(format!("64 records + writes with {backlog} waiting"), |b| {
             b.iter_batched(
                 || (filled.clone(), ops.clone()),
                 |(mut ledger, ops)| {
