@@ -564,6 +564,8 @@ impl TenantLedger {
             }
         }
         self.meta.forwarded = self.meta.forwarded.max(ack.through);
+        // As a restore derives it: never hand out a sequence the stream says it has.
+        self.meta.next_seq = self.meta.next_seq.max(self.meta.forwarded + 1);
         if self
             .meta
             .in_flight
