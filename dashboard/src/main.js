@@ -2,7 +2,7 @@
 // shows comes from /admin/v1 under the signed-in person's roles; what they may not do is not
 // offered here, and the server refuses it anyway.
 import { render } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
 import { get, setUnauthorizedHandler } from './api.js';
 import { completeSignIn, getToken, signIn, signOut } from './auth.js';
@@ -88,10 +88,12 @@ function App() {
   }, []);
 
   // The tab's title names the page; after navigating (not on the first load) focus moves to
-  // the new page's content, so keyboard and screen-reader users start there.
+  // the new page's content, so keyboard and screen-reader users start there. A layout effect
+  // moves it in the same commit that shows the page: no frame where the page is there and the
+  // focus is still on the old link.
   const previous = useRef(null);
   const shown = `${route.page}/${route.tenant}`;
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (state !== 'ready') return;
     const p = PAGES.find((x) => x.id === route.page);
     document.title = `${p ? p.title : 'Dashboard'}${route.tenant ? ` — ${route.tenant}` : ''} — ASC`;

@@ -361,6 +361,9 @@ describe('dashboard in a real browser', options(), () => {
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { name: /Audit/ }).waitFor();
     assert.match(page.url(), /#\/audit/);
+    // Preact may commit the heading and run the page's effects in separate tasks: wait (bounded)
+    // for the focus rather than read it in between.
+    await page.waitForFunction(() => document.activeElement && document.activeElement.id === 'main', null, { timeout: 5000 }).catch(() => {});
     assert.equal(await page.evaluate(() => document.activeElement.id), 'main', 'focus moves to the new page');
     assert.match(await page.title(), /^Audit — demo — ASC$/);
     // Fields have labels: the search form works from the keyboard too.
