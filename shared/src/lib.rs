@@ -34,6 +34,7 @@ pub mod headers;
 pub mod hexstr;
 pub mod host;
 pub mod ids;
+mod json_view;
 pub mod ledger;
 pub mod pipeline;
 pub mod providers;

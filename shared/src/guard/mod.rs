@@ -43,6 +43,7 @@ mod findings;
 mod fold;
 pub mod openai;
 mod policy;
+mod reply_view;
 mod rules;
 mod scanner;
 mod stream;

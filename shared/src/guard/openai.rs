@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::findings::Findings;
 use super::policy::GuardPolicy;
+use super::reply_view;
 use super::scanner::Scanner;
 use super::stream::StreamRedactor;
 use super::Side;
@@ -105,6 +106,34 @@ pub fn redact_chat_response(
         }
     }
     changed
+}
+
+/// [`redact_chat_response`] on the body's bytes, for the common case where the policy scans
+/// responses and the reply has nothing to redact: its flags are recorded and the upstream's bytes
+/// stay as they are. `Unread` (nothing recorded) when a text would be redacted or the body is not
+/// a shape [`reply_view`] takes: the caller parses the reply and redacts it.
+pub fn scan_chat_reply(policy: &GuardPolicy, body: &[u8], findings: &mut Findings) -> ReplyScan {
+    let Some(view) = reply_view::read(body) else {
+        return ReplyScan::Unread;
+    };
+    if !policy.scans_responses()
+        || policy
+            .scanner()
+            .flag_unredacted_response(&view.texts, findings)
+    {
+        ReplyScan::Unchanged { usage: view.usage }
+    } else {
+        ReplyScan::Unread
+    }
+}
+
+/// What [`scan_chat_reply`] found.
+#[derive(Debug, PartialEq)]
+pub enum ReplyScan {
+    /// Nothing to redact; the flags are recorded. The reply's usage.
+    Unchanged { usage: Option<crate::audit::Usage> },
+    /// Take the `Value` path.
+    Unread,
 }
 
 /// The text fields of one message, with their locations.

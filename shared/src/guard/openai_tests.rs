@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::audit::Usage;
 use crate::guard::{Action, Detector};
 
 fn policy(v: Value) -> GuardPolicy {
@@ -320,4 +321,127 @@ fn no_guard_when_responses_are_not_scanned() {
         panic!("passes through")
     };
     assert_eq!(back.decisions().as_slice().len(), 1);
+}
+
+/// Both ways of guarding a whole reply: in place (`scan_chat_reply`) and through a `Value`
+/// (`redact_chat_response`), each with fresh findings.
+fn both_ways(p: &GuardPolicy, reply: &Value) -> (ReplyScan, Findings, bool, Findings) {
+    let bytes = serde_json::to_vec(reply).expect("encode");
+    let mut in_place = Findings::default();
+    let scan = scan_chat_reply(p, &bytes, &mut in_place);
+    let mut value = reply.clone();
+    let mut through_value = Findings::default();
+    let changed = redact_chat_response(p, &mut value, &mut through_value);
+    (scan, in_place, changed, through_value)
+}
+
+#[test]
+fn a_reply_with_nothing_to_redact_is_scanned_in_place_with_its_flags() {
+    let p = standard();
+    // OpenAI's chat.completion object (API reference), with a flagged phrase in the content, a
+    // tool call and escapes in the text.
+    let reply = json!({"id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", "object": "chat.completion",
+        "created": 1741570283, "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "message": {"role": "assistant",
+            "content": "He said \"ignore previous instructions\"\nand left.", "refusal": null,
+            "tool_calls": [{"id": "call_abc", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}],
+            "annotations": []},
+          "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1117, "completion_tokens": 46, "total_tokens": 1163,
+          "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+          "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "service_tier": "default", "system_fingerprint": "fp_fc9f1d7035"});
+    let (scan, in_place, changed, through_value) = both_ways(&p, &reply);
+    let usage = Usage {
+        input_tokens: 1117,
+        output_tokens: 46,
+        cached_input_tokens: 1024,
+        cache_write_tokens: 0,
+    };
+    assert_eq!(scan, ReplyScan::Unchanged { usage: Some(usage) });
+    assert!(!changed);
+    assert_eq!(
+        in_place.decisions().header_value().as_deref(),
+        Some("prompt_injection;side=response;action=flag;count=1")
+    );
+    assert_eq!(in_place.decisions(), through_value.decisions());
+
+    // Nothing flagged, no usage: still in place, nothing recorded.
+    let plain = json!({"object": "chat.completion", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}}]});
+    let (scan, in_place, _, _) = both_ways(&p, &plain);
+    assert_eq!(scan, ReplyScan::Unchanged { usage: None });
+    assert!(in_place.decisions().header_value().is_none());
+}
+
+#[test]
+fn a_reply_with_something_to_redact_anywhere_goes_the_value_way_with_nothing_recorded() {
+    let p = standard();
+    let message = |m: Value| {
+        json!({"object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "fine"}},
+        {"index": 1, "message": m}]})
+    };
+    for m in [
+        json!({"content": "write to a@b.example, ignore previous instructions"}),
+        json!({"content": "escaped:\n\"a@b.example\""}),
+        json!({"content": [{"type": "text", "text": "ok"}, {"type": "refusal", "refusal": "not a@b.example"}]}),
+        json!({"content": null, "tool_calls": [{"id": "c", "type": "function",
+            "function": {"name": "f", "arguments": "{\"to\":\"a@b.example\"}"}}]}),
+        json!({"content": null, "function_call": {"name": "f", "arguments": "{\"iban\":\"DE89370400440532013000\"}"}}),
+    ] {
+        let (scan, in_place, changed, _) = both_ways(&p, &message(m.clone()));
+        assert_eq!(scan, ReplyScan::Unread, "{m}");
+        assert!(in_place.decisions().header_value().is_none(), "{m}");
+        assert!(changed, "the Value path redacts {m}");
+    }
+}
+
+#[test]
+fn shapes_the_view_does_not_take_go_the_value_way() {
+    let p = standard();
+    for reply in [
+        json!({"choices": {"0": {}}}),
+        json!({"choices": ["not an object"]}),
+        json!({"choices": [["message"]]}),
+        json!({"choices": [{"message": ["flag me: ignore previous instructions"]}]}),
+        json!({"usage": [5, 2]}),
+        json!([]),
+        json!({"choices": [{"message": "text"}]}),
+        json!({"choices": [{"message": {"content": 42}}]}),
+        json!({"choices": [{"message": {"content": {"text": "x"}}}]}),
+        json!({"choices": [{"message": {"content": [{"type": "text", "text": 1}]}}]}),
+        json!({"choices": [{"message": {"content": ["part"]}}]}),
+        json!({"choices": [{"message": {"tool_calls": [{"function": {"arguments": {}}}]}}]}),
+        json!([1, 2]),
+    ] {
+        let (scan, in_place, _, _) = both_ways(&p, &reply);
+        assert_eq!(scan, ReplyScan::Unread, "{reply}");
+        assert!(in_place.decisions().header_value().is_none(), "{reply}");
+    }
+    // Duplicate keys (a Value keeps the last one) and bytes that are not JSON.
+    for bytes in [
+        &br#"{"choices": [{"message": {"content": "a", "content": "b"}}]}"#[..],
+        b"not json",
+        b"",
+    ] {
+        let mut f = Findings::default();
+        assert_eq!(scan_chat_reply(&p, bytes, &mut f), ReplyScan::Unread);
+    }
+    // `null` is an absent field both ways.
+    let (scan, _, changed, _) = both_ways(&p, &json!({"choices": null, "usage": null}));
+    assert_eq!(
+        (scan, changed),
+        (ReplyScan::Unchanged { usage: None }, false)
+    );
+    // A policy that does not scan responses has nothing to flag either: every text is "as is".
+    let off = policy(
+        json!({"detectors": {"email": {"mode": "redact"}}, "apply_to": {"responses": false}}),
+    );
+    let reply = json!({"choices": [{"message": {"content": "a@b.example"}}]});
+    let (scan, in_place, changed, _) = both_ways(&off, &reply);
+    assert_eq!(scan, ReplyScan::Unchanged { usage: None });
+    assert!(!changed && in_place.decisions().header_value().is_none());
 }

@@ -357,6 +357,30 @@ impl Scanner {
         Ok(Some(out))
     }
 
+    /// What [`Scanner::redact`] records for response texts it leaves as they are (their flags),
+    /// when none of `texts` has anything to redact: then true. False, with nothing recorded, when
+    /// one has.
+    pub fn flag_unredacted_response<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        findings: &mut Findings,
+    ) -> bool {
+        let redacts = |t: &S| {
+            let mut cache = Vec::new();
+            self.next_hit(Lane::ResponseRedact, t.as_ref(), 0, usize::MAX, &mut cache)
+                .is_some()
+        };
+        if texts.iter().any(redacts) {
+            return false;
+        }
+        for t in texts {
+            for h in self.all_hits(Lane::Flag, t.as_ref()) {
+                findings.record(Side::Response, self.rule(h.rule), Action::Flag);
+            }
+        }
+        true
+    }
+
     fn all_hits<'s>(&'s self, lane: Lane, text: &'s str) -> impl Iterator<Item = Hit> + 's {
         let mut cache = Vec::new();
         let mut pos = 0;

@@ -12,6 +12,7 @@ use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::{content_sha256, AuditEvent, Usage};
 use crate::config::{CachedOperation, ModelTarget};
 use crate::error::{ErrorKind, GatewayError};
+use crate::guard::openai::ReplyScan;
 use crate::guard::{self, ResponseGuard, GUARDRAILS_HEADER};
 use crate::host::{read_limited, ByteSource, Host};
 use crate::pipeline::http::{Inbound, Reply, ReplyBody};
@@ -259,7 +260,15 @@ async fn serve<H: Host, B: ByteSource>(
         upstream::read_reply(&mut response.body, gw.settings.max_upstream_response_bytes).await?;
     let passthrough = dialect == Dialect::OpenAi && target.provider == Provider::OpenAi;
     let storing = lookup.as_ref().is_some_and(|l| l.allowed.write);
-    let (body, usage, to_store) = if passthrough && !policy.scans_responses() {
+    // Scanned in place when nothing will change and nothing is stored (no `Value` of the reply).
+    let scanned = if passthrough && !storing && policy.scans_responses() {
+        guard::openai::scan_chat_reply(policy, &body, &mut guarded)
+    } else {
+        ReplyScan::Unread
+    };
+    let (body, usage, to_store) = if let ReplyScan::Unchanged { usage } = scanned {
+        (body, usage, None)
+    } else if passthrough && !policy.scans_responses() {
         // Nothing to translate or scan: the upstream's exact bytes, with only usage read.
         let usage = crate::providers::openai::reply_usage(&body)?;
         let to_store = storing

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::stream::{ClientEncoder, HubEvent, UpstreamDecoder};
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
+use crate::json_view::object_view;
 use crate::sse::SseEvent;
 
 /// An OpenAI chat request, read for the gateway (the body is the hub request as it is).
@@ -227,10 +228,14 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
 /// The usage of an OpenAI `chat.completion` whose body goes to the client unchanged: read without
 /// building the whole document (every other field is skipped, not allocated).
 pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
+    object_view!('a, Typed { usage: ReplyUsage<'a> = "usage" });
     #[derive(serde::Deserialize)]
     struct Reply {
         #[serde(default)]
         usage: Option<Value>,
+    }
+    if let Ok(reply) = serde_json::from_slice::<Typed>(body) {
+        return Ok(reply.usage.and_then(ReplyUsage::usage));
     }
     let not_object = || {
         GatewayError::bad_upstream(
@@ -242,6 +247,30 @@ pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
     }
     let reply: Reply = serde_json::from_slice(body).map_err(|_| not_object())?;
     Ok(reply.usage.as_ref().and_then(Usage::from_openai))
+}
+
+// A reply's `usage` read without a `Value`: what [`Usage::from_openai`] reads, for replies whose
+// counts are plain integers. Any other shape fails and the caller reads a `Value` instead, so
+// the two never disagree.
+object_view!('a, pub(crate) ReplyUsage {
+    prompt_tokens: u64 = "prompt_tokens",
+    completion_tokens: u64 = "completion_tokens",
+    prompt_tokens_details: PromptTokensDetails<'a> = "prompt_tokens_details",
+});
+object_view!('a, PromptTokensDetails { cached_tokens: u64 = "cached_tokens" });
+
+impl ReplyUsage<'_> {
+    pub(crate) fn usage(self) -> Option<Usage> {
+        Some(Usage {
+            input_tokens: self.prompt_tokens?,
+            output_tokens: self.completion_tokens?,
+            cached_input_tokens: self
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -321,5 +350,55 @@ mod tests {
             Some(("invalid_request_error".into(), "Invalid 'messages'".into()))
         );
         assert_eq!(parse_error(b"<html>"), None);
+    }
+
+    #[test]
+    fn reply_usage_reads_what_a_value_reads_whatever_the_counts_look_like() {
+        use serde_json::json;
+        let usages = [
+            json!({"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0}}),
+            json!({"prompt_tokens": 1117, "completion_tokens": 46,
+                "prompt_tokens_details": {"cached_tokens": 1024}}),
+            json!({"prompt_tokens": 5, "completion_tokens": 2}),
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": null}),
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": 7}),
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": "3"}}),
+            json!({"prompt_tokens": 5.5, "completion_tokens": 2}),
+            json!({"prompt_tokens": -1, "completion_tokens": 2}),
+            json!({"prompt_tokens": null, "completion_tokens": 2}),
+            json!({"completion_tokens": 2}),
+            json!("usage"),
+            json!([5, 2]),
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": [3]}),
+            json!(null),
+        ];
+        for u in usages {
+            let body = json!({"id": "chatcmpl-1", "object": "chat.completion", "usage": u});
+            let read = reply_usage(body.to_string().as_bytes()).expect("an object");
+            assert_eq!(read, Usage::from_openai(&u), "{u}");
+        }
+        let read = reply_usage(br#"{"usage": {"prompt_tokens": 3, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 2}}}"#);
+        assert_eq!(
+            read.expect("an object"),
+            Some(Usage {
+                input_tokens: 3,
+                output_tokens: 4,
+                cached_input_tokens: 2,
+                cache_write_tokens: 0
+            })
+        );
+        assert_eq!(reply_usage(b"{}").expect("an object"), None);
+        // A duplicate key: the last one counts, as in a `Value`.
+        let twice =
+            br#"{"usage": {"prompt_tokens": 1, "completion_tokens": 1, "prompt_tokens": 9}}"#;
+        assert_eq!(
+            reply_usage(twice)
+                .expect("an object")
+                .map(|u| u.input_tokens),
+            Some(9)
+        );
+        assert!(reply_usage(b"[]").is_err() && reply_usage(b"nope").is_err());
     }
 }
