@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may name modules of strictly lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["hexstr"],
+    &["hexstr", "json_view"],
     &[
         "ids",
         "headers",

@@ -4,24 +4,53 @@
 //! `prev_hash` is the previous entry's `hash` ([`GENESIS_HASH`] for sequence 1). A batch object
 //! holds one entry per line, each line the canonical JSON of the whole entry (with `hash`).
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 #[cfg(doc)]
 use super::canonical::GENESIS_HASH;
-use super::canonical::{canonical_json, canonical_value, sha256_hex, CanonicalError};
+use super::canonical::{
+    canonical_json, canonical_raw, canonical_value, sha256_hex, CanonicalError,
+};
 use crate::audit::AuditEvent;
 
 /// One record in its stream, with its place in the hash chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub stream: String,
     /// Gap-free from 1 within the stream.
     pub sequence: u64,
     pub prev_hash: String,
     pub hash: String,
-    /// The record's JSON, fixed when it was chained: what was hashed is what ships, even if a
-    /// later build that restores the buffered entry knows more (or fewer) record fields.
-    pub record: serde_json::Value,
+    /// The record's canonical JSON, fixed when it was chained: what was hashed is what ships,
+    /// even if a later build that restores the buffered entry knows more (or fewer) record
+    /// fields. Kept as text: stored, restored and shipped without being walked again.
+    #[serde(deserialize_with = "canonical_record")]
+    pub record: Box<RawValue>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        (&self.stream, self.sequence, &self.prev_hash, &self.hash)
+            == (&other.stream, other.sequence, &other.prev_hash, &other.hash)
+            && self.record.get() == other.record.get()
+    }
+}
+
+impl Eq for Entry {}
+
+/// A stored record as canonical JSON. What this version stores already is; an earlier version
+/// stored plain serde_json, which differs for keys beyond ASCII or numbers beyond 2^53: those
+/// are canonicalized here, so [`Entry::line`] can ship the text as it is.
+fn canonical_record<'de, D: Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
+    let raw = Box::<RawValue>::deserialize(d)?;
+    let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
+    let canonical = canonical_value(&value).map_err(D::Error::custom)?;
+    if canonical == raw.get().as_bytes() {
+        return Ok(raw);
+    }
+    canonical_raw(&value).map_err(D::Error::custom)
 }
 
 /// The canonical JSON of what an entry's hash covers, `{"prev_hash","record","sequence","stream"}`
@@ -79,9 +108,15 @@ impl Entry {
     /// This entry's batch line (without the newline): its canonical JSON, composed from the
     /// record's canonical bytes.
     pub fn line(&self) -> Result<Vec<u8>, CanonicalError> {
-        let record_json = canonical_value(&self.record)?;
-        let hashed = hashed_bytes(&self.stream, self.sequence, &self.prev_hash, &record_json)?;
+        let record_json = self.record.get().as_bytes();
+        let hashed = hashed_bytes(&self.stream, self.sequence, &self.prev_hash, record_json)?;
         line_bytes(&self.hash, &hashed)
+    }
+
+    /// The record as a JSON value.
+    pub fn record_value(&self) -> serde_json::Value {
+        // The text is valid JSON (it came through `RawValue`): this cannot fail.
+        serde_json::from_str(self.record.get()).unwrap_or_default()
     }
 
     /// Builds the entry that follows `prev_hash` at `sequence`, computing its hash.
@@ -92,13 +127,13 @@ impl Entry {
         record: &AuditEvent,
     ) -> Result<Entry, CanonicalError> {
         let record = serde_json::to_value(record).map_err(|e| CanonicalError(e.to_string()))?;
-        let record_json = canonical_value(&record)?;
-        let hash = sha256_hex(&hashed_bytes(stream, sequence, prev_hash, &record_json)?);
+        let record = canonical_raw(&record)?;
+        let hashed = hashed_bytes(stream, sequence, prev_hash, record.get().as_bytes())?;
         Ok(Entry {
             stream: stream.to_string(),
             sequence,
             prev_hash: prev_hash.to_string(),
-            hash,
+            hash: sha256_hex(&hashed),
             record,
         })
     }
@@ -215,5 +250,52 @@ mod tests {
             entry_hash("us", 7, GENESIS_HASH, &typed).expect("hashes"),
             entry.hash
         );
+    }
+
+    #[test]
+    fn a_stored_entry_restores_as_canonical_text_and_ships_its_canonical_line() {
+        let entry = Entry::chain("eu", 1, GENESIS_HASH, &event(1)).expect("hashes");
+        // This version's rows: restored as the same text.
+        let stored = serde_json::to_string(&entry).expect("json");
+        let restored: Entry = serde_json::from_str(&stored).expect("parses");
+        assert_eq!(restored, entry);
+        assert_eq!(restored.line().expect("line"), entry.line().expect("line"));
+        let record_json = canonical_json(&event(1)).expect("canonical");
+        assert_eq!(entry.record.get().as_bytes(), &record_json[..]);
+
+        // A row of another writer: whitespace, keys out of order, keys beyond ASCII in byte order
+        // (JCS orders by UTF-16 code units: U+1F600 before U+FB01) and an exponent. Restored as
+        // its canonical text, so the line shipped is the canonical JSON of the whole entry.
+        let record = r#"{ "\ufb01" : 1, "\ud83d\ude00" : 2, "b" : [ 1e2, "x" ], "a" : null }"#;
+        let value: serde_json::Value = serde_json::from_str(record).expect("json");
+        let hash = entry_hash("eu", 2, GENESIS_HASH, &value).expect("hash");
+        let row = format!(
+            r#"{{"record": {record}, "hash": "{hash}", "prev_hash": "{GENESIS_HASH}", "sequence": 2, "stream": "eu"}}"#
+        );
+        let restored: Entry = serde_json::from_str(&row).expect("parses");
+        assert_eq!(
+            restored.record.get(),
+            "{\"a\":null,\"b\":[100,\"x\"],\"\u{1f600}\":2,\"\u{fb01}\":1}"
+        );
+        #[derive(Serialize)]
+        struct Whole<'a> {
+            stream: &'a str,
+            sequence: u64,
+            prev_hash: &'a str,
+            hash: &'a str,
+            record: &'a serde_json::Value,
+        }
+        let whole = Whole {
+            stream: "eu",
+            sequence: 2,
+            prev_hash: GENESIS_HASH,
+            hash: &hash,
+            record: &value,
+        };
+        assert_eq!(
+            restored.line().expect("line"),
+            canonical_json(&whole).expect("canonical")
+        );
+        assert!(serde_json::from_str::<Entry>(&row.replace(record, "[1,")).is_err());
     }
 }

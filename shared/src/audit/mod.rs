@@ -50,6 +50,7 @@ pub use detail::{
     GuardrailAction, GuardrailDecision, LeaseNote, RecordedContent,
 };
 pub use forward::{ForwardAck, ForwardBatch};
+pub(crate) use record::OpenAiUsage;
 pub use record::{AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::json_view::object_view;
+
 pub const AUDIT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,30 @@ impl Usage {
             input_tokens: input,
             output_tokens: output,
             cached_input_tokens: cached,
+            cache_write_tokens: 0,
+        })
+    }
+}
+
+// An OpenAI reply's `usage` read in place (crate::json_view), without a `Value`: what
+// [`Usage::from_openai`] reads, for replies whose counts are plain integers. Any other shape
+// fails and the caller reads a `Value` instead, so the two never disagree.
+object_view!('a, pub(crate) OpenAiUsage {
+    prompt_tokens: u64 = "prompt_tokens",
+    completion_tokens: u64 = "completion_tokens",
+    prompt_tokens_details: PromptTokensDetails<'a> = "prompt_tokens_details",
+});
+object_view!('a, PromptTokensDetails { cached_tokens: u64 = "cached_tokens" });
+
+impl OpenAiUsage<'_> {
+    pub(crate) fn usage(self) -> Option<Usage> {
+        Some(Usage {
+            input_tokens: self.prompt_tokens?,
+            output_tokens: self.completion_tokens?,
+            cached_input_tokens: self
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
             cache_write_tokens: 0,
         })
     }

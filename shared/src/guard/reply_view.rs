@@ -11,9 +11,8 @@ use std::fmt;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::audit::Usage;
+use crate::audit::{OpenAiUsage, Usage};
 use crate::json_view::{object_view, Text};
-use crate::providers::openai::ReplyUsage;
 
 /// The usage and the scanned texts of a reply, in no particular order.
 pub(super) struct ReplyTexts<'a> {
@@ -44,13 +43,13 @@ pub(super) fn read(body: &[u8]) -> Option<ReplyTexts<'_>> {
         texts.extend(calls.filter_map(|c| c.function?.arguments).map(|t| t.0));
         texts.extend(message.function_call.and_then(|f| f.arguments).map(|t| t.0));
     }
-    let usage = reply.usage.and_then(ReplyUsage::usage);
+    let usage = reply.usage.and_then(OpenAiUsage::usage);
     Some(ReplyTexts { usage, texts })
 }
 
 object_view!('a, Reply {
     choices: Vec<Choice<'a>> = "choices",
-    usage: ReplyUsage<'a> = "usage",
+    usage: OpenAiUsage<'a> = "usage",
 });
 object_view!('a, Choice { message: Message<'a> = "message" });
 object_view!('a, Message {

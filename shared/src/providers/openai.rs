@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::stream::{ClientEncoder, HubEvent, UpstreamDecoder};
+use crate::audit::OpenAiUsage;
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
 use crate::json_view::object_view;
@@ -228,14 +229,14 @@ pub fn parse_error(body: &[u8]) -> Option<(String, String)> {
 /// The usage of an OpenAI `chat.completion` whose body goes to the client unchanged: read without
 /// building the whole document (every other field is skipped, not allocated).
 pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
-    object_view!('a, Typed { usage: ReplyUsage<'a> = "usage" });
+    object_view!('a, Typed { usage: OpenAiUsage<'a> = "usage" });
     #[derive(serde::Deserialize)]
     struct Reply {
         #[serde(default)]
         usage: Option<Value>,
     }
     if let Ok(reply) = serde_json::from_slice::<Typed>(body) {
-        return Ok(reply.usage.and_then(ReplyUsage::usage));
+        return Ok(reply.usage.and_then(OpenAiUsage::usage));
     }
     let not_object = || {
         GatewayError::bad_upstream(
@@ -247,30 +248,6 @@ pub fn reply_usage(body: &[u8]) -> Result<Option<Usage>, GatewayError> {
     }
     let reply: Reply = serde_json::from_slice(body).map_err(|_| not_object())?;
     Ok(reply.usage.as_ref().and_then(Usage::from_openai))
-}
-
-// A reply's `usage` read without a `Value`: what [`Usage::from_openai`] reads, for replies whose
-// counts are plain integers. Any other shape fails and the caller reads a `Value` instead, so
-// the two never disagree.
-object_view!('a, pub(crate) ReplyUsage {
-    prompt_tokens: u64 = "prompt_tokens",
-    completion_tokens: u64 = "completion_tokens",
-    prompt_tokens_details: PromptTokensDetails<'a> = "prompt_tokens_details",
-});
-object_view!('a, PromptTokensDetails { cached_tokens: u64 = "cached_tokens" });
-
-impl ReplyUsage<'_> {
-    pub(crate) fn usage(self) -> Option<Usage> {
-        Some(Usage {
-            input_tokens: self.prompt_tokens?,
-            output_tokens: self.completion_tokens?,
-            cached_input_tokens: self
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            cache_write_tokens: 0,
-        })
-    }
 }
 
 #[cfg(test)]
