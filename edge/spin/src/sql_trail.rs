@@ -132,7 +132,9 @@ impl<P: Platform> TrailStore for SqlTrail<'_, P> {
                     first.entry.sequence.into(),
                     last.entry.sequence.into(),
                     first.appended_ms.into(),
-                    json(&entries)?.into(),
+                    Buffered::stored_json(entries)
+                        .map_err(|e| HostError::Store(format!("audit: {e}")))?
+                        .into(),
                     base_version.into(),
                     json(next)?.into(),
                     watermark.source.into(),

@@ -195,11 +195,12 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
     for (i, b) in entries.iter().enumerate() {
         assert_eq!(b.sequence, i as u64 + 1, "gap-free");
         assert_eq!(b.prev_hash, prev, "chained");
+        let record = b.record_value().expect("json");
         assert_eq!(
             b.hash,
-            entry_hash("audit-eu", b.sequence, &prev, &b.record).expect("hash")
+            entry_hash("audit-eu", b.sequence, &prev, &record).expect("hash")
         );
-        ids.insert(b.record["request_id"].as_str().expect("id").to_string());
+        ids.insert(record["request_id"].as_str().expect("id").to_string());
         prev = b.hash.clone();
     }
     assert_eq!(ids.len(), INSTANCES * PER_INSTANCE, "no record twice");

@@ -45,21 +45,6 @@ pub fn canonical_value(value: &serde_json::Value) -> Result<Vec<u8>, CanonicalEr
     }
 }
 
-/// [`canonical_value`] as a `RawValue`: for the plain values records are, serialized straight
-/// into it (no second parse to check the text).
-pub fn canonical_raw(
-    value: &serde_json::Value,
-) -> Result<Box<serde_json::value::RawValue>, CanonicalError> {
-    let raw = if plain(value) {
-        serde_json::value::to_raw_value(value)
-    } else {
-        let text =
-            String::from_utf8(canonical_json(value)?).map_err(|e| CanonicalError(e.to_string()))?;
-        serde_json::value::RawValue::from_string(text)
-    };
-    raw.map_err(|e| CanonicalError(e.to_string()))
-}
-
 /// Whether `value` has the same bytes in plain and canonical JSON (see [`canonical_value`]).
 fn plain(value: &serde_json::Value) -> bool {
     use serde_json::Value;

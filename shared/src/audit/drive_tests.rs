@@ -268,7 +268,7 @@ fn a_resent_batch_is_chained_once_and_a_partial_overlap_only_adds_the_rest() {
         .borrow()
         .values()
         .map(|b| {
-            b.entry.record_value()["request_id"]
+            b.entry.record_value().expect("json")["request_id"]
                 .as_str()
                 .unwrap_or("")
                 .to_string()

@@ -5,18 +5,16 @@
 //! holds one entry per line, each line the canonical JSON of the whole entry (with `hash`).
 
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::value::RawValue;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[cfg(doc)]
 use super::canonical::GENESIS_HASH;
-use super::canonical::{
-    canonical_json, canonical_raw, canonical_value, sha256_hex, CanonicalError,
-};
+use super::canonical::{canonical_json, canonical_value, sha256_hex, CanonicalError};
 use crate::audit::AuditEvent;
 
-/// One record in its stream, with its place in the hash chain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One record in its stream, with its place in the hash chain. Its JSON (a stored row, a batch
+/// line) is `{"hash","prev_hash","record","sequence","stream"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub stream: String,
     /// Gap-free from 1 within the stream.
@@ -25,32 +23,60 @@ pub struct Entry {
     pub hash: String,
     /// The record's canonical JSON, fixed when it was chained: what was hashed is what ships,
     /// even if a later build that restores the buffered entry knows more (or fewer) record
-    /// fields. Kept as text: stored, restored and shipped without being walked again.
-    #[serde(deserialize_with = "canonical_record")]
-    pub record: Box<RawValue>,
+    /// fields. Kept as text: stored and shipped without being walked or canonicalized again.
+    pub record_json: String,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        (&self.stream, self.sequence, &self.prev_hash, &self.hash)
-            == (&other.stream, other.sequence, &other.prev_hash, &other.hash)
-            && self.record.get() == other.record.get()
+/// An entry as serde writes it, with the record as a JSON value.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    stream: &'a str,
+    sequence: u64,
+    prev_hash: &'a str,
+    hash: &'a str,
+    record: serde_json::Value,
+}
+
+/// An entry as serde reads it.
+#[derive(Deserialize)]
+struct EntryIn {
+    stream: String,
+    sequence: u64,
+    prev_hash: String,
+    hash: String,
+    record: serde_json::Value,
+}
+
+impl Serialize for Entry {
+    /// Through a JSON value: for tests and tools. The sequencer's stores write
+    /// [`crate::audit::Buffered::stored_json`], which copies the text.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        EntryOut {
+            stream: &self.stream,
+            sequence: self.sequence,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+            record: self.record_value().map_err(S::Error::custom)?,
+        }
+        .serialize(s)
     }
 }
 
-impl Eq for Entry {}
-
-/// A stored record as canonical JSON. What this version stores already is; an earlier version
-/// stored plain serde_json, which differs for keys beyond ASCII or numbers beyond 2^53: those
-/// are canonicalized here, so [`Entry::line`] can ship the text as it is.
-fn canonical_record<'de, D: Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
-    let raw = Box::<RawValue>::deserialize(d)?;
-    let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
-    let canonical = canonical_value(&value).map_err(D::Error::custom)?;
-    if canonical == raw.get().as_bytes() {
-        return Ok(raw);
+impl<'de> Deserialize<'de> for Entry {
+    /// A stored entry, its record canonicalized: rows of earlier versions hold plain serde_json,
+    /// which differs from canonical JSON for keys beyond ASCII or numbers beyond 2^53.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let fields = EntryIn::deserialize(d)?;
+        let json = canonical_value(&fields.record).map_err(D::Error::custom)?;
+        Ok(Entry {
+            stream: fields.stream,
+            sequence: fields.sequence,
+            prev_hash: fields.prev_hash,
+            hash: fields.hash,
+            record_json: String::from_utf8(json).map_err(D::Error::custom)?,
+        })
     }
-    canonical_raw(&value).map_err(D::Error::custom)
 }
 
 /// The canonical JSON of what an entry's hash covers, `{"prev_hash","record","sequence","stream"}`
@@ -108,15 +134,18 @@ impl Entry {
     /// This entry's batch line (without the newline): its canonical JSON, composed from the
     /// record's canonical bytes.
     pub fn line(&self) -> Result<Vec<u8>, CanonicalError> {
-        let record_json = self.record.get().as_bytes();
-        let hashed = hashed_bytes(&self.stream, self.sequence, &self.prev_hash, record_json)?;
+        let hashed = hashed_bytes(
+            &self.stream,
+            self.sequence,
+            &self.prev_hash,
+            self.record_json.as_bytes(),
+        )?;
         line_bytes(&self.hash, &hashed)
     }
 
     /// The record as a JSON value.
-    pub fn record_value(&self) -> serde_json::Value {
-        // The text is valid JSON (it came through `RawValue`): this cannot fail.
-        serde_json::from_str(self.record.get()).unwrap_or_default()
+    pub fn record_value(&self) -> Result<serde_json::Value, CanonicalError> {
+        serde_json::from_str(&self.record_json).map_err(|e| CanonicalError(e.to_string()))
     }
 
     /// Builds the entry that follows `prev_hash` at `sequence`, computing its hash.
@@ -127,14 +156,15 @@ impl Entry {
         record: &AuditEvent,
     ) -> Result<Entry, CanonicalError> {
         let record = serde_json::to_value(record).map_err(|e| CanonicalError(e.to_string()))?;
-        let record = canonical_raw(&record)?;
-        let hashed = hashed_bytes(stream, sequence, prev_hash, record.get().as_bytes())?;
+        let record_json = canonical_value(&record)?;
+        let hash = sha256_hex(&hashed_bytes(stream, sequence, prev_hash, &record_json)?);
         Ok(Entry {
             stream: stream.to_string(),
             sequence,
             prev_hash: prev_hash.to_string(),
-            hash: sha256_hex(&hashed),
-            record,
+            hash,
+            record_json: String::from_utf8(record_json)
+                .map_err(|e| CanonicalError(e.to_string()))?,
         })
     }
 }
@@ -150,7 +180,7 @@ mod tests {
         let entry = Entry::chain("eu", 1, GENESIS_HASH, &event(1)).expect("hashes");
         // Built by hand, independently of `entry_hash`: keys in code-unit order, no whitespace.
         let record =
-            String::from_utf8(canonical_json(&entry.record).expect("canonical")).expect("utf-8");
+            String::from_utf8(canonical_json(&event(1)).expect("canonical")).expect("utf-8");
         let by_hand = format!(
             r#"{{"prev_hash":"{GENESIS_HASH}","record":{record},"sequence":1,"stream":"eu"}}"#
         );
@@ -210,7 +240,7 @@ mod tests {
     #[test]
     fn same_record_hashes_the_same_whatever_the_field_order_of_its_json() {
         let entry = Entry::chain("eu", 7, GENESIS_HASH, &event(7)).expect("hashes");
-        let json = serde_json::to_value(&entry.record).expect("serializes");
+        let json = entry.record_value().expect("json");
         let obj = json.as_object().expect("object");
 
         // The same fields written in reverse order and with whitespace, as another producer
@@ -261,7 +291,7 @@ mod tests {
         assert_eq!(restored, entry);
         assert_eq!(restored.line().expect("line"), entry.line().expect("line"));
         let record_json = canonical_json(&event(1)).expect("canonical");
-        assert_eq!(entry.record.get().as_bytes(), &record_json[..]);
+        assert_eq!(entry.record_json.as_bytes(), &record_json[..]);
 
         // A row of another writer: whitespace, keys out of order, keys beyond ASCII in byte order
         // (JCS orders by UTF-16 code units: U+1F600 before U+FB01) and an exponent. Restored as
@@ -274,7 +304,7 @@ mod tests {
         );
         let restored: Entry = serde_json::from_str(&row).expect("parses");
         assert_eq!(
-            restored.record.get(),
+            restored.record_json,
             "{\"a\":null,\"b\":[100,\"x\"],\"\u{1f600}\":2,\"\u{fb01}\":1}"
         );
         #[derive(Serialize)]

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::batch;
-use super::canonical::{sha256_hex, GENESIS_HASH};
+use super::canonical::{sha256_hex, CanonicalError, GENESIS_HASH};
 use super::digest::{Digest, DigestKind, DIGEST_SCHEMA_VERSION};
 use super::entry::Entry;
 use super::keys::SigningKeyring;
@@ -66,6 +66,32 @@ pub struct Buffered {
     /// When the sequencer appended it (drives `max_age_ms`); not part of the hashed entry.
     pub appended_ms: u64,
     pub entry: Entry,
+}
+
+impl Buffered {
+    /// The JSON array of `entries` as a store keeps them, what `Vec<Buffered>` deserializes
+    /// from: each entry written as its batch line, the record's canonical text copied, not
+    /// re-serialized.
+    pub fn stored_json(entries: &[Buffered]) -> Result<String, CanonicalError> {
+        let size: usize = entries
+            .iter()
+            .map(|b| b.entry.record_json.len() + 300)
+            .sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'[');
+        for (i, b) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"appended_ms\":");
+            out.extend_from_slice(b.appended_ms.to_string().as_bytes());
+            out.extend_from_slice(b",\"entry\":");
+            out.extend(b.entry.line()?);
+            out.push(b'}');
+        }
+        out.push(b']');
+        String::from_utf8(out).map_err(|e| CanonicalError(e.to_string()))
+    }
 }
 
 /// The sequencer state: the head and the buffered entries, in sequence order.

@@ -145,7 +145,7 @@ impl TrailStore for ObjectTrail {
         if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
             puts.push((
                 batch_key(first.entry.sequence),
-                serde_json::to_string(entries).map_err(|e| HostError::Store(e.to_string()))?,
+                Buffered::stored_json(entries).map_err(|e| HostError::Store(e.to_string()))?,
             ));
             self.batches
                 .borrow_mut()
