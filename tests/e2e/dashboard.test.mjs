@@ -413,7 +413,8 @@ describe('dashboard in a real browser', options(), () => {
       d.setAttribute('style', 'color: red');
       document.body.append(d);
     });
-    await page.waitForTimeout(200);
+    // The refusal reaches this process as a console event a little later: wait for it (bounded).
+    for (let i = 0; i < 50 && !control.some((m) => /inline script/i.test(m)); i++) await page.waitForTimeout(100);
     assert.equal(await page.evaluate(() => window.injected), undefined, 'the inline script did not run');
     assert.ok(control.some((m) => /inline script/i.test(m)), `the refusal was reported: ${control}`);
     await page.context().close();
