@@ -303,7 +303,7 @@ impl GatewayError {
                 "code": self.code(),
             }
         });
-        body.to_string().into_bytes()
+        crate::json_view::value_bytes(&body)
     }
 }
 

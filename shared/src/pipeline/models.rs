@@ -21,5 +21,5 @@ pub(super) fn list<S: ByteSource>(tenant: &TenantConfig) -> Reply<S> {
         })
         .collect();
     let body = json!({ "object": "list", "data": data });
-    json_reply(200, body.to_string().into_bytes())
+    json_reply(200, crate::json_view::value_bytes(&body))
 }

@@ -23,7 +23,7 @@ pub(super) async fn report<H: Host>(
     caller: &Caller,
 ) -> Result<Reply<H::Body>, GatewayError> {
     let body = usage_body(gw, host, caller).await?;
-    Ok(json_reply(200, body.to_string().into_bytes()))
+    Ok(json_reply(200, crate::json_view::value_bytes(&body)))
 }
 
 impl Gateway {

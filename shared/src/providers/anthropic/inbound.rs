@@ -17,6 +17,7 @@ use super::to_hub::{message_to_hub, system_to_hub, tool_choice_to_hub, tools_to_
 use super::{anthropic_error_type, stop_reason, usage_to_anthropic, EXT_STOP_SEQUENCE, EXT_TOP_K};
 use crate::audit::Usage;
 use crate::error::{ErrorKind, GatewayError};
+use crate::json_view::value_bytes;
 use crate::providers::HubRequest;
 
 /// An Anthropic request read into the hub.
@@ -322,13 +323,13 @@ pub fn response_from_hub(
         "stop_sequence": stop_sequence,
         "usage": usage_to_anthropic(&usage),
     });
-    Ok(body.to_string().into_bytes())
+    Ok(value_bytes(&body))
 }
 
 /// Anthropic's error body, with ASC's stable `code` and the `param` alongside:
 /// `{"type":"error","error":{"type","message","code","param"}}`.
 pub fn error_body(err: &GatewayError) -> Vec<u8> {
-    error_value(err).to_string().into_bytes()
+    value_bytes(&error_value(err))
 }
 
 pub(crate) fn error_value(err: &GatewayError) -> Value {

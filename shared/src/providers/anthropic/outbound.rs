@@ -19,6 +19,7 @@ use super::from_hub::{messages_from_hub, tools_from_hub};
 use super::{finish_reason, usage_from_anthropic, usage_to_openai, EXT_STOP_SEQUENCE, EXT_TOP_K};
 use crate::audit::Usage;
 use crate::error::GatewayError;
+use crate::json_view::value_bytes;
 use crate::providers::{set_field, HubRequest};
 
 /// Whether an OpenAI-only field holds its default (so refusing it would be pointless).
@@ -136,7 +137,7 @@ pub fn request_from_hub(
         }
     }
     tools_from_hub(hub, &mut out)?;
-    Ok(Value::Object(out).to_string().into_bytes())
+    Ok(value_bytes(&Value::Object(out)))
 }
 
 /// An Anthropic `message` -> a hub `chat.completion` and the usage (with cache tokens).
