@@ -22,6 +22,31 @@ impl ForwardBatch {
     }
 }
 
+/// A [`ForwardBatch`] borrowing its records from the ledger's outbox: serialized as one (the same
+/// JSON), without copying records that are about to be serialized anyway.
+#[derive(Debug, Serialize)]
+pub struct ForwardRef<'a> {
+    pub stream: String,
+    pub source: &'a str,
+    pub first_seq: u64,
+    pub records: Vec<&'a AuditEvent>,
+}
+
+impl ForwardRef<'_> {
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + self.records.len() as u64 - 1
+    }
+
+    pub fn to_batch(&self) -> ForwardBatch {
+        ForwardBatch {
+            stream: self.stream.clone(),
+            source: self.source.to_string(),
+            first_seq: self.first_seq,
+            records: self.records.iter().map(|r| (*r).clone()).collect(),
+        }
+    }
+}
+
 /// The stream's answer: every record of the source up to `through` is chained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardAck {

@@ -49,7 +49,7 @@ pub use detail::{
     content_sha256, AdminNote, Attempt, AuditDetail, AuditEvent, CacheNote, CacheOutcome,
     GuardrailAction, GuardrailDecision, LeaseNote, RecordedContent,
 };
-pub use forward::{ForwardAck, ForwardBatch};
+pub use forward::{ForwardAck, ForwardBatch, ForwardRef};
 pub(crate) use record::OpenAiUsage;
 pub use record::{AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
 

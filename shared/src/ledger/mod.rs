@@ -43,7 +43,7 @@ pub use storage::{
 };
 
 use crate::audit::{AuditEvent, Outcome};
-pub use crate::audit::{ForwardAck, ForwardBatch};
+pub use crate::audit::{ForwardAck, ForwardBatch, ForwardRef};
 use crate::budget::{BudgetStatus, Budgets, ReserveReply, SettleAsk, SettleReply};
 use insights::{AlertState, ErrorWindow, Rollups};
 
@@ -518,6 +518,17 @@ impl TenantLedger {
         source: &LedgerId,
         stream_for_new: &str,
     ) -> Option<ForwardBatch> {
+        self.forward_ref(source, stream_for_new)
+            .map(|r| r.to_batch())
+    }
+
+    /// [`TenantLedger::forward_batch`] borrowing the records, for a host that serializes the
+    /// batch before it sends it.
+    pub fn forward_ref<'a>(
+        &'a mut self,
+        source: &'a LedgerId,
+        stream_for_new: &str,
+    ) -> Option<ForwardRef<'a>> {
         let (first, &_) = self.outbox.first_key_value()?;
         let first = *first;
         let (stream, through) = match &self.meta.in_flight {
@@ -538,14 +549,14 @@ impl TenantLedger {
                 (stream_for_new.to_string(), through)
             }
         };
-        let records: Vec<AuditEvent> = self
+        let records: Vec<&AuditEvent> = self
             .outbox
             .range(first..=through)
-            .map(|(_, o)| o.record.clone())
+            .map(|(_, o)| &o.record)
             .collect();
-        Some(ForwardBatch {
+        Some(ForwardRef {
             stream,
-            source: source.as_str().to_string(),
+            source: source.as_str(),
             first_seq: first,
             records,
         })

@@ -248,6 +248,15 @@ fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
     // region now has another shard count.
     let again = l.forward_batch(&id, "audit-eu-5-of-16").expect("a batch");
     assert_eq!(again, first);
+    // The borrowing form the Worker sends is the same batch, in the same JSON.
+    let borrowed = l.forward_ref(&id, "x").expect("a batch");
+    assert_eq!(borrowed.last_seq(), first.last_seq());
+    let json = serde_json::to_string(&borrowed).expect("json");
+    assert_eq!(json, serde_json::to_string(&first).expect("json"));
+    assert_eq!(
+        serde_json::from_str::<ForwardBatch>(&json).expect("parses"),
+        first
+    );
     // Acknowledged part way (the stream had chained up to 100 already, say): the rest follows.
     l.forwarded(ForwardAck { through: 100 });
     let rest = l.forward_batch(&id, "audit-eu-5-of-16").expect("a batch");

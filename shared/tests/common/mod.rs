@@ -229,16 +229,15 @@ impl FakeHost {
         let mut ledgers = self.ledgers.borrow_mut();
         for (id, ledger) in ledgers.iter_mut() {
             let id = LedgerId(id.clone());
-            while let Some(batch) = ledger.forward_batch(&id, "audit-local") {
+            while let Some(batch) = ledger.forward_ref(&id, "audit-local") {
                 if self.observing.get() {
                     for event in &batch.records {
-                        self.events.borrow_mut().push(event.clone());
+                        self.events.borrow_mut().push((*event).clone());
                         self.audit.borrow_mut().push(event.record.clone());
                     }
                 }
-                ledger.forwarded(ForwardAck {
-                    through: batch.last_seq(),
-                });
+                let through = batch.last_seq();
+                ledger.forwarded(ForwardAck { through });
             }
         }
     }

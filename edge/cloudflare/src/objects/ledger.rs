@@ -126,25 +126,28 @@ impl State {
         let stream = deployment.audit_streams.for_ledger(id.as_str());
         for _ in 0..MAX_FORWARDS_PER_ALARM {
             // Marked in flight (and stored) before it is sent: a restart resends the same batch.
+            // (The batch's stream and JSON, serialized from the outbox's records in place.)
             let batch = {
                 let mut loaded = self.loaded.borrow_mut();
                 let Some((_, ledger)) = loaded.as_mut() else {
                     break;
                 };
-                let batch = ledger.forward_batch(&id, &stream);
+                let batch = match ledger.forward_ref(&id, &stream) {
+                    Some(b) => Some((b.stream.clone(), storage::json(&b)?)),
+                    None => None,
+                };
                 self.persist(ledger)?;
                 batch
             };
-            let Some(batch) = batch else { break };
-            let sent = match js::audit_append(
-                &self.env,
-                jurisdiction.clone(),
-                &batch.stream,
-                &storage::json(&batch)?,
-            ) {
-                Ok(promise) => js::wait(promise).await,
-                Err(e) => Err(e),
+            let Some((batch_stream, batch_json)) = batch else {
+                break;
             };
+            let sent =
+                match js::audit_append(&self.env, jurisdiction.clone(), &batch_stream, &batch_json)
+                {
+                    Ok(promise) => js::wait(promise).await,
+                    Err(e) => Err(e),
+                };
             let ack: Result<ForwardAck, String> =
                 sent.map_err(|e| js::describe(&e)).and_then(|v| {
                     serde_json::from_str(&v.as_string().unwrap_or_default())
@@ -161,8 +164,7 @@ impl State {
                 Err(why) => {
                     // Kept in the outbox: nothing is lost; the stream drops what it has.
                     js::log_error(&format!(
-                        "asc: ledger {id}: forwarding to {} failed, retrying: {why}",
-                        batch.stream
+                        "asc: ledger {id}: forwarding to {batch_stream} failed, retrying: {why}"
                     ));
                     storage::schedule(&self.storage, &self.alarm_at, now_ms() + RETRY_MS);
                     break;
