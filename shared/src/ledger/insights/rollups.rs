@@ -3,6 +3,7 @@
 //! analytics query over them.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
@@ -276,7 +277,7 @@ impl Rollups {
         // visited (this runs on every admission).
         let old_of = |width: &'static str, next: &'static str, keep: u64, cutoff: u64| {
             self.buckets
-                .range(width.to_string()..next.to_string())
+                .range::<str, _>((Bound::Included(width), Bound::Excluded(next)))
                 .map(|(n, _)| n)
                 .take_while(move |n| {
                     parse_bucket(n).is_some_and(|(_, start, _)| start + keep <= cutoff)
