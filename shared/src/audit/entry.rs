@@ -187,17 +187,19 @@ mod tests {
         assert_eq!(entry.hash, sha256_hex(by_hand.as_bytes()));
     }
 
+    /// A whole entry as plain serde sees it, for JCS to canonicalize independently.
+    #[derive(Serialize)]
+    struct Whole<'a> {
+        stream: &'a str,
+        sequence: u64,
+        prev_hash: &'a str,
+        hash: &'a str,
+        record: &'a serde_json::Value,
+    }
+
     /// The composed bytes must be exactly what a JCS serializer makes of the whole object.
     #[test]
     fn composed_bytes_are_the_canonical_json_of_the_envelope() {
-        #[derive(Serialize)]
-        struct Whole<'a> {
-            stream: &'a str,
-            sequence: u64,
-            prev_hash: &'a str,
-            hash: &'a str,
-            record: &'a serde_json::Value,
-        }
         let records = [
             serde_json::json!({"z": 1, "a": [true, null], "\u{20ac}": "\u{1f600}\n"}),
             serde_json::to_value(event(3)).expect("json"),
@@ -307,14 +309,6 @@ mod tests {
             restored.record_json,
             "{\"a\":null,\"b\":[100,\"x\"],\"\u{1f600}\":2,\"\u{fb01}\":1}"
         );
-        #[derive(Serialize)]
-        struct Whole<'a> {
-            stream: &'a str,
-            sequence: u64,
-            prev_hash: &'a str,
-            hash: &'a str,
-            record: &'a serde_json::Value,
-        }
         let whole = Whole {
             stream: "eu",
             sequence: 2,
