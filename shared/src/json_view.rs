@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A JSON string, borrowed from the body when it has no escapes.
@@ -36,9 +36,57 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// A value a view does not read, checked as a `Value` parse would check it (numbers in range,
+/// strings valid UTF-8 without lone surrogates, nesting within serde_json's depth limit) but not
+/// kept: `IgnoredAny` skips without those checks, and a body the `Value` path refuses must not
+/// pass through a view.
+pub(crate) struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Skip;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_unit<E>(self) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_none<E>(self) -> Result<Skip, E> {
+                Ok(Skip)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+                while map.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(Skip)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// `object_view!('a, [vis] Name { field: Type = "key", ... })` declares `Name<'a>` with every field an
-/// `Option<Type>` (absent or `null`: `None`), read from a JSON object only, unknown keys skipped,
-/// a duplicate key an error.
+/// `Option<Type>` (absent or `null`: `None`), read from a JSON object only, unknown keys skipped
+/// (and checked, [`Skip`]), a duplicate key an error.
 macro_rules! object_view {
     ($lt:lifetime, $vis:vis $name:ident { $($field:ident : $ty:ty = $key:literal),* $(,)? }) => {
         $vis struct $name<$lt> {
@@ -68,7 +116,7 @@ macro_rules! object_view {
                                     $field = Some(map.next_value()?);
                                 })*
                                 _ => {
-                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                    map.next_value::<$crate::json_view::Skip>()?;
                                 }
                             }
                         }

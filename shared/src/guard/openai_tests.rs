@@ -421,15 +421,54 @@ fn shapes_the_view_does_not_take_go_the_value_way() {
         assert_eq!(scan, ReplyScan::Unread, "{reply}");
         assert!(in_place.decisions().header_value().is_none(), "{reply}");
     }
-    // Duplicate keys (a Value keeps the last one) and bytes that are not JSON.
+    // Duplicate keys (a Value keeps the last one), bytes that are not JSON, and JSON a `Value`
+    // parse refuses in a member the view does not read: a number out of range, a lone
+    // surrogate, a byte that is not UTF-8, nesting deeper than 128. The `Value` path answers
+    // those with a 502; they must not pass through the view.
+    let deep = format!(
+        r#"{{"x": {}1{}, "choices": []}}"#,
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    let mut not_utf8 = br#"{"id": "chatcmpl-"#.to_vec();
+    not_utf8.extend_from_slice(b"\xff\", \"choices\": []}");
     for bytes in [
         &br#"{"choices": [{"message": {"content": "a", "content": "b"}}]}"#[..],
         b"not json",
         b"",
+        br#"{"created": 1e400, "choices": [{"message": {"content": "hi"}}]}"#,
+        br#"{"id": "\ud800", "choices": []}"#,
+        &not_utf8,
+        deep.as_bytes(),
+        br#"{"choices": [{"message": {"content": [{"type": "image_url", "detail": 1e400}]}}]}"#,
     ] {
         let mut f = Findings::default();
         assert_eq!(scan_chat_reply(&p, bytes, &mut f), ReplyScan::Unread);
+        assert!(
+            serde_json::from_slice::<Value>(bytes).is_err()
+                || bytes.starts_with(br#"{"choices": [{"message": {"content": "a""#)
+        );
     }
+    // Around the depth limit the view accepts exactly what a `Value` parse accepts.
+    let mut outcomes = std::collections::BTreeSet::new();
+    for n in 124..=130 {
+        let nested = format!(
+            r#"{{"x": {}1{}, "choices": []}}"#,
+            "[".repeat(n),
+            "]".repeat(n)
+        );
+        let value_ok = serde_json::from_str::<Value>(&nested).is_ok();
+        outcomes.insert(value_ok);
+        let scan = scan_chat_reply(&p, nested.as_bytes(), &mut Findings::default());
+        assert_eq!(
+            scan == ReplyScan::Unchanged { usage: None },
+            value_ok,
+            "{n} levels"
+        );
+        assert_eq!(scan == ReplyScan::Unread, !value_ok, "{n} levels");
+    }
+    assert_eq!(outcomes.len(), 2, "the range spans the limit");
+    assert!(serde_json::from_str::<Value>(&deep).is_err());
     // `null` is an absent field both ways.
     let (scan, _, changed, _) = both_ways(&p, &json!({"choices": null, "usage": null}));
     assert_eq!(

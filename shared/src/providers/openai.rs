@@ -367,6 +367,11 @@ mod tests {
             })
         );
         assert_eq!(reply_usage(b"{}").expect("an object"), None);
+        // What a `Value` refuses inside `usage` is refused here too, as before the view.
+        assert!(reply_usage(
+            br#"{"usage": {"prompt_tokens": 1, "completion_tokens": 1, "x": 1e400}}"#
+        )
+        .is_err());
         // A duplicate key: the last one counts, as in a `Value`.
         let twice =
             br#"{"usage": {"prompt_tokens": 1, "completion_tokens": 1, "prompt_tokens": 9}}"#;
