@@ -36,6 +36,10 @@ pub fn check_chat_request(
             }
         }
     }
+    if policy.max_input_chars.is_none() && !policy.scans_requests() {
+        // Nothing reads the texts: do not walk the messages for them.
+        return Ok(());
+    }
     let mut texts = Vec::new();
     if let Some(Value::Array(messages)) = body.get_mut("messages") {
         for (i, m) in messages.iter_mut().enumerate() {

@@ -148,7 +148,11 @@ pub struct TenantLedger {
 
 /// The storage key of request `id`.
 pub(crate) fn request_key(id: &str) -> String {
-    format!("{REQUEST_PREFIX}{id}")
+    // Three per request: concatenated, not through the formatting machinery.
+    let mut key = String::with_capacity(REQUEST_PREFIX.len() + id.len());
+    key.push_str(REQUEST_PREFIX);
+    key.push_str(id);
+    key
 }
 
 impl TenantLedger {

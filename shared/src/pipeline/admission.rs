@@ -163,12 +163,11 @@ impl Gateway {
     pub(crate) fn rate_limits(caller: &Caller, shard: u32) -> (Vec<RateLimit>, Vec<RateLimit>) {
         let l = &caller.tenant.limits;
         let own = shard_of(caller.key.key_id.as_str(), l.ledger_shards) == shard;
-        let key_scope = format!("key:{}", caller.key.key_id);
         let pick = |tenant: Option<u64>, key: Option<u64>| {
             let mut out = Vec::new();
             if let Some(n) = key.filter(|_| own) {
                 out.push(RateLimit {
-                    scope: key_scope.clone(),
+                    scope: format!("key:{}", caller.key.key_id),
                     per_minute: n,
                 });
             }

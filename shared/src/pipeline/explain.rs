@@ -90,7 +90,7 @@ pub(super) async fn handle<H: Host, B: ByteSource>(
             "fallback_on": {"statuses": plan.fallback_on.statuses, "timeouts": plan.fallback_on.timeouts},
             "candidates": plan.candidates,
             "considered": plan.considered,
-            "steps": plan.steps,
+            "steps": routing::steps(&plan, &meta),
         }),
         // A refusal is an answer too: what a real request would get, and why.
         Err(err) => json!({

@@ -53,8 +53,6 @@ pub struct Plan {
     /// Targets whose circuit granted this request the half-open probe.
     pub probes: Vec<String>,
     pub considered: Vec<Considered>,
-    /// Human-readable steps, for `POST /v1/route/explain`.
-    pub steps: Vec<String>,
     #[serde(skip)]
     pub retry: RetryPolicy,
     #[serde(skip)]
@@ -126,20 +124,9 @@ pub fn plan(
     now_ms: u64,
     random: u64,
 ) -> Result<Plan, GatewayError> {
-    let mut steps = Vec::new();
     let (route_id, rule, set, retry, fallback_on) = match tenant.routes.get(meta.requested_model) {
         Some(route) => {
             let (rule, set) = choose_set(route, meta);
-            match rule {
-                Some(i) => steps.push(format!(
-                    "route {:?}: rule {i} matched (tags {:?}, workload {:?})",
-                    route.id, meta.tags, meta.workload
-                )),
-                None => steps.push(format!(
-                    "route {:?}: no rule matched; default targets",
-                    route.id
-                )),
-            }
             (
                 Some(route.id.clone()),
                 rule,
@@ -152,10 +139,6 @@ pub fn plan(
             if !tenant.models.contains_key(meta.requested_model) {
                 return Err(unknown_model(tenant, meta.requested_model));
             }
-            steps.push(format!(
-                "model {:?}: a plain model, one target, no retries",
-                meta.requested_model
-            ));
             let set = TargetSet {
                 strategy: Strategy::Fallback,
                 targets: vec![crate::config::routes::WeightedTarget {
@@ -169,24 +152,7 @@ pub fn plan(
     let workload = meta
         .workload
         .and_then(|w| tenant.workloads.get(w).map(|cfg| (w, cfg)));
-    if let Some((name, cfg)) = workload {
-        steps.push(format!(
-            "workload {name:?}: timeout {:?} ms, latency target {:?} ms",
-            cfg.timeout_ms, cfg.latency_target_ms
-        ));
-    }
-
     let ordered = order(&set, random);
-    if set.strategy == Strategy::Weighted {
-        steps.push(format!(
-            "weighted draw: {}",
-            ordered
-                .iter()
-                .map(|t| t.model.as_str())
-                .collect::<Vec<_>>()
-                .join(" > ")
-        ));
-    }
     let mut considered = Vec::new();
     let mut candidates = Vec::new();
     let mut probes = Vec::new();
@@ -210,12 +176,8 @@ pub fn plan(
                 _ => None,
             },
         };
-        match &excluded {
-            Some(why) => steps.push(format!("{}: excluded ({why})", t.model)),
-            None => {
-                steps.push(format!("{}: candidate {}", t.model, candidates.len() + 1));
-                candidates.push(t.model.clone());
-            }
+        if excluded.is_none() {
+            candidates.push(t.model.clone());
         }
         considered.push(Considered {
             model: t.model.clone(),
@@ -262,12 +224,57 @@ pub fn plan(
         candidates,
         probes,
         considered,
-        steps,
         retry,
         fallback_on,
         timeout_ms: workload.and_then(|(_, c)| c.timeout_ms),
         latency_target_ms: workload.and_then(|(_, c)| c.latency_target_ms),
     })
+}
+
+/// The decision as human-readable steps, for `POST /v1/route/explain`. Rendered from the plan
+/// on demand: a request's planning writes no text.
+pub fn steps(plan: &Plan, meta: &RequestMeta) -> Vec<String> {
+    let mut steps = Vec::new();
+    match (&plan.route_id, plan.rule) {
+        (Some(route), Some(i)) => steps.push(format!(
+            "route {route:?}: rule {i} matched (tags {:?}, workload {:?})",
+            meta.tags, meta.workload
+        )),
+        (Some(route), None) => {
+            steps.push(format!("route {route:?}: no rule matched; default targets"))
+        }
+        (None, _) => steps.push(format!(
+            "model {:?}: a plain model, one target, no retries",
+            meta.requested_model
+        )),
+    }
+    if let Some(name) = &plan.workload {
+        steps.push(format!(
+            "workload {name:?}: timeout {:?} ms, latency target {:?} ms",
+            plan.timeout_ms, plan.latency_target_ms
+        ));
+    }
+    if plan.strategy == "weighted" {
+        steps.push(format!(
+            "weighted draw: {}",
+            plan.considered
+                .iter()
+                .map(|c| c.model.as_str())
+                .collect::<Vec<_>>()
+                .join(" > ")
+        ));
+    }
+    let mut candidate = 0;
+    for c in &plan.considered {
+        match &c.excluded {
+            Some(why) => steps.push(format!("{}: excluded ({why})", c.model)),
+            None => {
+                candidate += 1;
+                steps.push(format!("{}: candidate {candidate}", c.model));
+            }
+        }
+    }
+    steps
 }
 
 /// Why `target` may not be used from `region`, if it may not.

@@ -74,6 +74,52 @@ fn out_of_region_targets_are_never_candidates_and_the_explanation_says_why() {
 }
 
 #[test]
+fn the_explanation_steps_follow_the_decision() {
+    let t = tenant(base());
+    // Default targets: one line for the route, one per target in attempt order, candidates
+    // numbered, exclusions with their reason.
+    let m = meta("smart", &[], None);
+    let p = plan(&t, &eu(), &m, &closed, 0, 7).expect("plan");
+    let lines = steps(&p, &m);
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        "route \"smart\": no rule matched; default targets"
+    );
+    assert!(lines[1].starts_with("us: excluded ("), "{lines:?}");
+    assert_eq!(lines[2], "a: candidate 1");
+    assert!(lines[3].starts_with("declared-us: excluded ("), "{lines:?}");
+    assert!(lines[3].contains("declared region us"), "{lines:?}");
+    assert_eq!(lines[4], "b: candidate 2");
+    // A matched rule, a workload and a weighted draw each get their line; the draw lists the
+    // targets in the order the plan tries them.
+    let m = meta("smart", &[], Some("extraction"));
+    let p = plan(&t, &eu(), &m, &closed, 0, 7).expect("plan");
+    let lines = steps(&p, &m);
+    let draw = format!("weighted draw: {}", p.candidates.join(" > "));
+    assert_eq!(
+        lines,
+        [
+            "route \"smart\": rule 1 matched (tags [], workload Some(\"extraction\"))".to_string(),
+            "workload \"extraction\": timeout Some(20000) ms, latency target Some(3000) ms".into(),
+            draw,
+            format!("{}: candidate 1", p.candidates[0]),
+            format!("{}: candidate 2", p.candidates[1]),
+        ]
+    );
+    // A plain model: one line for it, one for its target.
+    let m = meta("a", &[], None);
+    let p = plan(&t, &eu(), &m, &closed, 0, 7).expect("plan");
+    assert_eq!(
+        steps(&p, &m),
+        [
+            "model \"a\": a plain model, one target, no retries",
+            "a: candidate 1"
+        ]
+    );
+}
+
+#[test]
 fn rules_match_on_tags_and_workloads_in_order() {
     let t = tenant(base());
     let finance = vec!["bu:finance".to_string()];
