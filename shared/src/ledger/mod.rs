@@ -266,7 +266,15 @@ impl TenantLedger {
         }
         let tenant = ask.record.record.tenant_id.clone().unwrap_or_default();
         self.note_policy(ask.error_rate, ask.reserve.as_ref(), ask.now_ms);
-        let budgets = match &ask.reserve {
+        let mut reserve = ask.reserve;
+        if let Some(r) = reserve.as_mut() {
+            // The reservation and the opening record expire together: the host priced the
+            // request (and may have waited on a read) before it read the clock for the ask, and
+            // an expiry between the two would charge the reservation while recording the
+            // request without what it was charged.
+            r.expires_ms = ask.expires_ms;
+        }
+        let budgets = match &reserve {
             None => Vec::new(),
             Some(reserve) => {
                 self.dirty.totals = true;

@@ -185,6 +185,33 @@ fn a_retried_admission_holds_nothing_twice() {
 }
 
 #[test]
+fn a_reservation_priced_before_the_admission_clock_expires_with_its_opening_record() {
+    // The host prices a request (reading the clock, maybe waiting on a price-table read) before
+    // it reads the clock again for the admission: the reservation's own expiry is earlier.
+    let mut l = TenantLedger::default();
+    let mut ask = admit("skewed", T0, Some(400));
+    if let LedgerOp::Admit(a) = &mut ask {
+        a.expires_ms = T0 + 40 + TTL;
+    }
+    l.apply(ask);
+    assert_eq!(
+        l.expire(T0 + TTL),
+        0,
+        "the reservation is held as long as the request"
+    );
+    assert_eq!(spent(&mut l, T0 + TTL), (0, 400));
+    assert_eq!(l.expire(T0 + 40 + TTL), 1);
+    assert_eq!(spent(&mut l, T0 + 40 + TTL), (400, 0));
+    let out = outbox(&l);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].detail.settled_usd_micros,
+        Some(400),
+        "recorded as charged"
+    );
+}
+
+#[test]
 fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() {
     let mut l = TenantLedger::default();
     l.apply(admit("plain", T0, Some(250)));
