@@ -9,8 +9,12 @@
 // isolate on one thread, so one process can never show more than one core's worth; on
 // Cloudflare every object runs apart). Prints markdown; bounded by BENCH_SECONDS per run.
 //   node tests/bench/scale.mjs        (scripts/bench runs it)
+// SCALE_ONLY=ledger runs only the ledger rows; SCALE_PROFILE=1 also takes a sampling CPU profile of
+// the objects' isolate during the write-ahead ledger row (.state/bench/ledger.cpuprofile; build
+// with names for readable wasm frames: ASC_WASM_OPT="-Oz -g" scripts/build-worker).
 import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
-import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, auditKeyPair } from '../e2e/harness.mjs';
@@ -19,6 +23,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CALLERS = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const BUILD = process.env.ASC_BUILD_DIR ?? join(ROOT, 'edge/cloudflare/build');
 const CORES = cpus().length;
+const ONLY_LEDGER = process.env.SCALE_ONLY === 'ledger';
+const PROFILE = process.env.SCALE_PROFILE === '1';
 const log = (...a) => console.error('[scale]', ...a);
 const COMPAT_DATE = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_date = "(.*)"/m)[1];
 
@@ -88,12 +94,53 @@ export default {
   },
 };`;
 
+function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => ok(port)); });
+  });
+}
+
+/** Runs `work` under a sampling CPU profile of the 'asc' isolate (the objects) of process `p`. */
+async function profiled(p, file, work) {
+  const targets = await (await fetch(`http://127.0.0.1:${p.inspectorPort}/json`)).json();
+  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith('/asc')) ?? targets[0];
+  const { default: WS } = await import('ws');
+  // Miniflare's inspector proxy wants an Origin it knows.
+  const ws = new WS(target.webSocketDebuggerUrl, { headers: { origin: 'http://localhost' } });
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('inspector: no connection')); });
+  let id = 0;
+  const pending = new Map();
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(String(m.data));
+    if (msg.id && pending.has(msg.id)) { pending.get(msg.id)(msg); pending.delete(msg.id); }
+  };
+  const call = (method, params = {}) => new Promise((ok, fail) => {
+    id += 1;
+    pending.set(id, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result)));
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: 200 });
+  await call('Profiler.start');
+  const out = await work();
+  const { profile } = await call('Profiler.stop');
+  ws.close();
+  mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
+  writeFileSync(join(ROOT, '.state/bench', file), JSON.stringify(profile));
+  log(`profile: .state/bench/${file}`);
+  return out;
+}
+
 async function start(index) {
+  const inspectorPort = PROFILE && index === 0 ? await freePort() : undefined;
   const state = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/asc-scale-') : mkdtempSync(join(tmpdir(), 'asc-scale-'));
   const signing = auditKeyPair('scale-1');
   const mf = new Miniflare(convertV4MiniflareOptions({
     cf: false,
     resourcePersistencePath: state,
+    ...(inspectorPort ? { inspectorPort } : {}),
     workers: [
       {
         name: 'asc',
@@ -132,7 +179,7 @@ async function start(index) {
   await mf.ready;
   const url = String(await mf.unsafeGetDirectURL('driver')).replace(/\/$/, '');
   log(`workerd ${index} ready`);
-  return { mf, url, state };
+  return { mf, url, state, inspectorPort };
 }
 
 /** `callers` loops for SECONDS, each sending requests `make(caller, n)` builds; counts units. */
@@ -160,8 +207,19 @@ async function load(callers, make) {
 const f0 = (x) => Math.round(x).toLocaleString('en-US');
 const processes = [];
 try {
-  const maxProcs = Math.min(2, CORES);
+  const maxProcs = ONLY_LEDGER ? 1 : Math.min(2, CORES);
   for (let i = 0; i < maxProcs; i++) processes.push(await start(i));
+  const seq = processes[0];
+  if (!ONLY_LEDGER) await streams(maxProcs);
+  await ledgers(seq);
+} finally {
+  for (const p of processes) {
+    await p.mf.dispose().catch(() => {});
+    rmSync(p.state, { recursive: true, force: true });
+  }
+}
+
+async function streams(maxProcs) {
 
   console.log('### One audit stream: records/s by batch size');
   console.log();
@@ -200,10 +258,14 @@ try {
     console.log(`| ${shards} | ${procs} | ${f0(r.perSecond)} | ${f0(r.perSecond / shards)} | ${r.failures}${r.firstFailure ? ` (${r.firstFailure})` : ''} |`);
   }
 
+}
+
+async function ledgers(seq) {
   console.log();
   console.log('### One tenant ledger object: admission + commit');
   console.log();
-  const led = await load(CALLERS, (c, n) => ({ url: `${seq.url}/?ledger=acme&id=c${c}n${n}`, count: 1 }));
+  const writeAhead = () => load(CALLERS, (c, n) => ({ url: `${seq.url}/?ledger=acme&id=c${c}n${n}`, count: 1 }));
+  const led = PROFILE ? await profiled(seq, 'ledger.cpuprofile', writeAhead) : await writeAhead();
   console.log('| requests/s (admit + commit each) | ledger ops/s | failures |');
   console.log('|---|---|---|');
   console.log(`| ${f0(led.perSecond)} | ${f0(led.perSecond * 2)} | ${led.failures}${led.firstFailure ? ` (${led.firstFailure})` : ''} |`);
@@ -222,9 +284,4 @@ try {
   console.log(`(${CALLERS} concurrent callers, ${SECONDS} s; each call is one isolate's group: a lease for ${LEASED} requests, ` +
     `their ${LEASED} commits and the lease's close, as host.js sends them; a real isolate takes a lease per 64 requests ` +
     'and sends commits as they come, in groups of up to 64 within 25 ms.)');
-} finally {
-  for (const p of processes) {
-    await p.mf.dispose().catch(() => {});
-    rmSync(p.state, { recursive: true, force: true });
-  }
 }
