@@ -453,10 +453,15 @@ impl Budgets {
 
     /// Charges every reservation whose time is up at its reserved amount, and releases it.
     pub fn expire(&mut self, now_ms: u64) -> Vec<Expired> {
+        self.expire_where(now_ms, |_, expires_ms| expires_ms <= now_ms)
+    }
+
+    /// As [`Budgets::expire`], for the reservations `due(request_id, expires_ms)` picks.
+    pub fn expire_where(&mut self, now_ms: u64, due: impl Fn(&str, u64) -> bool) -> Vec<Expired> {
         let due: Vec<String> = self
             .reservations
             .iter()
-            .filter(|(_, r)| r.expires_ms <= now_ms)
+            .filter(|(id, r)| due(id, r.expires_ms))
             .map(|(id, _)| id.clone())
             .collect();
         let mut out = Vec::with_capacity(due.len());

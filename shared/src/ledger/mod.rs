@@ -442,7 +442,16 @@ impl TenantLedger {
     /// their opening records as `partial`; likewise leases ([`lease`]). Returns how many
     /// requests it gave up on.
     pub fn expire(&mut self, now_ms: u64) -> usize {
-        let expired = self.budgets.expire(now_ms);
+        // A request's reservation is given up on with its opening record, never before it: a
+        // record must say what its request was charged (rows stored before `admit` aligned the
+        // two expiries may hold an earlier one).
+        let open = &self.open;
+        let expired = self
+            .budgets
+            .expire_where(now_ms, |id, expires_ms| match open.get(id) {
+                Some(o) => o.expires_ms <= now_ms,
+                None => expires_ms <= now_ms,
+            });
         if !expired.is_empty() {
             self.dirty.totals = true;
         }

@@ -212,6 +212,28 @@ fn a_reservation_priced_before_the_admission_clock_expires_with_its_opening_reco
 }
 
 #[test]
+fn a_stored_reservation_that_expires_before_its_request_is_held_until_the_request_expires() {
+    // Rows written before admissions aligned the two expiries: the reservation's is earlier.
+    let mut l = TenantLedger::default();
+    l.apply(admit("old", T0, Some(300)));
+    let mut rows: BTreeMap<String, String> =
+        l.take_writes().expect("writes").puts.into_iter().collect();
+    let key = request_key("old");
+    let mut row: serde_json::Value = serde_json::from_str(&rows[&key]).expect("row");
+    assert_eq!(row["reservation"]["expires_ms"], T0 + TTL);
+    row["reservation"]["expires_ms"] = (T0 + TTL - 30).into();
+    rows.insert(key, row.to_string());
+    let mut restored = TenantLedger::restore(rows.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .expect("restores");
+    assert_eq!(restored.expire(T0 + TTL - 30), 0);
+    assert_eq!(spent(&mut restored, T0 + TTL - 30), (0, 300), "still held");
+    assert_eq!(restored.expire(T0 + TTL), 1);
+    let out = outbox(&restored);
+    assert_eq!(out[0].detail.settled_usd_micros, Some(300));
+    assert_eq!(spent(&mut restored, T0 + TTL), (300, 0));
+}
+
+#[test]
 fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() {
     let mut l = TenantLedger::default();
     l.apply(admit("plain", T0, Some(250)));
