@@ -205,6 +205,13 @@ pub trait Host {
     fn now(&self) -> Timestamp;
     /// Cryptographically random bytes (request ids, trace ids).
     fn fill_random(&self, buf: &mut [u8]);
+    /// SHA-256 of a whole body (what a record's `prompt_sha256` and `response_sha256` hold).
+    /// In software by default; a host with a native digest overrides it: in wasm the software
+    /// one costs ~9 ns a byte on workerd (~0.9 ms for a 100 KB prompt), `node:crypto` ~0.9 ns.
+    fn sha256(&self, bytes: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).into()
+    }
     /// Resolves a secret by name; `None` if the deployment has no such secret.
     fn secret(&self, name: &SecretRef) -> Option<Secret>;
     /// Reads a value from the deployment's config store (Workers KV, Spin key-value).

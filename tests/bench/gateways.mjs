@@ -36,6 +36,8 @@ const LITELLM = join(ROOT, '.state/bench/litellm-venv');
 const WRK_LUA = join(ROOT, 'tests/bench/wrk.lua');
 const UPSTREAM_KEY = 'sk-bench-upstream-key';
 const COMPAT_DATE = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_date = "(.*)"/m)[1];
+// The Worker's flags as wrangler.toml sets them (nodejs_compat: node:crypto's digest).
+const COMPAT_FLAGS = JSON.parse(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_flags = (\[.*\])/m)?.[1] ?? '[]');
 
 const log = (...a) => console.error('[bench]', ...a);
 const dir = mkdtempSync(join(tmpdir(), 'asc-bench-'));
@@ -475,6 +477,7 @@ export default {
     ],
     modulesRoot: build,
     compatibilityDate: COMPAT_DATE,
+    compatibilityFlags: COMPAT_FLAGS,
     bindings: {
       ...vars,
       ...extra,

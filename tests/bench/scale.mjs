@@ -27,6 +27,8 @@ const ONLY_LEDGER = process.env.SCALE_ONLY === 'ledger';
 const PROFILE = process.env.SCALE_PROFILE === '1';
 const log = (...a) => console.error('[scale]', ...a);
 const COMPAT_DATE = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_date = "(.*)"/m)[1];
+// The Worker's flags as wrangler.toml sets them (nodejs_compat: node:crypto's digest).
+const COMPAT_FLAGS = JSON.parse(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_flags = (\[.*\])/m)?.[1] ?? '[]');
 
 const DRIVER = `
 const T0 = Date.now();
@@ -150,6 +152,7 @@ async function start(index) {
         ],
         modulesRoot: BUILD,
         compatibilityDate: COMPAT_DATE,
+        compatibilityFlags: COMPAT_FLAGS,
         bindings: {
           ASC_REGION: 'local', AUDIT_FORWARD_MS: '200', AUDIT_BATCH_MAX_RECORDS: '500',
           AUDIT_BATCH_MAX_AGE_MS: '5000', AUDIT_HEARTBEAT_MS: '60000', AUDIT_SHARDS: '1',

@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,24 +17,33 @@ const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
 const CANARY_EMAIL = 'jane.canary@example.com';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+function chatBody(text, extra = {}) {
+  return JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra });
+}
+
 function chat(stack, text, extra = {}, tenant = 'demo') {
   return fetch(`${stack.url}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${stack.keys[tenant].key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra }),
+    body: chatBody(text, extra),
   });
 }
+
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 describe('audit trail', hostOptions(), () => {
   it('N requests leave exactly N chained, signed records, and no canary anywhere', async () => {
     const stack = await startStack();
     const ids = [];
+    const digests = new Map(); // request id -> SHA-256 of the body sent and of the reply received
     try {
       for (let i = 0; i < 30; i++) {
         const text = i % 3 === 0 ? `My key is ${CANARY_SECRET}, mail ${CANARY_EMAIL}` : `hello ${i}`;
-        const r = await chat(stack, text, i % 5 === 0 ? { stream: true } : {});
-        await r.arrayBuffer();
+        const extra = i % 5 === 0 ? { stream: true } : {};
+        const r = await chat(stack, text, extra);
+        const received = Buffer.from(await r.arrayBuffer());
         ids.push(r.headers.get('x-request-id'));
+        digests.set(r.headers.get('x-request-id'), { prompt: sha256(chatBody(text, extra)), response: sha256(received) });
       }
       // Refused requests of a known tenant are recorded too.
       for (let i = 0; i < 5; i++) {
@@ -62,6 +72,13 @@ describe('audit trail', hostOptions(), () => {
       const refused = chained.filter((e) => e.record.outcome === 'refused');
       assert.equal(refused.length, 5);
       assert.ok(chained.every((e) => e.record.prompt_sha256?.length === 64), 'prompts only as hashes');
+      // The digests are of the exact bytes: the request body as sent, the reply as received
+      // (streamed or not, redacted or not).
+      for (const [id, digest] of digests) {
+        const { record } = chained.find((e) => e.record.request_id === id);
+        assert.equal(record.prompt_sha256, digest.prompt, `${id}: prompt_sha256`);
+        assert.equal(record.response_sha256, digest.response, `${id}: response_sha256`);
+      }
 
       const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')
         + stack.logs.join('');

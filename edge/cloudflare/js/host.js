@@ -3,7 +3,19 @@
 // Uint8Array) rather than as many small JS objects. JSON produced by Rust is passed through as
 // text and never parsed here, so 64-bit integers in it stay exact.
 
+import { createHash } from 'node:crypto';
+
 const NUL = '\u0000';
+
+// --- Digests ----------------------------------------------------------------------------------
+
+/**
+ * SHA-256 of `bytes` (a view of wasm memory, not a copy) into `out` (32 bytes): workerd's native
+ * digest, ~10x faster than SHA-256 compiled to wasm (needs the `nodejs_compat` flag).
+ */
+export function sha256Into(bytes, out) {
+  out.set(createHash('sha256').update(bytes).digest());
+}
 
 // --- Request and response heads -----------------------------------------------------------
 

@@ -89,6 +89,12 @@ impl Host for WorkerHost {
         let _ = getrandom::getrandom(buf);
     }
 
+    fn sha256(&self, bytes: &[u8]) -> [u8; 32] {
+        let mut digest = [0u8; 32];
+        js::sha256_into(bytes, &mut digest);
+        digest
+    }
+
     fn secret(&self, name: &SecretRef) -> Option<Secret> {
         let value = SECRETS.with(|s| {
             s.borrow_mut()

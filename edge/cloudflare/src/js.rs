@@ -5,6 +5,9 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/js/host.js")]
 extern "C" {
+    #[wasm_bindgen(js_name = sha256Into)]
+    pub fn sha256_into(bytes: &[u8], out: &mut [u8]);
+
     #[wasm_bindgen(js_name = fullResponse)]
     pub fn full_response(status: u16, head: &str, body: &[u8]) -> JsValue;
     #[wasm_bindgen(js_name = streamResponse)]

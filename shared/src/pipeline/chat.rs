@@ -9,7 +9,7 @@ use super::dialect;
 use super::hit;
 use super::provider;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
-use crate::audit::{content_sha256, AuditEvent, Usage};
+use crate::audit::{AuditEvent, Usage};
 use crate::config::{CachedOperation, ModelTarget};
 use crate::error::{ErrorKind, GatewayError};
 use crate::guard::openai::ReplyScan;
@@ -98,7 +98,7 @@ async fn serve<H: Host, B: ByteSource>(
     exchange.timing.mark("auth", host.now().millis());
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
     // The prompt is recorded only as a hash.
-    exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
+    exchange.record.detail.prompt_sha256 = Some(super::body_sha256(host, &body));
     let mut request = dialect::parse(dialect, &body)?;
     let model = request.model.clone();
     exchange.record.record.requested_model = Some(model.clone());
@@ -290,7 +290,7 @@ async fn serve<H: Host, B: ByteSource>(
     record_guardrails(&mut exchange.record, &guarded);
     exchange.record.record.status = response.status;
     let (_, _, charged) = exchange.cost(usage, Counted::default());
-    exchange.record.detail.response_sha256 = Some(content_sha256(&body));
+    exchange.record.detail.response_sha256 = Some(super::body_sha256(host, &body));
     if let (Some(l), Some(p), Some(hub)) = (lookup.as_ref(), cache_policy, to_store) {
         l.store(
             p,

@@ -9,7 +9,7 @@ use super::cached;
 use super::chat::{finish, read_body, record_guardrails, served_headers, Served};
 use super::hit;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
-use crate::audit::{content_sha256, Usage};
+use crate::audit::Usage;
 use crate::config::CachedOperation;
 use crate::error::GatewayError;
 use crate::guard;
@@ -47,7 +47,7 @@ async fn serve<H: Host, B: ByteSource>(
     let cache_control = req.header("cache-control").map(str::to_string);
     exchange.timing.mark("auth", host.now().millis());
     let body = read_body(req, caller.tenant.limits.max_request_bytes).await?;
-    exchange.record.detail.prompt_sha256 = Some(content_sha256(&body));
+    exchange.record.detail.prompt_sha256 = Some(super::body_sha256(host, &body));
     let mut request = embeddings::parse_request(&body)?;
     exchange.record.record.requested_model = Some(request.model.clone());
 
@@ -85,7 +85,7 @@ async fn serve<H: Host, B: ByteSource>(
         )
         .await?;
     if let Some(entry) = lookup.as_mut().and_then(|l| l.found.take()) {
-        return hit::embeddings::<H>(caller, &plan.plan, first, entry, exchange);
+        return hit::embeddings(host, caller, &plan.plan, first, entry, exchange);
     }
     let headers = attempts::common_headers("application/json", traceparent, tracestate);
     let call = CallContext {
@@ -132,7 +132,7 @@ async fn serve<H: Host, B: ByteSource>(
     exchange.record.record.usage = usage;
     exchange.record.record.status = response.status;
     let (_, _, charged) = exchange.cost(usage, Default::default());
-    exchange.record.detail.response_sha256 = Some(content_sha256(&out));
+    exchange.record.detail.response_sha256 = Some(super::body_sha256(host, &out));
     if let (Some(l), Some(policy)) = (lookup.as_ref(), caller.tenant.cache.as_ref()) {
         if l.allowed.write {
             if let Ok(stored) = serde_json::from_slice::<Value>(&out) {

@@ -9,7 +9,7 @@ use super::admission::Counted;
 use super::chat::{reply, route_headers, Served};
 use super::dialect::{self, Parsed};
 use super::{cached, Caller, Exchange, RequestCtx};
-use crate::audit::{content_sha256, Usage};
+use crate::audit::Usage;
 use crate::config::ModelTarget;
 use crate::error::GatewayError;
 use crate::guard::{self, GUARDRAILS_HEADER};
@@ -74,7 +74,7 @@ pub(super) fn completion<H: Host>(
         ("application/json", body)
     };
     let mut reply = reply(200, content_type, body, first);
-    let usage = answered(exchange, caller, &entry, &reply, &guarded);
+    let usage = answered(host, exchange, caller, &entry, &reply, &guarded);
     reply.headers.extend(route_headers(plan, &exchange.record));
     if let Some(v) = guarded.decisions().header_value() {
         reply.headers.push((GUARDRAILS_HEADER.into(), v));
@@ -89,6 +89,7 @@ pub(super) fn completion<H: Host>(
 }
 
 pub(super) fn embeddings<H: Host>(
+    host: &H,
     caller: &Caller,
     plan: &Plan,
     first: &ModelTarget,
@@ -103,6 +104,7 @@ pub(super) fn embeddings<H: Host>(
     })?;
     let mut reply = reply(200, "application/json", body, first);
     let usage = answered(
+        host,
         exchange,
         caller,
         &entry,
@@ -115,7 +117,8 @@ pub(super) fn embeddings<H: Host>(
 }
 
 /// The record of a hit: what was served and charged, and the body's hash.
-fn answered<S: ByteSource>(
+fn answered<H: Host, S: ByteSource>(
+    host: &H,
     exchange: &mut Exchange,
     caller: &Caller,
     entry: &Entry,
@@ -129,7 +132,7 @@ fn answered<S: ByteSource>(
     record.record.served_model = Some(entry.served_model.clone());
     record.record.outcome = crate::audit::Outcome::Ok;
     if let super::ReplyBody::Full(body) = &reply.body {
-        record.detail.response_sha256 = Some(content_sha256(body));
+        record.detail.response_sha256 = Some(super::body_sha256(host, body));
     }
     if !guarded.decisions().as_slice().is_empty() {
         super::record_guardrails(record, guarded);

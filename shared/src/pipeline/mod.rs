@@ -418,6 +418,11 @@ impl Gateway {
     }
 }
 
+/// A body's SHA-256 as a record holds it (lowercase hex), by the host's digest.
+pub(crate) fn body_sha256<H: Host>(host: &H, body: &[u8]) -> String {
+    crate::hexstr::encode(&host.sha256(body))
+}
+
 pub(crate) fn json_reply<S: ByteSource>(status: u16, body: Vec<u8>) -> Reply<S> {
     Reply {
         status,
