@@ -47,9 +47,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // One request body for every target: a realistic short chat request, clean of PII (so guardrails
 // scan it and let it through). The streaming body is the same plus "stream": true.
+// BENCH_PROMPT_KB=n adds ~n KB of retrieved context to the user message (a RAG-sized prompt).
+const PROMPT_KB = Number(process.env.BENCH_PROMPT_KB ?? 0);
+const CONTEXT_LINE = 'Runbook excerpt: when the 99th percentile latency rises while the median holds, compare ' +
+  'garbage collection pauses, connection pool waits and slow downstream calls in the traces of the same minute. ';
+const context = PROMPT_KB > 0 ? `Context:\n${CONTEXT_LINE.repeat(Math.ceil((PROMPT_KB * 1024) / CONTEXT_LINE.length))}\n\n` : '';
 const messages = [
   { role: 'system', content: 'You are a concise assistant for an internal engineering team. Answer in two sentences at most.' },
-  { role: 'user', content: 'Our service answers in about 40 ms at the median but the 99th percentile is close to 900 ms. ' +
+  { role: 'user', content: context + 'Our service answers in about 40 ms at the median but the 99th percentile is close to 900 ms. ' +
     'Which three things should we look at first, and how would we tell them apart from each other?' },
 ];
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, temperature: 0.2, messages });

@@ -66,12 +66,13 @@ impl Gateway {
                     .await
             }
             Some(lookup) => {
-                lookup.key = CacheKey::derive(
+                lookup.key = CacheKey::derive_with(
                     &caller.tenant.tenant_id,
                     &self.region.id,
                     first,
                     lookup.kind,
                     lookup.request,
+                    |bytes| host.sha256(bytes),
                 );
                 let admit = exchange.admit(self, host, caller, first, request_bytes, max_output);
                 let (admitted, note) = join(admit, lookup.read(self, host)).await;

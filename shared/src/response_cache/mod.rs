@@ -49,14 +49,28 @@ impl CacheKey {
         kind: EntryKind,
         request: &Map<String, Value>,
     ) -> Option<CacheKey> {
+        Self::derive_with(tenant, region, target, kind, request, |bytes| {
+            Sha256::digest(bytes).into()
+        })
+    }
+
+    /// As [`CacheKey::derive`], hashing with `sha256` (the host's digest: the canonical request
+    /// is as long as the prompt).
+    pub fn derive_with(
+        tenant: &TenantId,
+        region: &str,
+        target: &ModelTarget,
+        kind: EntryKind,
+        request: &Map<String, Value>,
+        sha256: impl FnOnce(&[u8]) -> [u8; 32],
+    ) -> Option<CacheKey> {
         let mut normalized = request.clone();
         for field in IGNORED_FIELDS {
             normalized.remove(*field);
         }
         let canonical = canonical_value(&Value::Object(normalized)).ok()?;
-        let mut h = Sha256::new();
         // Length-prefixed parts: no two different tuples hash the same bytes.
-        for part in [
+        let parts = [
             "asc-response-cache-v1".as_bytes(),
             tenant.as_str().as_bytes(),
             region.as_bytes(),
@@ -65,13 +79,15 @@ impl CacheKey {
             target.upstream_model.as_bytes(),
             kind.as_str().as_bytes(),
             &canonical,
-        ] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part);
+        ];
+        let mut hashed = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+        for part in parts {
+            hashed.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            hashed.extend_from_slice(part);
         }
         Some(CacheKey {
             tenant: tenant.as_str().to_string(),
-            digest: crate::hexstr::encode(&h.finalize()),
+            digest: crate::hexstr::encode(&sha256(&hashed)),
         })
     }
 

@@ -287,3 +287,43 @@ fn an_entry_is_a_miss_once_expired_or_of_another_kind() {
         None
     );
 }
+
+#[test]
+fn a_key_is_the_sha256_of_its_length_prefixed_parts() {
+    // The layout entries are stored under: changing it orphans every stored entry.
+    let t = target("gpt-4o-mini");
+    let request = json!({"messages": [{"role": "user", "content": "hi"}], "temperature": 0});
+    let canonical = crate::audit::canonical::canonical_value(&request).expect("canonical");
+    let mut h = Sha256::new();
+    for part in [
+        "asc-response-cache-v1".as_bytes(),
+        b"acme",
+        b"eu",
+        b"openai",
+        t.endpoint.as_str().as_bytes(),
+        b"gpt-4o-mini",
+        EntryKind::Completion.as_str().as_bytes(),
+        &canonical,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    let expected = crate::hexstr::encode(&h.finalize());
+    let mut with_stream = request.clone();
+    with_stream["stream"] = json!(true);
+    assert_eq!(key("acme", &t, with_stream).digest(), expected);
+    let by_host = CacheKey::derive_with(
+        &TenantId("acme".into()),
+        "eu",
+        &t,
+        EntryKind::Completion,
+        &map(request),
+        |bytes| Sha256::digest(bytes).into(),
+    )
+    .expect("key");
+    assert_eq!(
+        by_host.digest(),
+        expected,
+        "the host's digest is given the same bytes"
+    );
+}
