@@ -133,9 +133,9 @@ macro_rules! object_view {
 }
 pub(crate) use object_view;
 
-/// A JSON value's bytes, written straight into a buffer: `Value::to_string` goes through the
-/// `fmt` machinery, about twice the instructions for a request or reply body. A `Value` always
-/// serializes (string keys, finite numbers), so there is no error to return.
+/// A JSON value's bytes, written straight into a buffer ([`crate::json_write`]: what
+/// `serde_json::to_vec` writes, strings escaped a word at a time). A `Value` always serializes
+/// (string keys, finite numbers), so there is no error to return.
 pub(crate) fn value_bytes(value: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    crate::json_write::to_vec(value)
 }

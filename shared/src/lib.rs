@@ -35,6 +35,7 @@ pub mod hexstr;
 pub mod host;
 pub mod ids;
 mod json_view;
+mod json_write;
 pub mod ledger;
 pub mod pipeline;
 pub mod providers;

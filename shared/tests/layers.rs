@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may name modules of strictly lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["hexstr", "json_view"],
+    &["hexstr", "json_write"],
+    &["json_view"],
     &[
         "ids",
         "headers",

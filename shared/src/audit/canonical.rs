@@ -34,12 +34,12 @@ pub fn canonical_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Canon
 /// The canonical JSON of a JSON value, faster for the values audit records are made of. Where
 /// every object key is ASCII and every number an integer within 2^53, RFC 8785's output is what
 /// plain serialization writes (keys in byte order, which is UTF-16 order for ASCII; integers as
-/// written; the same string escapes): serde_json writes it directly, without the JCS
+/// written; the same string escapes): it is written directly (`json_write`), without the JCS
 /// formatter's per-object buffering and sorting. Anything else goes through `serde_jcs`. The
 /// property test below holds the two to the same bytes.
 pub fn canonical_value(value: &serde_json::Value) -> Result<Vec<u8>, CanonicalError> {
     if plain(value) {
-        serde_json::to_vec(value).map_err(|e| CanonicalError(e.to_string()))
+        Ok(crate::json_write::to_vec(value))
     } else {
         canonical_json(value)
     }

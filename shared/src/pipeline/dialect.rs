@@ -170,9 +170,7 @@ pub(super) fn full_body(
     model: &str,
 ) -> Result<Vec<u8>, GatewayError> {
     match dialect {
-        Dialect::OpenAi => serde_json::to_vec(hub).map_err(|_| {
-            GatewayError::new(ErrorKind::Internal, "The response could not be re-encoded.")
-        }),
+        Dialect::OpenAi => Ok(crate::json_write::to_vec(hub)),
         Dialect::Anthropic => anthropic::inbound::response_from_hub(hub, usage, model),
     }
 }

@@ -96,12 +96,7 @@ pub(super) fn embeddings<H: Host>(
     entry: Entry,
     exchange: &mut Exchange,
 ) -> Result<Served<H::Body>, GatewayError> {
-    let body = serde_json::to_vec(&entry.body).map_err(|_| {
-        GatewayError::new(
-            crate::error::ErrorKind::Internal,
-            "The stored reply could not be re-encoded.",
-        )
-    })?;
+    let body = crate::json_write::to_vec(&entry.body);
     let mut reply = reply(200, "application/json", body, first);
     let usage = answered(
         host,

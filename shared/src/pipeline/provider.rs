@@ -175,8 +175,7 @@ fn bearer(credential: &Secret) -> Vec<(String, String)> {
 }
 
 fn encode(body: &Map<String, Value>) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(body)
-        .map_err(|_| GatewayError::new(ErrorKind::Internal, "The request could not be re-encoded."))
+    Ok(crate::json_write::map_to_vec(body))
 }
 
 /// The hub as an OpenAI-shaped provider may see it. Of the Anthropic-only marks an Anthropic

@@ -146,9 +146,7 @@ fn has_token_input(req: &EmbeddingsRequest) -> bool {
 }
 
 fn to_bytes(v: &Value) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(v).map_err(|e| {
-        GatewayError::new(ErrorKind::Internal, format!("writing embeddings JSON: {e}"))
-    })
+    Ok(crate::json_write::to_vec(v))
 }
 
 /// OpenAI (or compatible): the client's body as sent, with the upstream model.

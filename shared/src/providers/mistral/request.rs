@@ -93,9 +93,7 @@ pub fn request_from_hub(hub: &HubRequest, upstream_model: &str) -> Result<Vec<u8
                 .with_param("messages"),
         );
     }
-    serde_json::to_vec(&Value::Object(out)).map_err(|e| {
-        GatewayError::new(ErrorKind::Internal, format!("writing Mistral request: {e}"))
-    })
+    Ok(crate::json_write::map_to_vec(&out))
 }
 
 /// The 400 for a field Mistral cannot take. `param` is the field's path, `name` its key.
