@@ -262,36 +262,38 @@ describe('admin plane', () => {
 
   it('the CLI drives the same API: asc tenant get/push/history/diff/rollback, asc key mint/list/revoke', async () => {
     const env = { ...process.env, ASC_ADMIN_URL: stack.url, ASC_ADMIN_TOKEN: as(['multi-admins'], 'cli@example.com') };
-    const asc = (...args) => execFileSync(ASC, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // Asynchronous: the issuer answering the gateway's JWKS fetches runs in this process, and a
+    // synchronous child would block it for as long as the CLI waits on the gateway.
+    const asc = async (...args) => (await execFileAsync(ASC, args, { env, encoding: 'utf8' })).stdout;
     const dir = mkdtempSync(join(tmpdir(), 'asc-admin-cli-'));
     const file = join(dir, 'multi.json');
-    asc('tenant', 'get', 'multi', '--out', file);
+    await asc('tenant', 'get', 'multi', '--out', file);
     const original = readFileSync(file, 'utf8');
     const edited = JSON.stringify({ ...JSON.parse(original), limits: { requests_per_minute: 77 } }, null, 2);
     writeFileSync(file, edited);
-    const pushed = JSON.parse(asc('tenant', 'push', 'multi', file, '--if-match', '1'));
+    const pushed = JSON.parse(await asc('tenant', 'push', 'multi', file, '--if-match', '1'));
     assert.equal(pushed.version.version, 2);
     // A stale push fails with the API's code; an invalid one lists each error's path.
-    assert.throws(() => asc('tenant', 'push', 'multi', file, '--if-match', '1'), (e) => e.stderr.includes('version_mismatch'));
+    await assert.rejects(asc('tenant', 'push', 'multi', file, '--if-match', '1'), (e) => e.stderr.includes('version_mismatch'));
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...JSON.parse(original), limits: { requests_per_minute: -5 } }));
-    assert.throws(() => asc('tenant', 'push', 'multi', join(dir, 'bad.json'), '--if-match', '2'), (e) => e.stderr.includes('limits.requests_per_minute'));
-    assert.deepEqual(JSON.parse(asc('tenant', 'history', 'multi')).versions.map((v) => v.version), [2, 1]);
-    const diff = JSON.parse(asc('tenant', 'diff', 'multi', '1', '2'));
+    await assert.rejects(asc('tenant', 'push', 'multi', join(dir, 'bad.json'), '--if-match', '2'), (e) => e.stderr.includes('limits.requests_per_minute'));
+    assert.deepEqual(JSON.parse(await asc('tenant', 'history', 'multi')).versions.map((v) => v.version), [2, 1]);
+    const diff = JSON.parse(await asc('tenant', 'diff', 'multi', '1', '2'));
     assert.ok(diff.changes.some((c) => c.path.startsWith('limits')), JSON.stringify(diff));
-    asc('tenant', 'rollback', 'multi', '--to', '1', '--if-match', '2');
-    assert.equal(asc('tenant', 'get', 'multi'), original);
+    await asc('tenant', 'rollback', 'multi', '--to', '1', '--if-match', '2');
+    assert.equal(await asc('tenant', 'get', 'multi'), original);
 
-    const minted = asc('key', 'mint', '--tenant', 'multi', '--scopes', 'models', '--label', 'from-cli');
+    const minted = await asc('key', 'mint', '--tenant', 'multi', '--scopes', 'models', '--label', 'from-cli');
     const secret = minted.match(/^ASC_API_KEY=(.*)$/m)[1];
     const keyId = minted.match(/^KEY_ID=(.*)$/m)[1];
     secretsShown.push(secret);
     assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 200);
-    const listed = asc('key', 'list', '--tenant', 'multi');
+    const listed = await asc('key', 'list', '--tenant', 'multi');
     assert.ok(listed.includes(keyId) && !listed.includes(secret));
-    asc('key', 'revoke', '--tenant', 'multi', keyId);
+    await asc('key', 'revoke', '--tenant', 'multi', keyId);
     assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 401);
     // Another tenant is refused.
-    assert.throws(() => asc('key', 'list', '--tenant', 'demo'), (e) => e.stderr.includes('admin_forbidden'));
+    await assert.rejects(asc('key', 'list', '--tenant', 'demo'), (e) => e.stderr.includes('admin_forbidden'));
   });
 
   it('asc login: the device code flow saves a token (mode 0600) the admin commands use', async () => {
