@@ -338,12 +338,16 @@ impl Host for FakeHost {
                 .borrow_mut()
                 .push((ledger.as_str().to_string(), op.clone()));
         }
-        let reply = self
-            .ledgers
-            .borrow_mut()
-            .entry(ledger.as_str().to_string())
-            .or_default()
-            .apply(op);
+        let reply = {
+            let mut ledgers = self.ledgers.borrow_mut();
+            let l = ledgers.entry(ledger.as_str().to_string()).or_default();
+            let reply = l.apply(op);
+            // As a ledger object does after every operation: the rows it changed, to store. Left
+            // undrained, its set of changed pieces would grow with every request of a run.
+            l.take_writes()
+                .map_err(|e| HostError::Store(e.to_string()))?;
+            reply
+        };
         if self.forwarding.get() {
             self.forward_all();
         }
