@@ -34,6 +34,7 @@ pub mod headers;
 pub mod hexstr;
 pub mod host;
 pub mod ids;
+pub mod json_ser;
 mod json_view;
 mod json_write;
 pub mod ledger;

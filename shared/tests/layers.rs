@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first. A module may name modules of strictly lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["hexstr", "json_write"],
-    &["json_view"],
+    &["json_view", "json_ser"],
     &[
         "ids",
         "headers",

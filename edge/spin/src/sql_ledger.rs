@@ -123,8 +123,8 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
                     None => Vec::new(),
                 };
                 merge_groups(&mut groups, delta);
-                let json =
-                    serde_json::to_string(&groups).map_err(|e| HostError::Store(e.to_string()))?;
+                let json = asc_core::json_ser::to_string(&groups)
+                    .map_err(|e| HostError::Store(e.to_string()))?;
                 self.0
                     .sql(
                         "INSERT INTO asc_rollups (ledger, bucket, groups) VALUES (?1, ?2, ?3)

@@ -54,7 +54,7 @@ pub const SCHEMA: &[&str] = &[
 pub struct SqlTrail<'p, P>(pub &'p P);
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, HostError> {
-    serde_json::to_string(value).map_err(|e| HostError::Store(format!("audit: {e}")))
+    asc_core::json_ser::to_string(value).map_err(|e| HostError::Store(format!("audit: {e}")))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: Option<&SqlValue>) -> Result<T, HostError> {

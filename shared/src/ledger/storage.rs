@@ -79,27 +79,27 @@ impl TenantLedger {
         if dirty.totals {
             w.puts.push((
                 TOTALS_KEY.into(),
-                serde_json::to_string(self.budgets.totals())?,
+                crate::json_ser::to_string(self.budgets.totals())?,
             ));
         }
         if dirty.meta {
             w.puts
-                .push((META_KEY.into(), serde_json::to_string(&self.meta)?));
+                .push((META_KEY.into(), crate::json_ser::to_string(&self.meta)?));
         }
         if dirty.alerts {
             w.puts
-                .push((ALERTS_KEY.into(), serde_json::to_string(&self.alerts)?));
+                .push((ALERTS_KEY.into(), crate::json_ser::to_string(&self.alerts)?));
         }
         if dirty.error_window {
             w.puts.push((
                 ERROR_WINDOW_KEY.into(),
-                serde_json::to_string(&self.error_window)?,
+                crate::json_ser::to_string(&self.error_window)?,
             ));
         }
         for name in dirty.rollups {
             let key = format!("{ROLLUP_PREFIX}{name}");
             match self.rollups.buckets.get(&name) {
-                Some(groups) => w.puts.push((key, serde_json::to_string(groups)?)),
+                Some(groups) => w.puts.push((key, crate::json_ser::to_string(groups)?)),
                 None => w.deletes.push(key),
             }
         }
@@ -108,7 +108,7 @@ impl TenantLedger {
             match self.leases.get(&id) {
                 Some(lease) => w.puts.push((
                     key,
-                    serde_json::to_string(&StoredLease {
+                    crate::json_ser::to_string(&StoredLease {
                         lease: Cow::Borrowed(lease),
                         reservation: self.budgets.reservation(&id).map(Cow::Borrowed),
                     })?,
@@ -132,7 +132,7 @@ impl TenantLedger {
                         })
                     })
                     .collect();
-                w.puts.push((key, serde_json::to_string(&group)?));
+                w.puts.push((key, crate::json_ser::to_string(&group)?));
                 continue;
             }
             let id = key.strip_prefix(REQUEST_PREFIX).unwrap_or(&key);
@@ -149,7 +149,7 @@ impl TenantLedger {
                 }),
             };
             match stored {
-                Some(stored) => w.puts.push((key, serde_json::to_string(&stored)?)),
+                Some(stored) => w.puts.push((key, crate::json_ser::to_string(&stored)?)),
                 None => w.deletes.push(key),
             }
         }

@@ -42,7 +42,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn encode(&self) -> Option<Vec<u8>> {
-        serde_json::to_vec(self).ok()
+        crate::json_ser::to_vec(self).ok()
     }
 
     /// An entry of `kind` still fresh at `now_ms`; anything else (expired, another version or

@@ -100,7 +100,7 @@ impl ObjectTrail {
         head: &SequencerHead,
         extra: Vec<(String, String)>,
     ) -> Result<(), HostError> {
-        let json = serde_json::to_string(&StoredHeadJson {
+        let json = asc_core::json_ser::to_string(&StoredHeadJson {
             version,
             head: head.clone(),
         })
@@ -154,7 +154,7 @@ impl TrailStore for ObjectTrail {
         // As a string: a JS number would lose precision above 2^53.
         puts.push((
             format!("{SOURCE_PREFIX}{}", watermark.source),
-            serde_json::to_string(&watermark.through.to_string())
+            asc_core::json_ser::to_string(&watermark.through.to_string())
                 .map_err(|e| HostError::Store(e.to_string()))?,
         ));
         self.put_head(version, next, puts)?;

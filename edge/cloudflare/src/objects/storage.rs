@@ -59,5 +59,5 @@ pub fn schedule(storage: &JsValue, set: &std::cell::Cell<Option<u64>>, at: u64) 
 }
 
 pub fn json<T: serde::Serialize>(value: &T) -> Result<String, JsValue> {
-    serde_json::to_string(value).map_err(fail)
+    asc_core::json_ser::to_string(value).map_err(fail)
 }
