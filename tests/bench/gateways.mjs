@@ -462,9 +462,29 @@ export default {
       const stub = env.FLOOR.get(env.FLOOR.idFromName(i === n - 1 ? 'audit' : 'ledger'));
       await (await stub.fetch('http://do/', { method: 'POST', body: '{"record":"' + 'x'.repeat(300) + '"}' })).json();
     }
+    if (url.searchParams.has('mimic')) return mimic(request, env, url);
     return fetch(env.UPSTREAM + url.pathname, request);
   },
-};`;
+};
+// The platform calls a gateway that inspects both bodies cannot avoid, in plain JS: read the request
+// body, parse and re-encode it, call the upstream with fresh headers under a deadline, read and
+// parse the reply, answer with a new Response. No auth, policy, record or durable call.
+async function mimic(request, env, url) {
+  const body = JSON.parse(new TextDecoder().decode(await request.arrayBuffer()));
+  const abort = new AbortController();
+  const deadline = setTimeout(() => abort.abort(), 60000);
+  try {
+    const reply = await fetch(env.UPSTREAM + url.pathname, {
+      method: 'POST', signal: abort.signal, body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', authorization: request.headers.get('authorization') },
+    });
+    const bytes = await reply.arrayBuffer();
+    const usage = JSON.parse(new TextDecoder().decode(bytes)).usage;
+    return new Response(bytes, { status: reply.status, headers: { 'content-type': 'application/json', 'x-tokens': String(usage?.total_tokens ?? 0) } });
+  } finally {
+    clearTimeout(deadline);
+  }
+}`;
   // Durable Object, KV and R2 state on tmpfs when there is one: the comparison is about compute, not
   // about this machine's disk (production DO writes wait for replication, which no local run has).
   const stateDir = process.env.BENCH_STATE_DIR
@@ -612,6 +632,7 @@ if (PHASES && want('asc') && mf) {
   const cases = [
     ['pass-through Worker: POST chat', `${pass}/v1/chat/completions`, UPSTREAM_KEY, 'POST', {}, true],
     ['JS pass-through + 1 DO call (one SQLite insert)', `${floor}/v1/chat/completions?do=1`, UPSTREAM_KEY, 'POST'],
+    ['JS gateway floor: request body read, parsed and re-encoded, upstream fetch under a deadline, reply read and parsed, new Response (no durable call)', `${floor}/v1/chat/completions?mimic=1`, UPSTREAM_KEY, 'POST', {}, true],
     ['JS pass-through + 3 DO calls in sequence (what ASC\'s budgeted chat made before the redesign)', `${floor}/v1/chat/completions?do=3`, UPSTREAM_KEY, 'POST'],
     ['ASC GET /healthz (no auth, no audit, no upstream)', `${asc}/healthz`, null, 'GET'],
     ['ASC GET /v1/models (auth + its record = 1 ledger call, no upstream)', `${asc}/v1/models`, keys.bench, 'GET'],
