@@ -1,8 +1,9 @@
 //! CPU per request through the whole pipeline with the fake host of the scenario tests (no I/O:
 //! what remains is the core's own work: auth, config, plan, guardrails, the tenant ledger's
-//! admission and commit and the rows they change, translation, the audit record and its forwarding out of the ledger):
-//! `cargo bench -p asc-core --bench pipeline`. The host keeps no copies for inspection and the
-//! request and reply bytes are built once, so the figure is the core's, not the harness's.
+//! admission and commit and the rows they change, translation, the audit record and its
+//! forwarding out of the ledger): `cargo bench -p asc-core --bench pipeline`. The host keeps no
+//! copies for inspection and the request and reply bytes are built once, so the figure is the
+//! core's, not the harness's.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
