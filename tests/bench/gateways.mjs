@@ -20,6 +20,11 @@ import { ROOT, auditKeyPair } from '../e2e/harness.mjs';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const CONC = Number(process.env.BENCH_CONCURRENCY ?? 16);
+// BENCH_AB_ROUNDS=n (3 when ASC_BASELINE_BUILD is set, 0 turns it off): n rounds of the baseline
+// and the current build interleaved A B B A, BENCH_AB_SECONDS (3) each at c=CONC, per tenant: the
+// median of the rounds' ratios, which the order effect of a single A B A cannot give.
+const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? (process.env.ASC_BASELINE_BUILD ? 3 : 0));
+const AB_SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 3);
 const STREAM_MAX = Number(process.env.BENCH_STREAM_REQUESTS ?? 300);
 const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
 // BENCH_PROFILE: a V8 CPU profile of ASC's isolate (Worker + its Durable Objects) under concurrency-1
@@ -623,6 +628,39 @@ await runTarget('asc', async () => ({
 }));
 await baselineRows(', again after the rows above');
 
+const abRows = [];
+if (AB_ROUNDS > 0 && BASELINE && want('asc') && mf) {
+  const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
+  const builds = { a: await directUrl('ascbase'), b: await directUrl('asc') };
+  for (const tenant of ['bench', 'leased']) {
+    const headers = { authorization: `Bearer ${keys[tenant]}` };
+    const window = async (which) => {
+      const url = `${builds[which]}/v1/chat/completions`;
+      await wrk(url, headers, CONC, 1);
+      const cpu0 = cpuMs(workerd);
+      const r = await wrk(url, headers, CONC, AB_SECONDS);
+      return { rps: r.rps, cpu: (cpuMs(workerd) - cpu0) / r.requests, errors: r.non2xx + r.socketErrors };
+    };
+    const rounds = [];
+    for (let i = 0; i < AB_ROUNDS; i++) {
+      const a1 = await window('a'); const b1 = await window('b'); const b2 = await window('b'); const a2 = await window('a');
+      rounds.push({ a: [a1, a2], b: [b1, b2] });
+      log(`A/B ${tenant} round ${i + 1}: A ${Math.round(a1.rps)}/${Math.round(a2.rps)} B ${Math.round(b1.rps)}/${Math.round(b2.rps)} req/s`);
+    }
+    const mean = (pair, k) => (pair[0][k] + pair[1][k]) / 2;
+    const rps = rounds.map((r) => mean(r.b, 'rps') / mean(r.a, 'rps'));
+    const cpu = rounds.map((r) => mean(r.b, 'cpu') / mean(r.a, 'cpu'));
+    abRows.push({
+      tenant: tenant === 'leased' ? 'leased admission' : 'write-ahead (default)',
+      aRps: median(rounds.map((r) => mean(r.a, 'rps'))), bRps: median(rounds.map((r) => mean(r.b, 'rps'))),
+      aCpu: median(rounds.map((r) => mean(r.a, 'cpu'))), bCpu: median(rounds.map((r) => mean(r.b, 'cpu'))),
+      rps: median(rps), rpsMin: Math.min(...rps), rpsMax: Math.max(...rps),
+      cpu: median(cpu), cpuMin: Math.min(...cpu), cpuMax: Math.max(...cpu),
+      errors: rounds.reduce((n, r) => n + [...r.a, ...r.b].reduce((m, w) => m + w.errors, 0), 0),
+    });
+  }
+}
+
 if (PHASES && want('asc') && mf) {
   // Where ASC's time goes: the same request through tenants with features taken away, plus the
   // routes that skip the upstream (GET /v1/models appends an audit record; /healthz does nothing).
@@ -733,7 +771,7 @@ await upstream.stop();
 
 // ---- report ----
 mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
-writeFileSync(join(ROOT, '.state/bench/gateways.json'), JSON.stringify({ results, unavailable, phases, versions }, null, 2));
+writeFileSync(join(ROOT, '.state/bench/gateways.json'), JSON.stringify({ results, unavailable, phases, abRows, versions }, null, 2));
 
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const byKey = (k) => results.find((r) => r.name.toLowerCase().startsWith(k) && !r.name.includes('bare'));
@@ -783,6 +821,20 @@ for (const a of [asc, results.find((r) => r.name === 'ASC Worker, leased admissi
   say();
 }
 if (asc) say('Below 1 is better for ASC in every column but throughput, where above 1 is better.');
+if (abRows.length) {
+  const label = process.env.ASC_BASELINE_LABEL ?? BASELINE;
+  say();
+  say(`Interleaved A/B: the baseline build (${label}) as A and this build as B, ${AB_ROUNDS} rounds of A B B A, ` +
+    `${AB_SECONDS} s each at c=${CONC} after a 1 s warm-up; each round's ratio is B's mean over A's, the table gives ` +
+    'the median round and the spread of the rounds.');
+  say();
+  say(`| tenant | A req/s | B req/s | throughput B/A (min-max) | A CPU ms/req | B CPU ms/req | CPU B/A (min-max) | errors |`);
+  say('|---|---|---|---|---|---|---|---|');
+  for (const r of abRows) {
+    say(`| ${r.tenant} | ${f(r.aRps, 0)} | ${f(r.bRps, 0)} | ${f(r.rps, 3)} (${f(r.rpsMin, 3)}-${f(r.rpsMax, 3)}) | ` +
+      `${f(r.aCpu, 3)} | ${f(r.bCpu, 3)} | ${f(r.cpu, 3)} (${f(r.cpuMin, 3)}-${f(r.cpuMax, 3)}) | ${r.errors} |`);
+  }
+}
 if (phases.length) {
   say();
   say('### Where the time goes (ASC, concurrency 1)');
