@@ -22,11 +22,7 @@ pub fn map_to_vec(map: &Map<String, Value>) -> Vec<u8> {
 
 /// Appends `serde_json::to_vec(value)` to `out` (what `value.to_string()` writes, without the
 /// `fmt` machinery).
-pub(crate) fn write_value_into(out: &mut Vec<u8>, value: &Value) {
-    write_value(out, value);
-}
-
-fn write_value(out: &mut Vec<u8>, value: &Value) {
+pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),

@@ -209,7 +209,7 @@ impl ClientEncoder for OpenAiEncoder {
 /// `data: <json>` and a blank line.
 pub fn data_event(value: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(b"data: ");
-    crate::json_write::write_value_into(out, value);
+    crate::json_write::write_value(out, value);
     out.extend_from_slice(b"\n\n");
 }
 

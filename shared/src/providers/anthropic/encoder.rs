@@ -41,7 +41,7 @@ fn event(out: &mut Vec<u8>, name: &str, data: &Value) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    crate::json_write::write_value_into(out, data);
+    crate::json_write::write_value(out, data);
     out.extend_from_slice(b"\n\n");
 }
 
