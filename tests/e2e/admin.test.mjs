@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { files } from './trail.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
+import { startStack, ROOT, AUDIT_POLICY, HOST } from './harness.mjs';
 import { startIssuer } from './oidc.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -44,6 +44,27 @@ async function admin(method, path, { token, body, headers = {} } = {}) {
 }
 
 const ADMIN = ['demo-admins'];
+
+// The key cache TTL (pipeline Settings::key_cache_ttl_ms): an instance that cached a key record
+// before it was revoked or given an expiry accepts the key for at most this long (docs/SECURITY.md).
+const KEY_CACHE_TTL_MS = 10_000;
+
+/** The error code of the first 401 `call` gets. On workerd the test's one isolate served the
+ * admin call and dropped its cached record, so the first call must be refused. Spin reuses
+ * several instances, and one that cached the record earlier may accept the key until its cache
+ * entry lapses: the documented bound, which this checks instead. */
+async function refusedWithin(call) {
+  const deadline = Date.now() + (HOST === 'spin' ? KEY_CACHE_TTL_MS + 1000 : 0);
+  for (;;) {
+    const r = await call();
+    if (r.status !== 200 || Date.now() >= deadline) {
+      assert.equal(r.status, 401);
+      return (await r.json()).error.code;
+    }
+    await r.arrayBuffer();
+    await sleep(250);
+  }
+}
 
 describe('admin plane', () => {
   before(async () => {
@@ -237,15 +258,11 @@ describe('admin plane', () => {
     assert.equal((await models(secret)).status, 200);
     assert.equal((await models(next)).status, 200);
     await sleep(2500);
-    const expired = await models(secret);
-    assert.equal(expired.status, 401);
-    assert.equal((await expired.json()).error.code, 'expired_api_key');
+    assert.equal(await refusedWithin(() => models(secret)), 'expired_api_key');
 
     const revoked = await admin('POST', `/tenants/demo/keys/${rotated.json.key.key_id}/revoke`, { token });
     assert.equal(revoked.status, 200, revoked.text);
-    const refused = await models(next);
-    assert.equal(refused.status, 401);
-    assert.equal((await refused.json()).error.code, 'revoked_api_key');
+    assert.equal(await refusedWithin(() => models(next)), 'revoked_api_key');
 
     // Developers act on their own keys only.
     const dev1 = as(['demo-devs'], 'dev1@example.com');
@@ -291,7 +308,7 @@ describe('admin plane', () => {
     const listed = await asc('key', 'list', '--tenant', 'multi');
     assert.ok(listed.includes(keyId) && !listed.includes(secret));
     await asc('key', 'revoke', '--tenant', 'multi', keyId);
-    assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 401);
+    assert.equal(await refusedWithin(() => fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })), 'revoked_api_key');
     // Another tenant is refused.
     await assert.rejects(asc('key', 'list', '--tenant', 'demo'), (e) => e.stderr.includes('admin_forbidden'));
   });
