@@ -231,12 +231,69 @@ async function sendOps(env, jurisdiction, name, ops) {
   return replies.split(NUL);
 }
 
-/** One tenant ledger operation (JSON in, JSON out), carrying any commits queued for it. */
-export async function ledgerCall(env, jurisdiction, name, op) {
-  const ops = takeQueued(name);
-  ops.push(op);
-  const replies = await sendOps(env, jurisdiction, name, ops);
-  return replies[replies.length - 1];
+// Admission pipelining. At most one ledgerCall per ledger is in flight from this isolate; the
+// operations that arrive meanwhile wait in that ledger's queue and all go in the next call
+// (with any commits queued for it, up to CARRY_MAX). The ledger applies them in order and stores
+// them in one write before it answers, so each request is still admitted durably, with its own
+// reply, before its upstream call; under load one Durable Object event admits many requests
+// instead of one each. A waiting request looks for its reply on its own timer: on workerd a
+// request that waits on another request's I/O is cancelled as hung (seen on this workerd), so a
+// request's code resumes from its own I/O only (as leases' waiters do, pipeline/lease.rs). The
+// carrying request keeps the call alive with `ctx.waitUntil`, so its client going away does not
+// strand the others.
+const inFlight = new Map(); // ledger name -> operations waiting for the next call
+const CARRY_MAX = 64;
+const POLL_MS = 1;
+// A waiter gives up (its request fails closed) if the call that took its operation has not
+// answered by then: workerd ends a request's waitUntil work 30 s after the response.
+const WAIT_LIMIT_MS = 30_000;
+
+/**
+ * One tenant ledger operation (JSON in, JSON out), carried with whatever waits for the same
+ * ledger: commits queued for it, and operations of other requests that arrived while a call was
+ * in flight.
+ */
+export async function ledgerCall(env, ctx, jurisdiction, name, op) {
+  const entry = { op, reply: undefined, error: undefined, done: false };
+  const waiting = inFlight.get(name);
+  if (waiting !== undefined) {
+    waiting.push(entry);
+    const giveUpAt = Date.now() + WAIT_LIMIT_MS;
+    while (!entry.done) {
+      if (Date.now() > giveUpAt) throw new Error(`the call carrying this operation to ledger ${name} never answered`);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } else {
+    const queue = [entry];
+    inFlight.set(name, queue);
+    const carrying = carry(env, jurisdiction, name, queue);
+    ctx.waitUntil(carrying);
+    await carrying;
+  }
+  if (entry.error !== undefined) throw entry.error;
+  return entry.reply;
+}
+
+/** Sends `queue` to ledger `name` in calls of up to CARRY_MAX until it is empty. */
+async function carry(env, jurisdiction, name, queue) {
+  try {
+    while (queue.length > 0) {
+      const ops = takeQueued(name);
+      const room = Math.max(1, CARRY_MAX - ops.length);
+      const batch = queue.splice(0, room);
+      const first = ops.length;
+      for (const entry of batch) ops.push(entry.op);
+      try {
+        const replies = await sendOps(env, jurisdiction, name, ops);
+        batch.forEach((entry, i) => { entry.reply = replies[first + i]; });
+      } catch (e) {
+        for (const entry of batch) entry.error = e;
+      }
+      for (const entry of batch) entry.done = true;
+    }
+  } finally {
+    inFlight.delete(name);
+  }
 }
 
 /** Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed. */

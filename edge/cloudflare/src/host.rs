@@ -41,6 +41,9 @@ thread_local! {
 
 pub struct WorkerHost {
     env: JsValue,
+    /// The request's ExecutionContext: a ledger call that carries other requests' operations
+    /// is kept alive past its own request with `waitUntil` (host.js, `ledgerCall`).
+    ctx: JsValue,
     /// Where this region's Durable Objects must live (`eu`, `us`, ...), if pinned.
     jurisdiction: Option<String>,
 }
@@ -50,8 +53,12 @@ fn store_err(what: &str) -> impl Fn(JsValue) -> HostError + '_ {
 }
 
 impl WorkerHost {
-    pub fn new(env: JsValue, jurisdiction: Option<String>) -> Self {
-        WorkerHost { env, jurisdiction }
+    pub fn new(env: JsValue, ctx: JsValue, jurisdiction: Option<String>) -> Self {
+        WorkerHost {
+            env,
+            ctx,
+            jurisdiction,
+        }
     }
 }
 
@@ -150,8 +157,14 @@ impl Host for WorkerHost {
     async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError> {
         let json =
             asc_core::json_ser::to_string(&op).map_err(|e| HostError::Store(e.to_string()))?;
-        let promise = js::ledger_call(&self.env, self.jurisdiction.clone(), ledger.as_str(), &json)
-            .map_err(store_err("TENANT_LEDGERS"))?;
+        let promise = js::ledger_call(
+            &self.env,
+            &self.ctx,
+            self.jurisdiction.clone(),
+            ledger.as_str(),
+            &json,
+        )
+        .map_err(store_err("TENANT_LEDGERS"))?;
         let reply = js::wait(promise)
             .await
             .map_err(store_err("TENANT_LEDGERS"))?

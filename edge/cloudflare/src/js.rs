@@ -54,6 +54,7 @@ extern "C" {
     #[wasm_bindgen(js_name = ledgerCall, catch)]
     pub fn ledger_call(
         env: &JsValue,
+        ctx: &JsValue,
         jurisdiction: Option<String>,
         name: &str,
         op: &str,

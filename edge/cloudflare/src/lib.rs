@@ -64,7 +64,7 @@ pub async fn handle(
         headers,
         body: WorkerBody::of(request),
     };
-    let host = WorkerHost::new(env.clone(), jurisdiction.clone());
+    let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
     if inbound.path.starts_with("/admin/") {
         return Ok(admin(&gw, &host, &env, inbound).await);
     }
@@ -74,7 +74,7 @@ pub async fn handle(
     }
     if !after.is_empty() {
         let gw = gw.clone();
-        let host = WorkerHost::new(env.clone(), jurisdiction.clone());
+        let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
         let delay = fault_after_delay_ms(&gw, &env);
         js::wait_until(
             &ctx,
@@ -98,7 +98,7 @@ pub async fn handle(
         ReplyBody::Stream(relay) => {
             let stream = StreamRelay {
                 inner: Rc::new(RefCell::new(Some(relay))),
-                host: Rc::new(WorkerHost::new(env, jurisdiction)),
+                host: Rc::new(WorkerHost::new(env, ctx.clone(), jurisdiction)),
                 gw: gw.clone(),
             };
             js::stream_response(reply.status, &head, stream.into(), &ctx)
@@ -212,13 +212,24 @@ async fn dashboard(
 /// Fault injection for the end-to-end tests, honoured only by the loopback development region:
 /// `ASC_FAULT_AFTER_DELAY_MS` holds back the work after each response, so a test can kill the
 /// isolate between a response and its commit.
+/// Read once per isolate: a var crossing the JS boundary on every request was ~1% of the
+/// isolate's time in the bench, which runs in the loopback region.
 fn fault_after_delay_ms(gw: &asc_core::Gateway, env: &JsValue) -> u64 {
+    thread_local! {
+        static DELAY_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
     if gw.region().id != "local" {
         return 0;
     }
-    js::env_string(env, "ASC_FAULT_AFTER_DELAY_MS")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    DELAY_MS.with(|d| {
+        d.get().unwrap_or_else(|| {
+            let ms = js::env_string(env, "ASC_FAULT_AFTER_DELAY_MS")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            d.set(Some(ms));
+            ms
+        })
+    })
 }
 
 /// A streamed reply, pulled by the Response's ReadableStream (`streamResponse` in `js/host.js`):
