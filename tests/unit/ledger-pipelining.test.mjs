@@ -99,6 +99,38 @@ describe('ledger calls from one isolate', () => {
     assert.deepEqual(l.calls.map((c) => c.ops), [['a'], ['b', 'c'], ['d']]);
   });
 
+  it('the request that started a call answers when its own reply is in, not when the queue is empty', async () => {
+    const l = fakeLedgers();
+    const release = l.hold();
+    const first = ledgerCall(l.env, fakeCtx(), undefined, 'o', 'op0');
+    const second = ledgerCall(l.env, fakeCtx(), undefined, 'o', 'op1');
+    release();
+    const releaseSecond = l.hold();
+    // The second call (op1) is held; the first request has its reply all the same.
+    assert.equal(await first, 'reply:op0');
+    assert.deepEqual(l.calls.map((c) => c.ops), [['op0'], ['op1']]);
+    releaseSecond();
+    assert.equal(await second, 'reply:op1');
+  });
+
+  it('a carrier hands the queue over after a second; the first waiter carries on', async () => {
+    const l = fakeLedgers();
+    const release = l.hold();
+    const firstCtx = fakeCtx();
+    const first = ledgerCall(l.env, firstCtx, undefined, 'h', 'op0');
+    const waiterCtx = fakeCtx();
+    const waiter = ledgerCall(l.env, waiterCtx, undefined, 'h', 'op1');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    release();
+    assert.equal(await first, 'reply:op0');
+    assert.equal(await waiter, 'reply:op1');
+    // The waiter's own request made the second call (its waitUntil holds it).
+    assert.equal(waiterCtx.kept.length, 1);
+    assert.deepEqual(l.calls.map((c) => c.ops), [['op0'], ['op1']]);
+    // And the ledger's queue is idle again: the next call goes at once.
+    assert.equal(await ledgerCall(l.env, fakeCtx(), undefined, 'h', 'op2'), 'reply:op2');
+  });
+
   it('a call carries at most 64 operations; the rest go in the call after it', async () => {
     const l = fakeLedgers();
     const release = l.hold();

@@ -232,20 +232,24 @@ async function sendOps(env, jurisdiction, name, ops) {
 }
 
 // Admission pipelining. At most one ledgerCall per ledger is in flight from this isolate; the
-// operations that arrive meanwhile wait in that ledger's queue and all go in the next call
-// (with any commits queued for it, up to CARRY_MAX). The ledger applies them in order and stores
-// them in one write before it answers, so each request is still admitted durably, with its own
-// reply, before its upstream call; under load one Durable Object event admits many requests
-// instead of one each. A waiting request looks for its reply on its own timer: on workerd a
-// request that waits on another request's I/O is cancelled as hung (seen on this workerd), so a
-// request's code resumes from its own I/O only (as leases' waiters do, pipeline/lease.rs). The
-// carrying request keeps the call alive with `ctx.waitUntil`, so its client going away does not
-// strand the others.
-const inFlight = new Map(); // ledger name -> operations waiting for the next call
+// operations that arrive meanwhile wait in that ledger's queue and all go in the next call (with
+// any commits queued for it, up to CARRY_MAX). The ledger applies them in order and stores them
+// in one write before it answers, so each request is still admitted durably, with its own reply,
+// before its upstream call; under load one Durable Object event admits many requests instead of
+// one each.
+// - A waiting request looks for its reply on its own timer: on workerd a request that waits on
+//   another request's I/O is cancelled as hung (seen on this workerd), so a request's code
+//   resumes from its own I/O only (as leases' waiters do, pipeline/lease.rs).
+// - The request that starts a call (the carrier) keeps sending the queue's next calls, under its
+//   `ctx.waitUntil` (so its client going away strands no one), but answers its own request as
+//   soon as its own reply is in. After CARRY_FOR_MS it hands the queue to the request waiting
+//   first, which carries on from its own context: waitUntil work is bounded, a queue is not.
+const ledgerQueues = new Map(); // ledger name -> { waiting: [entry], carried: boolean }
 const CARRY_MAX = 64;
+const CARRY_FOR_MS = 1_000;
 const POLL_MS = 1;
-// A waiter gives up (its request fails closed) if the call that took its operation has not
-// answered by then: workerd ends a request's waitUntil work 30 s after the response.
+// A waiter gives up (its request fails closed) if no call has answered for its operation by
+// then: a carrier's waitUntil work can be cut short 30 s after its response.
 const WAIT_LIMIT_MS = 30_000;
 
 /**
@@ -254,46 +258,59 @@ const WAIT_LIMIT_MS = 30_000;
  * in flight.
  */
 export async function ledgerCall(env, ctx, jurisdiction, name, op) {
-  const entry = { op, reply: undefined, error: undefined, done: false };
-  const waiting = inFlight.get(name);
-  if (waiting !== undefined) {
-    waiting.push(entry);
-    const giveUpAt = Date.now() + WAIT_LIMIT_MS;
-    while (!entry.done) {
-      if (Date.now() > giveUpAt) throw new Error(`the call carrying this operation to ledger ${name} never answered`);
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  const entry = { op, reply: undefined, error: undefined, done: false, lead: false, wake: undefined };
+  let queue = ledgerQueues.get(name);
+  if (queue === undefined) {
+    queue = { waiting: [], carried: false };
+    ledgerQueues.set(name, queue);
+  }
+  queue.waiting.push(entry);
+  if (!queue.carried) {
+    queue.carried = true;
+    entry.lead = true;
+  }
+  const giveUpAt = Date.now() + WAIT_LIMIT_MS;
+  while (!entry.done) {
+    if (entry.lead) {
+      entry.lead = false;
+      const own = new Promise((resolve) => { entry.wake = resolve; });
+      ctx.waitUntil(carry(env, jurisdiction, name, queue));
+      await own;
+      break;
     }
-  } else {
-    const queue = [entry];
-    inFlight.set(name, queue);
-    const carrying = carry(env, jurisdiction, name, queue);
-    ctx.waitUntil(carrying);
-    await carrying;
+    if (Date.now() > giveUpAt) throw new Error(`no call to ledger ${name} answered this operation`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   if (entry.error !== undefined) throw entry.error;
   return entry.reply;
 }
 
-/** Sends `queue` to ledger `name` in calls of up to CARRY_MAX until it is empty. */
+/** Sends the queue of ledger `name` in calls of up to CARRY_MAX, for up to CARRY_FOR_MS. */
 async function carry(env, jurisdiction, name, queue) {
-  try {
-    while (queue.length > 0) {
-      const ops = takeQueued(name);
-      const room = Math.max(1, CARRY_MAX - ops.length);
-      const batch = queue.splice(0, room);
-      const first = ops.length;
-      for (const entry of batch) ops.push(entry.op);
-      try {
-        const replies = await sendOps(env, jurisdiction, name, ops);
-        batch.forEach((entry, i) => { entry.reply = replies[first + i]; });
-      } catch (e) {
-        for (const entry of batch) entry.error = e;
-      }
-      for (const entry of batch) entry.done = true;
+  const until = Date.now() + CARRY_FOR_MS;
+  while (queue.waiting.length > 0) {
+    if (Date.now() > until) {
+      // Hand over: the first waiter carries on from its own request.
+      queue.waiting[0].lead = true;
+      return;
     }
-  } finally {
-    inFlight.delete(name);
+    const ops = takeQueued(name);
+    const batch = queue.waiting.splice(0, Math.max(1, CARRY_MAX - ops.length));
+    const first = ops.length;
+    for (const entry of batch) ops.push(entry.op);
+    try {
+      const replies = await sendOps(env, jurisdiction, name, ops);
+      batch.forEach((entry, i) => { entry.reply = replies[first + i]; });
+    } catch (e) {
+      for (const entry of batch) entry.error = e;
+    }
+    for (const entry of batch) {
+      entry.done = true;
+      entry.wake?.();
+    }
   }
+  queue.carried = false;
+  ledgerQueues.delete(name);
 }
 
 /** Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed. */
