@@ -1,7 +1,8 @@
 // host.js's ledger calls against a fake Durable Object namespace: while one call to a ledger is in
 // flight, the operations of other requests wait and go together in the next call, each with its
 // own reply; commits queued for the ledger ride along; a failed call fails exactly the
-// operations it carried; the carrying call is handed to the request's waitUntil.
+// operations it carried; the carrying call is handed to the request's waitUntil; a carrier lets
+// go after a second, and a stalled one is taken over.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ledgerCall, ledgerCommit } from '../../edge/cloudflare/js/host.js';
@@ -37,6 +38,8 @@ function fakeLedgers() {
       return () => { gate = Promise.resolve(); open(); };
     },
     failNextCall() { failNext = true; },
+    /** Later calls go through; a call already held stays held. */
+    passLater() { gate = Promise.resolve(); },
   };
 }
 
@@ -129,6 +132,21 @@ describe('ledger calls from one isolate', () => {
     assert.deepEqual(l.calls.map((c) => c.ops), [['op0'], ['op1']]);
     // And the ledger's queue is idle again: the next call goes at once.
     assert.equal(await ledgerCall(l.env, fakeCtx(), undefined, 'h', 'op2'), 'reply:op2');
+  });
+
+  it('a carrier that makes no progress for 5 s is taken over by a waiter', async () => {
+    const l = fakeLedgers();
+    const release = l.hold();
+    const stuck = ledgerCall(l.env, fakeCtx(), undefined, 's', 'op0');
+    const waiterCtx = fakeCtx();
+    const waiter = ledgerCall(l.env, waiterCtx, undefined, 's', 'op1');
+    l.passLater();
+    // The first call never answers; after the stall limit the waiter sends its own.
+    assert.equal(await waiter, 'reply:op1');
+    assert.equal(waiterCtx.kept.length, 1);
+    assert.deepEqual(l.calls.map((c) => c.ops), [['op0'], ['op1']]);
+    release();
+    assert.equal(await stuck, 'reply:op0');
   });
 
   it('a call carries at most 64 operations; the rest go in the call after it', async () => {

@@ -242,14 +242,18 @@ async function sendOps(env, jurisdiction, name, ops) {
 //   resumes from its own I/O only (as leases' waiters do, pipeline/lease.rs).
 // - The request that starts a call (the carrier) keeps sending the queue's next calls, under its
 //   `ctx.waitUntil` (so its client going away strands no one), but answers its own request as
-//   soon as its own reply is in. After CARRY_FOR_MS it hands the queue to the request waiting
-//   first, which carries on from its own context: waitUntil work is bounded, a queue is not.
-const ledgerQueues = new Map(); // ledger name -> { waiting: [entry], carried: boolean }
+//   soon as its own reply is in. After CARRY_FOR_MS it lets go, and the next waiter to look
+//   takes the queue over from its own context: waitUntil work stays bounded under steady load,
+//   and a waiter whose request was cancelled (it no longer looks) cannot hold the queue up.
+// - A queue whose carrier made no progress for STALL_MS is taken over by a waiter the same way
+//   (a carrier cut short): at worst two calls are in flight, with distinct operations.
+const ledgerQueues = new Map(); // ledger name -> { waiting: [entry], carried, progressAt }
 const CARRY_MAX = 64;
 const CARRY_FOR_MS = 1_000;
+const STALL_MS = 5_000;
 const POLL_MS = 1;
 // A waiter gives up (its request fails closed) if no call has answered for its operation by
-// then: a carrier's waitUntil work can be cut short 30 s after its response.
+// then; an operation not yet sent is withdrawn.
 const WAIT_LIMIT_MS = 30_000;
 
 /**
@@ -258,59 +262,67 @@ const WAIT_LIMIT_MS = 30_000;
  * in flight.
  */
 export async function ledgerCall(env, ctx, jurisdiction, name, op) {
-  const entry = { op, reply: undefined, error: undefined, done: false, lead: false, wake: undefined };
+  const entry = { op, reply: undefined, error: undefined, done: false };
   let queue = ledgerQueues.get(name);
   if (queue === undefined) {
-    queue = { waiting: [], carried: false };
+    queue = { waiting: [], carried: false, progressAt: 0 };
     ledgerQueues.set(name, queue);
   }
   queue.waiting.push(entry);
-  if (!queue.carried) {
-    queue.carried = true;
-    entry.lead = true;
-  }
   const giveUpAt = Date.now() + WAIT_LIMIT_MS;
   while (!entry.done) {
-    if (entry.lead) {
-      entry.lead = false;
-      const own = new Promise((resolve) => { entry.wake = resolve; });
-      ctx.waitUntil(carry(env, jurisdiction, name, queue));
-      await own;
-      break;
+    if (!queue.carried || Date.now() - queue.progressAt > STALL_MS) {
+      queue.carried = true;
+      queue.progressAt = Date.now();
+      let wake;
+      const own = new Promise((resolve) => { wake = resolve; });
+      const carrying = carry(env, jurisdiction, name, queue, entry, wake);
+      ctx.waitUntil(carrying);
+      // Both settle from this request's own I/O; if another carrier took this entry, this
+      // carry ends without it and the loop looks again.
+      await Promise.race([own, carrying]);
+      continue;
     }
-    if (Date.now() > giveUpAt) throw new Error(`no call to ledger ${name} answered this operation`);
+    if (Date.now() > giveUpAt) {
+      const unsent = queue.waiting.indexOf(entry);
+      if (unsent >= 0) queue.waiting.splice(unsent, 1);
+      throw new Error(`no call to ledger ${name} answered this operation`);
+    }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   if (entry.error !== undefined) throw entry.error;
   return entry.reply;
 }
 
-/** Sends the queue of ledger `name` in calls of up to CARRY_MAX, for up to CARRY_FOR_MS. */
-async function carry(env, jurisdiction, name, queue) {
+/**
+ * Sends the queue of ledger `name` in calls of up to CARRY_MAX, for up to CARRY_FOR_MS; wakes
+ * `leader` (the carrying request's own operation) as soon as it is answered.
+ */
+async function carry(env, jurisdiction, name, queue, leader, wakeLeader) {
   const until = Date.now() + CARRY_FOR_MS;
-  while (queue.waiting.length > 0) {
-    if (Date.now() > until) {
-      // Hand over: the first waiter carries on from its own request.
-      queue.waiting[0].lead = true;
-      return;
+  try {
+    while (queue.waiting.length > 0 && Date.now() <= until) {
+      const ops = takeQueued(name);
+      const batch = queue.waiting.splice(0, Math.max(1, CARRY_MAX - ops.length));
+      const first = ops.length;
+      for (const entry of batch) ops.push(entry.op);
+      queue.progressAt = Date.now();
+      try {
+        const replies = await sendOps(env, jurisdiction, name, ops);
+        batch.forEach((entry, i) => { entry.reply = replies[first + i]; });
+      } catch (e) {
+        for (const entry of batch) entry.error = e;
+      }
+      queue.progressAt = Date.now();
+      for (const entry of batch) {
+        entry.done = true;
+        if (entry === leader) wakeLeader();
+      }
     }
-    const ops = takeQueued(name);
-    const batch = queue.waiting.splice(0, Math.max(1, CARRY_MAX - ops.length));
-    const first = ops.length;
-    for (const entry of batch) ops.push(entry.op);
-    try {
-      const replies = await sendOps(env, jurisdiction, name, ops);
-      batch.forEach((entry, i) => { entry.reply = replies[first + i]; });
-    } catch (e) {
-      for (const entry of batch) entry.error = e;
-    }
-    for (const entry of batch) {
-      entry.done = true;
-      entry.wake?.();
-    }
+  } finally {
+    queue.carried = false;
+    if (queue.waiting.length === 0 && ledgerQueues.get(name) === queue) ledgerQueues.delete(name);
   }
-  queue.carried = false;
-  ledgerQueues.delete(name);
 }
 
 /** Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed. */
