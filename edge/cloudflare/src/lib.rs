@@ -211,9 +211,8 @@ async fn dashboard(
 
 /// Fault injection for the end-to-end tests, honoured only by the loopback development region:
 /// `ASC_FAULT_AFTER_DELAY_MS` holds back the work after each response, so a test can kill the
-/// isolate between a response and its commit.
-/// Read once per isolate: a var crossing the JS boundary on every request was ~1% of the
-/// isolate's time in the bench, which runs in the loopback region.
+/// isolate between a response and its commit. Read once per isolate: the var crossing the JS
+/// boundary on every request was ~1.5% of the isolate's time in the bench (loopback region).
 fn fault_after_delay_ms(gw: &asc_core::Gateway, env: &JsValue) -> u64 {
     thread_local! {
         static DELAY_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
