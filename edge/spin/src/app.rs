@@ -3,6 +3,7 @@
 //! `Platform`, so the native tests run exactly this.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use asc_core::admin::AdminPlane;
@@ -12,6 +13,7 @@ use asc_core::host::{ByteSource, HostError};
 use asc_core::ledger::LedgerId;
 use asc_core::pipeline::http::Inbound;
 use asc_core::pipeline::AfterResponse;
+use asc_core::secret::Secret;
 use asc_core::{ErrorKind, Gateway, GatewayError};
 use subtle::ConstantTimeEq;
 
@@ -86,23 +88,54 @@ pub struct Prepared<P> {
     pub deployment: Deployment,
     pub gateway: Rc<Gateway>,
     pub host: SpinHost<P>,
+    /// `settings::FAULT_AFTER_DELAY` (loopback region only), else 0.
+    pub after_delay_ms: u64,
 }
 
-/// The deployment, gateway and host for one request; an error means it is misconfigured.
+/// The deployment's settings as read from its variables: what the component keeps per instance
+/// instead of reading ~15 variables on every request.
+#[derive(Clone)]
+pub struct Settings {
+    pub deployment: Deployment,
+    pub secrets: HashMap<String, Secret>,
+    pub after_delay_ms: u64,
+}
+
+/// Reads the deployment's settings; an error means it is misconfigured.
+pub async fn read_settings<P: Platform>(p: &P) -> Result<Settings, String> {
+    let deployment = settings::deployment(p).await?;
+    let secrets = settings::secrets(p).await.map_err(|e| e.to_string())?;
+    let after_delay_ms = fault_after_delay_ms(&deployment, p).await;
+    Ok(Settings {
+        deployment,
+        secrets,
+        after_delay_ms,
+    })
+}
+
+/// The deployment, gateway and host for one request, everything read afresh (a new
+/// connection, the settings); an error means it is misconfigured.
 pub async fn prepare<P: Platform>(platform: P) -> Result<Prepared<P>, String> {
-    let deployment = settings::deployment(&platform).await?;
-    let gateway = gateway(&deployment);
     configure_connection(&platform).await;
+    let settings = read_settings(&platform).await?;
+    prepare_with(platform, settings).await
+}
+
+/// The gateway and host for one request on a connection already set up, with `settings` read
+/// before (the component's per-instance copy).
+pub async fn prepare_with<P: Platform>(
+    platform: P,
+    settings: Settings,
+) -> Result<Prepared<P>, String> {
+    let gateway = gateway(&settings.deployment);
     ensure_schema(&platform)
         .await
         .map_err(|e| format!("sqlite: {e}"))?;
-    let secrets = settings::secrets(&platform)
-        .await
-        .map_err(|e| e.to_string())?;
     Ok(Prepared {
-        deployment,
+        deployment: settings.deployment,
         gateway,
-        host: SpinHost::new(platform, secrets),
+        host: SpinHost::new(platform, settings.secrets),
+        after_delay_ms: settings.after_delay_ms,
     })
 }
 
@@ -171,44 +204,55 @@ pub async fn after_response<P: Platform>(
     prepared: &Prepared<P>,
     after: AfterResponse,
 ) -> Vec<String> {
-    let Prepared {
-        deployment,
-        gateway,
-        host,
-    } = prepared;
-    let delay = fault_after_delay_ms(deployment, host).await;
-    if delay > 0 {
-        host.platform().sleep(delay).await;
-    }
-    let mut failures: Vec<String> = after
-        .run(gateway, host)
-        .await
-        .into_iter()
-        .map(|e| e.to_string())
-        .collect();
-    failures.extend(forward_touched(deployment, host).await);
-    match flush_if_due(deployment, host).await {
-        Ok(_) => {}
-        Err(why) => failures.push(format!("audit flush: {why}")),
+    let (deployment, host) = (&prepared.deployment, &prepared.host);
+    let mut failures = run_deferred(prepared, after).await;
+    failures.extend(forward_ledgers(deployment, host, host.take_touched()).await);
+    if let Err(why) = flush_if_due(deployment, host).await {
+        failures.push(format!("audit flush: {why}"));
     }
     failures
 }
 
+/// The request's deferred work (its commit, circuit reports), after the loopback region's
+/// fault delay.
+pub async fn run_deferred<P: Platform>(
+    prepared: &Prepared<P>,
+    after: AfterResponse,
+) -> Vec<String> {
+    if prepared.after_delay_ms > 0 {
+        prepared
+            .host
+            .platform()
+            .sleep(prepared.after_delay_ms)
+            .await;
+    }
+    after
+        .run(&prepared.gateway, &prepared.host)
+        .await
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
 /// `settings::FAULT_AFTER_DELAY`, in the loopback region only; 0 when unset or unreadable.
-async fn fault_after_delay_ms<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> u64 {
+async fn fault_after_delay_ms<P: Platform>(d: &Deployment, p: &P) -> u64 {
     if d.region.id != "local" {
         return 0;
     }
-    match settings::optional(host.platform(), settings::FAULT_AFTER_DELAY).await {
+    match settings::optional(p, settings::FAULT_AFTER_DELAY).await {
         Ok(Some(v)) => v.trim().parse().unwrap_or(0),
         _ => 0,
     }
 }
 
-/// Forwards the outboxes of the ledgers written since the last call.
-pub async fn forward_touched<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Vec<String> {
+/// Forwards the outboxes of `ledgers` (ledgers written by requests) into their audit streams.
+pub async fn forward_ledgers<P: Platform>(
+    d: &Deployment,
+    host: &SpinHost<P>,
+    ledgers: impl IntoIterator<Item = LedgerId>,
+) -> Vec<String> {
     let mut failures = Vec::new();
-    for ledger in host.take_touched() {
+    for ledger in ledgers {
         if let Err(why) = forward(d, host, &ledger).await {
             failures.push(format!("forwarding ledger {ledger}: {why}"));
         }

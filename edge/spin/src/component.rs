@@ -1,9 +1,12 @@
 //! The Spin component: `Platform` with spin-sdk (key-value, SQLite, variables, outbound HTTP,
 //! WASI clocks and randomness) and the HTTP handler. Request in, core's reply out.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::pin::Pin;
 
 use asc_core::host::{ByteSource, HostError, UpstreamResponse};
+use asc_core::ledger::LedgerId;
 use asc_core::pipeline::http::{Inbound, ReplyBody};
 use asc_core::pipeline::{AfterResponse, Handled};
 use bytes::Bytes;
@@ -50,12 +53,64 @@ impl ByteSource for SpinBody {
     }
 }
 
-pub struct Spin {
+/// The stores one request uses. A request takes an idle pair of this instance (Spin reuses an
+/// instance for many requests, several at a time) and gives it back when its work after the
+/// response is done: opening the database and setting the connection up on every request cost
+/// more than the gateway's own work (`scripts/bench`, the Spin rows).
+struct Stores {
     kv: key_value::Store,
     db: sqlite::Connection,
 }
 
+/// At most this many idle connections are kept per instance (Spin's default is 16 requests in
+/// flight per instance).
+const IDLE_MAX: usize = 16;
+
+thread_local! {
+    static IDLE: RefCell<Vec<Stores>> = const { RefCell::new(Vec::new()) };
+    /// The deployment's settings, read once per instance and again after `SETTINGS_FOR_MS`.
+    static SETTINGS: RefCell<Option<(u64, app::Settings)>> = const { RefCell::new(None) };
+    /// When this instance last forwarded its ledgers and last looked for a due audit flush.
+    static LAST_FORWARD_MS: Cell<u64> = const { Cell::new(0) };
+    static LAST_DUE_CHECK_MS: Cell<u64> = const { Cell::new(0) };
+    /// Ledgers written by this instance's requests and not yet forwarded.
+    static UNFORWARDED: RefCell<BTreeSet<LedgerId>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// Settings (variables) are re-read this often by a long-lived instance, as key records are.
+const SETTINGS_FOR_MS: u64 = 10_000;
+/// An instance looks for a due audit flush at most this often (eight queries, one per stream
+/// and question); the flush endpoint's scheduler ships regardless.
+const DUE_CHECK_MS: u64 = 1_000;
+
+pub struct Spin {
+    stores: Option<Stores>,
+    /// A transaction is open on the connection (between `BEGIN` and its `COMMIT`/`ROLLBACK`):
+    /// such a connection is closed, not reused, if its request ends there (cancelled).
+    in_transaction: Cell<bool>,
+}
+
+impl Drop for Spin {
+    fn drop(&mut self) {
+        if let Some(stores) = self.stores.take() {
+            if !self.in_transaction.get() {
+                IDLE.with(|idle| {
+                    let mut idle = idle.borrow_mut();
+                    if idle.len() < IDLE_MAX {
+                        idle.push(stores);
+                    }
+                });
+            }
+        }
+    }
+}
+
 impl Spin {
+    fn stores(&self) -> &Stores {
+        // Taken only in `drop`.
+        self.stores.as_ref().expect("stores present until drop")
+    }
+
     async fn sql_once(
         &self,
         statement: &str,
@@ -66,15 +121,22 @@ impl Spin {
             SqlValue::Integer(i) => sqlite::Value::Integer(*i),
             SqlValue::Text(s) => sqlite::Value::Text(s.clone()),
         });
-        let result = self
-            .db
-            .execute(statement, params)
-            .await
-            .map_err(|e| store_error(STATE_DB, e))?;
+        let begins = statement.starts_with("BEGIN");
+        if begins {
+            self.in_transaction.set(true);
+        }
+        let result = self.stores().db.execute(statement, params).await;
+        if begins && result.is_err() {
+            self.in_transaction.set(false);
+        }
+        let result = result.map_err(|e| store_error(STATE_DB, e))?;
         let rows = result
             .collect()
             .await
             .map_err(|e| store_error(STATE_DB, e))?;
+        if statement == "COMMIT" || statement == "ROLLBACK" {
+            self.in_transaction.set(false);
+        }
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -126,14 +188,16 @@ impl Platform for Spin {
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.kv
+        self.stores()
+            .kv
             .get(key)
             .await
             .map_err(|e| store_error(CONFIG_STORE, e))
     }
 
     async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
-        self.kv
+        self.stores()
+            .kv
             .set(key, value)
             .await
             .map_err(|e| store_error(CONFIG_STORE, e))
@@ -225,18 +289,28 @@ fn inbound(req: Request) -> Inbound<SpinBody> {
     }
 }
 
+/// The response head. A complete body (`length`) is declared with `content-length`: a body of
+/// unknown length goes out chunked, and its last chunk (`0\r\n\r\n`) is a write of its own, which
+/// the runtime's socket (Nagle's algorithm on, as `spin up` leaves it) holds back until the
+/// client acknowledges the first, up to the client's delayed-ACK timer: 40 ms per reply on
+/// Linux, measured with `scripts/bench`.
 fn respond<B>(
     status: u16,
     headers: &[(String, String)],
     body: B,
-    full: bool,
+    length: Option<usize>,
 ) -> anyhow::Result<http::Response<B>> {
     let mut builder = http::Response::builder().status(status);
     for (n, v) in headers {
         builder = builder.header(n.as_str(), v.as_str());
     }
-    if full && !headers.iter().any(|(n, _)| n == "content-type") {
-        builder = builder.header("content-type", "application/json");
+    if let Some(length) = length {
+        if !headers.iter().any(|(n, _)| n == "content-type") {
+            builder = builder.header("content-type", "application/json");
+        }
+        if !headers.iter().any(|(n, _)| n == "content-length") {
+            builder = builder.header("content-length", length);
+        }
     }
     Ok(builder.body(body)?)
 }
@@ -248,34 +322,44 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         Ok(p) => p,
         Err(why) => return misconfigured(why, tx, body).await,
     };
-    let prepared = match app::prepare(platform).await {
+    let settings = match settings(&platform).await {
+        Ok(settings) => settings,
+        Err(why) => return misconfigured(why, tx, body).await,
+    };
+    let prepared = match app::prepare_with(platform, settings).await {
         Ok(ready) => ready,
         Err(why) => return misconfigured(why, tx, body).await,
     };
     let inbound = inbound(req);
     if app::is_flush(&inbound) {
         let (status, bytes) = app::flush_endpoint(&prepared, &inbound).await;
+        let length = bytes.len();
         tx.send(Bytes::from(bytes)).await?;
-        return respond(status, &[], body, true);
+        return respond(status, &[], body, Some(length));
     }
     if app::is_admin(&inbound) {
         let (status, headers, bytes) = app::admin(&prepared, inbound).await;
+        let length = bytes.len();
         tx.send(Bytes::from(bytes)).await?;
         drop(tx);
-        // The admin record went to the tenant's ledger: forward it (and flush if due).
+        // The admin record went to the tenant's ledger: forward it now (and flush if due);
+        // admin requests are rare, so they skip the instance's pacing.
         spin_sdk::wasip3::spawn(async move {
             for why in app::after_response(&prepared, AfterResponse::default()).await {
                 eprintln!("asc: after the response: {why}");
             }
         });
-        return respond(status, &headers, body, true);
+        return respond(status, &headers, body, Some(length));
     }
     let Handled { reply, after } = prepared.gateway.handle(&prepared.host, inbound).await;
     if let Some(line) = reply.failure_log_line() {
         eprintln!("{line}");
     }
     let (status, headers) = (reply.status, reply.headers);
-    let full = matches!(reply.body, ReplyBody::Full(_));
+    let length = match &reply.body {
+        ReplyBody::Full(bytes) => Some(bytes.len()),
+        ReplyBody::Stream(_) => None,
+    };
     // The body, then the work after the response (the commit, forwarding the ledger's records,
     // a due audit flush), is done by a task that outlives this call.
     spin_sdk::wasip3::spawn(async move {
@@ -293,28 +377,82 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 if let Err(e) = relay.finish(&prepared.gateway, &prepared.host).await {
                     eprintln!("asc: ending a stream failed: {e}");
                 }
-                for why in app::after_response(&prepared, after).await {
+                for why in after_response(&prepared, after).await {
                     eprintln!("asc: after the response: {why}");
                 }
                 return;
             }
         }
         drop(tx);
-        for why in app::after_response(&prepared, after).await {
+        for why in after_response(&prepared, after).await {
             eprintln!("asc: after the response: {why}");
         }
     });
-    respond(status, &headers, body, full)
+    respond(status, &headers, body, length)
 }
 
+/// This instance's stores for one request: an idle pair, else newly opened and set up.
 async fn open() -> Result<Spin, String> {
+    if let Some(stores) = IDLE.with(|idle| idle.borrow_mut().pop()) {
+        return Ok(Spin {
+            stores: Some(stores),
+            in_transaction: Cell::new(false),
+        });
+    }
     let kv = key_value::Store::open(CONFIG_STORE)
         .await
         .map_err(|e| format!("key-value store {CONFIG_STORE}: {e:?}"))?;
     let db = sqlite::Connection::open(STATE_DB)
         .await
         .map_err(|e| format!("sqlite database {STATE_DB}: {e:?}"))?;
-    Ok(Spin { kv, db })
+    let spin = Spin {
+        stores: Some(Stores { kv, db }),
+        in_transaction: Cell::new(false),
+    };
+    app::configure_connection(&spin).await;
+    Ok(spin)
+}
+
+/// The deployment's settings: this instance's copy, read again after `SETTINGS_FOR_MS`. A
+/// misconfiguration is not kept (the next request reads again).
+async fn settings(spin: &Spin) -> Result<app::Settings, String> {
+    let now = spin.now_ms();
+    let kept = SETTINGS.with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|(read_at, _)| now.saturating_sub(*read_at) < SETTINGS_FOR_MS)
+            .map(|(_, settings)| settings.clone())
+    });
+    if let Some(settings) = kept {
+        return Ok(settings);
+    }
+    let settings = app::read_settings(spin).await?;
+    SETTINGS.with(|s| *s.borrow_mut() = Some((now, settings.clone())));
+    Ok(settings)
+}
+
+/// The work after a response, with this instance's pacing: the request's own work (its commit)
+/// always; forwarding the ledgers written since, at most every `audit_forward_ms` (their records
+/// wait durably in the ledger; the flush endpoint's sweep forwards every ledger regardless); a
+/// look for a due flush at most every `DUE_CHECK_MS`.
+async fn after_response(prepared: &app::Prepared<Spin>, after: AfterResponse) -> Vec<String> {
+    let (deployment, host) = (&prepared.deployment, &prepared.host);
+    let mut failures = app::run_deferred(prepared, after).await;
+    let touched = host.take_touched();
+    UNFORWARDED.with(|u| u.borrow_mut().extend(touched));
+    let now = host.platform().now_ms();
+    if now.saturating_sub(LAST_FORWARD_MS.with(Cell::get)) >= deployment.forward_delay_ms {
+        LAST_FORWARD_MS.with(|t| t.set(now));
+        let ledgers = UNFORWARDED.with(|u| std::mem::take(&mut *u.borrow_mut()));
+        failures.extend(app::forward_ledgers(deployment, host, ledgers).await);
+    }
+    if now.saturating_sub(LAST_DUE_CHECK_MS.with(Cell::get)) >= DUE_CHECK_MS {
+        LAST_DUE_CHECK_MS.with(|t| t.set(now));
+        if let Err(why) = app::flush_if_due(deployment, host).await {
+            failures.push(format!("audit flush: {why}"));
+        }
+    }
+    failures
 }
 
 async fn misconfigured<B>(
@@ -325,6 +463,7 @@ async fn misconfigured<B>(
     // Fail closed: without a valid region and stores nothing is served.
     eprintln!("asc: deployment misconfigured: {why}");
     let (status, bytes) = app::misconfigured();
+    let length = bytes.len();
     tx.send(Bytes::from(bytes)).await?;
-    respond(status, &[], body, true)
+    respond(status, &[], body, Some(length))
 }
