@@ -8,9 +8,13 @@
 //! interface runs one statement per call) and keeps the arithmetic in the core, identical to the
 //! Worker's Durable Object.
 
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use asc_core::host::HostError;
 use asc_core::ledger::insights::{hour_bucket_floor, merge_groups, Rollup};
-use asc_core::ledger::stored::{LedgerStore, StoredLedger};
+use asc_core::ledger::stored::{LedgerStore, Loaded, StoredLedger};
 use asc_core::ledger::LedgerId;
 
 use crate::platform::{Platform, SqlValue};
@@ -36,7 +40,45 @@ const ROLLUP_KEEP_MS: u64 = 400 * asc_core::ledger::insights::DAY_MS;
 
 pub struct SqlLedgers<'p, P>(pub &'p P);
 
+/// At most this many states are kept per instance (then all are dropped and re-read).
+const KEPT_MAX: usize = 256;
+
+/// A kept state: its version and the state (a ledger, a circuit board, an admin store).
+type Kept = (u64, Box<dyn Any>);
+
+thread_local! {
+    /// The states this instance last stored or read, by row id, with their versions (see
+    /// `LedgerStore::cached`): while no other instance wrote the row since, an operation skips
+    /// reading and parsing a row that holds the ledger's open requests and unforwarded records.
+    static KEPT: RefCell<HashMap<String, Kept>> = RefCell::new(HashMap::new());
+}
+
 impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
+    fn cached<T: Clone + 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
+        KEPT.with(|kept| {
+            let kept = kept.borrow();
+            let (version, state) = kept.get(id.as_str())?;
+            Some((*version, state.downcast_ref::<T>()?.clone()))
+        })
+    }
+
+    fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
+        KEPT.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            match stored {
+                Some((version, state)) => {
+                    if kept.len() >= KEPT_MAX && !kept.contains_key(id.as_str()) {
+                        kept.clear();
+                    }
+                    kept.insert(id.as_str().to_string(), (version, Box::new(state)));
+                }
+                None => {
+                    kept.remove(id.as_str());
+                }
+            }
+        });
+    }
+
     async fn load(&self, id: &LedgerId) -> Result<Option<StoredLedger>, HostError> {
         let rows = self
             .0
@@ -56,6 +98,31 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
                 version,
                 json: json.to_string(),
             })),
+            _ => Err(HostError::Store(format!(
+                "ledger {}: malformed row",
+                id.as_str()
+            ))),
+        }
+    }
+
+    async fn load_unless(&self, id: &LedgerId, version: u64) -> Result<Loaded, HostError> {
+        let rows = self
+            .0
+            .sql(
+                "SELECT version, CASE WHEN version = ?2 THEN NULL ELSE state END
+                 FROM asc_ledger WHERE id = ?1",
+                &[id.as_str().into(), version.into()],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(Loaded::Row(None));
+        };
+        match (row.first().and_then(SqlValue::as_u64), row.get(1)) {
+            (Some(v), Some(SqlValue::Null)) if v == version => Ok(Loaded::Unchanged),
+            (Some(version), Some(SqlValue::Text(json))) => Ok(Loaded::Row(Some(StoredLedger {
+                version,
+                json: json.clone(),
+            }))),
             _ => Err(HostError::Store(format!(
                 "ledger {}: malformed row",
                 id.as_str()

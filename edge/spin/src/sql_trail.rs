@@ -201,6 +201,42 @@ impl<P: Platform> TrailStore for SqlTrail<'_, P> {
         Ok(out)
     }
 
+    /// One statement, so one state: an append between two reads could leave entries past the
+    /// head just read.
+    async fn snapshot(
+        &self,
+        stream: &str,
+    ) -> Result<Option<(StoredHead, Vec<Buffered>)>, HostError> {
+        let rows = self
+            .0
+            .sql(
+                "SELECT h.version, h.head, b.entries FROM asc_audit_head h
+                 LEFT JOIN asc_audit_batch b ON b.stream = h.stream
+                    AND b.last_seq > json_extract(h.head, '$.shipped_sequence')
+                 WHERE h.stream = ?1 ORDER BY b.first_seq",
+                &[stream.into()],
+            )
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let stored = StoredHead {
+            version: number(first.first())?,
+            head: parse(first.get(1))?,
+        };
+        let after = stored.head.shipped_sequence;
+        let mut entries = Vec::new();
+        for row in &rows {
+            // A head without batches joins one row whose batch column is NULL.
+            if matches!(row.get(2), None | Some(SqlValue::Null)) {
+                continue;
+            }
+            let batch: Vec<Buffered> = parse(row.get(2))?;
+            entries.extend(batch.into_iter().filter(|b| b.entry.sequence > after));
+        }
+        Ok(Some((stored, entries)))
+    }
+
     /// Batches whose every entry has shipped; a batch shipped in part stays (restores skip what
     /// is at or below the head's shipped sequence).
     async fn drop_entries(&self, stream: &str, through: u64) -> Result<(), HostError> {

@@ -64,6 +64,20 @@ pub trait TrailStore {
     async fn entries(&self, stream: &str, after: u64) -> Result<Vec<Buffered>, HostError>;
     /// Deletes the entries of `stream` up to and including `through`.
     async fn drop_entries(&self, stream: &str, through: u64) -> Result<(), HostError>;
+    /// The head and the entries after its shipped sequence, read as one state. By default two
+    /// reads, right for a store with one writer (a Durable Object); a store that other writers
+    /// append to between two statements reads both in one (else a restore can see entries the
+    /// head it read does not have yet, and fail as inconsistent).
+    async fn snapshot(
+        &self,
+        stream: &str,
+    ) -> Result<Option<(StoredHead, Vec<Buffered>)>, HostError> {
+        let Some(stored) = self.head(stream).await? else {
+            return Ok(None);
+        };
+        let entries = self.entries(stream, stored.head.shipped_sequence).await?;
+        Ok(Some((stored, entries)))
+    }
     /// How many entries follow `after`, and when the oldest of them was appended.
     async fn backlog(&self, stream: &str, after: u64) -> Result<(u64, Option<u64>), HostError>;
 }
@@ -162,17 +176,30 @@ pub async fn append_batch<S: TrailStore>(
     batch: &ForwardBatch,
     now_ms: u64,
 ) -> Result<ForwardAck, DriveError> {
+    append_batch_counting(store, batch, now_ms)
+        .await
+        .map(|(ack, _)| ack)
+}
+
+/// [`append_batch`], also saying how many of the batch's records this call chained (its last
+/// ones; the others the stream had already): what a host that derives counts from forwarded
+/// records (Spin's rollups) adds, so a resent batch is not counted twice.
+pub async fn append_batch_counting<S: TrailStore>(
+    store: &S,
+    batch: &ForwardBatch,
+    now_ms: u64,
+) -> Result<(ForwardAck, usize), DriveError> {
     let stream = batch.stream.as_str();
     if batch.records.is_empty() {
         let through = store.watermark(stream, &batch.source).await?;
-        return Ok(ForwardAck { through });
+        return Ok((ForwardAck { through }, 0));
     }
     let last = batch.last_seq();
     for _ in 0..MAX_ATTEMPTS {
         let stored = load_head(store, stream, now_ms).await?;
         let chained = store.watermark(stream, &batch.source).await?;
         if chained >= last {
-            return Ok(ForwardAck { through: chained });
+            return Ok((ForwardAck { through: chained }, 0));
         }
         let skip = usize::try_from(chained.saturating_sub(batch.first_seq - 1))
             .map_err(|_| DriveError::Trail(TrailError::Corrupt("watermark overflow".into())))?;
@@ -191,7 +218,7 @@ pub async fn append_batch<S: TrailStore>(
             .append(stored.version, &head, &entries, &watermark)
             .await?
         {
-            return Ok(ForwardAck { through: last });
+            return Ok((ForwardAck { through: last }, entries.len()));
         }
     }
     Err(DriveError::Contended)
@@ -261,12 +288,10 @@ async fn restore<S: TrailStore>(
     store: &S,
     stream: &str,
 ) -> Result<Option<(u64, Sequencer)>, DriveError> {
-    let Some(stored) = store.head(stream).await? else {
+    // Entries up to `shipped_sequence` may survive a crash between confirming and deleting.
+    let Some((stored, entries)) = store.snapshot(stream).await? else {
         return Ok(None);
     };
-    // Entries up to `shipped_sequence` may survive a crash between confirming and deleting.
-    let shipped = stored.head.shipped_sequence;
-    let entries = store.entries(stream, shipped).await?;
     Ok(Some((
         stored.version,
         Sequencer::restore(stored.head, entries)?,
@@ -341,4 +366,4 @@ pub async fn flush<S: TrailStore, O: ObjectSink>(
 
 #[cfg(test)]
 #[path = "drive_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -21,6 +21,13 @@ pub struct StoredLedger {
     pub json: String,
 }
 
+/// What [`LedgerStore::load_unless`] found.
+pub enum Loaded {
+    /// The row still has the version asked about.
+    Unchanged,
+    Row(Option<StoredLedger>),
+}
+
 /// What a host's ledger table must offer.
 #[allow(async_fn_in_trait)]
 pub trait LedgerStore {
@@ -44,6 +51,22 @@ pub trait LedgerStore {
     }
     /// Releases what `lock` took (called only after it returned `true`).
     async fn unlock(&self) {}
+    /// The state this host last stored or read for `id`, with its version, if it keeps one: when
+    /// the row still has that version ([`LedgerStore::load_unless`]) the operation applies to
+    /// it without reading and parsing the row. By default nothing is kept.
+    fn cached<T: Clone + 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
+        let _ = id;
+        None
+    }
+    /// [`LedgerStore::load`], unless the stored version is still `version` (in one read).
+    async fn load_unless(&self, id: &LedgerId, version: u64) -> Result<Loaded, HostError> {
+        let _ = version;
+        Ok(Loaded::Row(self.load(id).await?))
+    }
+    /// Keeps `state` as stored at `version` (see [`LedgerStore::cached`]); `None`: forget it.
+    fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
+        let _ = (id, stored);
+    }
     /// Adds rollup deltas (bucket name, groups) into the host's rollup table, after the
     /// operation that made them was stored. By default rollups are not kept.
     async fn merge_rollups(
@@ -86,18 +109,25 @@ pub async fn apply_stored<S: LedgerStore>(
             rows: rollups.query(ask),
         });
     }
-    let (reply, deltas) = with_ledger(store, id, |ledger| {
-        // A compare-and-swap retry runs this again: each try applies its own copy.
-        let reply = ledger.apply(op.clone());
-        (reply, ledger.take_rollup_deltas())
+    // A compare-and-swap retry runs this again: each try applies its own copy. The rollups the
+    // operation adds are not kept here (they are not part of the stored JSON): they are counted
+    // from the records when `forward_ledger` moves them to the trail, once per batch instead of
+    // five statements per operation.
+    with_ledger(store, id, |ledger| ledger.apply(op.clone())).await
+}
+
+/// Applies `ops` in order to the stored ledger `id` with one load and one swap (re-run together
+/// if the swap loses): one reply per operation, each what it would be if applied alone in that
+/// order. For read-only operations use [`apply_stored`] (analytics reads the host's table).
+pub async fn apply_stored_batch<S: LedgerStore>(
+    store: &S,
+    id: &LedgerId,
+    ops: &[LedgerOp],
+) -> Result<Vec<LedgerReply>, HostError> {
+    with_ledger(store, id, |ledger| {
+        ops.iter().map(|op| ledger.apply(op.clone())).collect()
     })
-    .await?;
-    if !deltas.is_empty() {
-        // After the operation was stored: a failure here costs analytics a count, never a
-        // charge or a record.
-        store.merge_rollups(id, deltas).await?;
-    }
-    Ok(reply)
+    .await
 }
 
 /// Runs `f` on the stored ledger `id` under the same compare-and-swap loop (expiry, forwarding).
@@ -124,7 +154,7 @@ pub async fn apply_versioned<S, T, R>(
 ) -> Result<R, HostError>
 where
     S: LedgerStore,
-    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
+    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     let corrupt = |e: serde_json::Error| HostError::Store(format!("state {}: {e}", id.as_str()));
     let mut lost = 0;
@@ -150,7 +180,8 @@ where
     )))
 }
 
-/// One load, apply, swap; `None` if the swap lost the race.
+/// One read (or the kept state, if the row still has its version), apply, swap; `None` if the
+/// swap lost the race.
 async fn attempt_once<S, T, R>(
     store: &S,
     id: &LedgerId,
@@ -159,23 +190,39 @@ async fn attempt_once<S, T, R>(
 ) -> Result<Option<R>, HostError>
 where
     S: LedgerStore,
-    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
+    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    let (version, mut state) = match store.load(id).await? {
-        Some(stored) => (
+    let row = match store.cached::<T>(id) {
+        Some((version, kept)) => match store.load_unless(id, version).await? {
+            Loaded::Unchanged => Err((version, kept)),
+            Loaded::Row(row) => Ok(row),
+        },
+        None => Ok(store.load(id).await?),
+    };
+    let (version, mut state) = match row {
+        Err(kept) => kept,
+        Ok(Some(stored)) => (
             stored.version,
             serde_json::from_str::<T>(&stored.json).map_err(&corrupt)?,
         ),
-        None => (0, T::default()),
+        Ok(None) => (0, T::default()),
     };
     let before = state.clone();
     let reply = apply(&mut state);
     if state == before {
         // Nothing to store (a refusal, a usage report, a repeated settle).
+        store.remember(id, Some((version, state)));
         return Ok(Some(reply));
     }
-    let json = serde_json::to_string(&state).map_err(&corrupt)?;
-    Ok(store.swap(id, version, &json).await?.then_some(reply))
+    // Byte for byte what serde_json writes, in less time (json_ser).
+    let json = crate::json_ser::to_string(&state).map_err(&corrupt)?;
+    if store.swap(id, version, &json).await? {
+        store.remember(id, Some((version + 1, state)));
+        Ok(Some(reply))
+    } else {
+        store.remember::<T>(id, None);
+        Ok(None)
+    }
 }
 
 /// For a host whose ledgers are rows of a shared store (Spin): gives up on `ledger`'s expired
@@ -189,14 +236,7 @@ pub async fn forward_ledger<L: LedgerStore, S: crate::audit::drive::TrailStore>(
     stream_for_new: &str,
     now_ms: u64,
 ) -> Result<usize, crate::audit::drive::DriveError> {
-    let deltas = with_ledger(ledgers, ledger, |l| {
-        l.expire(now_ms);
-        l.take_rollup_deltas()
-    })
-    .await?;
-    if !deltas.is_empty() {
-        ledgers.merge_rollups(ledger, deltas).await?;
-    }
+    with_ledger(ledgers, ledger, |l| l.expire(now_ms)).await?;
     let mut forwarded = 0;
     for _ in 0..crate::audit::drive::MAX_ATTEMPTS {
         let batch =
@@ -204,11 +244,36 @@ pub async fn forward_ledger<L: LedgerStore, S: crate::audit::drive::TrailStore>(
         let Some(batch) = batch else {
             return Ok(forwarded);
         };
-        let ack = crate::audit::drive::append_batch(trail, &batch, now_ms).await?;
+        let (ack, chained) =
+            crate::audit::drive::append_batch_counting(trail, &batch, now_ms).await?;
         with_ledger(ledgers, ledger, |l| l.forwarded(ack)).await?;
         forwarded += batch.records.len();
+        // The usage rollups of the records this call chained (a resent batch's others were
+        // counted by the call that chained them). After they are in the trail: a failure here
+        // costs analytics a count, never a charge or a record.
+        let newly = batch.records.len().saturating_sub(chained);
+        let deltas = rollup_deltas(batch.records.get(newly..).unwrap_or_default());
+        if !deltas.is_empty() {
+            ledgers.merge_rollups(ledger, deltas).await?;
+        }
     }
     Ok(forwarded)
+}
+
+/// The rollup groups `records` add, by bucket: what [`TenantLedger`] adds as each record enters
+/// its outbox (the records are bounded there already).
+fn rollup_deltas(records: &[crate::audit::AuditEvent]) -> Vec<(String, Vec<Rollup>)> {
+    let mut rollups = Rollups::default();
+    let mut names = std::collections::BTreeSet::new();
+    for record in records {
+        if let Some(bucket) = rollups.add(record) {
+            names.insert(bucket);
+        }
+    }
+    names
+        .into_iter()
+        .filter_map(|name| rollups.buckets.remove(&name).map(|groups| (name, groups)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -220,6 +285,8 @@ mod tests {
     use crate::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
     use crate::budget::{BudgetLine, Mode, Period, ReserveAsk};
     use crate::ledger::AdmitAsk;
+
+    type Kept = (u64, Box<dyn std::any::Any>);
 
     /// An in-memory table; `interfere` makes the next `n` swaps lose to another writer that
     /// reserves `rival` first.
@@ -236,10 +303,38 @@ mod tests {
         unlocks: Cell<usize>,
         /// The rollup table: bucket name -> groups.
         rollups: RefCell<std::collections::BTreeMap<String, Vec<Rollup>>>,
+        /// Keep states (`cached`/`remember`), as Spin's instances do; `loads` counts row reads.
+        keeping: Cell<bool>,
+        kept: RefCell<HashMap<String, Kept>>,
+        loads: Cell<usize>,
     }
 
     impl LedgerStore for Table {
+        fn cached<T: Clone + 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
+            let kept = self.kept.borrow();
+            let (version, state) = kept.get(id.as_str())?;
+            Some((*version, state.downcast_ref::<T>()?.clone()))
+        }
+        fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
+            let mut kept = self.kept.borrow_mut();
+            match stored {
+                Some((v, state)) if self.keeping.get() => {
+                    kept.insert(id.as_str().into(), (v, Box::new(state)));
+                }
+                _ => {
+                    kept.remove(id.as_str());
+                }
+            }
+        }
+        async fn load_unless(&self, id: &LedgerId, version: u64) -> Result<Loaded, HostError> {
+            let current = self.rows.borrow().get(id.as_str()).map(|r| r.version);
+            if current == Some(version) {
+                return Ok(Loaded::Unchanged);
+            }
+            Ok(Loaded::Row(self.load(id).await?))
+        }
         async fn load(&self, id: &LedgerId) -> Result<Option<StoredLedger>, HostError> {
+            self.loads.set(self.loads.get() + 1);
             Ok(self.rows.borrow().get(id.as_str()).cloned())
         }
         async fn swap(&self, id: &LedgerId, expected: u64, json: &str) -> Result<bool, HostError> {
@@ -329,6 +424,7 @@ mod tests {
                 lease: None,
             })
         };
+        let trail = crate::audit::drive::tests::Memory::default();
         run(async {
             for (n, rid) in ["a", "b", "c"].iter().enumerate() {
                 apply_stored(&table, &id, &reserve(rid, 10))
@@ -345,6 +441,17 @@ mod tests {
             !row.contains("rollups") && !row.contains("latency_ms\":{"),
             "{row}"
         );
+        // Counted as the records reach the trail, not per operation.
+        assert!(table.rollups.borrow().is_empty());
+        let forwarded = run(forward_ledger(
+            &table,
+            &trail,
+            &id,
+            "audit-local-0-of-1",
+            1_767_225_600_100,
+        ))
+        .expect("forwarded");
+        assert_eq!(forwarded, 3);
         assert_eq!(table.rollups.borrow().len(), 1, "one hour, one key");
         let reply = run(apply_stored(
             &table,
@@ -456,6 +563,41 @@ mod tests {
         let reply = run(apply_stored(&table, &id, &reserve("small", 40))).expect("applied");
         assert!(admitted(&reply), "{reply:?}");
         assert_eq!(table.rows.borrow()["acme"].version, 4);
+    }
+
+    #[test]
+    fn a_kept_state_is_used_while_the_row_has_its_version_else_the_row_is_read() {
+        let table = Table::default();
+        table.keeping.set(true);
+        let id = LedgerId("acme".into());
+        run(apply_stored(&table, &id, &reserve("first", 30))).expect("applied");
+        assert_eq!(table.loads.get(), 1);
+        // The next operation applies to the state this host stored: the row is not read.
+        run(apply_stored(&table, &id, &reserve("second", 30))).expect("applied");
+        assert_eq!((table.loads.get(), table.swaps.get()), (1, 2));
+        // Another writer stores a version this host has not seen: the row is read, and only
+        // what it leaves is granted.
+        {
+            let mut rows = table.rows.borrow_mut();
+            let row = rows.get_mut("acme").expect("row");
+            let mut ledger: TenantLedger = serde_json::from_str(&row.json).expect("ledger");
+            ledger.apply(reserve("elsewhere", 40));
+            row.json = serde_json::to_string(&ledger).expect("json");
+            row.version += 1;
+        }
+        let reply = run(apply_stored(&table, &id, &reserve("third", 30))).expect("applied");
+        assert!(
+            !admitted(&reply),
+            "a stale state would overspend: {reply:?}"
+        );
+        assert_eq!(table.loads.get(), 2);
+        // A swap lost right after a check (a writer in between) forgets the kept state and
+        // re-runs from the row.
+        *table.rival.borrow_mut() = Some(reserve("rival", 0));
+        table.interfere.set(1);
+        run(apply_stored(&table, &id, &reserve("fourth", 0))).expect("applied");
+        assert_eq!(table.loads.get(), 3);
+        assert_eq!(*table.pauses.borrow(), vec![1]);
     }
 
     #[test]
