@@ -4,10 +4,11 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 
 use asc_core::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::TenantId;
-use asc_core::ledger::stored::{apply_stored, apply_versioned};
+use asc_core::ledger::stored::{apply_stored, apply_stored_batch, apply_versioned};
 use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
@@ -15,8 +16,14 @@ use asc_core::secret::{Secret, SecretRef};
 use asc_core::tenant_store::{StoreOp, StoreReply, TenantStore};
 use asc_core::time::Timestamp;
 
+use crate::ledger_queue::LedgerQueues;
 use crate::platform::{Outbound, Platform};
 use crate::sql_ledger::SqlLedgers;
+
+thread_local! {
+    /// The instance's ledger queues, shared by the requests it serves at once.
+    static LEDGER_QUEUES: Rc<LedgerQueues> = Rc::new(LedgerQueues::default());
+}
 
 /// The audit search reads at most this much of one listing page or batch object.
 const AUDIT_LIST_MAX_BYTES: u64 = 4 * 1024 * 1024;
@@ -82,14 +89,23 @@ impl<P: Platform> Host for SpinHost<P> {
     }
 
     async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError> {
-        let reply = apply_stored(&SqlLedgers(&self.platform), ledger, &op).await?;
-        // Read-only operations leave nothing to forward.
-        if !matches!(
+        // Read-only operations leave nothing to forward, and need no swap.
+        if matches!(
             op,
             LedgerOp::Usage(_) | LedgerOp::Analytics(_) | LedgerOp::Alerts { .. }
         ) {
-            self.touched.borrow_mut().insert(ledger.clone());
+            return apply_stored(&SqlLedgers(&self.platform), ledger, &op).await;
         }
+        // With the operations of this instance's other requests for the same ledger (see
+        // `ledger_queue`).
+        let queues = LEDGER_QUEUES.with(Rc::clone);
+        let store = SqlLedgers(&self.platform);
+        let reply = queues
+            .apply(ledger.as_str(), op, |ops| async move {
+                apply_stored_batch(&store, ledger, &ops).await
+            })
+            .await?;
+        self.touched.borrow_mut().insert(ledger.clone());
         Ok(reply)
     }
 
