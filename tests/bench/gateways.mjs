@@ -16,6 +16,7 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
 import { ROOT, auditKeyPair } from '../e2e/harness.mjs';
+import { SPIN_BIN, startSpin } from '../e2e/spin.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
@@ -416,7 +417,9 @@ let inspectorPort;
 let profileRows = [];
 const tenants = {};
 const keys = {};
-if (['passthrough', 'asc'].some(want)) {
+// What a Spin deployment of ASC needs beyond the tenants and keys (its secrets), set below.
+const spinSeed = { kv: [], secrets: {} };
+if (['passthrough', 'asc', 'spin'].some(want)) {
   const ascCli = process.env.ASC_CLI ?? join(ROOT, 'target/debug/asc');
   if (want('asc') && !existsSync(ascCli)) throw new Error('target/debug/asc is missing: cargo build -p asc-cli');
   const secret = 'b'.repeat(64);
@@ -438,7 +441,7 @@ if (['passthrough', 'asc'].some(want)) {
   tenants.leased = base('leased', { budgets, guardrails, limits: { admission: 'leased' } });
   const signing = auditKeyPair('bench-1');
   const kv = [];
-  for (const id of want('asc') ? Object.keys(tenants) : []) {
+  for (const id of want('asc') || want('spin') ? Object.keys(tenants) : []) {
     const out = execFileSync(ascCli, ['key', 'new', '--tenant', id, '--scopes', 'chat,models,usage'], {
       env: { ...process.env, KEY_HASH_SECRET: secret }, encoding: 'utf8',
     });
@@ -446,6 +449,8 @@ if (['passthrough', 'asc'].some(want)) {
     keys[id] = field('ASC_API_KEY');
     kv.push([`tenant:${id}`, JSON.stringify(tenants[id])], [field('KV_NAME'), field('KV_VALUE')]);
   }
+  spinSeed.kv = kv.map(([key, value]) => ({ key, value }));
+  spinSeed.secrets = { KEY_HASH_SECRET: secret, OPENAI_API_KEY: UPSTREAM_KEY, AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret) };
   const wranglerVars = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').split('\n[env.')[0].match(/\[vars\]([\s\S]*?)\n\[/)[1];
   const vars = Object.fromEntries([...wranglerVars.matchAll(/^(\w+) = "(.*)"/gm)].map((m) => [m[1], m[2]]));
   const doFloor = `import { DurableObject } from 'cloudflare:workers';
@@ -718,6 +723,63 @@ if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
   }
 }
 if (mf) { await mf.dispose(); mf = undefined; }
+
+// ASC on Spin: the same component a Spin deployment runs (scripts/bench builds it when it finds a
+// Spin CLI, as scripts/test does), under `spin up`, with its key-value store, SQLite database and
+// a local S3 server (moto) as the audit bucket; the same tenants and keys as the Worker's rows.
+// The deployment's scheduler (the flush endpoint: forwarding, shipping) runs every second. CPU is
+// the `spin` process's (moto, the bucket, is another process, as R2 is outside workerd in
+// production).
+if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
+  // State on tmpfs, as the Worker's rows keep theirs: both compare the gateways, not the disks
+  // (on a disk, SQLite's fsync per transaction would dominate).
+  const spinDir = mkdtempSync(existsSync('/dev/shm') ? '/dev/shm/asc-bench-spin-' : join(tmpdir(), 'asc-bench-spin-'));
+  extraCleanup.push(spinDir);
+  let spin;
+  const spinPids = () => procTree(process.pid).filter((pid) => {
+    try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'spin'; } catch { return false; }
+  });
+  const ready = async (url, proc, logs) => {
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null) throw new Error(`spin up exited (${proc.exitCode}): ${logs.join('').slice(-400)}`);
+      try { if ((await request(`${url}/healthz`, { method: 'GET' })).status === 200) return; } catch { /* not up yet */ }
+      await sleep(250);
+    }
+    throw new Error(`spin up was not ready in 90 s: ${logs.join('').slice(-400)}`);
+  };
+  try {
+    spin = await startSpin({
+      root: ROOT, dir: spinDir, ports: [await freePort()], motoPort: await freePort(), kv: spinSeed.kv,
+      secrets: spinSeed.secrets, waitReady: ready,
+      // The Worker's production audit settings (wrangler.toml), but a heartbeat that makes the
+      // scheduler call the flush endpoint every second.
+      policy: { maxRecords: 500, maxAgeMs: 5000, heartbeatMs: 2000, forwardMs: 200 },
+    });
+    versions.spin = execFileSync(SPIN_BIN, ['--version'], { encoding: 'utf8' }).trim();
+  } catch (e) {
+    unavailable.push({ name: 'ASC on Spin', why: e.message.split('\n')[0].slice(0, 300) });
+  }
+  if (spin) {
+    await runTarget('spin', async () => ({
+      name: 'ASC on Spin (spin up)', url: `${spin.url}/v1/chat/completions`,
+      headers: { authorization: `Bearer ${keys.bench}` }, pids: spinPids,
+      after: async (res) => { res.note += `; ${await ascFeatureChecks(spin.url)}`; },
+      note: `the same tenant (write-ahead admission) through the Spin component under ${versions.spin}: ` +
+        'ledger rows in Spin SQLite (compare-and-swap), config and keys in its key-value store, audit to a local S3 server (moto); ' +
+        `state ${spinDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${spinDir}`}`,
+    }));
+    await runTarget('spin', async () => ({
+      name: 'ASC on Spin, leased admission (spin up)', url: `${spin.url}/v1/chat/completions`,
+      headers: { authorization: `Bearer ${keys.leased}` }, pids: spinPids,
+      note: 'the leased tenant through the same Spin component',
+    }));
+    await spin.shutdown();
+    spin.stopMoto();
+  }
+} else if (want('spin')) {
+  unavailable.push({ name: 'ASC on Spin', why: SPIN_BIN ? 'no tenants were set up' : 'no Spin CLI (SPIN_BIN; README "Running on Spin")' });
+}
 
 await runTarget('portkey', async () => {
   const pkg = join(PEERS, 'node_modules/@portkey-ai/gateway');
