@@ -79,8 +79,8 @@ thread_local! {
 
 /// Settings (variables) are re-read this often by a long-lived instance, as key records are.
 const SETTINGS_FOR_MS: u64 = 10_000;
-/// An instance looks for a due audit flush at most this often (eight queries, one per stream
-/// and question); the flush endpoint's scheduler ships regardless.
+/// An instance looks for a due audit flush at most this often (three queries per stream); the
+/// flush endpoint's scheduler ships regardless.
 const DUE_CHECK_MS: u64 = 1_000;
 
 pub struct Spin {
