@@ -756,7 +756,8 @@ if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
       // scheduler call the flush endpoint every second.
       policy: { maxRecords: 500, maxAgeMs: 5000, heartbeatMs: 2000, forwardMs: 200 },
     });
-    versions.spin = execFileSync(SPIN_BIN, ['--version'], { encoding: 'utf8' }).trim();
+    // A Spin built from source offline prints placeholders after its version: keep the version.
+    versions.spin = execFileSync(SPIN_BIN, ['--version'], { encoding: 'utf8' }).trim().split(' (')[0];
   } catch (e) {
     unavailable.push({ name: 'ASC on Spin', why: e.message.split('\n')[0].slice(0, 300) });
   }
@@ -942,7 +943,7 @@ if (profileRows.length) {
 say();
 say(`Versions: workerd ${versions.workerd ?? 'n/a'} (via Miniflare ${versions.miniflare ?? 'n/a'}), ` +
   `Portkey ${versions.portkey ?? 'n/a'}, LiteLLM ${versions.litellm ?? 'n/a'}, ` +
-  `${wrkVersion()}, Node ${process.versions.node}, ` +
+  `${versions.spin ?? 'Spin n/a'}, ${wrkVersion()}, Node ${process.versions.node}, ` +
   `CPU ${cpus()[0].model} x ${cpus().length}.`);
 console.log(lines.join('\n'));
 process.exit(0);
