@@ -106,9 +106,11 @@ impl Drop for Spin {
 }
 
 impl Spin {
-    fn stores(&self) -> &Stores {
-        // Taken only in `drop`.
-        self.stores.as_ref().expect("stores present until drop")
+    /// The request's stores (taken only by `drop`, so always here while the request runs).
+    fn stores(&self) -> Result<&Stores, HostError> {
+        self.stores
+            .as_ref()
+            .ok_or_else(|| HostError::Store("the request's stores were released".into()))
     }
 
     async fn sql_once(
@@ -125,7 +127,7 @@ impl Spin {
         if begins {
             self.in_transaction.set(true);
         }
-        let result = self.stores().db.execute(statement, params).await;
+        let result = self.stores()?.db.execute(statement, params).await;
         if begins && result.is_err() {
             self.in_transaction.set(false);
         }
@@ -188,7 +190,7 @@ impl Platform for Spin {
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.stores()
+        self.stores()?
             .kv
             .get(key)
             .await
@@ -196,7 +198,7 @@ impl Platform for Spin {
     }
 
     async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
-        self.stores()
+        self.stores()?
             .kv
             .set(key, value)
             .await

@@ -138,7 +138,10 @@ pub async fn with_ledger<S: LedgerStore, R>(
 ) -> Result<R, HostError> {
     apply_versioned(store, id, |ledger: &mut TenantLedger| {
         let reply = f(ledger);
-        // The whole state is stored as one row: piecewise writes are not needed.
+        // The whole state is stored as one row: piecewise writes are not needed. The rollups
+        // the operation added are not part of the row (they are counted when the records are
+        // forwarded): drop them, so a state kept between operations holds what a read would.
+        let _ = ledger.take_rollup_deltas();
         ledger.clear_writes();
         reply
     })
