@@ -118,21 +118,23 @@ impl Carrier<'_> {
     fn finish(mut self, outcome: Result<Vec<LedgerReply>, HostError>, count: usize) -> Outcome {
         self.finished = true;
         let others = std::mem::take(&mut self.others);
+        let outcome = outcome.and_then(|replies| {
+            if replies.len() == count {
+                Ok(replies)
+            } else {
+                Err(HostError::Store(
+                    "ledger batch: a reply per operation was expected".into(),
+                ))
+            }
+        });
         let own = match outcome {
-            Ok(replies) if replies.len() == count => {
+            Ok(replies) => {
                 let mut replies = replies.into_iter();
                 let own = replies.next().ok_or_else(interrupted);
                 for (tx, reply) in others.into_iter().zip(replies) {
                     let _ = tx.send(Turn::Done(Ok(reply)));
                 }
                 own
-            }
-            Ok(_) => {
-                let e = HostError::Store("ledger batch: a reply per operation was expected".into());
-                for tx in others {
-                    let _ = tx.send(Turn::Done(Err(e.clone())));
-                }
-                Err(e)
             }
             Err(e) => {
                 for tx in others {

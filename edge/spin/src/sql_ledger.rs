@@ -49,18 +49,15 @@ type Kept = (u64, Box<dyn Any>);
 
 thread_local! {
     /// The states this instance last stored or read, by row id, with their versions (see
-    /// `LedgerStore::cached`): while no other instance wrote the row since, an operation skips
+    /// `LedgerStore::take_kept`): while no other instance wrote the row since, an operation skips
     /// reading and parsing a row that holds the ledger's open requests and unforwarded records.
     static KEPT: RefCell<HashMap<String, Kept>> = RefCell::new(HashMap::new());
 }
 
 impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
-    fn cached<T: Clone + 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
-        KEPT.with(|kept| {
-            let kept = kept.borrow();
-            let (version, state) = kept.get(id.as_str())?;
-            Some((*version, state.downcast_ref::<T>()?.clone()))
-        })
+    fn take_kept<T: 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
+        let (version, state) = KEPT.with(|kept| kept.borrow_mut().remove(id.as_str()))?;
+        Some((version, *state.downcast::<T>().ok()?))
     }
 
     fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {

@@ -648,15 +648,7 @@ impl TenantLedger {
     /// JSON and adds deltas into its own table.
     pub fn take_rollup_deltas(&mut self) -> Vec<(String, Vec<insights::Rollup>)> {
         let names = std::mem::take(&mut self.dirty.rollups);
-        let out = names
-            .into_iter()
-            .filter_map(|name| {
-                let groups = self.rollups.buckets.remove(&name)?;
-                Some((name, groups))
-            })
-            .collect();
-        self.rollups = Rollups::default();
-        out
+        std::mem::take(&mut self.rollups).take(names)
     }
 
     pub fn budgets(&self) -> &Budgets {

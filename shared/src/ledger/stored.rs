@@ -51,10 +51,11 @@ pub trait LedgerStore {
     }
     /// Releases what `lock` took (called only after it returned `true`).
     async fn unlock(&self) {}
-    /// The state this host last stored or read for `id`, with its version, if it keeps one: when
-    /// the row still has that version ([`LedgerStore::load_unless`]) the operation applies to
-    /// it without reading and parsing the row. By default nothing is kept.
-    fn cached<T: Clone + 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
+    /// Takes the state this host last stored or read for `id`, with its version, if it keeps
+    /// one (it is handed back through [`LedgerStore::remember`]): when the row still has that
+    /// version ([`LedgerStore::load_unless`]) the operation applies to it without reading and
+    /// parsing the row. By default nothing is kept.
+    fn take_kept<T: 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
         let _ = id;
         None
     }
@@ -63,7 +64,7 @@ pub trait LedgerStore {
         let _ = version;
         Ok(Loaded::Row(self.load(id).await?))
     }
-    /// Keeps `state` as stored at `version` (see [`LedgerStore::cached`]); `None`: forget it.
+    /// Keeps `state` as stored at `version` (see [`LedgerStore::take_kept`]); `None`: forget it.
     fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
         let _ = (id, stored);
     }
@@ -195,7 +196,7 @@ where
     S: LedgerStore,
     T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    let row = match store.cached::<T>(id) {
+    let row = match store.take_kept::<T>(id) {
         Some((version, kept)) => match store.load_unless(id, version).await? {
             Loaded::Unchanged => Err((version, kept)),
             Loaded::Row(row) => Ok(row),
@@ -267,16 +268,8 @@ pub async fn forward_ledger<L: LedgerStore, S: crate::audit::drive::TrailStore>(
 /// its outbox (the records are bounded there already).
 fn rollup_deltas(records: &[crate::audit::AuditEvent]) -> Vec<(String, Vec<Rollup>)> {
     let mut rollups = Rollups::default();
-    let mut names = std::collections::BTreeSet::new();
-    for record in records {
-        if let Some(bucket) = rollups.add(record) {
-            names.insert(bucket);
-        }
-    }
-    names
-        .into_iter()
-        .filter_map(|name| rollups.buckets.remove(&name).map(|groups| (name, groups)))
-        .collect()
+    let names = records.iter().filter_map(|r| rollups.add(r)).collect();
+    rollups.take(names)
 }
 
 #[cfg(test)]
@@ -313,10 +306,9 @@ mod tests {
     }
 
     impl LedgerStore for Table {
-        fn cached<T: Clone + 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
-            let kept = self.kept.borrow();
-            let (version, state) = kept.get(id.as_str())?;
-            Some((*version, state.downcast_ref::<T>()?.clone()))
+        fn take_kept<T: 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
+            let (version, state) = self.kept.borrow_mut().remove(id.as_str())?;
+            Some((version, *state.downcast::<T>().ok()?))
         }
         fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
             let mut kept = self.kept.borrow_mut();

@@ -232,6 +232,18 @@ impl Rollups {
     }
 
     /// Adds a final record; returns the bucket it changed.
+    /// The groups of the buckets `names`, by bucket (what a compare-and-swap host adds into its
+    /// rollup table).
+    pub(in crate::ledger) fn take(
+        mut self,
+        names: std::collections::BTreeSet<String>,
+    ) -> Vec<(String, Vec<Rollup>)> {
+        names
+            .into_iter()
+            .filter_map(|name| self.buckets.remove(&name).map(|groups| (name, groups)))
+            .collect()
+    }
+
     pub(in crate::ledger) fn add(&mut self, event: &AuditEvent) -> Option<String> {
         if !is_model_traffic(&event.record.operation) {
             return None;
