@@ -1,10 +1,9 @@
 //! What a tenant ledger object spends per group commit (64 finished records applied, then the
 //! pieces to store taken), with an empty outbox and with a backlog of 20,000 records waiting
 //! (the audit stream down for ~20 s at 1,000 requests/s): the cost must not grow with the backlog.
-//! Also what rebuilding a ledger from its stored pieces costs (a Durable Object waking, a Spin
-//! instance reading what other instances wrote). `cargo bench -p asc-core --bench ledger`.
+//! `cargo bench -p asc-core --bench ledger`.
 
-use asc_core::ledger::{AdmitAsk, LedgerOp, RecordAsk, TenantLedger};
+use asc_core::ledger::{LedgerOp, RecordAsk, TenantLedger};
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 
 #[path = "support/record.rs"]
@@ -53,30 +52,6 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
-    // 32 requests in flight (their opening records) and 32 finished records waiting.
-    let mut pieced = TenantLedger::default();
-    for n in 0..32 {
-        pieced.apply(LedgerOp::Admit(AdmitAsk {
-            error_rate: None,
-            now_ms: 1_767_225_600_000,
-            expires_ms: 1_767_225_660_000,
-            record: record(n),
-            reserve: None,
-        }));
-        pieced.apply(LedgerOp::Record(RecordAsk {
-            now_ms: 1_767_225_600_000,
-            record: record(100 + n),
-        }));
-        // Each record finished by its own call: a row each, as under write-ahead admission.
-        pieced.take_writes().expect("serializes");
-    }
-    let pieces = pieced.take_all_writes().expect("serializes").puts;
-    group.bench_function("restore 32 open + 32 finished from pieces", |b| {
-        b.iter(|| {
-            TenantLedger::restore(pieces.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .expect("restores")
-        })
-    });
     group.finish();
 }
 

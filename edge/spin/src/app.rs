@@ -324,18 +324,12 @@ pub async fn release_flush_lease<P: Platform>(p: &P, until: u64) {
         .await;
 }
 
-/// The ledgers holding a request past its expiry: an open request's piece (`req:<id>`, `{state:
-/// "open", open: {record, expires_ms}, ...}`), or in a ledger stored whole, its JSON's `open`
-/// map (request id -> `{record, expires_ms}`). `the_overdue_query_finds_expired_requests` holds
-/// it to the core's formats.
+/// The ledgers holding a request past its expiry (read from the stored JSON: `open` maps request
+/// ids to `{record, expires_ms}`; `the_overdue_query_finds_expired_requests` holds it to the
+/// core's format).
 pub const OVERDUE_LEDGERS: &str = "SELECT id FROM asc_ledger WHERE id NOT LIKE 'circuits/%'
-     AND (EXISTS (SELECT 1 FROM asc_ledger_pieces p
-                  WHERE p.ledger = asc_ledger.id AND p.key >= 'req:' AND p.key < 'req;'
-                    AND json_extract(p.value, '$.state') = 'open'
-                    AND json_extract(p.value, '$.open.expires_ms') <= ?1)
-          OR EXISTS (SELECT 1 FROM json_each(CASE WHEN asc_ledger.state = '' THEN '{}'
-                                                  ELSE asc_ledger.state END, '$.open')
-                     WHERE json_extract(json_each.value, '$.expires_ms') <= ?1))";
+     AND EXISTS (SELECT 1 FROM json_each(asc_ledger.state, '$.open')
+                 WHERE json_extract(json_each.value, '$.expires_ms') <= ?1)";
 
 /// Gives up on every overdue request in the region (charging its reservation in full, as a
 /// Durable Object's alarm does) and forwards those ledgers. Spin has no alarms: this runs under

@@ -85,16 +85,15 @@ const DUE_CHECK_MS: u64 = 1_000;
 
 pub struct Spin {
     stores: Option<Stores>,
-    /// How deep the connection's open transaction is (`BEGIN` and `SAVEPOINT` open a level,
-    /// `RELEASE` closes one, `COMMIT`/`ROLLBACK` all): a connection left inside one is closed,
-    /// not reused, if its request ends there (cancelled).
-    in_transaction: Cell<u32>,
+    /// A transaction is open on the connection (between `BEGIN` and its `COMMIT`/`ROLLBACK`):
+    /// such a connection is closed, not reused, if its request ends there (cancelled).
+    in_transaction: Cell<bool>,
 }
 
 impl Drop for Spin {
     fn drop(&mut self) {
         if let Some(stores) = self.stores.take() {
-            if self.in_transaction.get() == 0 {
+            if !self.in_transaction.get() {
                 IDLE.with(|idle| {
                     let mut idle = idle.borrow_mut();
                     if idle.len() < IDLE_MAX {
@@ -124,15 +123,13 @@ impl Spin {
             SqlValue::Integer(i) => sqlite::Value::Integer(*i),
             SqlValue::Text(s) => sqlite::Value::Text(s.clone()),
         });
-        let depth = self.in_transaction.get();
-        let opens = statement.starts_with("BEGIN") || statement.starts_with("SAVEPOINT");
-        if opens {
-            // Counted before it runs: a request cut short mid-statement may leave it open.
-            self.in_transaction.set(depth + 1);
+        let begins = statement.starts_with("BEGIN");
+        if begins {
+            self.in_transaction.set(true);
         }
         let result = self.stores()?.db.execute(statement, params).await;
-        if opens && result.is_err() {
-            self.in_transaction.set(depth);
+        if begins && result.is_err() {
+            self.in_transaction.set(false);
         }
         let result = result.map_err(|e| store_error(STATE_DB, e))?;
         let rows = result
@@ -140,9 +137,7 @@ impl Spin {
             .await
             .map_err(|e| store_error(STATE_DB, e))?;
         if statement == "COMMIT" || statement == "ROLLBACK" {
-            self.in_transaction.set(0);
-        } else if statement.starts_with("RELEASE") {
-            self.in_transaction.set(depth.saturating_sub(1));
+            self.in_transaction.set(false);
         }
         Ok(rows
             .into_iter()
@@ -403,7 +398,7 @@ async fn open() -> Result<Spin, String> {
     if let Some(stores) = IDLE.with(|idle| idle.borrow_mut().pop()) {
         return Ok(Spin {
             stores: Some(stores),
-            in_transaction: Cell::new(0),
+            in_transaction: Cell::new(false),
         });
     }
     let kv = key_value::Store::open(CONFIG_STORE)
@@ -414,7 +409,7 @@ async fn open() -> Result<Spin, String> {
         .map_err(|e| format!("sqlite database {STATE_DB}: {e:?}"))?;
     let spin = Spin {
         stores: Some(Stores { kv, db }),
-        in_transaction: Cell::new(0),
+        in_transaction: Cell::new(false),
     };
     app::configure_connection(&spin).await;
     Ok(spin)

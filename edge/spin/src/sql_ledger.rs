@@ -1,21 +1,12 @@
-//! Tenant ledgers in Spin SQLite: one row per ledger with an optimistic version, and the
-//! ledger's pieces in `asc_ledger_pieces` (other states, circuit boards and admin stores, keep
-//! their JSON in the row). The core's `ledger::stored` runs the compare-and-swap loop; these are
-//! its tables.
+//! Tenant ledgers in Spin SQLite: one row per ledger, its JSON and an optimistic version. The
+//! core's `ledger::stored::apply_stored` runs the compare-and-swap loop; this is its table.
 //!
-//! Why compare-and-swap on a version, not counters in columns: the ledger's decision (admit only
+//! Why compare-and-swap on one row, not counters in columns: the ledger's decision (admit only
 //! if every hard budget and rate window has room, then hold the amount against all of them) reads
 //! and writes many counters at once; one conditional `UPDATE ... WHERE id = ? AND version = ?`
-//! makes that whole step atomic and keeps the arithmetic in the core, identical to the Worker's
-//! Durable Object.
-//!
-//! Why pieces: a busy ledger holds tens of KB of open requests and unforwarded records, and as
-//! one JSON row every operation parsed and rewrote all of it (a third of a Spin request's CPU
-//! under load). In pieces an operation writes what it changed (~2 KB) in one statement with the
-//! version's swap (`asc_ledger_write`'s triggers), and an instance whose kept state is behind
-//! reads only the pieces written since its version (each piece carries the version that wrote
-//! it) and the list of keys. A ledger an earlier version stored whole moves into pieces on its
-//! next write.
+//! makes that whole step atomic without transactions spanning several statements (Spin's SQLite
+//! interface runs one statement per call) and keeps the arithmetic in the core, identical to the
+//! Worker's Durable Object.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -23,9 +14,8 @@ use std::collections::HashMap;
 
 use asc_core::host::HostError;
 use asc_core::ledger::insights::{hour_bucket_floor, merge_groups, Rollup};
-use asc_core::ledger::stored::{LedgerStore, Loaded, LoadedPieces, StoredLedger};
+use asc_core::ledger::stored::{LedgerStore, Loaded, StoredLedger};
 use asc_core::ledger::LedgerId;
-use asc_core::ledger::LedgerWrites;
 
 use crate::platform::{Platform, SqlValue};
 
@@ -35,51 +25,6 @@ pub const SCHEMA: &[&str] = &[
         version INTEGER NOT NULL,
         state TEXT NOT NULL
     )",
-    // A tenant ledger's pieces (`asc_core::ledger::storage`: the totals, one per open or
-    // finished request, one per group of records, ...), each with the ledger version that wrote
-    // it, for a ledger whose `asc_ledger` row has an empty `state`. The row keeps the version
-    // every write swaps on.
-    "CREATE TABLE IF NOT EXISTS asc_ledger_pieces (
-        ledger TEXT NOT NULL,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        PRIMARY KEY (ledger, key)
-    ) WITHOUT ROWID",
-    // One swap of a ledger in pieces, as one statement: inserting a row here checks the version
-    // (a moved one aborts the statement, which changes nothing), then the triggers bump it and
-    // apply the puts and deletes carried as JSON, and drop the row again. One statement is one
-    // atomic step on any SQLite backend, and one host call instead of five (a savepoint, the
-    // swap, the puts, the deletes, the release: each statement costs the Spin host a round trip
-    // to its SQLite thread).
-    "CREATE TABLE IF NOT EXISTS asc_ledger_write (
-        ledger TEXT NOT NULL,
-        expected INTEGER NOT NULL,
-        writes TEXT NOT NULL
-    )",
-    "CREATE TRIGGER IF NOT EXISTS asc_ledger_write_check BEFORE INSERT ON asc_ledger_write
-     BEGIN
-        SELECT RAISE(ABORT, 'asc_ledger_conflict') WHERE
-            (NEW.expected = 0 AND EXISTS (SELECT 1 FROM asc_ledger WHERE id = NEW.ledger))
-            OR (NEW.expected != 0 AND NOT EXISTS (
-                SELECT 1 FROM asc_ledger WHERE id = NEW.ledger AND version = NEW.expected));
-     END",
-    "CREATE TRIGGER IF NOT EXISTS asc_ledger_write_apply AFTER INSERT ON asc_ledger_write
-     BEGIN
-        INSERT INTO asc_ledger (id, version, state) VALUES (NEW.ledger, NEW.expected + 1, '')
-            ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = '';
-        DELETE FROM asc_ledger_pieces
-            WHERE ledger = NEW.ledger AND json_extract(NEW.writes, '$.replace');
-        INSERT INTO asc_ledger_pieces (ledger, key, value, version)
-            SELECT NEW.ledger, json_extract(p.value, '$[0]'), json_extract(p.value, '$[1]'),
-                   NEW.expected + 1
-            FROM json_each(NEW.writes, '$.puts') AS p WHERE 1
-            ON CONFLICT (ledger, key) DO UPDATE
-                SET value = excluded.value, version = excluded.version;
-        DELETE FROM asc_ledger_pieces WHERE ledger = NEW.ledger
-            AND key IN (SELECT value FROM json_each(NEW.writes, '$.deletes'));
-        DELETE FROM asc_ledger_write WHERE rowid = NEW.rowid;
-     END",
     // Usage rollups (analytics), one row per ledger and hourly bucket `h<start>:<key>`: kept out
     // of the ledger's row, which every operation rewrites.
     "CREATE TABLE IF NOT EXISTS asc_rollups (
@@ -107,15 +52,6 @@ thread_local! {
     /// `LedgerStore::take_kept`): while no other instance wrote the row since, an operation skips
     /// reading and parsing a row that holds the ledger's open requests and unforwarded records.
     static KEPT: RefCell<HashMap<String, Kept>> = RefCell::new(HashMap::new());
-}
-
-/// An operation's writes as the swap's triggers read them: `{"replace", "puts": [[key, value],
-/// ...], "deletes": [key, ...]}`.
-#[derive(serde::Serialize)]
-struct CarriedWrites<'a> {
-    replace: bool,
-    puts: &'a [(String, String)],
-    deletes: &'a [String],
 }
 
 impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
@@ -189,93 +125,6 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
                 "ledger {}: malformed row",
                 id.as_str()
             ))),
-        }
-    }
-
-    fn stores_pieces(&self) -> bool {
-        true
-    }
-
-    /// One statement, so one snapshot: the row's version, its JSON if stored whole, and (if the
-    /// version moved past `since`) every piece's key with the value of those written after it.
-    async fn load_pieces(&self, id: &LedgerId, since: u64) -> Result<LoadedPieces, HostError> {
-        let rows = self
-            .0
-            .sql(
-                "SELECT l.version,
-                        CASE WHEN l.version = ?2 OR l.state = '' THEN NULL ELSE l.state END,
-                        p.key, CASE WHEN p.version > ?2 THEN p.value END
-                 FROM asc_ledger l
-                 LEFT JOIN asc_ledger_pieces p
-                   ON p.ledger = l.id AND l.state = '' AND l.version != ?2
-                 WHERE l.id = ?1",
-                &[id.as_str().into(), since.into()],
-            )
-            .await?;
-        let malformed = || HostError::Store(format!("ledger {}: malformed row", id.as_str()));
-        let Some(first) = rows.first() else {
-            return Ok(LoadedPieces::Absent);
-        };
-        let version = first
-            .first()
-            .and_then(SqlValue::as_u64)
-            .ok_or_else(malformed)?;
-        if version == since {
-            return Ok(LoadedPieces::Unchanged);
-        }
-        if let Some(SqlValue::Text(json)) = first.get(1) {
-            return Ok(LoadedPieces::Whole(StoredLedger {
-                version,
-                json: json.clone(),
-            }));
-        }
-        let mut keys = Vec::with_capacity(rows.len());
-        let mut changed = Vec::new();
-        for row in rows {
-            let mut values = row.into_iter().skip(2);
-            match (values.next(), values.next()) {
-                (Some(SqlValue::Text(key)), Some(SqlValue::Text(value))) => {
-                    keys.push(key.clone());
-                    changed.push((key, value));
-                }
-                (Some(SqlValue::Text(key)), Some(SqlValue::Null)) => keys.push(key),
-                // A ledger without pieces yet (the left join found none).
-                (Some(SqlValue::Null), _) => {}
-                _ => return Err(malformed()),
-            }
-        }
-        Ok(LoadedPieces::Pieces {
-            version,
-            keys,
-            changed,
-        })
-    }
-
-    /// The version's swap and the pieces in one statement (see `asc_ledger_write`).
-    async fn swap_pieces(
-        &self,
-        id: &LedgerId,
-        expected: u64,
-        writes: &LedgerWrites,
-        replace: bool,
-    ) -> Result<Option<bool>, HostError> {
-        let carried = asc_core::json_ser::to_string(&CarriedWrites {
-            replace,
-            puts: &writes.puts,
-            deletes: &writes.deletes,
-        })
-        .map_err(|e| HostError::Store(e.to_string()))?;
-        let inserted = self
-            .0
-            .sql(
-                "INSERT INTO asc_ledger_write (ledger, expected, writes) VALUES (?1, ?2, ?3)",
-                &[id.as_str().into(), expected.into(), carried.into()],
-            )
-            .await;
-        match inserted {
-            Ok(_) => Ok(Some(true)),
-            Err(HostError::Store(why)) if why.contains("asc_ledger_conflict") => Ok(Some(false)),
-            Err(e) => Err(e),
         }
     }
 

@@ -240,41 +240,4 @@ fn the_overdue_query_finds_expired_requests() {
         overdue(expires).is_empty(),
         "settled: nothing left to sweep"
     );
-
-    // A ledger stored whole by an earlier version (its JSON in the row) is found the same way,
-    // and again once its next write has moved it into pieces.
-    let mut whole = asc_core::ledger::TenantLedger::default();
-    whole.apply(admit(1, 1));
-    let json = serde_json::to_string(&whole).expect("json");
-    futures::executor::block_on(p.sql(
-        "INSERT INTO asc_ledger (id, version, state) VALUES ('legacy', 3, ?1)",
-        &[json.into()],
-    ))
-    .expect("insert");
-    assert_eq!(overdue(expires), vec!["legacy".to_string()]);
-    let legacy = LedgerId("legacy".into());
-    let reply = futures::executor::block_on(apply_stored(&SqlLedgers(&p), &legacy, &admit(1, 2)))
-        .expect("admit");
-    assert!(matches!(reply, LedgerReply::Admitted { .. }), "{reply:?}");
-    let row = futures::executor::block_on(p.sql(
-        "SELECT version, state, (SELECT count(*) FROM asc_ledger_pieces WHERE ledger = 'legacy')
-         FROM asc_ledger WHERE id = 'legacy'",
-        &[],
-    ))
-    .expect("row");
-    assert_eq!(row[0][0].as_u64(), Some(4));
-    assert_eq!(row[0][1].as_str(), Some(""), "moved into pieces");
-    assert!(row[0][2].as_u64().unwrap_or(0) >= 3, "{row:?}");
-    assert_eq!(overdue(expires), vec!["legacy".to_string()]);
-    let given_up = futures::executor::block_on(asc_core::ledger::stored::with_ledger(
-        &SqlLedgers(&p),
-        &legacy,
-        |l| l.expire(expires),
-    ))
-    .expect("expire");
-    assert_eq!(
-        given_up, 2,
-        "the request stored whole and the one stored as a piece"
-    );
-    assert!(overdue(expires).is_empty());
 }

@@ -495,23 +495,6 @@ impl Budgets {
         &self.totals
     }
 
-    /// Replaces the totals with a stored piece's (a ledger refreshed from its pieces).
-    pub(crate) fn set_totals(&mut self, totals: Totals) {
-        self.totals = totals;
-    }
-
-    /// Replaces (or, with `None`, drops) one reservation as a stored piece holds it.
-    pub(crate) fn set_reservation(&mut self, request_id: &str, reservation: Option<Reservation>) {
-        match reservation {
-            Some(r) => {
-                self.reservations.insert(request_id.to_string(), r);
-            }
-            None => {
-                self.reservations.remove(request_id);
-            }
-        }
-    }
-
     /// Rebuilds budgets stored in pieces: the totals and each open reservation.
     pub fn from_parts(totals: Totals, reservations: BTreeMap<String, Reservation>) -> Self {
         Budgets {

@@ -26,8 +26,6 @@ mod outbox;
 mod storage;
 pub mod stored;
 #[cfg(test)]
-mod stored_pieces_tests;
-#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};

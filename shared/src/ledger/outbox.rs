@@ -52,20 +52,6 @@ impl Outbox {
         self.seqs_by_key.get(key).into_iter().flatten().copied()
     }
 
-    /// The storage keys records live under.
-    pub(super) fn storage_keys(&self) -> impl Iterator<Item = &String> + '_ {
-        self.seqs_by_key.keys()
-    }
-
-    /// Drops every record stored under `key`.
-    pub(super) fn remove_key(&mut self, key: &str) {
-        if let Some(seqs) = self.seqs_by_key.remove(key) {
-            for seq in seqs {
-                self.by_seq.remove(&seq);
-            }
-        }
-    }
-
     pub(super) fn holds(&self, key: &str) -> bool {
         self.seqs_by_key.contains_key(key)
     }

@@ -9,14 +9,14 @@
 //! Versions before group rows refuse to load a ledger that holds one (unknown key).
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::insights::{AlertState, ErrorWindow};
+use super::insights::{AlertState, ErrorWindow, Rollups};
 use super::{LeaseEntry, Meta, OpenRequest, Outgoing, TenantLedger};
 use crate::audit::AuditEvent;
-use crate::budget::{Reservation, Totals};
+use crate::budget::{Budgets, Reservation, Totals};
 
 pub const TOTALS_KEY: &str = "totals";
 pub const META_KEY: &str = "meta";
@@ -166,54 +166,36 @@ impl TenantLedger {
     pub fn restore<'a>(
         pieces: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<TenantLedger, String> {
-        let mut ledger = TenantLedger::default();
-        ledger.refresh(pieces, None::<&[&str]>)?;
-        Ok(ledger)
-    }
-
-    /// Brings a ledger restored (or stored) at one version up to a later one without reading
-    /// every piece: `changed` holds the pieces written since (key, JSON), `present` every key
-    /// the store holds now (`None`: keep what `changed` does not name). Afterwards the ledger is
-    /// what [`TenantLedger::restore`] of the newer pieces gives. A host whose instances share
-    /// one store (Spin SQLite) reads only what other instances changed.
-    pub fn refresh<'a, K: AsRef<str>>(
-        &mut self,
-        changed: impl IntoIterator<Item = (&'a str, &'a str)>,
-        present: Option<&[K]>,
-    ) -> Result<(), String> {
-        if let Some(present) = present {
-            let present: BTreeSet<&str> = present.iter().map(AsRef::as_ref).collect();
-            let gone: Vec<String> = self
-                .piece_keys()
-                .filter(|k| !present.contains(k.as_str()))
-                .collect();
-            for key in gone {
-                self.remove_piece(&key);
-            }
-        }
+        let mut totals = Totals::default();
+        let mut meta = Meta::default();
+        let mut open = BTreeMap::new();
+        let mut reservations = BTreeMap::new();
+        let mut outbox = super::outbox::Outbox::default();
+        let mut rollups = Rollups::default();
+        let mut alerts = AlertState::default();
+        let mut error_window = ErrorWindow::default();
+        let mut leases = BTreeMap::new();
         let mut grouped = Vec::new();
-        for (key, value) in changed {
-            self.remove_piece(key);
+        for (key, value) in pieces {
             let bad = |e: serde_json::Error| format!("ledger piece {key}: {e}");
             if key == TOTALS_KEY {
-                self.budgets
-                    .set_totals(serde_json::from_str(value).map_err(bad)?);
+                totals = serde_json::from_str(value).map_err(bad)?;
             } else if key == META_KEY {
-                self.meta = serde_json::from_str(value).map_err(bad)?;
+                meta = serde_json::from_str(value).map_err(bad)?;
             } else if key == ALERTS_KEY {
-                self.alerts = serde_json::from_str(value).map_err(bad)?;
+                alerts = serde_json::from_str(value).map_err(bad)?;
             } else if key == ERROR_WINDOW_KEY {
-                self.error_window = serde_json::from_str(value).map_err(bad)?;
+                error_window = serde_json::from_str(value).map_err(bad)?;
             } else if let Some(name) = key.strip_prefix(ROLLUP_PREFIX) {
-                self.rollups
+                rollups
                     .buckets
                     .insert(name.to_string(), serde_json::from_str(value).map_err(bad)?);
             } else if let Some(id) = key.strip_prefix(LEASE_PREFIX) {
                 let stored: StoredLease = serde_json::from_str(value).map_err(bad)?;
-                self.budgets
-                    .set_reservation(id, stored.reservation.map(Cow::into_owned));
-                self.leases
-                    .insert(id.to_string(), stored.lease.into_owned());
+                if let Some(r) = stored.reservation {
+                    reservations.insert(id.to_string(), r.into_owned());
+                }
+                leases.insert(id.to_string(), stored.lease.into_owned());
             } else if key.starts_with(GROUP_PREFIX) {
                 let group: Vec<GroupedRecord> = serde_json::from_str(value).map_err(bad)?;
                 grouped.extend(group.into_iter().map(|g| (key, g)));
@@ -223,12 +205,13 @@ impl TenantLedger {
                         open: o,
                         reservation,
                     } => {
-                        self.budgets
-                            .set_reservation(id, reservation.map(Cow::into_owned));
-                        self.open.insert(id.to_string(), o.into_owned());
+                        if let Some(r) = reservation {
+                            reservations.insert(id.to_string(), r.into_owned());
+                        }
+                        open.insert(id.to_string(), o.into_owned());
                     }
                     StoredRequest::Finished { seq, record } => {
-                        self.outbox.insert(
+                        outbox.insert(
                             seq,
                             Outgoing {
                                 key: key.to_string(),
@@ -241,12 +224,10 @@ impl TenantLedger {
                 return Err(format!("ledger piece {key}: unknown key"));
             }
         }
-        // A group row keeps records already forwarded until its last one is: skip those, in the
-        // rows just read and in rows kept from before (`forwarded` may have moved since).
-        let forwarded = self.meta.forwarded;
+        // A group row keeps records already forwarded until its last one is: skip those.
         for (key, g) in grouped {
-            if g.seq > forwarded {
-                self.outbox.insert(
+            if g.seq > meta.forwarded {
+                outbox.insert(
                     g.seq,
                     Outgoing {
                         key: key.to_string(),
@@ -255,86 +236,18 @@ impl TenantLedger {
                 );
             }
         }
-        let passed: Vec<u64> = self
-            .outbox
-            .range(..=forwarded)
-            .filter(|(_, o)| o.key.starts_with(GROUP_PREFIX))
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in passed {
-            self.outbox.remove(seq);
-        }
-        let after_outbox = self.outbox.keys().next_back().copied().unwrap_or(0);
-        self.meta.next_seq = after_outbox.max(self.meta.forwarded) + 1;
-        self.dirty = Default::default();
-        Ok(())
-    }
-
-    /// The keys of the pieces this state is stored in (the four singletons always).
-    fn piece_keys(&self) -> impl Iterator<Item = String> + '_ {
-        [TOTALS_KEY, META_KEY, ALERTS_KEY, ERROR_WINDOW_KEY]
-            .into_iter()
-            .map(str::to_string)
-            .chain(
-                self.rollups
-                    .buckets
-                    .keys()
-                    .map(|n| format!("{ROLLUP_PREFIX}{n}")),
-            )
-            .chain(self.leases.keys().map(|id| format!("{LEASE_PREFIX}{id}")))
-            .chain(self.open.keys().map(|id| super::request_key(id)))
-            .chain(self.outbox.storage_keys().cloned())
-    }
-
-    /// Forgets what the piece `key` holds (a singleton goes back to its default).
-    fn remove_piece(&mut self, key: &str) {
-        if key == TOTALS_KEY {
-            self.budgets.set_totals(Totals::default());
-        } else if key == META_KEY {
-            self.meta = Meta::default();
-        } else if key == ALERTS_KEY {
-            self.alerts = AlertState::default();
-        } else if key == ERROR_WINDOW_KEY {
-            self.error_window = ErrorWindow::default();
-        } else if let Some(name) = key.strip_prefix(ROLLUP_PREFIX) {
-            self.rollups.buckets.remove(name);
-        } else if let Some(id) = key.strip_prefix(LEASE_PREFIX) {
-            self.leases.remove(id);
-            self.budgets.set_reservation(id, None);
-        } else if key.starts_with(GROUP_PREFIX) {
-            self.outbox.remove_key(key);
-        } else if let Some(id) = key.strip_prefix(REQUEST_PREFIX) {
-            self.open.remove(id);
-            self.budgets.set_reservation(id, None);
-            self.outbox.remove_key(key);
-        }
-    }
-
-    /// Every piece of the state, as writes (a host moving a ledger stored whole into pieces).
-    pub fn take_all_writes(&mut self) -> Result<LedgerWrites, serde_json::Error> {
-        let dirty = &mut self.dirty;
-        dirty.totals = true;
-        dirty.meta = true;
-        dirty.alerts = true;
-        dirty.error_window = true;
-        dirty.rollups.extend(self.rollups.buckets.keys().cloned());
-        dirty.leases.extend(self.leases.keys().cloned());
-        dirty
-            .requests
-            .extend(self.open.keys().map(|id| super::request_key(id)));
-        dirty.requests.extend(self.outbox.storage_keys().cloned());
-        self.take_writes()
-    }
-
-    /// Whether an operation changed something to store since the last `take_writes`.
-    pub fn has_writes(&self) -> bool {
-        let d = &self.dirty;
-        d.totals
-            || d.meta
-            || d.alerts
-            || d.error_window
-            || !d.rollups.is_empty()
-            || !d.leases.is_empty()
-            || !d.requests.is_empty()
+        let after_outbox = outbox.keys().next_back().copied().unwrap_or(0);
+        meta.next_seq = after_outbox.max(meta.forwarded) + 1;
+        Ok(TenantLedger {
+            budgets: Budgets::from_parts(totals, reservations),
+            open,
+            outbox,
+            meta,
+            rollups,
+            alerts,
+            error_window,
+            leases,
+            dirty: Default::default(),
+        })
     }
 }

@@ -28,24 +28,6 @@ pub enum Loaded {
     Row(Option<StoredLedger>),
 }
 
-/// What [`LedgerStore::load_pieces`] found.
-pub enum LoadedPieces {
-    /// Nothing stored yet.
-    Absent,
-    /// The ledger still has the version asked about.
-    Unchanged,
-    /// Stored as one JSON row (by a version before pieces, or by a store that could not write
-    /// pieces atomically).
-    Whole(StoredLedger),
-    /// Stored in pieces at `version`: every key it holds, and the pieces written after the
-    /// version asked about (all of them when none was).
-    Pieces {
-        version: u64,
-        keys: Vec<String>,
-        changed: Vec<(String, String)>,
-    },
-}
-
 /// What a host's ledger table must offer.
 #[allow(async_fn_in_trait)]
 pub trait LedgerStore {
@@ -85,35 +67,6 @@ pub trait LedgerStore {
     /// Keeps `state` as stored at `version` (see [`LedgerStore::take_kept`]); `None`: forget it.
     fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
         let _ = (id, stored);
-    }
-    /// Whether tenant ledgers are stored in pieces (`load_pieces`, `swap_pieces`) rather than as
-    /// one JSON row: an operation then writes what it changed (a request's piece and the
-    /// totals, ~2 KB), not the whole ledger with every open request and unforwarded record.
-    fn stores_pieces(&self) -> bool {
-        false
-    }
-    /// The ledger `id` as stored; with `since` > 0 (the version of a kept state), only the
-    /// pieces written after it, or `Unchanged`. Read in one consistent snapshot.
-    async fn load_pieces(&self, id: &LedgerId, since: u64) -> Result<LoadedPieces, HostError> {
-        let _ = since;
-        Ok(match self.load(id).await? {
-            None => LoadedPieces::Absent,
-            Some(stored) => LoadedPieces::Whole(stored),
-        })
-    }
-    /// Stores `writes` as version `expected + 1` if the stored version is still `expected`, all
-    /// or nothing (`replace` drops every other piece first: a ledger stored whole moving into
-    /// pieces). `Some(swapped)`, or `None` if this store cannot write several pieces atomically:
-    /// the ledger is then stored whole through [`LedgerStore::swap`].
-    async fn swap_pieces(
-        &self,
-        id: &LedgerId,
-        expected: u64,
-        writes: &super::LedgerWrites,
-        replace: bool,
-    ) -> Result<Option<bool>, HostError> {
-        let _ = (id, expected, writes, replace);
-        Ok(None)
     }
     /// Adds rollup deltas (bucket name, groups) into the host's rollup table, after the
     /// operation that made them was stored. By default rollups are not kept.
@@ -184,9 +137,6 @@ pub async fn with_ledger<S: LedgerStore, R>(
     id: &LedgerId,
     mut f: impl FnMut(&mut TenantLedger) -> R,
 ) -> Result<R, HostError> {
-    if store.stores_pieces() {
-        return with_ledger_pieces(store, id, f).await;
-    }
     apply_versioned(store, id, |ledger: &mut TenantLedger| {
         let reply = f(ledger);
         // The whole state is stored as one row: piecewise writes are not needed. The rollups
@@ -197,106 +147,6 @@ pub async fn with_ledger<S: LedgerStore, R>(
         reply
     })
     .await
-}
-
-/// [`with_ledger`] for a store that keeps ledgers in pieces: the same loop (optimistic first,
-/// the store's lock after a lost race), each attempt reading only what changed since the state
-/// this instance kept and writing only what the operation changed.
-async fn with_ledger_pieces<S: LedgerStore, R>(
-    store: &S,
-    id: &LedgerId,
-    mut f: impl FnMut(&mut TenantLedger) -> R,
-) -> Result<R, HostError> {
-    let mut lost = 0;
-    for _ in 0..MAX_ATTEMPTS {
-        let locked = lost > 0 && store.lock().await;
-        let attempt = attempt_pieces(store, id, &mut f).await;
-        if locked {
-            store.unlock().await;
-        }
-        if let Some(reply) = attempt? {
-            return Ok(reply);
-        }
-        lost += 1;
-        if lost < MAX_ATTEMPTS {
-            store.contended(lost).await;
-        }
-    }
-    Err(HostError::Store(format!(
-        "ledger {}: still contended after {MAX_ATTEMPTS} attempts",
-        id.as_str()
-    )))
-}
-
-async fn attempt_pieces<S: LedgerStore, R>(
-    store: &S,
-    id: &LedgerId,
-    f: &mut impl FnMut(&mut TenantLedger) -> R,
-) -> Result<Option<R>, HostError> {
-    let corrupt = |e: String| HostError::Store(format!("ledger {}: {e}", id.as_str()));
-    let kept = store.take_kept::<TenantLedger>(id);
-    let since = kept.as_ref().map_or(0, |(v, _)| *v);
-    let (version, mut ledger, whole) = match store.load_pieces(id, since).await? {
-        LoadedPieces::Absent => (0, TenantLedger::default(), false),
-        LoadedPieces::Unchanged => match kept {
-            Some((version, ledger)) => (version, ledger, false),
-            None => return Err(corrupt("unchanged, but no state was kept".into())),
-        },
-        LoadedPieces::Whole(stored) => (
-            stored.version,
-            serde_json::from_str(&stored.json).map_err(|e| corrupt(e.to_string()))?,
-            true,
-        ),
-        LoadedPieces::Pieces {
-            version,
-            keys,
-            changed,
-        } => {
-            // Only a state kept at `since` can take just the newer pieces.
-            let mut ledger = match kept {
-                Some((_, ledger)) if since > 0 => ledger,
-                _ => TenantLedger::default(),
-            };
-            ledger
-                .refresh(
-                    changed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    Some(&keys),
-                )
-                .map_err(corrupt)?;
-            (version, ledger, false)
-        }
-    };
-    let reply = f(&mut ledger);
-    // Rollups are counted when records are forwarded (see `apply_stored`), not stored here.
-    let _ = ledger.take_rollup_deltas();
-    if !ledger.has_writes() {
-        // Nothing to store (a refusal, a usage report, a repeated settle). A state stored whole
-        // is not kept: an unchanged version does not say how it is stored, and only a ledger
-        // read from pieces can take a write of the pieces an operation changed.
-        ledger.clear_writes();
-        store.remember(id, (!whole).then_some((version, ledger)));
-        return Ok(Some(reply));
-    }
-    let writes = if whole {
-        ledger.take_all_writes()
-    } else {
-        ledger.take_writes()
-    }
-    .map_err(|e| corrupt(e.to_string()))?;
-    let (swapped, in_pieces) = match store.swap_pieces(id, version, &writes, whole).await? {
-        Some(swapped) => (swapped, true),
-        None => {
-            let json = crate::json_ser::to_string(&ledger).map_err(|e| corrupt(e.to_string()))?;
-            (store.swap(id, version, &json).await?, false)
-        }
-    };
-    if swapped {
-        store.remember(id, in_pieces.then_some((version + 1, ledger)));
-        Ok(Some(reply))
-    } else {
-        store.remember::<TenantLedger>(id, None);
-        Ok(None)
-    }
 }
 
 /// The same compare-and-swap loop for any state kept as one versioned JSON row (the ledger, a

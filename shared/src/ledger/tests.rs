@@ -45,7 +45,7 @@ fn budget(limit: u64) -> BudgetLine {
     }
 }
 
-pub(super) fn admit(id: &str, at: u64, amount: Option<u64>) -> LedgerOp {
+fn admit(id: &str, at: u64, amount: Option<u64>) -> LedgerOp {
     LedgerOp::Admit(AdmitAsk {
         error_rate: None,
         now_ms: at,
@@ -68,7 +68,7 @@ pub(super) fn admit(id: &str, at: u64, amount: Option<u64>) -> LedgerOp {
     })
 }
 
-pub(super) fn commit(id: &str, at: u64, cost: u64) -> LedgerOp {
+fn commit(id: &str, at: u64, cost: u64) -> LedgerOp {
     let mut r = record(id, at - 10, false);
     r.record.outcome = Outcome::Ok;
     r.record.status = 200;
@@ -500,106 +500,6 @@ proptest! {
             prop_assert_eq!(&restored, &live);
         }
     }
-}
-
-proptest! {
-    /// A host whose instances share one store (Spin) keeps the state it last saw and, when
-    /// another instance wrote since, reads only the pieces written after that version plus the
-    /// list of keys: whatever the operations and however far behind, the refreshed state is
-    /// the one in memory (and what a restore of every piece gives).
-    #[test]
-    fn a_state_refreshed_from_newer_pieces_is_the_live_state(
-        ops in proptest::collection::vec(any_op(), 1..60),
-        reads in proptest::collection::vec(any::<bool>(), 60),
-    ) {
-        let id = LedgerId("acme".into());
-        let mut live = TenantLedger::default();
-        // key -> (JSON, version it was written at)
-        let mut stored: BTreeMap<String, (String, u64)> = BTreeMap::new();
-        let mut version = 0u64;
-        let mut reader = TenantLedger::default();
-        let mut reader_at = 0u64;
-        let mut now = T0;
-        let last = ops.len() - 1;
-        for (i, (kind, req, amount)) in ops.into_iter().enumerate() {
-            now += u64::from(amount) * 100;
-            let rid = format!("r{req}");
-            match kind {
-                0 => { live.apply(admit(&rid, now, Some(u64::from(amount)))); }
-                1 => { live.apply(admit(&rid, now, None)); }
-                2 => { live.apply(commit(&rid, now, u64::from(amount))); }
-                3 => { live.expire(now); }
-                4 => { live.apply(recorded(&rid, now)); }
-                _ => {
-                    if let Some(batch) = live.forward_batch(&id, "audit-local") {
-                        let through = batch.first_seq + u64::from(amount) % batch.records.len() as u64;
-                        live.forwarded(ForwardAck { through });
-                    }
-                }
-            }
-            // Stored after one to three operations (a group row then holds several records,
-            // and some are forwarded before its last, which leaves the row as it was).
-            if req % 3 != 0 && i != last {
-                continue;
-            }
-            let writes = live.take_writes().expect("serializes");
-            if writes.is_empty() {
-                continue;
-            }
-            version += 1;
-            for (k, v) in writes.puts {
-                stored.insert(k, (v, version));
-            }
-            for k in writes.deletes {
-                stored.remove(&k);
-            }
-            if !reads[i] {
-                continue;
-            }
-            let changed: Vec<(&str, &str)> = stored
-                .iter()
-                .filter(|(_, (_, at))| *at > reader_at)
-                .map(|(k, (v, _))| (k.as_str(), v.as_str()))
-                .collect();
-            let keys: Vec<&str> = stored.keys().map(String::as_str).collect();
-            reader.refresh(changed, Some(&keys)).expect("refreshes");
-            reader_at = version;
-            prop_assert_eq!(&reader, &live);
-        }
-        let everything = TenantLedger::restore(stored.iter().map(|(k, (v, _))| (k.as_str(), v.as_str())))
-            .expect("restores");
-        prop_assert_eq!(&everything, &live);
-    }
-}
-
-#[test]
-fn a_ledger_stored_whole_moves_into_pieces_that_rebuild_it() {
-    // A ledger a compare-and-swap host stored as one JSON row (before pieces) is rewritten as
-    // every piece at once: they rebuild it exactly.
-    let id = LedgerId("acme".into());
-    let mut l = TenantLedger::default();
-    l.apply(admit("r1", T0, Some(300)));
-    l.apply(admit("r2", T0, None));
-    l.apply(commit("r1", T0 + 5, 100));
-    l.apply(recorded("r3", T0 + 6));
-    let batch = l.forward_batch(&id, "audit-local").expect("a batch");
-    l.forwarded(ForwardAck {
-        through: batch.first_seq,
-    });
-    let _ = l.take_rollup_deltas();
-    let json = serde_json::to_string(&l).expect("json");
-    let mut whole: TenantLedger = serde_json::from_str(&json).expect("parses");
-    let writes = whole.take_all_writes().expect("writes");
-    assert!(writes.deletes.is_empty());
-    assert!(
-        writes.puts.iter().any(|(k, _)| k == "req:r2"),
-        "the open request is a piece"
-    );
-    let restored = TenantLedger::restore(writes.puts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .expect("restores");
-    l.clear_writes();
-    assert_eq!(restored, l);
-    assert!(!restored.has_writes());
 }
 
 #[test]
