@@ -47,7 +47,12 @@ const KEPT_MAX: usize = 64;
 /// A kept state: its version and the state (a ledger, a circuit board, an admin store).
 type Kept = (u64, Box<dyn Any>);
 
+/// How long after a lost race an instance takes the lock first on that row.
+const CONTENDED_FOR_MS: u64 = 1_000;
+
 thread_local! {
+    /// When this instance last lost a race on each row (see `contention_expected`).
+    static LOST_AT: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
     /// The states this instance last stored or read, by row id, with their versions (see
     /// `LedgerStore::take_kept`): while no other instance wrote the row since, an operation skips
     /// reading and parsing a row that holds the ledger's open requests and unforwarded records.
@@ -58,6 +63,19 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
     fn take_kept<T: 'static>(&self, id: &LedgerId) -> Option<(u64, T)> {
         let (version, state) = KEPT.with(|kept| kept.borrow_mut().remove(id.as_str()))?;
         Some((version, *state.downcast::<T>().ok()?))
+    }
+
+    /// For `CONTENDED_FOR_MS` after this instance lost a race on `id`, its operations on `id`
+    /// take SQLite's write lock before reading: a lost race costs a re-read and re-parse of
+    /// the row, a pause and a locked re-run, which under load cost more than the lock.
+    fn contention_expected(&self, id: &LedgerId) -> bool {
+        let now = self.0.now_ms();
+        LOST_AT.with(|lost_at| {
+            lost_at
+                .borrow()
+                .get(id.as_str())
+                .is_some_and(|at| now.saturating_sub(*at) < CONTENDED_FOR_MS)
+        })
     }
 
     fn remember<T: 'static>(&self, id: &LedgerId, stored: Option<(u64, T)>) {
@@ -248,8 +266,17 @@ impl<P: Platform> LedgerStore for SqlLedgers<'_, P> {
     }
 
     /// Instances race for real here: wait a random 1..=2^lost ms (at most 64) before re-running,
-    /// so the losers spread out instead of colliding again.
-    async fn contended(&self, lost: usize) {
+    /// so the losers spread out instead of colliding again. The loss is remembered (see
+    /// `contention_expected`).
+    async fn contended(&self, id: &LedgerId, lost: usize) {
+        let now = self.0.now_ms();
+        LOST_AT.with(|lost_at| {
+            let mut lost_at = lost_at.borrow_mut();
+            if lost_at.len() >= KEPT_MAX && !lost_at.contains_key(id.as_str()) {
+                lost_at.clear();
+            }
+            lost_at.insert(id.as_str().to_string(), now);
+        });
         let cap = 1u64 << lost.min(6);
         let mut r = [0u8; 8];
         self.0.fill_random(&mut r);

@@ -241,3 +241,21 @@ fn the_overdue_query_finds_expired_requests() {
         "settled: nothing left to sweep"
     );
 }
+
+/// An instance that lost a race on a ledger expects contention on it (and only on it) for a
+/// while: its next operations there take the write lock before reading.
+#[test]
+fn a_lost_race_makes_the_instance_lock_first_on_that_ledger() {
+    use asc_core::ledger::stored::LedgerStore;
+    let p = Instance(support::open_db(None));
+    let ledgers = SqlLedgers(&p);
+    let (busy, quiet) = (LedgerId("busy".into()), LedgerId("quiet".into()));
+    assert!(!ledgers.contention_expected(&busy));
+    futures::executor::block_on(ledgers.contended(&busy, 1));
+    assert!(ledgers.contention_expected(&busy));
+    assert!(!ledgers.contention_expected(&quiet));
+    // And the locked path stores as the optimistic one does.
+    let reply =
+        futures::executor::block_on(apply_stored(&ledgers, &busy, &admit(0, 1))).expect("admit");
+    assert!(matches!(reply, LedgerReply::Admitted { .. }), "{reply:?}");
+}
