@@ -258,4 +258,5 @@ fn a_lost_race_makes_the_instance_lock_first_on_that_ledger() {
     let reply =
         futures::executor::block_on(apply_stored(&ledgers, &busy, &admit(0, 1))).expect("admit");
     assert!(matches!(reply, LedgerReply::Admitted { .. }), "{reply:?}");
+    assert!(p.0.is_autocommit(), "the write lock was released");
 }

@@ -174,7 +174,7 @@ where
         // is only taken once a race was lost, or at once while races on this state are being
         // lost (under load on Spin 41% of ledger operations lost their first swap, and each
         // loss re-reads and re-parses the row: taking the lock first cut CPU per request by a
-        // quarter there).
+        // third there).
         let locked = (lost > 0 || store.contention_expected(id)) && store.lock().await;
         let attempt = attempt_once(store, id, &mut apply, corrupt).await;
         if locked {
