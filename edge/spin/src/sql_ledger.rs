@@ -40,8 +40,9 @@ const ROLLUP_KEEP_MS: u64 = 400 * asc_core::ledger::insights::DAY_MS;
 
 pub struct SqlLedgers<'p, P>(pub &'p P);
 
-/// At most this many states are kept per instance (then all are dropped and re-read): a busy
-/// ledger's row is tens of KB, so this bounds the instance's memory for them to a few MB.
+/// At most this many states (and rows' last lost races) are kept per instance, then all are
+/// dropped: a busy ledger's row is ~12 KB at 16 requests in flight and grows with a backlog, so
+/// this bounds the instance's memory for them.
 const KEPT_MAX: usize = 64;
 
 /// A kept state: its version and the state (a ledger, a circuit board, an admin store).

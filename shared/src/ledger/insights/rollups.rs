@@ -231,7 +231,6 @@ impl Rollups {
         Ok(Rollups { buckets })
     }
 
-    /// Adds a final record; returns the bucket it changed.
     /// The groups of the buckets `names`, by bucket (what a compare-and-swap host adds into its
     /// rollup table).
     pub(in crate::ledger) fn take(
@@ -244,6 +243,7 @@ impl Rollups {
             .collect()
     }
 
+    /// Adds a final record; returns the bucket it changed.
     pub(in crate::ledger) fn add(&mut self, event: &AuditEvent) -> Option<String> {
         if !is_model_traffic(&event.record.operation) {
             return None;
