@@ -403,3 +403,47 @@ fn stored_rows_restore_the_entries_whichever_version_wrote_them() {
     assert_eq!(restored_seq.buffered().count(), 3);
     assert_eq!(Buffered::stored_json(&[]).expect("row"), "[]");
 }
+
+#[test]
+fn a_stored_row_keeps_its_record_text_and_an_unmarked_row_is_canonicalized() {
+    let mut seq = Sequencer::new("eu", T0).expect("stream");
+    seq.append(&event(1), T0 + 1).expect("appends");
+    let head = seq.head().clone();
+    let entries: Vec<Buffered> = seq.buffered().cloned().collect();
+    let row = Buffered::stored_json(&entries).expect("row");
+    assert!(
+        row.starts_with(r#"[{"appended_ms":"#)
+            && row.contains(r#","canonical":true,"entry":{"hash":"#)
+    );
+    assert_eq!(
+        serde_json::from_str::<Vec<Buffered>>(&row).expect("parses"),
+        entries
+    );
+
+    // The same row with its record's text made non-canonical (a space the canonical form does
+    // not have). Marked, the text is kept as it is, so the shipped line is not the one that was
+    // hashed, and verification says so; unmarked (an earlier version's row), it is canonicalized
+    // and ships as it was hashed.
+    let spaced = row.replacen(r#""record":{"#, r#""record":{ "#, 1);
+    assert_ne!(spaced, row);
+    let kept: Vec<Buffered> = serde_json::from_str(&spaced).expect("parses");
+    assert!(kept[0].entry.record_json.starts_with("{ \""));
+    let unmarked = spaced.replacen(r#","canonical":true"#, "", 1);
+    let canonicalized: Vec<Buffered> = serde_json::from_str(&unmarked).expect("parses");
+    assert_eq!(canonicalized, entries);
+
+    let (_, public) = keys();
+    for (restored, verifies) in [(kept, false), (canonicalized, true)] {
+        let mut seq = Sequencer::restore(head.clone(), restored).expect("consistent");
+        let mut store = BTreeMap::new();
+        flush(&mut seq, T0 + 1_000, &mut store);
+        let report = verify(&store, &public, &VerifyOptions::new(T0 + 1_000, 10_000));
+        assert_eq!(report.is_ok(), verifies, "{:#?}", report.problems);
+        if !verifies {
+            assert!(report.problems.iter().any(|p| matches!(
+                p.kind,
+                ProblemKind::NotCanonical | ProblemKind::HashMismatch
+            )));
+        }
+    }
+}
