@@ -11,6 +11,13 @@ use serde_json::Error;
 
 use crate::json_write::write_str;
 
+/// serde_json's name for raw JSON text (`serde_json::value::RawValue`): it serializes as a
+/// struct of this name with one field holding the text, and a serde_json deserializer (of
+/// text or of a `Value`) asked for a newtype struct of this name hands the text over as a
+/// one-entry map under it. Held to serde_json's behaviour by tests here and in
+/// `ledger::opening`.
+pub(crate) const RAW_JSON_TOKEN: &str = "$serde_json::private::RawValue";
+
 /// `serde_json::to_vec(value)`.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(256);
@@ -69,6 +76,8 @@ struct Compound<'a, 'b> {
     first: bool,
     /// `}` to write after the closing bracket: the value of an enum variant.
     in_variant: bool,
+    /// serde_json's raw JSON text (`RawValue`): its one field's text is written as it is.
+    raw: bool,
 }
 
 impl<'a, 'b> Compound<'a, 'b> {
@@ -78,6 +87,7 @@ impl<'a, 'b> Compound<'a, 'b> {
             writer,
             first: true,
             in_variant,
+            raw: false,
         }
     }
 
@@ -88,6 +98,9 @@ impl<'a, 'b> Compound<'a, 'b> {
     }
 
     fn close(self, bracket: u8) {
+        if self.raw {
+            return;
+        }
         self.writer.out.push(bracket);
         if self.in_variant {
             self.writer.out.push(b'}');
@@ -100,6 +113,11 @@ impl<'a, 'b> Compound<'a, 'b> {
     }
 
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+        if self.raw {
+            return value.serialize(RawText {
+                out: self.writer.out,
+            });
+        }
         self.separate();
         write_str(self.writer.out, key);
         self.writer.out.push(b':');
@@ -218,7 +236,15 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a, 'b>, Error> {
         Ok(Compound::open(self, b'{', false))
     }
-    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'a, 'b>, Error> {
+    fn serialize_struct(self, name: &'static str, _len: usize) -> Result<Compound<'a, 'b>, Error> {
+        if name == RAW_JSON_TOKEN {
+            return Ok(Compound {
+                writer: self,
+                first: true,
+                in_variant: false,
+                raw: true,
+            });
+        }
         Ok(Compound::open(self, b'{', false))
     }
     fn serialize_struct_variant(
@@ -437,6 +463,86 @@ impl ser::Serializer for MapKey<'_> {
         _len: usize,
     ) -> Result<Self::SerializeStructVariant, Error> {
         Err(key_must_be_a_string())
+    }
+}
+
+/// The text of serde_json's `RawValue`, written as it is (it is JSON already).
+struct RawText<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+fn not_raw_text() -> Error {
+    Error::custom("raw JSON text must be a string")
+}
+
+/// The `Serializer` methods `RawText` refuses: `name(args) -> Result<ret>`.
+macro_rules! refuse {
+    ($($method:ident ( $($arg:ty),* ) -> $ret:ty;)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<$ret, Error> {
+            Err(not_raw_text())
+        }
+    )*};
+}
+
+impl ser::Serializer for RawText<'_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Impossible<(), Error>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Impossible<(), Error>;
+    type SerializeStruct = Impossible<(), Error>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.out.extend_from_slice(v.as_bytes());
+        Ok(())
+    }
+    refuse! {
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_char(char) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_unit_variant(&'static str, u32, &'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<(), Error> {
+        Err(not_raw_text())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _value: &T,
+    ) -> Result<(), Error> {
+        Err(not_raw_text())
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), Error> {
+        Err(not_raw_text())
     }
 }
 

@@ -219,3 +219,19 @@ proptest! {
         prop_assert_eq!(to_string(&m).expect("serializes"), serde_json::to_string(&m).expect("serializes"));
     }
 }
+
+#[test]
+fn raw_json_text_is_written_as_it_is_as_serde_json_writes_it() {
+    #[derive(Serialize)]
+    struct WithRaw {
+        before: u8,
+        raw: Box<serde_json::value::RawValue>,
+        nested: Vec<Box<serde_json::value::RawValue>>,
+    }
+    let raw = |t: &str| serde_json::value::RawValue::from_string(t.to_string()).expect("json");
+    same(&WithRaw {
+        before: 1,
+        raw: raw(r#"{"b":2,"a":[1,"x\"y"]}"#),
+        nested: vec![raw("null"), raw("\"s\"")],
+    });
+}

@@ -69,8 +69,9 @@ fn the_first_event_reaches_the_client_before_the_upstream_has_finished() {
         // ...but its record is already durable in the ledger, open, in case the client leaves.
         let opened = host.open_requests();
         assert_eq!(opened.len(), 1);
-        assert_eq!(opened[0].record.record.outcome, Outcome::Partial);
-        assert!(opened[0].record.record.stream);
+        let opening = opened[0].record.event().expect("an audit record");
+        assert_eq!(opening.record.outcome, Outcome::Partial);
+        assert!(opening.record.stream);
         assert!(opened[0].expires_ms > host.clock_ms.get());
         let mut rest = Vec::new();
         while let Some(c) = relay.next().await {

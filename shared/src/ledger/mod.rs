@@ -21,6 +21,7 @@ pub mod insights;
 mod lease;
 #[cfg(test)]
 mod lease_tests;
+mod opening;
 mod ops;
 mod outbox;
 mod storage;
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use insights::{AnalyticsAsk, AnalyticsRow, Delivery, Dimension, LoggedAlert};
 pub use lease::{LeaseAsk, LeaseClose, LeaseEntry, LeaseGrant, LEASE_OPERATION};
+pub use opening::OpeningRecord;
 pub use ops::{
     shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
 };
@@ -53,7 +55,7 @@ pub const FORWARD_BATCH_MAX: usize = 256;
 /// A request in flight: its opening record and when it is given up on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRequest {
-    pub record: AuditEvent,
+    pub record: OpeningRecord,
     pub expires_ms: u64,
 }
 
@@ -307,7 +309,7 @@ impl TenantLedger {
         self.open.insert(
             id.clone(),
             OpenRequest {
-                record,
+                record: record.into(),
                 expires_ms: ask.expires_ms,
             },
         );
@@ -467,7 +469,10 @@ impl TenantLedger {
                 continue;
             };
             self.dirty.requests.insert(request_key(id));
-            let mut record = open.record;
+            let mut record = open
+                .record
+                .into_event()
+                .unwrap_or_else(|_| unreadable_opening(id, now_ms));
             let r = &mut record.record;
             r.outcome = Outcome::Partial;
             if r.error_code.is_none() {
@@ -654,4 +659,15 @@ impl TenantLedger {
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
     }
+}
+
+/// The record a request that expired is chained with when its stored opening record no longer
+/// parses (edited storage): the request still gets its record, saying so, with what the ledger
+/// knows (its id, and below, its charge).
+fn unreadable_opening(request_id: &str, now_ms: u64) -> AuditEvent {
+    let mut record =
+        crate::audit::AuditRecord::started(request_id, now_ms, "", "unknown".into(), "");
+    record.status = 0;
+    record.error_code = Some("opening_record_unreadable".into());
+    AuditEvent::from(record)
 }

@@ -280,6 +280,52 @@ fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() 
 }
 
 #[test]
+fn a_ledger_stored_whole_keeps_its_opening_records_as_text_until_they_expire() {
+    // As Spin stores a ledger (the whole state as one JSON row) and another instance reads it.
+    let mut live = TenantLedger::default();
+    live.apply(admit("plain", T0, Some(250)));
+    live.apply(admit("edited", T0, Some(100)));
+    live.take_writes().expect("serializes"); // what is left to store: not part of the state
+    let row = crate::json_ser::to_string(&live).expect("serializes");
+    let mut read: TenantLedger = serde_json::from_str(&row).expect("parses");
+    assert_eq!(read, live);
+    let kept = read.open_request("plain").expect("open");
+    assert!(matches!(kept.record, OpeningRecord::Stored(_)), "{kept:?}");
+    assert_eq!(
+        crate::json_ser::to_string(&read).expect("serializes"),
+        row,
+        "written back as it was read"
+    );
+    // Expired from the text, the record is the one the live ledger chains.
+    live.expire(T0 + TTL);
+    read.expire(T0 + TTL);
+    assert_eq!(outbox(&read), outbox(&live));
+    assert_eq!(outbox(&read)[1].detail.settled_usd_micros, Some(250));
+
+    // A stored opening record edited into something that is not an audit record: the request
+    // is still recorded at expiry, and charged, with a record that says so.
+    let edited = row.replacen(
+        r#""request_id":"edited","timestamp_ms""#,
+        r#""request_id":7,"timestamp_ms""#,
+        1,
+    );
+    assert_ne!(edited, row);
+    let mut read: TenantLedger = serde_json::from_str(&edited).expect("still parses");
+    assert_eq!(read.expire(T0 + TTL), 2);
+    let records = outbox(&read);
+    let unreadable = records
+        .iter()
+        .find(|r| r.record.request_id == "edited")
+        .expect("recorded");
+    assert_eq!(unreadable.record.outcome, Outcome::Partial);
+    assert_eq!(
+        unreadable.record.error_code.as_deref(),
+        Some("opening_record_unreadable")
+    );
+    assert_eq!(unreadable.detail.settled_usd_micros, Some(100));
+}
+
+#[test]
 fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
     let id = LedgerId("acme".into());
     let mut l = TenantLedger::default();
