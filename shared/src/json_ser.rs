@@ -356,6 +356,15 @@ impl MapKey<'_> {
     }
 }
 
+/// `Serializer` methods that refuse with `$error()`: `name(args) -> Result<ret>`.
+macro_rules! refuse {
+    ($error:ident; $($method:ident ( $($arg:ty),* ) -> $ret:ty;)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<$ret, Error> {
+            Err($error())
+        }
+    )*};
+}
+
 impl ser::Serializer for MapKey<'_> {
     type Ok = ();
     type Error = Error;
@@ -402,17 +411,18 @@ impl ser::Serializer for MapKey<'_> {
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
         value.serialize(self)
     }
-    fn serialize_bytes(self, _v: &[u8]) -> Result<(), Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_none(self) -> Result<(), Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_unit(self) -> Result<(), Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
-        Err(key_must_be_a_string())
+    refuse! { key_must_be_a_string;
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -421,47 +431,6 @@ impl ser::Serializer for MapKey<'_> {
         _variant: &'static str,
         _value: &T,
     ) -> Result<(), Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStruct, Error> {
-        Err(key_must_be_a_string())
-    }
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, Error> {
         Err(key_must_be_a_string())
     }
 }
@@ -473,15 +442,6 @@ struct RawText<'a> {
 
 fn not_raw_text() -> Error {
     Error::custom("raw JSON text must be a string")
-}
-
-/// The `Serializer` methods `RawText` refuses: `name(args) -> Result<ret>`.
-macro_rules! refuse {
-    ($($method:ident ( $($arg:ty),* ) -> $ret:ty;)*) => {$(
-        fn $method(self, $(_: $arg),*) -> Result<$ret, Error> {
-            Err(not_raw_text())
-        }
-    )*};
 }
 
 impl ser::Serializer for RawText<'_> {
@@ -499,7 +459,7 @@ impl ser::Serializer for RawText<'_> {
         self.out.extend_from_slice(v.as_bytes());
         Ok(())
     }
-    refuse! {
+    refuse! { not_raw_text;
         serialize_bool(bool) -> ();
         serialize_i8(i8) -> ();
         serialize_i16(i16) -> ();
