@@ -29,19 +29,32 @@ async function create(tenant, body) {
   return { data, cache: response.headers.get('x-asc-cache'), cost: response.headers.get('x-asc-cost-usd-micros') };
 }
 
+// An entry is stored after its response. A Worker isolate keeps its own copy, so its next request
+// hits at once; a Spin instance serves one request, so the next one reads the database, and a loaded
+// machine can send it before the write lands. On Spin, wait until the database holds an entry it did
+// not hold before the miss.
+const cachedNow = () => new Set(stack.cacheNames?.() ?? []);
+async function entryStored(namesBefore) {
+  if (!stack.cacheNames) return;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if ([...cachedNow()].some((n) => !namesBefore.has(n))) return;
+    assert.ok(Date.now() < deadline, 'the miss stored no entry within 15 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 before(async () => { if (!hostOptions().skip) stack = await startStack(); });
 after(async () => { await stack?.stop(); });
 
 describe(`response cache on ${HOST}`, hostOptions(), () => {
   it('a repeated request is a hit: no upstream call, same answer, free', async () => {
     const before = upstreamCalls();
+    const names = cachedNow();
     const miss = await create('cached', ask('what is the capital of France?'));
     assert.equal(miss.cache, 'miss');
     assert.equal(upstreamCalls(), before + 1);
-    // The entry is stored after the response. A Worker isolate keeps its own copy; a Spin
-    // instance serves one request, so the next one reads the bucket: let the write land first
-    // (a full run on a loaded machine once sent the repeat before it had).
-    if (HOST === 'spin') await new Promise((r) => setTimeout(r, 500));
+    await entryStored(names);
     const hit = await create('cached', ask('what is the capital of France?'));
     assert.equal(hit.cache, 'hit');
     assert.equal(hit.cost, '0');
@@ -72,8 +85,10 @@ describe(`response cache on ${HOST}`, hostOptions(), () => {
   it('the Anthropic SDK gets hits in its own shape', async () => {
     const anthropic = new Anthropic({ apiKey: stack.keys.cached.key, baseURL: stack.url, maxRetries: 0 });
     const body = { model: 'gpt-4o-mini', max_tokens: 64, temperature: 0, messages: [{ role: 'user', content: 'name a colour' }] };
+    const names = cachedNow();
     const first = await anthropic.messages.create(body).withResponse();
     ids.push(first.response.headers.get('x-request-id'));
+    await entryStored(names);
     const before = upstreamCalls();
     const second = await anthropic.messages.create(body).withResponse();
     ids.push(second.response.headers.get('x-request-id'));
@@ -112,8 +127,10 @@ describe(`response cache on ${HOST}`, hostOptions(), () => {
   });
 
   it('an answer redacted on its way out is stored redacted', async () => {
+    const names = cachedNow();
     const miss = await create('cached', ask('please mail jane.doe@example.com'));
     assert.ok(!miss.data.choices[0].message.content.includes('jane.doe@example.com'));
+    await entryStored(names);
     const hit = await create('cached', ask('please mail jane.doe@example.com'));
     assert.equal(hit.cache, 'hit');
     assert.equal(hit.data.choices[0].message.content, miss.data.choices[0].message.content);

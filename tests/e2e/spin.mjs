@@ -220,6 +220,17 @@ for name, entry in sqlite3.connect(sys.argv[1]).execute("SELECT name, entry FROM
 print(json.dumps(names))
 `, [join(dir, 'asc_state.db'), outDir]));
     },
+    /**
+     * The names of the response cache's entries, read while Spin serves: the database is in WAL
+     * mode, so this reader never blocks Spin's writers.
+     */
+    cacheNames() {
+      return JSON.parse(python(root, `
+import json, sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(json.dumps([name for (name,) in db.execute("SELECT name FROM asc_response_cache")]))
+`, [join(dir, 'asc_state.db')]));
+    },
     stopMoto() { moto.stop(); },
   };
 }
