@@ -47,6 +47,10 @@ describe(`OpenAI SDK against ASC on ${HOST}`, hostOptions(), () => {
     assert.equal(upstream.path, '/v1/chat/completions');
     assert.equal(upstream.headers.authorization, `Bearer ${UPSTREAM_KEY}`, 'the upstream sees the gateway credential');
     assert.ok(!JSON.stringify(upstream).includes(stack.keys.demo.key), 'the client key never reaches the upstream');
+    // A complete body goes out with its length, not chunked: on Spin a chunked body's closing
+    // chunk could leave as a small write of its own, held up to 40 ms by Nagle's algorithm.
+    assert.equal(upstream.headers['content-length'], String(upstream.bytes));
+    assert.equal(upstream.headers['transfer-encoding'], undefined);
   });
 
   it('streams chunk by chunk, role first, usage when asked', async () => {

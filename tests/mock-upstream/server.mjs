@@ -36,7 +36,7 @@ async function handle(req, res, state, signal) {
     return res.writeHead(204).end();
   }
 
-  state.requests.push({ method: req.method, path: req.url, headers: req.headers, body: parseMaybeJson(raw) });
+  state.requests.push({ method: req.method, path: req.url, headers: req.headers, bytes: Buffer.byteLength(raw), body: parseMaybeJson(raw) });
 
   // `/redirect/<path>` answers 307 to `<path>` on this server: a client that follows redirects
   // shows up here twice (the gateway must not: its egress gate approved only the first URL).

@@ -3,7 +3,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 
 use asc_core::host::{ByteSource, HostError, UpstreamResponse};
 use asc_core::ledger::LedgerId;
@@ -12,8 +14,10 @@ use asc_core::pipeline::{AfterResponse, Handled};
 use bytes::Bytes;
 use futures::{SinkExt, Stream, StreamExt};
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::http::{FullBody, IntoResponse, Request};
+use spin_sdk::http::{FromResponse, IntoResponse, Request, Response};
 use spin_sdk::wasip3::clocks::{monotonic_clock, system_clock};
+use spin_sdk::wasip3::http::types;
+use spin_sdk::wasip3::{wit_future, wit_stream};
 use spin_sdk::{key_value, sqlite, variables};
 
 use crate::app;
@@ -219,24 +223,24 @@ impl Platform for Spin {
 
     async fn send(&self, req: Outbound) -> Result<UpstreamResponse<SpinBody>, HostError> {
         let fail = |e: String| HostError::Unreachable(e);
-        let mut builder = http::Request::builder()
-            .method(req.method.as_str())
-            .uri(req.url.as_str());
-        for (name, value) in &req.headers {
-            // The authority comes from the URL (wasi-http refuses a `Host` header).
-            if !name.eq_ignore_ascii_case("host") {
-                builder = builder.header(name.as_str(), value.as_str());
-            }
+        let timeout_ms = req.timeout_ms;
+        let (request, mut body_write) = wasi_request(req)?;
+        // Start writing the body before the request goes out, so the body is waiting when Spin's
+        // HTTP client asks for it and leaves in the same segment as the head. spin-sdk's `send`
+        // spawns that write instead, the head goes first, and the body (a second small write,
+        // Nagle's algorithm on) waits for the upstream's delayed ACK: up to 40 ms a call.
+        let written =
+            std::future::poll_fn(|cx| Poll::Ready(body_write.as_mut().poll(cx).is_ready())).await;
+        if !written {
+            spin_sdk::wasip3::spawn(body_write);
         }
-        let request = builder
-            .body(FullBody::new(Bytes::from(req.body)))
-            .map_err(|e| fail(e.to_string()))?;
-        let sending = Box::pin(spin_sdk::http::send(request));
+        let sending = Box::pin(spin_sdk::wasip3::http::client::send(request));
         let deadline = Box::pin(monotonic_clock::wait_for(
-            req.timeout_ms.saturating_mul(1_000_000),
+            timeout_ms.saturating_mul(1_000_000),
         ));
         match futures::future::select(sending, deadline).await {
             futures::future::Either::Left((Ok(resp), _)) => {
+                let resp = Response::from_response(resp).map_err(|e| fail(format!("{e:?}")))?;
                 let status = resp.status().as_u16();
                 let headers = resp
                     .headers()
@@ -258,6 +262,61 @@ impl Platform for Spin {
             futures::future::Either::Right(_) => Err(HostError::Timeout),
         }
     }
+}
+
+/// Writing an upstream request's body into its WASI stream.
+type BodyWrite = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The upstream request as WASI HTTP's, with the write of its body (then its trailers: none),
+/// not yet started.
+fn wasi_request(req: Outbound) -> Result<(types::Request, BodyWrite), HostError> {
+    let invalid = |what: &str| HostError::Unreachable(format!("upstream request: invalid {what}"));
+    let uri: http::Uri = req.url.parse().map_err(|_| invalid("URL"))?;
+    let method = http::Method::from_bytes(req.method.as_bytes()).map_err(|_| invalid("method"))?;
+    let mut header_map = http::HeaderMap::with_capacity(req.headers.len());
+    for (name, value) in &req.headers {
+        // The authority comes from the URL (wasi-http refuses a `Host` header).
+        if name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        let name =
+            http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("header name"))?;
+        let value = http::HeaderValue::from_str(value).map_err(|_| invalid("header value"))?;
+        header_map.append(name, value);
+    }
+    // A declared length lets Spin's client send the body as it is, complete once its bytes are
+    // out. Chunked, its closing chunk waited for the stream's end and often left as a small write
+    // of its own, held by Nagle's algorithm like a late body.
+    if !req.body.is_empty() || !matches!(method, http::Method::GET | http::Method::HEAD) {
+        header_map.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(req.body.len()),
+        );
+    }
+    let fields = types::Fields::try_from(header_map).map_err(|_| invalid("headers"))?;
+    let (mut body_tx, body_rx) = wit_stream::new::<u8>();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (request, _transmitted) = types::Request::new(fields, Some(body_rx), trailers_rx, None);
+    request
+        .set_method(&types::Method::from(method))
+        .map_err(|()| invalid("method"))?;
+    request
+        .set_scheme(uri.scheme().map(types::Scheme::from).as_ref())
+        .map_err(|()| invalid("scheme"))?;
+    request
+        .set_authority(uri.authority().map(|a| a.as_str()))
+        .map_err(|()| invalid("authority"))?;
+    request
+        .set_path_with_query(uri.path_and_query().map(|pq| pq.as_str()))
+        .map_err(|()| invalid("path"))?;
+    let body = req.body;
+    let write = async move {
+        // Whatever the host does not read (a request it gave up on) is dropped with the stream.
+        body_tx.write_all(body).await;
+        drop(body_tx);
+        let _ = trailers_tx.write(Ok(None)).await;
+    };
+    Ok((request, Box::pin(write)))
 }
 
 fn inbound(req: Request) -> Inbound<SpinBody> {
