@@ -17,6 +17,7 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FromResponse, IntoResponse, Request, Response};
 use spin_sdk::wasip3::clocks::{monotonic_clock, system_clock};
 use spin_sdk::wasip3::http::types;
+use spin_sdk::wasip3::wit_bindgen::{FutureReader, StreamReader};
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use spin_sdk::{key_value, sqlite, variables};
 
@@ -225,13 +226,8 @@ impl Platform for Spin {
         let fail = |e: String| HostError::Unreachable(e);
         let timeout_ms = req.timeout_ms;
         let (request, mut body_write) = wasi_request(req)?;
-        // Start writing the body before the request goes out, so the body is waiting when Spin's
-        // HTTP client asks for it and leaves in the same segment as the head. spin-sdk's `send`
-        // spawns that write instead, the head goes first, and the body (a second small write,
-        // Nagle's algorithm on) waits for the upstream's delayed ACK: up to 40 ms a call.
-        let written =
-            std::future::poll_fn(|cx| Poll::Ready(body_write.as_mut().poll(cx).is_ready())).await;
-        if !written {
+        // Before the request goes to Spin: see `start_write`.
+        if !start_write(&mut body_write).await {
             spin_sdk::wasip3::spawn(body_write);
         }
         let sending = Box::pin(spin_sdk::wasip3::http::client::send(request));
@@ -264,8 +260,10 @@ impl Platform for Spin {
     }
 }
 
-/// Writing an upstream request's body into its WASI stream.
+/// Writing a complete body into its WASI stream.
 type BodyWrite = Pin<Box<dyn Future<Output = ()>>>;
+/// A WASI HTTP message's trailers, as its constructor takes them.
+type Trailers = Result<Option<types::Trailers>, types::ErrorCode>;
 
 /// The upstream request as WASI HTTP's, with the write of its body (then its trailers: none),
 /// not yet started.
@@ -294,8 +292,7 @@ fn wasi_request(req: Outbound) -> Result<(types::Request, BodyWrite), HostError>
         );
     }
     let fields = types::Fields::try_from(header_map).map_err(|_| invalid("headers"))?;
-    let (mut body_tx, body_rx) = wit_stream::new::<u8>();
-    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+    let (body_rx, trailers_rx, write) = whole_body(req.body);
     let (request, _transmitted) = types::Request::new(fields, Some(body_rx), trailers_rx, None);
     request
         .set_method(&types::Method::from(method))
@@ -309,14 +306,57 @@ fn wasi_request(req: Outbound) -> Result<(types::Request, BodyWrite), HostError>
     request
         .set_path_with_query(uri.path_and_query().map(|pq| pq.as_str()))
         .map_err(|()| invalid("path"))?;
-    let body = req.body;
+    Ok((request, write))
+}
+
+/// A complete body as WASI HTTP carries it: the stream and the trailers (none) for the message,
+/// and the write that fills them, not yet started.
+fn whole_body(bytes: Vec<u8>) -> (StreamReader<u8>, FutureReader<Trailers>, BodyWrite) {
+    let (mut body_tx, body_rx) = wit_stream::new::<u8>();
+    let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
     let write = async move {
-        // Whatever the host does not read (a request it gave up on) is dropped with the stream.
-        body_tx.write_all(body).await;
+        // Whatever the host does not read (a message it gave up on) is dropped with the stream.
+        body_tx.write_all(bytes).await;
         drop(body_tx);
         let _ = trailers_tx.write(Ok(None)).await;
     };
-    Ok((request, Box::pin(write)))
+    (body_rx, trailers_rx, Box::pin(write))
+}
+
+/// Starts a body's write: the host holds it from then on, and reads it as soon as it asks for
+/// the body. Spin's HTTP client and server write a message's head and then poll its body: a body
+/// already waiting leaves in the same write as the head. A body written later (spin-sdk spawns
+/// the write) goes in a second, small write that Nagle's algorithm (on in Spin) holds until the
+/// peer's delayed ACK: up to 40 ms. Returns whether the write has already finished.
+async fn start_write(write: &mut BodyWrite) -> bool {
+    std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx).is_ready())).await
+}
+
+/// A complete reply as WASI HTTP's response, with the write of its body not yet started.
+fn wasi_response(
+    status: u16,
+    headers: &[(String, String)],
+    bytes: Vec<u8>,
+) -> anyhow::Result<(types::Response, BodyWrite)> {
+    let head = respond(status, headers, (), Some(bytes.len()))?;
+    let fields = types::Fields::try_from(head.headers().clone())
+        .map_err(|e| anyhow::anyhow!("reply headers: {e:?}"))?;
+    let (body_rx, trailers_rx, write) = whole_body(bytes);
+    let (response, _transmitted) = types::Response::new(fields, Some(body_rx), trailers_rx);
+    response
+        .set_status_code(status)
+        .map_err(|()| anyhow::anyhow!("reply status {status}"))?;
+    Ok((response, write))
+}
+
+/// A response as WASI HTTP's (spin-sdk's conversion: its body is written by a task of its own).
+fn into_wasi<B>(response: anyhow::Result<http::Response<B>>) -> anyhow::Result<types::Response>
+where
+    http::Response<B>: IntoResponse,
+{
+    response?
+        .into_response()
+        .map_err(|e| anyhow::anyhow!("response: {e:?}"))
 }
 
 fn inbound(req: Request) -> Inbound<SpinBody> {
@@ -377,26 +417,26 @@ fn respond<B>(
 }
 
 #[spin_sdk::http_service]
-async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+async fn handle(req: Request) -> anyhow::Result<types::Response> {
     let (mut tx, body) = spin_sdk::http::body::stream::<Bytes>();
     let platform = match open().await {
         Ok(p) => p,
-        Err(why) => return misconfigured(why, tx, body).await,
+        Err(why) => return into_wasi(misconfigured(why, tx, body).await),
     };
     let settings = match settings(&platform).await {
         Ok(settings) => settings,
-        Err(why) => return misconfigured(why, tx, body).await,
+        Err(why) => return into_wasi(misconfigured(why, tx, body).await),
     };
     let prepared = match app::prepare_with(platform, settings).await {
         Ok(ready) => ready,
-        Err(why) => return misconfigured(why, tx, body).await,
+        Err(why) => return into_wasi(misconfigured(why, tx, body).await),
     };
     let inbound = inbound(req);
     if app::is_flush(&inbound) {
         let (status, bytes) = app::flush_endpoint(&prepared, &inbound).await;
         let length = bytes.len();
         tx.send(Bytes::from(bytes)).await?;
-        return respond(status, &[], body, Some(length));
+        return into_wasi(respond(status, &[], body, Some(length)));
     }
     if app::is_admin(&inbound) {
         let (status, headers, bytes) = app::admin(&prepared, inbound).await;
@@ -410,46 +450,46 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
                 eprintln!("asc: after the response: {why}");
             }
         });
-        return respond(status, &headers, body, Some(length));
+        return into_wasi(respond(status, &headers, body, Some(length)));
     }
     let Handled { reply, after } = prepared.gateway.handle(&prepared.host, inbound).await;
     if let Some(line) = reply.failure_log_line() {
         eprintln!("{line}");
     }
     let (status, headers) = (reply.status, reply.headers);
-    let length = match &reply.body {
-        ReplyBody::Full(bytes) => Some(bytes.len()),
-        ReplyBody::Stream(_) => None,
-    };
     // The body, then the work after the response (the commit, forwarding the ledger's records,
     // a due audit flush), is done by a task that outlives this call.
-    spin_sdk::wasip3::spawn(async move {
-        match reply.body {
-            ReplyBody::Full(bytes) => {
-                let _ = tx.send(Bytes::from(bytes)).await;
-            }
-            ReplyBody::Stream(mut relay) => {
-                while let Some(chunk) = relay.next_timed(&prepared.host).await {
-                    if tx.send(Bytes::from(chunk)).await.is_err() {
-                        break;
-                    }
-                }
-                drop(tx);
-                if let Err(e) = relay.finish(&prepared.gateway, &prepared.host).await {
-                    eprintln!("asc: ending a stream failed: {e}");
+    let mut relay = match reply.body {
+        ReplyBody::Full(bytes) => {
+            let (response, mut write) = wasi_response(status, &headers, bytes)?;
+            let written = start_write(&mut write).await;
+            spin_sdk::wasip3::spawn(async move {
+                if !written {
+                    write.await;
                 }
                 for why in after_response(&prepared, after).await {
                     eprintln!("asc: after the response: {why}");
                 }
-                return;
+            });
+            return Ok(response);
+        }
+        ReplyBody::Stream(relay) => relay,
+    };
+    spin_sdk::wasip3::spawn(async move {
+        while let Some(chunk) = relay.next_timed(&prepared.host).await {
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                break;
             }
         }
         drop(tx);
+        if let Err(e) = relay.finish(&prepared.gateway, &prepared.host).await {
+            eprintln!("asc: ending a stream failed: {e}");
+        }
         for why in after_response(&prepared, after).await {
             eprintln!("asc: after the response: {why}");
         }
     });
-    respond(status, &headers, body, length)
+    into_wasi(respond(status, &headers, body, None))
 }
 
 /// This instance's stores for one request: an idle pair, else newly opened and set up.
