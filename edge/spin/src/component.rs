@@ -461,17 +461,24 @@ async fn handle(req: Request) -> anyhow::Result<types::Response> {
     // a due audit flush), is done by a task that outlives this call.
     let mut relay = match reply.body {
         ReplyBody::Full(bytes) => {
-            let (response, mut write) = wasi_response(status, &headers, bytes)?;
-            let written = start_write(&mut write).await;
+            // A reply Spin cannot carry still has its request's work done after it.
+            let (response, mut write) = match wasi_response(status, &headers, bytes) {
+                Ok((response, write)) => (Ok(response), Some(write)),
+                Err(e) => (Err(e), None),
+            };
+            let written = match write.as_mut() {
+                Some(write) => start_write(write).await,
+                None => true,
+            };
             spin_sdk::wasip3::spawn(async move {
-                if !written {
+                if let (false, Some(write)) = (written, write) {
                     write.await;
                 }
                 for why in after_response(&prepared, after).await {
                     eprintln!("asc: after the response: {why}");
                 }
             });
-            return Ok(response);
+            return response;
         }
         ReplyBody::Stream(relay) => relay,
     };
