@@ -338,8 +338,8 @@ fn wasi_response(
     headers: &[(String, String)],
     bytes: Vec<u8>,
 ) -> anyhow::Result<(types::Response, BodyWrite)> {
-    let head = respond(status, headers, (), Some(bytes.len()))?;
-    let fields = types::Fields::try_from(head.headers().clone())
+    let (head, ()) = respond(status, headers, (), Some(bytes.len()))?.into_parts();
+    let fields = types::Fields::try_from(head.headers)
         .map_err(|e| anyhow::anyhow!("reply headers: {e:?}"))?;
     let (body_rx, trailers_rx, write) = whole_body(bytes);
     let (response, _transmitted) = types::Response::new(fields, Some(body_rx), trailers_rx);
