@@ -6,7 +6,7 @@ import { basename, join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const out = resolve(process.argv[2] || join(root, 'edge/cloudflare/build/assets'));
+const out = resolve(process.argv[2] || join(root, 'edge/cloudflare/build/control/assets'));
 const admin = join(out, 'admin');
 rmSync(admin, { recursive: true, force: true });
 mkdirSync(join(admin, 'assets'), { recursive: true });

@@ -28,7 +28,8 @@ const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? (process.env.ASC_BASELIN
 const AB_SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 3);
 const STREAM_MAX = Number(process.env.BENCH_STREAM_REQUESTS ?? 300);
 const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
-// BENCH_PROFILE: a V8 CPU profile of ASC's isolate (Worker + its Durable Objects) under concurrency-1
+// BENCH_PROFILE: a V8 CPU profile of ASC's request isolate (its Durable Objects run in the control
+// plane's Worker: not in this profile; a build from before the split had them in it) under concurrency-1
 // load, through the inspector, listing where its time goes by function (the wasm keeps its name
 // section). 'auto' (default): when ASC's added p50 is over 2x the pass-through's; '1': always; '0': never
 // (and no inspector port at all). It runs after all measurements of the workerd targets.
@@ -502,47 +503,60 @@ async function mimic(request, env, url) {
   storageNote = stateDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${stateDir}`;
   if (!process.env.BENCH_STATE_DIR) extraCleanup.push(stateDir);
   inspectorPort = PROFILE ? await freePort() : undefined;
-  // One of ASC's Workers on the shared workerd: `build`'s modules, the deployment's vars plus
-  // `extra`, its own buckets and Durable Objects, the shared config KV.
-  const ascWorker = async (name, build, extra, r2Buckets) => ({
-    name,
-    modules: [
-      { type: 'ESModule', path: join(build, 'index.js') },
-      { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
-    ],
-    modulesRoot: build,
-    compatibilityDate: COMPAT_DATE,
-    compatibilityFlags: COMPAT_FLAGS,
-    bindings: {
-      ...vars,
-      ...extra,
-      KEY_HASH_SECRET: secret,
-      OPENAI_API_KEY: UPSTREAM_KEY,
-      AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
-    },
-    kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
-    r2Buckets,
-    durableObjects: {
-      TENANT_LEDGERS: { className: 'TenantLedger', useSQLite: true },
-      AUDIT_SEQUENCER: { className: 'AuditSequencer', useSQLite: true },
-      CIRCUIT_BOARDS: { className: 'CircuitBoardObject', useSQLite: true },
-    },
-    unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }],
-  });
+  // One ASC deployment on the shared workerd, as its Workers: `build`'s request plane (its own
+  // socket) and, from `build/control/`, the control plane that defines the Durable Objects (a
+  // build from before the split is one Worker with both). Each gets the deployment's vars plus
+  // `extra`; its own buckets and objects; the shared config KV.
+  const ascWorkers = async (name, build, extra, { AUDIT_BUCKET, ...requestBuckets }, inspect = false) => {
+    const worker = (dir, workerName) => ({
+      name: workerName,
+      modules: [
+        { type: 'ESModule', path: join(dir, 'index.js') },
+        { type: 'CompiledWasm', path: join(dir, 'index_bg.wasm') },
+      ],
+      modulesRoot: dir,
+      compatibilityDate: COMPAT_DATE,
+      compatibilityFlags: COMPAT_FLAGS,
+      bindings: {
+        ...vars,
+        ...extra,
+        KEY_HASH_SECRET: secret,
+        OPENAI_API_KEY: UPSTREAM_KEY,
+        AUDIT_SIGNING_KEYS: JSON.stringify(signing.secret),
+      },
+      kvNamespaces: { ASC_CONFIG: 'asc-config-local' },
+      ...(inspect ? { unsafeInspectorProxy: true } : {}),
+    });
+    const objects = (scriptName) => Object.fromEntries([
+      ['TENANT_LEDGERS', 'TenantLedger'], ['AUDIT_SEQUENCER', 'AuditSequencer'],
+      ['CIRCUIT_BOARDS', 'CircuitBoardObject'], ['TENANT_ADMIN', 'TenantAdmin'],
+    ].map(([binding, className]) => [binding, { className, useSQLite: true, ...(scriptName ? { scriptName } : {}) }]));
+    const socket = [{ host: '127.0.0.1', port: await freePort() }];
+    if (!existsSync(join(build, 'control', 'index.js'))) {
+      const { TENANT_ADMIN, ...durableObjects } = objects();
+      return [{ ...worker(build, name), r2Buckets: { AUDIT_BUCKET, ...requestBuckets }, durableObjects, unsafeDirectSockets: socket }];
+    }
+    const control = `${name}-control`;
+    const { TENANT_LEDGERS, CIRCUIT_BOARDS } = objects(control);
+    return [
+      { ...worker(build, name), r2Buckets: requestBuckets, durableObjects: { TENANT_LEDGERS, CIRCUIT_BOARDS },
+        serviceBindings: { CONTROL: control }, unsafeDirectSockets: socket },
+      { ...worker(join(build, 'control'), control), r2Buckets: { AUDIT_BUCKET }, durableObjects: objects() },
+    ];
+  };
   mf = new Miniflare(convertV4MiniflareOptions({
     cf: false,
     ...(PROFILE ? { inspectorPort } : {}),
     resourcePersistencePath: stateDir,
     workers: [
-      { ...(await ascWorker('asc', BUILD, {}, { AUDIT_BUCKET: 'asc-audit-local', ASC_CACHE: 'asc-cache-local' })),
-        ...(PROFILE ? { unsafeInspectorProxy: true } : {}) },
+      ...(await ascWorkers('asc', BUILD, {}, { AUDIT_BUCKET: 'asc-audit-local', ASC_CACHE: 'asc-cache-local' }, PROFILE)),
       // ASC_BASELINE_BUILD: another build of ASC (e.g. the commit before a change) on the same
       // workerd, same tenants and keys, so before and after are compared in one run.
-      ...(BASELINE && want('asc') ? [await ascWorker('ascbase', BASELINE, {}, { AUDIT_BUCKET: 'asc-audit-base' })] : []),
+      ...(BASELINE && want('asc') ? await ascWorkers('ascbase', BASELINE, {}, { AUDIT_BUCKET: 'asc-audit-base' }) : []),
       // The same build and tenants with the OpenTelemetry export on, to a local collector that
       // accepts everything (otlpSink): what exporting execution records costs.
-      ...(want('asc') ? [await ascWorker('ascotlp', BUILD, { OTLP_ENDPOINT: await otlpSinkUrl() },
-        { AUDIT_BUCKET: 'asc-audit-otlp', ASC_CACHE: 'asc-cache-otlp' })] : []),
+      ...(want('asc') ? await ascWorkers('ascotlp', BUILD, { OTLP_ENDPOINT: await otlpSinkUrl() },
+        { AUDIT_BUCKET: 'asc-audit-otlp', ASC_CACHE: 'asc-cache-otlp' }) : []),
       {
         // For the phase breakdown: the pass-through plus N sequential Durable Object calls, each one
         // SQLite insert (ASC's budgeted non-streamed chat makes 3: ledger reserve, ledger settle,

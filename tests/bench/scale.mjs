@@ -22,6 +22,8 @@ import { ROOT, auditKeyPair } from '../e2e/harness.mjs';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CALLERS = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const BUILD = process.env.ASC_BUILD_DIR ?? join(ROOT, 'edge/cloudflare/build');
+// The Worker that defines the objects: the control plane's (a build from before the split has one).
+const OBJECTS_BUILD = existsSync(join(BUILD, 'control', 'index.js')) ? join(BUILD, 'control') : BUILD;
 const CORES = cpus().length;
 const ONLY_LEDGER = process.env.SCALE_ONLY === 'ledger';
 const PROFILE = process.env.SCALE_PROFILE === '1';
@@ -156,10 +158,10 @@ async function start(index) {
       {
         name: 'asc',
         modules: [
-          { type: 'ESModule', path: join(BUILD, 'index.js') },
-          { type: 'CompiledWasm', path: join(BUILD, 'index_bg.wasm') },
+          { type: 'ESModule', path: join(OBJECTS_BUILD, 'index.js') },
+          { type: 'CompiledWasm', path: join(OBJECTS_BUILD, 'index_bg.wasm') },
         ],
-        modulesRoot: BUILD,
+        modulesRoot: OBJECTS_BUILD,
         compatibilityDate: COMPAT_DATE,
         compatibilityFlags: COMPAT_FLAGS,
         bindings: {

@@ -280,10 +280,22 @@ describe('dashboard in a real browser', options(), () => {
     assert.notEqual(replacement, secret);
     assert.equal((await chat('demo', 'hello', 'gpt-4o-mini', replacement)).status, 200);
     await page.getByRole('button', { name: 'I have stored it' }).click();
-    // Revoke the original (still in its overlap): refused from now on.
+    // Revoke the original (still in its overlap): refused once the gateway's cached record lapses
+    // (the key cache TTL, 10 s: the control plane's Worker served the revocation, not the
+    // isolate that cached the key), and from then on.
     const original = page.locator('table.keys tbody tr').filter({ has: page.locator('td', { hasText: /→/ }) });
     await original.getByRole('button', { name: /Revoke/ }).click();
     await original.getByText('revoked').waitFor();
+    const refusedBy = Date.now() + 11_000;
+    let status;
+    for (;;) {
+      const r = await chat('demo', 'hello', 'gpt-4o-mini', secret);
+      status = r.status;
+      await r.arrayBuffer();
+      if (status !== 200 || Date.now() >= refusedBy) break;
+      await new Promise((ok) => setTimeout(ok, 250));
+    }
+    assert.equal(status, 401);
     assert.equal((await chat('demo', 'hello', 'gpt-4o-mini', secret)).status, 401);
     assert.ok(!(await page.content()).includes(secret), 'the secret is not shown again');
     await shot(page, '10-keys-rotated-revoked');

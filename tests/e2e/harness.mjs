@@ -3,7 +3,7 @@
 // `wrangler dev --local`, or with ASC_E2E_HOST=spin the Spin component under `spin up` (tests/e2e/spin.mjs).
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -40,6 +40,25 @@ function freePort() {
     });
     srv.on('error', fail);
   });
+}
+
+/**
+ * The control plane's Worker for one stack: wrangler.control.toml copied into `dir/control/`
+ * (its paths made absolute) beside a `.dev.vars` with the stack's secrets and `vars`, because
+ * `wrangler dev`'s `--var` and `--env-file` reach only the first config's Worker. Returns the
+ * copy's path.
+ */
+function controlConfig(dir, secretsText, vars) {
+  const out = join(dir, 'control');
+  mkdirSync(out, { recursive: true });
+  const config = readFileSync(join(ROOT, 'wrangler.control.toml'), 'utf8')
+    .replace(/^(main|directory) = "(edge\/[^"]+)"$/gm, (_, key, path) => `${key} = "${join(ROOT, path)}"`)
+    .replace(/^command = "bash scripts\/build-worker"$/m, `command = "bash ${join(ROOT, 'scripts/build-worker')}"`);
+  writeFileSync(join(out, 'wrangler.toml'), config);
+  const quoted = (v) => (/^[\w.:/-]*$/.test(String(v)) ? String(v) : `'${v}'`);
+  writeFileSync(join(out, '.dev.vars'), secretsText +
+    Object.entries(vars).map(([k, v]) => `${k}=${quoted(v)}\n`).join(''));
+  return join(out, 'wrangler.toml');
 }
 
 function wrangler(args, env, opts = {}) {
@@ -255,24 +274,30 @@ export async function startStack({ vars = {}, replicas = 1, extraTenants, secret
   writeFileSync(bulk, JSON.stringify(kv));
   wrangler(['kv', 'bulk', 'put', '--local', '--persist-to', persist, '--binding', 'ASC_CONFIG', bulk], env);
   const envFile = join(dir, 'dev.env');
-  writeFileSync(envFile, `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n` +
+  const secretsText = `KEY_HASH_SECRET=${secret}\nOPENAI_API_KEY=${UPSTREAM_KEY}\n` +
     `ANTHROPIC_API_KEY=${ANTHROPIC_UPSTREAM_KEY}\nMISTRAL_API_KEY=${MISTRAL_UPSTREAM_KEY}\n` +
     `AUDIT_SIGNING_KEYS='${JSON.stringify(signing.secret)}'\n` +
-    Object.entries(secrets).map(([k, v]) => `${k}=${v}\n`).join(''));
+    Object.entries(secrets).map(([k, v]) => `${k}=${v}\n`).join('');
+  writeFileSync(envFile, secretsText);
+  const auditVars = {
+    AUDIT_BATCH_MAX_RECORDS: AUDIT_POLICY.maxRecords,
+    AUDIT_BATCH_MAX_AGE_MS: AUDIT_POLICY.maxAgeMs,
+    AUDIT_HEARTBEAT_MS: AUDIT_POLICY.heartbeatMs,
+    AUDIT_FORWARD_MS: AUDIT_POLICY.forwardMs,
+  };
   const port = await freePort();
   const logs = [];
   let proc;
   const url = `http://127.0.0.1:${port}`;
   async function launch(extra = {}) {
-    const varArgs = Object.entries(extra).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
+    const allVars = { ...auditVars, ...extra };
+    const varArgs = Object.entries(allVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
     proc = spawn(
       join(ROOT, 'node_modules/.bin/wrangler'),
-      ['dev', '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
+      ['dev', '-c', join(ROOT, 'wrangler.toml'), '-c', controlConfig(dir, secretsText, allVars),
+        '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
         '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
-        '--var', `AUDIT_BATCH_MAX_RECORDS:${AUDIT_POLICY.maxRecords}`,
-        '--var', `AUDIT_BATCH_MAX_AGE_MS:${AUDIT_POLICY.maxAgeMs}`,
-        '--var', `AUDIT_HEARTBEAT_MS:${AUDIT_POLICY.heartbeatMs}`,
-        '--var', `AUDIT_FORWARD_MS:${AUDIT_POLICY.forwardMs}`, ...varArgs],
+        ...varArgs],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     proc.stdout.on('data', (d) => logs.push(d.toString()));

@@ -27,9 +27,10 @@ pub enum Command {
 
 /// Makes an Ed25519 digest-signing key.
 ///
-/// Prints AUDIT_SIGNING_KEY=<json> (secret: add it to the JSON list in the Worker secret
-/// AUDIT_SIGNING_KEYS, `wrangler secret put AUDIT_SIGNING_KEYS --env <region>`) and
-/// AUDIT_PUBLIC_KEY=<json> (add it to the auditors' key file, a JSON list).
+/// Prints AUDIT_SIGNING_KEY=<json> (secret: add it to the JSON list in the control plane
+/// Worker's secret AUDIT_SIGNING_KEYS, `wrangler secret put AUDIT_SIGNING_KEYS -c
+/// wrangler.control.toml --env <region>`) and AUDIT_PUBLIC_KEY=<json> (add it to the
+/// auditors' key file, a JSON list).
 #[derive(Args)]
 #[command(after_help = TIME_HELP)]
 pub struct KeygenArgs {

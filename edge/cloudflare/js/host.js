@@ -441,6 +441,13 @@ export async function bucketGet(env, binding, key) {
   return object === null ? undefined : new Uint8Array(await object.arrayBuffer());
 }
 
+// --- The control plane's Worker -------------------------------------------------------------
+
+/** The request, as it came, to the control plane's Worker; `undefined` without the binding. */
+export function toControl(env, request) {
+  return env.CONTROL ? env.CONTROL.fetch(request) : undefined;
+}
+
 // --- The dashboard's files: the Worker's static assets ---------------------------------------
 
 /**

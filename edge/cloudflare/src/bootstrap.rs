@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+#[cfg(feature = "control")]
 use asc_core::admin::AdminPlane;
 use asc_core::deployment::Deployment;
 use asc_core::Gateway;
@@ -15,7 +16,8 @@ struct Booted {
     deployment: Rc<Deployment>,
     gateway: Rc<Gateway>,
     /// `Err`: `ADMIN_ISSUERS` is set but invalid (the admin plane fails closed; the gateway
-    /// still serves).
+    /// still serves). Only the control plane has one.
+    #[cfg(feature = "control")]
     admin: Result<Option<Rc<AdminPlane>>, String>,
 }
 
@@ -27,14 +29,16 @@ fn boot(env: &JsValue) -> Result<Booted, String> {
     let deployment =
         Deployment::from_vars(|name| js::env_string(env, name)).map_err(|errs| errs.join("; "))?;
     let gateway = Gateway::for_deployment(&deployment);
-    let streams = deployment.audit_streams.all();
-    let admin = AdminPlane::from_vars(|name| js::env_string(env, name))
-        .map(|plane| plane.map(|p| Rc::new(p.with_audit_streams(streams))))
-        .map_err(|errs| errs.join("; "));
     Ok(Booted {
+        #[cfg(feature = "control")]
+        admin: AdminPlane::from_vars(|name| js::env_string(env, name))
+            .map(|plane| {
+                let streams = deployment.audit_streams.all();
+                plane.map(|p| Rc::new(p.with_audit_streams(streams)))
+            })
+            .map_err(|errs| errs.join("; ")),
         deployment: Rc::new(deployment),
         gateway: Rc::new(gateway),
-        admin,
     })
 }
 
@@ -56,11 +60,13 @@ pub fn gateway(env: &JsValue) -> Result<(Rc<Gateway>, Option<String>), String> {
     })
 }
 
+#[cfg(feature = "control")]
 pub fn deployment(env: &JsValue) -> Result<Rc<Deployment>, String> {
     with(env, |b| b.deployment.clone())
 }
 
 /// The isolate's admin plane: `None` when `ADMIN_ISSUERS` is not set.
+#[cfg(feature = "control")]
 pub fn admin_plane(env: &JsValue) -> Result<Option<Rc<AdminPlane>>, String> {
     with(env, |b| b.admin.clone())?
 }

@@ -15,6 +15,11 @@ extern "C" {
     #[wasm_bindgen(js_name = waitUntil)]
     pub fn wait_until(ctx: &JsValue, promise: Promise);
 
+    /// The request forwarded to the control plane's Worker, or `None` without a `CONTROL`
+    /// binding.
+    #[wasm_bindgen(js_name = toControl)]
+    pub fn to_control(env: &JsValue, request: &JsValue) -> Option<Promise>;
+
     #[wasm_bindgen(js_name = assetResponse)]
     pub fn asset_response(env: &JsValue, request: &JsValue, head: &str) -> Promise;
     #[wasm_bindgen(js_name = bucketList)]
@@ -140,6 +145,7 @@ pub fn number(n: u64) -> f64 {
 }
 
 /// A JS number as a `u64`, if it is a non-negative integer it holds exactly.
+#[cfg(feature = "control")]
 pub fn integer(v: &JsValue) -> Option<u64> {
     v.as_f64()
         .filter(|f| f.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(f))

@@ -1,0 +1,55 @@
+// The control plane's Worker: the Durable Object classes (RPC-callable, as they extend
+// DurableObject) around their Rust halves (src/objects/), and the admin plane and dashboard
+// (src/control.rs), reached only through the request plane's CONTROL service binding.
+import { DurableObject } from 'cloudflare:workers';
+import * as asc from './pkg/asc.js';
+import wasmModule from './index_bg.wasm';
+import { start } from './boot.js';
+
+const { worker, guard, generation } = start(asc, wasmModule);
+export default worker;
+
+class RustObject extends DurableObject {
+  rust() {
+    if (this.core === undefined || this.coreGeneration !== generation()) {
+      this.core = this.create();
+      this.coreGeneration = generation();
+    }
+    return this.core;
+  }
+
+  async call(method, ...args) {
+    try {
+      return await this.rust()[method](...args);
+    } catch (e) {
+      guard(e);
+    }
+  }
+}
+
+/** A tenant ledger: budgets, write-ahead records of requests in flight, the audit outbox. */
+export class TenantLedger extends RustObject {
+  create() { return new asc.LedgerObject(this.ctx.storage, this.env); }
+  apply(name, op) { return this.call('apply', name, op); }
+  alarm() { return this.call('alarm'); }
+}
+
+/** One audit stream's sequencer. */
+export class AuditSequencer extends RustObject {
+  create() { return new asc.SequencerObject(this.ctx.storage, this.env); }
+  append(batch) { return this.call('append', batch); }
+  ensure(stream) { return this.call('ensure', stream); }
+  alarm() { return this.call('alarm'); }
+}
+
+/** A tenant's circuit breakers and retry budget. */
+export class CircuitBoardObject extends RustObject {
+  create() { return new asc.BoardObject(this.ctx.storage); }
+  apply(op) { return this.call('apply', op); }
+}
+
+/** A tenant's admin store: config versions (If-Match, history, rollback) and key records. */
+export class TenantAdmin extends RustObject {
+  create() { return new asc.AdminObject(this.ctx.storage, this.env); }
+  apply(tenant, op) { return this.call('apply', tenant, op); }
+}

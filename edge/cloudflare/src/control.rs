@@ -1,0 +1,144 @@
+//! The control plane's Worker: the admin plane (`/admin/v1/...`) and the dashboard (`/admin`),
+//! reached only through the request plane's `CONTROL` service binding (this Worker has no
+//! routes), beside the Durable Objects (`objects/`).
+
+use asc_core::pipeline::http::{Inbound, ReplyBody};
+use asc_core::{ErrorKind, GatewayError};
+use wasm_bindgen::prelude::*;
+
+use crate::body::WorkerBody;
+use crate::host::{flat_headers, parse_flat, WorkerHost};
+use crate::{bootstrap, js};
+
+/// Serves one request forwarded by the request plane. `head` is `method NUL path NUL name NUL
+/// value ...` (`requestHead` in `js/host.js`); `request` is the Request, for its body.
+#[wasm_bindgen]
+pub async fn handle(
+    head: String,
+    request: JsValue,
+    env: JsValue,
+    ctx: JsValue,
+) -> Result<JsValue, JsValue> {
+    let (gw, jurisdiction) = match bootstrap::gateway(&env) {
+        Ok(found) => found,
+        Err(why) => return Ok(crate::misconfigured(&why)),
+    };
+    let mut parts = head.splitn(3, '\0');
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let headers = parse_flat(parts.next().unwrap_or(""));
+    if asc_core::admin::dashboard::is_dashboard_path(&path) {
+        return Ok(dashboard(&gw, &env, &method, &path, &headers, request).await);
+    }
+    if !path.starts_with("/admin/") {
+        return Ok(crate::error_response(&GatewayError::new(
+            ErrorKind::UnknownRoute,
+            format!("{path} is served by the region's request Worker, not its control plane."),
+        )));
+    }
+    let inbound = Inbound {
+        method,
+        path,
+        headers,
+        body: WorkerBody::of(request),
+    };
+    let host = WorkerHost::new(env.clone(), ctx, jurisdiction);
+    Ok(admin(&gw, &host, &env, inbound).await)
+}
+
+/// `/admin/v1/...`: the admin plane, when the deployment configures issuers (`ADMIN_ISSUERS`).
+async fn admin(
+    gw: &asc_core::Gateway,
+    host: &WorkerHost,
+    env: &JsValue,
+    inbound: Inbound<WorkerBody>,
+) -> JsValue {
+    let reply = match bootstrap::admin_plane(env) {
+        Ok(Some(plane)) => plane.handle(gw, host, inbound).await,
+        Ok(None) => {
+            let err = GatewayError::new(
+                ErrorKind::UnknownRoute,
+                "This deployment has no admin plane (ADMIN_ISSUERS is not set).",
+            );
+            asc_core::pipeline::http::Reply {
+                status: err.status(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: ReplyBody::Full(err.body()),
+                diagnostic: None,
+            }
+        }
+        Err(why) => {
+            js::log_error(&format!("asc: admin plane misconfigured: {why}"));
+            let err = GatewayError::new(ErrorKind::Internal, "The admin plane is misconfigured.");
+            asc_core::pipeline::http::Reply {
+                status: err.status(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: ReplyBody::Full(err.body()),
+                diagnostic: None,
+            }
+        }
+    };
+    if let Some(d) = &reply.diagnostic {
+        js::log_error(&format!("asc: admin {}: {d}", reply.status));
+    }
+    let head = flat_headers(&reply.headers);
+    match reply.body {
+        ReplyBody::Full(body) => js::full_response(reply.status, &head, &body),
+        // Admin replies are never streamed.
+        ReplyBody::Stream(_) => js::full_response(500, &head, b""),
+    }
+}
+
+/// `/admin` and its files: the dashboard, from the Worker's static assets (`ASSETS`), with the
+/// core's security headers. Served only where the admin plane is configured, on the region's
+/// own hostnames.
+async fn dashboard(
+    gw: &asc_core::Gateway,
+    env: &JsValue,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    request: JsValue,
+) -> JsValue {
+    let error = |err: GatewayError| crate::error_response(&err);
+    let host = asc_core::host::find_header(headers, "host").unwrap_or("");
+    if !gw.region().serves_host(host) {
+        return error(GatewayError::new(
+            ErrorKind::MisdirectedHost,
+            format!(
+                "This is the {} deployment; it does not serve host {host:?}.",
+                gw.region().id
+            ),
+        ));
+    }
+    let plane = match bootstrap::admin_plane(env) {
+        Ok(Some(plane)) => plane,
+        Ok(None) | Err(_) => {
+            return error(GatewayError::new(
+                ErrorKind::UnknownRoute,
+                "This deployment has no admin plane (ADMIN_ISSUERS is not set or invalid), so no dashboard.",
+            ))
+        }
+    };
+    if method != "GET" && method != "HEAD" {
+        return error(GatewayError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{method} is not allowed on {path}."),
+        ));
+    }
+    let mut extra = asc_core::admin::dashboard::security_headers(plane.issuers());
+    if path == "/admin" {
+        extra.push(("location".into(), "/admin/".into()));
+        return js::full_response(308, &flat_headers(&extra), b"");
+    }
+    match js::wait(js::asset_response(env, &request, &flat_headers(&extra))).await {
+        Ok(response) => response,
+        Err(e) => {
+            js::log_error(&format!("asc: dashboard assets: {}", js::describe(&e)));
+            error(GatewayError::new(
+                ErrorKind::UnknownRoute,
+                "The dashboard is not part of this build (scripts/build-dashboard).",
+            ))
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The request plane: the gateway's routes, served in this isolate; `/admin...` goes to the
+//! control plane's Worker.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use asc_core::pipeline::http::{Inbound, ReplyBody};
+use asc_core::pipeline::relay::Relay;
+use asc_core::pipeline::Handled;
+use asc_core::{ErrorKind, GatewayError};
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use crate::body::WorkerBody;
+use crate::host::{flat_headers, parse_flat, WorkerHost};
+use crate::{bootstrap, js};
+
+/// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
+/// `js/host.js`); `request` is the Request, for its body.
+#[wasm_bindgen]
+pub async fn handle(
+    head: String,
+    request: JsValue,
+    env: JsValue,
+    ctx: JsValue,
+) -> Result<JsValue, JsValue> {
+    let (gw, jurisdiction) = match bootstrap::gateway(&env) {
+        Ok(found) => found,
+        Err(why) => return Ok(crate::misconfigured(&why)),
+    };
+    let mut parts = head.splitn(3, '\0');
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let headers = parse_flat(parts.next().unwrap_or(""));
+    if is_control_path(&path) {
+        return Ok(to_control(&env, request).await);
+    }
+    let inbound = Inbound {
+        method,
+        path,
+        headers,
+        body: WorkerBody::of(request),
+    };
+    let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
+    let Handled { reply, after } = gw.handle(&host, inbound).await;
+    if let Some(line) = reply.failure_log_line() {
+        js::log_error(&line);
+    }
+    if !after.is_empty() {
+        let gw = gw.clone();
+        let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
+        let delay = fault_after_delay_ms(&gw, &env);
+        js::wait_until(
+            &ctx,
+            wasm_bindgen_futures::future_to_promise(async move {
+                if delay > 0 {
+                    asc_core::host::Host::sleep(&host, delay).await;
+                }
+                for e in after.run(&gw, &host).await {
+                    js::log_error(&format!("asc: after the response: {e}"));
+                }
+                Ok(JsValue::UNDEFINED)
+            }),
+        );
+    }
+    let mut head = flat_headers(&reply.headers);
+    if reply.header("content-type").is_none() {
+        head.push_str("\0content-type\0application/json");
+    }
+    Ok(match reply.body {
+        ReplyBody::Full(body) => js::full_response(reply.status, &head, &body),
+        ReplyBody::Stream(relay) => {
+            let stream = StreamRelay {
+                inner: Rc::new(RefCell::new(Some(relay))),
+                host: Rc::new(WorkerHost::new(env, ctx.clone(), jurisdiction)),
+                gw: gw.clone(),
+            };
+            js::stream_response(reply.status, &head, stream.into(), &ctx)
+        }
+    })
+}
+
+/// The admin plane's and the dashboard's paths: `/admin` and everything under it.
+fn is_control_path(path: &str) -> bool {
+    asc_core::admin::dashboard::is_dashboard_path(path) || path.starts_with("/admin/")
+}
+
+/// Forwards the request, untouched (its Host too, which the control plane checks), to the
+/// control plane's Worker over the `CONTROL` service binding.
+async fn to_control(env: &JsValue, request: JsValue) -> JsValue {
+    let unserved = || {
+        crate::error_response(&GatewayError::new(
+            ErrorKind::UnknownRoute,
+            "This deployment has no admin plane (no CONTROL service binding).",
+        ))
+    };
+    let Some(forwarded) = js::to_control(env, &request) else {
+        return unserved();
+    };
+    match js::wait(forwarded).await {
+        Ok(response) => response,
+        Err(e) => {
+            js::log_error(&format!(
+                "asc: the control plane failed: {}",
+                js::describe(&e)
+            ));
+            crate::error_response(&GatewayError::new(
+                ErrorKind::StoreUnavailable,
+                "The admin plane is unavailable; try again.",
+            ))
+        }
+    }
+}
+
+/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
+/// `ASC_FAULT_AFTER_DELAY_MS` holds back the work after each response, so a test can kill the
+/// isolate between a response and its commit. Read once per isolate: the var crossing the JS
+/// boundary on every request was ~1.5% of the isolate's time in the bench (loopback region).
+fn fault_after_delay_ms(gw: &asc_core::Gateway, env: &JsValue) -> u64 {
+    thread_local! {
+        static DELAY_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    }
+    if gw.region().id != "local" {
+        return 0;
+    }
+    DELAY_MS.with(|d| {
+        d.get().unwrap_or_else(|| {
+            let ms = js::env_string(env, "ASC_FAULT_AFTER_DELAY_MS")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            d.set(Some(ms));
+            ms
+        })
+    })
+}
+
+/// A streamed reply, pulled by the Response's ReadableStream (`streamResponse` in `js/host.js`):
+/// `next` until it gives `undefined`, then `finish` (also when the client goes away).
+#[wasm_bindgen]
+pub struct StreamRelay {
+    inner: Rc<RefCell<Option<Box<Relay<WorkerBody>>>>>,
+    host: Rc<WorkerHost>,
+    gw: Rc<asc_core::Gateway>,
+}
+
+#[wasm_bindgen]
+impl StreamRelay {
+    /// The next chunk, or `undefined` at the end.
+    pub fn next(&self) -> Promise {
+        let inner = self.inner.clone();
+        let host = self.host.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            // Out of the cell while awaited: JS never pulls twice at once, and `finish` waits
+            // for a pending pull.
+            let Some(mut relay) = inner.borrow_mut().take() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let chunk = relay.next_timed(&*host).await;
+            *inner.borrow_mut() = Some(relay);
+            Ok(match chunk {
+                Some(bytes) => Uint8Array::from(bytes.as_slice()).into(),
+                None => JsValue::UNDEFINED,
+            })
+        })
+    }
+
+    /// Ends the request (settle and record), after the response.
+    pub fn finish(&self) -> Promise {
+        let inner = self.inner.clone();
+        let host = self.host.clone();
+        let gw = self.gw.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let Some(mut relay) = inner.borrow_mut().take() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            if let Err(e) = relay.finish(&gw, &*host).await {
+                // The ledger gives up on the request at its expiry: charged, recorded partial.
+                js::log_error(&format!("asc: ending a stream failed: {e}"));
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
