@@ -5,7 +5,9 @@
 // bucket on the control plane only, in the region's storage jurisdiction.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { unstable_readConfig as readConfig } from 'wrangler';
@@ -72,4 +74,43 @@ describe('wrangler configs: the request and control planes of each region', () =
       assert.equal(control.main.endsWith('edge/cloudflare/build/control/index.js'), true);
     });
   }
+});
+
+// What `wrangler deploy` would upload for a real region (`--dry-run`: bundled, nothing sent):
+// the control plane's bundle exports every class the two configs bind, the request plane's
+// exports none, and the request plane's wasm has none of the objects' or the admin plane's code.
+const BUILT = existsSync(join(ROOT, 'edge/cloudflare/build/control/index.js'));
+describe('wrangler deploy --dry-run: what each Worker uploads', { skip: BUILT ? false : 'no build (scripts/build-worker)' }, () => {
+  const bundle = (config) => {
+    const out = mkdtempSync(join(tmpdir(), 'asc-dry-run-'));
+    try {
+      execFileSync(join(ROOT, 'node_modules/.bin/wrangler'),
+        ['deploy', '--dry-run', '--env', 'eu', '-c', config, '--outdir', out],
+        { cwd: ROOT, env: { ...process.env, ASC_SKIP_BUILD: '1', WRANGLER_SEND_METRICS: 'false' }, stdio: 'pipe' });
+      const js = readFileSync(join(out, 'index.js'), 'utf8');
+      const exported = js.slice(js.lastIndexOf('export {')).match(/\{([^}]*)\}/)[1]
+        .split(',').map((e) => e.trim().split(/\s+as\s+/).pop()).filter(Boolean);
+      const wasm = readdirSync(out).find((f) => f.endsWith('.wasm'));
+      const wasmExports = WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(join(out, wasm))))
+        .map((e) => e.name);
+      return { exported, wasmExports };
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  };
+
+  it('the control plane exports the objects; the request plane only its fetch handler', () => {
+    const classes = read(CONTROL, 'eu').durable_objects.bindings.map((b) => b.class_name).sort();
+    const control = bundle(CONTROL);
+    const request = bundle(REQUEST);
+    assert.deepEqual(control.exported.filter((e) => e !== 'default').sort(), classes);
+    assert.deepEqual(request.exported, ['default']);
+    // wasm-bindgen exports a struct's constructor as `<name>_new`.
+    for (const object of ['ledgerobject_new', 'sequencerobject_new', 'boardobject_new', 'adminobject_new']) {
+      assert.ok(control.wasmExports.includes(object), `control plane: ${object}`);
+      assert.equal(request.wasmExports.includes(object), false, `request plane: no ${object}`);
+    }
+    assert.ok(request.wasmExports.includes('handle') && control.wasmExports.includes('handle'));
+    assert.ok(request.wasmExports.includes('streamrelay_next'), 'the request plane relays streams');
+  });
 });
