@@ -940,8 +940,8 @@ if (profileRows.length) {
   say();
   if (profileRows[0].error) say(`Profile failed: ${profileRows[0].error}`);
   else {
-    say(`V8 sampling profile (200 us) of the isolate that runs ASC's Worker and its Durable Objects, ${profileRows.requests} ` +
-      `requests at concurrency 1 for the full tenant, with the inspector attached (slower than the runs above). ` +
+    say(`V8 sampling profile (200 us) of the isolate that runs ASC's request plane (its Durable Objects run in the control plane's Worker, not profiled here), ${profileRows.requests} ` +
+      `requests at concurrency ${process.env.BENCH_PROFILE_CONCURRENCY ?? 1} for the ${process.env.BENCH_PROFILE_TENANT ?? 'full'} tenant, with the inspector attached (slower than the runs above). ` +
       'Self time of a glue function includes the native work of the platform call it makes (e.g. `releaseLock`). ' +
       `Profiled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)").`);
     say();
