@@ -7,7 +7,7 @@ use asc_core::{ErrorKind, GatewayError};
 use wasm_bindgen::prelude::*;
 
 use crate::body::WorkerBody;
-use crate::host::{flat_headers, parse_flat, WorkerHost};
+use crate::host::{flat_headers, WorkerHost};
 use crate::{bootstrap, js};
 
 /// Serves one request forwarded by the request plane. `head` is `method NUL path NUL name NUL
@@ -23,10 +23,7 @@ pub async fn handle(
         Ok(found) => found,
         Err(why) => return Ok(crate::misconfigured(&why)),
     };
-    let mut parts = head.splitn(3, '\0');
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let headers = parse_flat(parts.next().unwrap_or(""));
+    let (method, path, headers) = crate::split_head(&head);
     if asc_core::admin::dashboard::is_dashboard_path(&path) {
         return Ok(dashboard(&gw, &env, &method, &path, &headers, request).await);
     }

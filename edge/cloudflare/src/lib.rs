@@ -34,6 +34,15 @@ pub use request::{handle, StreamRelay};
 use asc_core::GatewayError;
 use wasm_bindgen::JsValue;
 
+/// The method, path and headers of `head`: `method NUL path NUL name NUL value ...`
+/// (`requestHead` in `js/host.js`).
+fn split_head(head: &str) -> (String, String, Vec<(String, String)>) {
+    let mut parts = head.splitn(3, '\0');
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    (method, path, host::parse_flat(parts.next().unwrap_or("")))
+}
+
 /// `err` as a complete JSON reply, its code also in `x-asc-error-code`.
 fn error_response(err: &GatewayError) -> JsValue {
     let head = host::flat_headers(&[

@@ -12,7 +12,7 @@ use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::body::WorkerBody;
-use crate::host::{flat_headers, parse_flat, WorkerHost};
+use crate::host::{flat_headers, WorkerHost};
 use crate::{bootstrap, js};
 
 /// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
@@ -28,10 +28,7 @@ pub async fn handle(
         Ok(found) => found,
         Err(why) => return Ok(crate::misconfigured(&why)),
     };
-    let mut parts = head.splitn(3, '\0');
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let headers = parse_flat(parts.next().unwrap_or(""));
+    let (method, path, headers) = crate::split_head(&head);
     if is_control_path(&path) {
         return Ok(to_control(&env, request).await);
     }
