@@ -1,6 +1,7 @@
 //! What a tenant ledger object spends per group commit (64 finished records applied, then the
 //! pieces to store taken), with an empty outbox and with a backlog of 20,000 records waiting
 //! (the audit stream down for ~20 s at 1,000 requests/s): the cost must not grow with the backlog.
+//! And the same group as the object receives it: 64 operations as JSON text, parsed first.
 //! `cargo bench -p asc-core --bench ledger`.
 
 use asc_core::ledger::{LedgerOp, RecordAsk, TenantLedger};
@@ -52,6 +53,31 @@ fn bench(c: &mut Criterion) {
             )
         });
     }
+    // As a ledger object gets them: each operation's JSON text, parsed, then applied.
+    let texts: Vec<String> = (0..GROUP)
+        .map(|i| {
+            serde_json::to_string(&LedgerOp::Record(RecordAsk {
+                now_ms: 1_767_225_700_000,
+                record: record(1_000_000 + i),
+            }))
+            .expect("serializes")
+        })
+        .collect();
+    let empty = ledger_with_backlog(0);
+    group.bench_function("64 records parsed from JSON + writes", |b| {
+        b.iter_batched(
+            || empty.clone(),
+            |mut ledger| {
+                for text in &texts {
+                    let op: LedgerOp = serde_json::from_str(text).expect("parses");
+                    black_box(ledger.apply(op));
+                }
+                let writes = ledger.take_writes().expect("serializes");
+                (ledger, writes)
+            },
+            BatchSize::LargeInput,
+        )
+    });
     group.finish();
 }
 

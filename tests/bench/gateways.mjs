@@ -259,8 +259,10 @@ async function measure(t) {
 async function profileAsc(url, headers) {
   const targets = JSON.parse((await request(`http://127.0.0.1:${inspectorPort}/json`, { method: 'GET' })).text);
   if (process.env.BENCH_DEBUG) log('inspector targets:', JSON.stringify(targets));
-  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith('/asc')) ?? targets[0];
-  if (!target) throw new Error('inspector: no target for the asc Worker');
+  // BENCH_PROFILE_WORKER=asc-control profiles the control plane's isolate (the Durable Objects).
+  const workerName = process.env.BENCH_PROFILE_WORKER ?? 'asc';
+  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith(`/${workerName}`));
+  if (!target) throw new Error(`inspector: no target for the ${workerName} Worker`);
   // Miniflare's inspector proxy wants an Origin it knows (Node's built-in WebSocket sends none).
   const { default: WS } = await import('ws');
   const ws = new WS(target.webSocketDebuggerUrl, { headers: { origin: 'http://localhost' } });
@@ -940,7 +942,10 @@ if (profileRows.length) {
   say();
   if (profileRows[0].error) say(`Profile failed: ${profileRows[0].error}`);
   else {
-    say(`V8 sampling profile (200 us) of the isolate that runs ASC's request plane (its Durable Objects run in the control plane's Worker, not profiled here), ${profileRows.requests} ` +
+    const isolate = (process.env.BENCH_PROFILE_WORKER ?? 'asc') === 'asc'
+      ? 'ASC\'s request plane (its Durable Objects run in the control plane\'s Worker, not profiled here)'
+      : 'ASC\'s control plane (the Durable Objects: tenant ledgers, audit sequencers, circuit boards; not the request plane)';
+    say(`V8 sampling profile (200 us) of the isolate that runs ${isolate}, ${profileRows.requests} ` +
       `requests at concurrency ${process.env.BENCH_PROFILE_CONCURRENCY ?? 1} for the ${process.env.BENCH_PROFILE_TENANT ?? 'full'} tenant, with the inspector attached (slower than the runs above). ` +
       'Self time of a glue function includes the native work of the platform call it makes (e.g. `releaseLock`). ' +
       `Profiled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)").`);

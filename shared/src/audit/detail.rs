@@ -202,8 +202,9 @@ pub struct LeaseNote {
 }
 
 /// One audit record as the ledger chains it: the pipeline's [`AuditRecord`] plus
-/// [`AuditDetail`], serialized as one flat JSON object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// [`AuditDetail`], serialized as one flat JSON object. Read back field by field
+/// (`event_de.rs`), not through `flatten`, which buffers every value first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
     #[serde(flatten)]
     pub record: AuditRecord,
@@ -224,6 +225,9 @@ impl From<AuditRecord> for AuditEvent {
 pub fn content_sha256(bytes: &[u8]) -> String {
     crate::hexstr::encode(&Sha256::digest(bytes))
 }
+
+#[path = "event_de.rs"]
+mod event_de;
 
 #[cfg(test)]
 mod tests {
@@ -284,6 +288,135 @@ mod tests {
         let plain = serde_json::to_vec(&record()).expect("serializes");
         let back: AuditEvent = serde_json::from_slice(&plain).expect("parses");
         assert_eq!(back, event);
+    }
+
+    /// An event with every field of both halves set (no `None`, no empty list), so a field the
+    /// reader drops or misnames fails the round trip.
+    fn full_event() -> AuditEvent {
+        let mut e = AuditEvent::from(record());
+        e.record.error_code = Some("upstream_timeout".into());
+        e.record.stream = true;
+        e.record.usage = Some(crate::audit::Usage {
+            input_tokens: 12,
+            output_tokens: 3,
+            cached_input_tokens: 4,
+            cache_write_tokens: 5,
+        });
+        e.detail = AuditDetail {
+            actor: Some("key:k_1".into()),
+            endpoint_region: Some("eu".into()),
+            route: Some("fast".into()),
+            attempts: vec![Attempt {
+                provider: "openai".into(),
+                endpoint_host: "eu.api.openai.com".into(),
+                model: "gpt-4o-mini".into(),
+                status: Some(504),
+                error_code: Some("upstream_timeout".into()),
+                latency_ms: 30_000,
+            }],
+            guardrails: vec![GuardrailDecision {
+                detector: "email".into(),
+                action: GuardrailAction::Redact,
+                count: 2,
+                side: Some("request".into()),
+                pattern: Some("mrn".into()),
+                mode: Some(GuardrailAction::Block),
+            }],
+            reserved_usd_micros: Some(900),
+            settled_usd_micros: Some(80),
+            price_table_version: Some("2026-01-01".into()),
+            prompt_sha256: Some("a".repeat(64)),
+            response_sha256: Some("b".repeat(64)),
+            content: Some(RecordedContent {
+                prompt: Some("hi [EMAIL]".into()),
+                response: Some("hello".into()),
+                redaction_policy: Some("v1".into()),
+            }),
+            after_expiry: Some(true),
+            cache: Some(CacheNote {
+                outcome: CacheOutcome::Miss,
+                key: Some("c".repeat(64)),
+                stored: true,
+                reason: Some("no_cache".into()),
+            }),
+            admin: Some(AdminNote {
+                subject: "alice".into(),
+                issuer: "https://login.example.com".into(),
+                roles: vec!["admin@acme".into()],
+                version_before: Some(3),
+                version_after: Some(4),
+                config_sha256_before: Some("d".repeat(64)),
+                config_sha256_after: Some("e".repeat(64)),
+                change_sha256: Some("f".repeat(64)),
+                changed_paths: vec!["budgets[0].limit_usd_micros".into()],
+                target_key_id: Some("k_2".into()),
+            }),
+            tags: vec!["bu:research".into()],
+            ttft_ms: Some(120),
+            lease: Some(LeaseNote {
+                id: "lease_1".into(),
+                granted: Some(64),
+                admitted: Some(60),
+                reported: Some(60),
+            }),
+        };
+        e
+    }
+
+    #[test]
+    fn every_field_of_an_event_survives_its_json() {
+        let event = full_event();
+        let text = serde_json::to_string(&event).expect("serializes");
+        let back: AuditEvent = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, event);
+        // Inside an operation, where serde buffers values before reading them.
+        let wrapped = format!(r#"{{"later":1,"record":{text}}}"#);
+        #[derive(Deserialize)]
+        struct Holder {
+            record: AuditEvent,
+        }
+        let held: Holder = serde_json::from_str(&wrapped).expect("parses");
+        assert_eq!(held.record, event);
+        let via_value: AuditEvent =
+            serde_json::from_value(serde_json::from_str(&text).expect("json")).expect("parses");
+        assert_eq!(via_value, event);
+    }
+
+    #[test]
+    fn an_event_needs_the_records_fields_and_ignores_unknown_ones() {
+        let mut obj = serde_json::to_value(full_event()).expect("serializes");
+        obj["a_field_from_a_later_version"] = serde_json::json!({"x": [1, 2]});
+        let back: AuditEvent = serde_json::from_value(obj.clone()).expect("parses");
+        assert_eq!(back, full_event());
+
+        // A missing Option of the record reads as None (as the derived reader did).
+        let mut no_model = obj.clone();
+        no_model
+            .as_object_mut()
+            .expect("object")
+            .remove("served_model");
+        let back: AuditEvent = serde_json::from_value(no_model).expect("parses");
+        assert_eq!(back.record.served_model, None);
+
+        // A missing required field of the record is an error that names it.
+        let mut no_id = obj.clone();
+        no_id.as_object_mut().expect("object").remove("request_id");
+        let err = serde_json::from_value::<AuditEvent>(no_id).expect_err("refused");
+        assert!(err.to_string().contains("request_id"), "{err}");
+
+        // A field given twice is refused, not silently overwritten.
+        let text = serde_json::to_string(&full_event()).expect("serializes");
+        let twice = format!(r#"{{"status":500,{}"#, &text[1..]);
+        let err = serde_json::from_str::<AuditEvent>(&twice).expect_err("refused");
+        assert!(
+            err.to_string().contains("duplicate field `status`"),
+            "{err}"
+        );
+
+        // A wrong type is an error, not a default.
+        let mut bad = obj;
+        bad["settled_usd_micros"] = serde_json::json!("eighty");
+        assert!(serde_json::from_value::<AuditEvent>(bad).is_err());
     }
 
     #[test]

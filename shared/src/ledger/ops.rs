@@ -61,7 +61,9 @@ pub fn share(limit: u64, shard: u32, shards: u32) -> u64 {
 
 /// One operation on a tenant ledger. Each is applied atomically and made durable before the
 /// ledger answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialized with its tag (`op`) first; read back by `ops_de.rs`, which takes the rest of the
+/// object straight into the variant when the tag comes first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum LedgerOp {
     /// Before the upstream call: store the request's opening record (its write-ahead entry) and,
@@ -179,3 +181,6 @@ pub enum LedgerReply {
     },
     Done,
 }
+
+#[path = "ops_de.rs"]
+mod ops_de;

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
@@ -572,4 +572,131 @@ fn every_reply_survives_the_json_boundary() {
         let back: LedgerReply = serde_json::from_str(&text).expect("parses");
         assert_eq!(back, reply);
     }
+}
+
+/// One of each operation, with optional parts filled where the variant has them.
+fn every_operation() -> Vec<LedgerOp> {
+    let mut lease = admit("asker", T0, Some(300));
+    let LedgerOp::Admit(a) = &mut lease else {
+        unreachable!("admit builds an admission")
+    };
+    a.error_rate = Some(crate::config::ErrorRateRule {
+        percent: 20,
+        min_requests: 10,
+        window_ms: 60_000,
+    });
+    let lease_ask = LedgerOp::Lease(crate::ledger::LeaseAsk {
+        now_ms: T0,
+        lease_id: "lease_1".into(),
+        record: record("asker", T0, false),
+        reserve: a.reserve.clone(),
+        want_requests: 64,
+        usable_ms: 2_000,
+        grace_ms: 30_000,
+        close: vec![crate::ledger::LeaseClose {
+            lease_id: "lease_0".into(),
+            admitted: 12,
+        }],
+        error_rate: a.error_rate,
+    });
+    let mut leased_commit = commit("r2", T0 + 5, 100);
+    if let LedgerOp::Commit(c) = &mut leased_commit {
+        c.lease = Some("lease_1".into());
+    }
+    vec![
+        lease.clone(),
+        lease_ask,
+        LedgerOp::CloseLease {
+            now_ms: T0 + 9,
+            close: crate::ledger::LeaseClose {
+                lease_id: "lease_1".into(),
+                admitted: 3,
+            },
+        },
+        commit("r1", T0 + 5, 100),
+        leased_commit,
+        recorded("r3", T0),
+        LedgerOp::Usage(UsageAsk {
+            now_ms: T0,
+            budgets: vec![budget(1_000)],
+            requests_per_minute: vec![RateLimit {
+                scope: "tenant".into(),
+                per_minute: 60,
+            }],
+            tokens_per_minute: vec![],
+        }),
+        LedgerOp::Analytics(crate::ledger::AnalyticsAsk {
+            from_ms: T0,
+            to_ms: T0 + 3_600_000,
+            bucket_ms: 3_600_000,
+            group_by: vec![
+                crate::ledger::Dimension::Model,
+                crate::ledger::Dimension::Tag,
+            ],
+        }),
+        LedgerOp::Alerts { limit: 10 },
+        LedgerOp::Raise {
+            now_ms: T0,
+            events: vec![crate::alerts::AlertEvent {
+                id: "alert_1".into(),
+                kind: crate::alerts::AlertKind::CircuitOpened,
+                tenant_id: "acme".into(),
+                at_ms: T0,
+                detail: serde_json::json!({"target": "openai/gpt-4o-mini"}),
+            }],
+        },
+        LedgerOp::Delivered {
+            now_ms: T0,
+            results: vec![("alert_1".into(), crate::ledger::Delivery::Retry)],
+        },
+    ]
+}
+
+#[test]
+fn every_operation_survives_the_json_boundary_with_its_tag_anywhere() {
+    // Hosts move operations as JSON text, tag first (read without buffering); another writer may
+    // put the tag anywhere (read through a buffer): both read back the same operation.
+    let ops = every_operation();
+    let tags: BTreeSet<String> = ops
+        .iter()
+        .map(|op| serde_json::to_value(op).expect("serializes")["op"].to_string())
+        .collect();
+    assert_eq!(tags.len(), 10, "one of each variant: {tags:?}");
+    for op in ops {
+        let text = serde_json::to_string(&op).expect("serializes");
+        assert!(text.starts_with(r#"{"op":"#), "{text}");
+        let back: LedgerOp = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, op);
+
+        let mut fields = match serde_json::to_value(&op).expect("serializes") {
+            serde_json::Value::Object(m) => m,
+            other => panic!("an operation is an object: {other}"),
+        };
+        let tag = fields.remove("op").expect("tagged");
+        let mut text = serde_json::to_string(&fields).expect("serializes");
+        text.insert_str(text.len() - 1, &format!(r#","op":{tag}"#));
+        let back: LedgerOp = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, op, "tag last: {text}");
+    }
+}
+
+#[test]
+fn an_operation_without_a_known_tag_is_refused_with_the_reason() {
+    let untagged = r#"{"now_ms":1,"limit":3}"#;
+    let err = serde_json::from_str::<LedgerOp>(untagged).expect_err("refused");
+    assert!(err.to_string().contains("missing field `op`"), "{err}");
+    let err = serde_json::from_str::<LedgerOp>("{}").expect_err("refused");
+    assert!(err.to_string().contains("missing field `op`"), "{err}");
+    for text in [
+        r#"{"op":"reset","now_ms":1}"#,
+        r#"{"now_ms":1,"op":"reset"}"#,
+    ] {
+        let err = serde_json::from_str::<LedgerOp>(text).expect_err("refused");
+        assert!(err.to_string().contains("unknown variant `reset`"), "{err}");
+    }
+    // The variant's own rules still hold: a missing field is named.
+    let err = serde_json::from_str::<LedgerOp>(r#"{"op":"alerts"}"#).expect_err("refused");
+    assert!(err.to_string().contains("missing field `limit`"), "{err}");
+    let err = serde_json::from_str::<LedgerOp>("[1]").expect_err("refused");
+    assert!(err.to_string().contains("ledger operation"), "{err}");
 }
