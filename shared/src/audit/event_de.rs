@@ -1,9 +1,9 @@
 //! `Deserialize` for [`AuditEvent`]: one pass over the flat object into a mirror of both halves.
 //!
 //! `#[serde(flatten)]` reads every value into serde's buffered `Content` before either half picks
-//! its fields; inside an operation (an internally tagged enum, buffered again) that was the
-//! largest cost of a ledger object taking a group commit (~16% of the control plane's samples in
-//! the bench). The mirror reads each value once. It must keep the halves' rules: the record's
+//! its fields; inside an operation (an internally tagged enum, buffered again), reading took ~16%
+//! of the control plane's samples in the bench, second to storing. The mirror reads each value
+//! once. It must keep the halves' rules: the record's
 //! fields as declared (a missing `Option` reads as `None`, a missing other field is an error),
 //! every detail field defaulting (the detail's `#[serde(default)]`), unknown fields ignored. The
 //! conversion names every field of both halves without `..`, so a field added to either half
