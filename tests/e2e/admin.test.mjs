@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { files } from './trail.mjs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, ROOT, AUDIT_POLICY } from './harness.mjs';
+import { startStack, ROOT, AUDIT_POLICY, scratchDir } from './harness.mjs';
 import { startIssuer } from './oidc.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -282,7 +281,7 @@ describe('admin plane', () => {
     // Asynchronous: the issuer answering the gateway's JWKS fetches runs in this process, and a
     // synchronous child would block it for as long as the CLI waits on the gateway.
     const asc = async (...args) => (await execFileAsync(ASC, args, { env, encoding: 'utf8' })).stdout;
-    const dir = mkdtempSync(join(tmpdir(), 'asc-admin-cli-'));
+    const dir = scratchDir('asc-admin-cli-');
     const file = join(dir, 'multi.json');
     await asc('tenant', 'get', 'multi', '--out', file);
     const original = readFileSync(file, 'utf8');
@@ -316,7 +315,7 @@ describe('admin plane', () => {
   it('asc login: the device code flow saves a token (mode 0600) the admin commands use', async () => {
     idp.login.sub = 'device-user@example.com';
     idp.login.groups = ['multi-admins'];
-    const config = mkdtempSync(join(tmpdir(), 'asc-login-'));
+    const config = scratchDir('asc-login-');
     const env = { ...process.env, XDG_CONFIG_HOME: config, ASC_ADMIN_URL: stack.url };
     delete env.ASC_ADMIN_TOKEN;
     // Asynchronously: the issuer answers the CLI's polls from this process.
@@ -350,7 +349,7 @@ describe('admin plane', () => {
     } while (cursor);
     await stack.shutdown();
     const stoppedAt = Date.now();
-    const dir = mkdtempSync(join(tmpdir(), 'asc-admin-audit-'));
+    const dir = scratchDir('asc-admin-audit-');
     await stack.downloadAudit(dir);
     const keysArgs = ['--keys', stack.publicKeys, '--now', String(stoppedAt), '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs)];
     const verified = JSON.parse(execFileSync(ASC, ['audit', 'verify', dir, ...keysArgs, '--json'], { encoding: 'utf8' }));

@@ -7,10 +7,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startStack, UPSTREAM_KEY, hostOptions } from './harness.mjs';
+import { startStack, UPSTREAM_KEY, hostOptions, scratchDir } from './harness.mjs';
 import { files, entries, verify, drain, assertGapFreePerStream } from './trail.mjs';
 
 const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
@@ -59,7 +58,7 @@ describe('audit trail', hostOptions(), () => {
     }
     try {
       const stoppedAt = Date.now();
-      const dir = mkdtempSync(join(tmpdir(), 'asc-audit-'));
+      const dir = scratchDir('asc-audit-');
       await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, stoppedAt);
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
@@ -115,7 +114,7 @@ describe('audit trail', hostOptions(), () => {
     }
     try {
       const stoppedAt = Date.now();
-      const dir = mkdtempSync(join(tmpdir(), 'asc-audit-kill-'));
+      const dir = scratchDir('asc-audit-kill-');
       await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, stoppedAt);
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
@@ -157,7 +156,7 @@ describe('audit trail', hostOptions(), () => {
       await stack.shutdown();
     }
     try {
-      const dir = mkdtempSync(join(tmpdir(), 'asc-audit-lost-commit-'));
+      const dir = scratchDir('asc-audit-lost-commit-');
       await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, Date.now());
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));

@@ -6,13 +6,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { files } from './trail.mjs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startStack, ROOT, AUDIT_POLICY, hostOptions, HOST } from './harness.mjs';
+import { startStack, ROOT, AUDIT_POLICY, hostOptions, HOST, scratchDir } from './harness.mjs';
 
 let stack;
 const ids = [];
@@ -140,7 +139,7 @@ describe(`response cache on ${HOST}`, hostOptions(), () => {
     // Past one forward, one batch age and one heartbeat: everything has shipped.
     await new Promise((r) => setTimeout(r, AUDIT_POLICY.forwardMs + AUDIT_POLICY.maxAgeMs + AUDIT_POLICY.heartbeatMs + 1000));
     await stack.shutdown();
-    const cacheDir = mkdtempSync(join(tmpdir(), 'asc-cache-'));
+    const cacheDir = scratchDir('asc-cache-');
     const names = await stack.downloadCache(cacheDir);
     assert.ok(names.length >= 4, names.join(', '));
     assert.ok(names.every((n) => /^(cached|cached2)\/[0-9a-f]{64}$/.test(n)), names.join(', '));
@@ -148,7 +147,7 @@ describe(`response cache on ${HOST}`, hostOptions(), () => {
       assert.ok(!readFileSync(f, 'utf8').includes('jane.doe@example.com'), `${f} holds the unredacted answer`);
     }
 
-    const auditDir = mkdtempSync(join(tmpdir(), 'asc-audit-'));
+    const auditDir = scratchDir('asc-audit-');
     await stack.downloadAudit(auditDir);
     const out = execFileSync(join(ROOT, 'target/debug/asc'), ['audit', 'query', auditDir,
       '--keys', stack.publicKeys, '--heartbeat-ms', String(AUDIT_POLICY.heartbeatMs), '--tenant', 'cached',

@@ -5,10 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startStack, ROOT, AUDIT_POLICY, hostOptions, HOST } from './harness.mjs';
+import { startStack, ROOT, AUDIT_POLICY, hostOptions, HOST, scratchDir } from './harness.mjs';
 
 const ASC = join(ROOT, 'target/debug/asc');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -25,7 +24,7 @@ describe(`evidence pack from a real run on ${HOST}`, hostOptions(), () => {
   it('packs the period, verifies, and catches a changed file', async () => {
     const from = Date.now() - 1000;
     const stack = await startStack();
-    const dir = mkdtempSync(join(tmpdir(), 'asc-evidence-'));
+    const dir = scratchDir('asc-evidence-');
     try {
       for (let i = 0; i < 4; i++) {
         const r = await chat(stack, 'demo', `hello ${i}`);

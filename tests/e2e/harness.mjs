@@ -25,6 +25,22 @@ export function hostOptions({ workerOnly, spinOnly } = {}) {
   return {};
 }
 
+// Scratch directories of the tests (downloaded audit buckets, CLI configs holding admin tokens):
+// removed when the test process exits, so runs leave nothing in the temp directory.
+// ASC_KEEP_SCRATCH=1 keeps them for a look after a failure.
+const scratchDirs = [];
+process.on('exit', () => {
+  if (process.env.ASC_KEEP_SCRATCH === '1') return;
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new directory under the temp directory, removed when the test process exits. */
+export function scratchDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const UPSTREAM_KEY = 'sk-upstream-CANARY-e2e-4b1d';
 export const ANTHROPIC_UPSTREAM_KEY = 'sk-ant-upstream-CANARY-e2e-77c2';

@@ -11,11 +11,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
 import { gunzipSync, brotliDecompressSync, inflateSync } from 'node:zlib';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { files, verify } from './trail.mjs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startStack, UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, MISTRAL_UPSTREAM_KEY, AUDIT_POLICY, hostOptions } from './harness.mjs';
+import { startStack, UPSTREAM_KEY, ANTHROPIC_UPSTREAM_KEY, MISTRAL_UPSTREAM_KEY, AUDIT_POLICY, hostOptions, scratchDir } from './harness.mjs';
 import { downloadAuditBucket } from './r2.mjs';
 
 const SEED = Number(process.env.ASC_FUZZ_SEED ?? 20260420) >>> 0;
@@ -386,7 +385,7 @@ describe('hostile input', HOSTILE_HOST, () => {
       assert.ok(!/wasm trapped|panicked/.test(logs), 'no panic in the Worker');
 
       const stoppedAt = Date.now();
-      const dir = mkdtempSync(join(tmpdir(), 'asc-hostile-'));
+      const dir = scratchDir('asc-hostile-');
       await downloadAuditBucket(stack.persist, dir);
       const report = verify(dir, stack.publicKeys, stoppedAt);
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1).slice(0, 2000));

@@ -6,11 +6,8 @@
 // tenant is admitted write-ahead there (checked in the core's tests); these run on the Worker.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
-import { startStack, hostOptions } from './harness.mjs';
+import { startStack, hostOptions, scratchDir } from './harness.mjs';
 import { entries, verify, drain, assertGapFreePerStream } from './trail.mjs';
 
 const HUGE = [{ id: 'huge', applies_to: 'tenant', limit_usd_micros: 1e15, period: 'monthly' }];
@@ -80,7 +77,7 @@ describe('leased admission', hostOptions({ workerOnly: 'an instance serves one r
       await stack.shutdown();
     }
     try {
-      const dir = mkdtempSync(join(tmpdir(), 'asc-leases-'));
+      const dir = scratchDir('asc-leases-');
       await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, Date.now());
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
@@ -145,7 +142,7 @@ describe('leased admission', hostOptions({ workerOnly: 'an instance serves one r
       await stack.shutdown();
     }
     try {
-      const dir = mkdtempSync(join(tmpdir(), 'asc-leases-lost-'));
+      const dir = scratchDir('asc-leases-lost-');
       await stack.downloadAudit(dir);
       const report = verify(dir, stack.publicKeys, Date.now());
       assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
