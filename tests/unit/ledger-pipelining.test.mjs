@@ -88,6 +88,23 @@ describe('ledger calls from one isolate', () => {
     assert.equal(l.calls.length, 2);
   });
 
+  it('a commit timer sends only its own queue: the queue begun after a call took one keeps its whole window', async () => {
+    const l = fakeLedgers();
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    // Queue A (timer at 100 ms) is taken along by an admission at once.
+    const commitA = ledgerCommit(l.env, undefined, 'g', 'commit-a', 100);
+    assert.equal(await ledgerCall(l.env, fakeCtx(), undefined, 'g', 'admit'), 'reply:admit');
+    // Queue B begins at 50 ms (its timer at 150 ms); A's timer, at 100 ms, must leave it alone.
+    await sleep(50);
+    const commitB = ledgerCommit(l.env, undefined, 'g', 'commit-b', 100);
+    await sleep(75);
+    assert.deepEqual(l.calls.map((c) => c.ops), [['commit-a', 'admit']]);
+    // So a commit queued at 125 ms still rides with B.
+    const commitC = ledgerCommit(l.env, undefined, 'g', 'commit-c', 100);
+    await Promise.all([commitA, commitB, commitC]);
+    assert.deepEqual(l.calls.map((c) => c.ops), [['commit-a', 'admit'], ['commit-b', 'commit-c']]);
+  });
+
   it('a failed call fails the operations it carried, and the next ones still go', async () => {
     const l = fakeLedgers();
     const release = l.hold();

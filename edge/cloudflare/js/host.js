@@ -334,10 +334,16 @@ export async function ledgerCommit(env, jurisdiction, name, op, delayMs) {
     if (ops.length >= GROUP_COMMIT_MAX) await sendOps(env, jurisdiction, name, takeQueued(name));
     return;
   }
-  queued.set(name, [op]);
+  const mine = [op];
+  queued.set(name, mine);
   await new Promise((resolve) => setTimeout(resolve, delayMs));
-  const left = takeQueued(name);
-  if (left.length > 0) await sendOps(env, jurisdiction, name, left);
+  // This timer sends only its own queue. A call that took the queue along (or a full queue) sent
+  // it already, and the queue begun after that has its own timer: taking that one too would cut
+  // its window short, and under leases, where a lease call takes the queue every few dozen
+  // requests, stale timers sent about twice as many calls of half the size.
+  if (queued.get(name) !== mine) return;
+  queued.delete(name);
+  await sendOps(env, jurisdiction, name, mine);
 }
 
 /** One circuit board operation (JSON in, JSON out). */
