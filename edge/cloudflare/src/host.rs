@@ -86,6 +86,18 @@ pub fn parse_flat(flat: &str) -> Vec<(String, String)> {
     out
 }
 
+/// SHA-256 by whichever is cheaper for `bytes`' length. node:crypto costs ~4.5 us a call before
+/// its ~0.7 ns a byte (a Hash object is a stream), SHA-256 in wasm ~8.7 ns a byte: below ~560
+/// bytes the wasm one is cheaper.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    if bytes.len() < NATIVE_SHA256_FROM {
+        return asc_core::host::software_sha256(bytes);
+    }
+    let mut digest = [0u8; 32];
+    js::sha256_into(bytes, &mut digest);
+    digest
+}
+
 impl Host for WorkerHost {
     type Body = WorkerBody;
 
@@ -100,14 +112,7 @@ impl Host for WorkerHost {
     }
 
     fn sha256(&self, bytes: &[u8]) -> [u8; 32] {
-        // node:crypto costs ~4.5 us a call before its ~0.7 ns a byte (a Hash object is a
-        // stream), SHA-256 in wasm ~8.7 ns a byte: below ~560 bytes the wasm one is cheaper.
-        if bytes.len() < NATIVE_SHA256_FROM {
-            return asc_core::host::software_sha256(bytes);
-        }
-        let mut digest = [0u8; 32];
-        js::sha256_into(bytes, &mut digest);
-        digest
+        sha256(bytes)
     }
 
     fn secret(&self, name: &SecretRef) -> Option<Secret> {

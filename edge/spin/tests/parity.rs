@@ -7,6 +7,7 @@ mod support;
 
 use std::rc::Rc;
 
+use asc_core::audit::codec::SoftwareCodec;
 use asc_core::audit::drive::chain_next;
 use asc_core::audit::AuditEvent;
 use asc_core::audit::Sequencer;
@@ -138,7 +139,7 @@ impl Pair {
             .head()
             .clone();
         for (n, event) in events.iter().enumerate() {
-            let (next, expected) = chain_next(&head, event, 0).expect("chains");
+            let (next, expected) = chain_next(&SoftwareCodec, &head, event, 0).expect("chains");
             if n >= skip {
                 let row = &rows[n - skip];
                 assert_eq!(row.entry.sequence, expected.entry.sequence);

@@ -1,7 +1,8 @@
 //! Batch objects: gzip (RFC 1952) of JSON Lines, one canonical entry per line, each line ending
 //! in `\n`. The gzip stream is deterministic (mtime 0, no file name, OS byte 255, level 6), so
 //! the same entries always compress to the same bytes, and a re-upload after a crash is
-//! byte-identical.
+//! byte-identical. A host may compress with its own deterministic zlib instead
+//! ([`super::codec`]): same header, other deflate bytes, read by the same [`gunzip`].
 
 use std::io::{Read as _, Write as _};
 

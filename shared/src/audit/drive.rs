@@ -18,6 +18,7 @@
 //! for byte until confirmed, so two instances flushing at once upload the same objects, and only
 //! one confirmation lands.
 
+use super::codec::{SoftwareCodec, TrailCodec};
 use super::sequencer::{Buffered, Sequencer, SequencerHead, ShipPolicy, TrailError};
 use super::AuditEvent;
 use super::{Entry, ObjectPut, SigningKeyring};
@@ -80,6 +81,11 @@ pub trait TrailStore {
     }
     /// How many entries follow `after`, and when the oldest of them was appended.
     async fn backlog(&self, stream: &str, after: u64) -> Result<(u64, Option<u64>), HostError>;
+    /// What chaining and shipping hash and compress with: the core's own code unless the host
+    /// has faster native code.
+    fn codec(&self) -> &dyn TrailCodec {
+        &SoftwareCodec
+    }
 }
 
 /// Where shipped objects go (a bucket).
@@ -121,12 +127,13 @@ impl From<TrailError> for DriveError {
 /// The head after chaining `event`, and the entry to store: what [`Sequencer::append`] does,
 /// without the buffer.
 pub fn chain_next(
+    codec: &dyn TrailCodec,
     head: &SequencerHead,
     event: &AuditEvent,
     now_ms: u64,
 ) -> Result<(SequencerHead, Buffered), TrailError> {
     let sequence = head.last_sequence + 1;
-    let entry = Entry::chain(&head.stream, sequence, &head.last_hash, event)
+    let entry = Entry::chain_with(codec, &head.stream, sequence, &head.last_hash, event)
         .map_err(TrailError::Canonical)?;
     let mut next = head.clone();
     next.last_sequence = sequence;
@@ -206,7 +213,7 @@ pub async fn append_batch_counting<S: TrailStore>(
         let mut head = stored.head.clone();
         let mut entries = Vec::with_capacity(batch.records.len().saturating_sub(skip));
         for event in batch.records.iter().skip(skip) {
-            let (next, entry) = chain_next(&head, event, now_ms)?;
+            let (next, entry) = chain_next(store.codec(), &head, event, now_ms)?;
             head = next;
             entries.push(entry);
         }
@@ -319,7 +326,9 @@ pub async fn flush<S: TrailStore, O: ObjectSink>(
             return Ok(confirmed);
         };
         let before = sequencer.head().clone();
-        let Some(shipment) = sequencer.next_shipment(now_ms, policy, keyring)? else {
+        let Some(shipment) =
+            sequencer.next_shipment_with(store.codec(), now_ms, policy, keyring)?
+        else {
             return Ok(confirmed);
         };
         let mut version = version;

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use super::*;
 use crate::audit::test_support::{event, keys};
@@ -28,6 +29,8 @@ pub(crate) struct Memory {
     /// Before the next `swap_head` takes effect, another call appends this event.
     interleave: RefCell<Option<AuditEvent>>,
     fail_puts: Cell<bool>,
+    /// The host's own codec, if it has one.
+    codec: Option<Box<dyn TrailCodec>>,
 }
 
 impl TrailStore for Memory {
@@ -103,6 +106,9 @@ impl TrailStore for Memory {
         let oldest = it.clone().next().map(|(_, b)| b.appended_ms);
         Ok((it.by_ref().count() as u64, oldest))
     }
+    fn codec(&self) -> &dyn TrailCodec {
+        self.codec.as_deref().unwrap_or(&SoftwareCodec)
+    }
 }
 
 impl ObjectSink for Memory {
@@ -147,7 +153,7 @@ fn chain_next_is_the_sequencers_append() {
     let mut seq = Sequencer::new("eu", T0).expect("stream");
     let mut head = seq.head().clone();
     for n in 1..=4 {
-        let (next, entry) = chain_next(&head, &event(n), T0 + n).expect("chains");
+        let (next, entry) = chain_next(&SoftwareCodec, &head, &event(n), T0 + n).expect("chains");
         let expected = seq.append(&event(n), T0 + n).expect("appends");
         assert_eq!(entry, expected);
         assert_eq!(&next, seq.head());
@@ -317,4 +323,75 @@ fn flush_due_agrees_with_the_sequencers_alarm() {
             }
         }
     }
+}
+
+/// A host's codec: gzip at level 2 (other deflate bytes than the core's level 6, the same
+/// header), SHA-256 counted.
+#[derive(Default)]
+struct OtherCodec {
+    hashes: Rc<Cell<usize>>,
+    gzips: Rc<Cell<usize>>,
+}
+
+impl TrailCodec for OtherCodec {
+    fn sha256(&self, bytes: &[u8]) -> [u8; 32] {
+        self.hashes.set(self.hashes.get() + 1);
+        SoftwareCodec.sha256(bytes)
+    }
+
+    fn gzip(&self, bytes: &[u8]) -> Result<Vec<u8>, crate::audit::batch::BatchError> {
+        use std::io::Write as _;
+        self.gzips.set(self.gzips.get() + 1);
+        let mut encoder = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(Vec::new(), flate2::Compression::new(2));
+        encoder.write_all(bytes).expect("compresses");
+        Ok(encoder.finish().expect("compresses"))
+    }
+}
+
+#[test]
+fn the_hosts_codec_hashes_what_is_chained_and_compresses_what_ships_and_the_trail_verifies() {
+    let (ring, public) = keys();
+    let codec = OtherCodec::default();
+    let (hashes, gzips) = (codec.hashes.clone(), codec.gzips.clone());
+    let store = Memory {
+        codec: Some(Box::new(codec)),
+        ..Memory::default()
+    };
+    let plain = Memory::default();
+    for n in 1..=3 {
+        run(append(&store, "eu", &event(n), T0)).expect("appends");
+        run(append(&plain, "eu", &event(n), T0)).expect("appends");
+    }
+    // One hash per chained record, through the codec; the same hashes as the core's own.
+    assert_eq!(hashes.get(), 3);
+    let last_hash = |m: &Memory| m.head.borrow().clone().expect("head").head.last_hash;
+    assert_eq!(last_hash(&store), last_hash(&plain));
+    run(flush(&store, &store, "eu", T0, &policy(), &ring)).expect("flushes");
+    run(flush(&plain, &plain, "eu", T0, &policy(), &ring)).expect("flushes");
+    // The batch went through the codec (then its hash and the digest's).
+    assert_eq!(gzips.get(), 1);
+    assert_eq!(hashes.get(), 5);
+    let batch_of = |m: &Memory| {
+        m.objects
+            .borrow()
+            .iter()
+            .find(|(k, _)| k.ends_with(".jsonl.gz"))
+            .map(|(_, v)| v.clone())
+            .expect("a batch")
+    };
+    let (ours, core) = (batch_of(&store), batch_of(&plain));
+    assert_ne!(ours, core, "level 2 and level 6 deflate differ");
+    assert_eq!(ours[..10], core[..10], "the same gzip header");
+    let options = VerifyOptions {
+        now_ms: T0 + 1_000,
+        heartbeat_ms: 10_000,
+        grace_ms: 60_000,
+        max_batch_bytes: 1 << 20,
+    };
+    let report = verify(&store.objects.borrow(), &public, &options);
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.records.len(), 3);
 }

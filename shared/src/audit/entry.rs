@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[cfg(doc)]
 use super::canonical::GENESIS_HASH;
 use super::canonical::{canonical_json, canonical_value, sha256_hex, CanonicalError};
+use super::codec::{self, SoftwareCodec, TrailCodec};
 use crate::audit::AuditEvent;
 
 /// One record in its stream, with its place in the hash chain. Its JSON (a stored row, a batch
@@ -178,9 +179,23 @@ impl Entry {
         prev_hash: &str,
         record: &AuditEvent,
     ) -> Result<Entry, CanonicalError> {
+        Entry::chain_with(&SoftwareCodec, stream, sequence, prev_hash, record)
+    }
+
+    /// [`Entry::chain`], hashing with `codec`.
+    pub fn chain_with(
+        codec: &dyn TrailCodec,
+        stream: &str,
+        sequence: u64,
+        prev_hash: &str,
+        record: &AuditEvent,
+    ) -> Result<Entry, CanonicalError> {
         let record = serde_json::to_value(record).map_err(|e| CanonicalError(e.to_string()))?;
         let record_json = canonical_value(&record)?;
-        let hash = sha256_hex(&hashed_bytes(stream, sequence, prev_hash, &record_json)?);
+        let hash = codec::sha256_hex(
+            codec,
+            &hashed_bytes(stream, sequence, prev_hash, &record_json)?,
+        );
         Ok(Entry {
             stream: stream.to_string(),
             sequence,

@@ -24,14 +24,16 @@
 //!
 //! Both hosts run [`drive`]: records arrive in batches from tenant ledgers
 //! ([`drive::append_batch`]), shipments go out through [`drive::flush`]. A host supplies the
-//! storage ([`drive::TrailStore`]) and the bucket ([`drive::ObjectSink`]); the signing keys come
-//! from a secret ([`SigningKeyring::from_secret`]).
+//! storage ([`drive::TrailStore`], which may also give faster hashing and compression:
+//! [`codec`]) and the bucket ([`drive::ObjectSink`]); the signing keys come from a secret
+//! ([`SigningKeyring::from_secret`]).
 //!
 //! Verification: [`verify::verify`] over the objects, the public keys and `now_ms`.
 
 pub mod batch;
 pub mod bound;
 pub mod canonical;
+pub mod codec;
 mod detail;
 pub mod digest;
 pub mod drive;

@@ -8,7 +8,8 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::batch;
-use super::canonical::{sha256_hex, CanonicalError, GENESIS_HASH};
+use super::canonical::{CanonicalError, GENESIS_HASH};
+use super::codec::{self, SoftwareCodec, TrailCodec};
 use super::digest::{Digest, DigestKind, DIGEST_SCHEMA_VERSION};
 use super::entry::Entry;
 use super::keys::SigningKeyring;
@@ -307,6 +308,17 @@ impl Sequencer {
         policy: &ShipPolicy,
         keyring: &SigningKeyring,
     ) -> Result<Option<Shipment>, TrailError> {
+        self.next_shipment_with(&SoftwareCodec, now_ms, policy, keyring)
+    }
+
+    /// [`Sequencer::next_shipment`], hashing and compressing with `codec`.
+    pub fn next_shipment_with(
+        &mut self,
+        codec: &dyn TrailCodec,
+        now_ms: u64,
+        policy: &ShipPolicy,
+        keyring: &SigningKeyring,
+    ) -> Result<Option<Shipment>, TrailError> {
         policy.check()?;
         let pending = match &self.head.pending {
             Some(p) => p.clone(),
@@ -330,11 +342,11 @@ impl Sequencer {
                 }
             }
         };
-        let shipment = self.render(&pending, keyring)?;
+        let shipment = self.render(codec, &pending, keyring)?;
         // Same code, same bytes; after an upgrade that changed the compressor's output both
         // objects are rendered anew and consistently, and the new digest hash is what chains.
         self.head.pending = Some(PendingShipment {
-            digest_sha256: sha256_hex(&shipment.digest.bytes),
+            digest_sha256: codec::sha256_hex(codec, &shipment.digest.bytes),
             ..pending
         });
         Ok(Some(shipment))
@@ -342,6 +354,7 @@ impl Sequencer {
 
     fn render(
         &self,
+        codec: &dyn TrailCodec,
         p: &PendingShipment,
         keyring: &SigningKeyring,
     ) -> Result<Shipment, TrailError> {
@@ -361,8 +374,8 @@ impl Sequencer {
                         p.first_sequence, p.last_sequence
                     )));
                 }
-                let bytes = batch::encode(entries.iter().copied())?;
-                let sha = sha256_hex(&bytes);
+                let bytes = codec.gzip(&batch::jsonl(entries.iter().copied())?)?;
+                let sha = codec::sha256_hex(codec, &bytes);
                 let head = last.hash.clone();
                 let object = ObjectPut {
                     key: batch_key(stream, p.first_sequence, p.last_sequence),
