@@ -34,6 +34,8 @@ const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
 // section). 'auto' (default): when ASC's added p50 is over 2x the pass-through's; '1': always; '0': never
 // (and no inspector port at all). It runs after all measurements of the workerd targets.
 const PROFILE_MODE = process.env.BENCH_PROFILE ?? 'auto';
+// The profile's sampling interval, in microseconds.
+const SAMPLE_US = 200;
 const PROFILE = PROFILE_MODE !== '0';
 const ONLY = process.env.BENCH_TARGETS ? process.env.BENCH_TARGETS.split(',') : null;
 const BUILD = process.env.ASC_BUILD_DIR ?? join(ROOT, 'edge/cloudflare/build');
@@ -285,7 +287,7 @@ async function profileAsc(url, headers) {
     ws.send(JSON.stringify({ id, method, params }));
   }), timeout(30_000, method)]);
   await call('Profiler.enable');
-  await call('Profiler.setSamplingInterval', { interval: 200 });
+  await call('Profiler.setSamplingInterval', { interval: SAMPLE_US });
   await call('Profiler.start');
   const load = await wrk(url, headers, Number(process.env.BENCH_PROFILE_CONCURRENCY ?? 1), SECONDS);
   const { profile } = await call('Profiler.stop');
@@ -293,18 +295,20 @@ async function profileAsc(url, headers) {
   // Kept for a closer look (Chrome DevTools, or inclusive times by function).
   mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
   writeFileSync(join(ROOT, '.state/bench/asc.cpuprofile'), JSON.stringify(profile));
-  // Self time per function: samples x interval, grouped by name (+ where it lives).
+  // Self time per function: samples x interval, grouped by name (+ where it lives). Not the
+  // time to the next sample: the isolate is not sampled while its thread runs another isolate
+  // (the control plane's objects share a thread with the request plane), and the sample before
+  // such a gap would be charged all of it (up to 160 ms seen).
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();
   const cats = new Map();
-  const deltas = profile.timeDeltas;
-  profile.samples.forEach((nodeId, i) => {
+  profile.samples.forEach((nodeId) => {
     const n = byId.get(nodeId);
     const cf = n.callFrame;
     const isWasm = /wasm/.test(cf.url);
     const where = isWasm ? 'wasm' : cf.url ? cf.url.split('/').pop() : '';
     const name = `${cf.functionName || '(anonymous)'}${where ? ` [${where}]` : ''}`;
-    const us = deltas[i + 1] ?? deltas[i] ?? 0;
+    const us = SAMPLE_US;
     self.set(name, (self.get(name) ?? 0) + us);
     const cat = /^\((idle|program|garbage collector)\)$/.test(cf.functionName) ? cf.functionName
       : isWasm ? 'ASC\'s Rust code (wasm)'
@@ -945,10 +949,10 @@ if (profileRows.length) {
     const isolate = (process.env.BENCH_PROFILE_WORKER ?? 'asc') === 'asc'
       ? 'ASC\'s request plane (its Durable Objects run in the control plane\'s Worker, not profiled here)'
       : 'ASC\'s control plane (the Durable Objects: tenant ledgers, audit sequencers, circuit boards; not the request plane)';
-    say(`V8 sampling profile (200 us) of the isolate that runs ${isolate}, ${profileRows.requests} ` +
+    say(`V8 sampling profile (${SAMPLE_US} us; each sample counts as one interval) of the isolate that runs ${isolate}, ${profileRows.requests} ` +
       `requests at concurrency ${process.env.BENCH_PROFILE_CONCURRENCY ?? 1} for the ${process.env.BENCH_PROFILE_TENANT ?? 'full'} tenant, with the inspector attached (slower than the runs above). ` +
       'Self time of a glue function includes the native work of the platform call it makes (e.g. `releaseLock`). ' +
-      `Profiled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)").`);
+      `Sampled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)"; time the isolate's thread spent in another isolate is not sampled).`);
     say();
     say('| where | ms/req | share |');
     say('|---|---|---|');
