@@ -149,6 +149,7 @@ fn a_pack_covers_its_period_and_every_tampering_is_detected() {
         out.contains("signature by key \"evidence-1\" does not verify"),
         "{out}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -184,6 +185,7 @@ fn the_residency_report_flags_a_host_outside_the_regions_allowlist() {
     narrowed.extend(["--to", &to]);
     let o = asc(&dir, &narrowed);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -197,4 +199,5 @@ fn pack_refuses_an_existing_folder_and_a_backwards_period() {
     let o = pack(&dir, "new", "5", "5");
     assert_eq!(o.status.code(), Some(2));
     assert!(!dir.join("new").exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
