@@ -15,6 +15,7 @@ import { files, entries, verify, drain, assertGapFreePerStream } from './trail.m
 const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
 const CANARY_EMAIL = 'jane.canary@example.com';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const REFUSED_MODELS = ['gpt-4o-mni', 'gpt-4o-m\u00efni-\u2713-\u6a21\u578b-\u{1f9ea}'];
 
 function chatBody(text, extra = {}) {
   return JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra });
@@ -46,9 +47,10 @@ describe('audit trail', hostOptions(), () => {
         ids.push(r.headers.get('x-request-id'));
         digests.set(r.headers.get('x-request-id'), { prompt: sha256(chatBody(text, extra)), response: sha256(received) });
       }
-      // Refused requests of a known tenant are recorded too.
+      // Refused requests of a known tenant are recorded too, with the model as the client named
+      // it, beyond ASCII included (it crosses into the ledger and the sequencer as UTF-8).
       for (let i = 0; i < 5; i++) {
-        const r = await chat(stack, 'hi', { model: 'gpt-4o-mni' });
+        const r = await chat(stack, 'hi', { model: REFUSED_MODELS[i % 2] });
         assert.equal(r.status, 404);
         ids.push(r.headers.get('x-request-id'));
       }
@@ -72,6 +74,8 @@ describe('audit trail', hostOptions(), () => {
       assert.deepEqual(new Set(chained.map((e) => e.record.request_id)), new Set(ids));
       const refused = chained.filter((e) => e.record.outcome === 'refused');
       assert.equal(refused.length, 5);
+      assert.deepEqual(refused.map((e) => e.record.requested_model).sort(),
+        [REFUSED_MODELS[0], REFUSED_MODELS[0], REFUSED_MODELS[0], REFUSED_MODELS[1], REFUSED_MODELS[1]].sort());
       assert.ok(chained.every((e) => e.record.prompt_sha256?.length === 64), 'prompts only as hashes');
       // The digests are of the exact bytes: the request body as sent, the reply as received
       // (streamed or not, redacted or not).

@@ -9,6 +9,11 @@ import { start } from './boot.js';
 const { worker, guard, generation } = start(asc, wasmModule);
 export default worker;
 
+// The two large inputs (a ledger's group of operations, a sequencer's batch of records: tens to
+// hundreds of KB) cross into wasm as UTF-8 encoded natively. Passed as strings, wasm-bindgen copies
+// their ASCII one character at a time in JS: ~7% of this isolate's samples under leased load.
+const utf8 = new TextEncoder();
+
 class RustObject extends DurableObject {
   rust() {
     if (this.core === undefined || this.coreGeneration !== generation()) {
@@ -30,14 +35,14 @@ class RustObject extends DurableObject {
 /** A tenant ledger: budgets, write-ahead records of requests in flight, the audit outbox. */
 export class TenantLedger extends RustObject {
   create() { return new asc.LedgerObject(this.ctx.storage, this.env); }
-  apply(name, op) { return this.call('apply', name, op); }
+  apply(name, op) { return this.call('apply', name, utf8.encode(op)); }
   alarm() { return this.call('alarm'); }
 }
 
 /** One audit stream's sequencer. */
 export class AuditSequencer extends RustObject {
   create() { return new asc.SequencerObject(this.ctx.storage, this.env); }
-  append(batch) { return this.call('append', batch); }
+  append(batch) { return this.call('append', utf8.encode(batch)); }
   ensure(stream) { return this.call('ensure', stream); }
   alarm() { return this.call('alarm'); }
 }

@@ -77,15 +77,17 @@ impl State {
         Ok(())
     }
 
-    /// Applies `ops` (JSON, NUL-separated: a group of commits and one operation) in order and
-    /// stores what they changed in one write; the replies, NUL-separated.
-    async fn apply(&self, name: String, ops: String) -> Result<JsValue, JsValue> {
+    /// Applies `ops` (UTF-8 JSON, NUL-separated: a group of commits and one operation) in order
+    /// and stores what they changed in one write; the replies, NUL-separated.
+    async fn apply(&self, name: String, ops: Vec<u8>) -> Result<JsValue, JsValue> {
         self.load(Some(&name)).await?;
         let mut loaded = self.loaded.borrow_mut();
         let Some((_, ledger)) = loaded.as_mut() else {
             return Err(fail("ledger not loaded"));
         };
         let mut replies = String::new();
+        // Read as text: `from_slice` would compile a second copy of every operation's reader.
+        let ops = std::str::from_utf8(&ops).map_err(fail)?;
         for op in ops.split('\0') {
             let reply = match serde_json::from_str::<LedgerOp>(op) {
                 Ok(op) => storage::json(&ledger.apply(op))?,
@@ -189,8 +191,9 @@ impl LedgerObject {
         }
     }
 
-    /// One operation (JSON) on the ledger named `name`; its reply (JSON).
-    pub fn apply(&self, name: String, op: String) -> Promise {
+    /// Operations (UTF-8 JSON, NUL-separated; `js/control.mjs` encodes them) on the ledger named
+    /// `name`; their replies (JSON, NUL-separated).
+    pub fn apply(&self, name: String, op: Vec<u8>) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move { state.apply(name, op).await })
     }

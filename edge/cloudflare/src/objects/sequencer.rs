@@ -311,8 +311,10 @@ impl State {
         Ok(())
     }
 
-    async fn append(&self, batch: String) -> Result<JsValue, JsValue> {
-        let batch: ForwardBatch = serde_json::from_str(&batch).map_err(fail)?;
+    async fn append(&self, batch: Vec<u8>) -> Result<JsValue, JsValue> {
+        // Read as text: `from_slice` would compile a second copy of the records' reader.
+        let batch = std::str::from_utf8(&batch).map_err(fail)?;
+        let batch: ForwardBatch = serde_json::from_str(batch).map_err(fail)?;
         self.trail.load().await.map_err(fail)?;
         let ack = drive::append_batch(&self.trail, &batch, now_ms())
             .await
@@ -438,8 +440,9 @@ impl SequencerObject {
         }
     }
 
-    /// Chains a ledger's batch (JSON); answers with how far that ledger is chained (JSON).
-    pub fn append(&self, batch: String) -> Promise {
+    /// Chains a ledger's batch (UTF-8 JSON; `js/control.mjs` encodes it); answers with how far
+    /// that ledger is chained (JSON).
+    pub fn append(&self, batch: Vec<u8>) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move { state.append(batch).await })
     }
