@@ -1,6 +1,7 @@
 // The audit trail's compressor on workerd (the control plane only): the platform's zlib through
-// `node:zlib` (needs the `nodejs_compat` flag), ~3x faster than deflate compiled to wasm and
-// smaller at the same level. One call per batch object.
+// `node:zlib` (needs the `nodejs_compat` flag). On ASC's own batches at level 6 it took 4.7 us a
+// record against 10.0 for the core's deflate natively (slower still in wasm), and wrote 6.3%
+// of the input against 6.8%. One call per batch object.
 
 import { gzipSync } from 'node:zlib';
 

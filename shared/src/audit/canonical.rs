@@ -8,7 +8,6 @@
 use std::fmt;
 
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 /// The hash a chain starts from: the `prev_hash` of record 1 and the `prev_digest_sha256` of
 /// digest 1.
@@ -68,7 +67,7 @@ pub fn canonical_sha256<T: Serialize + ?Sized>(value: &T) -> Result<String, Cano
 
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::hexstr::encode(&Sha256::digest(bytes))
+    super::codec::sha256_hex(&super::codec::SoftwareCodec, bytes)
 }
 
 #[cfg(test)]
