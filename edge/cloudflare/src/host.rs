@@ -25,7 +25,7 @@ use crate::body::WorkerBody;
 use crate::js;
 
 /// The body size from which `node:crypto` hashes faster than wasm (see `WorkerHost::sha256`).
-const NATIVE_SHA256_FROM: usize = 512;
+const NATIVE_SHA256_FROM: usize = 320;
 
 pub const CONFIG_KV: &str = "ASC_CONFIG";
 /// The R2 bucket of the response cache (in the region's jurisdiction).
@@ -86,9 +86,11 @@ pub fn parse_flat(flat: &str) -> Vec<(String, String)> {
     out
 }
 
-/// SHA-256 by whichever is cheaper for `bytes`' length. node:crypto costs ~4.5 us a call before
-/// its ~0.7 ns a byte (a Hash object is a stream), SHA-256 in wasm ~8.7 ns a byte: below ~560
-/// bytes the wasm one is cheaper.
+/// SHA-256 by whichever is cheaper for `bytes`' length. On this workerd (`node
+/// tests/bench/sha-cutoff/run.mjs`: 20,000 calls per size in one request, median of 7, sha2 built
+/// at "z" as here), wasm takes ~0.4-0.5 us a 64-byte block (1.9 / 2.3 / 3.3 / 4.2 us at 200 / 256 /
+/// 410 / 512 bytes) and node:crypto's `createHash` ~2 us a call before ~0.6 ns a byte (2.4 /
+/// 2.5 / 2.5 / 2.7 us), plus the call out of wasm: they cross between 256 and 320 bytes.
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     if bytes.len() < NATIVE_SHA256_FROM {
         return asc_core::host::software_sha256(bytes);
