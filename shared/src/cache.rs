@@ -26,6 +26,11 @@ impl<V: Clone> TtlCache<V> {
         }
     }
 
+    /// The entry under `key`, expired or not (until `put` makes room or replaces it).
+    pub fn get_stale(&self, key: &str) -> Option<V> {
+        self.entries.get(key).map(|(_, v)| v.clone())
+    }
+
     /// The live entries, in no particular order.
     pub fn live(&self, now: Timestamp) -> impl Iterator<Item = (&str, &V)> {
         self.entries
@@ -60,6 +65,11 @@ mod tests {
         c.put("a".into(), 1, Timestamp(0));
         assert_eq!(c.get("a", Timestamp(999)), Some(1));
         assert_eq!(c.get("a", Timestamp(1000)), None);
+        assert_eq!(
+            c.get_stale("a"),
+            Some(1),
+            "an expired entry is kept until replaced"
+        );
         c.put("b".into(), 2, Timestamp(0));
         c.put("c".into(), 3, Timestamp(10));
         assert!(c.entries.len() <= 2);

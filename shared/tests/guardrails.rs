@@ -186,3 +186,67 @@ fn a_streamed_response_is_redacted_even_when_the_match_is_split_across_chunks() 
         "{d:?}"
     );
 }
+
+#[test]
+fn a_changed_policy_applies_once_the_config_cache_expires_and_an_unchanged_one_keeps_applying() {
+    let host = FakeHost::new();
+    host.put_tenant(&demo_tenant());
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    let charge = || chat(&key, &say(&format!("charge {CARD} please")));
+    host.script(ok_json(completion_json()));
+    assert_eq!(run(&gw, &host, charge()).0, 200, "no guardrails yet");
+
+    let mut blocking = demo_tenant();
+    blocking["guardrails"] = json!({"detectors": {"credit_card": {"mode": "block"}}});
+    host.put_tenant(&blocking);
+    host.script(ok_json(completion_json()));
+    assert_eq!(
+        run(&gw, &host, charge()).0,
+        200,
+        "within the cache's 30 s the config read before holds"
+    );
+    host.advance(30_001);
+    let (status, _, body) = run(&gw, &host, charge());
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "guardrail_credit_card")
+    );
+
+    // Read again, the same document is kept as validated (its rules shared with every tenant
+    // that enables the same detectors), and still blocks; another tenant's redact mode for the
+    // same detector does not leak into it.
+    let mut other = blocking.clone();
+    other["tenant_id"] = json!("other");
+    other["guardrails"] = json!({"detectors": {"credit_card": {"mode": "redact"}}});
+    host.put_tenant(&other);
+    let other_key = host.mint_key("other", 2, &all_scopes());
+    host.script(ok_json(completion_json()));
+    let (status, _, body) = run(
+        &gw,
+        &host,
+        chat(&other_key, &say(&format!("charge {CARD} please"))),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    host.put_tenant(&blocking);
+    host.advance(30_001);
+    let (status, _, body) = run(&gw, &host, charge());
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "guardrail_credit_card")
+    );
+    let versions: Vec<_> = host
+        .events
+        .borrow()
+        .iter()
+        .filter(|e| e.record.tenant_id.as_deref() == Some("demo"))
+        .map(|e| e.record.policy_version.clone())
+        .collect();
+    assert_eq!(versions.len(), 4);
+    assert_eq!(
+        versions[0], versions[1],
+        "the second chat was served before the expiry"
+    );
+    assert_ne!(versions[1], versions[2], "the third under the new config");
+    assert_eq!(versions[2], versions[3], "the fourth under the same, kept");
+}

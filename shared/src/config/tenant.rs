@@ -152,6 +152,11 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
+    /// The version of a stored document: its SHA-256, lowercase hex.
+    pub fn version_of(bytes: &[u8]) -> String {
+        crate::hexstr::encode(&Sha256::digest(bytes))
+    }
+
     /// Parses and validates a stored document. Every problem is reported, each with its path.
     pub fn parse(bytes: &[u8]) -> Result<TenantConfig, ConfigErrors> {
         let mut errs = ConfigErrors::default();
@@ -162,8 +167,7 @@ impl TenantConfig {
                 return Err(errs);
             }
         };
-        let version = crate::hexstr::encode(&Sha256::digest(bytes));
-        match validate(&value, version, &mut errs) {
+        match validate(&value, Self::version_of(bytes), &mut errs) {
             Some(config) if errs.is_empty() => Ok(config),
             _ => Err(errs),
         }

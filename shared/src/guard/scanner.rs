@@ -2,7 +2,7 @@
 //! engine shared by whole-text scans and the streaming redactor.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::Look;
@@ -188,29 +188,19 @@ impl Scanner {
             let Some(&mode) = source.detectors.get(&d) else {
                 continue;
             };
-            let injection;
-            let patterns: Vec<(&str, Check)> = if d == Detector::PromptInjection {
-                injection = rules::injection_pattern();
-                vec![(injection.as_str(), Check::None)]
-            } else {
-                rules::builtins(d)
-                    .iter()
-                    .map(|b| (b.pattern, b.check))
-                    .collect()
-            };
-            for (pattern, check) in patterns {
-                match compile(pattern, 10 * CUSTOM_SIZE_LIMIT) {
+            for (compiled, check) in builtin_rules(d) {
+                match compiled {
                     Ok((regex, max_len, class)) => scanner.rules.push(Rule {
                         detector: d,
                         name: None,
                         mode,
                         label: d.label().into(),
-                        regex,
-                        class,
-                        check,
-                        max_len,
+                        regex: regex.clone(),
+                        class: class.clone(),
+                        check: *check,
+                        max_len: *max_len,
                     }),
-                    Err(e) => errors.push((RuleSource::Builtin(d), e)),
+                    Err(e) => errors.push((RuleSource::Builtin(d), e.clone())),
                 }
             }
         }
@@ -546,9 +536,41 @@ fn next_boundary(s: &str, i: usize) -> usize {
     s[i..].chars().next().map_or(s.len(), |c| i + c.len_utf8())
 }
 
+/// A compiled rule: its regex, longest match (bytes) and the characters a match can hold.
+type Compiled = (Regex, usize, CharSet);
+/// A built-in rule compiled (or why it could not be), with its validator.
+type BuiltinRule = (Result<Compiled, String>, Check);
+
+/// The built-in rules of `d`, compiled once per process and shared by every tenant that enables
+/// `d` (a `Regex` clone shares the compiled program). Their patterns are constants, so this is a
+/// lazily built constant, not state. Without it every tenant config an isolate validated
+/// compiled them again: natively ~0.2 ms for the email rules, ~2.7 ms for the secret ones, ~5 ms
+/// for all eight detectors, on the request that found the config.
+fn builtin_rules(d: Detector) -> &'static [BuiltinRule] {
+    static COMPILED: [OnceLock<Vec<BuiltinRule>>; Detector::BUILTIN.len()] =
+        [const { OnceLock::new() }; Detector::BUILTIN.len()];
+    let Some(slot) = Detector::BUILTIN
+        .iter()
+        .position(|b| *b == d)
+        .and_then(|i| COMPILED.get(i))
+    else {
+        return &[];
+    };
+    slot.get_or_init(|| {
+        if d == Detector::PromptInjection {
+            let pattern = rules::injection_pattern();
+            return vec![(compile(&pattern, 10 * CUSTOM_SIZE_LIMIT), Check::None)];
+        }
+        rules::builtins(d)
+            .iter()
+            .map(|b| (compile(b.pattern, 10 * CUSTOM_SIZE_LIMIT), b.check))
+            .collect()
+    })
+}
+
 /// Compiles a pattern whose matches have a known maximum length; returns the regex, that length
 /// (bytes) and the characters a match can hold.
-pub(crate) fn compile(pattern: &str, size_limit: usize) -> Result<(Regex, usize, CharSet), String> {
+pub(crate) fn compile(pattern: &str, size_limit: usize) -> Result<Compiled, String> {
     let hir = regex_syntax::ParserBuilder::new()
         .build()
         .parse(pattern)

@@ -113,8 +113,9 @@ impl Gateway {
                             format!("Tenant {id} has no configuration in this deployment."),
                         )
                     })?;
-                let entry = TenantConfig::parse(&bytes)
-                    .map(Rc::new)
+                let version = crate::hexstr::encode(&host.sha256(&bytes));
+                let stale = self.tenants.borrow().get_stale(id.as_str());
+                let entry = validated(stale, &bytes, &version)
                     .map_err(Rc::new)
                     .and_then(|config| {
                         if config.tenant_id == *id {
@@ -141,5 +142,68 @@ impl Gateway {
                 ),
             )
         })
+    }
+}
+
+/// The config stored as `bytes` (whose SHA-256 is `version`), validated. Read again after its
+/// time-to-live, a config is usually the same document: `stale`, the one validated before (its
+/// guardrails compiled), is kept when its version matches, not parsed again.
+fn validated(
+    stale: Option<TenantEntry>,
+    bytes: &[u8],
+    version: &str,
+) -> Result<Rc<TenantConfig>, crate::config::ConfigErrors> {
+    match stale {
+        Some(Ok(config)) if config.version == version => Ok(config),
+        _ => TenantConfig::parse(bytes).map(Rc::new),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(guard: serde_json::Value) -> Vec<u8> {
+        serde_json::json!({
+            "schema_version": 1, "tenant_id": "acme", "residency": "local",
+            "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9100/v1", "credential": "K"}},
+            "guardrails": guard,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_config_read_again_unchanged_is_kept_and_a_changed_one_parsed() {
+        let a = config(serde_json::json!({"detectors": {"email": {"mode": "redact"}}}));
+        let b = config(serde_json::json!({"detectors": {"email": {"mode": "block"}}}));
+        let version = |bytes: &[u8]| TenantConfig::version_of(bytes);
+        let first = validated(None, &a, &version(&a)).expect("valid");
+        assert_eq!(first.version, version(&a));
+
+        let again = validated(Some(Ok(first.clone())), &a, &version(&a)).expect("valid");
+        assert!(
+            Rc::ptr_eq(&first, &again),
+            "the same document keeps the validated config"
+        );
+
+        let changed = validated(Some(Ok(first.clone())), &b, &version(&b)).expect("valid");
+        assert!(!Rc::ptr_eq(&first, &changed));
+        assert_eq!(changed.version, version(&b));
+        assert_eq!(
+            changed
+                .guardrails
+                .scanner()
+                .rules()
+                .detectors
+                .get(&crate::guard::Detector::Email),
+            Some(&crate::guard::Action::Block),
+            "the changed document's policy applies"
+        );
+
+        // A config that was invalid is parsed again whatever its version.
+        let errs = Rc::new(TenantConfig::parse(b"{}").expect_err("invalid"));
+        let fixed = validated(Some(Err(errs)), &a, &version(&a)).expect("valid");
+        assert_eq!(fixed.version, version(&a));
     }
 }
