@@ -28,6 +28,9 @@ const AB_ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? (process.env.ASC_BASELIN
 const AB_SECONDS = Number(process.env.BENCH_AB_SECONDS ?? 3);
 const STREAM_MAX = Number(process.env.BENCH_STREAM_REQUESTS ?? 300);
 const PHASES = (process.env.BENCH_PHASES ?? '1') === '1';
+// BENCH_COLD_TRIALS (5; 0 turns it off): fresh workerd runtimes, each started, asked a few first
+// requests and stopped: what a new isolate (and a tenant new to it) costs before it is warm.
+const COLD_TRIALS = Number(process.env.BENCH_COLD_TRIALS ?? 5);
 // BENCH_PROFILE: a V8 CPU profile of ASC's request isolate (its Durable Objects run in the control
 // plane's Worker: not in this profile; a build from before the split had them in it) under concurrency-1
 // load, through the inspector, listing where its time goes by function (the wasm keeps its name
@@ -422,6 +425,8 @@ let workerd;
 let storageNote = 'n/a';
 let inspectorPort;
 let profileRows = [];
+let coldRows = [];
+let coldStart = null; // set below when ASC is measured: () => rows
 const tenants = {};
 const keys = {};
 // What a Spin deployment of ASC needs beyond the tenants and keys (its secrets), set below.
@@ -588,6 +593,64 @@ async function mimic(request, env, url) {
   await mf.ready;
   const kvns = await mf.getKVNamespace('ASC_CONFIG', 'asc');
   for (const [k, v] of kv) await kvns.put(k, v);
+  // Cold start: a fresh runtime (its own state folder) per trial, so nothing is compiled, cached
+  // or open yet; each step below is one request, timed from the client. The runtime's start to
+  // ready includes compiling and instantiating every Worker's modules.
+  coldStart = async () => {
+    const steps = new Map(); // step -> [ms per trial]
+    const note = (step, ms) => steps.set(step, [...(steps.get(step) ?? []), ms]);
+    const timed = async (step, url, key, method = 'POST') => {
+      const t0 = performance.now();
+      const r = await request(url, { method, headers: key ? { authorization: `Bearer ${key}` } : {}, body: method === 'POST' ? BODY : undefined });
+      if (r.status !== 200) throw new Error(`${step}: HTTP ${r.status}: ${r.text.slice(0, 160)}`);
+      note(step, performance.now() - t0);
+    };
+    const fresh = async (label, workers) => {
+      const state = mkdtempSync(existsSync('/dev/shm') ? '/dev/shm/asc-cold-' : join(dir, 'cold-'));
+      const t0 = performance.now();
+      const m = new Miniflare(convertV4MiniflareOptions({ cf: false, resourcePersistencePath: state, workers }));
+      try {
+        await m.ready;
+        note(`${label}: runtime started until ready (workerd process, modules compiled and instantiated)`, performance.now() - t0);
+        return { m, url: String(await m.unsafeGetDirectURL('cold')).replace(/\/$/, ''), state };
+      } catch (e) {
+        await m.dispose();
+        rmSync(state, { recursive: true, force: true });
+        throw e;
+      }
+    };
+    for (let trial = 0; trial < COLD_TRIALS; trial++) {
+      const passWorkers = [{ name: 'cold', modules: true, script: PASSTHROUGH, compatibilityDate: COMPAT_DATE,
+        bindings: { UPSTREAM }, unsafeDirectSockets: [{ host: '127.0.0.1', port: await freePort() }] }];
+      for (const [label, workers] of [
+        ['pass-through Worker', passWorkers],
+        ['ASC (request and control planes)', await ascWorkers('cold', BUILD, {}, { AUDIT_BUCKET: 'asc-audit-cold', ASC_CACHE: 'asc-cache-cold' })],
+      ]) {
+        const { m, url, state } = await fresh(label, workers);
+        try {
+          if (label.startsWith('pass')) {
+            await timed('pass-through Worker: first POST chat', `${url}/v1/chat/completions`, UPSTREAM_KEY);
+            await timed('pass-through Worker: second POST chat', `${url}/v1/chat/completions`, UPSTREAM_KEY);
+            continue;
+          }
+          const ns = await m.getKVNamespace('ASC_CONFIG', 'cold');
+          for (const [k, v] of kv) await ns.put(k, v);
+          await timed('ASC: first request of the isolate (GET /healthz: no tenant, no upstream)', `${url}/healthz`, null, 'GET');
+          await timed('ASC: first chat of a tenant (config and key read from KV and validated, guardrails compiled, its ledger object started, admission)', `${url}/v1/chat/completions`, keys.bench);
+          await timed('ASC: the same tenant\'s second chat', `${url}/v1/chat/completions`, keys.bench);
+          await timed('ASC: first chat of a second tenant, leased (the same, with a lease call instead of an admission)', `${url}/v1/chat/completions`, keys.leased);
+          await timed('ASC: the leased tenant\'s second chat', `${url}/v1/chat/completions`, keys.leased);
+        } finally {
+          await m.dispose();
+          rmSync(state, { recursive: true, force: true });
+        }
+      }
+    }
+    return [...steps].map(([step, ms]) => {
+      const sorted = [...ms].sort((a, b) => a - b);
+      return { step, median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1], n: ms.length };
+    });
+  };
   workerd = procTree(process.pid).filter((pid) => {
     try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'workerd'; } catch { return false; }
   });
@@ -743,6 +806,14 @@ if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
   }
 }
 if (mf) { await mf.dispose(); mf = undefined; }
+if (coldStart && want('asc') && COLD_TRIALS > 0) {
+  log(`cold start: ${COLD_TRIALS} fresh runtimes per target`);
+  try {
+    coldRows = await coldStart();
+  } catch (e) {
+    coldRows = [{ error: e.message }];
+  }
+}
 
 // ASC on Spin: the same component a Spin deployment runs (scripts/bench builds it when it finds a
 // Spin CLI, as scripts/test does), under `spin up`, with its key-value store, SQLite database and
@@ -938,6 +1009,22 @@ if (phases.length) {
     say();
     say(`ASC's added p50 is ${f(ratio, 1)}x the pass-through Worker's own added p50 ` +
       `(${ratio > 2 ? 'over the 2x line: see the analysis below' : 'within 2x'}).`);
+  }
+}
+if (coldRows.length) {
+  say();
+  say('### Cold start: a fresh runtime and its first requests');
+  say();
+  say(`Each trial starts a new workerd (Miniflare, state in a new folder on tmpfs), times each step from the client, and stops it; ${COLD_TRIALS} trials, ` +
+    'the pass-through Worker and ASC alternately. A first request pays what later ones find ready: for ASC, reading and validating the ' +
+    'tenant\'s config and key, compiling its guardrails, and starting its ledger object (the steady-state rows above are warm). ' +
+    'In production the runtime start is Cloudflare\'s isolate start, which it overlaps with the TLS handshake.');
+  say();
+  say('| step | median ms | min-max ms |');
+  say('|---|---|---|');
+  for (const r of coldRows) {
+    if (r.error) { say(`| failed: ${r.error.replace(/\|/g, '/').slice(0, 200)} | | |`); continue; }
+    say(`| ${r.step} | ${f(r.median, 1)} | ${f(r.min, 1)}-${f(r.max, 1)} |`);
   }
 }
 if (profileRows.length) {
