@@ -35,7 +35,7 @@
 //! # Regex features and size
 //! `regex` is built without its default Unicode tables; `unicode-perl` (so `\d`, `\w`, `\b` work
 //! in custom patterns) and `unicode-case` (so `(?i)` works) are kept. Built-in rules are ASCII.
-//! Deny terms match case-insensitively for ASCII letters only.
+//! Deny terms match case-insensitively, with Unicode simple case folding (`über` matches `ÜBER`).
 
 mod charset;
 mod checks;

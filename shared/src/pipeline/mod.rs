@@ -1,4 +1,4 @@
-//! The request pipeline, written once against `Host`: host check, route, authenticate, load the
+//! The request pipeline, written once against `Host`: route, host check, authenticate, load the
 //! tenant, check residency and limits, then the operation. Every reply carries `x-request-id`.
 
 mod admission;
@@ -163,7 +163,8 @@ impl Gateway {
         }
     }
 
-    /// For a host whose isolates serve one request each: every admission is write-ahead.
+    /// For a host whose instances may end with their request (Spin): every admission is
+    /// write-ahead, since a lease's commits wait in the instance.
     pub fn without_leases(mut self) -> Self {
         self.settings.leases = false;
         self

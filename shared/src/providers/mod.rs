@@ -8,7 +8,8 @@
 //! dialect. Same-dialect pairs cost one parse: OpenAI to OpenAI relays stream events untouched.
 //!
 //! A field that cannot be carried across is refused with a 400 (`unsupported_parameter`), never
-//! dropped silently.
+//! dropped silently; the one exception is Anthropic's `cache_control`, a cost hint other providers
+//! have no use for (see [`anthropic`]).
 
 pub mod anthropic;
 pub mod embeddings;

@@ -8,7 +8,9 @@
 //!
 //! Fields only an Anthropic upstream can honour (`top_k`, `cache_control`, a tool result's
 //! `is_error`) travel in the hub under keys prefixed [`EXT_PREFIX`]; the Anthropic outbound
-//! mapper restores them, other providers' mappers refuse them (`unsupported_parameter`).
+//! mapper restores them. For other providers `cache_control` is removed (a cost hint, never the
+//! answer), `is_error` becomes an `Error: ` prefix on the tool result, and anything else (`top_k`)
+//! is refused (`unsupported_parameter`): `pipeline::provider::for_openai_like`.
 //!
 //! Usage: Anthropic's `input_tokens` excludes prompt-cache reads and writes; OpenAI's
 //! `prompt_tokens` includes cached tokens. [`Usage::input_tokens`] follows OpenAI (the whole
