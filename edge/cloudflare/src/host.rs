@@ -25,7 +25,7 @@ use crate::body::WorkerBody;
 use crate::js;
 
 /// The body size from which `node:crypto` hashes faster than wasm (see `WorkerHost::sha256`).
-const NATIVE_SHA256_FROM: usize = 320;
+const NATIVE_SHA256_FROM: usize = 512;
 
 pub const CONFIG_KV: &str = "ASC_CONFIG";
 /// The R2 bucket of the response cache (in the region's jurisdiction).
@@ -86,11 +86,13 @@ pub fn parse_flat(flat: &str) -> Vec<(String, String)> {
     out
 }
 
-/// SHA-256 by whichever is cheaper for `bytes`' length. On this workerd (`node
-/// tests/bench/sha-cutoff/run.mjs`: 20,000 calls per size in one request, median of 7, sha2 built
-/// at "z" as here), wasm takes ~0.4-0.5 us a 64-byte block (1.9 / 2.3 / 3.3 / 4.2 us at 200 / 256 /
-/// 410 / 512 bytes) and node:crypto's `createHash` ~2 us a call before ~0.6 ns a byte (2.4 /
-/// 2.5 / 2.5 / 2.7 us), plus the call out of wasm: they cross between 256 and 320 bytes.
+/// SHA-256 by whichever is cheaper for `bytes`' length. In a loop (`node
+/// tests/bench/sha-cutoff/run.mjs`: 20,000 calls per size in one request, sha2 built at "z" as
+/// here) wasm takes ~0.4-0.5 us a 64-byte block and node:crypto's `createHash` ~2 us a call
+/// before ~0.6 ns a byte, which puts the crossing near 300 bytes. Through the gateway it is not:
+/// with the line at 320 (the bench's 410-byte bodies hashed by node:crypto) the interleaved A/B
+/// against 512 read CPU per request 1.023 (write-ahead) and 1.047 (leased), throughput 0.978 and
+/// 0.968 (6 rounds): a call costs the isolate more than the loop shows. The line stays at 512.
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     if bytes.len() < NATIVE_SHA256_FROM {
         return asc_core::host::software_sha256(bytes);
