@@ -89,10 +89,11 @@ pub fn parse_flat(flat: &str) -> Vec<(String, String)> {
 /// SHA-256 by whichever is cheaper for `bytes`' length. In a loop (`node
 /// tests/bench/sha-cutoff/run.mjs`: 20,000 calls per size in one request, sha2 built at "z" as
 /// here) wasm takes ~0.4-0.5 us a 64-byte block and node:crypto's `createHash` ~2 us a call
-/// before ~0.6 ns a byte, which puts the crossing near 300 bytes. Through the gateway it is not:
-/// with the line at 320 (the bench's 410-byte bodies hashed by node:crypto) the interleaved A/B
-/// against 512 read CPU per request 1.023 (write-ahead) and 1.047 (leased), throughput 0.978 and
-/// 0.968 (6 rounds): a call costs the isolate more than the loop shows. The line stays at 512.
+/// before ~0.6 ns a byte, which puts the crossing near 300 bytes. Through the gateway no gain
+/// shows: with the line at 320 (the bench's 410-byte bodies hashed by node:crypto) the
+/// interleaved A/B against 512 read throughput 0.978 / 0.968 and CPU 1.023 / 1.047 (write-ahead /
+/// leased, 6 rounds), within the 1-3% that A/B leans against its B (`docs/benchmarks.md`). A
+/// saving of ~0.5 us a request is below what it can see, so the line stays at 512.
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     if bytes.len() < NATIVE_SHA256_FROM {
         return asc_core::host::software_sha256(bytes);
