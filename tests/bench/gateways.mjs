@@ -563,7 +563,7 @@ async function mimic(request, env, url) {
       ...(await ascWorkers('asc', BUILD, {}, { AUDIT_BUCKET: 'asc-audit-local', ASC_CACHE: 'asc-cache-local' }, PROFILE)),
       // ASC_BASELINE_BUILD: another build of ASC (e.g. the commit before a change) on the same
       // workerd, same tenants and keys, so before and after are compared in one run.
-      ...(BASELINE && want('asc') ? await ascWorkers('ascbase', BASELINE, {}, { AUDIT_BUCKET: 'asc-audit-base' }) : []),
+      ...(BASELINE && want('asc') ? await ascWorkers('ascbase', BASELINE, {}, { AUDIT_BUCKET: 'asc-audit-base', ASC_CACHE: 'asc-cache-base' }) : []),
       // The same build and tenants with the OpenTelemetry export on, to a local collector that
       // accepts everything (otlpSink): what exporting execution records costs.
       ...(want('asc') ? await ascWorkers('ascotlp', BUILD, { OTLP_ENDPOINT: await otlpSinkUrl() },
