@@ -574,3 +574,45 @@ fn a_ledger_outage_fails_closed_before_anything_is_sent() {
         "internal detail stays out: {text}"
     );
 }
+
+/// A new isolate's first chat needs the key record, the tenant config and the price table from
+/// KV. The table does not depend on the caller, so it is read while the key record's read is in
+/// flight: the request waits for two reads in series, not three. Once cached it is not read
+/// again, and a route that prices nothing (`/v1/models`) never reads it.
+#[test]
+fn a_cold_chat_reads_the_price_table_alongside_the_key_record() {
+    let (gw, host, key) = setup();
+    host.kv_yields.set(true);
+    host.script(ok_json(completion_json()));
+    let (status, _, body) = run(&gw, &host, chat(&key, &hello()));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let log = host.kv_log.borrow().clone();
+    let keys: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys.len(), 3, "{log:?}");
+    assert!(keys[0].starts_with("key:"), "{log:?}");
+    assert_eq!(
+        log[1],
+        ("prices:current".to_string(), 2),
+        "begun while the key record's read was in flight"
+    );
+    assert_eq!(keys[2], "tenant:demo", "{log:?}");
+
+    host.kv_log.borrow_mut().clear();
+    host.script(ok_json(completion_json()));
+    assert_eq!(run(&gw, &host, chat(&key, &hello())).0, 200);
+    assert!(host.kv_log.borrow().is_empty(), "all three cached");
+
+    let (gw, host, key) = setup();
+    let models = request(
+        "GET",
+        "/v1/models",
+        &[("authorization", &format!("Bearer {key}"))],
+        b"",
+    );
+    assert_eq!(run(&gw, &host, models).0, 200);
+    let log = host.kv_log.borrow();
+    assert!(
+        log.iter().all(|(k, _)| k != "prices:current"),
+        "the model list prices nothing: {log:?}"
+    );
+}

@@ -294,7 +294,11 @@ impl Gateway {
                 ),
             ));
         }
-        let caller = self.authenticate(host, &req).await?;
+        let priced = matches!(
+            route,
+            Route::ChatCompletions | Route::Messages | Route::Embeddings | Route::Usage
+        );
+        let caller = self.authenticate(host, &req, priced).await?;
         match route {
             Route::Models => {
                 self.require_scope(&caller, Scope::Models)?;

@@ -78,6 +78,11 @@ pub struct FakeHost {
     pub secrets: RefCell<HashMap<String, String>>,
     pub kv: RefCell<HashMap<String, Vec<u8>>>,
     pub kv_reads: Cell<usize>,
+    /// Each KV read's key and how many reads were in flight when it began (itself included).
+    pub kv_log: RefCell<Vec<(String, usize)>>,
+    kv_in_flight: Cell<usize>,
+    /// When true, a KV read yields once before it answers, as a remote read does.
+    pub kv_yields: Cell<bool>,
     pub script: RefCell<VecDeque<Scripted>>,
     pub sent: RefCell<Vec<Sent>>,
     pub ledgers: RefCell<HashMap<String, TenantLedger>>,
@@ -127,6 +132,9 @@ impl FakeHost {
             secrets: RefCell::new(HashMap::new()),
             kv: RefCell::new(HashMap::new()),
             kv_reads: Cell::new(0),
+            kv_log: RefCell::new(Vec::new()),
+            kv_in_flight: Cell::new(0),
+            kv_yields: Cell::new(false),
             script: RefCell::new(VecDeque::new()),
             sent: RefCell::new(Vec::new()),
             ledgers: RefCell::new(HashMap::new()),
@@ -286,6 +294,14 @@ impl Host for FakeHost {
 
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, HostError> {
         self.kv_reads.set(self.kv_reads.get() + 1);
+        self.kv_in_flight.set(self.kv_in_flight.get() + 1);
+        self.kv_log
+            .borrow_mut()
+            .push((key.to_string(), self.kv_in_flight.get()));
+        if self.kv_yields.get() {
+            yield_now().await;
+        }
+        self.kv_in_flight.set(self.kv_in_flight.get() - 1);
         if self.kv_down.get() {
             return Err(HostError::Store(
                 "ASC_CONFIG: kv down (internal detail)".into(),
