@@ -331,17 +331,32 @@ fn rewrite_delta(
 ) -> bool {
     let mut changed = false;
     let new = || StreamRedactor::new(scanner.clone());
+    // A tool call starting (its first delta carries its `id`) ends the text and the calls before
+    // it: what they still hold back goes out in this delta, ahead of the new call. Held any
+    // longer it would follow the call, which an Anthropic client sees as a new text block after
+    // the tool_use block, or as input for a block already stopped. Text and each call are
+    // segments of their own (Anthropic's blocks), each scanned whole.
+    let new_calls: Vec<u64> = match delta.get("tool_calls") {
+        Some(Value::Array(calls)) => calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.get("id").is_some_and(|id| !id.is_null()))
+            .map(|(pos, c)| c.get("index").and_then(Value::as_u64).unwrap_or(pos as u64))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let flush_content = flush || !new_calls.is_empty();
     if let Some(Value::String(text)) = delta.get_mut("content") {
         let r = streams.content.get_or_insert_with(new);
         let mut out = r.push(text, findings);
-        if flush {
+        if flush_content {
             out.push_str(&r.finish(findings));
         }
         if out != *text {
             *text = out;
             changed = true;
         }
-    } else if flush {
+    } else if flush_content {
         if let Some(r) = streams.content.as_mut() {
             let rest = r.finish(findings);
             if !rest.is_empty() {
@@ -350,6 +365,23 @@ fn rewrite_delta(
             }
         }
     }
+    // The earlier calls' held-back arguments (their redactors finished now, their entries put
+    // ahead of the new call's below).
+    let ended = if !flush && !new_calls.is_empty() {
+        let mut ended = Vec::new();
+        for (&index, r) in streams.tool_args.iter_mut() {
+            if new_calls.contains(&index) {
+                continue;
+            }
+            let rest = r.finish(findings);
+            if !rest.is_empty() {
+                ended.push(serde_json::json!({"index": index, "function": {"arguments": rest}}));
+            }
+        }
+        ended
+    } else {
+        Vec::new()
+    };
     if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
         for (pos, call) in calls.iter_mut().enumerate() {
             let index = call
@@ -367,6 +399,10 @@ fn rewrite_delta(
                     changed = true;
                 }
             }
+        }
+        if !ended.is_empty() {
+            calls.splice(0..0, ended);
+            changed = true;
         }
     }
     if flush {

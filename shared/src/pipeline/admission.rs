@@ -44,6 +44,14 @@ pub struct Counted {
     pub content_bytes: u64,
 }
 
+impl Counted {
+    /// Output tokens for what was counted, roughly four bytes of text per token (as the
+    /// providers document for English), at least one per content event.
+    pub fn output_tokens_estimate(&self) -> u64 {
+        self.content_events.max(self.content_bytes.div_ceil(4))
+    }
+}
+
 impl Charge {
     /// The cost of `usage` (or, if the upstream reported none, of what was counted: never zero
     /// for a response that carried content).
@@ -51,9 +59,7 @@ impl Charge {
         let usage = usage.unwrap_or(Usage {
             // Roughly four bytes of text per token, as the providers document for English.
             input_tokens: self.request_bytes.div_ceil(4),
-            output_tokens: counted
-                .content_events
-                .max(counted.content_bytes.div_ceil(4)),
+            output_tokens: counted.output_tokens_estimate(),
             cached_input_tokens: 0,
             cache_write_tokens: 0,
         });

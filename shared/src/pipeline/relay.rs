@@ -255,6 +255,16 @@ impl<S: ByteSource> Relay<S> {
             self.summary.abandoned = true;
             self.summary.usage = self.decoder.usage();
         }
+        if self.summary.failure.is_some() || self.summary.abandoned {
+            // A stream cut short may carry only the usage its start reported (Anthropic's
+            // `message_start` says 1 output token): charge at least what was relayed, or a
+            // client that leaves before the end would get its output nearly free.
+            if let Some(usage) = self.summary.usage.as_mut() {
+                usage.output_tokens = usage
+                    .output_tokens
+                    .max(self.summary.counted.output_tokens_estimate());
+            }
+        }
         let (_, _, charged) = self.exchange.cost(self.summary.usage, self.summary.counted);
         self.summary.charged_micros = Some(charged);
         let record = &mut self.exchange.record;

@@ -19,8 +19,8 @@ pub struct AnthropicDecoder {
     model: String,
     /// The usage fields Anthropic reported so far (message_start, then cumulative message_delta).
     usage: Option<Value>,
-    /// Anthropic block index -> hub tool-call index.
-    tool_blocks: Vec<(u64, u64)>,
+    /// Anthropic block index -> hub tool-call index, and whether its input had any JSON yet.
+    tool_blocks: Vec<(u64, u64, bool)>,
 }
 
 impl AnthropicDecoder {
@@ -115,7 +115,7 @@ impl UpstreamDecoder for AnthropicDecoder {
                     }
                     Some("tool_use") => {
                         let k = self.tool_blocks.len() as u64;
-                        self.tool_blocks.push((index, k));
+                        self.tool_blocks.push((index, k, false));
                         let call = json!({
                             "index": k,
                             "id": block.get("id").and_then(Value::as_str).unwrap_or(""),
@@ -144,11 +144,10 @@ impl UpstreamDecoder for AnthropicDecoder {
                         out.push(self.delta(json!({ "content": text })));
                     }
                     Some("input_json_delta") => {
-                        let k = self
+                        let block = self
                             .tool_blocks
-                            .iter()
-                            .find(|(b, _)| *b == index)
-                            .map(|(_, k)| *k)
+                            .iter_mut()
+                            .find(|(b, _, _)| *b == index)
                             .ok_or_else(|| {
                                 GatewayError::bad_upstream(
                                     "input_json_delta for a block that is no tool_use",
@@ -158,6 +157,8 @@ impl UpstreamDecoder for AnthropicDecoder {
                             .get("partial_json")
                             .and_then(Value::as_str)
                             .unwrap_or("");
+                        block.2 |= !partial.is_empty();
+                        let k = block.1;
                         let call = json!({ "index": k, "function": { "arguments": partial } });
                         out.push(self.delta(json!({ "tool_calls": [call] })));
                     }
@@ -169,7 +170,21 @@ impl UpstreamDecoder for AnthropicDecoder {
                     }
                 }
             }
-            "content_block_stop" => {}
+            "content_block_stop" => {
+                // A tool without parameters streams only `partial_json: ""`: its arguments would
+                // reach the client as "", which is not JSON (the whole reply maps `input: {}`
+                // to "{}"). Give it "{}" as its block ends.
+                let index = Self::block_index(&data)?;
+                let empty = self
+                    .tool_blocks
+                    .iter_mut()
+                    .find(|(b, _, had_json)| *b == index && !had_json);
+                if let Some(block) = empty {
+                    block.2 = true;
+                    let call = json!({ "index": block.1, "function": { "arguments": "{}" } });
+                    out.push(self.delta(json!({ "tool_calls": [call] })));
+                }
+            }
             "message_delta" => {
                 if let Some(u) = data.get("usage") {
                     self.merge_usage(u);
