@@ -192,6 +192,13 @@ pub struct Totals {
     budgets: BTreeMap<String, BudgetState>,
     request_windows: BTreeMap<String, Window>,
     token_windows: BTreeMap<String, Window>,
+    /// The latest time an operation brought (see [`Budgets::advance`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    clock_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn minute_start(now_ms: u64) -> u64 {
@@ -215,10 +222,21 @@ fn window_add(windows: &mut BTreeMap<String, Window>, scope: &str, now_ms: u64, 
 }
 
 impl Budgets {
+    /// The time an operation stamped `now_ms` is counted at: never before the latest time an
+    /// operation brought. Operations reach a ledger out of their stamps' order (isolates at
+    /// different distances, a queue of pipelined operations): one stamped just before a minute
+    /// or a period ended, applied after one stamped just after, would otherwise count in the
+    /// minute or period gone by, and move the windows back to it, wiping what the new one held.
+    /// Counted in the current one instead, it can only make a limit stricter.
+    pub fn advance(&mut self, now_ms: u64) -> u64 {
+        self.totals.clock_ms = self.totals.clock_ms.max(now_ms);
+        self.totals.clock_ms
+    }
+
     /// Admits the request only if every hard budget and every rate limit has room for its worst
     /// case; then holds that amount against all of them at once. A refusal changes nothing.
     pub fn reserve(&mut self, ask: &ReserveAsk) -> ReserveReply {
-        let now = ask.now_ms;
+        let now = self.advance(ask.now_ms);
         if self.reservations.contains_key(&ask.request_id) {
             // A retried reserve for the same request holds nothing twice.
             return ReserveReply::Admitted {
@@ -327,18 +345,14 @@ impl Budgets {
         let Some(res) = self.reservations.remove(&ask.request_id) else {
             return SettleReply::NotReserved;
         };
+        let now = self.advance(ask.now_ms);
         let charged = ask.actual_micros.min(res.amount);
-        self.release(&res, charged, ask.now_ms);
-        self.give_back(
-            &res,
-            res.requests.saturating_sub(1),
-            ask.actual_tokens,
-            ask.now_ms,
-        );
+        self.release(&res, charged, now);
+        self.give_back(&res, res.requests.saturating_sub(1), ask.actual_tokens, now);
         let lines: Vec<BudgetLine> = res.held.iter().map(|h| h.line.clone()).collect();
         SettleReply::Settled {
             charged_micros: charged,
-            budgets: self.statuses(&lines, ask.now_ms),
+            budgets: self.statuses(&lines, now),
         }
     }
 
@@ -347,7 +361,7 @@ impl Budgets {
     /// and the isolates sharing a ledger each get some; 1 when only the request itself may fit
     /// ([`Budgets::reserve`] then admits or refuses it with the reason).
     pub fn lease_size(&mut self, ask: &ReserveAsk, want: u64) -> u64 {
-        let now = ask.now_ms;
+        let now = self.advance(ask.now_ms);
         for line in &ask.budgets {
             self.roll(line, now);
         }
@@ -391,6 +405,7 @@ impl Budgets {
         charged: u64,
         now_ms: u64,
     ) -> Option<(u64, Vec<BudgetStatus>)> {
+        let now_ms = self.totals.clock_ms.max(now_ms);
         let res = self.reservations.get_mut(id)?;
         let charged = charged.min(res.amount);
         res.amount -= charged;
@@ -406,6 +421,7 @@ impl Budgets {
         let Some(res) = self.reservations.remove(id) else {
             return false;
         };
+        let now_ms = self.advance(now_ms);
         self.release(&res, 0, now_ms);
         self.give_back(
             &res,
@@ -458,6 +474,7 @@ impl Budgets {
 
     /// As [`Budgets::expire`], for the reservations `due(request_id, expires_ms)` picks.
     pub fn expire_where(&mut self, now_ms: u64, due: impl Fn(&str, u64) -> bool) -> Vec<Expired> {
+        let now_ms = self.totals.clock_ms.max(now_ms);
         let due: Vec<String> = self
             .reservations
             .iter()
@@ -511,6 +528,8 @@ impl Budgets {
         tokens: &[RateLimit],
         now_ms: u64,
     ) -> UsageReport {
+        // Read only: counted at the ledger's clock, which it does not move.
+        let now_ms = self.totals.clock_ms.max(now_ms);
         for line in budgets {
             self.roll(line, now_ms);
         }
@@ -542,7 +561,7 @@ impl Budgets {
         ReserveReply::Refused {
             refusal,
             retry_after_ms,
-            budgets: self.statuses(&ask.budgets, ask.now_ms),
+            budgets: self.statuses(&ask.budgets, ask.now_ms.max(self.totals.clock_ms)),
         }
     }
 
@@ -638,7 +657,12 @@ impl Budgets {
                 let state = self.totals.budgets.get(&line.key)?;
                 let mut used = self.used(line, now_ms);
                 let bucket = bucket_ms(window_ms);
-                for (start, spent) in &state.buckets {
+                // The buckets `used` counts: older ones (not yet pruned) no longer hold any room.
+                let from = now_ms
+                    .saturating_sub(window_ms)
+                    .saturating_add(1)
+                    .saturating_sub(bucket);
+                for (start, spent) in state.buckets.range(from..) {
                     used = used.saturating_sub(*spent);
                     if used.saturating_add(amount) <= line.limit_micros {
                         return Some((start + window_ms + bucket).saturating_sub(now_ms).max(1));

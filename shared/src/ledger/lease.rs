@@ -81,17 +81,19 @@ pub struct LeaseEntry {
     pub expires_ms: u64,
 }
 
-/// The end of the window a lease may admit in: the rate minute (when it counts requests or
-/// tokens per minute) and the current period of every calendar budget bound it.
-fn usable_until(ask: &LeaseAsk) -> u64 {
-    let mut until = ask.now_ms.saturating_add(ask.usable_ms.max(1));
+/// The end of the window a lease granted at `now_ms` may admit in: the rate minute (when it
+/// counts requests or tokens per minute) and the current period of every calendar budget bound
+/// it. `now_ms` must be the time its reservation is counted at, so that the lease admits only
+/// in the minute and the periods that count it.
+fn usable_until(ask: &LeaseAsk, now_ms: u64) -> u64 {
+    let mut until = now_ms.saturating_add(ask.usable_ms.max(1));
     if let Some(r) = &ask.reserve {
         if !r.requests_per_minute.is_empty() || !r.tokens_per_minute.is_empty() {
-            until = until.min(ask.now_ms - ask.now_ms % WINDOW_MS + WINDOW_MS);
+            until = until.min(now_ms - now_ms % WINDOW_MS + WINDOW_MS);
         }
         for line in &r.budgets {
             if !matches!(line.period, Period::Rolling { .. }) {
-                until = until.min(line.period.bounds(ask.now_ms).1);
+                until = until.min(line.period.bounds(now_ms).1);
             }
         }
     }
@@ -114,7 +116,13 @@ impl TenantLedger {
     /// Grants a lease sized by [`crate::budget::Budgets::lease_size`], or refuses the asking
     /// request (with the reason a single reservation would get).
     pub(super) fn grant_lease(&mut self, ask: &LeaseAsk) -> Leased {
-        let until = usable_until(ask);
+        // One clock for the window and the reservation: the lease's ask (the request may have
+        // waited for another's lease call since it was priced), never before the ledger's.
+        let now_ms = match &ask.reserve {
+            Some(_) => self.budgets.advance(ask.now_ms),
+            None => ask.now_ms,
+        };
+        let until = usable_until(ask, now_ms);
         let expires_ms = until.saturating_add(ask.grace_ms);
         let (grant, budgets) = match &ask.reserve {
             None => (
@@ -128,14 +136,18 @@ impl TenantLedger {
                 Vec::new(),
             ),
             Some(one) => {
-                let n = self.budgets.lease_size(one, ask.want_requests);
+                let one = ReserveAsk {
+                    now_ms,
+                    ..one.clone()
+                };
+                let n = self.budgets.lease_size(&one, ask.want_requests);
                 let held = ReserveAsk {
                     request_id: ask.lease_id.clone(),
                     amount_micros: one.amount_micros.saturating_mul(n),
                     tokens: one.tokens.saturating_mul(n),
                     requests: n,
                     expires_ms,
-                    ..one.clone()
+                    ..one
                 };
                 self.dirty.totals = true;
                 match self.budgets.reserve(&held) {

@@ -17,6 +17,8 @@
 //!   resent until acknowledged and the stream drops what it already has, so each record is
 //!   chained exactly once.
 
+#[cfg(test)]
+mod clock_tests;
 pub mod insights;
 mod lease;
 #[cfg(test)]
