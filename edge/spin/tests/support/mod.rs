@@ -110,7 +110,8 @@ pub fn run_sql(
     params: &[SqlValue],
 ) -> Result<Vec<Vec<SqlValue>>, HostError> {
     let fail = |e: rusqlite::Error| HostError::Store(format!("sqlite: {e}"));
-    let mut stmt = db.prepare(statement).map_err(fail)?;
+    // As Spin runs statements: through the connection's cache of prepared statements.
+    let mut stmt = db.prepare_cached(statement).map_err(fail)?;
     let values: Vec<Value> = params
         .iter()
         .map(|p| match p {
