@@ -6,8 +6,10 @@ use super::tests::{record, T0};
 use super::*;
 use crate::budget::{BudgetLine, Budgets, Mode, Period, ReserveAsk, ReserveReply, SettleAsk};
 use crate::ratelimit::RateLimit;
+
 const MIN: u64 = 60_000;
 const DAY: u64 = 86_400_000;
+
 fn line(limit: u64, period: Period) -> BudgetLine {
     BudgetLine {
         key: "b".into(),
@@ -18,6 +20,7 @@ fn line(limit: u64, period: Period) -> BudgetLine {
         alert_percents: vec![],
     }
 }
+
 fn res(id: &str, at: u64, amount: u64, budgets: Vec<BudgetLine>, rpm: Option<u64>) -> ReserveAsk {
     ReserveAsk {
         request_id: id.into(),
@@ -37,6 +40,7 @@ fn res(id: &str, at: u64, amount: u64, budgets: Vec<BudgetLine>, rpm: Option<u64
         expires_ms: at + MIN,
     }
 }
+
 fn admit(id: &str, at: u64, r: ReserveAsk) -> LedgerOp {
     LedgerOp::Admit(AdmitAsk {
         now_ms: at,
@@ -46,6 +50,7 @@ fn admit(id: &str, at: u64, r: ReserveAsk) -> LedgerOp {
         error_rate: None,
     })
 }
+
 fn lease(id: &str, at: u64, r: ReserveAsk) -> LedgerOp {
     LedgerOp::Lease(LeaseAsk {
         now_ms: at,
@@ -59,6 +64,7 @@ fn lease(id: &str, at: u64, r: ReserveAsk) -> LedgerOp {
         error_rate: None,
     })
 }
+
 fn commit(id: &str, at: u64, cost: u64, lease: Option<&str>) -> LedgerOp {
     let mut r = record(id, at - 1, false);
     r.record.outcome = Outcome::Ok;
@@ -70,6 +76,7 @@ fn commit(id: &str, at: u64, cost: u64, lease: Option<&str>) -> LedgerOp {
         lease: lease.map(Into::into),
     })
 }
+
 fn ok(reply: &LedgerReply) -> bool {
     matches!(
         reply,
@@ -77,6 +84,9 @@ fn ok(reply: &LedgerReply) -> bool {
     )
 }
 
+/// Four requests in minute M and four in M+1 fill a limit of 4 a minute. A lease call stamped in
+/// M, applied after them, is refused, and so is M+1's next request: the late call used to move the
+/// window back to M, empty, wiping M+1's count.
 #[test]
 fn an_operation_stamped_before_its_minute_ended_counts_in_the_current_one() {
     let mut l = TenantLedger::default();
@@ -109,6 +119,9 @@ fn an_operation_stamped_before_its_minute_ended_counts_in_the_current_one() {
     );
 }
 
+/// Day 1 spent 600 and day 2 700 of a daily 1,000. An admission stamped on day 1 but applied after
+/// day 2's is refused (counted on day 2), and so is day 2's next 900: the late one used to roll
+/// the budget back to day 1, losing day 2's spend.
 #[test]
 fn an_operation_stamped_before_its_period_ended_counts_in_the_current_one() {
     let mut l = TenantLedger::default();
@@ -127,6 +140,8 @@ fn an_operation_stamped_before_its_period_ended_counts_in_the_current_one() {
     );
 }
 
+/// A lease priced before midnight and asked for after it (its request waited for another's lease
+/// call) admits only in the day its reservation counts in: day 2 serves at most its 1,000.
 #[test]
 fn a_lease_admits_only_in_the_period_its_reservation_counts_in() {
     let mut l = TenantLedger::default();
@@ -178,6 +193,8 @@ fn a_lease_admits_only_in_the_period_its_reservation_counts_in() {
     );
 }
 
+/// A rolling hour's Retry-After counts only the spend still in the window: retried after it, the
+/// request finds room.
 #[test]
 fn a_rolling_budgets_retry_after_ignores_buckets_already_out_of_the_window() {
     let hour = 60 * MIN;
@@ -207,5 +224,9 @@ fn a_rolling_budgets_retry_after_ignores_buckets_already_out_of_the_window() {
     assert!(
         retry >= 29 * MIN,
         "Retry-After {retry} ms; retried then: {again:?}"
+    );
+    assert!(
+        matches!(again, ReserveReply::Admitted { .. }),
+        "retried after {retry} ms: {again:?}"
     );
 }
