@@ -71,6 +71,42 @@ fn anthropic_zero_argument_tool_call_streams_arguments_that_are_json() {
     );
 }
 
+// A compatible upstream that sends a tool's input whole in content_block_start (Anthropic itself
+// always streams it as input_json_delta) has it passed on, not replaced by "{}".
+#[test]
+fn a_tool_input_sent_whole_at_the_block_start_is_passed_on() {
+    let stream = [
+        ev("message_start", json!({"type":"message_start","message":{"id":"msg_2","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":1}}})),
+        ev("content_block_start", json!({"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_02","name":"get_weather","input":{"location":"Paris"}}})),
+        ev("content_block_stop", json!({"type":"content_block_stop","index":0})),
+        ev("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":12}})),
+        ev("message_stop", json!({"type":"message_stop"})),
+    ]
+    .concat();
+    let mut parser = SseParser::new(1 << 16);
+    let mut events = Vec::new();
+    parser.feed(stream.as_bytes(), &mut events).expect("parses");
+    let mut dec = AnthropicDecoder::new(1);
+    let mut hub = Vec::new();
+    for e in &events {
+        dec.on_event(e, &mut hub).expect("decodes");
+    }
+    let args: String = hub
+        .iter()
+        .filter_map(|e| match e {
+            HubEvent::Chunk { chunk, .. } => chunk["choices"][0]["delta"]["tool_calls"][0]
+                ["function"]["arguments"]
+                .as_str()
+                .map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).expect("JSON"),
+        json!({"location": "Paris"})
+    );
+}
+
 // A stream cut after its text is charged for the text relayed, not for the provisional usage
 // `message_start` reported (1 output token).
 #[test]

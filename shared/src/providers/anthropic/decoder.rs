@@ -115,14 +115,22 @@ impl UpstreamDecoder for AnthropicDecoder {
                     }
                     Some("tool_use") => {
                         let k = self.tool_blocks.len() as u64;
-                        self.tool_blocks.push((index, k, false));
+                        // Anthropic starts every tool_use block with `input: {}` and streams the
+                        // input as deltas; a compatible upstream that sends it whole here has it
+                        // passed on as the first arguments.
+                        let whole = block
+                            .get("input")
+                            .and_then(Value::as_object)
+                            .filter(|input| !input.is_empty())
+                            .map(|input| Value::Object(input.clone()).to_string());
+                        self.tool_blocks.push((index, k, whole.is_some()));
                         let call = json!({
                             "index": k,
                             "id": block.get("id").and_then(Value::as_str).unwrap_or(""),
                             "type": "function",
                             "function": {
                                 "name": block.get("name").and_then(Value::as_str).unwrap_or(""),
-                                "arguments": "",
+                                "arguments": whole.unwrap_or_default(),
                             },
                         });
                         out.push(self.delta(json!({ "tool_calls": [call] })));
