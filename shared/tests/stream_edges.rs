@@ -22,6 +22,27 @@ fn ev(name: &str, data: Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
+/// What an OpenAI client accumulates as tool call 0's arguments from an Anthropic stream.
+fn tool_call_arguments(stream: &str) -> String {
+    let mut parser = SseParser::new(1 << 16);
+    let mut events = Vec::new();
+    parser.feed(stream.as_bytes(), &mut events).expect("parses");
+    let mut dec = AnthropicDecoder::new(1);
+    let mut hub = Vec::new();
+    for e in &events {
+        dec.on_event(e, &mut hub).expect("decodes");
+    }
+    hub.iter()
+        .filter_map(|e| match e {
+            HubEvent::Chunk { chunk, .. } => chunk["choices"][0]["delta"]["tool_calls"][0]
+                ["function"]["arguments"]
+                .as_str()
+                .map(str::to_string),
+            _ => None,
+        })
+        .collect()
+}
+
 // A tool without parameters reaches an OpenAI client with arguments that parse as JSON ("{}",
 // as the whole reply maps it), never "".
 #[test]
@@ -37,25 +58,7 @@ fn anthropic_zero_argument_tool_call_streams_arguments_that_are_json() {
         ev("message_stop", json!({"type":"message_stop"})),
     ]
     .concat();
-    let mut parser = SseParser::new(1 << 16);
-    let mut events = Vec::new();
-    parser.feed(stream.as_bytes(), &mut events).expect("parses");
-    let mut dec = AnthropicDecoder::new(1);
-    let mut hub = Vec::new();
-    for e in &events {
-        dec.on_event(e, &mut hub).expect("decodes");
-    }
-    // What an OpenAI client accumulates for tool call 0.
-    let args: String = hub
-        .iter()
-        .filter_map(|e| match e {
-            HubEvent::Chunk { chunk, .. } => chunk["choices"][0]["delta"]["tool_calls"][0]
-                ["function"]["arguments"]
-                .as_str()
-                .map(str::to_string),
-            _ => None,
-        })
-        .collect();
+    let args = tool_call_arguments(&stream);
     // The same message, not streamed, gives "{}".
     let whole = json!({"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5",
         "content":[{"type":"tool_use","id":"toolu_01","name":"get_random_number","input":{}}],
@@ -83,24 +86,7 @@ fn a_tool_input_sent_whole_at_the_block_start_is_passed_on() {
         ev("message_stop", json!({"type":"message_stop"})),
     ]
     .concat();
-    let mut parser = SseParser::new(1 << 16);
-    let mut events = Vec::new();
-    parser.feed(stream.as_bytes(), &mut events).expect("parses");
-    let mut dec = AnthropicDecoder::new(1);
-    let mut hub = Vec::new();
-    for e in &events {
-        dec.on_event(e, &mut hub).expect("decodes");
-    }
-    let args: String = hub
-        .iter()
-        .filter_map(|e| match e {
-            HubEvent::Chunk { chunk, .. } => chunk["choices"][0]["delta"]["tool_calls"][0]
-                ["function"]["arguments"]
-                .as_str()
-                .map(str::to_string),
-            _ => None,
-        })
-        .collect();
+    let args = tool_call_arguments(&stream);
     assert_eq!(
         serde_json::from_str::<Value>(&args).expect("JSON"),
         json!({"location": "Paris"})
