@@ -163,7 +163,9 @@ export async function startSpin({ root, dir, ports, motoPort, kv, secrets, polic
         '--runtime-config-file', runtimeConfig, '--state-dir', join(dir, `spin-state-${i}`),
         '--log-dir', join(dir, `spin-logs-${i}`), '--follow', 'asc',
         '--variable', `@${join(root, 'regions/spin/local.variables.toml')}`,
-        ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]), ...faults];
+        ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]), ...faults,
+        // ASC_SPIN_UP_ARGS: more `spin up` flags (e.g. instance reuse), for measuring them.
+        ...(process.env.ASC_SPIN_UP_ARGS ?? '').split(/\s+/).filter(Boolean)];
       const proc = spawn(SPIN_BIN, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       proc.stdout.on('data', (d) => logs.push(d.toString()));
       proc.stderr.on('data', (d) => logs.push(d.toString()));
