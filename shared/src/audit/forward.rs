@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::AuditEvent;
+use super::{AuditEvent, RecordText};
 
 /// A batch of records on its way from a ledger to an audit stream. Sequences are the ledger's
 /// own (its outbox numbering), contiguous, so the stream can drop what it already chained.
@@ -22,14 +22,14 @@ impl ForwardBatch {
     }
 }
 
-/// A [`ForwardBatch`] borrowing its records from the ledger's outbox: serialized as one (the same
-/// JSON), without copying records that are about to be serialized anyway.
+/// A [`ForwardBatch`] borrowing its records' text from the ledger's outbox: serialized as one (the
+/// same JSON), each record's text written as it is.
 #[derive(Debug, Serialize)]
 pub struct ForwardRef<'a> {
     pub stream: String,
     pub source: &'a str,
     pub first_seq: u64,
-    pub records: Vec<&'a AuditEvent>,
+    pub records: Vec<&'a RecordText>,
 }
 
 impl ForwardRef<'_> {
@@ -37,13 +37,18 @@ impl ForwardRef<'_> {
         self.first_seq + self.records.len() as u64 - 1
     }
 
-    pub fn to_batch(&self) -> ForwardBatch {
-        ForwardBatch {
+    /// The batch with its records parsed (for a host that chains them in the same process).
+    pub fn to_batch(&self) -> Result<ForwardBatch, serde_json::Error> {
+        Ok(ForwardBatch {
             stream: self.stream.clone(),
             source: self.source.to_string(),
             first_seq: self.first_seq,
-            records: self.records.iter().map(|r| (*r).clone()).collect(),
-        }
+            records: self
+                .records
+                .iter()
+                .map(|r| r.event())
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 

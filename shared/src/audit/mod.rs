@@ -42,6 +42,7 @@ mod forward;
 pub mod keys;
 pub mod query;
 mod record;
+mod record_text;
 pub mod sequencer;
 pub mod shipment;
 pub mod streams;
@@ -54,6 +55,7 @@ pub use detail::{
 pub use forward::{ForwardAck, ForwardBatch, ForwardRef};
 pub(crate) use record::OpenAiUsage;
 pub use record::{AuditRecord, Outcome, Usage, AUDIT_SCHEMA_VERSION};
+pub use record_text::RecordText;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -115,7 +115,7 @@ fn granted(reply: LedgerReply) -> LeaseGrant {
 fn lease_records(l: &TenantLedger) -> Vec<AuditEvent> {
     l.outbox
         .values()
-        .map(|o| o.record.clone())
+        .map(|o| o.record.event().expect("an audit record"))
         .filter(|r| r.record.operation == LEASE_OPERATION)
         .collect()
 }
@@ -157,7 +157,8 @@ fn a_lease_holds_half_the_room_and_is_released_when_every_request_reported() {
     let named = l
         .outbox
         .values()
-        .filter(|o| o.record.detail.lease.as_ref().is_some_and(|n| n.id == "L1"))
+        .map(|o| o.record.event().expect("an audit record"))
+        .filter(|r| r.detail.lease.as_ref().is_some_and(|n| n.id == "L1"))
         .count();
     assert_eq!(named, 4, "three requests and the lease itself");
 }
@@ -196,7 +197,14 @@ fn a_lease_whose_isolate_died_is_charged_what_it_held_and_recorded_as_unreconcil
         }
     );
     assert_eq!(money(&mut l, expiry + 5), (500, 0));
-    let last = l.outbox.values().last().expect("r2").record.clone();
+    let last = l
+        .outbox
+        .values()
+        .last()
+        .expect("r2")
+        .record
+        .event()
+        .expect("record");
     assert_eq!(last.detail.after_expiry, Some(true));
 }
 
@@ -225,7 +233,14 @@ fn unused_requests_return_to_the_rate_window_and_a_full_budget_refuses() {
         LedgerReply::Refused { refusal, .. } => assert_eq!(refusal.code(), "budget_exceeded"),
         other => panic!("{other:?}"),
     }
-    let refused = l.outbox.values().last().expect("refusal").record.clone();
+    let refused = l
+        .outbox
+        .values()
+        .last()
+        .expect("refusal")
+        .record
+        .event()
+        .expect("record");
     assert_eq!(refused.record.request_id, "asker-L4");
     assert_eq!(refused.record.outcome, Outcome::Refused);
 }

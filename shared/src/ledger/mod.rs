@@ -46,7 +46,7 @@ pub use storage::{
     REQUEST_PREFIX, ROLLUP_PREFIX, TOTALS_KEY,
 };
 
-use crate::audit::{AuditEvent, Outcome};
+use crate::audit::{AuditEvent, Outcome, RecordText};
 pub use crate::audit::{ForwardAck, ForwardBatch, ForwardRef};
 use crate::budget::{BudgetStatus, Budgets, ReserveReply, SettleAsk, SettleReply};
 use insights::{AlertState, ErrorWindow, Rollups};
@@ -118,12 +118,13 @@ enum Row {
     Group,
 }
 
-/// A finished record waiting to be forwarded, and the storage key of the row it lives in: the
-/// row its request had while open (`Row::Opening`), or its group's (`Row::Group`).
+/// A finished record waiting to be forwarded (as its text: see [`RecordText`]), and the storage
+/// key of the row it lives in: the row its request had while open (`Row::Opening`), or its
+/// group's (`Row::Group`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub key: String,
-    pub record: AuditEvent,
+    pub record: RecordText,
 }
 
 /// One ledger's state; see the module docs.
@@ -536,18 +537,22 @@ impl TenantLedger {
         };
         self.dirty.requests.insert(key.clone());
         // `next_seq` is not stored per record: a restore derives it from the outbox.
+        let record = RecordText::of(record);
         self.outbox.insert(seq, Outgoing { key, record });
     }
 
     /// The next batch to send to the audit stream `stream_for_new` (or the unacknowledged one,
-    /// to the stream it went to). Mark it in flight and store that before sending.
+    /// to the stream it went to), its records parsed. Mark it in flight and store that before
+    /// sending. An error: a stored record's text is not an audit record (edited in storage); the
+    /// batch stays in the outbox.
     pub fn forward_batch(
         &mut self,
         source: &LedgerId,
         stream_for_new: &str,
-    ) -> Option<ForwardBatch> {
+    ) -> Result<Option<ForwardBatch>, serde_json::Error> {
         self.forward_ref(source, stream_for_new)
             .map(|r| r.to_batch())
+            .transpose()
     }
 
     /// [`TenantLedger::forward_batch`] borrowing the records, for a host that serializes the
@@ -577,7 +582,7 @@ impl TenantLedger {
                 (stream_for_new.to_string(), through)
             }
         };
-        let records: Vec<&AuditEvent> = self
+        let records: Vec<&RecordText> = self
             .outbox
             .range(first..=through)
             .map(|(_, o)| &o.record)

@@ -117,7 +117,7 @@ mod tests {
     fn outgoing(key: &str) -> Outgoing {
         Outgoing {
             key: key.into(),
-            record: crate::audit::test_support::event(1),
+            record: crate::audit::RecordText::of(crate::audit::test_support::event(1)),
         }
     }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::insights::{AlertState, ErrorWindow, Rollups};
 use super::{LeaseEntry, Meta, OpenRequest, Outgoing, TenantLedger};
-use crate::audit::AuditEvent;
+use crate::audit::RecordText;
 use crate::budget::{Budgets, Reservation, Totals};
 
 pub const TOTALS_KEY: &str = "totals";
@@ -40,6 +40,10 @@ struct StoredLease<'a> {
 /// (its final record, waiting in the outbox at `seq`).
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a transient value, written or read once per stored piece"
+)]
 enum StoredRequest<'a> {
     Open {
         open: Cow<'a, OpenRequest>,
@@ -47,7 +51,7 @@ enum StoredRequest<'a> {
     },
     Finished {
         seq: u64,
-        record: Cow<'a, AuditEvent>,
+        record: Cow<'a, RecordText>,
     },
 }
 
@@ -55,7 +59,7 @@ enum StoredRequest<'a> {
 #[derive(Serialize, Deserialize)]
 struct GroupedRecord<'a> {
     seq: u64,
-    record: Cow<'a, AuditEvent>,
+    record: Cow<'a, RecordText>,
 }
 
 /// What to write after an operation: puts, then deletes. Apply them in one atomic write.

@@ -165,7 +165,7 @@ pub async fn apply_versioned<S, T, R>(
 ) -> Result<R, HostError>
 where
     S: LedgerStore,
-    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    T: Default + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     let corrupt = |e: serde_json::Error| HostError::Store(format!("state {}: {e}", id.as_str()));
     let mut lost = 0;
@@ -204,39 +204,60 @@ async fn attempt_once<S, T, R>(
 ) -> Result<Option<R>, HostError>
 where
     S: LedgerStore,
-    T: Default + Clone + PartialEq + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    T: Default + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    let row = match store.take_kept::<T>(id) {
+    let row = match store.take_kept::<Kept<T>>(id) {
         Some((version, kept)) => match store.load_unless(id, version).await? {
             Loaded::Unchanged => Err((version, kept)),
             Loaded::Row(row) => Ok(row),
         },
         None => Ok(store.load(id).await?),
     };
-    let (version, mut state) = match row {
+    let (
+        version,
+        Kept {
+            mut state,
+            json: before,
+        },
+    ) = match row {
         Err(kept) => kept,
         Ok(Some(stored)) => (
             stored.version,
-            serde_json::from_str::<T>(&stored.json).map_err(&corrupt)?,
+            Kept {
+                state: serde_json::from_str::<T>(&stored.json).map_err(&corrupt)?,
+                json: stored.json,
+            },
         ),
-        Ok(None) => (0, T::default()),
+        Ok(None) => {
+            let state = T::default();
+            let json = crate::json_ser::to_string(&state).map_err(&corrupt)?;
+            (0, Kept { state, json })
+        }
     };
-    let before = state.clone();
     let reply = apply(&mut state);
-    if state == before {
+    // Byte for byte what serde_json writes, in less time (json_ser). Compared with the text the
+    // state was read from (or last stored as) rather than with a copy of the state taken before:
+    // the state is mostly records waiting to be forwarded, and copying and dropping it cost more
+    // than this comparison.
+    let json = crate::json_ser::to_string(&state).map_err(&corrupt)?;
+    if json == before {
         // Nothing to store (a refusal, a usage report, a repeated settle).
-        store.remember(id, Some((version, state)));
+        store.remember(id, Some((version, Kept { state, json })));
         return Ok(Some(reply));
     }
-    // Byte for byte what serde_json writes, in less time (json_ser).
-    let json = crate::json_ser::to_string(&state).map_err(&corrupt)?;
     if store.swap(id, version, &json).await? {
-        store.remember(id, Some((version + 1, state)));
+        store.remember(id, Some((version + 1, Kept { state, json })));
         Ok(Some(reply))
     } else {
-        store.remember::<T>(id, None);
+        store.remember::<Kept<T>>(id, None);
         Ok(None)
     }
+}
+
+/// A state an instance keeps between operations, with the JSON text it was stored as.
+struct Kept<T> {
+    state: T,
+    json: String,
 }
 
 /// For a host whose ledgers are rows of a shared store (Spin): gives up on `ledger`'s expired
@@ -253,8 +274,14 @@ pub async fn forward_ledger<L: LedgerStore, S: crate::audit::drive::TrailStore>(
     with_ledger(ledgers, ledger, |l| l.expire(now_ms)).await?;
     let mut forwarded = 0;
     for _ in 0..crate::audit::drive::MAX_ATTEMPTS {
-        let batch =
-            with_ledger(ledgers, ledger, |l| l.forward_batch(ledger, stream_for_new)).await?;
+        let batch = with_ledger(ledgers, ledger, |l| l.forward_batch(ledger, stream_for_new))
+            .await?
+            .map_err(|e| {
+                crate::audit::drive::DriveError::Host(HostError::Store(format!(
+                    "ledger {}: an outbox record is unreadable: {e}",
+                    ledger.as_str()
+                )))
+            })?;
         let Some(batch) = batch else {
             return Ok(forwarded);
         };

@@ -100,7 +100,11 @@ fn spent(ledger: &mut TenantLedger, at: u64) -> (u64, u64) {
 }
 
 fn outbox(ledger: &TenantLedger) -> Vec<AuditEvent> {
-    ledger.outbox.values().map(|o| o.record.clone()).collect()
+    ledger
+        .outbox
+        .values()
+        .map(|o| o.record.event().expect("an audit record"))
+        .collect()
 }
 
 #[test]
@@ -335,13 +339,19 @@ fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
             record: record(&format!("r{n}"), T0 + n, false),
         }));
     }
-    let first = l.forward_batch(&id, "audit-eu-1-of-4").expect("a batch");
+    let first = l
+        .forward_batch(&id, "audit-eu-1-of-4")
+        .expect("readable records")
+        .expect("a batch");
     assert_eq!(first.first_seq, 1);
     assert_eq!(first.records.len(), FORWARD_BATCH_MAX);
     assert_eq!(first.source, "acme");
     // Not acknowledged (lost): the same records go again, to the same stream, even if the
     // region now has another shard count.
-    let again = l.forward_batch(&id, "audit-eu-5-of-16").expect("a batch");
+    let again = l
+        .forward_batch(&id, "audit-eu-5-of-16")
+        .expect("readable records")
+        .expect("a batch");
     assert_eq!(again, first);
     // The borrowing form the Worker sends is the same batch, in the same JSON.
     let borrowed = l.forward_ref(&id, "x").expect("a batch");
@@ -354,20 +364,29 @@ fn forwarding_resends_until_acknowledged_and_keeps_its_stream() {
     );
     // Acknowledged part way (the stream had chained up to 100 already, say): the rest follows.
     l.forwarded(ForwardAck { through: 100 });
-    let rest = l.forward_batch(&id, "audit-eu-5-of-16").expect("a batch");
+    let rest = l
+        .forward_batch(&id, "audit-eu-5-of-16")
+        .expect("readable records")
+        .expect("a batch");
     assert_eq!(rest.first_seq, 101);
     assert_eq!(rest.stream, "audit-eu-1-of-4");
     assert_eq!(rest.last_seq(), first.last_seq());
     l.forwarded(ForwardAck {
         through: rest.last_seq(),
     });
-    let tail = l.forward_batch(&id, "audit-eu-5-of-16").expect("the tail");
+    let tail = l
+        .forward_batch(&id, "audit-eu-5-of-16")
+        .expect("readable records")
+        .expect("the tail");
     assert_eq!(tail.stream, "audit-eu-5-of-16");
     assert_eq!(tail.records.len(), 10);
     l.forwarded(ForwardAck {
         through: tail.last_seq(),
     });
-    assert!(l.forward_batch(&id, "x").is_none());
+    assert!(l
+        .forward_batch(&id, "x")
+        .expect("readable records")
+        .is_none());
     assert_eq!(l.wake_at(T0, 500), None, "nothing left to do");
 }
 
@@ -403,6 +422,7 @@ fn a_commit_rewrites_one_piece_and_deletes_none() {
     // Forwarded and acknowledged: now the piece goes.
     let batch = l
         .forward_batch(&LedgerId("acme".into()), "audit-local")
+        .expect("readable records")
         .expect("batch");
     l.forwarded(ForwardAck {
         through: batch.last_seq(),
@@ -459,7 +479,10 @@ fn records_finished_together_share_one_row_until_the_last_is_forwarded() {
     assert_eq!(next.len(), 1);
     assert_ne!(next[0], groups[0].0, "a new group, a new row");
     // Two of the first three forwarded: the row stays as written...
-    let batch = l.forward_batch(&id, "audit-local").expect("batch");
+    let batch = l
+        .forward_batch(&id, "audit-local")
+        .expect("readable records")
+        .expect("batch");
     l.forwarded(ForwardAck {
         through: batch.first_seq + 1,
     });
@@ -480,7 +503,7 @@ fn records_finished_together_share_one_row_until_the_last_is_forwarded() {
     let left: Vec<String> = restored
         .outbox
         .values()
-        .map(|o| o.record.record.request_id.clone())
+        .map(|o| o.record.event().expect("record").record.request_id)
         .collect();
     assert_eq!(
         left,
@@ -529,7 +552,7 @@ proptest! {
                 3 => { live.expire(now); }
                 4 => { live.apply(recorded(&rid, now)); }
                 _ => {
-                    if let Some(batch) = live.forward_batch(&id, "audit-local") {
+                    if let Some(batch) = live.forward_batch(&id, "audit-local").expect("readable") {
                         let through = batch.first_seq + u64::from(amount) % batch.records.len() as u64;
                         live.forwarded(ForwardAck { through });
                     }

@@ -239,9 +239,10 @@ impl FakeHost {
             let id = LedgerId(id.clone());
             while let Some(batch) = ledger.forward_ref(&id, "audit-local") {
                 if self.observing.get() {
-                    for event in &batch.records {
-                        self.events.borrow_mut().push((*event).clone());
+                    for text in &batch.records {
+                        let event = text.event().expect("an audit record");
                         self.audit.borrow_mut().push(event.record.clone());
+                        self.events.borrow_mut().push(event);
                     }
                 }
                 let through = batch.last_seq();
