@@ -155,12 +155,16 @@ async fn forward<P: Platform>(
     ledger: &LedgerId,
 ) -> Result<usize, String> {
     let p = host.platform();
-    asc_core::ledger::stored::forward_ledger(
-        &sql_ledger::SqlLedgers(p),
-        &sql_trail::SqlTrail(p),
+    // Between this instance's calls to the ledger, not beside them (see `ledger_queue`).
+    host.holding_ledger(
         ledger,
-        &d.audit_streams.for_ledger(ledger.as_str()),
-        p.now_ms(),
+        asc_core::ledger::stored::forward_ledger(
+            &sql_ledger::SqlLedgers(p),
+            &sql_trail::SqlTrail(p),
+            ledger,
+            &d.audit_streams.for_ledger(ledger.as_str()),
+            p.now_ms(),
+        ),
     )
     .await
     .map_err(|e| e.to_string())

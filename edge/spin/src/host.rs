@@ -45,6 +45,17 @@ impl<P: Platform> SpinHost<P> {
         }
     }
 
+    /// Runs `work` on `ledger` with the instance's queue for it held: after the operations in
+    /// flight, before those that arrive meanwhile (`LedgerQueues::hold`).
+    pub async fn holding_ledger<T>(
+        &self,
+        ledger: &LedgerId,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let queues = LEDGER_QUEUES.with(Rc::clone);
+        queues.hold(ledger.as_str(), work).await
+    }
+
     pub fn platform(&self) -> &P {
         &self.platform
     }

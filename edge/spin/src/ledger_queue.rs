@@ -17,6 +17,10 @@
 //! never applied. A carrier that goes away mid-call fails the operations it carried (the store may
 //! or may not have taken them: their requests fail closed, and an admission the store did take
 //! expires in the ledger, as one whose request died does) and hands the queue on.
+//!
+//! Forwarding a ledger's records (several operations on its row of their own) takes a turn in the
+//! same queue ([`LedgerQueues::hold`]): run beside a call, each side found the state the other
+//! had just taken, read and parsed the row again, and lost swaps to it.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -36,11 +40,21 @@ enum Turn {
     Done(Outcome),
     /// The queue is yours: lead the next call with your operation.
     Carry(Box<LedgerOp>),
+    /// The queue is yours to hold (see [`LedgerQueues::hold`]).
+    Hold,
+}
+
+/// What a waiter waits for.
+enum Want {
+    /// Its operation applied, in a call.
+    Apply(LedgerOp),
+    /// The queue to itself, for work of its own on the ledger.
+    Hold,
 }
 
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<(LedgerOp, oneshot::Sender<Turn>)>,
+    waiting: VecDeque<(Want, oneshot::Sender<Turn>)>,
     /// A request is carrying a call for this ledger.
     carried: bool,
 }
@@ -62,7 +76,7 @@ impl LedgerQueues {
             let queue = queues.entry(ledger.to_string()).or_default();
             if queue.carried {
                 let (tx, rx) = oneshot::channel();
-                queue.waiting.push_back((op, tx));
+                queue.waiting.push_back((Want::Apply(op), tx));
                 Err(rx)
             } else {
                 queue.carried = true;
@@ -74,7 +88,8 @@ impl LedgerQueues {
             Err(rx) => match rx.await {
                 Ok(Turn::Done(outcome)) => return outcome,
                 Ok(Turn::Carry(op)) => *op,
-                Err(oneshot::Canceled) => return Err(interrupted()),
+                // Only a holder is handed `Hold`.
+                Ok(Turn::Hold) | Err(oneshot::Canceled) => return Err(interrupted()),
             },
         };
         let mut carrier = Carrier {
@@ -87,8 +102,11 @@ impl LedgerQueues {
         {
             let mut queues = self.0.borrow_mut();
             let queue = queues.entry(ledger.to_string()).or_default();
-            while ops.len() < BATCH_MAX {
-                let Some((op, tx)) = queue.waiting.pop_front() else {
+            // Up to the first holder: what waits behind it goes after its turn.
+            while ops.len() < BATCH_MAX
+                && matches!(queue.waiting.front(), Some((Want::Apply(_), _)))
+            {
+                let Some((Want::Apply(op), tx)) = queue.waiting.pop_front() else {
                     break;
                 };
                 // A request that went away withdraws its operation.
@@ -101,6 +119,40 @@ impl LedgerQueues {
         let count = ops.len();
         let outcome = run(ops).await;
         carrier.finish(outcome, count)
+    }
+
+    /// Runs `work` with `ledger`'s queue to itself: after the call in flight (and any operations
+    /// or holders queued before it), with the operations that arrive meanwhile waiting until it
+    /// is done. `work` must not apply operations to `ledger` through this queue.
+    pub async fn hold<T>(&self, ledger: &str, work: impl Future<Output = T>) -> T {
+        let waiting = {
+            let mut queues = self.0.borrow_mut();
+            let queue = queues.entry(ledger.to_string()).or_default();
+            if queue.carried {
+                let (tx, rx) = oneshot::channel();
+                queue.waiting.push_back((Want::Hold, tx));
+                Some(rx)
+            } else {
+                queue.carried = true;
+                None
+            }
+        };
+        if let Some(rx) = waiting {
+            if !matches!(rx.await, Ok(Turn::Hold)) {
+                // Not handed the queue (cannot happen: a queued waiter's sender is only used to
+                // hand it on): run anyway, as before this queue existed; the store's
+                // compare-and-swap keeps the row consistent.
+                return work.await;
+            }
+        }
+        // Hands the queue on when done, or if this is dropped midway.
+        let _held = Carrier {
+            queues: self,
+            ledger,
+            others: Vec::new(),
+            finished: false,
+        };
+        work.await
     }
 }
 
@@ -153,9 +205,13 @@ impl Carrier<'_> {
         let Some(queue) = queues.get_mut(self.ledger) else {
             return;
         };
-        while let Some((op, tx)) = queue.waiting.pop_front() {
-            // A request that went away hands its operation back: withdrawn, try the next.
-            if tx.send(Turn::Carry(Box::new(op))).is_ok() {
+        while let Some((want, tx)) = queue.waiting.pop_front() {
+            let turn = match want {
+                Want::Apply(op) => Turn::Carry(Box::new(op)),
+                Want::Hold => Turn::Hold,
+            };
+            // A waiter that went away hands its operation back: withdrawn, try the next.
+            if tx.send(turn).is_ok() {
                 return;
             }
         }
@@ -283,8 +339,41 @@ mod tests {
             handle
         }
 
+        /// Starts holder `n` on `ledger`: it notes `held hn` once it has the queue, and lets go
+        /// when `release` is sent.
+        fn hold(
+            &mut self,
+            n: u32,
+            ledger: &'static str,
+        ) -> (futures::future::AbortHandle, oneshot::Sender<()>) {
+            let (queues, outcomes) = (self.queues.clone(), self.outcomes.clone());
+            let (release, released) = oneshot::channel::<()>();
+            let (task, handle) = futures::future::abortable(async move {
+                let work = async {
+                    outcomes.borrow_mut().push((n, format!("held h{n}")));
+                    let _ = released.await;
+                };
+                queues.hold(ledger, work).await;
+                outcomes.borrow_mut().push((n, format!("let go h{n}")));
+            });
+            self.pool
+                .spawner()
+                .spawn_local(task.map(|_| ()))
+                .expect("spawn");
+            self.pool.run_until_stalled();
+            (handle, release)
+        }
+
         fn settle(&mut self) {
             self.pool.run_until_stalled();
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.outcomes
+                .borrow()
+                .iter()
+                .map(|(_, t)| t.clone())
+                .collect()
         }
 
         fn batches(&self) -> Vec<Vec<String>> {
@@ -419,5 +508,87 @@ mod tests {
         h.store.open_next(Ok(()));
         h.settle();
         assert_eq!(h.batches()[2].len(), 5);
+    }
+
+    #[test]
+    fn a_holder_waits_for_the_call_in_flight_and_operations_arriving_wait_for_it() {
+        let mut h = Harness::new();
+        h.start(1, "acme");
+        let (_, release) = h.hold(100, "acme");
+        assert_eq!(
+            h.log(),
+            Vec::<String>::new(),
+            "not while 1's call is in flight"
+        );
+        h.start(2, "acme");
+        h.store.open_next(Ok(()));
+        h.settle();
+        assert_eq!(h.log(), vec!["applied t1", "held h100"]);
+        h.start(3, "acme");
+        assert_eq!(h.batches(), vec![vec!["t1"]], "2 and 3 wait for the holder");
+        release.send(()).expect("holding");
+        h.settle();
+        assert_eq!(h.batches(), vec![vec!["t1"], vec!["t2", "t3"]]);
+        h.store.open_next(Ok(()));
+        h.settle();
+        assert_eq!(
+            h.log(),
+            vec![
+                "applied t1",
+                "held h100",
+                "let go h100",
+                "applied t2",
+                "applied t3"
+            ]
+        );
+    }
+
+    #[test]
+    fn operations_queued_before_a_holder_go_before_it_and_later_ones_after() {
+        let mut h = Harness::new();
+        h.start(1, "acme");
+        h.start(2, "acme");
+        let (_, release) = h.hold(100, "acme");
+        h.start(3, "acme");
+        h.store.open_next(Ok(()));
+        h.settle();
+        assert_eq!(
+            h.batches(),
+            vec![vec!["t1"], vec!["t2"]],
+            "3 is behind the holder"
+        );
+        h.store.open_next(Ok(()));
+        h.settle();
+        assert_eq!(h.outcome(100).as_deref(), Some("held h100"));
+        release.send(()).expect("holding");
+        h.settle();
+        assert_eq!(h.batches().last().cloned(), Some(vec!["t3".into()]));
+        // Free with nothing in flight: a holder has the queue at once.
+        h.store.open_next(Ok(()));
+        h.settle();
+        let (_, release) = h.hold(101, "acme");
+        assert_eq!(h.log().last().map(String::as_str), Some("held h101"));
+        drop(release);
+        h.settle();
+        assert_eq!(h.log().last().map(String::as_str), Some("let go h101"));
+    }
+
+    #[test]
+    fn a_holder_dropped_midway_or_gone_before_its_turn_hands_the_queue_on() {
+        let mut h = Harness::new();
+        let (holding, _release) = h.hold(100, "acme");
+        h.start(1, "acme");
+        assert!(h.batches().is_empty());
+        holding.abort();
+        h.settle();
+        assert_eq!(h.batches(), vec![vec!["t1"]], "1 has the queue");
+        // One that went away while waiting is skipped.
+        let (gone, _release2) = h.hold(101, "acme");
+        h.start(2, "acme");
+        gone.abort();
+        h.store.open_next(Ok(()));
+        h.settle();
+        assert_eq!(h.batches(), vec![vec!["t1"], vec!["t2"]]);
+        assert_eq!(h.outcome(101), None);
     }
 }
