@@ -45,6 +45,10 @@ enum Turn {
 }
 
 /// What a waiter waits for.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the operation moves into its call's batch; a box would add an allocation per queued operation"
+)]
 enum Want {
     /// Its operation applied, in a call.
     Apply(LedgerOp),
