@@ -89,7 +89,7 @@ impl LedgerQueues {
         };
         let own = match waiting {
             Ok(op) => op,
-            Err(rx) => match rx.await {
+            Err(rx) => match Waiting::new(rx, self, ledger).turn().await {
                 Ok(Turn::Done(outcome)) => return outcome,
                 Ok(Turn::Carry(op)) => *op,
                 // Only a holder is handed `Hold`.
@@ -142,7 +142,7 @@ impl LedgerQueues {
             }
         };
         if let Some(rx) = waiting {
-            if !matches!(rx.await, Ok(Turn::Hold)) {
+            if !matches!(Waiting::new(rx, self, ledger).turn().await, Ok(Turn::Hold)) {
                 // Not handed the queue (cannot happen: a queued waiter's sender is only used to
                 // hand it on): run anyway, as before this queue existed; the store's
                 // compare-and-swap keeps the row consistent.
@@ -157,6 +157,39 @@ impl LedgerQueues {
             finished: false,
         };
         work.await
+    }
+}
+
+/// A waiter's receiver. Dropped after its turn was sent but before it took it (its request went
+/// away in between), it hands the queue on as the carrier or holder would have.
+struct Waiting<'q> {
+    rx: oneshot::Receiver<Turn>,
+    queues: &'q LedgerQueues,
+    ledger: &'q str,
+}
+
+impl<'q> Waiting<'q> {
+    fn new(rx: oneshot::Receiver<Turn>, queues: &'q LedgerQueues, ledger: &'q str) -> Self {
+        Waiting { rx, queues, ledger }
+    }
+
+    async fn turn(mut self) -> Result<Turn, oneshot::Canceled> {
+        (&mut self.rx).await
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        if let Ok(Some(Turn::Carry(_) | Turn::Hold)) = self.rx.try_recv() {
+            Carrier {
+                queues: self.queues,
+                ledger: self.ledger,
+                others: Vec::new(),
+                finished: true,
+            }
+            .hand_on();
+        }
     }
 }
 
@@ -594,5 +627,36 @@ mod tests {
         h.settle();
         assert_eq!(h.batches(), vec![vec!["t1"], vec!["t2"]]);
         assert_eq!(h.outcome(101), None);
+    }
+
+    #[test]
+    fn a_holder_gone_after_it_was_handed_the_queue_passes_it_on() {
+        let mut h = Harness::new();
+        h.start(1, "acme");
+        let (holding, _release) = h.hold(100, "acme");
+        // 1's call ends and hands the queue to 100, whose request goes away before it runs.
+        h.store.open_next(Ok(()));
+        holding.abort();
+        h.settle();
+        assert_eq!(h.outcome(100), None, "the holder never ran");
+        h.start(2, "acme");
+        assert_eq!(h.batches(), vec![vec!["t1"], vec!["t2"]], "2 has the queue");
+    }
+
+    #[test]
+    fn a_waiter_gone_after_it_was_handed_the_queue_passes_it_on_and_is_not_applied() {
+        let mut h = Harness::new();
+        h.start(1, "acme");
+        let gone = h.start(2, "acme");
+        h.store.open_next(Ok(()));
+        gone.abort();
+        h.settle();
+        h.start(3, "acme");
+        assert_eq!(
+            h.batches(),
+            vec![vec!["t1"], vec!["t3"]],
+            "3 has the queue, 2 withdrawn"
+        );
+        assert_eq!(h.outcome(2), None);
     }
 }
