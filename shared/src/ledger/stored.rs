@@ -509,6 +509,85 @@ mod tests {
         assert_eq!(rows[0].figures.cost_usd_micros, 3 * 7);
     }
 
+    #[test]
+    fn an_operation_that_changes_nothing_stores_nothing_and_the_next_change_is_stored() {
+        for keeping in [false, true] {
+            let table = Table::default();
+            table.keeping.set(keeping);
+            let id = LedgerId("acme".into());
+            let read = LedgerOp::Alerts { limit: 5 };
+            // A read of a ledger that has no row yet writes none.
+            run(apply_stored(&table, &id, &read)).expect("applied");
+            assert_eq!(table.swaps.get(), 0, "keeping: {keeping}");
+            assert!(table.rows.borrow().is_empty());
+            run(apply_stored(&table, &id, &reserve("first", 30))).expect("applied");
+            assert_eq!(table.swaps.get(), 1);
+            // A read after a write (the state read again, or kept): nothing stored.
+            run(apply_stored(&table, &id, &read)).expect("applied");
+            assert_eq!(table.swaps.get(), 1, "keeping: {keeping}");
+            // The next change is stored, on top of the first.
+            run(apply_stored(&table, &id, &reserve("second", 30))).expect("applied");
+            assert_eq!(table.swaps.get(), 2);
+            let row = table.rows.borrow()["acme"].clone();
+            let ledger: TenantLedger = serde_json::from_str(&row.json).expect("ledger");
+            assert_eq!(ledger.open_requests(), 2, "keeping: {keeping}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_outbox_record_stops_forwarding_loses_nothing_and_admissions_go_on() {
+        let table = Table::default();
+        let id = LedgerId("acme".into());
+        let trail = crate::audit::drive::tests::Memory::default();
+        let commit = |rid: &str| {
+            let mut record = match reserve(rid, 0) {
+                LedgerOp::Admit(a) => a.record,
+                _ => unreachable!(),
+            };
+            record.record.outcome = Outcome::Ok;
+            record.record.status = 200;
+            LedgerOp::Commit(crate::ledger::CommitAsk {
+                now_ms: 1_767_225_600_005,
+                record,
+                actual_micros: 7,
+                actual_tokens: 3,
+                lease: None,
+            })
+        };
+        run(async {
+            for rid in ["a", "b"] {
+                apply_stored(&table, &id, &reserve(rid, 10))
+                    .await
+                    .expect("admit");
+                apply_stored(&table, &id, &commit(rid))
+                    .await
+                    .expect("commit");
+            }
+        });
+        // Record b edited in storage into something that is not an audit record.
+        {
+            let mut rows = table.rows.borrow_mut();
+            let row = rows.get_mut("acme").expect("row");
+            assert_eq!(row.json.matches(r#""request_id":"b""#).count(), 1);
+            row.json = row.json.replace(r#""request_id":"b""#, r#""request_id":5"#);
+            row.version += 1;
+        }
+        let failed = run(forward_ledger(
+            &table,
+            &trail,
+            &id,
+            "audit-local-0-of-1",
+            1_767_225_600_100,
+        ))
+        .expect_err("an unreadable record");
+        assert!(failed.to_string().contains("unreadable"), "{failed}");
+        let row = table.rows.borrow()["acme"].clone();
+        let ledger: TenantLedger = serde_json::from_str(&row.json).expect("still a ledger");
+        assert_eq!(ledger.outbox_len(), 2, "both records wait in the outbox");
+        let reply = run(apply_stored(&table, &id, &reserve("c", 10))).expect("applied");
+        assert!(admitted(&reply), "{reply:?}");
+    }
+
     fn reserve(request_id: &str, amount: u64) -> LedgerOp {
         let now_ms = 1_767_225_600_000;
         let expires_ms = 1_767_225_660_000;
