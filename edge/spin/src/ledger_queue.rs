@@ -92,8 +92,12 @@ impl LedgerQueues {
             Err(rx) => match Waiting::new(rx, self, ledger).turn().await {
                 Ok(Turn::Done(outcome)) => return outcome,
                 Ok(Turn::Carry(op)) => *op,
-                // Only a holder is handed `Hold`.
-                Ok(Turn::Hold) | Err(oneshot::Canceled) => return Err(interrupted()),
+                // Only a holder is handed `Hold`; were this handed it, the queue still moves on.
+                Ok(Turn::Hold) => {
+                    self.hand_on_unheld(ledger);
+                    return Err(interrupted());
+                }
+                Err(oneshot::Canceled) => return Err(interrupted()),
             },
         };
         let mut carrier = Carrier {
@@ -142,11 +146,18 @@ impl LedgerQueues {
             }
         };
         if let Some(rx) = waiting {
-            if !matches!(Waiting::new(rx, self, ledger).turn().await, Ok(Turn::Hold)) {
-                // Not handed the queue (cannot happen: a queued waiter's sender is only used to
-                // hand it on): run anyway, as before this queue existed; the store's
-                // compare-and-swap keeps the row consistent.
-                return work.await;
+            match Waiting::new(rx, self, ledger).turn().await {
+                Ok(Turn::Hold) => {}
+                // Not handed the queue to hold (cannot happen: a holder's sender is only used to
+                // hand it on, with `Hold`): pass on a turn meant for an operation, then run
+                // anyway, as before this queue existed; the store's compare-and-swap keeps the
+                // row consistent.
+                other => {
+                    if matches!(other, Ok(Turn::Carry(_))) {
+                        self.hand_on_unheld(ledger);
+                    }
+                    return work.await;
+                }
             }
         }
         // Hands the queue on when done, or if this is dropped midway.
@@ -157,6 +168,19 @@ impl LedgerQueues {
             finished: false,
         };
         work.await
+    }
+}
+
+impl LedgerQueues {
+    /// Hands `ledger`'s queue on for a waiter that was handed it and will not use it.
+    fn hand_on_unheld(&self, ledger: &str) {
+        Carrier {
+            queues: self,
+            ledger,
+            others: Vec::new(),
+            finished: true,
+        }
+        .hand_on();
     }
 }
 
@@ -182,13 +206,7 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.rx.close();
         if let Ok(Some(Turn::Carry(_) | Turn::Hold)) = self.rx.try_recv() {
-            Carrier {
-                queues: self.queues,
-                ledger: self.ledger,
-                others: Vec::new(),
-                finished: true,
-            }
-            .hand_on();
+            self.queues.hand_on_unheld(self.ledger);
         }
     }
 }
