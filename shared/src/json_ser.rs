@@ -18,6 +18,30 @@ use crate::json_write::write_str;
 /// `ledger::opening`.
 pub(crate) const RAW_JSON_TOKEN: &str = "$serde_json::private::RawValue";
 
+/// Writes `text` (valid JSON) as it is, as serde_json's `RawValue` writes itself: this writer
+/// and serde_json's both honour it.
+pub(crate) fn serialize_raw<S: ser::Serializer>(
+    serializer: S,
+    text: &str,
+) -> Result<S::Ok, S::Error> {
+    use ser::SerializeStruct;
+    let mut raw = serializer.serialize_struct(RAW_JSON_TOKEN, 1)?;
+    raw.serialize_field(RAW_JSON_TOKEN, text)?;
+    raw.end()
+}
+
+/// The JSON text serde_json hands a visitor that asked for a newtype struct named
+/// [`RAW_JSON_TOKEN`] (`visit_map`, one entry under that name); `refusal` if anything else came.
+pub(crate) fn deserialize_raw<'de, A: serde::de::MapAccess<'de>>(
+    mut map: A,
+    refusal: &'static str,
+) -> Result<String, A::Error> {
+    match map.next_key::<std::borrow::Cow<'de, str>>()? {
+        Some(key) if key == RAW_JSON_TOKEN => map.next_value(),
+        _ => Err(serde::de::Error::custom(refusal)),
+    }
+}
+
 /// `serde_json::to_vec(value)`.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(256);

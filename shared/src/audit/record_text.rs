@@ -6,11 +6,9 @@
 //! and drops, was ~15% of Spin's CPU. As text, a record is written out as it is (serde_json's
 //! `RawValue` convention), copied as a reference count, and parsed once, when forwarded.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::ser::SerializeStruct;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::AuditEvent;
@@ -63,11 +61,7 @@ impl Serialize for RecordText {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             // As serde_json's `RawValue` writes itself: the text, as it is.
-            Repr::Text(text) => {
-                let mut raw = serializer.serialize_struct(RAW_JSON_TOKEN, 1)?;
-                raw.serialize_field(RAW_JSON_TOKEN, &**text)?;
-                raw.end()
-            }
+            Repr::Text(text) => crate::json_ser::serialize_raw(serializer, text),
             Repr::Event(event) => event.serialize(serializer),
         }
     }
@@ -89,12 +83,8 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
 
     /// serde_json: the record's text, kept as it was read (valid JSON: serde_json scanned it).
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RecordText, A::Error> {
-        match map.next_key::<Cow<'de, str>>()? {
-            Some(key) if key == RAW_JSON_TOKEN => {}
-            _ => return Err(de::Error::custom("an audit record is read from JSON text")),
-        }
-        map.next_value::<String>()
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RecordText, A::Error> {
+        crate::json_ser::deserialize_raw(map, "an audit record is read from JSON text")
             .map(|text| RecordText(Repr::Text(text.into())))
     }
 

@@ -6,8 +6,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::ser::SerializeStruct;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::audit::AuditEvent;
@@ -68,11 +67,7 @@ impl Serialize for OpeningRecord {
         match self {
             OpeningRecord::Event(event) => event.serialize(serializer),
             // As serde_json's `RawValue` writes itself: the text, as it is.
-            OpeningRecord::Stored(text) => {
-                let mut raw = serializer.serialize_struct(RAW_JSON_TOKEN, 1)?;
-                raw.serialize_field(RAW_JSON_TOKEN, text.as_str())?;
-                raw.end()
-            }
+            OpeningRecord::Stored(text) => crate::json_ser::serialize_raw(serializer, text),
         }
     }
 }
@@ -93,16 +88,9 @@ impl<'de> Visitor<'de> for OpeningVisitor {
     }
 
     /// serde_json: the record's text, kept.
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OpeningRecord, A::Error> {
-        match map.next_key::<Cow<'de, str>>()? {
-            Some(key) if key == RAW_JSON_TOKEN => {}
-            _ => {
-                return Err(de::Error::custom(
-                    "an opening record is read from JSON text",
-                ))
-            }
-        }
-        map.next_value().map(OpeningRecord::Stored)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OpeningRecord, A::Error> {
+        crate::json_ser::deserialize_raw(map, "an opening record is read from JSON text")
+            .map(OpeningRecord::Stored)
     }
 
     /// Content serde buffered (a stored request is an internally tagged enum): parsed.
