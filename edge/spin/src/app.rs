@@ -21,7 +21,7 @@ use crate::host::SpinHost;
 use crate::platform::{Platform, SqlValue};
 use crate::s3::BucketSink;
 use crate::settings;
-use crate::{sql_cache, sql_ledger, sql_trail};
+use crate::{pacing, sql_cache, sql_ledger, sql_trail};
 
 /// `POST` here with `Authorization: Bearer <audit_flush_token>` gives up on expired requests in
 /// every ledger, forwards every outbox and ships whatever is due (and a heartbeat digest on each
@@ -66,18 +66,55 @@ pub async fn configure_connection<P: Platform>(p: &P) {
     }
 }
 
-/// Creates the tables and triggers once per instance (every statement is `IF NOT EXISTS`).
-pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
-    if SCHEMA_READY.with(Cell::get) {
-        return Ok(());
-    }
-    for statement in sql_ledger::SCHEMA
+/// Every table and trigger the component uses, in creation order.
+fn schema_statements() -> impl Iterator<Item = &'static str> {
+    sql_ledger::SCHEMA
         .iter()
         .chain(sql_trail::SCHEMA)
         .chain(sql_cache::SCHEMA)
         .chain(FLUSH_LEASE_SCHEMA)
-    {
-        p.sql(statement, &[]).await?;
+        .chain(pacing::SCHEMA)
+        .copied()
+}
+
+/// The schema's fingerprint (FNV-1a of its statements, as a positive `user_version`): any change
+/// to a statement changes it, so a build that adds a table creates it in a database an older build
+/// set up.
+pub fn schema_version() -> i64 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for statement in schema_statements() {
+        for byte in statement.bytes().chain([0]) {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+    }
+    // SQLite's `user_version` is a signed 32-bit integer, 0 in a new database.
+    i64::from((hash & 0x7fff_ffff).max(1))
+}
+
+/// Creates the tables and triggers once per instance (every statement is `IF NOT EXISTS`), unless
+/// the database says it already has this schema (`PRAGMA user_version`): a new instance then reads
+/// one pragma instead of running every statement (with an instance per request, on every request).
+/// A backend without `user_version` gets the statements every time, as before.
+pub async fn ensure_schema<P: Platform>(p: &P) -> Result<(), HostError> {
+    if SCHEMA_READY.with(Cell::get) {
+        return Ok(());
+    }
+    let version = schema_version();
+    let stored = match p.sql("PRAGMA user_version", &[]).await {
+        Ok(rows) => rows.first().and_then(|row| match row.first() {
+            Some(SqlValue::Integer(v)) => Some(*v),
+            _ => None,
+        }),
+        Err(_) => None,
+    };
+    if stored != Some(version) {
+        for statement in schema_statements() {
+            p.sql(statement, &[]).await?;
+        }
+        // A pragma takes no parameters; `version` is our own integer.
+        let _ = p
+            .sql(&format!("PRAGMA user_version = {version}"), &[])
+            .await;
     }
     SCHEMA_READY.with(|r| r.set(true));
     Ok(())
@@ -173,6 +210,15 @@ async fn forward<P: Platform>(
 /// Ships what is due on every stream of the region now (starting any that has not started, so
 /// each heartbeats). Returns the number of shipments confirmed.
 pub async fn flush<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Result<usize, String> {
+    flush_streams(d, host, &d.audit_streams.all()).await
+}
+
+/// Ships what is due on `streams` now (starting any that has not started).
+async fn flush_streams<P: Platform>(
+    d: &Deployment,
+    host: &SpinHost<P>,
+    streams: &[String],
+) -> Result<usize, String> {
     let p = host.platform();
     let keyring = settings::keyring(p).await?;
     let bucket = settings::bucket(p).await?;
@@ -191,11 +237,11 @@ pub async fn flush<P: Platform>(d: &Deployment, host: &SpinHost<P>) -> Result<us
     };
     let trail = sql_trail::SqlTrail(p);
     let mut shipped = 0;
-    for stream in d.audit_streams.all() {
-        drive::ensure(&trail, &stream, p.now_ms())
+    for stream in streams {
+        drive::ensure(&trail, stream, p.now_ms())
             .await
             .map_err(|e| e.to_string())?;
-        shipped += drive::flush(&trail, &sink, &stream, p.now_ms(), &d.ship_policy, &keyring)
+        shipped += drive::flush(&trail, &sink, stream, p.now_ms(), &d.ship_policy, &keyring)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -359,26 +405,31 @@ pub async fn sweep_overdue<P: Platform>(
     Ok(swept)
 }
 
-/// Flushes if a batch or a digest is due on any stream (two small reads per stream otherwise)
-/// and no other instance is flushing after a response.
+/// Flushes the streams where a batch or a digest is due (two small reads per stream to find
+/// them), unless another instance is flushing after a response. Only the due streams are
+/// restored and shipped: restoring a stream reads and parses every record it buffers.
 pub async fn flush_if_due<P: Platform>(
     d: &Deployment,
     host: &SpinHost<P>,
 ) -> Result<Option<usize>, String> {
     let p = host.platform();
     let trail = sql_trail::SqlTrail(p);
-    let mut due = false;
+    let mut due = Vec::new();
     for stream in d.audit_streams.all() {
-        let stream_due = drive::needs_flush(&trail, &stream, p.now_ms(), &d.ship_policy)
-            .await
-            .map_err(|e| e.to_string())?;
-        // A stream that has not started is due: it must start heartbeating.
+        // A stream that has not started is due: it must start heartbeating. `needs_flush` reads
+        // the head first and answers false without one.
         let started = drive::has_started(&trail, &stream)
             .await
             .map_err(|e| e.to_string())?;
-        due |= stream_due || !started;
+        let stream_due = !started
+            || drive::needs_flush(&trail, &stream, p.now_ms(), &d.ship_policy)
+                .await
+                .map_err(|e| e.to_string())?;
+        if stream_due {
+            due.push(stream);
+        }
     }
-    if !due {
+    if due.is_empty() {
         return Ok(None);
     }
     let Some(until) = take_flush_lease(d, p).await? else {
@@ -387,7 +438,7 @@ pub async fn flush_if_due<P: Platform>(
     if let Err(why) = sweep_overdue(d, host).await {
         eprintln!("asc: settling overdue requests failed, will retry: {why}");
     }
-    let flushed = flush(d, host).await.map(Some);
+    let flushed = flush_streams(d, host, &due).await.map(Some);
     release_flush_lease(p, until).await;
     flushed
 }

@@ -2,13 +2,12 @@
 //! WASI clocks and randomness) and the HTTP handler. Request in, core's reply out.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 
 use asc_core::host::{ByteSource, HostError, UpstreamResponse};
-use asc_core::ledger::LedgerId;
 use asc_core::pipeline::http::{Inbound, ReplyBody};
 use asc_core::pipeline::{AfterResponse, Handled};
 use bytes::Bytes;
@@ -22,6 +21,7 @@ use spin_sdk::wasip3::{wit_future, wit_stream};
 use spin_sdk::{key_value, sqlite, variables};
 
 use crate::app;
+use crate::pacing::{self, InstancePacing};
 use crate::platform::{Outbound, Platform, SqlValue};
 use crate::settings::{CONFIG_STORE, STATE_DB};
 
@@ -75,18 +75,12 @@ thread_local! {
     static IDLE: RefCell<Vec<Stores>> = const { RefCell::new(Vec::new()) };
     /// The deployment's settings, read once per instance and again after `SETTINGS_FOR_MS`.
     static SETTINGS: RefCell<Option<(u64, app::Settings)>> = const { RefCell::new(None) };
-    /// When this instance last forwarded its ledgers and last looked for a due audit flush.
-    static LAST_FORWARD_MS: Cell<u64> = const { Cell::new(0) };
-    static LAST_DUE_CHECK_MS: Cell<u64> = const { Cell::new(0) };
-    /// Ledgers written by this instance's requests and not yet forwarded.
-    static UNFORWARDED: RefCell<BTreeSet<LedgerId>> = const { RefCell::new(BTreeSet::new()) };
+    /// This instance's pacing of the work after responses (forwarding, looking for a due flush).
+    static PACING: Rc<InstancePacing> = Rc::new(InstancePacing::default());
 }
 
 /// Settings (variables) are re-read this often by a long-lived instance, as key records are.
 const SETTINGS_FOR_MS: u64 = 10_000;
-/// An instance looks for a due audit flush at most this often (three queries per stream); the
-/// flush endpoint's scheduler ships regardless.
-const DUE_CHECK_MS: u64 = 1_000;
 
 pub struct Spin {
     stores: Option<Stores>,
@@ -539,28 +533,11 @@ async fn settings(spin: &Spin) -> Result<app::Settings, String> {
     Ok(settings)
 }
 
-/// The work after a response, with this instance's pacing: the request's own work (its commit)
-/// always; forwarding the ledgers written since, at most every `audit_forward_ms` (their records
-/// wait durably in the ledger; the flush endpoint's sweep forwards every ledger regardless); a
-/// look for a due flush at most every `DUE_CHECK_MS`.
+/// The work after a response, paced across this instance's requests and every instance
+/// (`pacing::after_response`).
 async fn after_response(prepared: &app::Prepared<Spin>, after: AfterResponse) -> Vec<String> {
-    let (deployment, host) = (&prepared.deployment, &prepared.host);
-    let mut failures = app::run_deferred(prepared, after).await;
-    let touched = host.take_touched();
-    UNFORWARDED.with(|u| u.borrow_mut().extend(touched));
-    let now = host.platform().now_ms();
-    if now.saturating_sub(LAST_FORWARD_MS.with(Cell::get)) >= deployment.forward_delay_ms {
-        LAST_FORWARD_MS.with(|t| t.set(now));
-        let ledgers = UNFORWARDED.with(|u| std::mem::take(&mut *u.borrow_mut()));
-        failures.extend(app::forward_ledgers(deployment, host, ledgers).await);
-    }
-    if now.saturating_sub(LAST_DUE_CHECK_MS.with(Cell::get)) >= DUE_CHECK_MS {
-        LAST_DUE_CHECK_MS.with(|t| t.set(now));
-        if let Err(why) = app::flush_if_due(deployment, host).await {
-            failures.push(format!("audit flush: {why}"));
-        }
-    }
-    failures
+    let instance = PACING.with(Rc::clone);
+    pacing::after_response(prepared, after, &instance).await
 }
 
 async fn misconfigured<B>(

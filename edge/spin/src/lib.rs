@@ -9,6 +9,7 @@
 pub mod app;
 pub mod host;
 pub mod ledger_queue;
+pub mod pacing;
 pub mod platform;
 pub mod s3;
 pub mod settings;

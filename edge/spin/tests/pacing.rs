@@ -1,0 +1,233 @@
+//! Pacing kept in the database (`asc_spin::pacing`) and the schema created once per database:
+//! what lets an instance that Spin starts for one request (or every 128) skip the work the
+//! instances before it did.
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use asc_core::host::{Chunks, HostError, UpstreamResponse};
+use asc_core::ledger::LedgerId;
+use asc_core::pipeline::AfterResponse;
+use asc_spin::app;
+use asc_spin::pacing::{self, Claim, InstancePacing};
+use asc_spin::platform::{Outbound, Platform, SqlValue};
+use support::common::*;
+use support::TestPlatform;
+
+/// An instance with only a database, its own clock and its own random tokens, that logs the
+/// statements it runs.
+struct Instance {
+    db: Rc<rusqlite::Connection>,
+    now_ms: Cell<u64>,
+    random: Cell<u8>,
+    statements: RefCell<Vec<String>>,
+}
+
+impl Instance {
+    fn new(db: Rc<rusqlite::Connection>, seed: u8) -> Self {
+        Instance {
+            db,
+            now_ms: Cell::new(NOW),
+            random: Cell::new(seed),
+            statements: RefCell::default(),
+        }
+    }
+}
+
+impl Platform for Instance {
+    type Body = Chunks;
+    fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        for b in buf.iter_mut() {
+            self.random.set(self.random.get().wrapping_add(1));
+            *b = self.random.get();
+        }
+    }
+    async fn variable(&self, _name: &str) -> Result<Option<String>, HostError> {
+        Ok(None)
+    }
+    async fn kv_get(&self, _key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(None)
+    }
+    async fn kv_set(&self, _key: &str, _value: &[u8]) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn sql(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, HostError> {
+        self.statements.borrow_mut().push(statement.to_string());
+        support::run_sql(&self.db, statement, params)
+    }
+    async fn send(&self, _req: Outbound) -> Result<UpstreamResponse<Chunks>, HostError> {
+        Err(HostError::Unreachable("no network here".into()))
+    }
+    async fn sleep(&self, _ms: u64) {}
+}
+
+const NOW: u64 = 1_767_225_600_000;
+
+fn pacing_db() -> Rc<rusqlite::Connection> {
+    let db = support::open_db(None);
+    for s in pacing::SCHEMA {
+        db.execute_batch(s).expect("schema");
+    }
+    Rc::new(db)
+}
+
+fn claim(p: &Instance, what: &str, at: u64, every: u64) -> Claim {
+    p.now_ms.set(at);
+    block_on(pacing::claim(p, what, at, every)).expect("claim")
+}
+
+#[test]
+fn a_claim_is_won_by_one_instance_per_window() {
+    let db = pacing_db();
+    let (a, b) = (Instance::new(db.clone(), 0), Instance::new(db, 100));
+    assert_eq!(claim(&a, "forward acme", NOW, 200), Claim::Won);
+    // Inside the window every other claim (from any instance, or the same one) is told when it
+    // ends, and does not move it.
+    assert_eq!(
+        claim(&b, "forward acme", NOW + 50, 200),
+        Claim::HeldUntil(NOW + 200)
+    );
+    assert_eq!(
+        claim(&a, "forward acme", NOW + 199, 200),
+        Claim::HeldUntil(NOW + 200)
+    );
+    // Another name is paced on its own.
+    assert_eq!(claim(&b, "forward other", NOW + 50, 200), Claim::Won);
+    // From the window's end, the first claim wins the next window and the next one waits.
+    assert_eq!(claim(&b, "forward acme", NOW + 200, 200), Claim::Won);
+    assert_eq!(
+        claim(&a, "forward acme", NOW + 200, 200),
+        Claim::HeldUntil(NOW + 400)
+    );
+    // A clock that went back does not cut a running window short.
+    assert_eq!(
+        claim(&a, "forward acme", NOW + 10, 200),
+        Claim::HeldUntil(NOW + 400)
+    );
+}
+
+#[test]
+fn instances_with_the_same_clock_reading_do_not_both_win() {
+    let db = pacing_db();
+    let instances: Vec<Instance> = (0..8).map(|i| Instance::new(db.clone(), i * 20)).collect();
+    let won = instances
+        .iter()
+        .filter(|p| claim(p, pacing::DUE_CHECK, NOW, 1_000) == Claim::Won)
+        .count();
+    assert_eq!(won, 1, "one winner per window, told apart by its token");
+}
+
+/// The schema is created by the first instance on a database and recorded in `user_version`;
+/// a later instance (a new thread here: `ensure_schema` remembers per instance) reads one pragma
+/// and runs nothing else, and a database set up by another schema gets every statement again.
+#[test]
+fn the_schema_is_created_once_per_database() {
+    let dir = std::env::temp_dir().join(format!("asc-spin-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("state.db");
+    let _ = std::fs::remove_file(&file);
+    let first_instance = |file: std::path::PathBuf| {
+        std::thread::spawn(move || {
+            let db = rusqlite::Connection::open(&file).expect("db");
+            let p = Instance::new(Rc::new(db), 0);
+            block_on(app::ensure_schema(&p)).expect("schema");
+            p.statements.take()
+        })
+        .join()
+        .expect("instance")
+    };
+    let ran = first_instance(file.clone());
+    assert!(ran.len() > 5, "a new database gets the tables: {ran:?}");
+    let db = rusqlite::Connection::open(&file).expect("db");
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, app::schema_version());
+    assert_ne!(version, 0, "0 is a new database's");
+    for table in [
+        "asc_ledger",
+        "asc_pacing",
+        "asc_flush_lease",
+        "asc_audit_head",
+    ] {
+        let n: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .expect("table");
+        assert_eq!(n, 1, "{table}");
+    }
+
+    assert_eq!(
+        first_instance(file.clone()),
+        vec!["PRAGMA user_version".to_string()],
+        "the next instance only reads the version"
+    );
+
+    // Another build's schema (or a database an older build set up): everything runs again.
+    db.execute_batch("PRAGMA user_version = 7").expect("set");
+    assert_eq!(first_instance(file.clone()).len(), ran.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two instances of one deployment write the same ledger: the first to finish forwards it, the
+/// other keeps it (no forward within the window, however new the instance) and forwards it once
+/// the window ends, so no record waits for the scheduler while its instances still serve.
+#[test]
+fn a_ledger_is_forwarded_once_per_window_across_instances() {
+    let fake = Rc::new(FakeHost::new());
+    let platform = TestPlatform::new(fake.clone());
+    let first = block_on(app::prepare(platform.instance())).expect("deployment");
+    let second = block_on(app::prepare(platform.instance())).expect("deployment");
+    fake.put_tenant(&demo_tenant());
+    let key = fake.mint_key("demo", 1, &all_scopes());
+    let auth = format!("Bearer {key}");
+    let models = || request("GET", "/v1/models", &[("authorization", &auth)], b"");
+    let forwarded = || -> usize {
+        platform
+            .query("SELECT entries FROM asc_audit_batch")
+            .iter()
+            .map(|row| {
+                row[0]
+                    .as_str()
+                    .map_or(0, |t| t.matches("\"request_id\"").count())
+            })
+            .sum()
+    };
+    let (pace_first, pace_second) = (InstancePacing::default(), InstancePacing::default());
+
+    let handled = block_on(first.gateway.handle(&first.host, models()));
+    assert_eq!(handled.reply.status, 200);
+    block_on(pacing::after_response(&first, handled.after, &pace_first));
+    assert_eq!(forwarded(), 1, "the first instance forwards its record");
+
+    fake.clock_ms.set(fake.clock_ms.get() + 10);
+    let handled = block_on(second.gateway.handle(&second.host, models()));
+    block_on(pacing::after_response(&second, handled.after, &pace_second));
+    assert_eq!(forwarded(), 1, "a new instance within the window does not");
+    let ledger: Vec<LedgerId> = pace_second.unforwarded();
+    assert_eq!(ledger.len(), 1, "it keeps the ledger for later");
+
+    // The window ends (audit_forward_ms of the local region's deployment): the second
+    // instance's next response forwards what it kept.
+    fake.clock_ms
+        .set(fake.clock_ms.get() + second.deployment.forward_delay_ms);
+    block_on(pacing::after_response(
+        &second,
+        AfterResponse::default(),
+        &pace_second,
+    ));
+    assert_eq!(forwarded(), 2);
+    assert!(pace_second.unforwarded().is_empty());
+}
