@@ -843,9 +843,9 @@ if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
     spin = await startSpin({
       root: ROOT, dir: spinDir, ports: [await freePort()], motoPort: await freePort(), kv: spinSeed.kv,
       secrets: spinSeed.secrets, waitReady: ready,
-      // The Worker's production audit settings (wrangler.toml), but a heartbeat that makes the
-      // scheduler call the flush endpoint every second.
-      policy: { maxRecords: 500, maxAgeMs: 5000, heartbeatMs: 2000, forwardMs: 200 },
+      // The production audit settings (wrangler.toml; forwarding as spin.toml's default), but a
+      // heartbeat that makes the scheduler call the flush endpoint every second.
+      policy: { maxRecords: 500, maxAgeMs: 5000, heartbeatMs: 2000, forwardMs: 50 },
     });
     // A Spin built from source offline prints placeholders after its version: keep the version.
     versions.spin = execFileSync(SPIN_BIN, ['--version'], { encoding: 'utf8' }).trim().split(' (')[0];
