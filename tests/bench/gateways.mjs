@@ -866,7 +866,25 @@ if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
       headers: { authorization: `Bearer ${keys.leased}` }, pids: spinPids,
       note: 'the leased tenant through the same Spin component',
     }));
+    // Some hosts give each request a new instance: everything an instance keeps (connections,
+    // settings, ledger states, the tenant's config and compiled guardrails) starts empty.
     await spin.shutdown();
+    let fresh = false;
+    try {
+      await spin.restart({}, ['--max-instance-reuse-count', '1']);
+      fresh = true;
+    } catch (e) {
+      await spin.shutdown().catch(() => {});
+      unavailable.push({ name: 'ASC on Spin, an instance per request', why: e.message.split('\n')[0].slice(0, 300) });
+    }
+    if (fresh) {
+      await runTarget('spin', async () => ({
+        name: 'ASC on Spin, an instance per request (spin up --max-instance-reuse-count 1)', url: `${spin.url}/v1/chat/completions`,
+        headers: { authorization: `Bearer ${keys.bench}` }, pids: spinPids,
+        note: 'the write-ahead tenant through the same component, with a new instance for every request',
+      }));
+      await spin.shutdown();
+    }
     spin.stopMoto();
   }
 } else if (want('spin')) {

@@ -155,8 +155,8 @@ export async function startSpin({ root, dir, ports, motoPort, kv, secrets, polic
   const urls = ports.map((port) => `http://127.0.0.1:${port}`);
   const url = urls[0];
   // The Worker's fault vars by their Spin variable names (ASC_FAULT_AFTER_DELAY_MS is
-  // asc_fault_after_delay_ms), for one launch.
-  async function launch(extra = {}) {
+  // asc_fault_after_delay_ms), and more `spin up` flags, for one launch.
+  async function launch(extra = {}, upArgs = []) {
     const faults = Object.entries(extra).flatMap(([k, v]) => ['--variable', `${k.toLowerCase()}=${v}`]);
     procs = ports.map((port, i) => {
       const args = ['up', '--from', join(root, 'spin.toml'), '--listen', `127.0.0.1:${port}`,
@@ -165,7 +165,7 @@ export async function startSpin({ root, dir, ports, motoPort, kv, secrets, polic
         '--variable', `@${join(root, 'regions/spin/local.variables.toml')}`,
         ...Object.entries(variables).flatMap(([k, v]) => ['--variable', `${k}=${v}`]), ...faults,
         // ASC_SPIN_UP_ARGS: more `spin up` flags (e.g. instance reuse), for measuring them.
-        ...(process.env.ASC_SPIN_UP_ARGS ?? '').split(/\s+/).filter(Boolean)];
+        ...(process.env.ASC_SPIN_UP_ARGS ?? '').split(/\s+/).filter(Boolean), ...upArgs];
       const proc = spawn(SPIN_BIN, args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       proc.stdout.on('data', (d) => logs.push(d.toString()));
       proc.stderr.on('data', (d) => logs.push(d.toString()));
@@ -205,7 +205,7 @@ export async function startSpin({ root, dir, ports, motoPort, kv, secrets, polic
     urls,
     logs,
     async kill() { await halt('SIGKILL'); },
-    async restart(extra = {}) { await launch(extra); },
+    async restart(extra = {}, upArgs = []) { await launch(extra, upArgs); },
     flushToken,
     async shutdown() { await halt('SIGTERM'); },
     async downloadAudit(outDir) { return moto.download(outDir); },
