@@ -8,7 +8,10 @@
 //! A claim is one statement: it succeeds for one caller per window, across every instance and
 //! replica on the database. It is an optimisation only: what it paces is safe to run twice
 //! (forwarding and flushing are idempotent), and what it defers waits durably in the ledger row
-//! or the stream's buffer until the next claim or the scheduled flush endpoint.
+//! or the stream's buffer. A claim lost on a ledger marks the ledger owed: the losing instance
+//! may be retired with its request, so whichever instance next wins the due-flush check (once a
+//! second per deployment) forwards every owed ledger whose window has ended, and the scheduled
+//! flush endpoint forwards everything regardless.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -24,18 +27,23 @@ use crate::platform::{Platform, SqlValue};
 /// whichever instance claims it ([`DUE_CHECK`]); the flush endpoint's scheduler ships regardless.
 pub const DUE_CHECK_MS: u64 = 1_000;
 
-pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS asc_pacing (
+/// One row per paced thing: the running claim's end and holder, and whether a claim was lost
+/// to it since (`owed`: work the loser left to whoever comes next).
+pub const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS asc_claims (
         what TEXT PRIMARY KEY,
         due_ms INTEGER NOT NULL,
-        holder INTEGER NOT NULL
+        holder INTEGER NOT NULL,
+        owed INTEGER NOT NULL DEFAULT 0
     )"];
 
 /// The claim that paces looking for a due audit flush.
 pub const DUE_CHECK: &str = "due-check";
 
+const FORWARD: &str = "forward ";
+
 /// The claim that paces forwarding `ledger`'s outbox.
 pub fn forward_of(ledger: &LedgerId) -> String {
-    format!("forward {}", ledger.as_str())
+    format!("{FORWARD}{}", ledger.as_str())
 }
 
 /// What a claim found.
@@ -50,8 +58,10 @@ pub enum Claim {
 }
 
 /// Claims `what` until `now_ms + every_ms` if no claim on it is still running: `Won` for exactly
-/// one caller per window (told apart by a random token), else when the running claim ends. One
-/// statement either way. A clock that went back leaves an earlier claim standing until its end.
+/// one caller per window (told apart by a random token), else when the running claim ends (and
+/// `what` is marked owed). One statement either way. A clock that went back a little leaves an
+/// earlier claim standing until its end; a claim ending more than two windows out can only come
+/// from a clock that read ahead, and is taken over rather than waited for.
 pub async fn claim<P: Platform>(
     p: &P,
     what: &str,
@@ -64,16 +74,21 @@ pub async fn claim<P: Platform>(
     let token = u64::from_le_bytes(token) >> 1;
     let rows = p
         .sql(
-            "INSERT INTO asc_pacing (what, due_ms, holder) VALUES (?1, ?3, ?4)
+            "INSERT INTO asc_claims (what, due_ms, holder) VALUES (?1, ?3, ?4)
              ON CONFLICT (what) DO UPDATE SET
-                 due_ms = CASE WHEN asc_pacing.due_ms <= ?2 THEN excluded.due_ms ELSE asc_pacing.due_ms END,
-                 holder = CASE WHEN asc_pacing.due_ms <= ?2 THEN excluded.holder ELSE asc_pacing.holder END
+                 due_ms = CASE WHEN asc_claims.due_ms <= ?2 OR asc_claims.due_ms > ?5
+                     THEN excluded.due_ms ELSE asc_claims.due_ms END,
+                 holder = CASE WHEN asc_claims.due_ms <= ?2 OR asc_claims.due_ms > ?5
+                     THEN excluded.holder ELSE asc_claims.holder END,
+                 owed = CASE WHEN asc_claims.due_ms <= ?2 OR asc_claims.due_ms > ?5
+                     THEN 0 ELSE 1 END
              RETURNING due_ms, holder",
             &[
                 what.into(),
                 now_ms.into(),
                 now_ms.saturating_add(every_ms).into(),
                 token.into(),
+                now_ms.saturating_add(every_ms.saturating_mul(2)).into(),
             ],
         )
         .await?;
@@ -89,6 +104,22 @@ pub async fn claim<P: Platform>(
             "pacing claim on {what}: unexpected reply"
         ))),
     }
+}
+
+/// The ledgers another instance lost the forwarding claim on, whose window has ended.
+pub async fn owed_ledgers<P: Platform>(p: &P, now_ms: u64) -> Result<Vec<LedgerId>, HostError> {
+    let rows = p
+        .sql(
+            "SELECT what FROM asc_claims WHERE owed = 1 AND due_ms <= ?1",
+            &[now_ms.into()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.first().and_then(SqlValue::as_str))
+        .filter_map(|what| what.strip_prefix(FORWARD))
+        .map(|id| LedgerId(id.to_string()))
+        .collect())
 }
 
 /// What an instance remembers between its requests to pace the work after them: when it next
@@ -115,7 +146,9 @@ impl InstancePacing {
 /// the instance's own clock and then by a claim in the database. A ledger another instance
 /// forwarded within the window is kept and tried again when that window ends, not a window of
 /// this instance's own: the Spin ledger row holds the records until forwarded, and every
-/// operation rewrites it (forwarding half as often cost 5-7% of throughput, measured).
+/// operation rewrites it (forwarding half as often cost 5-7% of throughput, measured). The
+/// claim also marks it owed, for an instance that does not live that long: the winner of the
+/// due-flush check forwards owed ledgers.
 pub async fn after_response<P: Platform>(
     prepared: &Prepared<P>,
     after: AfterResponse,
@@ -126,8 +159,8 @@ pub async fn after_response<P: Platform>(
     let mut failures = app::run_deferred(prepared, after).await;
     pacing.unforwarded.borrow_mut().extend(host.take_touched());
     let now = p.now_ms();
+    let every = deployment.forward_delay_ms;
     if now >= pacing.next_forward_ms.get() {
-        let every = deployment.forward_delay_ms;
         let mut next = now.saturating_add(every);
         let ledgers = std::mem::take(&mut *pacing.unforwarded.borrow_mut());
         let mut claimed = Vec::new();
@@ -153,6 +186,20 @@ pub async fn after_response<P: Platform>(
             Ok(Claim::Won) | Err(_) => now.saturating_add(DUE_CHECK_MS),
         });
         if !matches!(claimed, Ok(Claim::HeldUntil(_))) {
+            // What losers of a forwarding claim left behind (they may be gone with their request).
+            match owed_ledgers(p, now).await {
+                Ok(owed) => {
+                    let mut won = Vec::new();
+                    for ledger in owed {
+                        let claimed = claim(p, &forward_of(&ledger), now, every).await;
+                        if !matches!(claimed, Ok(Claim::HeldUntil(_))) {
+                            won.push(ledger);
+                        }
+                    }
+                    failures.extend(app::forward_ledgers(deployment, host, won).await);
+                }
+                Err(why) => failures.push(format!("owed ledgers: {why}")),
+            }
             if let Err(why) = app::flush_if_due(deployment, host).await {
                 failures.push(format!("audit flush: {why}"));
             }

@@ -115,6 +115,20 @@ fn a_claim_is_won_by_one_instance_per_window() {
     );
 }
 
+/// A claim set while a clock read ahead (a step back by NTP, a replica whose clock is ahead)
+/// holds the others off for at most two windows, not for the whole step.
+#[test]
+fn a_claim_from_a_clock_that_read_ahead_is_taken_over() {
+    let db = pacing_db();
+    let (a, b) = (Instance::new(db.clone(), 0), Instance::new(db, 100));
+    assert_eq!(claim(&a, "forward acme", NOW + 600_000, 50), Claim::Won);
+    assert_eq!(claim(&b, "forward acme", NOW + 1_000, 50), Claim::Won);
+    assert_eq!(
+        claim(&a, "forward acme", NOW + 1_010, 50),
+        Claim::HeldUntil(NOW + 1_050)
+    );
+}
+
 #[test]
 fn instances_with_the_same_clock_reading_do_not_both_win() {
     let db = pacing_db();
@@ -155,7 +169,7 @@ fn the_schema_is_created_once_per_database() {
     assert_ne!(version, 0, "0 is a new database's");
     for table in [
         "asc_ledger",
-        "asc_pacing",
+        "asc_claims",
         "asc_flush_lease",
         "asc_audit_head",
     ] {
@@ -230,4 +244,68 @@ fn a_ledger_is_forwarded_once_per_window_across_instances() {
     ));
     assert_eq!(forwarded(), 2);
     assert!(pace_second.unforwarded().is_empty());
+}
+
+/// With an instance per request the instance that lost a forwarding claim is gone with its
+/// request, and its ledger with it: the claim marks the ledger owed, and the instance that next
+/// wins the due-flush check (serving any tenant) forwards it once its window has ended.
+#[test]
+fn a_ledger_left_by_a_lost_claim_is_forwarded_with_an_instance_per_request() {
+    let fake = Rc::new(FakeHost::new());
+    let platform = TestPlatform::new(fake.clone());
+    let window = block_on(app::prepare(platform.instance()))
+        .expect("deployment")
+        .deployment
+        .forward_delay_ms;
+    fake.put_tenant(&demo_tenant());
+    let mut other = demo_tenant();
+    other["tenant_id"] = "other".into();
+    fake.put_tenant(&other);
+    let demo = format!("Bearer {}", fake.mint_key("demo", 1, &all_scopes()));
+    let other = format!("Bearer {}", fake.mint_key("other", 2, &all_scopes()));
+    let forwarded = |tenant: &str| -> usize {
+        platform
+            .query("SELECT entries FROM asc_audit_batch")
+            .iter()
+            .map(|row| {
+                row[0].as_str().map_or(0, |t| {
+                    t.matches(&format!("\"tenant_id\":\"{tenant}\"")).count()
+                })
+            })
+            .sum()
+    };
+    // Each request on a new instance: its own `prepare` and its own, empty, pacing.
+    let serve = |auth: &str| {
+        let instance = block_on(app::prepare(platform.instance())).expect("deployment");
+        let handled = block_on(instance.gateway.handle(
+            &instance.host,
+            request("GET", "/v1/models", &[("authorization", auth)], b""),
+        ));
+        assert_eq!(handled.reply.status, 200);
+        block_on(pacing::after_response(
+            &instance,
+            handled.after,
+            &InstancePacing::default(),
+        ));
+    };
+
+    serve(&demo);
+    assert_eq!(forwarded("demo"), 1);
+    fake.advance(10);
+    serve(&demo); // loses the claim; its instance ends with the request
+    assert_eq!(forwarded("demo"), 1);
+    // Only the other tenant is served from now on, a window apart; the due-flush check is won
+    // once a second.
+    for _ in 0..(2 * pacing::DUE_CHECK_MS / window + 1) {
+        fake.advance(window);
+        serve(&other);
+    }
+    assert_eq!(
+        forwarded("demo"),
+        2,
+        "demo's second record reached its stream"
+    );
+    let owed: Vec<Vec<SqlValue>> =
+        platform.query("SELECT what FROM asc_claims WHERE owed = 1 AND what LIKE 'forward %'");
+    assert!(owed.is_empty(), "nothing is owed once forwarded: {owed:?}");
 }
