@@ -7,52 +7,20 @@ use std::sync::{Arc, Barrier};
 use asc_core::audit::{entry_hash, GENESIS_HASH};
 use asc_core::audit::{AuditEvent, AuditRecord, Outcome, AUDIT_SCHEMA_VERSION};
 use asc_core::budget::{BudgetLine, Mode, Period, ReserveAsk};
-use asc_core::host::{Chunks, HostError, UpstreamResponse};
 use asc_core::ledger::stored::apply_stored;
 use asc_core::ledger::{AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply};
-use asc_spin::platform::{Outbound, Platform, SqlValue};
+use asc_spin::platform::{Platform, SqlValue};
 use asc_spin::sql_ledger::SqlLedgers;
 use asc_spin::sql_trail::SqlTrail;
 
 mod support;
 
-/// An instance that only has the database.
-struct Instance(rusqlite::Connection);
-
-impl Platform for Instance {
-    type Body = Chunks;
-    fn now_ms(&self) -> u64 {
-        1_767_225_600_000
-    }
-    fn fill_random(&self, buf: &mut [u8]) {
-        buf.fill(7);
-    }
-    async fn variable(&self, _name: &str) -> Result<Option<String>, HostError> {
-        Ok(None)
-    }
-    async fn kv_get(&self, _key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(None)
-    }
-    async fn kv_set(&self, _key: &str, _value: &[u8]) -> Result<(), HostError> {
-        Ok(())
-    }
-    async fn sql(
-        &self,
-        statement: &str,
-        params: &[SqlValue],
-    ) -> Result<Vec<Vec<SqlValue>>, HostError> {
-        support::run_sql(&self.0, statement, params)
-    }
-    async fn send(&self, _req: Outbound) -> Result<UpstreamResponse<Chunks>, HostError> {
-        Err(HostError::Unreachable("no network here".into()))
-    }
-    async fn sleep(&self, _ms: u64) {}
-}
+use support::DbInstance;
 
 const INSTANCES: usize = 6;
 const PER_INSTANCE: usize = 40;
 
-const NOW: u64 = 1_767_225_600_000;
+const NOW: u64 = support::DB_NOW;
 
 fn admit(instance: usize, n: usize) -> LedgerOp {
     let mut record = event(instance, n);
@@ -133,7 +101,7 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
         .map(|i| {
             let (path, start) = (path.clone(), start.clone());
             std::thread::spawn(move || {
-                let instance = Instance(support::open_db(Some(&path)));
+                let instance = DbInstance::new(support::open_db(Some(&path)));
                 let ledger = LedgerId("acme".into());
                 start.wait();
                 let mut admitted = 0;
@@ -216,7 +184,7 @@ fn a_hard_budget_and_the_audit_chain_hold_across_concurrent_instances() {
 /// of its requests is at or past its expiry, and no longer once the ledger gave up on it.
 #[test]
 fn the_overdue_query_finds_expired_requests() {
-    let p = Instance(support::open_db(None));
+    let p = DbInstance::new(support::open_db(None));
     let id = LedgerId("acme".into());
     let expires = 1_767_225_900_000u64;
     futures::executor::block_on(apply_stored(&SqlLedgers(&p), &id, &admit(0, 1))).expect("admit");
@@ -247,7 +215,7 @@ fn the_overdue_query_finds_expired_requests() {
 #[test]
 fn a_lost_race_makes_the_instance_lock_first_on_that_ledger() {
     use asc_core::ledger::stored::LedgerStore;
-    let p = Instance(support::open_db(None));
+    let p = DbInstance::new(support::open_db(None));
     let ledgers = SqlLedgers(&p);
     let (busy, quiet) = (LedgerId("busy".into()), LedgerId("quiet".into()));
     assert!(!ledgers.contention_expected(&busy));
@@ -258,5 +226,5 @@ fn a_lost_race_makes_the_instance_lock_first_on_that_ledger() {
     let reply =
         futures::executor::block_on(apply_stored(&ledgers, &busy, &admit(0, 1))).expect("admit");
     assert!(matches!(reply, LedgerReply::Admitted { .. }), "{reply:?}");
-    assert!(p.0.is_autocommit(), "the write lock was released");
+    assert!(p.db.is_autocommit(), "the write lock was released");
 }

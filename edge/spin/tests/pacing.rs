@@ -4,73 +4,17 @@
 
 mod support;
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use asc_core::host::{Chunks, HostError, UpstreamResponse};
 use asc_core::ledger::LedgerId;
 use asc_core::pipeline::AfterResponse;
 use asc_spin::app;
 use asc_spin::pacing::{self, Claim, InstancePacing};
-use asc_spin::platform::{Outbound, Platform, SqlValue};
+use asc_spin::platform::SqlValue;
 use support::common::*;
-use support::TestPlatform;
+use support::{DbInstance, TestPlatform};
 
-/// An instance with only a database, its own clock and its own random tokens, that logs the
-/// statements it runs.
-struct Instance {
-    db: Rc<rusqlite::Connection>,
-    now_ms: Cell<u64>,
-    random: Cell<u8>,
-    statements: RefCell<Vec<String>>,
-}
-
-impl Instance {
-    fn new(db: Rc<rusqlite::Connection>, seed: u8) -> Self {
-        Instance {
-            db,
-            now_ms: Cell::new(NOW),
-            random: Cell::new(seed),
-            statements: RefCell::default(),
-        }
-    }
-}
-
-impl Platform for Instance {
-    type Body = Chunks;
-    fn now_ms(&self) -> u64 {
-        self.now_ms.get()
-    }
-    fn fill_random(&self, buf: &mut [u8]) {
-        for b in buf.iter_mut() {
-            self.random.set(self.random.get().wrapping_add(1));
-            *b = self.random.get();
-        }
-    }
-    async fn variable(&self, _name: &str) -> Result<Option<String>, HostError> {
-        Ok(None)
-    }
-    async fn kv_get(&self, _key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(None)
-    }
-    async fn kv_set(&self, _key: &str, _value: &[u8]) -> Result<(), HostError> {
-        Ok(())
-    }
-    async fn sql(
-        &self,
-        statement: &str,
-        params: &[SqlValue],
-    ) -> Result<Vec<Vec<SqlValue>>, HostError> {
-        self.statements.borrow_mut().push(statement.to_string());
-        support::run_sql(&self.db, statement, params)
-    }
-    async fn send(&self, _req: Outbound) -> Result<UpstreamResponse<Chunks>, HostError> {
-        Err(HostError::Unreachable("no network here".into()))
-    }
-    async fn sleep(&self, _ms: u64) {}
-}
-
-const NOW: u64 = 1_767_225_600_000;
+const NOW: u64 = support::DB_NOW;
 
 fn pacing_db() -> Rc<rusqlite::Connection> {
     let db = support::open_db(None);
@@ -80,7 +24,7 @@ fn pacing_db() -> Rc<rusqlite::Connection> {
     Rc::new(db)
 }
 
-fn claim(p: &Instance, what: &str, at: u64, every: u64) -> Claim {
+fn claim(p: &DbInstance, what: &str, at: u64, every: u64) -> Claim {
     p.now_ms.set(at);
     block_on(pacing::claim(p, what, at, every)).expect("claim")
 }
@@ -88,7 +32,10 @@ fn claim(p: &Instance, what: &str, at: u64, every: u64) -> Claim {
 #[test]
 fn a_claim_is_won_by_one_instance_per_window() {
     let db = pacing_db();
-    let (a, b) = (Instance::new(db.clone(), 0), Instance::new(db, 100));
+    let (a, b) = (
+        DbInstance::sharing(db.clone(), 0),
+        DbInstance::sharing(db, 100),
+    );
     assert_eq!(claim(&a, "forward acme", NOW, 200), Claim::Won);
     // Inside the window every other claim (from any instance, or the same one) is told when it
     // ends, and does not move it.
@@ -120,7 +67,10 @@ fn a_claim_is_won_by_one_instance_per_window() {
 #[test]
 fn a_claim_from_a_clock_that_read_ahead_is_taken_over() {
     let db = pacing_db();
-    let (a, b) = (Instance::new(db.clone(), 0), Instance::new(db, 100));
+    let (a, b) = (
+        DbInstance::sharing(db.clone(), 0),
+        DbInstance::sharing(db, 100),
+    );
     assert_eq!(claim(&a, "forward acme", NOW + 600_000, 50), Claim::Won);
     assert_eq!(claim(&b, "forward acme", NOW + 1_000, 50), Claim::Won);
     assert_eq!(
@@ -132,7 +82,9 @@ fn a_claim_from_a_clock_that_read_ahead_is_taken_over() {
 #[test]
 fn instances_with_the_same_clock_reading_do_not_both_win() {
     let db = pacing_db();
-    let instances: Vec<Instance> = (0..8).map(|i| Instance::new(db.clone(), i * 20)).collect();
+    let instances: Vec<DbInstance> = (0..8)
+        .map(|i| DbInstance::sharing(db.clone(), i * 20))
+        .collect();
     let won = instances
         .iter()
         .filter(|p| claim(p, pacing::DUE_CHECK, NOW, 1_000) == Claim::Won)
@@ -152,7 +104,7 @@ fn the_schema_is_created_once_per_database() {
     let first_instance = |file: std::path::PathBuf| {
         std::thread::spawn(move || {
             let db = rusqlite::Connection::open(&file).expect("db");
-            let p = Instance::new(Rc::new(db), 0);
+            let p = DbInstance::new(db);
             block_on(app::ensure_schema(&p)).expect("schema");
             p.statements.take()
         })

@@ -3,12 +3,12 @@
 //! upstream, a map for variables, and a real HTTP client for the audit bucket.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use asc_core::builtin_regions;
-use asc_core::host::{ByteSource, EgressApproved, Host, HostError, UpstreamResponse};
+use asc_core::host::{ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse};
 use asc_spin::platform::{Outbound, Platform, SqlValue};
 use asc_spin::{sql_cache, sql_ledger, sql_trail};
 use rusqlite::types::{Value, ValueRef};
@@ -138,6 +138,69 @@ pub fn run_sql(
         out.push(values);
     }
     Ok(out)
+}
+
+/// The clock of a [`DbInstance`] until a test moves it.
+pub const DB_NOW: u64 = 1_767_225_600_000;
+
+/// An instance that only has the database: its own clock, its own random bytes (a counter from
+/// its seed, so instances with different seeds draw different tokens) and a log of the
+/// statements it runs. Each thread of a test can be an instance with its own connection.
+pub struct DbInstance {
+    pub db: Rc<rusqlite::Connection>,
+    pub now_ms: Cell<u64>,
+    random: Cell<u8>,
+    pub statements: RefCell<Vec<String>>,
+}
+
+impl DbInstance {
+    pub fn new(db: rusqlite::Connection) -> Self {
+        DbInstance::sharing(Rc::new(db), 0)
+    }
+
+    /// Another instance on the same connection, drawing random bytes from `seed`.
+    pub fn sharing(db: Rc<rusqlite::Connection>, seed: u8) -> Self {
+        DbInstance {
+            db,
+            now_ms: Cell::new(DB_NOW),
+            random: Cell::new(seed),
+            statements: RefCell::default(),
+        }
+    }
+}
+
+impl Platform for DbInstance {
+    type Body = Chunks;
+    fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        for b in buf.iter_mut() {
+            self.random.set(self.random.get().wrapping_add(1));
+            *b = self.random.get();
+        }
+    }
+    async fn variable(&self, _name: &str) -> Result<Option<String>, HostError> {
+        Ok(None)
+    }
+    async fn kv_get(&self, _key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(None)
+    }
+    async fn kv_set(&self, _key: &str, _value: &[u8]) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn sql(
+        &self,
+        statement: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, HostError> {
+        self.statements.borrow_mut().push(statement.to_string());
+        run_sql(&self.db, statement, params)
+    }
+    async fn send(&self, _req: Outbound) -> Result<UpstreamResponse<Chunks>, HostError> {
+        Err(HostError::Unreachable("no network here".into()))
+    }
+    async fn sleep(&self, _ms: u64) {}
 }
 
 pub fn real_http(req: Outbound) -> Result<UpstreamResponse<TestBody>, HostError> {
