@@ -821,7 +821,12 @@ if (coldStart && want('asc') && COLD_TRIALS > 0) {
 // The deployment's scheduler (the flush endpoint: forwarding, shipping) runs every second. CPU is
 // the `spin` process's (moto, the bucket, is another process, as R2 is outside workerd in
 // production).
-if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
+// ASC_BASELINE_SPIN: another build of the Spin component (a .wasm, e.g. the commit before a
+// change), measured first with the same three rows on its own fresh state, for before and after
+// in one run (labelled with ASC_BASELINE_SPIN_LABEL, else its path).
+const SPIN_BASELINE = process.env.ASC_BASELINE_SPIN;
+async function spinRows(component, label) {
+  const suffix = component ? `, baseline build (${label})` : '';
   // State on tmpfs, as the Worker's rows keep theirs: both compare the gateways, not the disks
   // (on a disk, SQLite's fsync per transaction would dominate).
   const spinDir = mkdtempSync(existsSync('/dev/shm') ? '/dev/shm/asc-bench-spin-' : join(tmpdir(), 'asc-bench-spin-'));
@@ -842,7 +847,7 @@ if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
   try {
     spin = await startSpin({
       root: ROOT, dir: spinDir, ports: [await freePort()], motoPort: await freePort(), kv: spinSeed.kv,
-      secrets: spinSeed.secrets, waitReady: ready,
+      secrets: spinSeed.secrets, waitReady: ready, component,
       // The production audit settings (wrangler.toml; forwarding as spin.toml's default), but a
       // heartbeat that makes the scheduler call the flush endpoint every second.
       policy: { maxRecords: 500, maxAgeMs: 5000, heartbeatMs: 2000, forwardMs: 50 },
@@ -850,43 +855,49 @@ if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
     // A Spin built from source offline prints placeholders after its version: keep the version.
     versions.spin = execFileSync(SPIN_BIN, ['--version'], { encoding: 'utf8' }).trim().split(' (')[0];
   } catch (e) {
-    unavailable.push({ name: 'ASC on Spin', why: e.message.split('\n')[0].slice(0, 300) });
+    unavailable.push({ name: `ASC on Spin${suffix}`, why: e.message.split('\n')[0].slice(0, 300) });
   }
-  if (spin) {
-    await runTarget('spin', async () => ({
-      name: 'ASC on Spin (spin up)', url: `${spin.url}/v1/chat/completions`,
-      headers: { authorization: `Bearer ${keys.bench}` }, pids: spinPids,
-      after: async (res) => { res.note += `; ${await ascFeatureChecks(spin.url)}`; },
-      note: `the same tenant (write-ahead admission) through the Spin component under ${versions.spin}: ` +
+  if (!spin) return;
+  await runTarget('spin', async () => ({
+    name: `ASC on Spin${suffix} (spin up)`, url: `${spin.url}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${keys.bench}` }, pids: spinPids,
+    after: component ? undefined : async (res) => { res.note += `; ${await ascFeatureChecks(spin.url)}`; },
+    note: component
+      ? `the same tenant through another build of the Spin component (ASC_BASELINE_SPIN), on its own fresh state, before this build's rows`
+      : `the same tenant (write-ahead admission) through the Spin component under ${versions.spin}: ` +
         'ledger rows in Spin SQLite (compare-and-swap), config and keys in its key-value store, audit to a local S3 server (moto); ' +
         `state ${spinDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${spinDir}`}`,
-    }));
-    await runTarget('spin', async () => ({
-      name: 'ASC on Spin, leased admission (spin up)', url: `${spin.url}/v1/chat/completions`,
-      headers: { authorization: `Bearer ${keys.leased}` }, pids: spinPids,
-      note: 'the leased tenant through the same Spin component',
-    }));
-    // Some hosts give each request a new instance: everything an instance keeps (connections,
-    // settings, ledger states, the tenant's config and compiled guardrails) starts empty.
-    await spin.shutdown();
-    let fresh = false;
-    try {
-      await spin.restart({}, ['--max-instance-reuse-count', '1']);
-      fresh = true;
-    } catch (e) {
-      await spin.shutdown().catch(() => {});
-      unavailable.push({ name: 'ASC on Spin, an instance per request', why: e.message.split('\n')[0].slice(0, 300) });
-    }
-    if (fresh) {
-      await runTarget('spin', async () => ({
-        name: 'ASC on Spin, an instance per request (spin up --max-instance-reuse-count 1)', url: `${spin.url}/v1/chat/completions`,
-        headers: { authorization: `Bearer ${keys.bench}` }, pids: spinPids,
-        note: 'the write-ahead tenant through the same component, with a new instance for every request',
-      }));
-      await spin.shutdown();
-    }
-    spin.stopMoto();
+  }));
+  await runTarget('spin', async () => ({
+    name: `ASC on Spin, leased admission${suffix} (spin up)`, url: `${spin.url}/v1/chat/completions`,
+    headers: { authorization: `Bearer ${keys.leased}` }, pids: spinPids,
+    note: 'the leased tenant through the same Spin component',
+  }));
+  // Some hosts give each request a new instance: everything an instance keeps (connections,
+  // settings, ledger states, the tenant's config and compiled guardrails) starts empty.
+  await spin.shutdown();
+  let fresh = false;
+  try {
+    await spin.restart({}, ['--max-instance-reuse-count', '1']);
+    fresh = true;
+  } catch (e) {
+    await spin.shutdown().catch(() => {});
+    unavailable.push({ name: `ASC on Spin, an instance per request${suffix}`, why: e.message.split('\n')[0].slice(0, 300) });
   }
+  if (fresh) {
+    await runTarget('spin', async () => ({
+      name: `ASC on Spin, an instance per request${suffix} (spin up --max-instance-reuse-count 1)`, url: `${spin.url}/v1/chat/completions`,
+      headers: { authorization: `Bearer ${keys.bench}` }, pids: spinPids,
+      note: 'the write-ahead tenant through the same component, with a new instance for every request',
+    }));
+    await spin.shutdown();
+  }
+  spin.stopMoto();
+}
+
+if (want('spin') && SPIN_BIN && spinSeed.kv.length) {
+  if (SPIN_BASELINE) await spinRows(SPIN_BASELINE, process.env.ASC_BASELINE_SPIN_LABEL ?? SPIN_BASELINE);
+  await spinRows(undefined);
 } else if (want('spin')) {
   unavailable.push({ name: 'ASC on Spin', why: SPIN_BIN ? 'no tenants were set up' : 'no Spin CLI (SPIN_BIN; README "Running on Spin")' });
 }

@@ -3,7 +3,7 @@
 // folder, and a local S3-compatible server (moto) as the audit bucket, read back for the verifier.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -119,9 +119,19 @@ print(json.dumps(names))
  * config store; `secrets` are the deployment's secrets by their core names; `policy` the audit
  * shipping policy.
  */
-export async function startSpin({ root, dir, ports, motoPort, kv, secrets, policy, vars = {}, waitReady }) {
-  const wasm = join(root, 'target/wasm32-wasip2/spin/asc_spin.wasm');
+export async function startSpin({ root, dir, ports, motoPort, kv, secrets, policy, vars = {}, waitReady, component }) {
+  const wasm = component ?? join(root, 'target/wasm32-wasip2/spin/asc_spin.wasm');
   if (!existsSync(wasm)) throw new Error(`no component at ${wasm}: run scripts/check-spin (or cargo build -p asc-spin --target wasm32-wasip2 --profile spin)`);
+  // Another component (a baseline build for the bench) runs from a copy of the manifest with
+  // only its source changed (to an absolute path; `spin up` reads no other path from it).
+  let manifest = join(root, 'spin.toml');
+  if (component) {
+    manifest = join(dir, 'spin.toml');
+    const text = readFileSync(join(root, 'spin.toml'), 'utf8');
+    const swapped = text.replace(/^source = "target\/wasm32-wasip2\/spin\/asc_spin\.wasm"$/m, `source = ${JSON.stringify(wasm)}`);
+    if (swapped === text) throw new Error('spin.toml: the component source line was not found');
+    writeFileSync(manifest, swapped);
+  }
   const moto = await startMoto(root, motoPort, dir);
   try {
     seedKeyValue(root, join(dir, 'asc_config.db'), 'asc_config', kv);
@@ -159,7 +169,7 @@ export async function startSpin({ root, dir, ports, motoPort, kv, secrets, polic
   async function launch(extra = {}, upArgs = []) {
     const faults = Object.entries(extra).flatMap(([k, v]) => ['--variable', `${k.toLowerCase()}=${v}`]);
     procs = ports.map((port, i) => {
-      const args = ['up', '--from', join(root, 'spin.toml'), '--listen', `127.0.0.1:${port}`,
+      const args = ['up', '--from', manifest, '--listen', `127.0.0.1:${port}`,
         '--runtime-config-file', runtimeConfig, '--state-dir', join(dir, `spin-state-${i}`),
         '--log-dir', join(dir, `spin-logs-${i}`), '--follow', 'asc',
         '--variable', `@${join(root, 'regions/spin/local.variables.toml')}`,
