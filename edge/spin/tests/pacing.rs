@@ -101,7 +101,7 @@ fn the_schema_is_created_once_per_database() {
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("state.db");
     let _ = std::fs::remove_file(&file);
-    let first_instance = |file: std::path::PathBuf| {
+    let new_instance = |file: std::path::PathBuf| {
         std::thread::spawn(move || {
             let db = rusqlite::Connection::open(&file).expect("db");
             let p = DbInstance::new(db);
@@ -111,7 +111,7 @@ fn the_schema_is_created_once_per_database() {
         .join()
         .expect("instance")
     };
-    let ran = first_instance(file.clone());
+    let ran = new_instance(file.clone());
     assert!(ran.len() > 5, "a new database gets the tables: {ran:?}");
     let db = rusqlite::Connection::open(&file).expect("db");
     let version: i64 = db
@@ -136,14 +136,14 @@ fn the_schema_is_created_once_per_database() {
     }
 
     assert_eq!(
-        first_instance(file.clone()),
+        new_instance(file.clone()),
         vec!["PRAGMA user_version".to_string()],
         "the next instance only reads the version"
     );
 
     // Another build's schema (or a database an older build set up): everything runs again.
     db.execute_batch("PRAGMA user_version = 7").expect("set");
-    assert_eq!(first_instance(file.clone()).len(), ran.len());
+    assert_eq!(new_instance(file.clone()).len(), ran.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
