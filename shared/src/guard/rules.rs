@@ -3,12 +3,15 @@
 //! checks what a regex cannot (checksums, context).
 
 use super::checks;
+use super::native::Native;
 use super::Detector;
 
-/// A built-in rule before compilation.
+/// A built-in rule before compilation. `pattern` specifies what it matches; a rule with a
+/// `native` matcher runs that instead of compiling it (the tests hold the two to the same matches).
 pub(crate) struct Builtin {
     pub pattern: &'static str,
     pub check: Check,
+    pub native: Option<Native>,
 }
 
 /// What a candidate must satisfy beyond its regex. `accept` returns the end of the accepted match
@@ -161,7 +164,19 @@ fn iban_end(hay: &str, s: usize, e: usize, prev: Option<char>) -> Option<usize> 
 }
 
 const fn rule(_: Detector, pattern: &'static str, check: Check) -> Builtin {
-    Builtin { pattern, check }
+    Builtin {
+        pattern,
+        check,
+        native: None,
+    }
+}
+
+const fn native(_: Detector, pattern: &'static str, check: Check, native: Native) -> Builtin {
+    Builtin {
+        pattern,
+        check,
+        native: Some(native),
+    }
 }
 
 const EMAIL: &[Builtin] = &[rule(
@@ -177,34 +192,39 @@ const PHONE: &[Builtin] = &[rule(
     Check::Phone,
 )];
 
-const CARD: &[Builtin] = &[rule(
+const CARD: &[Builtin] = &[native(
     Detector::CreditCard,
     r"(?-u:\b)(?:[0-9]{13,19}|[0-9]{4}(?:[ -][0-9]{4}){2}[ -][0-9]{1,4}(?:[ -][0-9]{1,3})?|[0-9]{4}[ -][0-9]{6}[ -][0-9]{4,5})(?-u:\b)",
     Check::Card,
+    Native::Card,
 )];
 
-const IBAN: &[Builtin] = &[rule(
+const IBAN: &[Builtin] = &[native(
     Detector::Iban,
     r"(?-u:\b)[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}",
     Check::Iban,
+    Native::Iban,
 )];
 
-const SSN: &[Builtin] = &[rule(
+const SSN: &[Builtin] = &[native(
     Detector::UsSsn,
     r"(?-u:\b)(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?-u:\b)",
     Check::Ssn,
+    Native::Ssn,
 )];
 
 const IP: &[Builtin] = &[
-    rule(
+    native(
         Detector::IpAddress,
         r"(?-u:\b)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?-u:\b)",
         Check::Ipv4,
+        Native::Ipv4,
     ),
-    rule(
+    native(
         Detector::IpAddress,
         r"(?:[0-9A-Fa-f]{1,4})?(?::(?:[0-9A-Fa-f]{1,4})?){2,7}(?:\.[0-9]{1,3}){0,3}",
         Check::Ipv6,
+        Native::Ipv6,
     ),
 ];
 
@@ -235,10 +255,11 @@ const SECRET: &[Builtin] = &[
         r"eyJ[A-Za-z0-9_-]{8,1024}\.eyJ[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9_-]{8,1024}",
         Check::TokenBounds,
     ),
-    rule(
+    native(
         Detector::Secret,
         r"(?-u:\b{start-half})[A-Za-z0-9+/=_-]{32,512}",
         Check::RandomToken,
+        Native::RandomToken,
     ),
 ];
 

@@ -9,8 +9,9 @@ use regex_syntax::hir::Look;
 
 use super::charset::CharSet;
 use super::findings::Findings;
+use super::native::Native;
 use super::policy::ScanRules;
-use super::rules::{self, Check};
+use super::rules::{self, Builtin, Check};
 use super::{Action, Detector, Side};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -28,7 +29,7 @@ pub(crate) struct Rule {
     pub mode: Action,
     /// Placeholder label, e.g. `EMAIL`.
     pub label: Arc<str>,
-    regex: Regex,
+    matcher: Matcher,
     /// Every character a match can hold.
     class: CharSet,
     check: Check,
@@ -190,12 +191,12 @@ impl Scanner {
             };
             for (compiled, check) in builtin_rules(d) {
                 match compiled {
-                    Ok((regex, max_len, class)) => scanner.rules.push(Rule {
+                    Ok((matcher, max_len, class)) => scanner.rules.push(Rule {
                         detector: d,
                         name: None,
                         mode,
                         label: d.label().into(),
-                        regex: regex.clone(),
+                        matcher: matcher.clone(),
                         class: class.clone(),
                         check: *check,
                         max_len: *max_len,
@@ -206,13 +207,13 @@ impl Scanner {
         }
         for (i, p) in source.custom_patterns.iter().enumerate() {
             match compile(&p.regex, CUSTOM_SIZE_LIMIT) {
-                Ok((regex, max_len, class)) if max_len <= super::MAX_CUSTOM_PATTERN_LEN => {
+                Ok((matcher, max_len, class)) if max_len <= super::MAX_CUSTOM_PATTERN_LEN => {
                     scanner.rules.push(Rule {
                         detector: Detector::CustomPattern,
                         name: Some(p.name.as_str().into()),
                         mode: p.mode,
                         label: p.placeholder.as_str().into(),
-                        regex,
+                        matcher,
                         class,
                         check: Check::None,
                         max_len,
@@ -231,12 +232,12 @@ impl Scanner {
         if !source.deny_terms.is_empty() {
             let pattern = rules::deny_pattern(&source.deny_terms);
             match compile(&pattern, CUSTOM_SIZE_LIMIT) {
-                Ok((regex, max_len, class)) => scanner.rules.push(Rule {
+                Ok((matcher, max_len, class)) => scanner.rules.push(Rule {
                     detector: Detector::DenyTerm,
                     name: None,
                     mode: source.deny_mode,
                     label: Detector::DenyTerm.label().into(),
-                    regex,
+                    matcher,
                     class,
                     check: Check::None,
                     max_len,
@@ -500,21 +501,18 @@ impl Scanner {
         let rule = self.rule(r);
         let mut at = from;
         while at < hay.len() {
-            let Some(m) = rule.regex.find_at(hay, at) else {
+            let Some((start, end)) = rule.matcher.find_at(hay, at) else {
                 break;
             };
-            if m.start() >= frontier {
+            if start >= frontier {
                 break;
             }
-            if let Some(end) = rule.check.accept(hay, m.start(), m.end()) {
-                if end > m.start() {
-                    return Cand::Found {
-                        start: m.start(),
-                        end,
-                    };
+            if let Some(end) = rule.check.accept(hay, start, end) {
+                if end > start {
+                    return Cand::Found { start, end };
                 }
             }
-            at = next_boundary(hay, m.start());
+            at = next_boundary(hay, start);
         }
         Cand::Nothing { from }
     }
@@ -536,8 +534,24 @@ fn next_boundary(s: &str, i: usize) -> usize {
     s[i..].chars().next().map_or(s.len(), |c| i + c.len_utf8())
 }
 
-/// A compiled rule: its regex, longest match (bytes) and the characters a match can hold.
-type Compiled = (Regex, usize, CharSet);
+/// What finds a rule's candidate matches.
+#[derive(Clone)]
+pub(crate) enum Matcher {
+    Regex(Regex),
+    Native(Native),
+}
+
+impl Matcher {
+    fn find_at(&self, hay: &str, at: usize) -> Option<(usize, usize)> {
+        match self {
+            Matcher::Regex(regex) => regex.find_at(hay, at).map(|m| (m.start(), m.end())),
+            Matcher::Native(native) => native.find_at(hay, at),
+        }
+    }
+}
+
+/// A compiled rule: its matcher, longest match (bytes) and the characters a match can hold.
+type Compiled = (Matcher, usize, CharSet);
 /// A built-in rule compiled (or why it could not be), with its validator.
 type BuiltinRule = (Result<Compiled, String>, Check);
 
@@ -563,18 +577,45 @@ fn builtin_rules(d: Detector) -> &'static [BuiltinRule] {
         }
         rules::builtins(d)
             .iter()
-            .map(|b| (compile(b.pattern, 10 * CUSTOM_SIZE_LIMIT), b.check))
+            .map(|b| (compile_builtin(b), b.check))
             .collect()
     })
+}
+
+/// A built-in rule: its native matcher if it has one (the pattern still gives the longest match
+/// and the characters), else its regex.
+fn compile_builtin(rule: &Builtin) -> Result<Compiled, String> {
+    match rule.native {
+        Some(native) => {
+            let (max_len, class) = analyse(&parse(rule.pattern)?)?;
+            Ok((Matcher::Native(native), max_len, class))
+        }
+        None => compile(rule.pattern, 10 * CUSTOM_SIZE_LIMIT),
+    }
 }
 
 /// Compiles a pattern whose matches have a known maximum length; returns the regex, that length
 /// (bytes) and the characters a match can hold.
 pub(crate) fn compile(pattern: &str, size_limit: usize) -> Result<Compiled, String> {
-    let hir = regex_syntax::ParserBuilder::new()
+    let hir = parse(pattern)?;
+    let (max_len, class) = analyse(&hir)?;
+    let regex = RegexBuilder::new(pattern)
+        .size_limit(size_limit)
+        .build()
+        .map_err(|e| format!("invalid regex: {}", error_line(&e.to_string())))?;
+    Ok((Matcher::Regex(regex), max_len, class))
+}
+
+fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::ParserBuilder::new()
         .build()
         .parse(pattern)
-        .map_err(|e| format!("invalid regex: {}", error_line(&e.to_string())))?;
+        .map_err(|e| format!("invalid regex: {}", error_line(&e.to_string())))
+}
+
+/// A pattern's longest match (bytes) and the characters a match can hold, or why a rule cannot
+/// have it.
+fn analyse(hir: &regex_syntax::hir::Hir) -> Result<(usize, CharSet), String> {
     let props = hir.properties();
     let Some(max_len) = props.maximum_len() else {
         return Err(
@@ -592,11 +633,7 @@ pub(crate) fn compile(pattern: &str, size_limit: usize) -> Result<Compiled, Stri
                 .into(),
         );
     }
-    let regex = RegexBuilder::new(pattern)
-        .size_limit(size_limit)
-        .build()
-        .map_err(|e| format!("invalid regex: {}", error_line(&e.to_string())))?;
-    Ok((regex, max_len, CharSet::of(&hir)))
+    Ok((max_len, CharSet::of(hir)))
 }
 
 /// The `error: ...` line of regex's multi-line messages.

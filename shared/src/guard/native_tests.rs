@@ -1,0 +1,153 @@
+//! Each hand-written matcher against its rule's regex, the specification: the same match (or none)
+//! from every position of generated texts built from the pieces these patterns care about
+//! (digit runs, separators, letters, token characters, multi-byte characters).
+
+use std::sync::LazyLock;
+
+use proptest::prelude::*;
+use regex::Regex;
+
+use super::Native;
+use crate::guard::{rules, Detector};
+
+/// Every built-in rule with a native matcher, with its pattern compiled.
+static NATIVE_RULES: LazyLock<Vec<(Native, Regex)>> = LazyLock::new(|| {
+    Detector::BUILTIN
+        .iter()
+        .flat_map(|&d| rules::builtins(d))
+        .filter_map(|b| Some((b.native?, Regex::new(b.pattern).expect("pattern compiles"))))
+        .collect()
+});
+
+fn regex_find(regex: &Regex, hay: &str, at: usize) -> Option<(usize, usize)> {
+    regex.find_at(hay, at).map(|m| (m.start(), m.end()))
+}
+
+fn piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        5 => "[0-9]{1,20}",
+        4 => prop::sample::select(vec![
+            " ", " ", "-", "-", ".", "_", "/", "+", "=", ":", "\n", "é", "€", "a", "Z", "9",
+        ])
+        .prop_map(String::from),
+        2 => "[A-Za-z]{1,4}",
+        1 => "[0-9]{4}(?:[ -][0-9]{1,7}){1,5}",
+        1 => "[0-9]{1,4}(?:\\.[0-9]{1,4}){1,5}",
+        1 => "[0-9]{3}[ -][0-9]{2}[ -][0-9]{3,5}",
+        1 => "[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,5}){2,9}",
+        1 => "[A-Za-z0-9+/=_-]{26,40}",
+        2 => "[0-9a-fA-F]{0,6}(?::[0-9a-fA-F]{0,6}){1,9}(?:\\.[0-9]{0,4}){0,4}",
+        1 => "[A-Za-z0-9+/=_-]{505,520}",
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(piece(), 0..16).prop_map(|pieces| pieces.concat())
+}
+
+fn assert_same(hay: &str) -> Result<(), TestCaseError> {
+    for (native, regex) in NATIVE_RULES.iter() {
+        for at in (0..=hay.len()).filter(|&i| hay.is_char_boundary(i)) {
+            prop_assert_eq!(
+                native.find_at(hay, at),
+                regex_find(regex, hay, at),
+                "{:?} from {} in {:?}",
+                native,
+                at,
+                hay
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn native_matchers_find_what_their_patterns_find(hay in text()) {
+        assert_same(&hay)?;
+    }
+}
+
+#[test]
+fn every_native_matcher_is_checked() {
+    let covered: Vec<Native> = NATIVE_RULES.iter().map(|(n, _)| *n).collect();
+    for native in [
+        Native::Card,
+        Native::Ssn,
+        Native::Ipv4,
+        Native::Iban,
+        Native::RandomToken,
+        Native::Ipv6,
+    ] {
+        assert_eq!(
+            covered.iter().filter(|&&n| n == native).count(),
+            1,
+            "{native:?}"
+        );
+    }
+    assert_eq!(covered.len(), 6);
+}
+
+/// The cases the generator must reach, written out: each pattern's boundaries and alternatives.
+#[test]
+fn edge_cases_match_the_patterns() {
+    let cases = [
+        "4111111111111111",
+        "x4111111111111111",
+        "4111111111111111x",
+        "41111111111111112222",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111 999",
+        "4111 1111 1111 1111 99x",
+        "4111 1111 1111 11111",
+        "4111 1111 1111 1",
+        "3782 822463 10005",
+        "3782 822463 100050",
+        "3782-822463-1000 ",
+        "é4111111111111111é",
+        "536-22-1234",
+        "536 22 1234",
+        "536-22 1234",
+        "536-22-12345",
+        "1536-22-1234",
+        "536-22-1234_",
+        "192.0.2.44",
+        "1.2.3.4.5",
+        "1234.2.3.4",
+        "1.2.3.4444",
+        "1.2.3.4a 5.6.7.8",
+        "v1.2.3.4",
+        "GB82WEST12345698765432",
+        "GB82 WEST 1234 5698 7654 32",
+        "xGB82WEST12345698765432",
+        "_GB82WEST12345698765432",
+        "GB82WEST1234 ",
+        "GB82 WEST 1234  5698",
+        "DE89 3704 0044 0532 0130 00 and more words here",
+        "ABC12WEST12345698765432",
+        "Zx8Qw2Lm9Rt4Yp6Vn3Kb7Hs1Jd5Fg0Ac",
+        "a/Zx8Qw2Lm9Rt4Yp6Vn3Kb7Hs1Jd5Fg0Ac",
+        "/Zx8Qw2Lm9Rt4Yp6Vn3Kb7Hs1Jd5Fg0A",
+        "short/tokens+here=and-there_too",
+        "2001:db8::1",
+        "::ffff:192.168.1.1.5",
+        "12345:6:7",
+        "x1234:5::",
+        "1:2:3:4:5:6:7:8:9:a",
+        "12:30:45",
+        "fe80::1%eth0",
+        "a:b",
+        "::",
+        ":::::::::",
+        "1::2.3333.4",
+        "",
+        "9",
+    ];
+    for hay in cases {
+        assert_same(hay)
+            .map_err(|e| format!("{e}"))
+            .expect("same matches");
+    }
+}
