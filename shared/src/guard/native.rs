@@ -14,6 +14,7 @@ pub(crate) enum Native {
     Iban,
     RandomToken,
     Ipv6,
+    Email,
 }
 
 impl Native {
@@ -28,6 +29,7 @@ impl Native {
             Native::Iban => iban(b, at),
             Native::RandomToken => random_token(b, at),
             Native::Ipv6 => ipv6(b, at),
+            Native::Email => email(b, at),
         }
     }
 }
@@ -255,6 +257,60 @@ fn ipv6(b: &[u8], at: usize) -> Option<(usize, usize)> {
         }
         c += 1;
     }
+}
+
+#[inline(always)]
+fn local_part(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+/// `[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,5}[A-Za-z]{2,24}`, found from its `@`. The
+/// local part cannot hold an `@`, nor a label a `.`, so each piece is the whole run before its
+/// delimiter; the only choice is how many labels to take before the top-level domain, and the
+/// regex takes the most (up to five) after which two letters follow.
+fn email(b: &[u8], at: usize) -> Option<(usize, usize)> {
+    let mut a = at;
+    loop {
+        a += memchr::memchr(b'@', b.get(a..)?)?;
+        let mut s = a;
+        while s > at && a - s < 64 && is(b, s - 1, local_part) {
+            s -= 1;
+        }
+        if s < a {
+            if let Some(end) = domain(b, a + 1) {
+                return Some((s, end));
+            }
+        }
+        a += 1;
+    }
+}
+
+/// The end of `(?:[A-Za-z0-9-]{1,63}\.){1,5}[A-Za-z]{2,24}` from `p`, if it matches there.
+fn domain(b: &[u8], p: usize) -> Option<usize> {
+    let label = |c: u8| c.is_ascii_alphanumeric() || c == b'-';
+    let mut after_labels = [0usize; 5];
+    let mut labels = 0;
+    let mut q = p;
+    while labels < 5 {
+        let run = b
+            .get(q..)
+            .map_or(0, |r| r.iter().take_while(|&&c| label(c)).count());
+        if !(1..=63).contains(&run) || b.get(q + run) != Some(&b'.') {
+            break;
+        }
+        q += run + 1;
+        if let Some(slot) = after_labels.get_mut(labels) {
+            *slot = q;
+        }
+        labels += 1;
+    }
+    let taken = after_labels.get(..labels).unwrap_or_default();
+    taken.iter().rev().find_map(|&t| {
+        let letters = b.get(t..).map_or(0, |r| {
+            r.iter().take_while(|c| c.is_ascii_alphabetic()).count()
+        });
+        (letters >= 2).then_some(t + letters.min(24))
+    })
 }
 
 #[inline(always)]

@@ -36,6 +36,7 @@ fn piece() -> impl Strategy<Value = String> {
         1 => "[0-9]{3}[ -][0-9]{2}[ -][0-9]{3,5}",
         1 => "[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,5}){2,9}",
         1 => "[A-Za-z0-9+/=_-]{26,40}",
+        2 => "[A-Za-z0-9._%+@-]{0,70}@(?:[A-Za-z0-9-]{0,5}\\.){0,7}[A-Za-z0-9]{0,30}",
         2 => "[0-9a-fA-F]{0,6}(?::[0-9a-fA-F]{0,6}){1,9}(?:\\.[0-9]{0,4}){0,4}",
         1 => "[A-Za-z0-9+/=_-]{505,520}",
     ]
@@ -80,6 +81,7 @@ fn every_native_matcher_is_checked() {
         Native::Iban,
         Native::RandomToken,
         Native::Ipv6,
+        Native::Email,
     ] {
         assert_eq!(
             covered.iter().filter(|&&n| n == native).count(),
@@ -87,7 +89,7 @@ fn every_native_matcher_is_checked() {
             "{native:?}"
         );
     }
-    assert_eq!(covered.len(), 6);
+    assert_eq!(covered.len(), 7);
 }
 
 /// The cases the generator must reach, written out: each pattern's boundaries and alternatives.
@@ -142,10 +144,29 @@ fn edge_cases_match_the_patterns() {
         "::",
         ":::::::::",
         "1::2.3333.4",
+        "jane.doe@example.com",
+        "a@b.c",
+        "a@b.co",
+        "x@1.2.3.4.5.6.com",
+        "x@a.b.c.d.e.f.gh",
+        "x@a.b.c.d.e.f",
+        "x@example.c0m.org",
+        "x@ex_ample.com",
+        "@example.com",
+        "a@@example.com",
+        "b@c@example.com",
+        "a@example.comcomcomcomcomcomcomcomcom",
+        "a@-.-.xx",
         "",
         "9",
     ];
-    for hay in cases {
+    let long = [
+        format!("{}@example.com", "x".repeat(70)),
+        format!("a@{}.com", "b".repeat(63)),
+        format!("a@{}.com", "b".repeat(64)),
+        format!("a@{}.example.com", "b".repeat(64)),
+    ];
+    for hay in cases.iter().copied().chain(long.iter().map(String::as_str)) {
         assert_same(hay)
             .map_err(|e| format!("{e}"))
             .expect("same matches");

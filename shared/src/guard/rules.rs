@@ -179,10 +179,11 @@ const fn native(_: Detector, pattern: &'static str, check: Check, native: Native
     }
 }
 
-const EMAIL: &[Builtin] = &[rule(
+const EMAIL: &[Builtin] = &[native(
     Detector::Email,
     r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,5}[A-Za-z]{2,24}",
     Check::Email,
+    Native::Email,
 )];
 
 const PHONE: &[Builtin] = &[rule(
