@@ -36,6 +36,18 @@ fn piece() -> impl Strategy<Value = String> {
         1 => "[0-9]{3}[ -][0-9]{2}[ -][0-9]{3,5}",
         1 => "[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]{1,5}){2,9}",
         1 => "[A-Za-z0-9+/=_-]{26,40}",
+        3 => prop::sample::select(vec![
+            "sk-", "sk-proj-", "sk-svcacct-", "sk-admin-", "sk-ant-api03-", "sk-ant-a-", "sk_live_",
+            "rk_test_", "sk_tes_", "AKIA", "ASIA", "ABIA", "ACCA", "AIza", "ghp_", "ghx_", "gho_",
+            "github_pat_", "glpat-", "xoxb-", "xoxz-", "hf_", "asc_", "-----BEGIN ", "RSA ",
+            "EC ", "OPENSSH ", "PRIVATE ", "PRIVATE KEY-----", "KEY-----", "eyJ", ".eyJ",
+        ])
+        .prop_map(String::from),
+        2 => "[A-Za-z0-9_-]{5,45}",
+        1 => "sk-(?:proj-|ant-[a-z0-9]{1,14}-)?[A-Za-z0-9_-]{250,270}",
+        1 => "gh[pousr]_[A-Za-z0-9]{245,260}",
+        1 => "eyJ[A-Za-z0-9_-]{6,10}\\.eyJ[A-Za-z0-9_-]{6,10}\\.[A-Za-z0-9_-]{6,10}",
+        1 => "[A-Z0-9]{12,20}",
         2 => "[A-Za-z0-9._%+@-]{0,70}@(?:[A-Za-z0-9-]{0,5}\\.){0,7}[A-Za-z0-9]{0,30}",
         2 => "[0-9a-fA-F]{0,6}(?::[0-9a-fA-F]{0,6}){1,9}(?:\\.[0-9]{0,4}){0,4}",
         1 => "[A-Za-z0-9+/=_-]{505,520}",
@@ -82,6 +94,9 @@ fn every_native_matcher_is_checked() {
         Native::RandomToken,
         Native::Ipv6,
         Native::Email,
+        Native::ProviderKey,
+        Native::PrivateKey,
+        Native::Jwt,
     ] {
         assert_eq!(
             covered.iter().filter(|&&n| n == native).count(),
@@ -89,7 +104,7 @@ fn every_native_matcher_is_checked() {
             "{native:?}"
         );
     }
-    assert_eq!(covered.len(), 7);
+    assert_eq!(covered.len(), 10);
 }
 
 /// The cases the generator must reach, written out: each pattern's boundaries and alternatives.
@@ -157,6 +172,19 @@ fn edge_cases_match_the_patterns() {
         "b@c@example.com",
         "a@example.comcomcomcomcomcomcomcomcom",
         "a@-.-.xx",
+        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+        "sk-proj-short",
+        "sk-ant-api03-Ab3dEf6hIj9kLm2nOp5qRs8",
+        "AKIAIOSFODNN7EXAMPLE",
+        "AKIAIOSFODNN7EXAMPL",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----BEGIN PRIVATE KEY-----",
+        "------BEGIN A B C PRIVATE KEY-----",
+        "-----BEGIN A B C D PRIVATE KEY-----",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "eyJabcdefgh.eyJabcdefgh.abcdefg",
+        "xoxb-1234567890-abc",
+        "ghp_0123456789abcdefghij0123456789abcdef",
         "",
         "9",
     ];

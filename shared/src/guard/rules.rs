@@ -230,7 +230,7 @@ const IP: &[Builtin] = &[
 ];
 
 const SECRET: &[Builtin] = &[
-    rule(
+    native(
         Detector::Secret,
         // OpenAI / Anthropic, AWS access key ids, GitHub, Slack, Stripe, Google, GitLab,
         // Hugging Face, and ASC's own keys (checksum-validated).
@@ -244,17 +244,20 @@ const SECRET: &[Builtin] = &[
             r"|asc_[0-9A-Za-z]{38}"
         ),
         Check::ProviderKey,
+        Native::ProviderKey,
     ),
-    rule(
+    native(
         Detector::Secret,
         r"-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY-----",
         Check::None,
+        Native::PrivateKey,
     ),
-    rule(
+    native(
         Detector::Secret,
         // JSON Web Tokens: base64url header and payload that both start with `{"`.
         r"eyJ[A-Za-z0-9_-]{8,1024}\.eyJ[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9_-]{8,1024}",
         Check::TokenBounds,
+        Native::Jwt,
     ),
     native(
         Detector::Secret,
