@@ -62,12 +62,17 @@ fn ends_word(b: &[u8], i: usize) -> bool {
     b.get(i).is_none_or(|&c| !is_word(c))
 }
 
+/// How many bytes of `class` start at `i`.
+#[inline(always)]
+fn run_len(b: &[u8], i: usize, class: impl Fn(u8) -> bool) -> usize {
+    b.get(i..)
+        .map_or(0, |rest| rest.iter().take_while(|&&c| class(c)).count())
+}
+
 /// How many ASCII digits start at `i`.
 #[inline(always)]
 fn digits(b: &[u8], i: usize) -> usize {
-    b.get(i..).map_or(0, |rest| {
-        rest.iter().take_while(|c| c.is_ascii_digit()).count()
-    })
+    run_len(b, i, |c| c.is_ascii_digit())
 }
 
 #[inline(always)]
@@ -225,9 +230,7 @@ fn iban(b: &[u8], at: usize) -> Option<(usize, usize)> {
 
 #[inline(always)]
 fn hex_run(b: &[u8], i: usize) -> usize {
-    b.get(i..).map_or(0, |rest| {
-        rest.iter().take_while(|c| c.is_ascii_hexdigit()).count()
-    })
+    run_len(b, i, |c| c.is_ascii_hexdigit())
 }
 
 /// `(?:[0-9A-Fa-f]{1,4})?(?::(?:[0-9A-Fa-f]{1,4})?){2,7}(?:\.[0-9]{1,3}){0,3}`, found from its
@@ -302,9 +305,7 @@ fn domain(b: &[u8], p: usize) -> Option<usize> {
     let mut labels = 0;
     let mut q = p;
     while labels < 5 {
-        let run = b
-            .get(q..)
-            .map_or(0, |r| r.iter().take_while(|&&c| label(c)).count());
+        let run = run_len(b, q, label);
         if !(1..=63).contains(&run) || b.get(q + run) != Some(&b'.') {
             break;
         }
@@ -316,9 +317,7 @@ fn domain(b: &[u8], p: usize) -> Option<usize> {
     }
     let taken = after_labels.get(..labels).unwrap_or_default();
     taken.iter().rev().find_map(|&t| {
-        let letters = b.get(t..).map_or(0, |r| {
-            r.iter().take_while(|c| c.is_ascii_alphabetic()).count()
-        });
+        let letters = run_len(b, t, |c| c.is_ascii_alphabetic());
         (letters >= 2).then_some(t + letters.min(24))
     })
 }

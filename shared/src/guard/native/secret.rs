@@ -54,10 +54,7 @@ fn key_at(b: &[u8], s: usize) -> Option<usize> {
     let dash_alnum = |c: u8| c.is_ascii_alphanumeric() || c == b'-';
     let upper_digit = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
     let lower_digit = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let count = |p: usize, class: &dyn Fn(u8) -> bool| {
-        b.get(p..)
-            .map_or(0, |r| r.iter().take_while(|&&c| class(c)).count())
-    };
+    let count = |p: usize, class: &dyn Fn(u8) -> bool| super::run_len(b, p, class);
     // A run of `class` from `p` of at least `min`, taking at most `max`.
     let run = |p: usize, class: &dyn Fn(u8) -> bool, min: usize, max: usize| {
         let n = count(p, class).min(max);
@@ -134,11 +131,7 @@ pub(super) fn private_key(b: &[u8], at: usize) -> Option<(usize, usize)> {
         let mut starts = vec![s + HEAD.len()];
         while starts.len() < 4 {
             let p = starts.last().copied().unwrap_or_default();
-            let n = b.get(p..).map_or(0, |r| {
-                r.iter()
-                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-                    .count()
-            });
+            let n = super::run_len(b, p, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
             if !(1..=16).contains(&n) || b.get(p + n) != Some(&b' ') {
                 break;
             }
