@@ -147,14 +147,22 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
   const requestIds = {};
   const costs = [];
 
-  async function waitFor(what, check, ms = 15_000) {
+  // `nudge`, when given, runs about every 500 ms while waiting: for what only more traffic moves
+  // (alerts are handed over by admissions). A timeout says what the gateway logged last.
+  async function waitFor(what, check, ms = 15_000, nudge = null) {
     const deadline = Date.now() + ms;
+    let nudgeAt = Date.now() + 500;
     while (Date.now() < deadline) {
       const found = check();
       if (found) return found;
+      if (nudge && Date.now() >= nudgeAt) {
+        await nudge();
+        nudgeAt = Date.now() + 500;
+      }
       await sleep(100);
     }
-    assert.fail(`timed out waiting for ${what}`);
+    const logTail = stack.logs.join('').slice(-4000);
+    assert.fail(`timed out waiting for ${what}; ${deliveries.length} webhook deliveries; the gateway's log ends:\n${logTail}`);
   }
   const serverSpan = (requestId) => spans.find((s) => s.kind === 2 && s.a['asc.request.id'] === requestId);
   const children = (span) => spans.filter((s) => hex(s.parentSpanId) === hex(span.spanId));
@@ -317,7 +325,16 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
     }
     await client().chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'nudge' }] });
     const types = () => new Set(deliveries.map((d) => JSON.parse(d.text).type));
-    await waitFor('budget and error-rate alerts', () => types().has('budget.threshold') && types().has('error_rate.spike'));
+    // Each tenant's next admission hands over what its ledger raised since. A settle can land
+    // after the last admission above, and a delivery that failed is due again after its
+    // backoff (2 s): keep each tenant's traffic going until both have arrived.
+    const nudge = async () => {
+      for (const t of ['observed', 'observedbudget']) {
+        // A refusal here (the small budget spent) leaves the timeout to say what went wrong.
+        await client(t).chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 20, messages: [{ role: 'user', content: 'nudge' }] }).catch(() => {});
+      }
+    };
+    await waitFor('budget and error-rate alerts', () => types().has('budget.threshold') && types().has('error_rate.spike'), 15_000, nudge);
     for (const d of deliveries) {
       assert.ok(!d.verified?.error, `signature verifies: ${d.verified?.error}`);
     }
