@@ -35,10 +35,11 @@
 //! # Regex features and size
 //! `regex` is built without its default Unicode tables; `unicode-perl` (so `\d`, `\w`, `\b` work
 //! in custom patterns) and `unicode-case` (so `(?i)` works) are kept. Built-in rules are ASCII.
-//! Every built-in rule but phone numbers and prompt-injection phrases is matched by hand
-//! (`native.rs`): its pattern stays the specification, which the tests hold the matcher to, and
-//! still gives the longest match and the characters a match can hold. Without a literal to skip
-//! to, a compiled regex walks every byte once per rule, and a new instance compiles it first.
+//! Every built-in rule, prompt-injection phrases included, is matched by hand (`native.rs`): its
+//! pattern stays the specification, which the tests hold the matcher to, and still gives the
+//! longest match and the characters a match can hold. Without a literal to skip to, a compiled
+//! regex walks every byte once per rule, and a new instance compiles it first. Only deny terms
+//! and custom patterns compile.
 //! Deny terms match case-insensitively, with Unicode simple case folding (`über` matches `ÜBER`).
 
 mod charset;

@@ -1,12 +1,13 @@
-//! Built-in rules matched by hand instead of by a compiled regex: every built-in pattern but
-//! phone numbers and prompt-injection phrases (whose alternations can split a digit run or a
-//! phrase in many ways). Each finds exactly what its pattern in `rules.rs` finds with
+//! Built-in rules matched by hand instead of by a compiled regex: every built-in pattern, and the
+//! prompt-injection phrases. Each finds exactly what its pattern in `rules.rs` finds with
 //! `Regex::find_at` (leftmost-first, greedy), which stays the specification: the tests compare the
 //! two on generated text. Why: with no literal to skip to, the regex engine walks every byte of a
 //! text once per rule (~2 ms per MB each), and a new isolate or instance compiles each pattern
 //! before its first scan (the email and card rules together 0.6-1 ms natively); these loops skip
 //! to a byte their matches must hold and test a byte or two there.
 
+mod injection;
+mod phone;
 mod secret;
 
 /// A built-in rule's hand-written matcher.
@@ -22,6 +23,8 @@ pub(crate) enum Native {
     ProviderKey,
     PrivateKey,
     Jwt,
+    Phone,
+    Injection,
 }
 
 impl Native {
@@ -40,6 +43,8 @@ impl Native {
             Native::ProviderKey => secret::provider_key(b, at),
             Native::PrivateKey => secret::private_key(b, at),
             Native::Jwt => secret::jwt(b, at),
+            Native::Phone => phone::phone(b, at),
+            Native::Injection => injection::injection(b, at),
         }
     }
 }

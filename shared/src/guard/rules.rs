@@ -163,14 +163,6 @@ fn iban_end(hay: &str, s: usize, e: usize, prev: Option<char>) -> Option<usize> 
     (!is(next, |c| c.is_ascii_alphanumeric()) && checks::iban(&alnum)).then_some(end)
 }
 
-const fn rule(_: Detector, pattern: &'static str, check: Check) -> Builtin {
-    Builtin {
-        pattern,
-        check,
-        native: None,
-    }
-}
-
 const fn native(_: Detector, pattern: &'static str, check: Check, native: Native) -> Builtin {
     Builtin {
         pattern,
@@ -186,11 +178,12 @@ const EMAIL: &[Builtin] = &[native(
     Native::Email,
 )];
 
-const PHONE: &[Builtin] = &[rule(
+const PHONE: &[Builtin] = &[native(
     Detector::Phone,
     // E.164-style with a `+` and country code; or North American with separators.
     r"\+[1-9][0-9]{0,3}(?:[ .-]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,6}|(?:1[ .-])?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}",
     Check::Phone,
+    Native::Phone,
 )];
 
 const CARD: &[Builtin] = &[native(
@@ -269,7 +262,7 @@ const SECRET: &[Builtin] = &[
 
 /// Phrases of the common prompt-injection attempts; ASCII case-insensitive, any 1-3 whitespace
 /// characters between words. A heuristic: flag only.
-const INJECTION_PHRASES: &[&str] = &[
+pub(crate) const INJECTION_PHRASES: &[&str] = &[
     "ignore (?:all |any |the |your )?(?:previous|prior|above|earlier|preceding|former) (?:instructions|prompts|messages|rules|directions|context)",
     "disregard (?:all |any |the |your )?(?:previous|prior|above|earlier|preceding|system) (?:instructions|prompts|messages|rules|directions|guidelines)",
     "forget (?:all |everything |your |the )?(?:previous|prior|above|earlier) (?:instructions|prompts|rules|guidelines)",

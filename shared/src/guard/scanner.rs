@@ -559,7 +559,7 @@ type BuiltinRule = (Result<Compiled, String>, Check);
 /// `d` (a `Regex` clone shares the compiled program). Their patterns are constants, so this is a
 /// lazily built constant, not state. Without it every tenant config an isolate validated
 /// compiled them again (natively ~5 ms for all eight detectors when each was a regex). Rules
-/// with a native matcher only parse their pattern here; the phone and injection rules compile.
+/// with a native matcher (all of them) only parse their pattern here.
 fn builtin_rules(d: Detector) -> &'static [BuiltinRule] {
     static COMPILED: [OnceLock<Vec<BuiltinRule>>; Detector::BUILTIN.len()] =
         [const { OnceLock::new() }; Detector::BUILTIN.len()];
@@ -573,7 +573,10 @@ fn builtin_rules(d: Detector) -> &'static [BuiltinRule] {
     slot.get_or_init(|| {
         if d == Detector::PromptInjection {
             let pattern = rules::injection_pattern();
-            return vec![(compile(&pattern, 10 * CUSTOM_SIZE_LIMIT), Check::None)];
+            let compiled = parse(&pattern)
+                .and_then(|hir| analyse(&hir))
+                .map(|(max_len, class)| (Matcher::Native(Native::Injection), max_len, class));
+            return vec![(compiled, Check::None)];
         }
         rules::builtins(d)
             .iter()
