@@ -230,13 +230,15 @@ pub trait Host {
     /// host forwards the ledger's outbox to the region's audit streams on its own schedule.
     async fn ledger(&self, ledger: &LedgerId, op: LedgerOp) -> Result<LedgerReply, HostError>;
     /// Applies an operation whose reply nobody waits for (a commit, after the response). A host
-    /// may group it with other calls to the same ledger; by default it is sent at once.
+    /// may group it with other calls to the same ledger; by default it is sent at once. Returns
+    /// the alerts the call handed over for delivery (a call ending with a commit claims the due
+    /// ones: [`crate::ledger::TenantLedger::end_call`]), when this caller sent the call.
     async fn ledger_after_response(
         &self,
         ledger: &LedgerId,
         op: LedgerOp,
-    ) -> Result<(), HostError> {
-        self.ledger(ledger, op).await.map(|_| ())
+    ) -> Result<Vec<crate::alerts::AlertEvent>, HostError> {
+        self.ledger(ledger, op).await.map(LedgerReply::into_alerts)
     }
     /// Applies one operation to a tenant's circuit board (breakers, retry budget), atomically,
     /// in the one store all isolates of the region share (a Durable Object on Workers).

@@ -360,3 +360,33 @@ fn sharded_ledgers_never_exceed_the_tenant_budget_and_report_it_whole() {
     assert_eq!(monthly["spent_micros"], charged);
     assert!(charged <= 2_000);
 }
+
+#[test]
+fn a_threshold_the_last_requests_charge_crosses_is_delivered_after_it_with_no_more_traffic() {
+    let host = FakeHost::new();
+    // 5% of 100 is crossed by the settled 6 micro-USD, not by the reservation (nothing spent at
+    // admission): the commit raises the alert, and its call hands it over.
+    let mut tenant = budget_tenant(100);
+    tenant["budgets"][0]["alert_at_percent"] = json!([5]);
+    tenant["alerts"] = json!({"webhooks": [{"id": "finance", "url": "http://127.0.0.1:9100/hooks",
+        "secret": "OPENAI_API_KEY", "events": ["budget.threshold"]}]});
+    host.put_tenant(&tenant);
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    host.script(ok_json(completion_json()));
+    host.script(ok_json(b"{}".to_vec()));
+    let (status, headers, body) = run(&gw, &host, chat(&key, &ask(10)));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(cost_header(&headers), 6);
+    let hooks: Vec<serde_json::Value> = host
+        .sent
+        .borrow()
+        .iter()
+        .filter(|s| s.url.ends_with("/hooks"))
+        .map(|s| s.body.clone())
+        .collect();
+    assert_eq!(hooks.len(), 1, "delivered once, right after the request");
+    assert_eq!(hooks[0]["type"], "budget.threshold");
+    assert_eq!(hooks[0]["data"]["detail"]["percent"], 5);
+    assert_eq!(hooks[0]["data"]["detail"]["spent_usd_micros"], 6);
+}

@@ -395,15 +395,19 @@ fn a_circuit_opening_and_closing_raise_one_alert_each_delivered_signed() {
     host.put_tenant(&tenant);
     let key = host.mint_key("demo", 1, &all_scopes());
     let gw = local_gateway();
-    // `a` fails twice (the second failure opens its circuit); `b` serves.
-    for _ in 0..2 {
+    // `a` fails twice (the second failure opens its circuit); `b` serves. The second request's
+    // report raises the alert after its response, and its commit's call (which ends with the
+    // commit) hands the alert over: the webhook POST comes right after that request.
+    for i in 0..2 {
         host.script(status_reply(500, vec![]));
         host.script(ok_json(completion_json()));
+        if i == 1 {
+            host.script(ok_json(b"{}".to_vec()));
+        }
         assert_eq!(run(&gw, &host, chat(&key, &smart())).0, 200);
     }
-    // The next admission hands the alert over; its delivery is the webhook POST after `b`.
+    // More traffic delivers nothing twice.
     host.script(ok_json(completion_json()));
-    host.script(ok_json(b"{}".to_vec()));
     assert_eq!(run(&gw, &host, chat(&key, &smart())).0, 200);
     let hooks: Vec<_> = host
         .sent

@@ -326,13 +326,15 @@ async function carry(env, jurisdiction, name, queue, leader, wakeLeader) {
 }
 
 /** Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed. */
+// Resolves to the call's last reply (JSON) when this request sent the call, else to undefined:
+// a call that ends with a commit hands the tenant's due alerts to its sender in that reply.
 export async function ledgerCommit(env, jurisdiction, name, op, delayMs) {
   const ops = queued.get(name);
   if (ops !== undefined) {
     // Another request's timer is pending for this ledger: it (or a call before it) sends this.
     ops.push(op);
-    if (ops.length >= GROUP_COMMIT_MAX) await sendOps(env, jurisdiction, name, takeQueued(name));
-    return;
+    if (ops.length >= GROUP_COMMIT_MAX) return (await sendOps(env, jurisdiction, name, takeQueued(name))).at(-1);
+    return undefined;
   }
   const mine = [op];
   queued.set(name, mine);
@@ -341,9 +343,9 @@ export async function ledgerCommit(env, jurisdiction, name, op, delayMs) {
   // it already, and the queue begun after that has its own timer: taking that one too would cut
   // its window short, and under leases, where a lease call takes the queue every few dozen
   // requests, stale timers sent about twice as many calls of half the size.
-  if (queued.get(name) !== mine) return;
+  if (queued.get(name) !== mine) return undefined;
   queued.delete(name);
-  await sendOps(env, jurisdiction, name, mine);
+  return (await sendOps(env, jurisdiction, name, mine)).at(-1);
 }
 
 /** One circuit board operation (JSON in, JSON out). */

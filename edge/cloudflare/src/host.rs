@@ -187,7 +187,7 @@ impl Host for WorkerHost {
         &self,
         ledger: &LedgerId,
         op: LedgerOp,
-    ) -> Result<(), HostError> {
+    ) -> Result<Vec<asc_core::alerts::AlertEvent>, HostError> {
         let json =
             asc_core::json_ser::to_string(&op).map_err(|e| HostError::Store(e.to_string()))?;
         // How long a commit may wait for others to share its call (see host.js).
@@ -204,10 +204,17 @@ impl Host for WorkerHost {
             delay_ms,
         )
         .map_err(store_err("TENANT_LEDGERS"))?;
-        js::wait(promise)
+        let last_reply = js::wait(promise)
             .await
-            .map(|_| ())
-            .map_err(store_err("TENANT_LEDGERS"))
+            .map_err(store_err("TENANT_LEDGERS"))?;
+        // Only the sender of a call gets its last reply; only a reply that hands alerts over
+        // is worth reading (most replies to a commit have none: skip them unparsed).
+        Ok(match last_reply.as_string() {
+            Some(json) if json.contains("\"alerts\"") => serde_json::from_str::<LedgerReply>(&json)
+                .map(LedgerReply::into_alerts)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        })
     }
 
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {

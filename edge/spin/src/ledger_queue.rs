@@ -311,6 +311,7 @@ mod tests {
             LedgerOp::Alerts { limit } => LedgerReply::Committed {
                 charged_micros: Some(*limit as u64),
                 on_time: true,
+                alerts: Vec::new(),
             },
             _ => unreachable!(),
         }

@@ -193,7 +193,8 @@ fn a_lease_whose_isolate_died_is_charged_what_it_held_and_recorded_as_unreconcil
         reply,
         LedgerReply::Committed {
             charged_micros: None,
-            on_time: false
+            on_time: false,
+            alerts: Vec::new(),
         }
     );
     assert_eq!(money(&mut l, expiry + 5), (500, 0));

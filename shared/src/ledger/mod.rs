@@ -251,6 +251,27 @@ impl TenantLedger {
         }
     }
 
+    /// Applies the operations of one call in order ([`TenantLedger::apply`] each), then ends
+    /// the call ([`TenantLedger::end_call`]).
+    pub fn apply_call(&mut self, ops: &[LedgerOp]) -> Vec<LedgerReply> {
+        let mut replies: Vec<LedgerReply> = ops.iter().map(|op| self.apply(op.clone())).collect();
+        if let (Some(LedgerOp::Commit(ask)), Some(last)) = (ops.last(), replies.last_mut()) {
+            self.end_call(last, ask.now_ms);
+        }
+        replies
+    }
+
+    /// Ends a call (the operations an isolate sent together, applied in order): when its last
+    /// operation is a commit, that reply takes the alerts due for delivery, as an admission's
+    /// does. The isolate that sent the call reads its last reply, so an alert a settle raised (a
+    /// budget threshold the request's charge crossed, an error-rate spike its record completed)
+    /// goes out after that request, not with the tenant's next admission.
+    pub fn end_call(&mut self, last: &mut LedgerReply, now_ms: u64) {
+        if let LedgerReply::Committed { alerts, .. } = last {
+            *alerts = self.claim_alerts(now_ms);
+        }
+    }
+
     /// Alerts due for delivery, claimed for the isolate that asked.
     fn claim_alerts(&mut self, now_ms: u64) -> Vec<crate::alerts::AlertEvent> {
         let claimed = self.alerts.claim(now_ms);
@@ -414,6 +435,7 @@ impl TenantLedger {
         LedgerReply::Committed {
             charged_micros: charged,
             on_time,
+            alerts: Vec::new(),
         }
     }
 
@@ -440,6 +462,7 @@ impl TenantLedger {
         LedgerReply::Committed {
             charged_micros: charged,
             on_time,
+            alerts: Vec::new(),
         }
     }
 

@@ -169,6 +169,10 @@ pub enum LedgerReply {
         charged_micros: Option<u64>,
         /// False when the request was no longer open (it had expired and was recorded as partial).
         on_time: bool,
+        /// Alerts due for delivery, claimed for the isolate that sent the call, when this commit
+        /// was its last operation ([`super::TenantLedger::end_call`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        alerts: Vec<AlertEvent>,
     },
     Recorded,
     Usage(UsageReport),
@@ -180,6 +184,19 @@ pub enum LedgerReply {
         alerts: Vec<LoggedAlert>,
     },
     Done,
+}
+
+impl LedgerReply {
+    /// The alerts this reply handed over for delivery.
+    pub fn into_alerts(self) -> Vec<AlertEvent> {
+        match self {
+            LedgerReply::Admitted { alerts, .. }
+            | LedgerReply::Refused { alerts, .. }
+            | LedgerReply::Leased { alerts, .. }
+            | LedgerReply::Committed { alerts, .. } => alerts,
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[path = "ops_de.rs"]

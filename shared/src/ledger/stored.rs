@@ -121,21 +121,24 @@ pub async fn apply_stored<S: LedgerStore>(
     // operation adds are not kept here (they are not part of the stored JSON): they are counted
     // from the records when `forward_ledger` moves them to the trail, once per batch instead of
     // five statements per operation.
-    with_ledger(store, id, |ledger| ledger.apply(op.clone())).await
+    let mut replies = with_ledger(store, id, |ledger| {
+        ledger.apply_call(std::slice::from_ref(op))
+    })
+    .await?;
+    replies
+        .pop()
+        .ok_or_else(|| HostError::Store(format!("ledger {}: no reply", id.as_str())))
 }
 
 /// Applies `ops` in order to the stored ledger `id` with one load and one swap (re-run together
 /// if the swap loses): one reply per operation, each what it would be if applied alone in that
-/// order. For read-only operations use [`apply_stored`] (analytics reads the host's table).
+/// order, the call ended as [`TenantLedger::apply_call`] ends it. For read-only operations use [`apply_stored`] (analytics reads the host's table).
 pub async fn apply_stored_batch<S: LedgerStore>(
     store: &S,
     id: &LedgerId,
     ops: &[LedgerOp],
 ) -> Result<Vec<LedgerReply>, HostError> {
-    with_ledger(store, id, |ledger| {
-        ops.iter().map(|op| ledger.apply(op.clone())).collect()
-    })
-    .await
+    with_ledger(store, id, |ledger| ledger.apply_call(ops)).await
 }
 
 /// Runs `f` on the stored ledger `id` under the same compare-and-swap loop (expiry, forwarding).

@@ -122,7 +122,8 @@ fn a_request_is_admitted_then_committed_into_the_outbox() {
         reply,
         LedgerReply::Committed {
             charged_micros: Some(120),
-            on_time: true
+            on_time: true,
+            alerts: Vec::new(),
         }
     );
     assert_eq!(l.open_requests(), 0);
@@ -137,7 +138,8 @@ fn a_request_is_admitted_then_committed_into_the_outbox() {
         again,
         LedgerReply::Committed {
             charged_micros: None,
-            on_time: false
+            on_time: false,
+            alerts: Vec::new(),
         }
     );
     assert_eq!(spent(&mut l, T0 + 60), (120, 0));
@@ -152,7 +154,8 @@ fn the_charge_is_capped_at_the_reservation() {
         reply,
         LedgerReply::Committed {
             charged_micros: Some(300),
-            on_time: true
+            on_time: true,
+            alerts: Vec::new(),
         }
     );
 }
@@ -275,7 +278,8 @@ fn an_unfinished_request_is_charged_in_full_and_recorded_as_partial_at_expiry() 
         late,
         LedgerReply::Committed {
             charged_micros: None,
-            on_time: false
+            on_time: false,
+            alerts: Vec::new(),
         }
     );
     assert_eq!(spent(&mut l, T0 + TTL + 5), (250, 0));
@@ -722,4 +726,70 @@ fn an_operation_without_a_known_tag_is_refused_with_the_reason() {
     assert!(err.to_string().contains("missing field `limit`"), "{err}");
     let err = serde_json::from_str::<LedgerOp>("[1]").expect_err("refused");
     assert!(err.to_string().contains("ledger operation"), "{err}");
+}
+
+/// An admission that reserves against a budget with an alert at `percent`.
+fn admit_alerting(id: &str, at: u64, amount: u64, percent: u8) -> LedgerOp {
+    let mut op = admit(id, at, Some(amount));
+    if let LedgerOp::Admit(a) = &mut op {
+        if let Some(r) = a.reserve.as_mut() {
+            for line in &mut r.budgets {
+                line.alert_percents = vec![percent];
+            }
+        }
+    }
+    op
+}
+
+fn alert_ids(reply: &LedgerReply) -> Vec<String> {
+    reply
+        .clone()
+        .into_alerts()
+        .into_iter()
+        .map(|a| a.id)
+        .collect()
+}
+
+#[test]
+fn a_call_that_ends_with_the_commit_crossing_a_threshold_hands_its_alert_over() {
+    // The budget is 1,000; 10% is crossed by the settled 120, not by the reservation.
+    let mut l = TenantLedger::default();
+    let admitted = l.apply_call(&[admit_alerting("r1", T0, 300, 10)]);
+    assert!(alert_ids(&admitted[0]).is_empty(), "nothing spent yet");
+    let committed = l.apply_call(&[commit("r1", T0 + 50, 120)]);
+    let ids = alert_ids(&committed[0]);
+    assert_eq!(ids.len(), 1, "{committed:?}");
+    assert!(ids[0].starts_with("budget.threshold"), "{ids:?}");
+    // Claimed once: the next admission does not get it again.
+    let next = l.apply_call(&[admit_alerting("r2", T0 + 60, 300, 10)]);
+    assert!(alert_ids(&next[0]).is_empty(), "{next:?}");
+}
+
+#[test]
+fn only_a_calls_last_operation_hands_alerts_over() {
+    let mut l = TenantLedger::default();
+    l.apply_call(&[admit_alerting("r1", T0, 300, 10)]);
+    // The commit rides ahead of an admission: the admission's reply carries the alert.
+    let replies = l.apply_call(&[
+        commit("r1", T0 + 50, 120),
+        admit_alerting("r2", T0 + 51, 300, 10),
+    ]);
+    assert!(alert_ids(&replies[0]).is_empty(), "{replies:?}");
+    assert_eq!(alert_ids(&replies[1]).len(), 1, "{replies:?}");
+
+    // Two commits in one call: the last reply carries what the first one raised.
+    let mut l = TenantLedger::default();
+    l.apply_call(&[
+        admit_alerting("a", T0, 300, 10),
+        admit_alerting("b", T0, 300, 10),
+    ]);
+    let replies = l.apply_call(&[commit("a", T0 + 50, 120), commit("b", T0 + 50, 10)]);
+    assert!(alert_ids(&replies[0]).is_empty(), "{replies:?}");
+    assert_eq!(alert_ids(&replies[1]).len(), 1, "{replies:?}");
+
+    // A commit applied alone (not as a call) hands nothing over: its host may not read it.
+    let mut l = TenantLedger::default();
+    l.apply(admit_alerting("r1", T0, 300, 10));
+    let reply = l.apply(commit("r1", T0 + 50, 120));
+    assert!(alert_ids(&reply).is_empty(), "{reply:?}");
 }

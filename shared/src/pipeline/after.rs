@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::Gateway;
 use crate::alerts::AlertEvent;
-use crate::config::AlertPolicy;
+use crate::config::{AlertPolicy, TenantConfig};
 use crate::host::{Host, HostError};
 use crate::ids::TenantId;
 use crate::ledger::{LedgerId, LedgerOp};
@@ -21,7 +21,9 @@ use crate::telemetry::ExecutionRecord;
 /// One piece of deferred work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deferred {
-    Ledger(LedgerId, Box<LedgerOp>),
+    /// A commit (or another operation nobody waits for); the alerts its call hands over go to
+    /// the tenant's webhooks.
+    Ledger(LedgerId, Box<LedgerOp>, Rc<TenantConfig>),
     /// A circuit report or a refresh of the states this isolate caches.
     Circuits(TenantId, CircuitOp),
     /// A response-cache entry to store, until `expires_ms`.
@@ -73,8 +75,9 @@ pub struct AfterResponse {
 }
 
 impl AfterResponse {
-    pub fn ledger(&mut self, ledger: LedgerId, op: LedgerOp) {
-        self.work.push(Deferred::Ledger(ledger, Box::new(op)));
+    pub fn ledger(&mut self, ledger: LedgerId, op: LedgerOp, tenant: Rc<TenantConfig>) {
+        self.work
+            .push(Deferred::Ledger(ledger, Box::new(op), tenant));
     }
 
     pub fn circuits(&mut self, tenant: TenantId, op: CircuitOp) {
@@ -142,6 +145,9 @@ impl AfterResponse {
     /// returns what failed, for the adapter to log.
     pub async fn run<H: Host>(mut self, gw: &Gateway, host: &H) -> Vec<HostError> {
         let mut failures = Vec::new();
+        // Alerts the commits' calls handed over, delivered before the other alerts and the
+        // telemetry export (after the ledger, circuit and cache work and a lease's close).
+        let mut handed_over: Vec<(LedgerId, Rc<TenantConfig>, Vec<AlertEvent>)> = Vec::new();
         // A lease's close waits for its window, so it goes after the ledger, circuit and cache
         // work; webhooks and the telemetry export (which may be slow) wait for it, so nothing
         // pushes the close past the platform's limit on after-response work.
@@ -152,10 +158,17 @@ impl AfterResponse {
             _ => 0,
         });
         for work in self.work {
+            if matches!(work, Deferred::Alerts { .. } | Deferred::Observe(_)) {
+                deliver_handed_over(gw, host, &mut handed_over, &mut failures).await;
+            }
             match work {
-                Deferred::Ledger(ledger, op) => {
-                    if let Err(e) = host.ledger_after_response(&ledger, *op).await {
-                        failures.push(e);
+                Deferred::Ledger(ledger, op, tenant) => {
+                    match host.ledger_after_response(&ledger, *op).await {
+                        Ok(alerts) if !alerts.is_empty() => {
+                            handed_over.push((ledger, tenant, alerts));
+                        }
+                        Ok(_) => {}
+                        Err(e) => failures.push(e),
                     }
                 }
                 Deferred::Circuits(tenant, op) => match host.circuits(&tenant, &op).await {
@@ -202,6 +215,7 @@ impl AfterResponse {
                             now_ms: host.now().millis(),
                             close,
                         };
+                        // A close's reply hands nothing over (only a commit's does).
                         if let Err(e) = host.ledger_after_response(&ledger, op).await {
                             failures.push(e);
                         }
@@ -218,7 +232,22 @@ impl AfterResponse {
                 }
             }
         }
+        deliver_handed_over(gw, host, &mut handed_over, &mut failures).await;
         failures
+    }
+}
+
+async fn deliver_handed_over<H: Host>(
+    gw: &Gateway,
+    host: &H,
+    handed_over: &mut Vec<(LedgerId, Rc<TenantConfig>, Vec<AlertEvent>)>,
+    failures: &mut Vec<HostError>,
+) {
+    for (ledger, tenant, events) in handed_over.drain(..) {
+        failures.extend(
+            gw.deliver_alerts(host, &ledger, &tenant.alerts, events)
+                .await,
+        );
     }
 }
 

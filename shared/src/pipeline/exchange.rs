@@ -68,6 +68,8 @@ pub(crate) struct Exchange {
     /// How the route chose, for the execution record.
     pub routing: RouteNote,
     lease: Option<LeaseUse>,
+    /// The caller's tenant: its webhooks get what the commit's call hands over.
+    tenant: Rc<crate::config::TenantConfig>,
 }
 
 impl Exchange {
@@ -90,7 +92,22 @@ impl Exchange {
             alert_ids: Vec::new(),
             routing: RouteNote::default(),
             lease: None,
+            tenant: caller.tenant.clone(),
         }
+    }
+
+    /// Delivers the alerts a commit's call handed over to the caller's tenant's webhooks.
+    pub async fn deliver_handed_over<H: Host>(
+        &self,
+        gw: &Gateway,
+        host: &H,
+        events: Vec<AlertEvent>,
+    ) -> Vec<crate::host::HostError> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        gw.deliver_alerts(host, &self.ledger, &self.tenant.alerts, events)
+            .await
     }
 
     pub fn trace(&self) -> &TraceContext {
@@ -174,6 +191,7 @@ impl Exchange {
             alert_ids: std::mem::take(&mut self.alert_ids),
             routing: std::mem::take(&mut self.routing),
             lease: self.lease.take(),
+            tenant: self.tenant.clone(),
         };
         self.stage = Stage::Done;
         taken
@@ -514,7 +532,7 @@ impl Exchange {
         match ending {
             None => Ok(()),
             Some((ledger, op, true)) => {
-                after.ledger(ledger, op);
+                after.ledger(ledger, op, self.tenant.clone());
                 Ok(())
             }
             Some((ledger, op, false)) => match host.ledger(&ledger, op).await {

@@ -265,7 +265,7 @@ impl Gateway {
             now_ms: host.now().millis(),
             events: vec![event],
         };
-        host.ledger_after_response(&ledger, op).await
+        host.ledger_after_response(&ledger, op).await.map(|_| ())
     }
 }
 

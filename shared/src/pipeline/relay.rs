@@ -295,8 +295,19 @@ impl<S: ByteSource> Relay<S> {
             .exchange
             .ending_op(now, self.summary.usage, self.summary.counted);
         let observed = self.exchange.execution_record(now);
+        let mut delivered = Ok(());
         let committed = match ending {
-            Some((ledger, op, _)) => host.ledger_after_response(&ledger, op).await,
+            Some((ledger, op, _)) => match host.ledger_after_response(&ledger, op).await {
+                Ok(alerts) => {
+                    // A failed delivery is the ledger's to retry (it was told); reported last.
+                    let failures = self.exchange.deliver_handed_over(gw, host, alerts).await;
+                    if let Some(e) = failures.into_iter().next() {
+                        delivered = Err(e);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
             None => Ok(()),
         };
         let committed = match observed.and_then(|r| gw.observe(r)) {
@@ -306,8 +317,8 @@ impl<S: ByteSource> Relay<S> {
         // The record is committed first: a failed cache write only costs a later miss.
         if let Some((key, entry, expires_ms)) = to_store {
             let stored = host.cache_put(&key, &entry, expires_ms).await;
-            return committed.and(stored);
+            return committed.and(stored).and(delivered);
         }
-        committed
+        committed.and(delivered)
     }
 }

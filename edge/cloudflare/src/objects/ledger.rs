@@ -5,7 +5,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, TenantLedger};
+use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, LedgerReply, TenantLedger};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -85,22 +85,39 @@ impl State {
         let Some((_, ledger)) = loaded.as_mut() else {
             return Err(fail("ledger not loaded"));
         };
-        let mut replies = String::new();
         // Read as text: `from_slice` would compile a second copy of every operation's reader.
         let ops = std::str::from_utf8(&ops).map_err(fail)?;
+        let mut applied: Vec<Option<LedgerReply>> = Vec::new();
+        let mut last_commit_ms = None;
         for op in ops.split('\0') {
-            let reply = match serde_json::from_str::<LedgerOp>(op) {
-                Ok(op) => storage::json(&ledger.apply(op))?,
+            applied.push(match serde_json::from_str::<LedgerOp>(op) {
+                Ok(op) => {
+                    last_commit_ms = match &op {
+                        LedgerOp::Commit(ask) => Some(ask.now_ms),
+                        _ => None,
+                    };
+                    Some(ledger.apply(op))
+                }
                 // One bad operation must not take the others of the group down with it.
                 Err(e) => {
                     js::log_error(&format!("asc: ledger operation refused: {e}"));
-                    String::from("null")
+                    last_commit_ms = None;
+                    None
                 }
-            };
+            });
+        }
+        if let (Some(now_ms), Some(Some(last))) = (last_commit_ms, applied.last_mut()) {
+            ledger.end_call(last, now_ms);
+        }
+        let mut replies = String::new();
+        for reply in &applied {
             if !replies.is_empty() {
                 replies.push('\0');
             }
-            replies.push_str(&reply);
+            match reply {
+                Some(reply) => replies.push_str(&storage::json(reply)?),
+                None => replies.push_str("null"),
+            }
         }
         self.persist(ledger)?;
         Ok(JsValue::from_str(&replies))
