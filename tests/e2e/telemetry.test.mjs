@@ -156,7 +156,15 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
       await sleep(100);
     }
     const logTail = stack.logs.join('').slice(-4000);
-    assert.fail(`timed out waiting for ${what}; ${deliveries.length} webhook deliveries; the gateway's log ends:\n${logTail}`);
+    // And what each tenant's alert log says (delivery status, attempts).
+    const token = idp.token({ sub: 'fin@example.com', groups: ['obs-finance'] });
+    const logs = [];
+    for (const t of ['observed', 'observedbudget']) {
+      const r = await fetch(`${stack.url}/admin/v1/tenants/${t}/alerts?limit=10`, { headers: { authorization: `Bearer ${token}` } });
+      logs.push(`${t}: ${r.status} ${await r.text()}`);
+    }
+    const delivered = deliveries.map((d) => JSON.parse(d.text).type);
+    assert.fail(`timed out waiting for ${what}; delivered: ${JSON.stringify(delivered)}; alert logs:\n${logs.join('\n')}\nthe gateway's log ends:\n${logTail}`);
   }
   const serverSpan = (requestId) => spans.find((s) => s.kind === 2 && s.a['asc.request.id'] === requestId);
   const children = (span) => spans.filter((s) => hex(s.parentSpanId) === hex(span.spanId));

@@ -52,13 +52,32 @@ pub enum Delivery {
     Unsubscribed,
 }
 
-/// A window of finished requests for the error-rate rule.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The finished requests of the error-rate rule's trailing window, in [`ERROR_SLOTS`] slots of
+/// its width: a spike that straddles a clock boundary is seen whole (a window that started over
+/// at each boundary missed a failure just before it and one just after), and a record that
+/// arrives out of order (commits land after their responses, in any order) counts in its own
+/// slot instead of starting the window over. (A state stored in the earlier shape, one fixed
+/// window, reads as empty: its fields are not these.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorWindow {
+    /// Oldest first; none older than the window that ends with the newest.
+    #[serde(default)]
+    pub slots: Vec<ErrorSlot>,
+    /// When the last spike was raised: at most one per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_spike_ms: Option<u64>,
+}
+
+/// Requests that finished in one slot of the error-rate window, and how many of them failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorSlot {
     pub start_ms: u64,
     pub requests: u64,
     pub errors: u64,
 }
+
+/// Slots per error-rate window: the trailing window is measured to a sixth of its width.
+pub const ERROR_SLOTS: u64 = 6;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertState {
@@ -251,8 +270,8 @@ pub fn budget_events(
 }
 
 impl ErrorWindow {
-    /// Counts a finished request; returns the spike event when this request made the window
-    /// reach the rule (once per window).
+    /// Counts a request that finished at `now_ms`; returns the spike event when it made the
+    /// trailing window reach the rule (then none for a window's width).
     pub fn count(
         &mut self,
         rule: &ErrorRateRule,
@@ -260,35 +279,64 @@ impl ErrorWindow {
         failed: bool,
         now_ms: u64,
     ) -> Option<AlertEvent> {
-        let start = now_ms - now_ms % rule.window_ms.max(1);
-        if self.start_ms != start {
-            *self = ErrorWindow {
-                start_ms: start,
-                requests: 0,
-                errors: 0,
-            };
+        let width = (rule.window_ms / ERROR_SLOTS).max(1);
+        let start = now_ms - now_ms % width;
+        let newest = self.slots.last().map_or(start, |s| s.start_ms.max(start));
+        // The window is the slots from `from` to the newest one's end.
+        let from = (newest + width).saturating_sub(rule.window_ms.max(width));
+        if start < from {
+            // Finished before the window that later requests have moved to.
+            return None;
         }
+        self.slots.retain(|s| s.start_ms >= from);
         let was = self.reached(rule);
-        self.requests += 1;
-        self.errors += u64::from(failed);
-        (!was && self.reached(rule)).then(|| AlertEvent {
+        let at = self.slots.partition_point(|s| s.start_ms < start);
+        if self.slots.get(at).is_none_or(|s| s.start_ms != start) {
+            self.slots.insert(
+                at,
+                ErrorSlot {
+                    start_ms: start,
+                    ..ErrorSlot::default()
+                },
+            );
+        }
+        if let Some(slot) = self.slots.get_mut(at) {
+            slot.requests += 1;
+            slot.errors += u64::from(failed);
+        }
+        let quiet = self
+            .last_spike_ms
+            .is_none_or(|last| now_ms >= last.saturating_add(rule.window_ms));
+        if was || !self.reached(rule) || !quiet {
+            return None;
+        }
+        self.last_spike_ms = Some(now_ms);
+        let (requests, errors) = self.totals();
+        Some(AlertEvent {
             id: format!("error_rate.spike:{start}"),
             kind: AlertKind::ErrorRateSpike,
             tenant_id: tenant.to_string(),
             at_ms: now_ms,
             detail: serde_json::json!({
-                "window_start_ms": start,
+                "window_start_ms": from,
                 "window_ms": rule.window_ms,
-                "requests": self.requests,
-                "errors": self.errors,
+                "requests": requests,
+                "errors": errors,
                 "threshold_percent": rule.percent,
             }),
         })
     }
 
+    fn totals(&self) -> (u64, u64) {
+        self.slots
+            .iter()
+            .fold((0, 0), |(r, e), s| (r + s.requests, e + s.errors))
+    }
+
     fn reached(&self, rule: &ErrorRateRule) -> bool {
-        self.requests >= rule.min_requests
-            && u128::from(self.errors) * 100 >= u128::from(rule.percent) * u128::from(self.requests)
+        let (requests, errors) = self.totals();
+        requests >= rule.min_requests
+            && u128::from(errors) * 100 >= u128::from(rule.percent) * u128::from(requests)
     }
 }
 #[cfg(test)]
@@ -353,12 +401,64 @@ mod tests {
         // 4 requests, 3 failed: 75% >= 50%, min reached.
         let e = w.count(&rule, "t", true, t + 3).expect("spike");
         assert_eq!(e.id, "error_rate.spike:120000");
+        assert_eq!(e.detail["requests"], 4);
+        assert_eq!(e.detail["errors"], 3);
         assert!(
             w.count(&rule, "t", true, t + 4).is_none(),
-            "once per window"
+            "once while it stays over"
         );
-        // The next window starts over.
-        assert!(w.count(&rule, "t", true, 180_000).is_none());
+        // A window later the old requests have left it: four new failures are a new spike.
+        for i in 0..3 {
+            assert!(w.count(&rule, "t", true, t + 60_000 + i).is_none(), "{i}");
+        }
+        let again = w.count(&rule, "t", true, 180_003).expect("a new spike");
+        assert_eq!(again.detail["requests"], 4, "only this window's requests");
+        assert_ne!(again.id, e.id);
+    }
+
+    #[test]
+    fn a_spike_across_a_clock_minute_is_seen_whole() {
+        // Three requests served, then two failures either side of 60_000 (the end-to-end
+        // telemetry scenario when it ran across a minute): 2 of 5 failed is 40%.
+        let rule = ErrorRateRule {
+            percent: 30,
+            min_requests: 2,
+            window_ms: 60_000,
+        };
+        let mut w = ErrorWindow::default();
+        for t in [59_700, 59_800, 59_900, 59_990] {
+            assert!(w.count(&rule, "t", t == 59_990, t).is_none(), "{t}");
+        }
+        assert!(w.count(&rule, "t", true, 60_010).is_some());
+    }
+
+    #[test]
+    fn records_arriving_out_of_order_count_where_they_finished() {
+        let rule = ErrorRateRule {
+            percent: 50,
+            min_requests: 3,
+            window_ms: 60_000,
+        };
+        let mut w = ErrorWindow::default();
+        // Commits land in any order: a later failure, then an earlier one, then an earlier
+        // success. None of them starts the window over.
+        assert!(w.count(&rule, "t", true, 75_000).is_none());
+        assert!(w.count(&rule, "t", true, 55_000).is_none());
+        let spike = w.count(&rule, "t", false, 45_000).expect("2 of 3 failed");
+        assert_eq!(spike.detail["requests"], 3);
+        // One that finished before the window that ends with the newest is not counted.
+        let mut w = ErrorWindow::default();
+        assert!(w.count(&rule, "t", true, 200_000).is_none());
+        assert!(w.count(&rule, "t", true, 100_000).is_none());
+        assert!(w.count(&rule, "t", true, 100_001).is_none());
+        assert_eq!(w.totals(), (1, 1));
+    }
+
+    #[test]
+    fn a_window_stored_in_the_earlier_shape_reads_as_empty() {
+        let w: ErrorWindow =
+            serde_json::from_str(r#"{"start_ms":60000,"requests":7,"errors":3}"#).expect("reads");
+        assert_eq!(w, ErrorWindow::default());
     }
 
     #[test]
