@@ -261,6 +261,19 @@ impl TenantLedger {
         replies
     }
 
+    /// Applies `op` as a call of its own, by value (no copy kept for a retry).
+    pub fn apply_alone(&mut self, op: LedgerOp) -> LedgerReply {
+        let commit_ms = match &op {
+            LedgerOp::Commit(ask) => Some(ask.now_ms),
+            _ => None,
+        };
+        let mut reply = self.apply(op);
+        if let Some(now_ms) = commit_ms {
+            self.end_call(&mut reply, now_ms);
+        }
+        reply
+    }
+
     /// Ends a call (the operations an isolate sent together, applied in order): when its last
     /// operation is a commit, that reply takes the alerts due for delivery, as an admission's
     /// does. The isolate that sent the call reads its last reply, so an alert a settle raised (a

@@ -359,10 +359,7 @@ impl Host for FakeHost {
             let mut ledgers = self.ledgers.borrow_mut();
             let l = ledgers.entry(ledger.as_str().to_string()).or_default();
             // Each operation is a call of its own, ended as a ledger object ends one.
-            let reply = l
-                .apply_call(std::slice::from_ref(&op))
-                .pop()
-                .ok_or_else(|| HostError::Store("no reply".into()))?;
+            let reply = l.apply_alone(op);
             // As a ledger object does after every operation: the rows it changed, to store. Left
             // undrained, its set of changed pieces would grow with every request of a run.
             l.take_writes()
