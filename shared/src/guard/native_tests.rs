@@ -61,18 +61,24 @@ fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(piece(), 0..16).prop_map(|pieces| pieces.concat())
 }
 
+/// `native` finds what `regex` finds from every position of `hay`.
+fn same_from_every_position(native: Native, regex: &Regex, hay: &str) -> Result<(), TestCaseError> {
+    for at in (0..=hay.len()).filter(|&i| hay.is_char_boundary(i)) {
+        prop_assert_eq!(
+            native.find_at(hay, at),
+            regex_find(regex, hay, at),
+            "{:?} from {} in {:?}",
+            native,
+            at,
+            hay
+        );
+    }
+    Ok(())
+}
+
 fn assert_same(hay: &str) -> Result<(), TestCaseError> {
     for (native, regex) in NATIVE_RULES.iter() {
-        for at in (0..=hay.len()).filter(|&i| hay.is_char_boundary(i)) {
-            prop_assert_eq!(
-                native.find_at(hay, at),
-                regex_find(regex, hay, at),
-                "{:?} from {} in {:?}",
-                native,
-                at,
-                hay
-            );
-        }
+        same_from_every_position(*native, regex, hay)?;
     }
     Ok(())
 }
@@ -260,16 +266,7 @@ fn injection_piece() -> impl Strategy<Value = String> {
 }
 
 fn assert_same_injection(hay: &str) -> Result<(), TestCaseError> {
-    for at in (0..=hay.len()).filter(|&i| hay.is_char_boundary(i)) {
-        prop_assert_eq!(
-            Native::Injection.find_at(hay, at),
-            regex_find(&INJECTION, hay, at),
-            "from {} in {:?}",
-            at,
-            hay
-        );
-    }
-    Ok(())
+    same_from_every_position(Native::Injection, &INJECTION, hay)
 }
 
 proptest! {
