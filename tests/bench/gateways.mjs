@@ -74,12 +74,22 @@ const STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, tempe
 const BODY_FILE = join(dir, 'body.json');
 writeFileSync(BODY_FILE, BODY);
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => ok(port)); });
-    srv.on('error', fail);
-  });
+// A port is free when asked for, and this run hands each out once: the kernel may offer a port
+// it just released again, and two of one runtime's sockets on it failed the run at startup
+// (ERR_ADDRESS_IN_USE, once).
+const portsHandedOut = new Set();
+async function freePort() {
+  for (;;) {
+    const port = await new Promise((ok, fail) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => ok(port)); });
+      srv.on('error', fail);
+    });
+    if (!portsHandedOut.has(port)) {
+      portsHandedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** Spawns a long-running child in its own process group; resolves when `ready()` passes. */
