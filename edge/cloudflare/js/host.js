@@ -325,9 +325,11 @@ async function carry(env, jurisdiction, name, queue, leader, wakeLeader) {
   }
 }
 
-/** Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed. */
-// Resolves to the call's last reply (JSON) when this request sent the call, else to undefined:
-// a call that ends with a commit hands the tenant's due alerts to its sender in that reply.
+/**
+ * Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed: to the
+ * call's last reply (JSON) when this request sent the call, else to undefined. A call that ends
+ * with a commit hands the tenant's due alerts to its sender in that reply.
+ */
 export async function ledgerCommit(env, jurisdiction, name, op, delayMs) {
   const ops = queued.get(name);
   if (ops !== undefined) {
