@@ -26,35 +26,47 @@ const _: () = assert!(INJECTION_PHRASES.len() <= 32);
 
 struct Phrases {
     phrases: Vec<Vec<Tok>>,
-    /// The words a phrase can start with, each with the phrases (bits) that can, grouped by
-    /// their first two letters.
-    first_words: Vec<(&'static str, u32)>,
+    /// The words a phrase can start with, grouped by their first two letters.
+    first_words: Vec<FirstWord>,
     /// By a word's first two bytes (ASCII-lowercased, `26 * a + b` over `a..=z`): its group in
     /// `first_words`. A match starts at a word whose first two bytes are letters (every phrase's
     /// words have at least two).
     by_start: [(u16, u16); 26 * 26],
 }
 
+/// A word some phrases start with.
+struct FirstWord {
+    word: &'static str,
+    /// The phrases (bits) that can start with it.
+    phrases: u32,
+    /// Its [`prefix`] and the bytes of it that count: compared before the whole word.
+    head: (u32, u32),
+}
+
 fn phrases() -> &'static Phrases {
     static PHRASES: OnceLock<Phrases> = OnceLock::new();
     PHRASES.get_or_init(|| {
         let phrases: Vec<Vec<Tok>> = INJECTION_PHRASES.iter().map(|p| parse(p)).collect();
-        let mut first_words: Vec<(&'static str, u32)> = Vec::new();
+        let mut first_words: Vec<FirstWord> = Vec::new();
         for (i, p) in phrases.iter().enumerate() {
             let mut words = Vec::new();
             starts_of(p, &mut words);
             for w in words {
-                match first_words.iter_mut().find(|(x, _)| *x == w) {
-                    Some((_, bits)) => *bits |= 1 << i,
-                    None => first_words.push((w, 1 << i)),
+                match first_words.iter_mut().find(|f| f.word == w) {
+                    Some(f) => f.phrases |= 1 << i,
+                    None => first_words.push(FirstWord {
+                        word: w,
+                        phrases: 1 << i,
+                        head: prefix_of(w),
+                    }),
                 }
             }
         }
-        first_words.retain(|(w, _)| pair(w.as_bytes()).is_some());
-        first_words.sort_by_key(|(w, _)| pair(w.as_bytes()));
+        first_words.retain(|f| pair(f.word.as_bytes()).is_some());
+        first_words.sort_by_key(|f| pair(f.word.as_bytes()));
         let mut by_start = [(0u16, 0u16); 26 * 26];
-        for (k, (w, _)) in first_words.iter().enumerate() {
-            if let Some(slot) = pair(w.as_bytes()).and_then(|p| by_start.get_mut(p)) {
+        for (k, f) in first_words.iter().enumerate() {
+            if let Some(slot) = pair(f.word.as_bytes()).and_then(|p| by_start.get_mut(p)) {
                 let k = u16::try_from(k).unwrap_or(u16::MAX);
                 *slot = if slot.1 == 0 {
                     (k, k + 1)
@@ -207,20 +219,20 @@ pub(super) fn injection(b: &[u8], at: usize) -> Option<(usize, usize)> {
             let mut mask = 0;
             if from < to {
                 let head = prefix(hay);
-                for (w, bits) in p
+                for f in p
                     .first_words
                     .get(usize::from(from)..usize::from(to))
                     .unwrap_or_default()
                 {
                     // Four bytes compared at once first: most words that share the first two
                     // letters of a phrase's first word do not share its next two.
-                    let (want, care) = prefix_of(w);
+                    let (want, care) = f.head;
                     if head & care == want
                         && hay
-                            .get(..w.len())
-                            .is_some_and(|h| h.eq_ignore_ascii_case(w.as_bytes()))
+                            .get(..f.word.len())
+                            .is_some_and(|h| h.eq_ignore_ascii_case(f.word.as_bytes()))
                     {
-                        mask |= bits;
+                        mask |= f.phrases;
                     }
                 }
             }
