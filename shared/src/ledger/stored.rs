@@ -121,18 +121,13 @@ pub async fn apply_stored<S: LedgerStore>(
     // operation adds are not kept here (they are not part of the stored JSON): they are counted
     // from the records when `forward_ledger` moves them to the trail, once per batch instead of
     // five statements per operation.
-    let mut replies = with_ledger(store, id, |ledger| {
-        ledger.apply_call(std::slice::from_ref(op))
-    })
-    .await?;
-    replies
-        .pop()
-        .ok_or_else(|| HostError::Store(format!("ledger {}: no reply", id.as_str())))
+    with_ledger(store, id, |ledger| ledger.apply_alone(op.clone())).await
 }
 
 /// Applies `ops` in order to the stored ledger `id` with one load and one swap (re-run together
 /// if the swap loses): one reply per operation, each what it would be if applied alone in that
-/// order, the call ended as [`TenantLedger::apply_call`] ends it. For read-only operations use [`apply_stored`] (analytics reads the host's table).
+/// order, the call ended as [`TenantLedger::apply_call`] ends it. For read-only operations use
+/// [`apply_stored`] (analytics reads the host's table).
 pub async fn apply_stored_batch<S: LedgerStore>(
     store: &S,
     id: &LedgerId,
