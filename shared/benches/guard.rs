@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
     each.throughput(Throughput::Bytes(text.len() as u64));
     each.sample_size(10);
     let mode = |m: &str| json!({"mode": m});
-    let alone: [(&str, serde_json::Value); 10] = [
+    let alone: [(&str, serde_json::Value); 13] = [
         ("email", json!({"detectors": {"email": mode("redact")}})),
         ("phone", json!({"detectors": {"phone": mode("redact")}})),
         (
@@ -132,9 +132,18 @@ fn bench(c: &mut Criterion) {
             "deny_terms",
             json!({"deny_terms": ["project nightingale", "operation blue"]}),
         ),
+        ("deny_terms_100", json!({"deny_terms": many_terms(100)})),
         (
             "custom_pattern",
             json!({"custom_patterns": [{"name": "mrn", "regex": "MRN-[0-9]{8}", "mode": "redact"}]}),
+        ),
+        (
+            "custom_pattern_alternation",
+            json!({"custom_patterns": [{"name": "ids", "regex": "(?:EMP|CUS|ORD|INV)-[0-9]{6,10}", "mode": "redact"}]}),
+        ),
+        (
+            "custom_pattern_case_insensitive",
+            json!({"custom_patterns": [{"name": "codename", "regex": "(?i)codename[ -]falcon", "mode": "redact"}]}),
         ),
     ];
     for (name, config) in alone {
@@ -150,6 +159,71 @@ fn bench(c: &mut Criterion) {
         });
     }
     each.finish();
+
+    // What a new isolate pays when it loads a tenant config with a long deny list (100 terms:
+    // before the deny-term matcher, a regex of ~150 such terms exceeded its size limit).
+    let mut compile = c.benchmark_group("guard_compile");
+    compile.sample_size(20);
+    let config = json!({"deny_terms": many_terms(100)});
+    compile.bench_function("deny_terms_100", |b| {
+        b.iter(|| black_box(GuardPolicy::from_json(black_box(&config)).expect("valid")))
+    });
+    compile.finish();
+}
+
+/// `n` distinct deny terms of one to three words, some with non-ASCII letters.
+fn many_terms(n: usize) -> Vec<String> {
+    const FIRST: &[&str] = &[
+        "project",
+        "operation",
+        "codename",
+        "initiative",
+        "Geheimprojekt",
+        "programme",
+        "opération",
+        "task force",
+        "Проект",
+        "deal",
+    ];
+    const SECOND: &[&str] = &[
+        "nightingale",
+        "blue",
+        "Ölfeld",
+        "atlas",
+        "kestrel",
+        "zephyr",
+        "北極星",
+        "mercury",
+        "tundra",
+        "obsidian",
+        "saffron",
+        "quarry",
+        "lantern",
+        "meridian",
+        "harbour",
+        "cinder",
+        "ember",
+        "falconer",
+        "granite",
+        "juniper",
+        "sable",
+        "talisman",
+        "umber",
+        "vesper",
+        "willow",
+        "yarrow",
+        "zenith",
+        "borealis",
+        "cobalt",
+        "delta",
+    ];
+    (0..n)
+        .map(|i| {
+            let first = FIRST[i % FIRST.len()];
+            let second = SECOND[(i / FIRST.len()) % SECOND.len()];
+            format!("{first} {second}")
+        })
+        .collect()
 }
 
 criterion_group!(benches, bench);

@@ -6,9 +6,12 @@
 //! before its first scan (the email and card rules together 0.6-1 ms natively); these loops skip
 //! to a byte their matches must hold and test a byte or two there.
 
+mod deny;
 mod injection;
 mod phone;
 mod secret;
+
+pub(crate) use deny::DenyTerms;
 
 /// A built-in rule's hand-written matcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

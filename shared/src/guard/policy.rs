@@ -177,7 +177,6 @@ fn validate_at(value: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Gua
             for (source, message) in problems {
                 let p = match source {
                     RuleSource::Builtin(d) => field_path(&at("detectors"), d.name()),
-                    RuleSource::DenyTerms => at("deny_terms"),
                     RuleSource::Custom(i) => format!("{}[{i}].regex", at("custom_patterns")),
                 };
                 errs.push(p, message);

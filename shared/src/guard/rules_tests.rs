@@ -331,3 +331,23 @@ fn redaction_numbers_values_per_type() {
         "{debug}"
     );
 }
+
+#[test]
+fn the_longest_deny_list_a_config_may_hold_compiles_and_matches() {
+    // 1,000 terms (the validation limit) of two words, some not ASCII. As one regex, ~150 such
+    // terms exceeded its compiled-size limit and the config was refused.
+    let terms: Vec<String> = (0..1000)
+        .map(|i| format!("Geheimprojekt-{i} Ölfeld{}", i % 7))
+        .collect();
+    let policy = GuardPolicy::from_json(&json!({"deny_terms": terms, "deny_mode": "redact"}))
+        .expect("a list within the limits is valid");
+    let text = "status of GEHEIMPROJEKT-517\u{3000}ÖLFELD6, and geheimprojekt-517 ölfeld5?";
+    let found: Vec<&str> = policy
+        .scanner()
+        .scan(text, Side::Request)
+        .redactions
+        .iter()
+        .map(|f| &text[f.span.clone()])
+        .collect();
+    assert_eq!(found, ["GEHEIMPROJEKT-517\u{3000}ÖLFELD6"]);
+}

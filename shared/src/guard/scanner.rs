@@ -9,7 +9,7 @@ use regex_syntax::hir::Look;
 
 use super::charset::CharSet;
 use super::findings::Findings;
-use super::native::Native;
+use super::native::{DenyTerms, Native};
 use super::policy::ScanRules;
 use super::rules::{self, Builtin, Check};
 use super::{Action, Detector, Side};
@@ -19,7 +19,7 @@ use crate::error::{ErrorKind, GatewayError};
 /// bytes. (Rules and validators look at most two characters behind a match start and two
 /// characters past its end.)
 pub(crate) const CONTEXT: usize = 8;
-/// Compiled-size limit of one custom pattern (and of the deny-term list).
+/// Compiled-size limit of one custom pattern.
 const CUSTOM_SIZE_LIMIT: usize = 1 << 20;
 
 pub(crate) struct Rule {
@@ -37,11 +37,20 @@ pub(crate) struct Rule {
     pub max_len: usize,
 }
 
+impl Rule {
+    /// Whether a match of this rule can hold `c`.
+    fn holds(&self, c: char) -> bool {
+        match &self.matcher {
+            Matcher::Deny(terms) => terms.holds(c),
+            _ => self.class.contains(c),
+        }
+    }
+}
+
 /// Which part of the policy a compile error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RuleSource {
     Builtin(Detector),
-    DenyTerms,
     Custom(usize),
 }
 
@@ -230,20 +239,17 @@ impl Scanner {
             }
         }
         if !source.deny_terms.is_empty() {
-            let pattern = rules::deny_pattern(&source.deny_terms);
-            match compile(&pattern, CUSTOM_SIZE_LIMIT) {
-                Ok((matcher, max_len, class)) => scanner.rules.push(Rule {
-                    detector: Detector::DenyTerm,
-                    name: None,
-                    mode: source.deny_mode,
-                    label: Detector::DenyTerm.label().into(),
-                    matcher,
-                    class,
-                    check: Check::None,
-                    max_len,
-                }),
-                Err(e) => errors.push((RuleSource::DenyTerms, e)),
-            }
+            let terms = DenyTerms::new(&source.deny_terms);
+            scanner.rules.push(Rule {
+                detector: Detector::DenyTerm,
+                name: None,
+                mode: source.deny_mode,
+                label: Detector::DenyTerm.label().into(),
+                max_len: terms.max_len(),
+                matcher: Matcher::Deny(Arc::new(terms)),
+                class: CharSet::default(),
+                check: Check::None,
+            });
         }
         for (i, r) in scanner.rules.iter().enumerate() {
             let lanes: &[Lane] = match r.mode {
@@ -437,13 +443,13 @@ impl Scanner {
             .iter()
             .map(|&r| {
                 let rule = self.rule(r);
-                if !rule.class.contains(at_q) {
+                if !rule.holds(at_q) {
                     return last_start;
                 }
                 let floor = (q + 1).saturating_sub(rule.max_len);
                 let mut start = q;
                 for (i, c) in hay[..q].char_indices().rev() {
-                    if i < floor || !rule.class.contains(c) {
+                    if i < floor || !rule.holds(c) {
                         break;
                     }
                     start = i;
@@ -539,6 +545,7 @@ fn next_boundary(s: &str, i: usize) -> usize {
 pub(crate) enum Matcher {
     Regex(Regex),
     Native(Native),
+    Deny(Arc<DenyTerms>),
 }
 
 impl Matcher {
@@ -546,6 +553,7 @@ impl Matcher {
         match self {
             Matcher::Regex(regex) => regex.find_at(hay, at).map(|m| (m.start(), m.end())),
             Matcher::Native(native) => native.find_at(hay, at),
+            Matcher::Deny(terms) => terms.find_at(hay, at),
         }
     }
 }

@@ -1,0 +1,283 @@
+//! A tenant's deny terms, matched by hand. The specification is the regex `rules::deny_pattern`
+//! builds (`(?i)\b{start-half}(?:term|...)\b{end-half}`, longest term first, whitespace in a term
+//! matching 1-8 whitespace characters), which the tests hold this matcher to. Why by hand: that
+//! regex needs Unicode case folding and Unicode word boundaries, so it kept the regex engine and
+//! its tables in the request plane, and a list of hundreds of terms compiled on every config load.
+
+use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange};
+
+/// Most whitespace characters one space in a term stands for.
+const GAP_MAX: usize = 8;
+/// UTF-8 bytes of the longest whitespace character (U+2028, U+3000, ...).
+const SPACE_MAX_BYTES: usize = 3;
+
+/// The compiled term list: a trie of the terms' case keys, so each start position is walked
+/// once whatever the number of terms.
+#[derive(Debug)]
+pub(crate) struct DenyTerms {
+    /// `nodes[0]` is the root.
+    nodes: Vec<Node>,
+    /// The root has a child for the ASCII key `b`: the scan's quick test.
+    ascii_first: [bool; 128],
+    /// Whether any term holds whitespace (then whitespace can be part of a match).
+    has_gap: bool,
+    folding: Folding,
+    /// Longest possible match, in bytes.
+    max_len: usize,
+}
+
+/// The key standing for a run of 1-8 whitespace characters (term keys are never whitespace).
+const GAP: char = ' ';
+
+/// A trie node: the terms' keys that continue the path here, and the term the path spells.
+#[derive(Debug, Default)]
+struct Node {
+    /// Sorted by key.
+    children: Vec<(char, usize)>,
+    /// The earliest term in the regex's alternation order (most characters first, then as
+    /// configured) that ends here.
+    term: Option<usize>,
+}
+
+impl Node {
+    fn child(&self, key: char) -> Option<usize> {
+        let i = self.children.binary_search_by_key(&key, |&(k, _)| k).ok()?;
+        self.children.get(i).map(|&(_, n)| n)
+    }
+}
+
+/// The case classes of the terms' characters: every character that `(?i)` (Unicode simple case
+/// folding, regex's own tables) treats as one of them, mapped to one key per class. A character
+/// outside every class cannot match a term character.
+#[derive(Debug, Default)]
+struct Folding {
+    /// Non-ASCII members of the classes with their keys, sorted by character.
+    others: Vec<(char, char)>,
+    /// Every key, sorted.
+    keys: Vec<char>,
+}
+
+impl Folding {
+    /// The key of `c`'s class; `c` itself when no term character shares its class.
+    fn key(&self, c: char) -> char {
+        if c.is_ascii() {
+            return c.to_ascii_lowercase();
+        }
+        match self.others.binary_search_by_key(&c, |&(d, _)| d) {
+            Ok(i) => self.others.get(i).map_or(c, |&(_, key)| key),
+            Err(_) => c,
+        }
+    }
+
+    /// Adds `c`'s class; returns its key: the ASCII lowercase member if it has one, else the
+    /// smallest.
+    fn add(&mut self, c: char) -> char {
+        let mut class = ClassUnicode::new([ClassUnicodeRange::new(c, c)]);
+        // Without the case tables regex itself refuses `(?i)`; the class then is `c` alone.
+        let _ = class.try_case_fold_simple();
+        let members = || class.ranges().iter().flat_map(|r| r.start()..=r.end());
+        let key = members()
+            .find(char::is_ascii)
+            .map_or_else(|| members().next().unwrap_or(c), |a| a.to_ascii_lowercase());
+        self.others
+            .extend(members().filter(|m| !m.is_ascii()).map(|m| (m, key)));
+        self.keys.push(key);
+        key
+    }
+
+    fn finish(&mut self) {
+        self.others.sort_unstable();
+        self.others.dedup();
+        self.keys.sort_unstable();
+        self.keys.dedup();
+    }
+}
+
+impl DenyTerms {
+    pub(crate) fn new(terms: &[String]) -> DenyTerms {
+        let mut sorted: Vec<&String> = terms.iter().collect();
+        // Stable: terms of equal length keep their configured order, as in the regex.
+        sorted.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
+        let mut out = DenyTerms {
+            nodes: vec![Node::default()],
+            ascii_first: [false; 128],
+            has_gap: false,
+            folding: Folding::default(),
+            max_len: 0,
+        };
+        for (order, term) in sorted.into_iter().enumerate() {
+            let mut keys = Vec::new();
+            let mut len = 0;
+            for (w, word) in term.split_whitespace().enumerate() {
+                if w > 0 {
+                    keys.push(GAP);
+                    len += GAP_MAX * SPACE_MAX_BYTES;
+                    out.has_gap = true;
+                }
+                for c in word.chars() {
+                    keys.push(out.folding.add(c));
+                    len += max_fold_len(c);
+                }
+            }
+            let Some(&first) = keys.first() else {
+                continue; // blank terms are refused by validation
+            };
+            if let Some(slot) = out.ascii_first.get_mut(first as usize) {
+                *slot = true;
+            }
+            out.max_len = out.max_len.max(len);
+            out.insert(&keys, order);
+        }
+        out.folding.finish();
+        out
+    }
+
+    fn insert(&mut self, keys: &[char], order: usize) {
+        let mut at = 0;
+        for &key in keys {
+            let Some(node) = self.nodes.get(at) else {
+                return;
+            };
+            at = match node.children.binary_search_by_key(&key, |&(k, _)| k) {
+                Ok(i) => node.children.get(i).map_or(0, |&(_, n)| n),
+                Err(i) => {
+                    let next = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    if let Some(node) = self.nodes.get_mut(at) {
+                        node.children.insert(i, (key, next));
+                    }
+                    next
+                }
+            };
+        }
+        if let Some(node) = self.nodes.get_mut(at) {
+            // Terms come in alternation order: the first one to end here wins.
+            node.term.get_or_insert(order);
+        }
+    }
+
+    /// Longest possible match, in bytes.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Whether a match can hold `c`.
+    pub(crate) fn holds(&self, c: char) -> bool {
+        (self.has_gap && c.is_whitespace())
+            || self
+                .folding
+                .keys
+                .binary_search(&self.folding.key(c))
+                .is_ok()
+    }
+
+    /// The leftmost match starting at or after `at` (a char boundary), as the regex finds it;
+    /// the character before `at` decides only the start boundary.
+    pub(crate) fn find_at(&self, hay: &str, at: usize) -> Option<(usize, usize)> {
+        let b = hay.as_bytes();
+        let mut prev_word = hay
+            .get(..at)
+            .and_then(|h| h.chars().next_back())
+            .is_some_and(is_word_char);
+        let mut i = at;
+        // Byte by byte through ASCII (most text), a character at a time elsewhere: at opt-level
+        // "z" an iterator of chars stays a call per character.
+        while let Some(&byte) = b.get(i) {
+            if byte.is_ascii() {
+                let listed = self.ascii_first.get(usize::from(byte.to_ascii_lowercase()));
+                if !prev_word && listed == Some(&true) {
+                    if let Some(found) = self.match_at(hay, i, char::from(byte)) {
+                        return Some(found);
+                    }
+                }
+                prev_word = byte.is_ascii_alphanumeric() || byte == b'_';
+                i += 1;
+                continue;
+            }
+            let c = hay.get(i..).and_then(|rest| rest.chars().next())?;
+            if !prev_word {
+                if let Some(found) = self.match_at(hay, i, c) {
+                    return Some(found);
+                }
+            }
+            prev_word = is_word_char(c);
+            i += c.len_utf8();
+        }
+        None
+    }
+
+    /// The match at `start` (whose character is `c`) of the earliest term in alternation order
+    /// that matches there and is followed by no word character.
+    fn match_at(&self, hay: &str, start: usize, c: char) -> Option<(usize, usize)> {
+        let root = self.nodes.first()?;
+        let mut node = self.nodes.get(root.child(self.folding.key(c))?)?;
+        let mut i = start + c.len_utf8();
+        let mut best: Option<(usize, usize)> = None;
+        loop {
+            let next = next_char(hay, i);
+            if let Some(order) = node.term {
+                if best.is_none_or(|(o, _)| order < o) && !next.is_some_and(is_word_char) {
+                    best = Some((order, i));
+                }
+            }
+            let Some(c) = next else { break };
+            let child = if c.is_whitespace() {
+                // `\s{1,8}` is greedy and the next word starts with a non-space: no backtracking.
+                let Some(gap) = node.child(GAP) else { break };
+                let mut spaces = 0;
+                while spaces < GAP_MAX {
+                    match next_char(hay, i) {
+                        Some(s) if s.is_whitespace() => {
+                            i += s.len_utf8();
+                            spaces += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                gap
+            } else {
+                let Some(n) = node.child(self.folding.key(c)) else {
+                    break;
+                };
+                i += c.len_utf8();
+                n
+            };
+            node = self.nodes.get(child)?;
+        }
+        best.map(|(_, end)| (start, end))
+    }
+}
+
+/// The character starting at byte `i` (a char boundary).
+#[inline(always)]
+fn next_char(hay: &str, i: usize) -> Option<char> {
+    match hay.as_bytes().get(i) {
+        Some(&b) if b.is_ascii() => Some(char::from(b)),
+        Some(_) => hay.get(i..)?.chars().next(),
+        None => None,
+    }
+}
+
+/// The most UTF-8 bytes a character that folds to the same class as `c` can take.
+fn max_fold_len(c: char) -> usize {
+    match c {
+        // The Kelvin sign (3 bytes) and the long s (2 bytes) fold with ASCII letters.
+        'k' | 'K' => 3,
+        's' | 'S' => 2,
+        _ if c.is_ascii() => 1,
+        _ => 4,
+    }
+}
+
+/// `\w` in Unicode mode, as regex's word boundaries see it.
+pub(crate) fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric() || c == '_'
+    } else {
+        regex_syntax::is_word_character(c)
+    }
+}
+
+#[cfg(test)]
+#[path = "deny_tests.rs"]
+mod tests;
