@@ -19,12 +19,19 @@ pub(crate) struct DenyTerms {
     nodes: Vec<Node>,
     /// The root has a child for the ASCII key `b`: the scan's quick test.
     ascii_first: [bool; 128],
+    /// Every byte a match can start with, when there are at most [`SKIP_BYTES`]: the scan then
+    /// skips to them with `memchr3` instead of walking each byte.
+    start_bytes: Option<Vec<u8>>,
     /// Whether any term holds whitespace (then whitespace can be part of a match).
     has_gap: bool,
     folding: Folding,
     /// Longest possible match, in bytes.
     max_len: usize,
 }
+
+/// Most distinct first bytes the scan skips to (three `memchr3` searches side by side); a list
+/// whose terms start with more is walked byte by byte.
+const SKIP_BYTES: usize = 9;
 
 /// The key standing for a run of 1-8 whitespace characters (term keys are never whitespace).
 const GAP: char = ' ';
@@ -101,6 +108,7 @@ impl DenyTerms {
         let mut out = DenyTerms {
             nodes: vec![Node::default()],
             ascii_first: [false; 128],
+            start_bytes: None,
             has_gap: false,
             folding: Folding::default(),
             max_len: 0,
@@ -129,7 +137,31 @@ impl DenyTerms {
             out.insert(&keys, order);
         }
         out.folding.finish();
+        out.start_bytes = out.first_bytes().filter(|bytes| bytes.len() <= SKIP_BYTES);
         out
+    }
+
+    /// The first bytes of every character whose key starts a term: both cases of an ASCII key,
+    /// and the leading byte of each non-ASCII member of a first key's class (the Kelvin sign's
+    /// for `k`).
+    fn first_bytes(&self) -> Option<Vec<u8>> {
+        let root = self.nodes.first()?;
+        let mut bytes = Vec::new();
+        for &(key, _) in &root.children {
+            if let Ok(b) = u8::try_from(key) {
+                if b.is_ascii() {
+                    bytes.extend([b.to_ascii_lowercase(), b.to_ascii_uppercase()]);
+                }
+            }
+            let members = self.folding.others.iter().filter(|&&(_, k)| k == key);
+            for &(member, _) in members {
+                let mut utf8 = [0; 4];
+                bytes.extend(member.encode_utf8(&mut utf8).as_bytes().first());
+            }
+        }
+        bytes.sort_unstable();
+        bytes.dedup();
+        Some(bytes)
     }
 
     fn insert(&mut self, keys: &[char], order: usize) {
@@ -174,6 +206,9 @@ impl DenyTerms {
     /// The leftmost match starting at or after `at` (a char boundary), as the regex finds it;
     /// the character before `at` decides only the start boundary.
     pub(crate) fn find_at(&self, hay: &str, at: usize) -> Option<(usize, usize)> {
+        if let Some(bytes) = &self.start_bytes {
+            return self.skip_to_starts(hay, at, bytes);
+        }
         let b = hay.as_bytes();
         let mut prev_word = hay
             .get(..at)
@@ -204,6 +239,59 @@ impl DenyTerms {
             i += c.len_utf8();
         }
         None
+    }
+
+    /// [`DenyTerms::find_at`] for a list whose matches start with one of a few `bytes`: each
+    /// group of three is searched with `memchr3`, its next position kept until passed.
+    fn skip_to_starts(&self, hay: &str, at: usize, bytes: &[u8]) -> Option<(usize, usize)> {
+        let b = hay.as_bytes();
+        // At most three groups of three (`SKIP_BYTES`); a short group repeats its last byte.
+        let mut groups = [[0u8; 3]; 3];
+        let mut count = 0;
+        for (slot, g) in groups.iter_mut().zip(bytes.chunks(3)) {
+            *slot = match *g {
+                [x, y, z] => [x, y, z],
+                [x, y] => [x, y, y],
+                [x] => [x, x, x],
+                _ => continue,
+            };
+            count += 1;
+        }
+        let groups = groups.get(..count)?;
+        let find = |g: &[u8; 3], from: usize| {
+            let rest = b.get(from..)?;
+            memchr::memchr3(g[0], g[1], g[2], rest).map(|i| from + i)
+        };
+        let mut next = [None; 3];
+        for (n, g) in next.iter_mut().zip(groups) {
+            *n = find(g, at);
+        }
+        loop {
+            // The nearest position any group found, at or after `pos`.
+            let i = next.iter().flatten().copied().min()?;
+            // Most candidates follow a letter of the same word: decide those on one byte.
+            let prev_word = match i.checked_sub(1).and_then(|p| b.get(p)) {
+                None => false,
+                Some(&p) if p.is_ascii() => p.is_ascii_alphanumeric() || p == b'_',
+                Some(_) => hay
+                    .get(..i)
+                    .and_then(|h| h.chars().next_back())
+                    .is_some_and(is_word_char),
+            };
+            if !prev_word {
+                // A candidate byte is ASCII or leads a multi-byte character: a char boundary.
+                let c = next_char(hay, i)?;
+                if let Some(found) = self.match_at(hay, i, c) {
+                    return Some(found);
+                }
+            }
+            let pos = i + 1;
+            for (g, n) in groups.iter().zip(next.iter_mut()) {
+                if n.is_some_and(|n| n < pos) {
+                    *n = find(g, pos);
+                }
+            }
+        }
     }
 
     /// The match at `start` (whose character is `c`) of the earliest term in alternation order

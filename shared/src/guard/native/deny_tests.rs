@@ -182,3 +182,26 @@ fn written_out_cases() {
     let hay = "xfoo foo";
     assert_eq!(native.find_at(hay, 1), Some((5, 8)));
 }
+
+#[test]
+fn a_short_list_skips_to_the_bytes_its_matches_start_with() {
+    // One term: `k`, `K` and the Kelvin sign's leading byte.
+    let native = DenyTerms::new(&["kelvin".into()]);
+    assert_eq!(native.start_bytes.as_deref(), Some(&[b'K', b'k', 0xE2][..]));
+    for (hay, found) in [
+        ("0 \u{212A}elvin, 1 KELVIN", Some((2, 10))),
+        ("€ kelvinx (kelvin)", Some((13, 19))),
+        ("xkelvin kelvin_ \u{212A}elvins", None),
+    ] {
+        assert_eq!(native.find_at(hay, 0), found, "{hay:?}");
+        assert_eq!(
+            native.find_at(hay, 0),
+            regex_of(&["kelvin".into()])
+                .find(hay)
+                .map(|m| (m.start(), m.end())),
+        );
+    }
+    // Terms starting with more than nine distinct bytes are walked byte by byte.
+    let many: Vec<String> = "abcdefghij".chars().map(String::from).collect();
+    assert_eq!(DenyTerms::new(&many).start_bytes, None);
+}
