@@ -30,7 +30,8 @@ pub(crate) struct Rule {
     /// Placeholder label, e.g. `EMAIL`.
     pub label: Arc<str>,
     matcher: Matcher,
-    /// Every character a match can hold.
+    /// Every character a match can hold (empty for deny terms, whose matcher answers: see
+    /// [`Rule::holds`]).
     class: CharSet,
     check: Check,
     /// Longest possible match, in bytes.
