@@ -7,6 +7,8 @@
 
 use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange};
 
+use super::is_word;
+
 /// Most whitespace characters one space in a term stands for.
 const GAP_MAX: usize = 8;
 /// UTF-8 bytes of the longest whitespace character (U+2028, U+3000, ...).
@@ -211,10 +213,7 @@ impl DenyTerms {
             return self.skip_to_starts(hay, at, bytes);
         }
         let b = hay.as_bytes();
-        let mut prev_word = hay
-            .get(..at)
-            .and_then(|h| h.chars().next_back())
-            .is_some_and(is_word_char);
+        let mut prev_word = word_before(hay, at);
         let mut i = at;
         // Byte by byte through ASCII (most text), a character at a time elsewhere: at opt-level
         // "z" an iterator of chars stays a call per character.
@@ -226,11 +225,11 @@ impl DenyTerms {
                         return Some(found);
                     }
                 }
-                prev_word = byte.is_ascii_alphanumeric() || byte == b'_';
+                prev_word = is_word(byte);
                 i += 1;
                 continue;
             }
-            let c = hay.get(i..).and_then(|rest| rest.chars().next())?;
+            let c = next_char(hay, i)?;
             if !prev_word {
                 if let Some(found) = self.match_at(hay, i, c) {
                     return Some(found);
@@ -268,18 +267,9 @@ impl DenyTerms {
             *n = find(g, at);
         }
         loop {
-            // The nearest position any group found, at or after `pos`.
+            // The nearest position any group found past the last candidate.
             let i = next.iter().flatten().copied().min()?;
-            // Most candidates follow a letter of the same word: decide those on one byte.
-            let prev_word = match i.checked_sub(1).and_then(|p| b.get(p)) {
-                None => false,
-                Some(&p) if p.is_ascii() => p.is_ascii_alphanumeric() || p == b'_',
-                Some(_) => hay
-                    .get(..i)
-                    .and_then(|h| h.chars().next_back())
-                    .is_some_and(is_word_char),
-            };
-            if !prev_word {
+            if !word_before(hay, i) {
                 // A candidate byte is ASCII or leads a multi-byte character: a char boundary.
                 let c = next_char(hay, i)?;
                 if let Some(found) = self.match_at(hay, i, c) {
@@ -337,6 +327,20 @@ impl DenyTerms {
     }
 }
 
+/// Whether a word character ends right before byte `i` (a char boundary): the start boundary.
+/// Most candidates follow a letter of the same word, decided on one byte.
+#[inline(always)]
+fn word_before(hay: &str, i: usize) -> bool {
+    match i.checked_sub(1).and_then(|p| hay.as_bytes().get(p)) {
+        None => false,
+        Some(&p) if p.is_ascii() => is_word(p),
+        Some(_) => hay
+            .get(..i)
+            .and_then(|h| h.chars().next_back())
+            .is_some_and(is_word_char),
+    }
+}
+
 /// The character starting at byte `i` (a char boundary).
 #[inline(always)]
 fn next_char(hay: &str, i: usize) -> Option<char> {
@@ -360,8 +364,8 @@ fn max_fold_len(c: char) -> usize {
 
 /// `\w` in Unicode mode, as regex's word boundaries see it.
 pub(crate) fn is_word_char(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphanumeric() || c == '_'
+    if let Some(b) = u8::try_from(c).ok().filter(u8::is_ascii) {
+        is_word(b)
     } else {
         regex_syntax::is_word_character(c)
     }
