@@ -36,6 +36,32 @@ describe(`guardrails on ${HOST}`, hostOptions(), () => {
     assert.ok(sent.includes('[EMAIL_1]'), sent);
   });
 
+  it('custom patterns redact and block (compiled by the control plane on the Worker)', async () => {
+    const r = await post('patterned', user('patient MRN-12345678 and xMRN-12345678 are stable'));
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.match(r.headers.get('x-asc-guardrails'), /custom_pattern;name="mrn";side=request;action=redact;count=1/);
+    const sent = JSON.stringify(stack.mock.requests[0].body);
+    assert.ok(!sent.includes('patient MRN-12345678'), sent);
+    assert.ok(sent.includes('[MRN_1]'), sent);
+    assert.ok(sent.includes('xMRN-12345678'), 'inside a word, \\b does not match: ' + sent);
+
+    const blocked = await post('patterned', user('status of PROJECT Falcon?'));
+    assert.equal(blocked.status, 400);
+    const body = await blocked.json();
+    assert.equal(body.error.code, 'guardrail_custom_pattern');
+    assert.ok(!JSON.stringify(body).includes('Falcon'));
+    assert.equal(stack.mock.requests.length, 1, 'the blocked prompt never left');
+  });
+
+  it('a config whose pattern cannot be compiled is refused with its path, never served', async () => {
+    const r = await post('badpattern', user('aaa'));
+    const body = await r.json();
+    assert.equal(body.error.code, 'tenant_config_invalid');
+    assert.match(body.error.message, /guardrails\.custom_patterns\[0\]\.regex/);
+    assert.match(body.error.message, /unbounded/);
+    assert.equal(stack.mock.requests.length, 0);
+  });
+
   it('a streamed response is redacted while its chunks still arrive before the end', async () => {
     const r = await post('guardresp', {
       stream: true,

@@ -188,6 +188,19 @@ export async function startStack({ vars = {}, replicas = 1, extraTenants, secret
     guarded: tenant('guarded', mock.url, {
       guardrails: { detectors: { email: { mode: 'redact' }, credit_card: { mode: 'block' } } },
     }),
+    // Custom patterns: the request plane's Worker gets them compiled from the control plane.
+    patterned: tenant('patterned', mock.url, {
+      guardrails: {
+        custom_patterns: [
+          { name: 'mrn', regex: String.raw`\bMRN-[0-9]{8}\b`, mode: 'redact', placeholder: 'MRN' },
+          { name: 'codename', regex: '(?i)project[ -]falcon', mode: 'block', placeholder: 'CODE' },
+        ],
+      },
+    }),
+    // A config written straight to the store with a pattern no config may hold (unbounded).
+    badpattern: tenant('badpattern', mock.url, {
+      guardrails: { custom_patterns: [{ name: 'any', regex: 'a+', mode: 'redact', placeholder: 'A' }] },
+    }),
     guardresp: tenant('guardresp', mock.url, {
       guardrails: { detectors: { email: { mode: 'redact' } }, apply_to: { requests: false, responses: true } },
     }),

@@ -458,6 +458,26 @@ export function toControl(env, request) {
   return env.CONTROL ? env.CONTROL.fetch(request) : undefined;
 }
 
+/**
+ * A config's custom patterns (`sources`: a JSON array of their texts), compiled by the control
+ * plane's Worker over the CONTROL binding: the request plane carries no regex compiler. The answer
+ * is `CompiledPatterns::to_wire`'s bytes. Asked once per config version an isolate
+ * loads, for configs with custom patterns only.
+ */
+export async function compilePatterns(env, sources) {
+  if (!env.CONTROL) throw new Error('no CONTROL service binding');
+  const response = await env.CONTROL.fetch(COMPILE_PATTERNS_URL, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: sources,
+  });
+  if (!response.ok) throw new Error(`the control plane answered ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The control plane's internal route; its Worker has no public routes (see control.rs). */
+const COMPILE_PATTERNS_URL = 'https://control.internal/_asc/v1/patterns';
+
 // --- The dashboard's files: the Worker's static assets ---------------------------------------
 
 /**

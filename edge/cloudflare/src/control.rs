@@ -24,6 +24,9 @@ pub async fn handle(
         Err(why) => return Ok(crate::misconfigured(&why)),
     };
     let (method, path, headers) = crate::split_head(&head);
+    if path == COMPILE_PATTERNS_PATH && method == "POST" {
+        return Ok(compile_patterns(request).await);
+    }
     if asc_core::admin::dashboard::is_dashboard_path(&path) {
         return Ok(dashboard(&gw, &env, &method, &path, &headers, request).await);
     }
@@ -41,6 +44,40 @@ pub async fn handle(
     };
     let host = WorkerHost::new(env.clone(), ctx, jurisdiction);
     Ok(admin(&gw, &host, &env, inbound).await)
+}
+
+/// The request plane's route for custom patterns (`compilePatterns` in `js/host.js`). Only the
+/// request plane reaches it: it forwards `/admin` paths alone, and this Worker has no routes.
+const COMPILE_PATTERNS_PATH: &str = "/_asc/v1/patterns";
+
+/// A config's custom patterns (a JSON array of their texts) compiled for the request plane, which
+/// has no regex compiler: one entry per source, its table DFAs or why it cannot be used.
+async fn compile_patterns(request: JsValue) -> JsValue {
+    use asc_core::guard::{sources_within_limits, CompiledPatterns};
+    use asc_core::host::ByteSource;
+    let refuse = |why: &str| {
+        crate::error_response(&GatewayError::new(
+            ErrorKind::InvalidRequest,
+            why.to_string(),
+        ))
+    };
+    let bytes = match WorkerBody::of(request).read_all(64 * 1024).await {
+        Ok(Ok(bytes)) => bytes,
+        _ => return refuse("The pattern list is unreadable or over 64 KB."),
+    };
+    let sources: Vec<String> = match serde_json::from_slice(&bytes) {
+        Ok(sources) => sources,
+        Err(_) => return refuse("The pattern list is not a JSON array of strings."),
+    };
+    if !sources_within_limits(&sources) {
+        return refuse("The pattern list holds more or longer patterns than a config may.");
+    }
+    let answer = CompiledPatterns::compile(&sources).to_wire(&sources);
+    js::full_response(
+        200,
+        &flat_headers(&[("content-type".into(), "application/octet-stream".into())]),
+        &answer,
+    )
 }
 
 /// `/admin/v1/...`: the admin plane, when the deployment configures issuers (`ADMIN_ISSUERS`).

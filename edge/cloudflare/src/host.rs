@@ -299,6 +299,25 @@ impl Host for WorkerHost {
         Ok(js::bytes(&value))
     }
 
+    /// The request plane has no regex compiler (see `asc_core::guard::CompiledPatterns`): the
+    /// control plane's Worker compiles a config's patterns, once per config version an isolate
+    /// loads. The control plane's own build compiles them itself.
+    #[cfg(not(feature = "control"))]
+    async fn compile_patterns(
+        &self,
+        sources: &[String],
+    ) -> Result<asc_core::guard::CompiledPatterns, HostError> {
+        let what = "custom pattern compiler";
+        let request =
+            serde_json::to_string(sources).map_err(|e| HostError::Store(e.to_string()))?;
+        let answer = js::wait(js::compile_patterns(&self.env, &request))
+            .await
+            .map_err(store_err(what))?;
+        let bytes = js::bytes(&answer).unwrap_or_default();
+        asc_core::guard::CompiledPatterns::from_wire(sources, &bytes)
+            .map_err(|e| HostError::Store(format!("{what}: {e}")))
+    }
+
     async fn sleep(&self, ms: u64) {
         // A retry's backoff, or a request waiting for its isolate's lease call (a few per
         // lease): a timer resumes the request from its own I/O (see pipeline::lease).

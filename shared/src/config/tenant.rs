@@ -7,6 +7,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::guard::CompiledPatterns;
 use crate::ids::{is_valid_id, TenantId};
 use crate::providers::Provider;
 use crate::secret::SecretRef;
@@ -157,8 +158,18 @@ impl TenantConfig {
         crate::hexstr::encode(&Sha256::digest(bytes))
     }
 
-    /// Parses and validates a stored document. Every problem is reported, each with its path.
+    /// Parses and validates a stored document, compiling its custom patterns in this build. Every
+    /// problem is reported, each with its path.
     pub fn parse(bytes: &[u8]) -> Result<TenantConfig, ConfigErrors> {
+        Self::parse_with(bytes, &CompiledPatterns::local())
+    }
+
+    /// [`parse`](Self::parse) with the custom patterns compiled elsewhere (the request plane's
+    /// Worker gets them from the control plane: [`crate::guard::custom_pattern_sources`]).
+    pub fn parse_with(
+        bytes: &[u8],
+        patterns: &CompiledPatterns,
+    ) -> Result<TenantConfig, ConfigErrors> {
         let mut errs = ConfigErrors::default();
         let value: Value = match serde_json::from_slice(bytes) {
             Ok(v) => v,
@@ -167,14 +178,19 @@ impl TenantConfig {
                 return Err(errs);
             }
         };
-        match validate(&value, Self::version_of(bytes), &mut errs) {
+        match validate(&value, Self::version_of(bytes), patterns, &mut errs) {
             Some(config) if errs.is_empty() => Ok(config),
             _ => Err(errs),
         }
     }
 }
 
-fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<TenantConfig> {
+fn validate(
+    value: &Value,
+    version: String,
+    patterns: &CompiledPatterns,
+    errs: &mut ConfigErrors,
+) -> Option<TenantConfig> {
     let root = object(value, "", TENANT_FIELDS, errs)?;
 
     if let Some(v) = required(root, "", "schema_version", errs) {
@@ -224,7 +240,7 @@ fn validate(value: &Value, version: String, errs: &mut ConfigErrors) -> Option<T
         None => Some(Vec::new()),
     };
     let guardrails = match root.get("guardrails") {
-        Some(v) => crate::guard::GuardPolicy::validate(v, "guardrails", errs),
+        Some(v) => crate::guard::GuardPolicy::validate(v, "guardrails", patterns, errs),
         None => Some(crate::guard::GuardPolicy::default()),
     };
     let model_names: Vec<&str> = root

@@ -2,6 +2,7 @@
 //! it to release text early: a match still open at the end of the buffer consists of these
 //! characters only, so text before the last character outside the set is decided.
 
+#[cfg(any(test, feature = "compile-patterns"))]
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Sorted, merged, inclusive character ranges.
@@ -9,6 +10,7 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 pub(crate) struct CharSet(Vec<(char, char)>);
 
 impl CharSet {
+    #[cfg(any(test, feature = "compile-patterns"))]
     pub(crate) fn of(hir: &Hir) -> CharSet {
         let mut ranges = Vec::new();
         collect(hir, &mut ranges);
@@ -23,6 +25,17 @@ impl CharSet {
             }
         }
         CharSet(merged)
+    }
+
+    /// A set of ranges that are already sorted and merged (a compiled pattern's, a built-in
+    /// rule's shape).
+    pub(crate) fn from_ranges(ranges: Vec<(char, char)>) -> CharSet {
+        CharSet(ranges)
+    }
+
+    #[cfg(any(test, feature = "compile-patterns"))]
+    pub(crate) fn ranges(&self) -> &[(char, char)] {
+        &self.0
     }
 
     pub(crate) fn contains(&self, c: char) -> bool {
@@ -40,6 +53,7 @@ impl CharSet {
     }
 }
 
+#[cfg(any(test, feature = "compile-patterns"))]
 fn collect(hir: &Hir, out: &mut Vec<(char, char)>) {
     match hir.kind() {
         HirKind::Literal(lit) => match std::str::from_utf8(&lit.0) {

@@ -48,22 +48,28 @@
 //! ~450 ms per MB (Unicode word boundaries keep the lazy DFA off non-ASCII text) and one of ~150
 //! exceeded the compiled-size limit.
 
+mod automaton;
+#[cfg(feature = "compile-patterns")]
+mod automaton_build;
 mod charset;
 mod checks;
 mod findings;
 mod fold;
 mod native;
 pub mod openai;
+mod patterns;
 mod policy;
 mod reply_view;
 mod rules;
 mod scanner;
+mod shapes;
 mod stream;
 
 use serde::{Deserialize, Serialize};
 
 pub use findings::{Decision, Decisions, Findings, Placeholders, GUARDRAILS_HEADER};
 pub use openai::{OpenAiStreamGuard, ResponseGuard};
+pub use patterns::{custom_pattern_sources, sources_within_limits, CompiledPatterns};
 pub use policy::{
     ApplyTo, CustomPattern, GuardPolicy, ScanRules, APPLY_TO_FIELDS, CUSTOM_PATTERN_FIELDS,
     DETECTOR_FIELDS, DETECTOR_NAMES, GUARDRAIL_FIELDS, MAX_CUSTOM_PATTERN_LEN,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::patterns::CompiledPatterns;
 use super::scanner::{RuleSource, Scanner};
 use super::{Action, Detector};
 use crate::validate::{field_path, integer, kind, object, required, string, ConfigErrors};
@@ -36,8 +37,8 @@ pub const APPLY_TO_FIELDS: &[&str] = &["requests", "responses"];
 
 /// Longest match a custom pattern may have, in bytes: a stream holds back up to this much.
 pub const MAX_CUSTOM_PATTERN_LEN: usize = 512;
-const MAX_CUSTOM_PATTERNS: usize = 32;
-const MAX_PATTERN_SOURCE: usize = 1000;
+pub(crate) const MAX_CUSTOM_PATTERNS: usize = 32;
+pub(crate) const MAX_PATTERN_SOURCE: usize = 1000;
 const MAX_DENY_TERMS: usize = 1000;
 const MAX_DENY_TERM_CHARS: usize = 128;
 
@@ -116,23 +117,34 @@ impl GuardPolicy {
         self.apply_to.responses && !self.scanner.is_empty()
     }
 
-    /// Validates the `guardrails` object at `path` of a config document and compiles it; every
-    /// problem goes to `errs` with its path.
-    pub fn validate(value: &Value, path: &str, errs: &mut ConfigErrors) -> Option<GuardPolicy> {
-        validate_at(value, path, errs)
+    /// Validates the `guardrails` object at `path` of a config document and compiles it, its
+    /// custom patterns from `patterns`; every problem goes to `errs` with its path.
+    pub fn validate(
+        value: &Value,
+        path: &str,
+        patterns: &CompiledPatterns,
+        errs: &mut ConfigErrors,
+    ) -> Option<GuardPolicy> {
+        validate_at(value, path, patterns, errs)
     }
 
-    /// Validates a standalone `guardrails` object (errors carry paths under `guardrails`).
+    /// Validates a standalone `guardrails` object (errors carry paths under `guardrails`),
+    /// compiling its custom patterns in this build.
     pub fn from_json(value: &Value) -> Result<GuardPolicy, ConfigErrors> {
         let mut errs = ConfigErrors::default();
-        match validate_at(value, "guardrails", &mut errs) {
+        match validate_at(value, "guardrails", &CompiledPatterns::local(), &mut errs) {
             Some(p) if errs.is_empty() => Ok(p),
             _ => Err(errs),
         }
     }
 }
 
-fn validate_at(value: &Value, path: &str, errs: &mut ConfigErrors) -> Option<GuardPolicy> {
+fn validate_at(
+    value: &Value,
+    path: &str,
+    patterns: &CompiledPatterns,
+    errs: &mut ConfigErrors,
+) -> Option<GuardPolicy> {
     let map = object(value, path, GUARDRAIL_FIELDS, errs)?;
     let before = errs.0.len();
     let at = |name: &str| field_path(path, name);
@@ -166,7 +178,7 @@ fn validate_at(value: &Value, path: &str, errs: &mut ConfigErrors) -> Option<Gua
         deny_mode: deny_mode?,
         custom_patterns: custom_patterns?,
     };
-    match Scanner::new(rules) {
+    match Scanner::new(rules, patterns) {
         Ok(scanner) => Some(GuardPolicy {
             max_input_chars,
             max_output_tokens,

@@ -4,14 +4,13 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use regex::{Regex, RegexBuilder};
-use regex_syntax::hir::Look;
-
+use super::automaton::PatternAutomaton;
 use super::charset::CharSet;
 use super::findings::Findings;
 use super::native::{DenyTerms, Native};
+use super::patterns::CompiledPatterns;
 use super::policy::ScanRules;
-use super::rules::{self, Builtin, Check};
+use super::rules::{self, Check};
 use super::{Action, Detector, Side};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -19,8 +18,6 @@ use crate::error::{ErrorKind, GatewayError};
 /// bytes. (Rules and validators look at most two characters behind a match start and two
 /// characters past its end.)
 pub(crate) const CONTEXT: usize = 8;
-/// Compiled-size limit of one custom pattern.
-const CUSTOM_SIZE_LIMIT: usize = 1 << 20;
 
 pub(crate) struct Rule {
     pub detector: Detector,
@@ -192,7 +189,10 @@ pub(crate) struct Hit {
 impl Scanner {
     /// Compiles the rules. Errors name the rule; [`GuardPolicy`](super::GuardPolicy) turns them into
     /// config errors with paths.
-    pub(crate) fn new(source: ScanRules) -> Result<Scanner, Vec<(RuleSource, String)>> {
+    pub(crate) fn new(
+        source: ScanRules,
+        patterns: &CompiledPatterns,
+    ) -> Result<Scanner, Vec<(RuleSource, String)>> {
         let mut scanner = Scanner::default();
         let mut errors = Vec::new();
         for d in Detector::BUILTIN {
@@ -216,23 +216,24 @@ impl Scanner {
             }
         }
         for (i, p) in source.custom_patterns.iter().enumerate() {
-            match compile(&p.regex, CUSTOM_SIZE_LIMIT) {
-                Ok((matcher, max_len, class)) if max_len <= super::MAX_CUSTOM_PATTERN_LEN => {
+            match patterns.get(&p.regex) {
+                Ok(compiled) if compiled.max_len <= super::MAX_CUSTOM_PATTERN_LEN => {
                     scanner.rules.push(Rule {
                         detector: Detector::CustomPattern,
                         name: Some(p.name.as_str().into()),
                         mode: p.mode,
                         label: p.placeholder.as_str().into(),
-                        matcher,
-                        class,
+                        class: compiled.class.clone(),
+                        max_len: compiled.max_len,
+                        matcher: Matcher::Pattern(compiled),
                         check: Check::None,
-                        max_len,
                     })
                 }
-                Ok((_, max_len, _)) => errors.push((
+                Ok(compiled) => errors.push((
                     RuleSource::Custom(i),
                     format!(
-                        "can match up to {max_len} bytes; at most {} are allowed (a stream holds back that much text)",
+                        "can match up to {} bytes; at most {} are allowed (a stream holds back that much text)",
+                        compiled.max_len,
                         super::MAX_CUSTOM_PATTERN_LEN
                     ),
                 )),
@@ -544,7 +545,8 @@ fn next_boundary(s: &str, i: usize) -> usize {
 /// What finds a rule's candidate matches.
 #[derive(Clone)]
 pub(crate) enum Matcher {
-    Regex(Regex),
+    /// A tenant's custom pattern.
+    Pattern(Arc<PatternAutomaton>),
     Native(Native),
     Deny(Arc<DenyTerms>),
 }
@@ -552,7 +554,7 @@ pub(crate) enum Matcher {
 impl Matcher {
     fn find_at(&self, hay: &str, at: usize) -> Option<(usize, usize)> {
         match self {
-            Matcher::Regex(regex) => regex.find_at(hay, at).map(|m| (m.start(), m.end())),
+            Matcher::Pattern(automaton) => automaton.find_at(hay, at),
             Matcher::Native(native) => native.find_at(hay, at),
             Matcher::Deny(terms) => terms.find_at(hay, at),
         }
@@ -564,11 +566,9 @@ type Compiled = (Matcher, usize, CharSet);
 /// A built-in rule compiled (or why it could not be), with its validator.
 type BuiltinRule = (Result<Compiled, String>, Check);
 
-/// The built-in rules of `d`, compiled once per process and shared by every tenant that enables
-/// `d` (a `Regex` clone shares the compiled program). Their patterns are constants, so this is a
-/// lazily built constant, not state. Without it every tenant config an isolate validated
-/// compiled them again (natively ~5 ms for all eight detectors when each was a regex). Rules
-/// with a native matcher (all of them) only parse their pattern here.
+/// The built-in rules of `d`, shared by every tenant that enables `d`. Each runs its native
+/// matcher; its pattern gives the longest match and the characters a match can hold
+/// ([`super::shapes`], derived from the patterns and checked against them by the tests).
 fn builtin_rules(d: Detector) -> &'static [BuiltinRule] {
     static COMPILED: [OnceLock<Vec<BuiltinRule>>; Detector::BUILTIN.len()] =
         [const { OnceLock::new() }; Detector::BUILTIN.len()];
@@ -581,44 +581,28 @@ fn builtin_rules(d: Detector) -> &'static [BuiltinRule] {
     };
     slot.get_or_init(|| {
         if d == Detector::PromptInjection {
-            let pattern = rules::injection_pattern();
-            let compiled = parse(&pattern)
-                .and_then(|hir| analyse(&hir))
+            let compiled = super::shapes::of(d, 0)
                 .map(|(max_len, class)| (Matcher::Native(Native::Injection), max_len, class));
             return vec![(compiled, Check::None)];
         }
         rules::builtins(d)
             .iter()
-            .map(|b| (compile_builtin(b), b.check))
+            .enumerate()
+            .map(|(i, b)| {
+                let compiled = match b.native {
+                    Some(native) => super::shapes::of(d, i)
+                        .map(|(max_len, class)| (Matcher::Native(native), max_len, class)),
+                    None => Err("has no matcher".to_string()),
+                };
+                (compiled, b.check)
+            })
             .collect()
     })
 }
 
-/// A built-in rule: its native matcher if it has one (the pattern still gives the longest match
-/// and the characters), else its regex.
-fn compile_builtin(rule: &Builtin) -> Result<Compiled, String> {
-    match rule.native {
-        Some(native) => {
-            let (max_len, class) = analyse(&parse(rule.pattern)?)?;
-            Ok((Matcher::Native(native), max_len, class))
-        }
-        None => compile(rule.pattern, 10 * CUSTOM_SIZE_LIMIT),
-    }
-}
-
-/// Compiles a pattern whose matches have a known maximum length; returns the regex, that length
-/// (bytes) and the characters a match can hold.
-pub(crate) fn compile(pattern: &str, size_limit: usize) -> Result<Compiled, String> {
-    let hir = parse(pattern)?;
-    let (max_len, class) = analyse(&hir)?;
-    let regex = RegexBuilder::new(pattern)
-        .size_limit(size_limit)
-        .build()
-        .map_err(|e| format!("invalid regex: {}", error_line(&e.to_string())))?;
-    Ok((Matcher::Regex(regex), max_len, class))
-}
-
-fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
+/// Parses a pattern as regex does (Unicode, UTF-8).
+#[cfg(any(test, feature = "compile-patterns"))]
+pub(crate) fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
     regex_syntax::ParserBuilder::new()
         .build()
         .parse(pattern)
@@ -627,7 +611,9 @@ fn parse(pattern: &str) -> Result<regex_syntax::hir::Hir, String> {
 
 /// A pattern's longest match (bytes) and the characters a match can hold, or why a rule cannot
 /// have it.
-fn analyse(hir: &regex_syntax::hir::Hir) -> Result<(usize, CharSet), String> {
+#[cfg(any(test, feature = "compile-patterns"))]
+pub(crate) fn analyse(hir: &regex_syntax::hir::Hir) -> Result<(usize, CharSet), String> {
+    use regex_syntax::hir::Look;
     let props = hir.properties();
     let Some(max_len) = props.maximum_len() else {
         return Err(
@@ -649,6 +635,7 @@ fn analyse(hir: &regex_syntax::hir::Hir) -> Result<(usize, CharSet), String> {
 }
 
 /// The `error: ...` line of regex's multi-line messages.
+#[cfg(any(test, feature = "compile-patterns"))]
 fn error_line(message: &str) -> String {
     message
         .lines()
