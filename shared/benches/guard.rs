@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
     each.throughput(Throughput::Bytes(text.len() as u64));
     each.sample_size(10);
     let mode = |m: &str| json!({"mode": m});
-    let alone: [(&str, serde_json::Value); 13] = [
+    let alone: [(&str, serde_json::Value); 14] = [
         ("email", json!({"detectors": {"email": mode("redact")}})),
         ("phone", json!({"detectors": {"phone": mode("redact")}})),
         (
@@ -145,6 +145,10 @@ fn bench(c: &mut Criterion) {
             "custom_pattern_case_insensitive",
             json!({"custom_patterns": [{"name": "codename", "regex": "(?i)codename[ -]falcon", "mode": "redact"}]}),
         ),
+        (
+            "custom_pattern_word_bounded",
+            json!({"custom_patterns": [{"name": "passport", "regex": r"\b[A-Z]{2}[0-9]{6}\b", "mode": "redact"}]}),
+        ),
     ];
     for (name, config) in alone {
         let scanner = GuardPolicy::from_json(&config)
@@ -166,6 +170,17 @@ fn bench(c: &mut Criterion) {
     compile.sample_size(20);
     let config = json!({"deny_terms": many_terms(100)});
     compile.bench_function("deny_terms_100", |b| {
+        b.iter(|| black_box(GuardPolicy::from_json(black_box(&config)).expect("valid")))
+    });
+    // Custom patterns: compiled where configs are compiled (on Workers, the control plane, once
+    // per config version an isolate loads).
+    let config = json!({"custom_patterns": [
+        {"name": "mrn", "regex": "MRN-[0-9]{8}", "mode": "redact"},
+        {"name": "ids", "regex": "(?:EMP|CUS|ORD|INV)-[0-9]{6,10}", "mode": "redact"},
+        {"name": "codename", "regex": "(?i)codename[ -]falcon", "mode": "redact"},
+        {"name": "passport", "regex": r"\b[A-Z]{2}[0-9]{6}\b", "mode": "redact"}
+    ]});
+    compile.bench_function("custom_patterns_4", |b| {
         b.iter(|| black_box(GuardPolicy::from_json(black_box(&config)).expect("valid")))
     });
     compile.finish();

@@ -250,3 +250,66 @@ fn a_changed_policy_applies_once_the_config_cache_expires_and_an_unchanged_one_k
     assert_ne!(versions[1], versions[2], "the third under the new config");
     assert_eq!(versions[2], versions[3], "the fourth under the same, kept");
 }
+
+/// Custom patterns are compiled once per config version an isolate loads, and only for configs
+/// that have some: on the request plane's Worker each compile is a call to the control plane.
+#[test]
+fn custom_patterns_are_compiled_once_per_config_version_and_a_failed_compile_is_retried() {
+    let host = FakeHost::new();
+    let mut tenant = demo_tenant();
+    tenant["guardrails"] = json!({"custom_patterns": [
+        {"name": "mrn", "regex": "MRN-[0-9]{8}", "mode": "redact", "placeholder": "MRN"}
+    ]});
+    host.put_tenant(&tenant);
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+
+    // The control plane unreachable: the request fails with a 503, nothing is cached.
+    host.compiler_down.set(true);
+    let (status, _, body) = run(&gw, &host, chat(&key, &say("id MRN-12345678")));
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (503, "store_unavailable")
+    );
+    assert_eq!(host.sent_count(), 0);
+    host.compiler_down.set(false);
+
+    for _ in 0..3 {
+        host.script(ok_json(completion_json()));
+        let (status, _, _) = run(&gw, &host, chat(&key, &say("id MRN-12345678")));
+        assert_eq!(status, 200);
+    }
+    assert_eq!(
+        host.pattern_compiles.borrow().as_slice(),
+        [
+            vec!["MRN-[0-9]{8}".to_string()],
+            vec!["MRN-[0-9]{8}".to_string()]
+        ],
+        "the failed call, then one for the three requests"
+    );
+    let sent = host.sent.borrow()[0].body.to_string();
+    assert!(
+        sent.contains("[MRN_1]") && !sent.contains("12345678"),
+        "{sent}"
+    );
+
+    // Read again after its time-to-live, unchanged: not compiled again. Changed: compiled.
+    host.advance(30_001);
+    host.script(ok_json(completion_json()));
+    run(&gw, &host, chat(&key, &say("hello")));
+    assert_eq!(host.pattern_compiles.borrow().len(), 2);
+    tenant["guardrails"]["custom_patterns"][0]["regex"] = json!("MRN-[0-9]{9}");
+    host.put_tenant(&tenant);
+    host.advance(30_001);
+    host.script(ok_json(completion_json()));
+    run(&gw, &host, chat(&key, &say("hello")));
+    assert_eq!(host.pattern_compiles.borrow().len(), 3);
+
+    // A tenant without custom patterns never asks.
+    let other = FakeHost::new();
+    other.put_tenant(&guarded_tenant(true));
+    let key = other.mint_key("demo", 1, &all_scopes());
+    other.script(ok_json(completion_json()));
+    run(&gw, &other, chat(&key, &say("hello")));
+    assert!(other.pattern_compiles.borrow().is_empty());
+}

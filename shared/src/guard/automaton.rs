@@ -4,71 +4,171 @@
 //! search loop and a loader that checks every index, not a regex compiler: the compiler and
 //! engines were ~150 KB of its gzip size (docs/benchmarks.md).
 //!
-//! The search is regex-automata's leftmost-first DFA search without its accelerations: matches are
-//! reported one byte late (a state reached after byte `i` that is a match state means a match
-//! ending at `i`), the state at the search's start depends on the byte before it (word
-//! boundaries, line anchors), and the end of the text is one more transition.
+//! The search is regex-automata's leftmost-first DFA search: matches are reported one byte late
+//! (a state reached after byte `i` that is a match state means a match ending at `i`), the state
+//! at the search's start depends on the byte before it (word boundaries, line anchors), and the
+//! end of the text is one more transition. As there, the states the loop must stop at (dead,
+//! match, and those that only a few bytes leave) are numbered first, so one comparison per byte
+//! tells them apart; in a state that at most three bytes leave, `memchr` skips to the next of
+//! them (`MRN-[0-9]{8}` skips to each `M`).
 
 use super::charset::CharSet;
 
 const MAGIC: &[u8; 4] = b"ASCP";
-const FLAG_MATCH: u8 = 1;
-const FLAG_DEAD: u8 = 2;
+pub(crate) const FLAG_MATCH: u8 = 1;
+pub(crate) const FLAG_DEAD: u8 = 2;
+/// The state's accelerator (`accel`) lists every byte that leaves it.
+pub(crate) const FLAG_ACCEL: u8 = 4;
 /// Start states: one per possible byte before the search's start, then one for the text's start.
-const STARTS: usize = 257;
+pub(crate) const STARTS: usize = 257;
 
-/// One direction's DFA: state `s`'s successor on byte `b` is `next[s * stride + classes[b]]`; on
-/// the end of the text, `next[s * stride + stride - 1]`.
+/// One direction's DFA. State ids are premultiplied (`index << shift`): the successor of `s` on
+/// byte `b` is `next[s + classes[b]]`, on the end of the text `next[s + alphabet - 1]`. States
+/// below `special` (dead, match, accelerated) are the only ones with flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TableDfa {
-    pub(crate) classes: [u8; 256],
-    pub(crate) stride: usize,
-    pub(crate) starts: Vec<u32>,
-    pub(crate) flags: Vec<u8>,
-    pub(crate) next: Vec<u32>,
+    classes: [u8; 256],
+    /// Byte classes plus one for the end of the text.
+    alphabet: usize,
+    shift: u32,
+    starts: Vec<u32>,
+    special: usize,
+    flags: Vec<u8>,
+    /// Per state: how many bytes leave it (0-3) and those bytes, when it is accelerated.
+    accel: Vec<[u8; 4]>,
+    next: Vec<u32>,
+}
+
+/// One direction's DFA as plain indexes, as built and as sent: `rows[i]` holds state `i`'s
+/// successors by class, the end of the text last; states below `special` are the flagged ones.
+pub(crate) struct Parts {
+    pub classes: [u8; 256],
+    pub starts: Vec<u32>,
+    pub special: usize,
+    pub flags: Vec<u8>,
+    pub accel: Vec<[u8; 4]>,
+    pub rows: Vec<u32>,
 }
 
 #[allow(
     clippy::indexing_slicing,
-    reason = "every state index in the tables is below the state count and every class below the \
-              stride (`read` checks both of bytes from elsewhere; the builder makes them so), and \
-              `hay` is indexed below its length: the search's hot loop stays free of branches \
-              for errors that cannot happen"
+    reason = "every state id in the tables is below `next.len()` and every class below the \
+              alphabet (`from_parts` checks both of any input), and `hay` is indexed below its \
+              length: the search's hot loop stays free of branches for errors that cannot happen"
 )]
 impl TableDfa {
+    /// Checks `parts` and lays them out for the search. The only constructor: a table from
+    /// elsewhere cannot make the search index out of bounds or skip a flagged state.
+    pub(crate) fn from_parts(parts: Parts) -> Result<TableDfa, &'static str> {
+        let Parts {
+            classes,
+            starts,
+            special,
+            flags,
+            accel,
+            rows,
+        } = parts;
+        let states = flags.len();
+        let alphabet = usize::from(classes.iter().copied().max().unwrap_or(0)) + 2;
+        if states == 0 || accel.len() != states || rows.len() != states * alphabet {
+            return Err("malformed table sizes");
+        }
+        if starts.len() != STARTS || special > states {
+            return Err("malformed start states");
+        }
+        let unflagged_special = flags.iter().take(special).any(|&f| f == 0);
+        let flagged_ordinary = flags.iter().skip(special).any(|&f| f != 0);
+        if unflagged_special || flagged_ordinary || flags.iter().any(|&f| f > 7) {
+            return Err("malformed state flags");
+        }
+        if accel.iter().any(|a| a[0] > 3) {
+            return Err("malformed accelerator");
+        }
+        let shift = alphabet.next_power_of_two().trailing_zeros();
+        let id = |i: u32| -> Result<u32, &'static str> {
+            if (i as usize) < states {
+                Ok(i << shift)
+            } else {
+                Err("state out of range")
+            }
+        };
+        let starts = starts.into_iter().map(id).collect::<Result<_, _>>()?;
+        let mut next = vec![0u32; states << shift];
+        for (row, out) in rows.chunks(alphabet).zip(next.chunks_mut(1 << shift)) {
+            for (cell, &i) in out.iter_mut().zip(row) {
+                *cell = id(i)?;
+            }
+        }
+        Ok(TableDfa {
+            classes,
+            alphabet,
+            shift,
+            starts,
+            special: special << shift,
+            flags,
+            accel,
+            next,
+        })
+    }
+
     fn start(&self, before: Option<u8>) -> usize {
         self.starts[before.map_or(256, usize::from)] as usize
     }
 
+    #[inline(always)]
     fn step(&self, state: usize, byte: u8) -> usize {
-        self.next[state * self.stride + usize::from(self.classes[usize::from(byte)])] as usize
+        self.next[state + usize::from(self.classes[usize::from(byte)])] as usize
     }
 
     fn step_eoi(&self, state: usize) -> usize {
-        self.next[state * self.stride + self.stride - 1] as usize
+        self.next[state + self.alphabet - 1] as usize
     }
 
-    fn is_match(&self, state: usize) -> bool {
-        self.flags[state] & FLAG_MATCH != 0
+    fn flags(&self, state: usize) -> u8 {
+        if state < self.special {
+            self.flags[state >> self.shift]
+        } else {
+            0
+        }
     }
 
-    fn is_dead(&self, state: usize) -> bool {
-        self.flags[state] & FLAG_DEAD != 0
+    /// The next position at or after `from` holding a byte that leaves the accelerated `state`.
+    fn skip(&self, state: usize, hay: &[u8], from: usize) -> usize {
+        let [n, a, b, c] = self.accel[state >> self.shift];
+        let rest = hay.get(from..).unwrap_or_default();
+        let found = match n {
+            1 => memchr::memchr(a, rest),
+            2 => memchr::memchr2(a, b, rest),
+            3 => memchr::memchr3(a, b, c, rest),
+            _ => None,
+        };
+        found.map_or(hay.len(), |i| from + i)
     }
 
     /// The end of the leftmost-first match starting at or after `at`.
     fn find_end(&self, hay: &[u8], at: usize) -> Option<usize> {
         let mut state = self.start(at.checked_sub(1).map(|i| hay[i]));
         let mut end = None;
-        for (i, &b) in hay.iter().enumerate().skip(at) {
-            state = self.step(state, b);
-            if self.is_match(state) {
-                end = Some(i);
-            } else if self.is_dead(state) {
-                return end;
-            }
+        let mut i = at;
+        if self.flags(state) & FLAG_ACCEL != 0 {
+            i = self.skip(state, hay, i);
         }
-        if self.is_match(self.step_eoi(state)) {
+        while i < hay.len() {
+            state = self.step(state, hay[i]);
+            if state < self.special {
+                let flags = self.flags[state >> self.shift];
+                if flags & FLAG_MATCH != 0 {
+                    end = Some(i);
+                } else if flags & FLAG_DEAD != 0 {
+                    return end;
+                } else if flags & FLAG_ACCEL != 0 {
+                    i = self.skip(state, hay, i + 1);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        if self.flags(self.step_eoi(state)) & FLAG_MATCH != 0 {
             end = Some(hay.len());
         }
         end
@@ -81,9 +181,10 @@ impl TableDfa {
         let mut start = None;
         for i in (at..end).rev() {
             state = self.step(state, hay[i]);
-            if self.is_match(state) {
+            let flags = self.flags(state);
+            if flags & FLAG_MATCH != 0 {
                 start = Some(i + 1);
-            } else if self.is_dead(state) {
+            } else if flags & FLAG_DEAD != 0 {
                 return start;
             }
         }
@@ -91,7 +192,7 @@ impl TableDfa {
             Some(i) => self.step(state, hay[i]),
             None => self.step_eoi(state),
         };
-        if self.is_match(state) {
+        if self.flags(state) & FLAG_MATCH != 0 {
             start = Some(at);
         }
         start
@@ -99,49 +200,48 @@ impl TableDfa {
 
     #[cfg(feature = "compile-patterns")]
     fn write(&self, out: &mut Vec<u8>) {
-        put_u32(out, self.flags.len());
-        put_u32(out, self.stride);
+        let states = self.flags.len();
+        put_u32(out, states);
+        put_u32(out, self.special >> self.shift);
         out.extend_from_slice(&self.classes);
-        self.starts.iter().for_each(|&s| put_u32(out, s as usize));
+        self.starts
+            .iter()
+            .for_each(|&s| put_u32(out, (s >> self.shift) as usize));
         out.extend_from_slice(&self.flags);
-        self.next.iter().for_each(|&s| put_u32(out, s as usize));
+        self.accel.iter().for_each(|a| out.extend_from_slice(a));
+        for row in self.next.chunks(1 << self.shift) {
+            row.iter()
+                .take(self.alphabet)
+                .for_each(|&s| put_u32(out, (s >> self.shift) as usize));
+        }
     }
 
-    /// Reads one DFA, checking every index the search will follow.
+    /// Reads one DFA as [`write`](Self::write) wrote it.
     fn read(input: &mut Reader<'_>) -> Result<TableDfa, &'static str> {
         let states = input.u32()? as usize;
-        let stride = input.u32()? as usize;
+        let special = input.u32()? as usize;
         let mut classes = [0u8; 256];
         classes.copy_from_slice(input.take(256)?);
-        if states == 0 || stride < 2 || classes.iter().any(|&c| usize::from(c) + 1 >= stride) {
-            return Err("malformed byte classes");
-        }
-        let index = |input: &mut Reader<'_>| -> Result<u32, &'static str> {
-            let s = input.u32()?;
-            if (s as usize) < states {
-                Ok(s)
-            } else {
-                Err("state out of range")
-            }
-        };
-        let starts = (0..STARTS)
-            .map(|_| index(input))
-            .collect::<Result<_, _>>()?;
+        let alphabet = usize::from(classes.iter().copied().max().unwrap_or(0)) + 2;
+        let starts = (0..STARTS).map(|_| input.u32()).collect::<Result<_, _>>()?;
         let flags = input.take(states)?.to_vec();
-        if flags.iter().any(|&f| f > FLAG_MATCH | FLAG_DEAD) {
-            return Err("malformed state flags");
-        }
-        let cells = states.checked_mul(stride).ok_or("too many states")?;
+        let accel_bytes = input.take(states.checked_mul(4).ok_or("too many states")?)?;
+        let accel = accel_bytes
+            .chunks_exact(4)
+            .map(|a| <[u8; 4]>::try_from(a).map_err(|_| "truncated"))
+            .collect::<Result<_, _>>()?;
+        let cells = states.checked_mul(alphabet).ok_or("too many states")?;
         if input.rest() < cells.saturating_mul(4) {
             return Err("truncated transitions");
         }
-        let next = (0..cells).map(|_| index(input)).collect::<Result<_, _>>()?;
-        Ok(TableDfa {
+        let rows = (0..cells).map(|_| input.u32()).collect::<Result<_, _>>()?;
+        TableDfa::from_parts(Parts {
             classes,
-            stride,
             starts,
+            special,
             flags,
-            next,
+            accel,
+            rows,
         })
     }
 }
@@ -170,7 +270,7 @@ impl PatternAutomaton {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let tables = [&self.forward, &self.reverse]
             .iter()
-            .map(|d| d.next.len() * 4 + d.flags.len() + STARTS * 4 + 264)
+            .map(|d| d.next.len() * 4 + d.flags.len() * 5 + STARTS * 4 + 264)
             .sum::<usize>();
         let mut out = Vec::with_capacity(12 + self.class.ranges().len() * 8 + tables);
         out.extend_from_slice(MAGIC);

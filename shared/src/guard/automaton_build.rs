@@ -14,7 +14,9 @@ use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
 use regex_syntax::hir::{self, Hir, HirKind, Look};
 
-use super::automaton::{PatternAutomaton, TableDfa};
+use super::automaton::{
+    Parts, PatternAutomaton, TableDfa, FLAG_ACCEL, FLAG_DEAD, FLAG_MATCH, STARTS,
+};
 use super::scanner::{analyse, parse};
 
 /// Most bytes one direction's DFA may take while it is built and once built. A pattern past it is
@@ -75,7 +77,13 @@ fn build(hir: &Hir, reverse: bool) -> Result<TableDfa, String> {
     table(&dfa, reverse)
 }
 
-/// Copies the states reachable from `dfa`'s start states into a table.
+/// Copies the states reachable from `dfa`'s start states into a table: flagged states (dead,
+/// match, and, forward, those at most three bytes leave) numbered first.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "state numbers are the ones this function assigned (each below the count it \
+              found) and classes index rows of one cell per class: in bounds by construction"
+)]
 fn table(dfa: &dense::DFA<Vec<u32>>, reverse: bool) -> Result<TableDfa, String> {
     let mut classes = [0u8; 256];
     let mut representative: Vec<u8> = Vec::new();
@@ -86,19 +94,18 @@ fn table(dfa: &dense::DFA<Vec<u32>>, reverse: bool) -> Result<TableDfa, String> 
             representative.push(b);
         }
     }
-    let stride = representative.len() + 1;
     let anchored = if reverse { Anchored::Yes } else { Anchored::No };
-    let mut index: HashMap<StateID, u32> = HashMap::new();
+    let mut index: HashMap<StateID, usize> = HashMap::new();
     let mut order: Vec<StateID> = Vec::new();
     let mut queue: VecDeque<StateID> = VecDeque::new();
-    let mut visit = |sid: StateID, queue: &mut VecDeque<StateID>| -> u32 {
+    let mut visit = |sid: StateID, queue: &mut VecDeque<StateID>| -> usize {
         *index.entry(sid).or_insert_with(|| {
             order.push(sid);
             queue.push_back(sid);
-            u32::try_from(order.len() - 1).unwrap_or(u32::MAX)
+            order.len() - 1
         })
     };
-    let mut starts = Vec::with_capacity(257);
+    let mut starts = Vec::with_capacity(STARTS);
     for before in (0..=255u8).map(Some).chain([None]) {
         let config = start::Config::new().anchored(anchored).look_behind(before);
         let sid = dfa
@@ -106,9 +113,9 @@ fn table(dfa: &dense::DFA<Vec<u32>>, reverse: bool) -> Result<TableDfa, String> 
             .map_err(|e| format!("cannot be compiled: {e}"))?;
         starts.push(visit(sid, &mut queue));
     }
-    let mut rows: Vec<Vec<u32>> = Vec::new();
+    let mut rows: Vec<Vec<usize>> = Vec::new();
     while let Some(sid) = queue.pop_front() {
-        let mut row: Vec<u32> = representative
+        let mut row: Vec<usize> = representative
             .iter()
             .map(|&b| visit(dfa.next_state(sid, b), &mut queue))
             .collect();
@@ -118,17 +125,63 @@ fn table(dfa: &dense::DFA<Vec<u32>>, reverse: bool) -> Result<TableDfa, String> 
     if order.iter().any(|&s| dfa.is_quit_state(s)) {
         return Err("cannot be compiled: its automaton gives up on some input".into());
     }
-    let flags = order
+    let marks: Vec<(u8, [u8; 4])> = order
         .iter()
-        .map(|&s| u8::from(dfa.is_match_state(s)) | (u8::from(dfa.is_dead_state(s)) << 1))
+        .zip(&rows)
+        .enumerate()
+        .map(|(i, (&sid, row))| {
+            if dfa.is_match_state(sid) {
+                (FLAG_MATCH, [0; 4])
+            } else if dfa.is_dead_state(sid) {
+                (FLAG_DEAD, [0; 4])
+            } else if reverse {
+                (0, [0; 4])
+            } else {
+                accelerator(&classes, row, i)
+            }
+        })
         .collect();
-    Ok(TableDfa {
+    // Flagged states first, in the order found; `new_index[old]` renumbers.
+    let mut renumbered: Vec<usize> = (0..order.len()).collect();
+    renumbered.sort_by_key(|&i| marks[i].0 == 0);
+    let special = marks.iter().filter(|m| m.0 != 0).count();
+    let mut new_index = vec![0u32; order.len()];
+    for (new, &old) in renumbered.iter().enumerate() {
+        new_index[old] = u32::try_from(new).map_err(|_| "too many states")?;
+    }
+    let parts = Parts {
         classes,
-        stride,
-        starts,
-        flags,
-        next: rows.into_iter().flatten().collect(),
-    })
+        starts: starts.iter().map(|&i| new_index[i]).collect(),
+        special,
+        flags: renumbered.iter().map(|&i| marks[i].0).collect(),
+        accel: renumbered.iter().map(|&i| marks[i].1).collect(),
+        rows: renumbered
+            .iter()
+            .flat_map(|&i| rows[i].iter().map(|&s| new_index[s]))
+            .collect(),
+    };
+    TableDfa::from_parts(parts).map_err(|e| format!("cannot be compiled: {e}"))
+}
+
+/// State `i`'s accelerator, when at most three bytes leave it (every other byte loops back).
+#[allow(
+    clippy::indexing_slicing,
+    reason = "state numbers are the ones this function assigned (each below the count it \
+              found) and classes index rows of one cell per class: in bounds by construction"
+)]
+fn accelerator(classes: &[u8; 256], row: &[usize], i: usize) -> (u8, [u8; 4]) {
+    let leaving: Vec<u8> = (0..=255u8)
+        .zip(classes)
+        .filter(|&(_, &c)| row[usize::from(c)] != i)
+        .map(|(b, _)| b)
+        .take(4)
+        .collect();
+    match leaving.as_slice() {
+        [a] => (FLAG_ACCEL, [1, *a, 0, 0]),
+        [a, b] => (FLAG_ACCEL, [2, *a, *b, 0]),
+        [a, b, c] => (FLAG_ACCEL, [3, *a, *b, *c]),
+        _ => (0, [0; 4]),
+    }
 }
 
 /// `hir` with Unicode word boundaries (`\b`, `\B`, `\b{start}`, ...) replaced by their ASCII

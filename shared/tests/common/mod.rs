@@ -122,6 +122,11 @@ pub struct FakeHost {
     pub audit_bucket: RefCell<std::collections::BTreeMap<String, Vec<u8>>>,
     /// Audit bucket reads (list pages and objects).
     pub audit_bucket_reads: Cell<usize>,
+    /// Each request to compile custom patterns: the sources asked for. Answered through the wire
+    /// format, as the control plane answers the request plane's Worker.
+    pub pattern_compiles: RefCell<Vec<Vec<String>>>,
+    /// The pattern compiler fails every call (the control plane unreachable).
+    pub compiler_down: Cell<bool>,
 }
 
 impl FakeHost {
@@ -158,6 +163,8 @@ impl FakeHost {
             cache_reads: Cell::new(0),
             cache_down: Cell::new(false),
             admin_stores: RefCell::new(HashMap::new()),
+            pattern_compiles: RefCell::new(Vec::new()),
+            compiler_down: Cell::new(false),
         };
         host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
         host.set_secret("OPENAI_API_KEY", UPSTREAM_KEY);
@@ -456,6 +463,19 @@ impl Host for FakeHost {
             }
         }
         Ok(reply)
+    }
+
+    async fn compile_patterns(
+        &self,
+        sources: &[String],
+    ) -> Result<asc_core::guard::CompiledPatterns, HostError> {
+        use asc_core::guard::CompiledPatterns;
+        self.pattern_compiles.borrow_mut().push(sources.to_vec());
+        if self.compiler_down.get() {
+            return Err(HostError::Store("control plane unreachable".into()));
+        }
+        let wire = CompiledPatterns::compile(sources).to_wire(sources);
+        CompiledPatterns::from_wire(sources, &wire).map_err(HostError::Store)
     }
 
     async fn sleep(&self, ms: u64) {
