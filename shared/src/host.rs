@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::error::GatewayError;
 pub use crate::error::HostError;
-use crate::guard::CompiledPatterns;
+use crate::guard::{CompiledGuard, GuardSources};
 use crate::ids::TenantId;
 use crate::ledger::{LedgerId, LedgerOp, LedgerReply};
 use crate::region::Region;
@@ -258,13 +258,14 @@ pub trait Host {
     ) -> Result<(), HostError>;
     /// Waits (a retry's backoff). Adapters use the platform's timer.
     async fn sleep(&self, ms: u64);
-    /// Compiles a config's custom patterns (their sources) before it is validated; called once
-    /// per config version an isolate loads, only for configs that have some. By default this
-    /// build compiles them ([`CompiledPatterns::local`]); the request plane's Worker, built
-    /// without a regex compiler, asks the control plane.
-    async fn compile_patterns(&self, sources: &[String]) -> Result<CompiledPatterns, HostError> {
+    /// Compiles what a config's guardrails need (custom patterns, deny terms' non-ASCII case
+    /// classes) before it is validated; called once per config version an isolate loads, only
+    /// for configs that need something. By default this build compiles them
+    /// ([`CompiledGuard::local`]); the request plane's Worker, built without a regex compiler or
+    /// case tables, asks the control plane.
+    async fn compile_guard(&self, sources: &GuardSources) -> Result<CompiledGuard, HostError> {
         let _ = sources;
-        Ok(CompiledPatterns::local())
+        Ok(CompiledGuard::local())
     }
     /// Applies one operation to a tenant's admin store ([`crate::tenant_store::TenantStore`]:
     /// config versions and key records), atomically, in the region (a Durable Object on

@@ -5,6 +5,7 @@
 mod common;
 
 use asc_core::audit::GuardrailAction;
+use asc_core::guard::GuardSources;
 use common::*;
 use serde_json::json;
 
@@ -252,7 +253,7 @@ fn a_changed_policy_applies_once_the_config_cache_expires_and_an_unchanged_one_k
 }
 
 /// Custom patterns are compiled once per config version an isolate loads, and only for configs
-/// that have some: on the request plane's Worker each compile is a call to the control plane.
+/// that need it: on the request plane's Worker each compile is a call to the control plane.
 #[test]
 fn custom_patterns_are_compiled_once_per_config_version_and_a_failed_compile_is_retried() {
     let host = FakeHost::new();
@@ -279,12 +280,13 @@ fn custom_patterns_are_compiled_once_per_config_version_and_a_failed_compile_is_
         let (status, _, _) = run(&gw, &host, chat(&key, &say("id MRN-12345678")));
         assert_eq!(status, 200);
     }
+    let asked = GuardSources {
+        patterns: vec!["MRN-[0-9]{8}".to_string()],
+        fold: Vec::new(),
+    };
     assert_eq!(
-        host.pattern_compiles.borrow().as_slice(),
-        [
-            vec!["MRN-[0-9]{8}".to_string()],
-            vec!["MRN-[0-9]{8}".to_string()]
-        ],
+        host.guard_compiles.borrow().as_slice(),
+        [asked.clone(), asked],
         "the failed call, then one for the three requests"
     );
     let sent = host.sent.borrow()[0].body.to_string();
@@ -297,19 +299,19 @@ fn custom_patterns_are_compiled_once_per_config_version_and_a_failed_compile_is_
     host.advance(30_001);
     host.script(ok_json(completion_json()));
     run(&gw, &host, chat(&key, &say("hello")));
-    assert_eq!(host.pattern_compiles.borrow().len(), 2);
+    assert_eq!(host.guard_compiles.borrow().len(), 2);
     tenant["guardrails"]["custom_patterns"][0]["regex"] = json!("MRN-[0-9]{9}");
     host.put_tenant(&tenant);
     host.advance(30_001);
     host.script(ok_json(completion_json()));
     run(&gw, &host, chat(&key, &say("hello")));
-    assert_eq!(host.pattern_compiles.borrow().len(), 3);
+    assert_eq!(host.guard_compiles.borrow().len(), 3);
 
-    // A tenant without custom patterns never asks.
+    // A tenant whose deny terms are ASCII (their case classes need no tables) never asks.
     let other = FakeHost::new();
     other.put_tenant(&guarded_tenant(true));
     let key = other.mint_key("demo", 1, &all_scopes());
     other.script(ok_json(completion_json()));
     run(&gw, &other, chat(&key, &say("hello")));
-    assert!(other.pattern_compiles.borrow().is_empty());
+    assert!(other.guard_compiles.borrow().is_empty());
 }

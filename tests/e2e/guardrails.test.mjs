@@ -36,7 +36,7 @@ describe(`guardrails on ${HOST}`, hostOptions(), () => {
     assert.ok(sent.includes('[EMAIL_1]'), sent);
   });
 
-  it('custom patterns redact and block (compiled by the control plane on the Worker)', async () => {
+  it('custom patterns and non-ASCII deny terms apply (compiled by the control plane on the Worker)', async () => {
     const r = await post('patterned', user('patient MRN-12345678 and xMRN-12345678 are stable'));
     assert.equal(r.status, 200, await r.clone().text());
     assert.match(r.headers.get('x-asc-guardrails'), /custom_pattern;name="mrn";side=request;action=redact;count=1/);
@@ -51,6 +51,12 @@ describe(`guardrails on ${HOST}`, hostOptions(), () => {
     assert.equal(body.error.code, 'guardrail_custom_pattern');
     assert.ok(!JSON.stringify(body).includes('Falcon'));
     assert.equal(stack.mock.requests.length, 1, 'the blocked prompt never left');
+
+    // Unicode simple case folding: Ü matches ü (a class the control plane sent).
+    const denied = await post('patterned', user('das PROJEKT ÜBER ist geheim'));
+    assert.equal(denied.status, 400);
+    assert.equal((await denied.json()).error.code, 'guardrail_deny_term');
+    assert.equal(stack.mock.requests.length, 1);
   });
 
   it('a config whose pattern cannot be compiled is refused with its path, never served', async () => {

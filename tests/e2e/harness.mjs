@@ -188,9 +188,11 @@ export async function startStack({ vars = {}, replicas = 1, extraTenants, secret
     guarded: tenant('guarded', mock.url, {
       guardrails: { detectors: { email: { mode: 'redact' }, credit_card: { mode: 'block' } } },
     }),
-    // Custom patterns: the request plane's Worker gets them compiled from the control plane.
+    // Custom patterns and a deny term with non-ASCII letters: the request plane's Worker gets
+    // the patterns' DFAs and the letters' case classes compiled from the control plane.
     patterned: tenant('patterned', mock.url, {
       guardrails: {
+        deny_terms: ['projekt über'],
         custom_patterns: [
           { name: 'mrn', regex: String.raw`\bMRN-[0-9]{8}\b`, mode: 'redact', placeholder: 'MRN' },
           { name: 'codename', regex: '(?i)project[ -]falcon', mode: 'block', placeholder: 'CODE' },

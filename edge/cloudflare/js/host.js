@@ -459,14 +459,15 @@ export function toControl(env, request) {
 }
 
 /**
- * A config's custom patterns (`sources`: a JSON array of their texts), compiled by the control
- * plane's Worker over the CONTROL binding: the request plane carries no regex compiler. The answer
- * is `CompiledPatterns::to_wire`'s bytes. Asked once per config version an isolate
- * loads, for configs with custom patterns only.
+ * What a config's guardrails need compiled (`sources`: `GuardSources` as JSON: custom patterns,
+ * deny terms' non-ASCII characters), compiled by the control plane's Worker over the CONTROL
+ * binding: the request plane carries no regex compiler or case tables. The answer is
+ * `CompiledGuard::to_wire`'s bytes. Asked once per config version an isolate loads, for configs
+ * that need something only.
  */
-export async function compilePatterns(env, sources) {
+export async function compileGuard(env, sources) {
   if (!env.CONTROL) throw new Error('no CONTROL service binding');
-  const response = await env.CONTROL.fetch(COMPILE_PATTERNS_URL, {
+  const response = await env.CONTROL.fetch(COMPILE_GUARD_URL, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: sources,
@@ -476,7 +477,7 @@ export async function compilePatterns(env, sources) {
 }
 
 /** The control plane's internal route; its Worker has no public routes (see control.rs). */
-const COMPILE_PATTERNS_URL = 'https://control.internal/_asc/v1/patterns';
+const COMPILE_GUARD_URL = 'https://control.internal/_asc/v1/guard';
 
 // --- The dashboard's files: the Worker's static assets ---------------------------------------
 

@@ -24,8 +24,8 @@ pub async fn handle(
         Err(why) => return Ok(crate::misconfigured(&why)),
     };
     let (method, path, headers) = crate::split_head(&head);
-    if path == COMPILE_PATTERNS_PATH && method == "POST" {
-        return Ok(compile_patterns(request).await);
+    if path == COMPILE_GUARD_PATH && method == "POST" {
+        return Ok(compile_guard(request).await);
     }
     if asc_core::admin::dashboard::is_dashboard_path(&path) {
         return Ok(dashboard(&gw, &env, &method, &path, &headers, request).await);
@@ -46,14 +46,16 @@ pub async fn handle(
     Ok(admin(&gw, &host, &env, inbound).await)
 }
 
-/// The request plane's route for custom patterns (`compilePatterns` in `js/host.js`). Only the
-/// request plane reaches it: it forwards `/admin` paths alone, and this Worker has no routes.
-const COMPILE_PATTERNS_PATH: &str = "/_asc/v1/patterns";
+/// The request plane's route for what guardrails need compiled (`compileGuard` in
+/// `js/host.js`). Only the request plane reaches it: it forwards `/admin` paths alone, and this
+/// Worker has no routes.
+const COMPILE_GUARD_PATH: &str = "/_asc/v1/guard";
 
-/// A config's custom patterns (a JSON array of their texts) compiled for the request plane, which
-/// has no regex compiler: one entry per source, its table DFAs or why it cannot be used.
-async fn compile_patterns(request: JsValue) -> JsValue {
-    use asc_core::guard::{sources_within_limits, CompiledPatterns};
+/// A config's custom patterns and deny terms' non-ASCII characters (`GuardSources` as JSON),
+/// compiled for the request plane, which has no regex compiler or case tables: each pattern's
+/// table DFAs or why it cannot be used, each character's case class.
+async fn compile_guard(request: JsValue) -> JsValue {
+    use asc_core::guard::{CompiledGuard, GuardSources};
     use asc_core::host::ByteSource;
     let refuse = |why: &str| {
         crate::error_response(&GatewayError::new(
@@ -61,18 +63,18 @@ async fn compile_patterns(request: JsValue) -> JsValue {
             why.to_string(),
         ))
     };
-    let bytes = match WorkerBody::of(request).read_all(64 * 1024).await {
+    let bytes = match WorkerBody::of(request).read_all(1 << 20).await {
         Ok(Ok(bytes)) => bytes,
-        _ => return refuse("The pattern list is unreadable or over 64 KB."),
+        _ => return refuse("The guardrail sources are unreadable or over 1 MiB."),
     };
-    let sources: Vec<String> = match serde_json::from_slice(&bytes) {
+    let sources: GuardSources = match serde_json::from_slice(&bytes) {
         Ok(sources) => sources,
-        Err(_) => return refuse("The pattern list is not a JSON array of strings."),
+        Err(_) => return refuse("The guardrail sources are not {patterns, fold} JSON."),
     };
-    if !sources_within_limits(&sources) {
-        return refuse("The pattern list holds more or longer patterns than a config may.");
+    if !sources.within_limits() {
+        return refuse("The guardrail sources hold more than a config may.");
     }
-    let answer = CompiledPatterns::compile(&sources).to_wire(&sources);
+    let answer = CompiledGuard::compile(&sources).to_wire(&sources);
     js::full_response(
         200,
         &flat_headers(&[("content-type".into(), "application/octet-stream".into())]),

@@ -299,22 +299,23 @@ impl Host for WorkerHost {
         Ok(js::bytes(&value))
     }
 
-    /// The request plane has no regex compiler (see `asc_core::guard::CompiledPatterns`): the
-    /// control plane's Worker compiles a config's patterns, once per config version an isolate
-    /// loads. The control plane's own build compiles them itself.
+    /// The request plane has no regex compiler or case tables (see
+    /// `asc_core::guard::CompiledGuard`): the control plane's Worker compiles what a config's
+    /// guardrails need, once per config version an isolate loads. The control plane's own build
+    /// compiles it itself.
     #[cfg(not(feature = "control"))]
-    async fn compile_patterns(
+    async fn compile_guard(
         &self,
-        sources: &[String],
-    ) -> Result<asc_core::guard::CompiledPatterns, HostError> {
-        let what = "custom pattern compiler";
+        sources: &asc_core::guard::GuardSources,
+    ) -> Result<asc_core::guard::CompiledGuard, HostError> {
+        let what = "guardrail compiler";
         let request =
             serde_json::to_string(sources).map_err(|e| HostError::Store(e.to_string()))?;
-        let answer = js::wait(js::compile_patterns(&self.env, &request))
+        let answer = js::wait(js::compile_guard(&self.env, &request))
             .await
             .map_err(store_err(what))?;
         let bytes = js::bytes(&answer).unwrap_or_default();
-        asc_core::guard::CompiledPatterns::from_wire(sources, &bytes)
+        asc_core::guard::CompiledGuard::from_wire(sources, &bytes)
             .map_err(|e| HostError::Store(format!("{what}: {e}")))
     }
 

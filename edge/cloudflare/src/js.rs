@@ -20,10 +20,10 @@ extern "C" {
     #[wasm_bindgen(js_name = toControl)]
     pub fn to_control(env: &JsValue, request: &JsValue) -> Option<Promise>;
 
-    /// A config's custom patterns (a JSON array of their texts) compiled by the control plane's
-    /// Worker: its answer's bytes.
-    #[wasm_bindgen(js_name = compilePatterns)]
-    pub fn compile_patterns(env: &JsValue, sources: &str) -> Promise;
+    /// What a config's guardrails need compiled (`GuardSources` as JSON), compiled by the
+    /// control plane's Worker: its answer's bytes.
+    #[wasm_bindgen(js_name = compileGuard)]
+    pub fn compile_guard(env: &JsValue, sources: &str) -> Promise;
 
     #[wasm_bindgen(js_name = assetResponse)]
     pub fn asset_response(env: &JsValue, request: &JsValue, head: &str) -> Promise;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::guard::CompiledPatterns;
+use crate::guard::CompiledGuard;
 use crate::ids::{is_valid_id, TenantId};
 use crate::providers::Provider;
 use crate::secret::SecretRef;
@@ -161,14 +161,14 @@ impl TenantConfig {
     /// Parses and validates a stored document, compiling its custom patterns in this build. Every
     /// problem is reported, each with its path.
     pub fn parse(bytes: &[u8]) -> Result<TenantConfig, ConfigErrors> {
-        Self::parse_with(bytes, &CompiledPatterns::local())
+        Self::parse_with(bytes, &CompiledGuard::local())
     }
 
-    /// [`parse`](Self::parse) with the custom patterns compiled elsewhere (the request plane's
-    /// Worker gets them from the control plane: [`crate::guard::custom_pattern_sources`]).
+    /// [`parse`](Self::parse) with its guardrails' patterns and case classes compiled elsewhere
+    /// (the request plane's Worker gets them from the control plane: [`crate::guard::GuardSources`]).
     pub fn parse_with(
         bytes: &[u8],
-        patterns: &CompiledPatterns,
+        compiled: &CompiledGuard,
     ) -> Result<TenantConfig, ConfigErrors> {
         let mut errs = ConfigErrors::default();
         let value: Value = match serde_json::from_slice(bytes) {
@@ -178,7 +178,7 @@ impl TenantConfig {
                 return Err(errs);
             }
         };
-        match validate(&value, Self::version_of(bytes), patterns, &mut errs) {
+        match validate(&value, Self::version_of(bytes), compiled, &mut errs) {
             Some(config) if errs.is_empty() => Ok(config),
             _ => Err(errs),
         }
@@ -188,7 +188,7 @@ impl TenantConfig {
 fn validate(
     value: &Value,
     version: String,
-    patterns: &CompiledPatterns,
+    compiled: &CompiledGuard,
     errs: &mut ConfigErrors,
 ) -> Option<TenantConfig> {
     let root = object(value, "", TENANT_FIELDS, errs)?;
@@ -240,7 +240,7 @@ fn validate(
         None => Some(Vec::new()),
     };
     let guardrails = match root.get("guardrails") {
-        Some(v) => crate::guard::GuardPolicy::validate(v, "guardrails", patterns, errs),
+        Some(v) => crate::guard::GuardPolicy::validate(v, "guardrails", compiled, errs),
         None => Some(crate::guard::GuardPolicy::default()),
     };
     let model_names: Vec<&str> = root

@@ -23,6 +23,18 @@ use super::scanner::{analyse, parse};
 /// refused at validation with what to change.
 const DFA_SIZE_LIMIT: usize = 4 << 20;
 
+/// Every character `(?i)` treats as `c` (regex's simple case-folding tables), `c` included.
+pub(crate) fn case_class(c: char) -> Vec<char> {
+    let mut class = hir::ClassUnicode::new([hir::ClassUnicodeRange::new(c, c)]);
+    // Without the case tables regex itself refuses `(?i)`; the class then is `c` alone.
+    let _ = class.try_case_fold_simple();
+    class
+        .ranges()
+        .iter()
+        .flat_map(|r| r.start()..=r.end())
+        .collect()
+}
+
 /// Compiles `pattern`; the error says why a tenant's pattern cannot be used.
 pub(crate) fn compile_pattern(pattern: &str) -> Result<PatternAutomaton, String> {
     let hir = parse(pattern)?;

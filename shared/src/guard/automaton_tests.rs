@@ -8,7 +8,7 @@ use regex::Regex;
 
 use super::*;
 use crate::guard::automaton_build::compile_pattern;
-use crate::guard::patterns::CompiledPatterns;
+use crate::guard::patterns::{CompiledGuard, GuardSources};
 
 /// Patterns with classes, alternations whose order decides the match, case folding, Unicode
 /// classes, line anchors and word boundaries.
@@ -131,28 +131,90 @@ fn a_compiled_pattern_survives_its_bytes_and_refuses_any_damage() {
 }
 
 #[test]
-fn patterns_travel_compiled_and_invalid_ones_keep_their_reason() {
-    let sources = vec!["MRN-[0-9]{8}".to_string(), "a+".to_string()];
-    let wire = CompiledPatterns::compile(&sources).to_wire(&sources);
-    let got = CompiledPatterns::from_wire(&sources, &wire).expect("reads");
-    let mrn = got.get("MRN-[0-9]{8}").expect("compiled");
+fn patterns_and_case_classes_travel_compiled_and_invalid_ones_keep_their_reason() {
+    let sources = GuardSources {
+        patterns: vec!["MRN-[0-9]{8}".to_string(), "a+".to_string()],
+        fold: vec!['é', 'ſ'],
+    };
+    let wire = CompiledGuard::compile(&sources).to_wire(&sources);
+    let got = CompiledGuard::from_wire(&sources, &wire).expect("reads");
+    let mrn = got.pattern("MRN-[0-9]{8}").expect("compiled");
     assert_eq!(mrn.find_at("x MRN-00000001", 0), Some((2, 14)));
-    let why = got.get("a+").expect_err("refused");
+    let why = got.pattern("a+").expect_err("refused");
     assert!(why.contains("unbounded"), "{why}");
-    // One entry per source, no more, no less; damaged bytes are refused.
-    assert!(CompiledPatterns::from_wire(&sources[..1], &wire).is_err());
-    assert!(
-        CompiledPatterns::from_wire(&[sources.clone(), sources.clone()].concat(), &wire).is_err()
-    );
+    assert_eq!(got.case_class('é'), Some(vec!['É', 'é']));
+    assert_eq!(got.case_class('ſ'), Some(vec!['S', 's', 'ſ']));
+    // One entry per pattern and character, no more, no less; damaged bytes are refused.
+    let fewer = GuardSources {
+        fold: vec!['é'],
+        ..sources.clone()
+    };
+    assert!(CompiledGuard::from_wire(&fewer, &wire).is_err());
+    let more = GuardSources {
+        fold: vec!['é', 'ſ', 'ü'],
+        ..sources.clone()
+    };
+    assert!(CompiledGuard::from_wire(&more, &wire).is_err());
     for len in 0..wire.len() {
         assert!(
-            CompiledPatterns::from_wire(&sources, &wire[..len]).is_err(),
+            CompiledGuard::from_wire(&sources, &wire[..len]).is_err(),
             "cut at {len}"
         );
     }
     let mut bad = wire.clone();
     bad[0] = 9;
-    assert!(CompiledPatterns::from_wire(&sources, &bad).is_err());
+    assert!(CompiledGuard::from_wire(&sources, &bad).is_err());
+    // A class that does not hold its character is refused.
+    let swapped = GuardSources {
+        patterns: Vec::new(),
+        fold: vec!['é'],
+    };
+    let other = GuardSources {
+        patterns: Vec::new(),
+        fold: vec!['ü'],
+    };
+    let wire = CompiledGuard::compile(&other).to_wire(&other);
+    assert!(CompiledGuard::from_wire(&swapped, &wire).is_err());
+}
+
+#[test]
+fn ascii_case_classes_are_regexs_without_its_tables() {
+    for b in 0..128u8 {
+        let c = char::from(b);
+        assert_eq!(
+            crate::guard::patterns::ascii_case_class(c),
+            crate::guard::automaton_build::case_class(c),
+            "{c:?}"
+        );
+    }
+}
+
+#[test]
+fn a_config_asks_for_its_patterns_and_its_deny_terms_non_ascii_characters() {
+    let doc = serde_json::json!({"guardrails": {
+        "deny_terms": ["Über Projekt", "kelvin", "café über"],
+        "custom_patterns": [{"name": "a", "regex": "x{1,3}"}, {"name": "b", "regex": 7}]
+    }});
+    let sources = GuardSources::of_config(doc.to_string().as_bytes());
+    assert_eq!(
+        sources.patterns,
+        Vec::<String>::new(),
+        "a malformed list: none"
+    );
+    let doc = serde_json::json!({"guardrails": {
+        "deny_terms": ["Über Projekt", "kelvin", "café über"],
+        "custom_patterns": [{"name": "a", "regex": "x{1,3}"}]
+    }});
+    let sources = GuardSources::of_config(doc.to_string().as_bytes());
+    assert_eq!(sources.patterns, ["x{1,3}"]);
+    assert_eq!(
+        sources.fold,
+        ['Ü', 'é', 'ü'],
+        "sorted, distinct, non-ASCII only"
+    );
+    let plain = serde_json::json!({"guardrails": {"deny_terms": ["project nightingale"]}});
+    assert!(GuardSources::of_config(plain.to_string().as_bytes()).is_empty());
+    assert!(GuardSources::of_config(b"not json").is_empty());
 }
 
 #[test]

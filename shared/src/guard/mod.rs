@@ -69,7 +69,7 @@ use serde::{Deserialize, Serialize};
 
 pub use findings::{Decision, Decisions, Findings, Placeholders, GUARDRAILS_HEADER};
 pub use openai::{OpenAiStreamGuard, ResponseGuard};
-pub use patterns::{custom_pattern_sources, sources_within_limits, CompiledPatterns};
+pub use patterns::{CompiledGuard, GuardSources};
 pub use policy::{
     ApplyTo, CustomPattern, GuardPolicy, ScanRules, APPLY_TO_FIELDS, CUSTOM_PATTERN_FIELDS,
     DETECTOR_FIELDS, DETECTOR_NAMES, GUARDRAIL_FIELDS, MAX_CUSTOM_PATTERN_LEN,

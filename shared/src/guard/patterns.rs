@@ -1,73 +1,163 @@
-//! Tenants' custom patterns, compiled where the build can compile them. A build with the
-//! `compile-patterns` feature (the control plane's Worker, Spin, the CLI, the tests) compiles them
-//! itself; the request plane's Worker has no regex compiler and gets them, once per config
-//! version, from the control plane ([`CompiledPatterns::to_wire`] there, [`from_wire`] here).
+//! What a config's guardrails need compiled where the build can compile it: tenants' custom
+//! patterns (table DFAs) and the Unicode case classes of deny terms' non-ASCII characters
+//! (regex's case-folding tables). A build with the `compile-patterns` feature (the control
+//! plane's Worker, Spin, the CLI, the tests) makes them itself; the request plane's Worker carries
+//! neither a regex compiler nor the tables (~170 KB of its gzip size together) and gets them,
+//! once per config version an isolate loads, from the control plane
+//! ([`CompiledGuard::to_wire`] there, [`from_wire`] here).
 //!
-//! [`from_wire`]: CompiledPatterns::from_wire
+//! [`from_wire`]: CompiledGuard::from_wire
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::automaton::PatternAutomaton;
-use super::policy::{MAX_CUSTOM_PATTERNS, MAX_PATTERN_SOURCE};
+use super::policy::{MAX_CUSTOM_PATTERNS, MAX_DENY_TERMS, MAX_DENY_TERM_CHARS, MAX_PATTERN_SOURCE};
 
-/// Compiled custom patterns by their source text (or why one cannot be used).
-#[derive(Clone, Default)]
-pub struct CompiledPatterns {
-    given: HashMap<String, Result<Arc<PatternAutomaton>, String>>,
+/// What a config asks to have compiled: its custom patterns' sources and its deny terms'
+/// distinct non-ASCII characters (an ASCII character's case class is known without tables:
+/// [`ascii_case_class`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardSources {
+    pub patterns: Vec<String>,
+    pub fold: Vec<char>,
 }
 
-/// On the wire, each source's entry is a tag byte ([`COMPILED`] or [`INVALID`]), a 4-byte
-/// little-endian length and that many bytes: the automaton's bytes, or why the pattern cannot be
-/// used (UTF-8). Binary rather than JSON: a JSON answer needed base64 and serde's enum code in the
-/// request plane, ~4 KB of its gzip size.
+impl GuardSources {
+    /// Of a config document (`guardrails.custom_patterns[].regex`, `guardrails.deny_terms`); none
+    /// for a document that is not even JSON of that shape (its validation reports why). Only what
+    /// validation can accept: a longer list or source is refused before anything is compiled.
+    pub fn of_config(config: &[u8]) -> GuardSources {
+        #[derive(Deserialize)]
+        struct Doc {
+            guardrails: Option<Guard>,
+        }
+        #[derive(Deserialize)]
+        struct Guard {
+            custom_patterns: Option<Vec<Pattern>>,
+            deny_terms: Option<Vec<String>>,
+        }
+        #[derive(Deserialize)]
+        struct Pattern {
+            regex: Option<String>,
+        }
+        let Some(guard) = serde_json::from_slice::<Doc>(config)
+            .ok()
+            .and_then(|d| d.guardrails)
+        else {
+            return GuardSources::default();
+        };
+        let patterns = guard
+            .custom_patterns
+            .unwrap_or_default()
+            .into_iter()
+            .take(MAX_CUSTOM_PATTERNS)
+            .filter_map(|p| p.regex)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_PATTERN_SOURCE)
+            .collect();
+        let mut fold: Vec<char> = guard
+            .deny_terms
+            .unwrap_or_default()
+            .iter()
+            .take(MAX_DENY_TERMS)
+            .flat_map(|t| t.chars())
+            .filter(|c| !c.is_ascii())
+            .collect();
+        fold.sort_unstable();
+        fold.dedup();
+        GuardSources { patterns, fold }
+    }
+
+    /// Nothing to compile.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty() && self.fold.is_empty()
+    }
+
+    /// No more or longer than a valid config holds: the compiler refuses a larger request rather
+    /// than compile what no valid config needs.
+    pub fn within_limits(&self) -> bool {
+        self.patterns.len() <= MAX_CUSTOM_PATTERNS
+            && self
+                .patterns
+                .iter()
+                .all(|s| !s.is_empty() && s.len() <= MAX_PATTERN_SOURCE)
+            && self.fold.len() <= MAX_DENY_TERMS * MAX_DENY_TERM_CHARS
+    }
+}
+
+/// Compiled custom patterns by their source text (or why one cannot be used), and case classes
+/// by character.
+#[derive(Clone, Default)]
+pub struct CompiledGuard {
+    patterns: HashMap<String, Result<Arc<PatternAutomaton>, String>>,
+    classes: HashMap<char, Vec<char>>,
+}
+
+/// On the wire, one entry per pattern, then one per character to fold, in the request's order:
+/// a tag byte, a 4-byte little-endian length and that many bytes: the automaton's bytes, why the
+/// pattern cannot be used (UTF-8), or the character's case class (UTF-8). Binary rather than
+/// JSON: a JSON answer needed base64 and serde's enum code in the request plane, ~4 KB of its
+/// gzip size.
 const COMPILED: u8 = 1;
 const INVALID: u8 = 2;
+const CLASS: u8 = 3;
 
-impl CompiledPatterns {
-    /// Patterns compiled by this build as they are asked for (without the `compile-patterns`
-    /// feature every pattern is refused: such a build gets them from elsewhere).
-    pub fn local() -> CompiledPatterns {
-        CompiledPatterns::default()
+impl CompiledGuard {
+    /// Compiled by this build as asked for (without the `compile-patterns` feature every pattern
+    /// and non-ASCII case class is refused: such a build gets them from elsewhere).
+    pub fn local() -> CompiledGuard {
+        CompiledGuard::default()
     }
 
     /// Compiles `sources` (the request the control plane answers).
     #[cfg(feature = "compile-patterns")]
-    pub fn compile(sources: &[String]) -> CompiledPatterns {
-        let given = sources
+    pub fn compile(sources: &GuardSources) -> CompiledGuard {
+        let patterns = sources
+            .patterns
             .iter()
             .map(|s| {
                 let compiled = super::automaton_build::compile_pattern(s).map(Arc::new);
                 (s.clone(), compiled)
             })
             .collect();
-        CompiledPatterns { given }
+        let classes = sources
+            .fold
+            .iter()
+            .map(|&c| (c, super::automaton_build::case_class(c)))
+            .collect();
+        CompiledGuard { patterns, classes }
     }
 
-    /// The answer to a request for `sources`: one entry per source, in order.
+    /// The answer to `sources`: its entries in the request's order.
     #[cfg(feature = "compile-patterns")]
-    pub fn to_wire(&self, sources: &[String]) -> Vec<u8> {
+    pub fn to_wire(&self, sources: &GuardSources) -> Vec<u8> {
         let mut out = Vec::new();
-        for source in sources {
-            let (tag, bytes) = match self.get(source) {
-                Ok(p) => (COMPILED, p.to_bytes()),
-                Err(why) => (INVALID, why.into_bytes()),
-            };
+        let mut entry = |tag: u8, bytes: &[u8]| {
             out.push(tag);
             let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
             out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(&bytes);
+            out.extend_from_slice(bytes);
+        };
+        for source in &sources.patterns {
+            match self.pattern(source) {
+                Ok(p) => entry(COMPILED, &p.to_bytes()),
+                Err(why) => entry(INVALID, why.as_bytes()),
+            }
+        }
+        for &c in &sources.fold {
+            let class: String = self.case_class(c).unwrap_or_default().into_iter().collect();
+            entry(CLASS, class.as_bytes());
         }
         out
     }
 
-    /// Reads the control plane's answer for `sources`. An answer that is not one entry per
-    /// source, or whose bytes do not load, is an error: the config is not validated with it.
-    pub fn from_wire(sources: &[String], mut answer: &[u8]) -> Result<CompiledPatterns, String> {
-        let mut given = HashMap::new();
-        for source in sources {
+    /// Reads the control plane's answer to `sources`. An answer that is not one entry per
+    /// pattern and character, or whose bytes do not load, is an error: the config is not
+    /// validated with it.
+    pub fn from_wire(sources: &GuardSources, mut answer: &[u8]) -> Result<CompiledGuard, String> {
+        let mut next = || -> Result<(u8, &[u8]), String> {
             let (&tag, rest) = answer.split_first().ok_or("truncated answer")?;
             let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated answer")?;
             let len = u32::from_le_bytes(*len) as usize;
@@ -76,25 +166,42 @@ impl CompiledPatterns {
             }
             let (bytes, rest) = rest.split_at(len);
             answer = rest;
-            let compiled = match tag {
-                COMPILED => Ok(Arc::new(
+            Ok((tag, bytes))
+        };
+        let mut out = CompiledGuard::default();
+        for source in &sources.patterns {
+            let compiled = match next()? {
+                (COMPILED, bytes) => Ok(Arc::new(
                     PatternAutomaton::from_bytes(bytes)
                         .map_err(|e| format!("a compiled pattern does not load: {e}"))?,
                 )),
-                INVALID => Err(String::from_utf8_lossy(bytes).into_owned()),
-                _ => return Err(format!("unknown entry {tag}")),
+                (INVALID, bytes) => Err(String::from_utf8_lossy(bytes).into_owned()),
+                (tag, _) => return Err(format!("unexpected entry {tag} for a pattern")),
             };
-            given.insert(source.clone(), compiled);
+            out.patterns.insert(source.clone(), compiled);
         }
-        if !answer.is_empty() {
-            return Err("more entries than sources".into());
+        for &c in &sources.fold {
+            let class = match next()? {
+                (CLASS, bytes) => std::str::from_utf8(bytes)
+                    .map_err(|_| "a case class is not UTF-8")?
+                    .chars()
+                    .collect::<Vec<char>>(),
+                (tag, _) => return Err(format!("unexpected entry {tag} for a case class")),
+            };
+            if !class.contains(&c) {
+                return Err(format!("the case class of {c:?} does not hold it"));
+            }
+            out.classes.insert(c, class);
         }
-        Ok(CompiledPatterns { given })
+        if next().is_ok() {
+            return Err("more entries than asked for".into());
+        }
+        Ok(out)
     }
 
     /// `source` compiled, or why it cannot be used.
-    pub(crate) fn get(&self, source: &str) -> Result<Arc<PatternAutomaton>, String> {
-        if let Some(found) = self.given.get(source) {
+    pub(crate) fn pattern(&self, source: &str) -> Result<Arc<PatternAutomaton>, String> {
+        if let Some(found) = self.patterns.get(source) {
             return found.clone();
         }
         #[cfg(feature = "compile-patterns")]
@@ -106,43 +213,44 @@ impl CompiledPatterns {
             Err("was not compiled (this build compiles no patterns)".into())
         }
     }
+
+    /// Every character `(?i)` treats as `c` (Unicode simple case folding, regex's tables), `c`
+    /// included; `None` for a non-ASCII character this build has no class for.
+    pub(crate) fn case_class(&self, c: char) -> Option<Vec<char>> {
+        if c.is_ascii() {
+            return Some(ascii_case_class(c));
+        }
+        if let Some(found) = self.classes.get(&c) {
+            return Some(found.clone());
+        }
+        #[cfg(feature = "compile-patterns")]
+        {
+            Some(super::automaton_build::case_class(c))
+        }
+        #[cfg(not(feature = "compile-patterns"))]
+        {
+            None
+        }
+    }
 }
 
-/// The custom patterns' sources of a config document (`guardrails.custom_patterns[].regex`), to
-/// compile before it is validated; none for a document that is not even JSON of that shape (its
-/// validation reports why).
-pub fn custom_pattern_sources(config: &[u8]) -> Vec<String> {
-    #[derive(Deserialize)]
-    struct Doc {
-        guardrails: Option<Guard>,
+/// An ASCII character's case class without tables: the other-case letter, and the two non-ASCII
+/// characters that simple case folding puts with ASCII letters, the Kelvin sign with `k` and the
+/// long s with `s` (a test holds this to regex's tables for all 128).
+pub(crate) fn ascii_case_class(c: char) -> Vec<char> {
+    let mut class = vec![c];
+    if c.is_ascii_alphabetic() {
+        class.push(if c.is_ascii_lowercase() {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
     }
-    #[derive(Deserialize)]
-    struct Guard {
-        custom_patterns: Option<Vec<Pattern>>,
+    match c {
+        'k' | 'K' => class.push('\u{212A}'),
+        's' | 'S' => class.push('\u{17F}'),
+        _ => {}
     }
-    #[derive(Deserialize)]
-    struct Pattern {
-        regex: Option<String>,
-    }
-    let Ok(doc) = serde_json::from_slice::<Doc>(config) else {
-        return Vec::new();
-    };
-    // Only what validation can accept: a longer list or source is refused before compiling.
-    doc.guardrails
-        .and_then(|g| g.custom_patterns)
-        .unwrap_or_default()
-        .into_iter()
-        .take(MAX_CUSTOM_PATTERNS)
-        .filter_map(|p| p.regex)
-        .filter(|s| !s.is_empty() && s.len() <= MAX_PATTERN_SOURCE)
-        .collect()
-}
-
-/// A request for more sources than a config may hold, or for longer ones: the compiler refuses
-/// it rather than compile what no valid config holds.
-pub fn sources_within_limits(sources: &[String]) -> bool {
-    sources.len() <= MAX_CUSTOM_PATTERNS
-        && sources
-            .iter()
-            .all(|s| !s.is_empty() && s.len() <= MAX_PATTERN_SOURCE)
+    class.sort_unstable();
+    class
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::patterns::CompiledPatterns;
+use super::patterns::CompiledGuard;
 use super::scanner::{RuleSource, Scanner};
 use super::{Action, Detector};
 use crate::validate::{field_path, integer, kind, object, required, string, ConfigErrors};
@@ -39,8 +39,8 @@ pub const APPLY_TO_FIELDS: &[&str] = &["requests", "responses"];
 pub const MAX_CUSTOM_PATTERN_LEN: usize = 512;
 pub(crate) const MAX_CUSTOM_PATTERNS: usize = 32;
 pub(crate) const MAX_PATTERN_SOURCE: usize = 1000;
-const MAX_DENY_TERMS: usize = 1000;
-const MAX_DENY_TERM_CHARS: usize = 128;
+pub(crate) const MAX_DENY_TERMS: usize = 1000;
+pub(crate) const MAX_DENY_TERM_CHARS: usize = 128;
 
 /// The declarative rules of a policy (what it was compiled from).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,22 +117,23 @@ impl GuardPolicy {
         self.apply_to.responses && !self.scanner.is_empty()
     }
 
-    /// Validates the `guardrails` object at `path` of a config document and compiles it, its
-    /// custom patterns from `patterns`; every problem goes to `errs` with its path.
+    /// Validates the `guardrails` object at `path` of a config document and compiles it, with
+    /// what `compiled` holds (custom patterns, case classes); every problem goes to `errs` with
+    /// its path.
     pub fn validate(
         value: &Value,
         path: &str,
-        patterns: &CompiledPatterns,
+        compiled: &CompiledGuard,
         errs: &mut ConfigErrors,
     ) -> Option<GuardPolicy> {
-        validate_at(value, path, patterns, errs)
+        validate_at(value, path, compiled, errs)
     }
 
     /// Validates a standalone `guardrails` object (errors carry paths under `guardrails`),
     /// compiling its custom patterns in this build.
     pub fn from_json(value: &Value) -> Result<GuardPolicy, ConfigErrors> {
         let mut errs = ConfigErrors::default();
-        match validate_at(value, "guardrails", &CompiledPatterns::local(), &mut errs) {
+        match validate_at(value, "guardrails", &CompiledGuard::local(), &mut errs) {
             Some(p) if errs.is_empty() => Ok(p),
             _ => Err(errs),
         }
@@ -142,7 +143,7 @@ impl GuardPolicy {
 fn validate_at(
     value: &Value,
     path: &str,
-    patterns: &CompiledPatterns,
+    compiled: &CompiledGuard,
     errs: &mut ConfigErrors,
 ) -> Option<GuardPolicy> {
     let map = object(value, path, GUARDRAIL_FIELDS, errs)?;
@@ -178,7 +179,7 @@ fn validate_at(
         deny_mode: deny_mode?,
         custom_patterns: custom_patterns?,
     };
-    match Scanner::new(rules, patterns) {
+    match Scanner::new(rules, compiled) {
         Ok(scanner) => Some(GuardPolicy {
             max_input_chars,
             max_output_tokens,
@@ -190,6 +191,7 @@ fn validate_at(
                 let p = match source {
                     RuleSource::Builtin(d) => field_path(&at("detectors"), d.name()),
                     RuleSource::Custom(i) => format!("{}[{i}].regex", at("custom_patterns")),
+                    RuleSource::DenyTerms => at("deny_terms"),
                 };
                 errs.push(p, message);
             }

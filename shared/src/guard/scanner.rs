@@ -8,7 +8,7 @@ use super::automaton::PatternAutomaton;
 use super::charset::CharSet;
 use super::findings::Findings;
 use super::native::{DenyTerms, Native};
-use super::patterns::CompiledPatterns;
+use super::patterns::CompiledGuard;
 use super::policy::ScanRules;
 use super::rules::{self, Check};
 use super::{Action, Detector, Side};
@@ -50,6 +50,7 @@ impl Rule {
 pub(crate) enum RuleSource {
     Builtin(Detector),
     Custom(usize),
+    DenyTerms,
 }
 
 /// Groups of rules that match independently of each other.
@@ -191,7 +192,7 @@ impl Scanner {
     /// config errors with paths.
     pub(crate) fn new(
         source: ScanRules,
-        patterns: &CompiledPatterns,
+        compiled: &CompiledGuard,
     ) -> Result<Scanner, Vec<(RuleSource, String)>> {
         let mut scanner = Scanner::default();
         let mut errors = Vec::new();
@@ -216,7 +217,7 @@ impl Scanner {
             }
         }
         for (i, p) in source.custom_patterns.iter().enumerate() {
-            match patterns.get(&p.regex) {
+            match compiled.pattern(&p.regex) {
                 Ok(compiled) if compiled.max_len <= super::MAX_CUSTOM_PATTERN_LEN => {
                     scanner.rules.push(Rule {
                         detector: Detector::CustomPattern,
@@ -241,17 +242,19 @@ impl Scanner {
             }
         }
         if !source.deny_terms.is_empty() {
-            let terms = DenyTerms::new(&source.deny_terms);
-            scanner.rules.push(Rule {
-                detector: Detector::DenyTerm,
-                name: None,
-                mode: source.deny_mode,
-                label: Detector::DenyTerm.label().into(),
-                max_len: terms.max_len(),
-                matcher: Matcher::Deny(Arc::new(terms)),
-                class: CharSet::default(),
-                check: Check::None,
-            });
+            match DenyTerms::new(&source.deny_terms, compiled) {
+                Ok(terms) => scanner.rules.push(Rule {
+                    detector: Detector::DenyTerm,
+                    name: None,
+                    mode: source.deny_mode,
+                    label: Detector::DenyTerm.label().into(),
+                    max_len: terms.max_len(),
+                    matcher: Matcher::Deny(Arc::new(terms)),
+                    class: CharSet::default(),
+                    check: Check::None,
+                }),
+                Err(e) => errors.push((RuleSource::DenyTerms, e)),
+            }
         }
         for (i, r) in scanner.rules.iter().enumerate() {
             let lanes: &[Lane] = match r.mode {

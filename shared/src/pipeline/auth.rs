@@ -8,7 +8,7 @@ use super::{Caller, Gateway, TenantEntry};
 use crate::apikey::{presented_key, record_name, ApiKey, KeyHasher, KeyRecord};
 use crate::config::{tenant_record_name, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
-use crate::guard::CompiledPatterns;
+use crate::guard::{CompiledGuard, GuardSources};
 use crate::host::{ByteSource, Host};
 use crate::ids::TenantId;
 use crate::pipeline::http::Inbound;
@@ -135,11 +135,11 @@ impl Gateway {
                     })?;
                 let version = crate::hexstr::encode(&host.sha256(&bytes));
                 let stale = self.tenants.borrow().get_stale(id.as_str());
-                let patterns = match &stale {
-                    Some(Ok(config)) if config.version == version => CompiledPatterns::local(),
-                    _ => compiled_patterns(host, &bytes).await?,
+                let compiled = match &stale {
+                    Some(Ok(config)) if config.version == version => CompiledGuard::local(),
+                    _ => compiled_guard(host, &bytes).await?,
                 };
-                let entry = validated(stale, &bytes, &version, &patterns)
+                let entry = validated(stale, &bytes, &version, &compiled)
                     .map_err(Rc::new)
                     .and_then(|config| {
                         if config.tenant_id == *id {
@@ -169,38 +169,36 @@ impl Gateway {
     }
 }
 
-/// The config's custom patterns, compiled by the host (none asked for when it has none). A host
-/// that cannot compile them now fails the request with a 503, and nothing is cached.
-async fn compiled_patterns<H: Host>(
-    host: &H,
-    config: &[u8],
-) -> Result<CompiledPatterns, GatewayError> {
-    let sources = crate::guard::custom_pattern_sources(config);
+/// What the config's guardrails need compiled, compiled by the host (nothing asked for when
+/// it needs nothing). A host that cannot compile it now fails the request with a 503, and
+/// nothing is cached.
+async fn compiled_guard<H: Host>(host: &H, config: &[u8]) -> Result<CompiledGuard, GatewayError> {
+    let sources = GuardSources::of_config(config);
     if sources.is_empty() {
-        return Ok(CompiledPatterns::local());
+        return Ok(CompiledGuard::local());
     }
-    host.compile_patterns(&sources).await.map_err(|e| {
+    host.compile_guard(&sources).await.map_err(|e| {
         GatewayError::internal(
             ErrorKind::StoreUnavailable,
-            "The tenant's custom patterns could not be compiled now; retry shortly.",
+            "The tenant's guardrails could not be compiled now; retry shortly.",
             &e,
         )
     })
 }
 
-/// The config stored as `bytes` (whose SHA-256 is `version`), validated with its custom patterns
-/// compiled as `patterns`. Read again after its time-to-live, a config is usually the same
+/// The config stored as `bytes` (whose SHA-256 is `version`), validated with what its guardrails
+/// need compiled (`compiled`). Read again after its time-to-live, a config is usually the same
 /// document: `stale`, the one validated before (its guardrails compiled), is kept when its
 /// version matches, not parsed again.
 fn validated(
     stale: Option<TenantEntry>,
     bytes: &[u8],
     version: &str,
-    patterns: &CompiledPatterns,
+    compiled: &CompiledGuard,
 ) -> Result<Rc<TenantConfig>, crate::config::ConfigErrors> {
     match stale {
         Some(Ok(config)) if config.version == version => Ok(config),
-        _ => TenantConfig::parse_with(bytes, patterns).map(Rc::new),
+        _ => TenantConfig::parse_with(bytes, compiled).map(Rc::new),
     }
 }
 
@@ -223,14 +221,14 @@ mod tests {
         let a = config(serde_json::json!({"detectors": {"email": {"mode": "redact"}}}));
         let b = config(serde_json::json!({"detectors": {"email": {"mode": "block"}}}));
         let version = |bytes: &[u8]| TenantConfig::version_of(bytes);
-        let first = validated(None, &a, &version(&a), &CompiledPatterns::local()).expect("valid");
+        let first = validated(None, &a, &version(&a), &CompiledGuard::local()).expect("valid");
         assert_eq!(first.version, version(&a));
 
         let again = validated(
             Some(Ok(first.clone())),
             &a,
             &version(&a),
-            &CompiledPatterns::local(),
+            &CompiledGuard::local(),
         )
         .expect("valid");
         assert!(
@@ -242,7 +240,7 @@ mod tests {
             Some(Ok(first.clone())),
             &b,
             &version(&b),
-            &CompiledPatterns::local(),
+            &CompiledGuard::local(),
         )
         .expect("valid");
         assert!(!Rc::ptr_eq(&first, &changed));
@@ -260,13 +258,8 @@ mod tests {
 
         // A config that was invalid is parsed again whatever its version.
         let errs = Rc::new(TenantConfig::parse(b"{}").expect_err("invalid"));
-        let fixed = validated(
-            Some(Err(errs)),
-            &a,
-            &version(&a),
-            &CompiledPatterns::local(),
-        )
-        .expect("valid");
+        let fixed =
+            validated(Some(Err(errs)), &a, &version(&a), &CompiledGuard::local()).expect("valid");
         assert_eq!(fixed.version, version(&a));
     }
 }

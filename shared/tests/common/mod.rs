@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use asc_core::apikey::{new_key, record_name, ApiKey, KeyRecord, KeyStatus, Scope};
 use asc_core::audit::{AuditEvent, AuditRecord};
+use asc_core::guard::{CompiledGuard, GuardSources};
 use asc_core::host::{ByteSource, Chunks, EgressApproved, Host, HostError, UpstreamResponse};
 use asc_core::ids::{KeyId, TenantId};
 use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, LedgerReply, OpenRequest, TenantLedger};
@@ -122,10 +123,10 @@ pub struct FakeHost {
     pub audit_bucket: RefCell<std::collections::BTreeMap<String, Vec<u8>>>,
     /// Audit bucket reads (list pages and objects).
     pub audit_bucket_reads: Cell<usize>,
-    /// Each request to compile custom patterns: the sources asked for. Answered through the wire
-    /// format, as the control plane answers the request plane's Worker.
-    pub pattern_compiles: RefCell<Vec<Vec<String>>>,
-    /// The pattern compiler fails every call (the control plane unreachable).
+    /// Each request to compile guardrails (custom patterns, case classes): what was asked for.
+    /// Answered through the wire format, as the control plane answers the request plane's Worker.
+    pub guard_compiles: RefCell<Vec<GuardSources>>,
+    /// The guardrail compiler fails every call (the control plane unreachable).
     pub compiler_down: Cell<bool>,
 }
 
@@ -163,7 +164,7 @@ impl FakeHost {
             cache_reads: Cell::new(0),
             cache_down: Cell::new(false),
             admin_stores: RefCell::new(HashMap::new()),
-            pattern_compiles: RefCell::new(Vec::new()),
+            guard_compiles: RefCell::new(Vec::new()),
             compiler_down: Cell::new(false),
         };
         host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
@@ -465,17 +466,13 @@ impl Host for FakeHost {
         Ok(reply)
     }
 
-    async fn compile_patterns(
-        &self,
-        sources: &[String],
-    ) -> Result<asc_core::guard::CompiledPatterns, HostError> {
-        use asc_core::guard::CompiledPatterns;
-        self.pattern_compiles.borrow_mut().push(sources.to_vec());
+    async fn compile_guard(&self, sources: &GuardSources) -> Result<CompiledGuard, HostError> {
+        self.guard_compiles.borrow_mut().push(sources.clone());
         if self.compiler_down.get() {
             return Err(HostError::Store("control plane unreachable".into()));
         }
-        let wire = CompiledPatterns::compile(sources).to_wire(sources);
-        CompiledPatterns::from_wire(sources, &wire).map_err(HostError::Store)
+        let wire = CompiledGuard::compile(sources).to_wire(sources);
+        CompiledGuard::from_wire(sources, &wire).map_err(HostError::Store)
     }
 
     async fn sleep(&self, ms: u64) {

@@ -5,7 +5,7 @@
 //! at ~450 ms per MB), a list of ~150 terms exceeded its compiled-size limit although a config
 //! may hold 1,000, and every config load compiled it (~7 ms for 100 terms).
 
-use regex_syntax::hir::{ClassUnicode, ClassUnicodeRange};
+use crate::guard::patterns::CompiledGuard;
 
 use super::is_word;
 
@@ -79,18 +79,15 @@ impl Folding {
         }
     }
 
-    /// Adds `c`'s class; returns its key: the ASCII lowercase member if it has one, else the
-    /// smallest.
-    fn add(&mut self, c: char) -> char {
-        let mut class = ClassUnicode::new([ClassUnicodeRange::new(c, c)]);
-        // Without the case tables regex itself refuses `(?i)`; the class then is `c` alone.
-        let _ = class.try_case_fold_simple();
-        let members = || class.ranges().iter().flat_map(|r| r.start()..=r.end());
-        let key = members()
-            .find(char::is_ascii)
-            .map_or_else(|| members().next().unwrap_or(c), |a| a.to_ascii_lowercase());
+    /// Adds `class`, `c`'s case class; returns its key: the ASCII lowercase member if it has
+    /// one, else the smallest.
+    fn add(&mut self, c: char, class: &[char]) -> char {
+        let key = class.iter().find(|m| m.is_ascii()).map_or_else(
+            || class.first().copied().unwrap_or(c),
+            |a| a.to_ascii_lowercase(),
+        );
         self.others
-            .extend(members().filter(|m| !m.is_ascii()).map(|m| (m, key)));
+            .extend(class.iter().filter(|m| !m.is_ascii()).map(|&m| (m, key)));
         self.keys.push(key);
         key
     }
@@ -104,7 +101,9 @@ impl Folding {
 }
 
 impl DenyTerms {
-    pub(crate) fn new(terms: &[String]) -> DenyTerms {
+    /// The trie of `terms`, their characters' case classes from `guard`; an error names a
+    /// character it has no class for (not sent by the control plane).
+    pub(crate) fn new(terms: &[String], guard: &CompiledGuard) -> Result<DenyTerms, String> {
         let mut sorted: Vec<&String> = terms.iter().collect();
         // Stable: terms of equal length keep their configured order, as in the regex.
         sorted.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
@@ -126,7 +125,10 @@ impl DenyTerms {
                     out.has_gap = true;
                 }
                 for c in word.chars() {
-                    keys.push(out.folding.add(c));
+                    let class = guard
+                        .case_class(c)
+                        .ok_or_else(|| format!("the case class of {c:?} was not compiled"))?;
+                    keys.push(out.folding.add(c, &class));
                     len += max_fold_len(c);
                 }
             }
@@ -141,7 +143,7 @@ impl DenyTerms {
         }
         out.folding.finish();
         out.start_bytes = out.first_bytes().filter(|bytes| bytes.len() <= SKIP_BYTES);
-        out
+        Ok(out)
     }
 
     /// The first bytes of every character whose key starts a term: both cases of an ASCII key,

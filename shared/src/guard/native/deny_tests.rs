@@ -10,6 +10,11 @@ use super::{is_word_char, DenyTerms};
 use crate::guard::charset::CharSet;
 use crate::guard::rules;
 
+/// The trie of `terms`, case classes compiled in this build.
+fn deny(terms: &[String]) -> DenyTerms {
+    DenyTerms::new(terms, &crate::guard::CompiledGuard::local()).expect("compiles")
+}
+
 fn all_chars() -> impl Iterator<Item = char> {
     (0..=u32::from(char::MAX)).filter_map(char::from_u32)
 }
@@ -36,7 +41,7 @@ fn case_classes_are_regex_simple_case_folding() {
     assert!(cased.len() > 2000, "{}", cased.len());
     let mut buf = [0; 4];
     for chunk in cased.chunks(700) {
-        let native = DenyTerms::new(chunk);
+        let native = deny(chunk);
         let regex = regex_of(chunk);
         for c in all_chars().filter(|&c| u32::from(c) < 0x20000) {
             let hay = c.encode_utf8(&mut buf);
@@ -101,7 +106,7 @@ proptest! {
 
     #[test]
     fn deny_terms_find_what_their_regex_finds(terms in terms(), hay in text()) {
-        let native = DenyTerms::new(&terms);
+        let native = deny(&terms);
         let regex = regex_of(&terms);
         for at in (0..=hay.len()).filter(|&i| hay.is_char_boundary(i)) {
             prop_assert_eq!(
@@ -118,7 +123,7 @@ proptest! {
         let term = pick.get(&terms);
         let written: String = if upper { term.to_uppercase() } else { term.to_lowercase() };
         let hay = format!("({written})");
-        let native = DenyTerms::new(&terms);
+        let native = deny(&terms);
         prop_assert_eq!(
             native.find_at(&hay, 0),
             regex_of(&terms).find_at(&hay, 0).map(|m| (m.start(), m.end()))
@@ -127,7 +132,7 @@ proptest! {
 
     #[test]
     fn a_stream_holds_back_what_the_regex_can_match(terms in terms()) {
-        let native = DenyTerms::new(&terms);
+        let native = deny(&terms);
         let hir = regex_syntax::parse(&rules::deny_pattern(&terms)).expect("parses");
         let class = CharSet::of(&hir);
         for &c in ALPHABET.iter().chain(&['b', 'z', '!', '\u{2126}', 'ω', '\u{3c9}']) {
@@ -145,7 +150,7 @@ fn the_stream_classes_match_for_every_character() {
         "σοφία".to_string(),
         "c++".to_string(),
     ];
-    let native = DenyTerms::new(&terms);
+    let native = deny(&terms);
     let class = CharSet::of(&regex_syntax::parse(&rules::deny_pattern(&terms)).expect("parses"));
     for c in all_chars() {
         assert_eq!(native.holds(c), class.contains(c), "{c:?}");
@@ -154,7 +159,7 @@ fn the_stream_classes_match_for_every_character() {
 
 #[test]
 fn written_out_cases() {
-    let native = DenyTerms::new(&[
+    let native = deny(&[
         "project x".into(),
         "Über".into(),
         "c++".into(),
@@ -186,7 +191,7 @@ fn written_out_cases() {
 #[test]
 fn a_short_list_skips_to_the_bytes_its_matches_start_with() {
     // One term: `k`, `K` and the Kelvin sign's leading byte.
-    let native = DenyTerms::new(&["kelvin".into()]);
+    let native = deny(&["kelvin".into()]);
     assert_eq!(native.start_bytes.as_deref(), Some(&[b'K', b'k', 0xE2][..]));
     for (hay, found) in [
         ("0 \u{212A}elvin, 1 KELVIN", Some((2, 10))),
@@ -203,5 +208,5 @@ fn a_short_list_skips_to_the_bytes_its_matches_start_with() {
     }
     // Terms starting with more than nine distinct bytes are walked byte by byte.
     let many: Vec<String> = "abcdefghij".chars().map(String::from).collect();
-    assert_eq!(DenyTerms::new(&many).start_bytes, None);
+    assert_eq!(deny(&many).start_bytes, None);
 }
