@@ -32,17 +32,16 @@
 //! Matched text is never stored: placeholders are numbered by a truncated SHA-256 of the
 //! normalized value, errors and decisions name the detector only.
 //!
-//! # Regex features and size
-//! `regex` is built without its default Unicode tables; `unicode-perl` (so `\d`, `\w`, `\b` work
-//! in custom patterns) and `unicode-case` (so `(?i)` works) are kept. Its literal prefilter is
-//! single substrings only (memchr's `memmem`): aho-corasick's sets were ~30 KB of the request
-//! plane's wasm gzip, for patterns few tenants write (an alternation of literals, `(?i)`), which
-//! the lazy DFA scans at ~2 ms per MB instead. Built-in rules are ASCII.
-//! Every built-in rule, prompt-injection phrases included, is matched by hand (`native.rs`): its
-//! pattern stays the specification, which the tests hold the matcher to, and still gives the
-//! longest match and the characters a match can hold. Without a literal to skip to, a compiled
-//! regex walks every byte once per rule, and a new instance compiles it first. Only custom
-//! patterns compile.
+//! # Compiling, and size
+//! No regex engine runs in the request path. Every built-in rule, prompt-injection phrases
+//! included, is matched by hand (`native.rs`): its pattern stays the specification, which the
+//! tests hold the matcher to, and gives the longest match and the characters a match can hold
+//! (a table derived ahead, `shapes.rs`). A tenant's custom patterns run as table DFAs
+//! (`automaton.rs`) that builds with the `compile-patterns` feature compile with regex-automata
+//! (`automaton_build.rs`); its word boundaries are ASCII, as no DFA sees Unicode ones. The request
+//! plane's Worker has neither that compiler nor the Unicode case tables (~170 KB of its wasm
+//! gzip together) and gets what a config needs from the control plane ([`CompiledGuard`],
+//! [`GuardSources`], `Host::compile_guard`).
 //! Deny terms match case-insensitively, with Unicode simple case folding (`über` matches `ÜBER`),
 //! through a trie of the terms (`native/deny.rs`): as one regex, a list of 100 terms scanned at
 //! ~450 ms per MB (Unicode word boundaries keep the lazy DFA off non-ASCII text) and one of ~150
