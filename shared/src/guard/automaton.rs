@@ -266,6 +266,14 @@ impl PatternAutomaton {
         Some((start, end))
     }
 
+    /// Bytes its tables take in memory (what a config's limit counts).
+    pub(crate) fn table_bytes(&self) -> usize {
+        [&self.forward, &self.reverse]
+            .iter()
+            .map(|d| d.next.len() * 4 + d.flags.len() * 5 + STARTS * 4 + 256)
+            .sum()
+    }
+
     #[cfg(feature = "compile-patterns")]
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let tables = [&self.forward, &self.reverse]

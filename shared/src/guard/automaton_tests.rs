@@ -198,9 +198,10 @@ fn a_config_asks_for_its_patterns_and_its_deny_terms_non_ascii_characters() {
     let sources = GuardSources::of_config(doc.to_string().as_bytes());
     assert_eq!(
         sources.patterns,
-        Vec::<String>::new(),
-        "a malformed list: none"
+        ["x{1,3}"],
+        "what has the right shape; validation reports the rest"
     );
+    assert_eq!(sources.fold, ['Ü', 'é', 'ü']);
     let doc = serde_json::json!({"guardrails": {
         "deny_terms": ["Über Projekt", "kelvin", "café über"],
         "custom_patterns": [{"name": "a", "regex": "x{1,3}"}]
@@ -221,4 +222,24 @@ fn a_config_asks_for_its_patterns_and_its_deny_terms_non_ascii_characters() {
 fn a_pattern_too_large_for_a_table_is_refused_with_what_to_change() {
     let why = compile_pattern(r"\w{1,60}\w{1,60}x").expect_err("refused");
     assert!(why.contains("ASCII classes"), "{why}");
+}
+
+#[test]
+fn a_config_whose_patterns_together_take_too_much_memory_is_refused() {
+    let patterns = |n: usize| {
+        let list: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"name": format!("p{i}"), "regex": format!(r"\d{{1,{}}}", 100 - i), "mode": "redact"}))
+            .collect();
+        serde_json::json!({ "custom_patterns": list })
+    };
+    // One such pattern (~3.3 MiB of tables) fits; three do not.
+    crate::guard::GuardPolicy::from_json(&patterns(1)).expect("fits");
+    let Err(errs) = crate::guard::GuardPolicy::from_json(&patterns(3)) else {
+        panic!("three are refused");
+    };
+    let text = format!("{errs:?}");
+    assert!(
+        text.contains("guardrails.custom_patterns") && text.contains("at most 8 MiB"),
+        "{text}"
+    );
 }

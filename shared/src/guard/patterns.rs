@@ -26,43 +26,33 @@ pub struct GuardSources {
 }
 
 impl GuardSources {
-    /// Of a config document (`guardrails.custom_patterns[].regex`, `guardrails.deny_terms`); none
-    /// for a document that is not even JSON of that shape (its validation reports why). Only what
-    /// validation can accept: a longer list or source is refused before anything is compiled.
+    /// Of a config document (`guardrails.custom_patterns[].regex`, `guardrails.deny_terms`),
+    /// taking what has the right shape and leaving the rest to validation, which reports it.
+    /// Only what validation can accept: a longer list or source is refused before anything is
+    /// compiled.
     pub fn of_config(config: &[u8]) -> GuardSources {
-        #[derive(Deserialize)]
-        struct Doc {
-            guardrails: Option<Guard>,
-        }
-        #[derive(Deserialize)]
-        struct Guard {
-            custom_patterns: Option<Vec<Pattern>>,
-            deny_terms: Option<Vec<String>>,
-        }
-        #[derive(Deserialize)]
-        struct Pattern {
-            regex: Option<String>,
-        }
-        let Some(guard) = serde_json::from_slice::<Doc>(config)
-            .ok()
-            .and_then(|d| d.guardrails)
-        else {
+        let Ok(doc) = serde_json::from_slice::<serde_json::Value>(config) else {
             return GuardSources::default();
         };
-        let patterns = guard
-            .custom_patterns
-            .unwrap_or_default()
-            .into_iter()
+        let list = |field: &str| {
+            doc.get("guardrails")
+                .and_then(|g| g.get(field))
+                .and_then(serde_json::Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        };
+        let patterns = list("custom_patterns")
+            .iter()
             .take(MAX_CUSTOM_PATTERNS)
-            .filter_map(|p| p.regex)
+            .filter_map(|p| p.get("regex").and_then(serde_json::Value::as_str))
             .filter(|s| !s.is_empty() && s.len() <= MAX_PATTERN_SOURCE)
+            .map(str::to_string)
             .collect();
-        let mut fold: Vec<char> = guard
-            .deny_terms
-            .unwrap_or_default()
+        let mut fold: Vec<char> = list("deny_terms")
             .iter()
             .take(MAX_DENY_TERMS)
-            .flat_map(|t| t.chars())
+            .filter_map(serde_json::Value::as_str)
+            .flat_map(str::chars)
             .filter(|c| !c.is_ascii())
             .collect();
         fold.sort_unstable();

@@ -191,6 +191,7 @@ fn validate_at(
                 let p = match source {
                     RuleSource::Builtin(d) => field_path(&at("detectors"), d.name()),
                     RuleSource::Custom(i) => format!("{}[{i}].regex", at("custom_patterns")),
+                    RuleSource::CustomPatterns => at("custom_patterns"),
                     RuleSource::DenyTerms => at("deny_terms"),
                 };
                 errs.push(p, message);

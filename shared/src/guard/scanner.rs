@@ -18,6 +18,9 @@ use crate::error::{ErrorKind, GatewayError};
 /// bytes. (Rules and validators look at most two characters behind a match start and two
 /// characters past its end.)
 pub(crate) const CONTEXT: usize = 8;
+/// Most bytes a config's custom patterns' tables may take together, kept in every isolate that
+/// serves the tenant.
+const MAX_CUSTOM_AUTOMATA_BYTES: usize = 8 << 20;
 
 pub(crate) struct Rule {
     pub detector: Detector,
@@ -50,6 +53,8 @@ impl Rule {
 pub(crate) enum RuleSource {
     Builtin(Detector),
     Custom(usize),
+    /// The custom patterns together.
+    CustomPatterns,
     DenyTerms,
 }
 
@@ -216,9 +221,11 @@ impl Scanner {
                 }
             }
         }
+        let mut automata_bytes = 0;
         for (i, p) in source.custom_patterns.iter().enumerate() {
             match compiled.pattern(&p.regex) {
                 Ok(compiled) if compiled.max_len <= super::MAX_CUSTOM_PATTERN_LEN => {
+                    automata_bytes += compiled.table_bytes();
                     scanner.rules.push(Rule {
                         detector: Detector::CustomPattern,
                         name: Some(p.name.as_str().into()),
@@ -240,6 +247,17 @@ impl Scanner {
                 )),
                 Err(e) => errors.push((RuleSource::Custom(i), e)),
             }
+        }
+        if automata_bytes > MAX_CUSTOM_AUTOMATA_BYTES {
+            errors.push((
+                RuleSource::CustomPatterns,
+                format!(
+                    "compile to {:.1} MiB of automata together; at most {} MiB are allowed (each \
+                     isolate keeps them with the config): use ASCII classes or shorter repetitions",
+                    automata_bytes as f64 / f64::from(1 << 20),
+                    MAX_CUSTOM_AUTOMATA_BYTES >> 20
+                ),
+            ));
         }
         if !source.deny_terms.is_empty() {
             match DenyTerms::new(&source.deny_terms, compiled) {
