@@ -39,7 +39,7 @@
 //! (a table derived ahead, `shapes.rs`). A tenant's custom patterns run as table DFAs
 //! (`automaton.rs`) that builds with the `compile-patterns` feature compile with regex-automata
 //! (`automaton_build.rs`); its word boundaries are ASCII, as no DFA sees Unicode ones. The request
-//! plane's Worker has neither that compiler nor the Unicode case tables (~170 KB of its wasm
+//! plane's Worker has neither that compiler nor the Unicode case tables (~165 KB of its wasm
 //! gzip together) and gets what a config needs from the control plane ([`CompiledGuard`],
 //! [`GuardSources`], `Host::compile_guard`).
 //! Deny terms match case-insensitively, with Unicode simple case folding (`über` matches `ÜBER`),

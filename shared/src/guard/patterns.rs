@@ -2,7 +2,7 @@
 //! patterns (table DFAs) and the Unicode case classes of deny terms' non-ASCII characters
 //! (regex's case-folding tables). A build with the `compile-patterns` feature (the control
 //! plane's Worker, Spin, the CLI, the tests) makes them itself; the request plane's Worker carries
-//! neither a regex compiler nor the tables (~170 KB of its gzip size together) and gets them,
+//! neither a regex compiler nor the tables (~165 KB of its gzip size together) and gets them,
 //! once per config version an isolate loads, from the control plane
 //! ([`CompiledGuard::to_wire`] there, [`from_wire`] here).
 //!
