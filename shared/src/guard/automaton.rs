@@ -69,8 +69,9 @@ impl TableDfa {
             rows,
         } = parts;
         let states = flags.len();
-        let alphabet = usize::from(classes.iter().copied().max().unwrap_or(0)) + 2;
-        if states == 0 || accel.len() != states || rows.len() != states * alphabet {
+        let alphabet = alphabet_of(&classes);
+        if states == 0 || accel.len() != states || states.checked_mul(alphabet) != Some(rows.len())
+        {
             return Err("malformed table sizes");
         }
         if starts.len() != STARTS || special > states {
@@ -81,10 +82,24 @@ impl TableDfa {
         if unflagged_special || flagged_ordinary || flags.iter().any(|&f| f > 7) {
             return Err("malformed state flags");
         }
-        if accel.iter().any(|a| a[0] > 3) {
+        // An accelerated state names one to three bytes: with none, the search would skip to
+        // the end of the text.
+        let accelerated = flags.iter().map(|&f| f & FLAG_ACCEL != 0);
+        if accel
+            .iter()
+            .zip(accelerated)
+            .any(|(a, on)| a[0] > 3 || (on && a[0] == 0))
+        {
             return Err("malformed accelerator");
         }
         let shift = alphabet.next_power_of_two().trailing_zeros();
+        // Premultiplied ids are u32s.
+        if states
+            .checked_mul(1 << shift)
+            .is_none_or(|cells| cells > u32::MAX as usize)
+        {
+            return Err("too many states");
+        }
         let id = |i: u32| -> Result<u32, &'static str> {
             if (i as usize) < states {
                 Ok(i << shift)
@@ -222,7 +237,7 @@ impl TableDfa {
         let special = input.u32()? as usize;
         let mut classes = [0u8; 256];
         classes.copy_from_slice(input.take(256)?);
-        let alphabet = usize::from(classes.iter().copied().max().unwrap_or(0)) + 2;
+        let alphabet = alphabet_of(&classes);
         let starts = (0..STARTS).map(|_| input.u32()).collect::<Result<_, _>>()?;
         let flags = input.take(states)?.to_vec();
         let accel_bytes = input.take(states.checked_mul(4).ok_or("too many states")?)?;
@@ -244,6 +259,11 @@ impl TableDfa {
             rows,
         })
     }
+}
+
+/// The classes of `classes` plus one for the end of the text: a row's width.
+fn alphabet_of(classes: &[u8; 256]) -> usize {
+    usize::from(classes.iter().copied().max().unwrap_or(0)) + 2
 }
 
 /// A compiled custom pattern: its longest match (bytes), the characters a match can hold, and its

@@ -128,6 +128,32 @@ fn a_compiled_pattern_survives_its_bytes_and_refuses_any_damage() {
         PatternAutomaton::from_bytes(&bad),
         Err("state out of range")
     );
+    // An accelerated state that names no byte would skip to the end of the text.
+    let automaton = compile_pattern("MRN-[0-9]{8}").expect("compiles");
+    let mut parts_bytes = automaton.to_bytes();
+    let accel_at = accel_offset(&parts_bytes);
+    parts_bytes[accel_at] = 0;
+    assert_eq!(
+        PatternAutomaton::from_bytes(&parts_bytes),
+        Err("malformed accelerator")
+    );
+}
+
+/// Where the forward DFA's first accelerated state's byte count sits in `bytes` (`to_bytes`'s
+/// layout: magic, max_len, ranges, then the forward DFA's states, special, classes, starts, flags,
+/// accelerators).
+fn accel_offset(bytes: &[u8]) -> usize {
+    let u32_at =
+        |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes")) as usize;
+    let ranges = u32_at(8);
+    let dfa = 12 + ranges * 8;
+    let states = u32_at(dfa);
+    let flags = dfa + 8 + 256 + STARTS * 4;
+    let first = bytes[flags..flags + states]
+        .iter()
+        .position(|&f| f & FLAG_ACCEL != 0)
+        .expect("an accelerated state");
+    flags + states + first * 4
 }
 
 #[test]
