@@ -9,8 +9,8 @@
 //! at the search's start depends on the byte before it (word boundaries, line anchors), and the
 //! end of the text is one more transition. As there, the states the loop must stop at (dead,
 //! match, and those that only a few bytes leave) are numbered first, so one comparison per byte
-//! tells them apart; in a state that at most three bytes leave, `memchr` skips to the next of
-//! them (`MRN-[0-9]{8}` skips to each `M`).
+//! tells them apart; in a state that at most nine bytes leave, `memchr3` skips to the next of
+//! them (`MRN-[0-9]{8}` skips to each `M`, `(?:EMP|CUS|ORD|INV)-...` to each `E`, `C`, `O`, `I`).
 
 use super::charset::CharSet;
 
@@ -19,6 +19,10 @@ pub(crate) const FLAG_MATCH: u8 = 1;
 pub(crate) const FLAG_DEAD: u8 = 2;
 /// The state's accelerator (`accel`) lists every byte that leaves it.
 pub(crate) const FLAG_ACCEL: u8 = 4;
+/// Most bytes an accelerated state may name: three `memchr3` groups.
+pub(crate) const ACCEL_BYTES: usize = 9;
+/// An accelerator: how many bytes leave the state, then those bytes.
+pub(crate) type Accel = [u8; ACCEL_BYTES + 1];
 /// Start states: one per possible byte before the search's start, then one for the text's start.
 pub(crate) const STARTS: usize = 257;
 
@@ -34,8 +38,8 @@ pub(crate) struct TableDfa {
     starts: Vec<u32>,
     special: usize,
     flags: Vec<u8>,
-    /// Per state: how many bytes leave it (0-3) and those bytes, when it is accelerated.
-    accel: Vec<[u8; 4]>,
+    /// Per state: how many bytes leave it (1-9) and those bytes, when it is accelerated.
+    accel: Vec<Accel>,
     next: Vec<u32>,
 }
 
@@ -46,7 +50,7 @@ pub(crate) struct Parts {
     pub starts: Vec<u32>,
     pub special: usize,
     pub flags: Vec<u8>,
-    pub accel: Vec<[u8; 4]>,
+    pub accel: Vec<Accel>,
     pub rows: Vec<u32>,
 }
 
@@ -82,13 +86,13 @@ impl TableDfa {
         if unflagged_special || flagged_ordinary || flags.iter().any(|&f| f > 7) {
             return Err("malformed state flags");
         }
-        // An accelerated state names one to three bytes: with none, the search would skip to
+        // An accelerated state names one to nine bytes: with none, the search would skip to
         // the end of the text.
         let accelerated = flags.iter().map(|&f| f & FLAG_ACCEL != 0);
         if accel
             .iter()
             .zip(accelerated)
-            .any(|(a, on)| a[0] > 3 || (on && a[0] == 0))
+            .any(|(a, on)| usize::from(a[0]) > ACCEL_BYTES || (on && a[0] == 0))
         {
             return Err("malformed accelerator");
         }
@@ -147,17 +151,44 @@ impl TableDfa {
         }
     }
 
-    /// The next position at or after `from` holding a byte that leaves the accelerated `state`.
-    fn skip(&self, state: usize, hay: &[u8], from: usize) -> usize {
-        let [n, a, b, c] = self.accel[state >> self.shift];
-        let rest = hay.get(from..).unwrap_or_default();
-        let found = match n {
-            1 => memchr::memchr(a, rest),
-            2 => memchr::memchr2(a, b, rest),
-            3 => memchr::memchr3(a, b, c, rest),
-            _ => None,
+    /// The next position at or after `from` holding a byte that leaves the accelerated `state`:
+    /// each group of up to three of its bytes is searched with `memchr3`, and what a group found
+    /// is kept in `seen` while the search skips in the same state, so a group whose bytes are rare
+    /// is not searched again from every position another group stops at.
+    fn skip(&self, state: usize, hay: &[u8], from: usize, seen: &mut Seen) -> usize {
+        let accel = &self.accel[state >> self.shift];
+        let bytes = &accel[1..=usize::from(accel[0]).min(ACCEL_BYTES)];
+        let search = |group: &[u8]| {
+            let rest = hay.get(from..).unwrap_or_default();
+            let found = match *group {
+                [a] => memchr::memchr(a, rest),
+                [a, b] => memchr::memchr2(a, b, rest),
+                [a, b, c] => memchr::memchr3(a, b, c, rest),
+                _ => None,
+            };
+            found.map(|i| from + i)
         };
-        found.map_or(hay.len(), |i| from + i)
+        if bytes.len() <= 3 {
+            // One group: its next position is the answer, nothing to keep.
+            return search(bytes).unwrap_or(hay.len());
+        }
+        if seen.state != state {
+            // Positions below any `from` make every group search afresh.
+            *seen = Seen {
+                state,
+                next: [Some(0); 3],
+            };
+        }
+        let mut nearest = hay.len();
+        for (group, next) in bytes.chunks(3).zip(seen.next.iter_mut()) {
+            if next.is_some_and(|p| p < from) {
+                *next = search(group);
+            }
+            if let Some(p) = *next {
+                nearest = nearest.min(p);
+            }
+        }
+        nearest
     }
 
     /// The end of the leftmost-first match starting at or after `at`.
@@ -165,8 +196,12 @@ impl TableDfa {
         let mut state = self.start(at.checked_sub(1).map(|i| hay[i]));
         let mut end = None;
         let mut i = at;
+        let mut seen = Seen {
+            state: usize::MAX,
+            next: [None; 3],
+        };
         if self.flags(state) & FLAG_ACCEL != 0 {
-            i = self.skip(state, hay, i);
+            i = self.skip(state, hay, i, &mut seen);
         }
         while i < hay.len() {
             state = self.step(state, hay[i]);
@@ -177,7 +212,7 @@ impl TableDfa {
                 } else if flags & FLAG_DEAD != 0 {
                     return end;
                 } else if flags & FLAG_ACCEL != 0 {
-                    i = self.skip(state, hay, i + 1);
+                    i = self.skip(state, hay, i + 1, &mut seen);
                     continue;
                 }
             }
@@ -240,10 +275,13 @@ impl TableDfa {
         let alphabet = alphabet_of(&classes);
         let starts = (0..STARTS).map(|_| input.u32()).collect::<Result<_, _>>()?;
         let flags = input.take(states)?.to_vec();
-        let accel_bytes = input.take(states.checked_mul(4).ok_or("too many states")?)?;
-        let accel = accel_bytes
-            .chunks_exact(4)
-            .map(|a| <[u8; 4]>::try_from(a).map_err(|_| "truncated"))
+        let accel_len = states
+            .checked_mul(ACCEL_BYTES + 1)
+            .ok_or("too many states")?;
+        let accel = input
+            .take(accel_len)?
+            .chunks_exact(ACCEL_BYTES + 1)
+            .map(|a| Accel::try_from(a).map_err(|_| "truncated"))
             .collect::<Result<_, _>>()?;
         let cells = states.checked_mul(alphabet).ok_or("too many states")?;
         if input.rest() < cells.saturating_mul(4) {
@@ -259,6 +297,13 @@ impl TableDfa {
             rows,
         })
     }
+}
+
+/// Where each `memchr3` group of an accelerated state's bytes next occurs (`None`: nowhere after
+/// where it was last searched from), for `state` only.
+struct Seen {
+    state: usize,
+    next: [Option<usize>; 3],
 }
 
 /// The classes of `classes` plus one for the end of the text: a row's width.
@@ -290,7 +335,7 @@ impl PatternAutomaton {
     pub(crate) fn table_bytes(&self) -> usize {
         [&self.forward, &self.reverse]
             .iter()
-            .map(|d| d.next.len() * 4 + d.flags.len() * 5 + STARTS * 4 + 256)
+            .map(|d| d.next.len() * 4 + d.flags.len() * (ACCEL_BYTES + 2) + STARTS * 4 + 256)
             .sum()
     }
 
@@ -298,7 +343,7 @@ impl PatternAutomaton {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let tables = [&self.forward, &self.reverse]
             .iter()
-            .map(|d| d.next.len() * 4 + d.flags.len() * 5 + STARTS * 4 + 264)
+            .map(|d| d.next.len() * 4 + d.flags.len() * (ACCEL_BYTES + 2) + STARTS * 4 + 264)
             .sum::<usize>();
         let mut out = Vec::with_capacity(12 + self.class.ranges().len() * 8 + tables);
         out.extend_from_slice(MAGIC);

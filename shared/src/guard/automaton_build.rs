@@ -15,7 +15,8 @@ use regex_automata::{Anchored, MatchKind};
 use regex_syntax::hir::{self, Hir, HirKind, Look};
 
 use super::automaton::{
-    Parts, PatternAutomaton, TableDfa, FLAG_ACCEL, FLAG_DEAD, FLAG_MATCH, STARTS,
+    Accel, Parts, PatternAutomaton, TableDfa, ACCEL_BYTES, FLAG_ACCEL, FLAG_DEAD, FLAG_MATCH,
+    STARTS,
 };
 use super::scanner::{analyse, parse};
 
@@ -90,7 +91,7 @@ fn build(hir: &Hir, reverse: bool) -> Result<TableDfa, String> {
 }
 
 /// Copies the states reachable from `dfa`'s start states into a table: flagged states (dead,
-/// match, and, forward, those at most three bytes leave) numbered first.
+/// match, and, forward, those at most nine bytes leave) numbered first.
 #[allow(
     clippy::indexing_slicing,
     reason = "state numbers are the ones this function assigned (each below the count it \
@@ -137,17 +138,17 @@ fn table(dfa: &dense::DFA<Vec<u32>>, reverse: bool) -> Result<TableDfa, String> 
     if order.iter().any(|&s| dfa.is_quit_state(s)) {
         return Err("cannot be compiled: its automaton gives up on some input".into());
     }
-    let marks: Vec<(u8, [u8; 4])> = order
+    let marks: Vec<(u8, Accel)> = order
         .iter()
         .zip(&rows)
         .enumerate()
         .map(|(i, (&sid, row))| {
             if dfa.is_match_state(sid) {
-                (FLAG_MATCH, [0; 4])
+                (FLAG_MATCH, [0; ACCEL_BYTES + 1])
             } else if dfa.is_dead_state(sid) {
-                (FLAG_DEAD, [0; 4])
+                (FLAG_DEAD, [0; ACCEL_BYTES + 1])
             } else if reverse {
-                (0, [0; 4])
+                (0, [0; ACCEL_BYTES + 1])
             } else {
                 accelerator(&classes, row, i)
             }
@@ -175,25 +176,29 @@ fn table(dfa: &dense::DFA<Vec<u32>>, reverse: bool) -> Result<TableDfa, String> 
     TableDfa::from_parts(parts).map_err(|e| format!("cannot be compiled: {e}"))
 }
 
-/// State `i`'s accelerator, when at most three bytes leave it (every other byte loops back).
+/// State `i`'s accelerator, when at most nine bytes leave it (every other byte loops back).
 #[allow(
     clippy::indexing_slicing,
-    reason = "state numbers are the ones this function assigned (each below the count it \
-              found) and classes index rows of one cell per class: in bounds by construction"
+    reason = "classes index rows of one cell per class, and the bytes fill at most the \
+              accelerator's nine slots: in bounds by construction"
 )]
-fn accelerator(classes: &[u8; 256], row: &[usize], i: usize) -> (u8, [u8; 4]) {
+fn accelerator(classes: &[u8; 256], row: &[usize], i: usize) -> (u8, Accel) {
     let leaving: Vec<u8> = (0..=255u8)
         .zip(classes)
         .filter(|&(_, &c)| row[usize::from(c)] != i)
         .map(|(b, _)| b)
-        .take(4)
+        .take(ACCEL_BYTES + 1)
         .collect();
-    match leaving.as_slice() {
-        [a] => (FLAG_ACCEL, [1, *a, 0, 0]),
-        [a, b] => (FLAG_ACCEL, [2, *a, *b, 0]),
-        [a, b, c] => (FLAG_ACCEL, [3, *a, *b, *c]),
-        _ => (0, [0; 4]),
+    let mut accel: Accel = [0; ACCEL_BYTES + 1];
+    let Ok(count) = u8::try_from(leaving.len()) else {
+        return (0, accel);
+    };
+    if leaving.is_empty() || leaving.len() > ACCEL_BYTES {
+        return (0, accel);
     }
+    accel[0] = count;
+    accel[1..=leaving.len()].copy_from_slice(&leaving);
+    (FLAG_ACCEL, accel)
 }
 
 /// `hir` with Unicode word boundaries (`\b`, `\B`, `\b{start}`, ...) replaced by their ASCII

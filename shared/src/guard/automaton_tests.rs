@@ -153,7 +153,7 @@ fn accel_offset(bytes: &[u8]) -> usize {
         .iter()
         .position(|&f| f & FLAG_ACCEL != 0)
         .expect("an accelerated state");
-    flags + states + first * 4
+    flags + states + first * (ACCEL_BYTES + 1)
 }
 
 #[test]
