@@ -13,14 +13,15 @@
 //! them (`MRN-[0-9]{8}` skips to each `M`, `(?:EMP|CUS|ORD|INV)-...` to each `E`, `C`, `O`, `I`).
 
 use super::charset::CharSet;
+use super::skip::{ByteSkip, SKIP_BYTES};
 
 const MAGIC: &[u8; 4] = b"ASCP";
 pub(crate) const FLAG_MATCH: u8 = 1;
 pub(crate) const FLAG_DEAD: u8 = 2;
 /// The state's accelerator (`accel`) lists every byte that leaves it.
 pub(crate) const FLAG_ACCEL: u8 = 4;
-/// Most bytes an accelerated state may name: three `memchr3` groups.
-pub(crate) const ACCEL_BYTES: usize = 9;
+/// Most bytes an accelerated state may name.
+pub(crate) const ACCEL_BYTES: usize = SKIP_BYTES;
 /// An accelerator: how many bytes leave the state, then those bytes.
 pub(crate) type Accel = [u8; ACCEL_BYTES + 1];
 /// Start states: one per possible byte before the search's start, then one for the text's start.
@@ -151,44 +152,26 @@ impl TableDfa {
         }
     }
 
-    /// The next position at or after `from` holding a byte that leaves the accelerated `state`:
-    /// each group of up to three of its bytes is searched with `memchr3`, and what a group found
-    /// is kept in `seen` while the search skips in the same state, so a group whose bytes are rare
-    /// is not searched again from every position another group stops at.
-    fn skip(&self, state: usize, hay: &[u8], from: usize, seen: &mut Seen) -> usize {
-        let accel = &self.accel[state >> self.shift];
-        let bytes = &accel[1..=usize::from(accel[0]).min(ACCEL_BYTES)];
-        let search = |group: &[u8]| {
-            let rest = hay.get(from..).unwrap_or_default();
-            let found = match *group {
-                [a] => memchr::memchr(a, rest),
-                [a, b] => memchr::memchr2(a, b, rest),
-                [a, b, c] => memchr::memchr3(a, b, c, rest),
-                _ => None,
-            };
-            found.map(|i| from + i)
-        };
-        if bytes.len() <= 3 {
-            // One group: its next position is the answer, nothing to keep.
-            return search(bytes).unwrap_or(hay.len());
+    /// The next position at or after `from` holding a byte that leaves the accelerated `state`
+    /// (the end of the text if none does). `seen` keeps the skip while the search stays in one
+    /// state.
+    fn skip(
+        &self,
+        state: usize,
+        hay: &[u8],
+        from: usize,
+        seen: &mut Option<(usize, ByteSkip)>,
+    ) -> usize {
+        if seen.as_ref().is_none_or(|(s, _)| *s != state) {
+            let accel = &self.accel[state >> self.shift];
+            let bytes = &accel[1..=usize::from(accel[0]).min(ACCEL_BYTES)];
+            *seen = ByteSkip::new(bytes).map(|skip| (state, skip));
         }
-        if seen.state != state {
-            // Positions below any `from` make every group search afresh.
-            *seen = Seen {
-                state,
-                next: [Some(0); 3],
-            };
+        match seen {
+            Some((_, skip)) => skip.next_from(hay, from).unwrap_or(hay.len()),
+            // Refused at load: an accelerated state names one to nine bytes.
+            None => from,
         }
-        let mut nearest = hay.len();
-        for (group, next) in bytes.chunks(3).zip(seen.next.iter_mut()) {
-            if next.is_some_and(|p| p < from) {
-                *next = search(group);
-            }
-            if let Some(p) = *next {
-                nearest = nearest.min(p);
-            }
-        }
-        nearest
     }
 
     /// The end of the leftmost-first match starting at or after `at`.
@@ -196,10 +179,7 @@ impl TableDfa {
         let mut state = self.start(at.checked_sub(1).map(|i| hay[i]));
         let mut end = None;
         let mut i = at;
-        let mut seen = Seen {
-            state: usize::MAX,
-            next: [None; 3],
-        };
+        let mut seen = None;
         if self.flags(state) & FLAG_ACCEL != 0 {
             i = self.skip(state, hay, i, &mut seen);
         }
@@ -297,13 +277,6 @@ impl TableDfa {
             rows,
         })
     }
-}
-
-/// Where each `memchr3` group of an accelerated state's bytes next occurs (`None`: nowhere after
-/// where it was last searched from), for `state` only.
-struct Seen {
-    state: usize,
-    next: [Option<usize>; 3],
 }
 
 /// The classes of `classes` plus one for the end of the text: a row's width.

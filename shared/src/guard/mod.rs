@@ -62,6 +62,7 @@ mod reply_view;
 mod rules;
 mod scanner;
 mod shapes;
+mod skip;
 mod stream;
 
 use serde::{Deserialize, Serialize};

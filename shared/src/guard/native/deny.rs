@@ -6,6 +6,7 @@
 //! may hold 1,000, and every config load compiled it (~7 ms for 100 terms).
 
 use crate::guard::patterns::CompiledGuard;
+use crate::guard::skip::{ByteSkip, SKIP_BYTES};
 
 use super::is_word;
 
@@ -31,10 +32,6 @@ pub(crate) struct DenyTerms {
     /// Longest possible match, in bytes.
     max_len: usize,
 }
-
-/// Most distinct first bytes the scan skips to (three `memchr3` searches side by side); a list
-/// whose terms start with more is walked byte by byte.
-const SKIP_BYTES: usize = 9;
 
 /// The key standing for a run of 1-8 whitespace characters (term keys are never whitespace).
 const GAP: char = ' ';
@@ -243,34 +240,12 @@ impl DenyTerms {
         None
     }
 
-    /// [`DenyTerms::find_at`] for a list whose matches start with one of a few `bytes`: each
-    /// group of three is searched with `memchr3`, its next position kept until passed.
+    /// [`DenyTerms::find_at`] for a list whose matches start with one of a few `bytes`.
     fn skip_to_starts(&self, hay: &str, at: usize, bytes: &[u8]) -> Option<(usize, usize)> {
-        let b = hay.as_bytes();
-        // At most three groups of three (`SKIP_BYTES`); a short group repeats its last byte.
-        let mut groups = [[0u8; 3]; 3];
-        let mut count = 0;
-        for (slot, g) in groups.iter_mut().zip(bytes.chunks(3)) {
-            *slot = match *g {
-                [x, y, z] => [x, y, z],
-                [x, y] => [x, y, y],
-                [x] => [x, x, x],
-                _ => continue,
-            };
-            count += 1;
-        }
-        let groups = groups.get(..count)?;
-        let find = |g: &[u8; 3], from: usize| {
-            let rest = b.get(from..)?;
-            memchr::memchr3(g[0], g[1], g[2], rest).map(|i| from + i)
-        };
-        let mut next = [None; 3];
-        for (n, g) in next.iter_mut().zip(groups) {
-            *n = find(g, at);
-        }
+        let mut skip = ByteSkip::new(bytes)?;
+        let mut pos = at;
         loop {
-            // The nearest position any group found past the last candidate.
-            let i = next.iter().flatten().copied().min()?;
+            let i = skip.next_from(hay.as_bytes(), pos)?;
             if !word_before(hay, i) {
                 // A candidate byte is ASCII or leads a multi-byte character: a char boundary.
                 let c = next_char(hay, i)?;
@@ -278,12 +253,7 @@ impl DenyTerms {
                     return Some(found);
                 }
             }
-            let pos = i + 1;
-            for (g, n) in groups.iter().zip(next.iter_mut()) {
-                if n.is_some_and(|n| n < pos) {
-                    *n = find(g, pos);
-                }
-            }
+            pos = i + 1;
         }
     }
 
