@@ -1,57 +1,146 @@
-//! A small per-isolate cache with a time-to-live, driven by the host's clock.
+//! A small per-isolate cache with a time-to-live, driven by the host's clock, bounded by a
+//! number of entries and by the bytes they hold. When a new entry does not fit, expired entries
+//! go first, then the least recently used: an isolate serving many tenants keeps its busy ones
+//! rather than starting over, and its memory stays within the budget (an isolate has 128 MB on
+//! Workers, and one tenant's config can hold megabytes of compiled guardrails).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::time::Timestamp;
 
 pub struct TtlCache<V> {
-    entries: HashMap<String, (Timestamp, V)>,
+    entries: HashMap<String, Slot<V>>,
     ttl_ms: u64,
     capacity: usize,
+    max_bytes: usize,
+    /// What the entries weigh together, as their `put` said.
+    bytes: usize,
+    /// Advances on every use: an entry's `used` orders eviction.
+    clock: Cell<u64>,
+}
+
+struct Slot<V> {
+    expires: Timestamp,
+    value: V,
+    bytes: usize,
+    used: Cell<u64>,
 }
 
 impl<V: Clone> TtlCache<V> {
+    /// At most `capacity` entries, with no byte budget (entries of a bounded size).
     pub fn new(ttl_ms: u64, capacity: usize) -> Self {
         TtlCache {
             entries: HashMap::new(),
             ttl_ms,
             capacity,
+            max_bytes: usize::MAX,
+            bytes: 0,
+            clock: Cell::new(0),
         }
+    }
+
+    /// The same cache, also bounded by `max_bytes` of what [`put_weighing`](Self::put_weighing)
+    /// says its entries weigh.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    fn tick(&self) -> u64 {
+        let now = self.clock.get() + 1;
+        self.clock.set(now);
+        now
     }
 
     pub fn get(&self, key: &str, now: Timestamp) -> Option<V> {
         match self.entries.get(key) {
-            Some((expires, v)) if *expires > now => Some(v.clone()),
+            Some(slot) if slot.expires > now => {
+                slot.used.set(self.tick());
+                Some(slot.value.clone())
+            }
             _ => None,
         }
     }
 
-    /// The entry under `key`, expired or not (until `put` makes room or replaces it).
+    /// The entry under `key`, expired or not (until it is evicted or replaced).
     pub fn get_stale(&self, key: &str) -> Option<V> {
-        self.entries.get(key).map(|(_, v)| v.clone())
+        self.entries.get(key).map(|slot| slot.value.clone())
     }
 
     /// The live entries, in no particular order.
     pub fn live(&self, now: Timestamp) -> impl Iterator<Item = (&str, &V)> {
         self.entries
             .iter()
-            .filter(move |(_, (expires, _))| *expires > now)
-            .map(|(k, (_, v))| (k.as_str(), v))
+            .filter(move |(_, slot)| slot.expires > now)
+            .map(|(k, slot)| (k.as_str(), &slot.value))
     }
 
     pub fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
+        if let Some(slot) = self.entries.remove(key) {
+            self.bytes -= slot.bytes;
+        }
     }
 
+    /// How many entries are held, expired ones included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What the held entries weigh together.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Keeps `value` under `key` (weighing nothing against the byte budget).
     pub fn put(&mut self, key: String, value: V, now: Timestamp) {
-        if self.entries.len() >= self.capacity {
-            self.entries.retain(|_, (expires, _)| *expires > now);
-            if self.entries.len() >= self.capacity {
-                // Still full of live entries: start over rather than grow without bound.
-                self.entries.clear();
+        self.put_weighing(key, value, 0, now);
+    }
+
+    /// Keeps `value`, which holds about `bytes` of memory, under `key`, evicting what it must.
+    /// An entry heavier than the whole budget is still kept, alone: refusing it would make every
+    /// request under it load (and compile) it again.
+    pub fn put_weighing(&mut self, key: String, value: V, bytes: usize, now: Timestamp) {
+        self.remove(&key);
+        let fits =
+            |c: &Self| c.entries.len() < c.capacity && c.bytes.saturating_add(bytes) <= c.max_bytes;
+        if !fits(self) {
+            let before = self.entries.len();
+            self.entries.retain(|_, slot| slot.expires > now);
+            if self.entries.len() != before {
+                self.bytes = self.entries.values().map(|slot| slot.bytes).sum();
             }
         }
-        self.entries.insert(key, (now.plus_ms(self.ttl_ms), value));
+        if !fits(self) {
+            let mut by_use: Vec<(u64, String)> = self
+                .entries
+                .iter()
+                .map(|(k, slot)| (slot.used.get(), k.clone()))
+                .collect();
+            by_use.sort_unstable();
+            for (_, victim) in by_use {
+                if fits(self) {
+                    break;
+                }
+                self.remove(&victim);
+            }
+        }
+        self.bytes += bytes;
+        let used = Cell::new(self.tick());
+        let expires = now.plus_ms(self.ttl_ms);
+        self.entries.insert(
+            key,
+            Slot {
+                expires,
+                value,
+                bytes,
+                used,
+            },
+        );
     }
 }
 
@@ -60,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_expire_and_capacity_is_bounded() {
+    fn entries_expire_and_are_kept_stale_until_replaced() {
         let mut c = TtlCache::new(1000, 2);
         c.put("a".into(), 1, Timestamp(0));
         assert_eq!(c.get("a", Timestamp(999)), Some(1));
@@ -70,9 +159,77 @@ mod tests {
             Some(1),
             "an expired entry is kept until replaced"
         );
-        c.put("b".into(), 2, Timestamp(0));
-        c.put("c".into(), 3, Timestamp(10));
-        assert!(c.entries.len() <= 2);
-        assert_eq!(c.get("c", Timestamp(10)), Some(3));
+        c.put("a".into(), 2, Timestamp(1000));
+        assert_eq!(c.get("a", Timestamp(1999)), Some(2));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_full_cache_evicts_expired_entries_first_then_the_least_recently_used() {
+        let mut c = TtlCache::new(1000, 3);
+        c.put("old".into(), 0, Timestamp(0));
+        c.put("a".into(), 1, Timestamp(500));
+        c.put("b".into(), 2, Timestamp(500));
+        // "old" expired at 1000: it goes, and the live ones stay.
+        c.put("c".into(), 3, Timestamp(1200));
+        assert_eq!(c.get_stale("old"), None);
+        assert_eq!(c.len(), 3);
+        // "a" was used after "b": "b" is the least recently used.
+        assert_eq!(c.get("a", Timestamp(1300)), Some(1));
+        c.put("d".into(), 4, Timestamp(1300));
+        assert_eq!(
+            c.get("b", Timestamp(1300)),
+            None,
+            "the least recently used went"
+        );
+        for (k, v) in [("a", 1), ("c", 3), ("d", 4)] {
+            assert_eq!(c.get(k, Timestamp(1300)), Some(v), "{k} stays");
+        }
+        assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_until_a_new_entry_fits() {
+        let mut c = TtlCache::new(60_000, 100).with_max_bytes(100);
+        for (k, bytes) in [("a", 40), ("b", 30), ("c", 20)] {
+            c.put_weighing(k.into(), bytes, bytes, Timestamp(0));
+        }
+        assert_eq!(c.bytes(), 90);
+        c.get("a", Timestamp(1));
+        // 90 + 50 > 100: "b" (least recently used) goes, and 60 + 50 still passes, so "c" too.
+        c.put_weighing("d".into(), 50, 50, Timestamp(2));
+        assert_eq!(c.get_stale("b"), None);
+        assert_eq!(c.get_stale("c"), None);
+        assert_eq!(c.get("a", Timestamp(3)), Some(40));
+        assert_eq!(c.bytes(), 90);
+        // Replacing an entry counts its new weight only.
+        c.put_weighing("a".into(), 10, 10, Timestamp(4));
+        assert_eq!(c.bytes(), 60);
+        c.remove("d");
+        assert_eq!(c.bytes(), 10);
+    }
+
+    #[test]
+    fn an_entry_heavier_than_the_budget_is_kept_alone() {
+        let mut c = TtlCache::new(60_000, 100).with_max_bytes(100);
+        c.put_weighing("small".into(), 1, 10, Timestamp(0));
+        c.put_weighing("huge".into(), 2, 500, Timestamp(0));
+        assert_eq!(c.get("huge", Timestamp(1)), Some(2));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.bytes(), 500);
+        c.put_weighing("next".into(), 3, 10, Timestamp(2));
+        assert_eq!(c.get_stale("huge"), None, "it is evicted by the next entry");
+        assert_eq!(c.bytes(), 10);
+    }
+
+    #[test]
+    fn expired_entries_leave_the_byte_count_when_purged() {
+        let mut c = TtlCache::new(100, 100).with_max_bytes(100);
+        c.put_weighing("a".into(), 1, 60, Timestamp(0));
+        c.put_weighing("b".into(), 2, 30, Timestamp(50));
+        // "a" expired at 100: purging it makes room without touching the live "b".
+        c.put_weighing("c".into(), 3, 60, Timestamp(120));
+        assert_eq!(c.get("b", Timestamp(120)), Some(2));
+        assert_eq!(c.bytes(), 90);
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 use asc_core::audit::GuardrailAction;
 use asc_core::guard::GuardSources;
+use asc_core::{builtin_regions, Gateway, Settings};
 use common::*;
 use serde_json::json;
 
@@ -314,4 +315,63 @@ fn custom_patterns_are_compiled_once_per_config_version_and_a_failed_compile_is_
     other.script(ok_json(completion_json()));
     run(&gw, &other, chat(&key, &say("hello")));
     assert!(other.guard_compiles.borrow().is_empty());
+}
+
+/// An isolate's copies of tenant configs are bounded by what they hold in memory: past the
+/// budget the least recently used config goes, and its next request loads and compiles it again.
+#[test]
+fn configs_past_the_cache_budget_are_evicted_least_recently_used_first() {
+    let host = FakeHost::new();
+    let mut keys = Vec::new();
+    let mut sizes = Vec::new();
+    for (seed, tenant) in [(1u8, "alpha"), (2, "beta"), (3, "gamma")] {
+        let mut config = demo_tenant();
+        config["tenant_id"] = json!(tenant);
+        config["guardrails"] = json!({"custom_patterns": [{
+            "name": "id", "regex": format!("{}-[0-9]{{8}}", tenant.to_uppercase()),
+            "mode": "redact", "placeholder": "ID"
+        }]});
+        host.put_tenant(&config);
+        keys.push(host.mint_key(tenant, seed, &all_scopes()));
+        let document = config.to_string().into_bytes();
+        let parsed = asc_core::config::TenantConfig::parse(&document).expect("valid config");
+        sizes.push(parsed.resident_bytes(document.len()));
+    }
+    let serve = |gw: &Gateway, tenant: usize| {
+        host.script(ok_json(completion_json()));
+        let (status, _, body) = run(gw, &host, chat(&keys[tenant], &say("hello")));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    };
+    let compiles = || host.guard_compiles.borrow().len();
+
+    // The default budget holds all three: each is compiled once.
+    let roomy = local_gateway();
+    for tenant in [0, 1, 2, 0, 1, 2] {
+        serve(&roomy, tenant);
+    }
+    assert_eq!(compiles(), 3);
+
+    // Room for any two of them, not three.
+    let total: usize = sizes.iter().sum();
+    let smallest = *sizes.iter().min().expect("three sizes");
+    let regions = builtin_regions().expect("regions");
+    let settings = Settings {
+        tenant_cache_bytes: total - smallest / 2,
+        ..Settings::default()
+    };
+    let tight = Gateway::new(
+        regions.get("local").expect("local").clone(),
+        regions,
+        settings,
+    );
+    serve(&tight, 0);
+    serve(&tight, 1);
+    serve(&tight, 0); // alpha is now used after beta
+    assert_eq!(compiles(), 5, "two loads, the repeat from the cache");
+    serve(&tight, 2); // gamma needs room: beta, the least recently used, goes
+    assert_eq!(compiles(), 6);
+    serve(&tight, 0);
+    assert_eq!(compiles(), 6, "alpha stayed");
+    serve(&tight, 1);
+    assert_eq!(compiles(), 7, "beta was evicted and is compiled again");
 }

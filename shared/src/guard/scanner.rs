@@ -302,6 +302,19 @@ impl Scanner {
         self.rules.is_empty()
     }
 
+    /// About what this config's own compiled rules hold in memory: its custom patterns' tables
+    /// and its deny terms' trie (the built-in rules are compiled once and shared).
+    pub fn compiled_bytes(&self) -> usize {
+        self.rules
+            .iter()
+            .map(|rule| match &rule.matcher {
+                Matcher::Pattern(pattern) => pattern.table_bytes(),
+                Matcher::Deny(terms) => terms.heap_bytes(),
+                Matcher::Native(_) => 0,
+            })
+            .sum()
+    }
+
     /// The most text a stream redactor holds back, in bytes: the longest match of any rule plus
     /// the look-ahead context.
     pub fn max_holdback(&self) -> usize {

@@ -150,9 +150,12 @@ impl Gateway {
                             Err(Rc::new(errs))
                         }
                     });
-                self.tenants
-                    .borrow_mut()
-                    .put(id.to_string(), entry.clone(), now);
+                self.tenants.borrow_mut().put_weighing(
+                    id.to_string(),
+                    entry.clone(),
+                    resident_bytes(&bytes, &entry),
+                    now,
+                );
                 entry
             }
         };
@@ -166,6 +169,15 @@ impl Gateway {
                 ),
             )
         })
+    }
+}
+
+/// About what a cached tenant entry holds in memory (a config that failed validation keeps
+/// only its errors).
+fn resident_bytes(document: &[u8], entry: &TenantEntry) -> usize {
+    match entry {
+        Ok(config) => config.resident_bytes(document.len()),
+        Err(errors) => errors.0.iter().map(|e| e.to_string().len()).sum(),
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Settings {
     /// The secret keyed into API-key hashes.
     pub key_hash_secret: SecretRef,
     pub tenant_cache_ttl_ms: u64,
+    /// What an isolate's copies of tenant configs may hold in memory together (as estimated by
+    /// `pipeline/auth.rs`); past it, the least recently used go first.
+    pub tenant_cache_bytes: usize,
     pub key_cache_ttl_ms: u64,
     /// Largest non-streaming upstream response accepted.
     pub max_upstream_response_bytes: u64,
@@ -70,6 +73,10 @@ impl Default for Settings {
         Settings {
             key_hash_secret: SecretRef("KEY_HASH_SECRET".into()),
             tenant_cache_ttl_ms: 30_000,
+            // A quarter of a Workers isolate's 128 MB. Typical configs hold 3-30 KB; the
+            // largest validation allows (8 MiB of pattern tables, 1,000 deny terms of 128
+            // characters, a 1 MiB document) about 25 MB, and one past the budget is kept alone.
+            tenant_cache_bytes: 32 << 20,
             // Short: revocation takes effect within this (plus KV propagation).
             key_cache_ttl_ms: 10_000,
             max_upstream_response_bytes: 32 * 1024 * 1024,
@@ -141,7 +148,8 @@ enum Route {
 
 impl Gateway {
     pub fn new(region: Region, regions: RegionCatalog, settings: Settings) -> Self {
-        let tenants = TtlCache::new(settings.tenant_cache_ttl_ms, 1024);
+        let tenants = TtlCache::new(settings.tenant_cache_ttl_ms, 1024)
+            .with_max_bytes(settings.tenant_cache_bytes);
         let keys = TtlCache::new(settings.key_cache_ttl_ms, 4096);
         Gateway {
             region,

@@ -190,6 +190,17 @@ impl DenyTerms {
         }
     }
 
+    /// About what the trie and its case classes hold in memory (a cache weighs its config by it).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let children: usize = self.nodes.iter().map(|n| n.children.capacity()).sum();
+        self.nodes.capacity() * size_of::<Node>()
+            + children * size_of::<(char, usize)>()
+            + self.folding.others.capacity() * size_of::<(char, char)>()
+            + self.folding.keys.capacity() * size_of::<char>()
+            + self.start_bytes.as_ref().map_or(0, Vec::capacity)
+    }
+
     /// Longest possible match, in bytes.
     pub(crate) fn max_len(&self) -> usize {
         self.max_len
