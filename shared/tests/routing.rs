@@ -95,15 +95,47 @@ fn fails_over_on_500_429_and_timeouts_to_the_next_target() {
 
 #[test]
 fn a_client_error_is_not_retried_or_failed_over() {
-    let (gw, host, key) = setup(json!({"targets": ["a", "b"]}), json!({}));
-    host.script(Scripted::Reply {
+    let refusal = || {
+        Scripted::Reply {
         status: 400,
         headers: vec![("content-type".into(), "application/json".into())],
-        chunks: vec![Ok(br#"{"error":{"message":"bad messages","type":"invalid_request_error","param":"messages","code":null}}"#.to_vec())],
-    });
-    let (status, _, _) = run(&gw, &host, chat(&key, &smart()));
-    assert_eq!(status, 400);
-    assert_eq!(host.sent_count(), 1);
+        chunks: vec![Ok(br#"{"error":{"message":"bad input","type":"invalid_request_error","param":"input","code":null}}"#.to_vec())],
+    }
+    };
+    let embed = json!({"model": "smart", "input": "Hello"});
+    let cases = [
+        ("chat", "/v1/chat/completions", smart()),
+        ("embeddings", "/v1/embeddings", embed),
+    ];
+    for (operation, path, body) in cases {
+        let (gw, host, key) = setup(json!({"targets": ["a", "b"]}), json!({}));
+        host.script(refusal());
+        let auth = format!("Bearer {key}");
+        let inbound = request(
+            "POST",
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        let (status, headers, body) = run(&gw, &host, inbound);
+        assert_eq!(status, 400, "{operation}");
+        assert_eq!(host.sent_count(), 1, "{operation}");
+        assert_eq!(sent_paths(&host), [format!("a{path}")], "{operation}");
+        // The upstream's own answer, with the route's headers, alike for every operation.
+        let answer: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(answer["error"]["message"], "bad input", "{operation}");
+        assert_eq!(header(&headers, "x-asc-attempts"), Some("1"), "{operation}");
+        assert_eq!(
+            header(&headers, "x-asc-route"),
+            Some("smart"),
+            "{operation}"
+        );
+        let event = host.events.borrow().last().cloned().expect("audited");
+        assert_eq!(event.record.status, 400, "{operation}");
+    }
 }
 
 #[test]

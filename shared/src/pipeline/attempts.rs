@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
+use super::http::Reply;
 use super::{provider, upstream, AfterResponse, Caller, Exchange, Gateway};
 use crate::audit::{Attempt, Outcome};
 use crate::config::ModelTarget;
 use crate::error::{ErrorKind, GatewayError};
-use crate::host::{read_limited, EgressApproved, Host, HostError, UpstreamResponse};
+use crate::host::{read_limited, ByteSource, EgressApproved, Host, HostError, UpstreamResponse};
 use crate::providers::embeddings::EmbeddingsRequest;
 use crate::providers::{Dialect, HubRequest};
 use crate::routing::backoff::{delay_ms, parse_retry_after_ms};
@@ -34,6 +35,40 @@ pub(super) enum Attempted<'t, B> {
         body: Vec<u8>,
         target: &'t ModelTarget,
     },
+}
+
+impl<'t, B> Attempted<'t, B> {
+    /// The served attempt (its target's key noted on the exchange), or the reply to a refusal:
+    /// the upstream's answer with the route's headers and the cache outcome, as chat, messages
+    /// and embeddings all answer it.
+    pub(super) fn served<S: ByteSource>(
+        self,
+        plan: &Plan,
+        exchange: &mut Exchange,
+    ) -> Result<(String, &'t ModelTarget, UpstreamResponse<B>), Reply<S>> {
+        match self {
+            Attempted::Served {
+                key,
+                target,
+                response,
+            } => {
+                exchange.routing.target = Some(key.clone());
+                Ok((key, target, response))
+            }
+            Attempted::Refused {
+                status,
+                body,
+                target,
+            } => {
+                let mut reply = super::chat::reply(status, "application/json", body, target);
+                reply
+                    .headers
+                    .extend(super::chat::route_headers(plan, &exchange.record));
+                reply.headers.extend(super::cached::header(exchange));
+                Err(reply)
+            }
+        }
+    }
 }
 
 /// What a request asks of the upstream, written per target.

@@ -3,7 +3,7 @@
 //! gate, the upstream call, then a full or streamed reply in the caller's dialect.
 
 use super::admission::Counted;
-use super::attempts::{self, Attempted, CallContext, Payload};
+use super::attempts::{self, CallContext, Payload};
 use super::cached::{self, StreamStore};
 use super::dialect;
 use super::hit;
@@ -172,29 +172,13 @@ async fn serve<H: Host, B: ByteSource>(
         states: &plan.states,
     };
     let attempted = attempts::run(gw, host, caller, &plan.plan, &call, exchange, after).await?;
-    let (key, target, mut response) = match attempted {
-        Attempted::Served {
-            key,
-            target,
-            response,
-        } => {
-            exchange.routing.target = Some(key.clone());
-            (key, target, response)
-        }
-        Attempted::Refused {
-            status,
-            body,
-            target,
-        } => {
-            let mut reply = reply(status, "application/json", body, target);
-            reply
-                .headers
-                .extend(route_headers(&plan.plan, &exchange.record));
-            reply.headers.extend(cached::header(exchange));
+    let (key, target, mut response) = match attempted.served(&plan.plan, exchange) {
+        Ok(served) => served,
+        Err(reply) => {
             return Ok(Served::Full {
                 reply,
                 usage: Some(Usage::default()),
-            });
+            })
         }
     };
     exchange.served_by(gw, host, first, target).await;

@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::attempts::{self, Attempted, CallContext, Payload};
+use super::attempts::{self, CallContext, Payload};
 use super::cached;
-use super::chat::{finish, read_body, record_guardrails, served_headers, Served};
+use super::chat::{finish, read_body, record_guardrails, Served};
 use super::hit;
 use super::{upstream, AfterResponse, Caller, Exchange, Gateway, RequestCtx};
 use crate::audit::Usage;
@@ -14,7 +14,7 @@ use crate::config::CachedOperation;
 use crate::error::GatewayError;
 use crate::guard;
 use crate::host::{ByteSource, Host};
-use crate::pipeline::http::{Inbound, Reply, ReplyBody};
+use crate::pipeline::http::{Inbound, Reply};
 use crate::providers::embeddings::{self, EmbeddingsRequest};
 use crate::providers::{Dialect, Provider};
 use crate::routing::RequestMeta;
@@ -95,24 +95,13 @@ async fn serve<H: Host, B: ByteSource>(
         states: &plan.states,
     };
     let attempted = attempts::run(gw, host, caller, &plan.plan, &call, exchange, after).await?;
-    let (key, target, mut response) = match attempted {
-        Attempted::Served {
-            key,
-            target,
-            response,
-        } => {
-            exchange.routing.target = Some(key.clone());
-            (key, target, response)
-        }
-        Attempted::Refused {
-            status,
-            body,
-            target,
-        } => {
+    let (key, target, mut response) = match attempted.served(&plan.plan, exchange) {
+        Ok(served) => served,
+        Err(reply) => {
             return Ok(Served::Full {
-                reply: full(status, body, target),
+                reply,
                 usage: Some(Usage::default()),
-            });
+            })
         }
     };
     exchange.served_by(gw, host, first, target).await;
@@ -141,17 +130,11 @@ async fn serve<H: Host, B: ByteSource>(
             }
         }
     }
-    let mut reply = full(response.status, out, target);
+    let mut reply = super::chat::reply(response.status, "application/json", out, target);
     reply.headers.push((crate::headers::TARGET.into(), key));
-    reply.headers.push((
-        crate::headers::ATTEMPTS.into(),
-        exchange.record.detail.attempts.len().to_string(),
-    ));
-    if let Some(route) = &plan.plan.route_id {
-        reply
-            .headers
-            .push((crate::headers::ROUTE.into(), route.clone()));
-    }
+    reply
+        .headers
+        .extend(super::chat::route_headers(&plan.plan, &exchange.record));
     if let Some(charge) = &exchange.charge {
         reply.headers.extend(charge.headers());
     }
@@ -163,19 +146,6 @@ async fn serve<H: Host, B: ByteSource>(
         .push((crate::headers::COST.into(), charged.to_string()));
     reply.headers.extend(cached::header(exchange));
     Ok(Served::Full { reply, usage })
-}
-
-fn full<S: ByteSource>(
-    status: u16,
-    body: Vec<u8>,
-    target: &crate::config::ModelTarget,
-) -> Reply<S> {
-    Reply {
-        status,
-        headers: served_headers("application/json", target),
-        body: ReplyBody::Full(body),
-        diagnostic: None,
-    }
 }
 
 /// The request guardrails on each text input (token-id inputs carry no text to scan): the same
