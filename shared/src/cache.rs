@@ -115,18 +115,17 @@ impl<V: Clone> TtlCache<V> {
                 self.bytes = self.entries.values().map(|slot| slot.bytes).sum();
             }
         }
-        if !fits(self) {
-            let mut by_use: Vec<(u64, String)> = self
+        // The least recently used, one at a time: a scan per eviction, which is rare (a cache of
+        // at most a few thousand entries), and no sort compiled into the Worker for it.
+        while !fits(self) {
+            let victim = self
                 .entries
                 .iter()
-                .map(|(k, slot)| (slot.used.get(), k.clone()))
-                .collect();
-            by_use.sort_unstable();
-            for (_, victim) in by_use {
-                if fits(self) {
-                    break;
-                }
-                self.remove(&victim);
+                .min_by_key(|(_, slot)| slot.used.get())
+                .map(|(k, _)| k.clone());
+            match victim {
+                Some(victim) => self.remove(&victim),
+                None => break,
             }
         }
         self.bytes += bytes;
