@@ -154,7 +154,7 @@ pub struct TenantConfig {
 
 /// What a parsed config holds per byte of its document, besides its compiled guardrails, plus
 /// what any config holds (its structs, their small allocations): the example configs hold 2.6 to
-/// 18 KB, 3.7 to 7.5 bytes per byte of their documents, measured with a counting allocator
+/// 16 KB, 3.7 to 7.5 bytes per byte of their documents, measured with a counting allocator
 /// (`shared/tests/config_memory.rs` holds [`TenantConfig::resident_bytes`] above what configs
 /// allocate, and within 3x of it).
 pub const PARSED_BYTES_PER_DOCUMENT_BYTE: usize = 8;
