@@ -195,7 +195,7 @@ mod tests {
         }
         assert_eq!(c.bytes(), 90);
         c.get("a", Timestamp(1));
-        // 90 + 50 > 100: "b" (least recently used) goes, and 60 + 50 still passes, so "c" too.
+        // 90 + 50 > 100: "b" (least recently used) goes, and 60 + 50 still exceeds it, so "c" too.
         c.put_weighing("d".into(), 50, 50, Timestamp(2));
         assert_eq!(c.get_stale("b"), None);
         assert_eq!(c.get_stale("c"), None);

@@ -75,7 +75,8 @@ impl Default for Settings {
             tenant_cache_ttl_ms: 30_000,
             // A quarter of a Workers isolate's 128 MB. Typical configs hold 3-30 KB; the
             // largest validation allows (8 MiB of pattern tables, 1,000 deny terms of 128
-            // characters, a 1 MiB document) about 20 MB, and one past the budget is kept alone.
+            // characters) in a document of the admin API's 1 MiB about 20 MB, and one past the
+            // budget is kept alone.
             tenant_cache_bytes: 32 << 20,
             // Short: revocation takes effect within this (plus KV propagation).
             key_cache_ttl_ms: 10_000,
