@@ -598,6 +598,35 @@ fn embeddings_are_cached_whole() {
         serde_json::from_slice(&second).expect("json"),
     );
     assert_eq!(a["data"], b["data"]);
+
+    // An upstream's refusal of another input is answered with the cache's outcome and the
+    // route's headers, as chat answers one, and is not stored.
+    let refused = json!({"model": "gpt-4o-mini", "input": "refuse me"});
+    let refuse = || {
+        request(
+            "POST",
+            "/v1/embeddings",
+            &[("authorization", &auth)],
+            refused.to_string().as_bytes(),
+        )
+    };
+    for _ in 0..2 {
+        host.script(Scripted::Reply {
+            status: 400,
+            headers: vec![("content-type".into(), "application/json".into())],
+            chunks: vec![Ok(br#"{"error":{"message":"bad input","type":"invalid_request_error","param":"input","code":null}}"#.to_vec())],
+        });
+        let (status, headers, _) = run(&gw, &host, refuse());
+        assert_eq!(status, 400);
+        assert_eq!(header(&headers, "x-asc-cache"), Some("miss"));
+        assert_eq!(header(&headers, "x-asc-attempts"), Some("1"));
+    }
+    assert_eq!(
+        host.sent_count(),
+        3,
+        "the refusal was not served from the cache"
+    );
+
     // Chat is not among this tenant's cached operations: no cache header at all.
     host.script(ok_json(completion_json()));
     let (_, headers, _) = run(&gw, &host, chat(&key, &ask("Hi")));
