@@ -578,7 +578,7 @@ fn embeddings_are_cached_whole() {
     host.script(ok_json(reply.to_string().into_bytes()));
     let body = json!({"model": "gpt-4o-mini", "input": "hello", "encoding_format": "float"});
     let auth = format!("Bearer {key}");
-    let embed = || {
+    let embed = |body: &Value| {
         request(
             "POST",
             "/v1/embeddings",
@@ -586,10 +586,10 @@ fn embeddings_are_cached_whole() {
             body.to_string().as_bytes(),
         )
     };
-    let (status, headers, first) = run(&gw, &host, embed());
+    let (status, headers, first) = run(&gw, &host, embed(&body));
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
     assert_eq!(header(&headers, "x-asc-cache"), Some("miss"));
-    let (status, headers, second) = run(&gw, &host, embed());
+    let (status, headers, second) = run(&gw, &host, embed(&body));
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "x-asc-cache"), Some("hit"));
     assert_eq!(host.sent_count(), 1);
@@ -602,21 +602,13 @@ fn embeddings_are_cached_whole() {
     // An upstream's refusal of another input is answered with the cache's outcome and the
     // route's headers, as chat answers one, and is not stored.
     let refused = json!({"model": "gpt-4o-mini", "input": "refuse me"});
-    let refuse = || {
-        request(
-            "POST",
-            "/v1/embeddings",
-            &[("authorization", &auth)],
-            refused.to_string().as_bytes(),
-        )
-    };
     for _ in 0..2 {
         host.script(Scripted::Reply {
             status: 400,
             headers: vec![("content-type".into(), "application/json".into())],
             chunks: vec![Ok(br#"{"error":{"message":"bad input","type":"invalid_request_error","param":"input","code":null}}"#.to_vec())],
         });
-        let (status, headers, _) = run(&gw, &host, refuse());
+        let (status, headers, _) = run(&gw, &host, embed(&refused));
         assert_eq!(status, 400);
         assert_eq!(header(&headers, "x-asc-cache"), Some("miss"));
         assert_eq!(header(&headers, "x-asc-attempts"), Some("1"));
