@@ -390,3 +390,99 @@ fn a_threshold_the_last_requests_charge_crosses_is_delivered_after_it_with_no_mo
     assert_eq!(hooks[0]["data"]["detail"]["percent"], 5);
     assert_eq!(hooks[0]["data"]["detail"]["spent_usd_micros"], 6);
 }
+
+/// The webhook deliveries the host made, in order.
+fn hook_deliveries(host: &FakeHost) -> Vec<Sent> {
+    host.sent
+        .borrow()
+        .iter()
+        .filter(|s| s.url.ends_with("/hooks"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_failed_alert_of_a_tenant_without_traffic_is_delivered_by_the_sweep() {
+    use asc_core::host::Host;
+    use asc_core::ledger::insights::SWEEP_AFTER_MS;
+    use asc_core::ledger::LedgerId;
+    let host = FakeHost::new();
+    let mut tenant = budget_tenant(100);
+    tenant["budgets"][0]["alert_at_percent"] = json!([5]);
+    tenant["alerts"] = json!({"webhooks": [{"id": "finance", "url": "http://127.0.0.1:9100/hooks",
+        "secret": "OPENAI_API_KEY", "events": ["budget.threshold"]}]});
+    host.put_tenant(&tenant);
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    host.script(ok_json(completion_json()));
+    // The receiver is down when the request's after-work delivers: a retry is due in 2 s.
+    host.script(Scripted::Reply {
+        status: 503,
+        headers: vec![],
+        chunks: vec![Ok(Vec::new())],
+    });
+    let (status, _, body) = run(&gw, &host, chat(&key, &ask(10)));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(hook_deliveries(&host).len(), 1);
+    let ledger = LedgerId("demo".into());
+    let due = {
+        let ledgers = host.ledgers.borrow();
+        ledgers["demo"]
+            .alerts_sweep_due_ms()
+            .expect("a pending alert")
+    };
+    assert_eq!(
+        due,
+        host.now().millis() + asc_core::alerts::retry_delay_ms(1) + SWEEP_AFTER_MS
+    );
+
+    // No more traffic. A sweep before the retry is due claims and sends nothing.
+    let (claimed, _) = block_on(gw.deliver_swept_alerts(&host, &ledger)).expect("swept");
+    assert_eq!(claimed, 0);
+    assert_eq!(hook_deliveries(&host).len(), 1);
+
+    // The ledger marks itself at `due`; the sweep then delivers the same event again, signed.
+    host.advance(due - host.now().millis());
+    host.script(ok_json(b"{}".to_vec()));
+    let (claimed, failures) = block_on(gw.deliver_swept_alerts(&host, &ledger)).expect("swept");
+    assert_eq!((claimed, failures.len()), (1, 0), "{failures:?}");
+    let hooks = hook_deliveries(&host);
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[1].body, hooks[0].body, "the same event");
+    assert_eq!(hooks[1].header("webhook-id"), hooks[0].header("webhook-id"));
+    assert!(hooks[1]
+        .header("webhook-signature")
+        .is_some_and(|s| s.starts_with("v1,")));
+    let ledgers = host.ledgers.borrow();
+    assert_eq!(ledgers["demo"].alerts_sweep_due_ms(), None, "delivered");
+}
+
+#[test]
+fn a_swept_alert_of_a_tenant_whose_config_is_gone_is_settled_unsubscribed() {
+    use asc_core::ledger::insights::SWEEP_AFTER_MS;
+    use asc_core::ledger::LedgerId;
+    let host = FakeHost::new();
+    let mut tenant = budget_tenant(100);
+    tenant["budgets"][0]["alert_at_percent"] = json!([5]);
+    tenant["alerts"] = json!({"webhooks": [{"id": "finance", "url": "http://127.0.0.1:9100/hooks",
+        "secret": "OPENAI_API_KEY", "events": ["budget.threshold"]}]});
+    host.put_tenant(&tenant);
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = local_gateway();
+    host.script(ok_json(completion_json()));
+    host.script(Scripted::Fail(HostError::Unreachable(
+        "receiver down".into(),
+    )));
+    let (status, _, _) = run(&gw, &host, chat(&key, &ask(10)));
+    assert_eq!(status, 200);
+    // The tenant is deleted (and this isolate forgets it) before the sweep comes.
+    host.kv.borrow_mut().retain(|k, _| !k.starts_with("tenant"));
+    gw.forget_tenant("demo");
+    host.advance(asc_core::alerts::retry_delay_ms(1) + SWEEP_AFTER_MS);
+    let ledger = LedgerId("demo".into());
+    let (claimed, failures) = block_on(gw.deliver_swept_alerts(&host, &ledger)).expect("swept");
+    assert_eq!((claimed, failures.len()), (1, 0), "{failures:?}");
+    assert_eq!(hook_deliveries(&host).len(), 1, "nobody to send it to");
+    let ledgers = host.ledgers.borrow();
+    assert_eq!(ledgers["demo"].alerts_sweep_due_ms(), None, "settled");
+}

@@ -148,8 +148,9 @@ export const AUDIT_POLICY = { maxRecords: 50, maxAgeMs: 300, heartbeatMs: 2000, 
  * Starts the mock upstream and the Worker on workerd. `vars` are extra Worker vars for the first
  * launch (e.g. a fault to inject); `restart(vars)` relaunches with others. On Spin, `replicas`
  * starts that many `spin up` processes on the same stores (`stack.urls`); workerd runs one.
+ * `scheduled` lets `stack.sweep()` run the Worker's cron (`wrangler dev --test-scheduled`).
  */
-export async function startStack({ vars = {}, replicas = 1, extraTenants, secrets = {} } = {}) {
+export async function startStack({ vars = {}, replicas = 1, extraTenants, secrets = {}, scheduled = false } = {}) {
   const mock = await startMock({ port: 0 });
   const dir = mkdtempSync(join(tmpdir(), 'asc-e2e-'));
   const secret = randomBytes(32).toString('hex');
@@ -328,7 +329,7 @@ export async function startStack({ vars = {}, replicas = 1, extraTenants, secret
       ['dev', '-c', join(ROOT, 'wrangler.toml'), '-c', controlConfig(dir, secretsText, allVars),
         '--local', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', persist,
         '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
-        ...varArgs],
+        ...(scheduled ? ['--test-scheduled'] : []), ...varArgs],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     proc.stdout.on('data', (d) => logs.push(d.toString()));
@@ -354,6 +355,13 @@ export async function startStack({ vars = {}, replicas = 1, extraTenants, secret
     /** Kills the Worker's processes at once (SIGKILL), as a crash would. */
     async kill() { await halt('SIGKILL'); },
     async restart(extra = {}) { await launch(extra); },
+    /** Runs the request plane's cron once (the alert sweep); needs `scheduled`. */
+    async sweep() {
+      if (!scheduled) throw new Error('startStack({ scheduled: true }) runs the cron');
+      const r = await fetch(`${url}/__scheduled?cron=*+*+*+*+*`);
+      await r.arrayBuffer();
+      if (r.status !== 200) throw new Error(`/__scheduled answered ${r.status}`);
+    },
     /** Copies the audit bucket (wrangler's local R2, read after wrangler stopped) into `outDir`. */
     async downloadAudit(outDir) { return downloadAuditBucket(persist, outDir); },
     /** Copies the response cache (local R2 bucket asc-cache-local) into `outDir`. */

@@ -217,6 +217,11 @@ export async function startSpin({ root, dir, ports, motoPort, kv, secrets, polic
     async kill() { await halt('SIGKILL'); },
     async restart(extra = {}, upArgs = []) { await launch(extra, upArgs); },
     flushToken,
+    /** What a deployment's scheduler does (it also runs on its own here, twice a heartbeat). */
+    async sweep() {
+      const r = await fetch(`${url}/__asc/audit/flush`, { method: 'POST', headers: { authorization: `Bearer ${flushToken}` } });
+      await r.arrayBuffer();
+    },
     async shutdown() { await halt('SIGTERM'); },
     async downloadAudit(outDir) { return moto.download(outDir); },
     /** Copies the response cache (a table in the region's SQLite database) into `outDir`, one file per entry. */

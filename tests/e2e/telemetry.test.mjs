@@ -88,8 +88,12 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
       const text = (await body(req)).toString();
       let verified = null;
       try { verified = verifier.verify(text, req.headers); } catch (e) { verified = { error: String(e) }; }
-      deliveries.push({ id: req.headers['webhook-id'], text, verified });
-      res.writeHead(204).end();
+      let tenant;
+      try { tenant = JSON.parse(text).data?.tenant_id; } catch { /* recorded as is */ }
+      // The quiet tenant's receiver is down for its first delivery.
+      const status = tenant === 'quietalerts' && !deliveries.some((d) => d.tenant === tenant) ? 503 : 204;
+      deliveries.push({ id: req.headers['webhook-id'], text, verified, tenant, status });
+      res.writeHead(status).end();
     });
     idp = await startIssuer();
     const collectorUrl = `http://127.0.0.1:${collector.address().port}`;
@@ -101,8 +105,11 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
         ADMIN_ISSUERS: JSON.stringify([idp.config([
           { group: 'obs-finance', role: 'finance', tenant: 'observed' },
           { group: 'obs-finance', role: 'finance', tenant: 'observedbudget' },
+          { group: 'obs-finance', role: 'finance', tenant: 'quietalerts' },
         ])]),
       },
+      // `stack.sweep()` runs the Worker's cron (the alert sweep).
+      scheduled: true,
       // The name Spin declares for it (spin.toml); the Worker takes any secret name.
       secrets: { ALERTS_WEBHOOK_SECRET: HOOK_SECRET },
       extraTenants: (mock) => ({
@@ -126,6 +133,12 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
         // A budget needs every target priced: its own tenant, without the unpriced failing one.
         observedbudget: {
           budgets: [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 1000, period: 'monthly', mode: 'hard', alert_at_percent: [1] }],
+          alerts: { webhooks: [{ id: 'ops', url: hookUrl, secret: 'ALERTS_WEBHOOK_SECRET', events: ['budget.threshold'] }] },
+        },
+        // One request, a failed delivery, then no traffic: the alert sweep delivers it.
+        // Its one request's charge crosses 1% of 100 micro-USD on its own.
+        quietalerts: {
+          budgets: [{ id: 'monthly', applies_to: 'tenant', limit_usd_micros: 100, period: 'monthly', mode: 'hard', alert_at_percent: [1] }],
           alerts: { webhooks: [{ id: 'ops', url: hookUrl, secret: 'ALERTS_WEBHOOK_SECRET', events: ['budget.threshold'] }] },
         },
       }),
@@ -355,6 +368,37 @@ describe('observability: OTLP export, alerts, analytics', hostOptions(), () => {
     const bad = await fetch(`${stack.url}/admin/v1/tenants/observed/alerts?limit=0`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(bad.status, 400);
     assert.equal((await bad.json()).error.code, 'invalid_request');
+  });
+
+  it('delivers an alert whose delivery failed to a tenant with no more traffic (the sweep)', async () => {
+    const sent = () => deliveries.filter((d) => d.tenant === 'quietalerts');
+    await client('quietalerts').chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 20, messages: [{ role: 'user', content: 'spend once' }] });
+    await waitFor('the first delivery, refused by the receiver', () => sent().length >= 1);
+    assert.equal(sent()[0].status, 503);
+    // No more requests for this tenant: its retry falls due in 2 s, and with no request to carry
+    // it the sweep takes it 10 s later (the ledger's alarm marks it for the Worker's cron; Spin's
+    // scheduler finds it in the database).
+    const deadline = Date.now() + 45_000;
+    while (sent().length < 2 && Date.now() < deadline) {
+      await stack.sweep();
+      await sleep(1_000);
+    }
+    await waitFor('the swept delivery', () => sent().length >= 2, 1_000);
+    const [first, second] = sent();
+    assert.equal(second.id, first.id, 'the same event: the receiver drops duplicates by webhook-id');
+    assert.ok(!second.verified?.error, `signature verifies: ${second.verified?.error}`);
+    assert.equal(second.verified.type, 'budget.threshold');
+    assert.equal(second.verified.data.tenant_id, 'quietalerts');
+    assert.equal(second.status, 204);
+    // Delivered: further sweeps send nothing.
+    await stack.sweep();
+    await sleep(500);
+    assert.equal(sent().length, 2);
+    const token = idp.token({ sub: 'fin@example.com', groups: ['obs-finance'] });
+    const r = await fetch(`${stack.url}/admin/v1/tenants/quietalerts/alerts?limit=10`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200);
+    const listed = (await r.json()).data.find((a) => a.type === 'budget.threshold');
+    assert.deepEqual(listed.delivery, { status: 'delivered', attempts: 2 });
   });
 
   it('answers usage analytics from the ledger: requests, cost and errors by model', async () => {

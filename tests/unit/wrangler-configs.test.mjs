@@ -65,6 +65,10 @@ describe('wrangler configs: the request and control planes of each region', () =
         assert.equal(buckets(control).AUDIT_BUCKET.jurisdiction, jurisdiction);
       }
 
+      // The alert sweep runs on the request plane (the webhook secrets are there), every minute.
+      assert.deepEqual(request.triggers?.crons, ['* * * * *']);
+      assert.deepEqual(control.triggers?.crons ?? [], []);
+
       // Only the request plane is reachable from outside; the dashboard's files are the control plane's.
       assert.equal(control.workers_dev, false);
       assert.equal((control.routes ?? []).length, 0, 'the control plane has no routes');

@@ -38,5 +38,13 @@ export function start(asc, wasmModule) {
       }
     },
   };
+  if (asc.sweep_alerts) {
+    // The request plane's cron (wrangler.toml `[triggers]`): alerts no request carried.
+    worker.scheduled = (controller, env, ctx) => {
+      ctx.waitUntil(asc.sweep_alerts(env, ctx).catch((e) => {
+        try { guard(e); } catch { /* logged */ }
+      }));
+    };
+  }
   return { worker, guard, generation: () => generation };
 }

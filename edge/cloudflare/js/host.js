@@ -180,6 +180,16 @@ export async function kvPut(env, binding, key, value) {
   await env[binding].put(key, value);
 }
 
+/** Up to `limit` key names under `prefix`, `name NUL ...` (the alert sweep's markers). */
+export async function kvList(env, binding, prefix, limit) {
+  const listed = await env[binding].list({ prefix, limit });
+  return listed.keys.map((k) => k.name).join(NUL);
+}
+
+export async function kvDelete(env, binding, key) {
+  await env[binding].delete(key);
+}
+
 // --- Durable Objects, by RPC ----------------------------------------------------------------
 
 function namespace(env, binding, jurisdiction) {

@@ -28,6 +28,10 @@ use crate::js;
 const NATIVE_SHA256_FROM: usize = 512;
 
 pub const CONFIG_KV: &str = "ASC_CONFIG";
+/// The config store's keys that mark a tenant ledger for the alert sweep: `alerts-due:<ledger>`,
+/// put by the ledger object when an alert no request carried is due
+/// (`TenantLedger::alerts_sweep_due_ms`), taken by the request plane's cron (`sweep_alerts`).
+pub const ALERT_SWEEP_PREFIX: &str = "alerts-due:";
 /// The R2 bucket of the response cache (in the region's jurisdiction).
 const CACHE_BUCKET: &str = "ASC_CACHE";
 /// The R2 bucket of the audit trail (batches and digests), read by the admin plane's search.

@@ -52,6 +52,11 @@ extern "C" {
 
     #[wasm_bindgen(js_name = kvPut)]
     pub fn kv_put(env: &JsValue, binding: &str, key: &str, value: &str) -> Promise;
+    /// Key names under `prefix` (at most `limit`), NUL-separated.
+    #[wasm_bindgen(js_name = kvList)]
+    pub fn kv_list(env: &JsValue, binding: &str, prefix: &str, limit: u32) -> Promise;
+    #[wasm_bindgen(js_name = kvDelete)]
+    pub fn kv_delete(env: &JsValue, binding: &str, key: &str) -> Promise;
 
     #[wasm_bindgen(js_name = adminCall, catch)]
     pub fn admin_call(

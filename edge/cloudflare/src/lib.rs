@@ -23,6 +23,8 @@ mod js;
 mod objects;
 #[cfg(not(feature = "control"))]
 mod request;
+#[cfg(not(feature = "control"))]
+mod sweep;
 
 #[cfg(feature = "control")]
 pub use control::handle;
@@ -30,6 +32,8 @@ pub use control::handle;
 pub use objects::{AdminObject, BoardObject, LedgerObject, SequencerObject};
 #[cfg(not(feature = "control"))]
 pub use request::{handle, StreamRelay};
+#[cfg(not(feature = "control"))]
+pub use sweep::sweep_alerts;
 
 use asc_core::GatewayError;
 use wasm_bindgen::JsValue;
@@ -52,9 +56,13 @@ fn error_response(err: &GatewayError) -> JsValue {
     js::full_response(err.status(), &head, &err.body())
 }
 
+fn log_misconfigured(why: &str) {
+    js::log_error(&format!("asc: deployment misconfigured: {why}"));
+}
+
 /// The reply when the deployment's vars do not validate: nothing is served (fail closed).
 fn misconfigured(why: &str) -> JsValue {
-    js::log_error(&format!("asc: deployment misconfigured: {why}"));
+    log_misconfigured(why);
     error_response(&GatewayError::new(
         asc_core::ErrorKind::Internal,
         "The gateway deployment is misconfigured.",

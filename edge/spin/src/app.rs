@@ -10,6 +10,7 @@ use asc_core::admin::AdminPlane;
 use asc_core::audit::drive;
 use asc_core::deployment::Deployment;
 use asc_core::host::{ByteSource, HostError};
+use asc_core::ledger::insights::SWEEP_AFTER_MS;
 use asc_core::ledger::LedgerId;
 use asc_core::pipeline::http::Inbound;
 use asc_core::pipeline::AfterResponse;
@@ -405,6 +406,56 @@ pub async fn sweep_overdue<P: Platform>(
     Ok(swept)
 }
 
+/// The ledgers holding an alert that no request carried for [`SWEEP_AFTER_MS`] past its due
+/// time (`?1` now, `?2` that wait), read from the stored JSON: `alerts.log` entries with their
+/// `status`, `next_at_ms` and `claimed_until_ms`, as `TenantLedger::alerts_sweep_due_ms` reads
+/// them (`the_alert_sweep_query_finds_what_the_ledger_would_sweep` holds it to the core).
+pub const SWEEP_DUE_ALERT_LEDGERS: &str = "SELECT id FROM asc_ledger
+     WHERE id NOT LIKE 'circuits/%' AND id NOT LIKE 'admin/%'
+     AND EXISTS (SELECT 1 FROM json_each(asc_ledger.state, '$.alerts.log')
+                 WHERE json_extract(json_each.value, '$.status') = 'pending'
+                   AND max(json_extract(json_each.value, '$.next_at_ms'),
+                           coalesce(json_extract(json_each.value, '$.claimed_until_ms'), 0))
+                       + ?2 <= ?1)";
+
+/// Delivers the alerts no request carried (a tenant without traffic since a webhook delivery
+/// failed, or an instance that died holding a claim): what a Durable Object's alarm marks for
+/// the Worker's cron; Spin has no alarms, so this query finds them, from the flush endpoint's
+/// scheduler and after responses under the flush lease. Returns how many it claimed.
+pub async fn sweep_alerts<P: Platform>(
+    d: &Deployment,
+    host: &SpinHost<P>,
+) -> Result<usize, String> {
+    let p = host.platform();
+    let rows = p
+        .sql(
+            SWEEP_DUE_ALERT_LEDGERS,
+            &[p.now_ms().into(), SWEEP_AFTER_MS.into()],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let gw = gateway(d);
+    let mut claimed = 0;
+    for row in rows {
+        let Some(id) = row.first().and_then(SqlValue::as_str) else {
+            continue;
+        };
+        match gw
+            .deliver_swept_alerts(host, &LedgerId(id.to_string()))
+            .await
+        {
+            Ok((n, failures)) => {
+                for e in failures {
+                    eprintln!("asc: alert sweep: ledger {id}: {e}");
+                }
+                claimed += n;
+            }
+            Err(e) => eprintln!("asc: alert sweep: ledger {id}: {e}"),
+        }
+    }
+    Ok(claimed)
+}
+
 /// Flushes the streams where a batch or a digest is due (two small reads per stream to find
 /// them), unless another instance is flushing after a response. Only the due streams are
 /// restored and shipped: restoring a stream reads and parses every record it buffers.
@@ -437,6 +488,9 @@ pub async fn flush_if_due<P: Platform>(
     };
     if let Err(why) = sweep_overdue(d, host).await {
         eprintln!("asc: settling overdue requests failed, will retry: {why}");
+    }
+    if let Err(why) = sweep_alerts(d, host).await {
+        eprintln!("asc: the alert sweep failed, will retry: {why}");
     }
     let flushed = flush_streams(d, host, &due).await.map(Some);
     release_flush_lease(p, until).await;
@@ -538,6 +592,9 @@ pub async fn flush_endpoint<P: Platform, B: ByteSource>(
     }
     if let Err(why) = sweep(d, host).await {
         eprintln!("asc: sweeping ledgers failed, will retry: {why}");
+    }
+    if let Err(why) = sweep_alerts(d, host).await {
+        eprintln!("asc: the alert sweep failed, will retry: {why}");
     }
     match flush(d, host).await {
         Ok(shipped) => (200, format!("{{\"shipped\":{shipped}}}").into_bytes()),

@@ -210,6 +210,78 @@ fn the_overdue_query_finds_expired_requests() {
     );
 }
 
+/// The alert sweep's query finds a ledger exactly when the core says its alerts are due for the
+/// sweep (`TenantLedger::alerts_sweep_due_ms`): the query reads the stored JSON, so a renamed
+/// field would leave alerts of quiet tenants undelivered.
+#[test]
+fn the_alert_sweep_query_finds_what_the_ledger_would_sweep() {
+    use asc_core::alerts::{AlertEvent, AlertKind};
+    use asc_core::ledger::insights::{CLAIM_MS, SWEEP_AFTER_MS};
+    use asc_core::ledger::stored::with_ledger;
+    use asc_core::ledger::Delivery;
+    let p = DbInstance::new(support::open_db(None));
+    let id = LedgerId("acme".into());
+    let ledgers = SqlLedgers(&p);
+    let apply = |op: LedgerOp| futures::executor::block_on(apply_stored(&ledgers, &id, &op));
+    let found = |now: u64| -> Vec<String> {
+        futures::executor::block_on(p.sql(
+            asc_spin::app::SWEEP_DUE_ALERT_LEDGERS,
+            &[now.into(), SWEEP_AFTER_MS.into()],
+        ))
+        .expect("query")
+        .into_iter()
+        .filter_map(|row| row.first().and_then(SqlValue::as_str).map(str::to_string))
+        .collect()
+    };
+    let due = || {
+        futures::executor::block_on(with_ledger(&ledgers, &id, |l| l.alerts_sweep_due_ms()))
+            .expect("read")
+    };
+    apply(admit(0, 1)).expect("admit");
+    assert!(found(NOW + 10 * SWEEP_AFTER_MS).is_empty(), "no alerts");
+    assert_eq!(due(), None);
+
+    apply(LedgerOp::Raise {
+        now_ms: NOW,
+        events: vec![AlertEvent {
+            id: "circuit.opened:acme:t:1".into(),
+            kind: AlertKind::CircuitOpened,
+            tenant_id: "acme".into(),
+            at_ms: NOW,
+            detail: serde_json::json!({"target": "openai/gpt-4o-mini"}),
+        }],
+    })
+    .expect("raise");
+    assert_eq!(due(), Some(NOW + SWEEP_AFTER_MS));
+    assert!(
+        found(NOW + SWEEP_AFTER_MS - 1).is_empty(),
+        "requests may still carry it"
+    );
+    assert_eq!(found(NOW + SWEEP_AFTER_MS), vec!["acme".to_string()]);
+
+    // Claimed (by a request or by the sweep): not again until the claim runs out.
+    let claimed = apply(LedgerOp::ClaimAlerts {
+        now_ms: NOW + SWEEP_AFTER_MS,
+    })
+    .expect("claim");
+    assert_eq!(claimed.into_alerts().len(), 1);
+    let claim_out = NOW + SWEEP_AFTER_MS + CLAIM_MS;
+    assert_eq!(due(), Some(claim_out + SWEEP_AFTER_MS));
+    assert!(found(claim_out + SWEEP_AFTER_MS - 1).is_empty());
+    assert_eq!(found(claim_out + SWEEP_AFTER_MS), vec!["acme".to_string()]);
+
+    apply(LedgerOp::Delivered {
+        now_ms: NOW + SWEEP_AFTER_MS + 1,
+        results: vec![("circuit.opened:acme:t:1".into(), Delivery::Delivered)],
+    })
+    .expect("delivered");
+    assert_eq!(due(), None);
+    assert!(
+        found(claim_out + 10 * SWEEP_AFTER_MS).is_empty(),
+        "delivered"
+    );
+}
+
 /// An instance that lost a race on a ledger expects contention on it (and only on it) for a
 /// while: its next operations there take the write lock before reading.
 #[test]

@@ -228,6 +228,9 @@ impl TenantLedger {
                 }
                 LedgerReply::Done
             }
+            LedgerOp::ClaimAlerts { now_ms } => LedgerReply::Claimed {
+                alerts: self.claim_alerts(now_ms),
+            },
             LedgerOp::Delivered { now_ms, results } => {
                 if self.alerts.delivered(&results, now_ms) {
                     self.dirty.alerts = true;
@@ -671,6 +674,14 @@ impl TenantLedger {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// When the deployment's sweep should deliver alerts no request carried: the first time a
+    /// pending alert will have been claimable for [`insights::SWEEP_AFTER_MS`] (a tenant without
+    /// traffic, or a claim whose isolate died). The host marks the ledger for the sweep then
+    /// (`LedgerOp::ClaimAlerts`); `None` when nothing waits.
+    pub fn alerts_sweep_due_ms(&self) -> Option<u64> {
+        self.alerts.sweep_due_ms()
     }
 
     pub fn open_requests(&self) -> usize {

@@ -36,6 +36,12 @@ impl LedgerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The tenant whose ledger (or ledger shard) this is: tenant ids have no `#`.
+    pub fn tenant(&self) -> crate::ids::TenantId {
+        let tenant = self.0.split('#').next().unwrap_or_default();
+        crate::ids::TenantId(tenant.to_string())
+    }
 }
 
 impl std::fmt::Display for LedgerId {
@@ -91,6 +97,9 @@ pub enum LedgerOp {
         now_ms: u64,
         events: Vec<AlertEvent>,
     },
+    /// Claim the alerts due for delivery, nothing else: the scheduled sweep's call for a tenant
+    /// whose alerts no request carried ([`super::TenantLedger::alerts_sweep_due_ms`]).
+    ClaimAlerts { now_ms: u64 },
     /// How the deliveries of claimed alerts went.
     Delivered {
         now_ms: u64,
@@ -183,6 +192,10 @@ pub enum LedgerReply {
     Alerts {
         alerts: Vec<LoggedAlert>,
     },
+    /// What `ClaimAlerts` claimed (none when nothing is due).
+    Claimed {
+        alerts: Vec<AlertEvent>,
+    },
     Done,
 }
 
@@ -193,7 +206,8 @@ impl LedgerReply {
             LedgerReply::Admitted { alerts, .. }
             | LedgerReply::Refused { alerts, .. }
             | LedgerReply::Leased { alerts, .. }
-            | LedgerReply::Committed { alerts, .. } => alerts,
+            | LedgerReply::Committed { alerts, .. }
+            | LedgerReply::Claimed { alerts } => alerts,
             _ => Vec::new(),
         }
     }

@@ -31,6 +31,7 @@ enum Variant {
     Analytics,
     Alerts,
     Raise,
+    ClaimAlerts,
     Delivered,
 }
 
@@ -50,6 +51,11 @@ struct AlertsFields {
 struct RaiseFields {
     now_ms: u64,
     events: Vec<AlertEvent>,
+}
+
+#[derive(Deserialize)]
+struct ClaimAlertsFields {
+    now_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +90,9 @@ fn variant<'de, D: Deserializer<'de>>(v: Variant, fields: D) -> Result<LedgerOp,
                 events: f.events,
             }
         }
+        Variant::ClaimAlerts => LedgerOp::ClaimAlerts {
+            now_ms: ClaimAlertsFields::deserialize(fields)?.now_ms,
+        },
         Variant::Delivered => {
             let f = DeliveredFields::deserialize(fields)?;
             LedgerOp::Delivered {

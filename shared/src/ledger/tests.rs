@@ -672,6 +672,7 @@ fn every_operation() -> Vec<LedgerOp> {
                 detail: serde_json::json!({"target": "openai/gpt-4o-mini"}),
             }],
         },
+        LedgerOp::ClaimAlerts { now_ms: T0 },
         LedgerOp::Delivered {
             now_ms: T0,
             results: vec![("alert_1".into(), crate::ledger::Delivery::Retry)],
@@ -688,7 +689,7 @@ fn every_operation_survives_the_json_boundary_with_its_tag_anywhere() {
         .iter()
         .map(|op| serde_json::to_value(op).expect("serializes")["op"].to_string())
         .collect();
-    assert_eq!(tags.len(), 10, "one of each variant: {tags:?}");
+    assert_eq!(tags.len(), 11, "one of each variant: {tags:?}");
     for op in ops {
         let text = serde_json::to_string(&op).expect("serializes");
         assert!(text.starts_with(r#"{"op":"#), "{text}");
@@ -792,4 +793,52 @@ fn only_a_calls_last_operation_hands_alerts_over() {
     l.apply(admit_alerting("r1", T0, 300, 10));
     let reply = l.apply(commit("r1", T0 + 50, 120));
     assert!(alert_ids(&reply).is_empty(), "{reply:?}");
+}
+
+#[test]
+fn an_alert_no_request_carries_is_marked_for_the_sweep_and_claimed_once() {
+    use crate::ledger::insights::{CLAIM_MS, SWEEP_AFTER_MS};
+    use crate::ledger::Delivery;
+    let mut l = TenantLedger::default();
+    assert_eq!(l.alerts_sweep_due_ms(), None, "no alerts, no sweep");
+    l.apply_call(&[admit_alerting("r1", T0, 300, 10)]);
+    // The commit raises the threshold alert and hands it to the isolate that sent the call.
+    let committed = l.apply_call(&[commit("r1", T0 + 50, 120)]);
+    let ids = alert_ids(&committed[0]);
+    assert_eq!(ids.len(), 1, "{committed:?}");
+    // Claimed at T0 + 50: the sweep may take it once the claim has run out unanswered.
+    assert_eq!(
+        l.alerts_sweep_due_ms(),
+        Some(T0 + 50 + CLAIM_MS + SWEEP_AFTER_MS)
+    );
+    // The isolate's delivery failed: due again after the first backoff (2 s), swept 10 s later.
+    l.apply(LedgerOp::Delivered {
+        now_ms: T0 + 100,
+        results: vec![(ids[0].clone(), Delivery::Retry)],
+    });
+    let due = T0 + 100 + crate::alerts::retry_delay_ms(1);
+    assert_eq!(l.alerts_sweep_due_ms(), Some(due + SWEEP_AFTER_MS));
+    // Before its backoff is over, the sweep's claim gets nothing.
+    let early = l.apply(LedgerOp::ClaimAlerts { now_ms: due - 1 });
+    assert_eq!(early, LedgerReply::Claimed { alerts: vec![] });
+    // Then it gets the alert, once.
+    let swept = l.apply(LedgerOp::ClaimAlerts {
+        now_ms: due + SWEEP_AFTER_MS,
+    });
+    assert_eq!(alert_ids(&swept), ids);
+    let text = serde_json::to_string(&swept).expect("serializes");
+    assert_eq!(
+        serde_json::from_str::<LedgerReply>(&text).expect("parses"),
+        swept
+    );
+    let again = l.apply(LedgerOp::ClaimAlerts {
+        now_ms: due + SWEEP_AFTER_MS + 1,
+    });
+    assert!(alert_ids(&again).is_empty(), "claimed: {again:?}");
+    // Delivered: nothing is left for a sweep.
+    l.apply(LedgerOp::Delivered {
+        now_ms: due + SWEEP_AFTER_MS + 2,
+        results: vec![(ids[0].clone(), Delivery::Delivered)],
+    });
+    assert_eq!(l.alerts_sweep_due_ms(), None);
 }

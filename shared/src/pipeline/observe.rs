@@ -226,6 +226,44 @@ impl Gateway {
         failures
     }
 
+    /// Delivers the alerts due on `ledger` that no request carried: the deployment's scheduled
+    /// sweep calls it for each ledger that marked itself at
+    /// [`crate::ledger::TenantLedger::alerts_sweep_due_ms`] (a tenant without traffic since a
+    /// delivery failed, or an isolate that died holding a claim). Claims them, sends them to the
+    /// tenant's webhooks as a request's after-work does, and reports back how it went. Returns
+    /// how many it claimed and what failed, for the log. A tenant whose config is gone has no
+    /// webhooks left: its alerts are reported unsubscribed. A config that cannot be read now
+    /// leaves them claimed; the claim runs out and the ledger marks itself again.
+    pub async fn deliver_swept_alerts<H: Host>(
+        &self,
+        host: &H,
+        ledger: &LedgerId,
+    ) -> Result<(usize, Vec<HostError>), HostError> {
+        let now_ms = host.now().millis();
+        let events = host
+            .ledger(ledger, LedgerOp::ClaimAlerts { now_ms })
+            .await?
+            .into_alerts();
+        let claimed = events.len();
+        if claimed == 0 {
+            return Ok((0, Vec::new()));
+        }
+        let policy = match self.tenant(host, &ledger.tenant()).await {
+            Ok(config) => config.alerts.clone(),
+            Err(e) if e.kind == crate::error::ErrorKind::TenantNotConfigured => {
+                AlertPolicy::default()
+            }
+            Err(e) => {
+                return Err(HostError::Store(format!(
+                    "alerts of ledger {ledger}: {}",
+                    e.message
+                )))
+            }
+        };
+        let failures = self.deliver_alerts(host, ledger, &policy, events).await;
+        Ok((claimed, failures))
+    }
+
     /// A report opened or closed a circuit: the tenant's ledger raises the alert (once: only
     /// the report that changed the state gets a change back from the board).
     pub(crate) async fn raise_circuit_alert<H: Host>(

@@ -11,6 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{fail, now_ms, storage};
+use crate::host::{ALERT_SWEEP_PREFIX, CONFIG_KV};
 use crate::{bootstrap, js};
 
 /// The storage key of the ledger's own id (it is the object's name; ids from `idFromName` do not
@@ -20,12 +21,19 @@ const ID_KEY: &str = "self:id";
 const RETRY_MS: u64 = 1_000;
 /// Batches one alarm forwards at most, so one alarm stays short.
 const MAX_FORWARDS_PER_ALARM: usize = 8;
+/// A ledger still holding sweep-due alerts this long after it marked itself puts its marker
+/// again (a marker the sweep took while its delivery failed, or one that was lost). The sweep
+/// taking a marker (a `ClaimAlerts` call) lets the ledger mark itself again at the next due time.
+const REMARK_MS: u64 = 300_000;
 
 struct State {
     storage: JsValue,
     env: JsValue,
     loaded: RefCell<Option<(LedgerId, TenantLedger)>>,
     alarm_at: Cell<Option<u64>>,
+    /// When this object last put its alert sweep marker (in memory: after a restart it puts it
+    /// again, which is harmless).
+    marked_ms: Cell<Option<u64>>,
 }
 
 #[wasm_bindgen]
@@ -74,7 +82,45 @@ impl State {
         if let Some(at) = ledger.wake_at(now_ms(), delay) {
             storage::schedule(&self.storage, &self.alarm_at, at);
         }
+        if let Some(at) = self.mark_at(ledger) {
+            storage::schedule(&self.storage, &self.alarm_at, at);
+        }
         Ok(())
+    }
+
+    /// When the alarm should mark this ledger for the alert sweep: when an alert becomes due for
+    /// it, or, marked already, when the marker is put again.
+    fn mark_at(&self, ledger: &TenantLedger) -> Option<u64> {
+        let due = ledger.alerts_sweep_due_ms()?;
+        Some(match self.marked_ms.get() {
+            Some(marked) => due.max(marked + REMARK_MS),
+            None => due,
+        })
+    }
+
+    /// Puts the ledger's marker for the request plane's alert sweep (`request/sweep.rs`, on its
+    /// cron) when an alert no request carried is due: the tenant's webhook secrets live with
+    /// the request plane, so this object cannot deliver it itself.
+    async fn mark_for_sweep(&self, id: &LedgerId) {
+        let now = now_ms();
+        let due = {
+            let loaded = self.loaded.borrow();
+            loaded.as_ref().and_then(|(_, l)| self.mark_at(l))
+        };
+        if due.is_none_or(|at| at > now) {
+            return;
+        }
+        let key = format!("{ALERT_SWEEP_PREFIX}{id}");
+        match js::wait(js::kv_put(&self.env, CONFIG_KV, &key, id.as_str())).await {
+            Ok(_) => self.marked_ms.set(Some(now)),
+            Err(e) => {
+                js::log_error(&format!(
+                    "asc: ledger {id}: marking it for the alert sweep failed, retrying: {}",
+                    js::describe(&e)
+                ));
+                storage::schedule(&self.storage, &self.alarm_at, now + RETRY_MS);
+            }
+        }
     }
 
     /// Applies `ops` (UTF-8 JSON, NUL-separated: a group of commits and one operation) in order
@@ -92,6 +138,10 @@ impl State {
         for op in ops.split('\0') {
             applied.push(match serde_json::from_str::<LedgerOp>(op) {
                 Ok(op) => {
+                    if matches!(op, LedgerOp::ClaimAlerts { .. }) {
+                        // The sweep took this ledger's marker: it may mark itself again.
+                        self.marked_ms.set(None);
+                    }
                     last_commit_ms = match &op {
                         LedgerOp::Commit(ask) => Some(ask.now_ms),
                         _ => None,
@@ -128,6 +178,12 @@ impl State {
         self.alarm_at.set(None);
         let deployment = bootstrap::deployment(&self.env).map_err(fail)?;
         let jurisdiction = deployment.region.storage_jurisdiction.clone();
+        // Before the persist below, which schedules the next mark from this one.
+        let id = match self.loaded.borrow().as_ref() {
+            Some((id, _)) => id.clone(),
+            None => return Err(fail("ledger not loaded")),
+        };
+        self.mark_for_sweep(&id).await;
         let (id, expired) = {
             let mut loaded = self.loaded.borrow_mut();
             let Some((id, ledger)) = loaded.as_mut() else {
@@ -142,6 +198,7 @@ impl State {
                 "asc: ledger {id}: {expired} request(s) expired unfinished; charged their reservations and recorded them as partial"
             ));
         }
+
         let stream = deployment.audit_streams.for_ledger(id.as_str());
         for _ in 0..MAX_FORWARDS_PER_ALARM {
             // Marked in flight (and stored) before it is sent: a restart resends the same batch.
@@ -204,6 +261,7 @@ impl LedgerObject {
                 env,
                 loaded: RefCell::new(None),
                 alarm_at: Cell::new(None),
+                marked_ms: Cell::new(None),
             }),
         }
     }

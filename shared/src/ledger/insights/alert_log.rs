@@ -18,6 +18,10 @@ pub const RAISED_MEMORY: usize = 1000;
 pub const CLAIM_MS: u64 = 60_000;
 /// Alerts handed out per admission.
 pub const CLAIM_MAX: usize = 8;
+/// An alert left claimable this long (its tenant has no traffic to carry it, or the isolate
+/// that claimed it died) is the deployment's to deliver, from its scheduled sweep: isolates
+/// deliver first, right after the request that raised or claimed it.
+pub const SWEEP_AFTER_MS: u64 = 10_000;
 /// Where an alert's delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,6 +156,20 @@ impl AlertState {
             }
         }
         out
+    }
+
+    /// When an alert will have been claimable for [`SWEEP_AFTER_MS`] without being claimed: the
+    /// earliest of the pending alerts' (due again, or claim run out, whichever is later).
+    pub(in crate::ledger) fn sweep_due_ms(&self) -> Option<u64> {
+        self.log
+            .iter()
+            .filter(|a| a.status == DeliveryStatus::Pending)
+            .map(|a| {
+                a.next_at_ms
+                    .max(a.claimed_until_ms)
+                    .saturating_add(SWEEP_AFTER_MS)
+            })
+            .min()
     }
 
     pub(in crate::ledger) fn delivered(
