@@ -42,7 +42,7 @@ export function start(asc, wasmModule) {
     // The request plane's cron (wrangler.toml `[triggers]`): alerts no request carried.
     worker.scheduled = (controller, env, ctx) => {
       ctx.waitUntil(asc.sweep_alerts(env, ctx).catch((e) => {
-        try { guard(e); } catch { /* logged */ }
+        try { guard(e); } catch { console.error('asc: the alert sweep failed', e); }
       }));
     };
   }

@@ -32,6 +32,9 @@ pub const CONFIG_KV: &str = "ASC_CONFIG";
 /// put by the ledger object when an alert no request carried is due
 /// (`TenantLedger::alerts_sweep_due_ms`), taken by the request plane's cron (`sweep_alerts`).
 pub const ALERT_SWEEP_PREFIX: &str = "alerts-due:";
+/// Put with every marker: the sweep reads this one key each minute and lists the markers only
+/// when it is there (a `get` a minute instead of a `list`: Workers Free allows 1,000 lists a day).
+pub const ALERT_SWEEP_FLAG: &str = "alerts-due";
 /// The R2 bucket of the response cache (in the region's jurisdiction).
 const CACHE_BUCKET: &str = "ASC_CACHE";
 /// The R2 bucket of the audit trail (batches and digests), read by the admin plane's search.

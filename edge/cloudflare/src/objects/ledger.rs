@@ -5,13 +5,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use asc_core::ledger::insights::{SweepMark, MARK_RETRY_MS};
 use asc_core::ledger::{ForwardAck, LedgerId, LedgerOp, LedgerReply, TenantLedger};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{fail, now_ms, storage};
-use crate::host::{ALERT_SWEEP_PREFIX, CONFIG_KV};
+use crate::host::{ALERT_SWEEP_FLAG, ALERT_SWEEP_PREFIX, CONFIG_KV};
 use crate::{bootstrap, js};
 
 /// The storage key of the ledger's own id (it is the object's name; ids from `idFromName` do not
@@ -21,19 +22,15 @@ const ID_KEY: &str = "self:id";
 const RETRY_MS: u64 = 1_000;
 /// Batches one alarm forwards at most, so one alarm stays short.
 const MAX_FORWARDS_PER_ALARM: usize = 8;
-/// A ledger still holding sweep-due alerts this long after it marked itself puts its marker
-/// again (a marker the sweep took while its delivery failed, or one that was lost). The sweep
-/// taking a marker (a `ClaimAlerts` call) lets the ledger mark itself again at the next due time.
-const REMARK_MS: u64 = 300_000;
 
 struct State {
     storage: JsValue,
     env: JsValue,
     loaded: RefCell<Option<(LedgerId, TenantLedger)>>,
     alarm_at: Cell<Option<u64>>,
-    /// When this object last put its alert sweep marker (in memory: after a restart it puts it
-    /// again, which is harmless).
-    marked_ms: Cell<Option<u64>>,
+    /// When to put its alert sweep marker. In memory: after a restart it may put it again,
+    /// which is harmless.
+    mark: Cell<SweepMark>,
 }
 
 #[wasm_bindgen]
@@ -91,16 +88,13 @@ impl State {
     /// When the alarm should mark this ledger for the alert sweep: when an alert becomes due for
     /// it, or, marked already, when the marker is put again.
     fn mark_at(&self, ledger: &TenantLedger) -> Option<u64> {
-        let due = ledger.alerts_sweep_due_ms()?;
-        Some(match self.marked_ms.get() {
-            Some(marked) => due.max(marked + REMARK_MS),
-            None => due,
-        })
+        self.mark.get().at(ledger.alerts_sweep_due_ms())
     }
 
-    /// Puts the ledger's marker for the request plane's alert sweep (`request/sweep.rs`, on its
-    /// cron) when an alert no request carried is due: the tenant's webhook secrets live with
-    /// the request plane, so this object cannot deliver it itself.
+    /// Puts the ledger's marker for the request plane's alert sweep (`src/sweep.rs`, on its
+    /// cron) when an alert no request carried is due, then the flag that tells the sweep to
+    /// list markers: the tenant's webhook secrets live with the request plane, so this object
+    /// cannot deliver it itself.
     async fn mark_for_sweep(&self, id: &LedgerId) {
         let now = now_ms();
         let due = {
@@ -111,16 +105,23 @@ impl State {
             return;
         }
         let key = format!("{ALERT_SWEEP_PREFIX}{id}");
-        match js::wait(js::kv_put(&self.env, CONFIG_KV, &key, id.as_str())).await {
-            Ok(_) => self.marked_ms.set(Some(now)),
+        let put = match js::wait(js::kv_put(&self.env, CONFIG_KV, &key, id.as_str())).await {
+            Ok(_) => js::wait(js::kv_put(&self.env, CONFIG_KV, ALERT_SWEEP_FLAG, "1")).await,
+            Err(e) => Err(e),
+        };
+        let mut mark = self.mark.get();
+        match put {
+            Ok(_) => mark.put(now),
             Err(e) => {
                 js::log_error(&format!(
-                    "asc: ledger {id}: marking it for the alert sweep failed, retrying: {}",
+                    "asc: ledger {id}: marking it for the alert sweep failed, retrying in {} s: {}",
+                    MARK_RETRY_MS / 1000,
                     js::describe(&e)
                 ));
-                storage::schedule(&self.storage, &self.alarm_at, now + RETRY_MS);
+                mark.failed(now);
             }
         }
+        self.mark.set(mark);
     }
 
     /// Applies `ops` (UTF-8 JSON, NUL-separated: a group of commits and one operation) in order
@@ -139,8 +140,10 @@ impl State {
             applied.push(match serde_json::from_str::<LedgerOp>(op) {
                 Ok(op) => {
                     if matches!(op, LedgerOp::ClaimAlerts { .. }) {
-                        // The sweep took this ledger's marker: it may mark itself again.
-                        self.marked_ms.set(None);
+                        // The sweep came: the ledger may mark itself again.
+                        let mut mark = self.mark.get();
+                        mark.swept();
+                        self.mark.set(mark);
                     }
                     last_commit_ms = match &op {
                         LedgerOp::Commit(ask) => Some(ask.now_ms),
@@ -261,7 +264,7 @@ impl LedgerObject {
                 env,
                 loaded: RefCell::new(None),
                 alarm_at: Cell::new(None),
-                marked_ms: Cell::new(None),
+                mark: Cell::new(SweepMark::default()),
             }),
         }
     }

@@ -22,6 +22,42 @@ pub const CLAIM_MAX: usize = 8;
 /// that claimed it died) is the deployment's to deliver, from its scheduled sweep: isolates
 /// deliver first, right after the request that raised or claimed it.
 pub const SWEEP_AFTER_MS: u64 = 10_000;
+/// A ledger still holding sweep-due alerts this long after it marked itself marks itself again
+/// (a marker that was lost, or one a listing did not show yet).
+pub const REMARK_MS: u64 = 300_000;
+/// After a failed mark (the store down, or a plan's daily writes used up), the next try.
+pub const MARK_RETRY_MS: u64 = 60_000;
+
+/// When a host whose deployment finds sweep-due ledgers by markers (a Durable Object's alarm
+/// puts one in KV for the Worker's cron) should put its marker: when an alert becomes due for
+/// the sweep ([`AlertState::sweep_due_ms`]), but never sooner than `REMARK_MS` after the last put
+/// or `MARK_RETRY_MS` after a failed one, so an alarm set from it never fires again at once. The
+/// sweep's claim ([`crate::ledger::LedgerOp::ClaimAlerts`]) lets it mark at the next due time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepMark {
+    not_before_ms: Option<u64>,
+}
+
+impl SweepMark {
+    /// When to put the marker, given when the ledger's alerts are sweep-due (`None`: never).
+    pub fn at(&self, sweep_due_ms: Option<u64>) -> Option<u64> {
+        sweep_due_ms.map(|due| due.max(self.not_before_ms.unwrap_or(0)))
+    }
+
+    pub fn put(&mut self, now_ms: u64) {
+        self.not_before_ms = Some(now_ms + REMARK_MS);
+    }
+
+    pub fn failed(&mut self, now_ms: u64) {
+        self.not_before_ms = Some(now_ms + MARK_RETRY_MS);
+    }
+
+    /// The sweep claimed from the ledger.
+    pub fn swept(&mut self) {
+        self.not_before_ms = None;
+    }
+}
+
 /// Where an alert's delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -506,5 +542,39 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].id, "b");
         assert_eq!(s.log[0].status, DeliveryStatus::Delivered);
+    }
+}
+
+#[cfg(test)]
+mod sweep_mark_tests {
+    use super::*;
+
+    const NOW: u64 = 1_767_225_600_000;
+
+    #[test]
+    fn a_mark_is_due_with_the_alert_and_never_again_at_once() {
+        let mut mark = SweepMark::default();
+        assert_eq!(mark.at(None), None, "nothing due, no mark");
+        assert_eq!(
+            mark.at(Some(NOW + 5)),
+            Some(NOW + 5),
+            "first: when the alert is due"
+        );
+        // Put: a due alert (in the past) is marked again only after REMARK_MS.
+        mark.put(NOW);
+        assert_eq!(mark.at(Some(NOW - 1)), Some(NOW + REMARK_MS));
+        assert_eq!(
+            mark.at(Some(NOW + REMARK_MS + 7)),
+            Some(NOW + REMARK_MS + 7)
+        );
+        // A failed put: the next try is MARK_RETRY_MS on, not now (an alarm set to a time past
+        // fires at once, and would fail again and again).
+        mark.failed(NOW + 10);
+        let next = mark.at(Some(NOW - 1)).expect("due");
+        assert!(next > NOW + 10, "{next}");
+        assert_eq!(next, NOW + 10 + MARK_RETRY_MS);
+        // The sweep came: the next due alert is marked when due.
+        mark.swept();
+        assert_eq!(mark.at(Some(NOW + 20)), Some(NOW + 20));
     }
 }
