@@ -18,6 +18,9 @@ globalThis.queueMicrotask = (task) => { resolved.then(task); };
  */
 export function start(asc, wasmModule) {
   asc.initSync({ module: wasmModule });
+  // Rust futures waiting on promises are woken through this export (src/wait.rs; host.js's
+  // `awaitInto`). It stays valid after a restart.
+  globalThis.__ascSettled = asc.asc_settled;
   let generation = 0;
   function guard(e) {
     if (e instanceof WebAssembly.RuntimeError) {

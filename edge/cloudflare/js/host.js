@@ -7,6 +7,20 @@ import { createHash } from 'node:crypto';
 
 const NUL = '\u0000';
 
+// --- Awaiting promises from Rust (src/wait.rs) -------------------------------------------------
+
+/**
+ * Reports `promise`'s outcome to the Rust future waiting in slot `id`, through the wasm module's
+ * `asc_settled`, which boot.js puts on the global once (wasm-bindgen bundles its own copy of this
+ * file, so a variable set through boot.js's import of it would not be this copy's).
+ */
+export function awaitInto(promise, id) {
+  const settled = globalThis.__ascSettled;
+  // Fail the request rather than leave its future waiting for ever.
+  if (typeof settled !== 'function') throw new Error('asc: boot.js did not install __ascSettled');
+  promise.then((value) => settled(id, value, true), (error) => settled(id, error, false));
+}
+
 // --- Digests ----------------------------------------------------------------------------------
 
 /**

@@ -162,9 +162,9 @@ pub fn integer(v: &JsValue) -> Option<u64> {
         .map(|f| f as u64)
 }
 
-/// Awaits a promise.
-pub async fn wait(promise: Promise) -> Result<JsValue, JsValue> {
-    wasm_bindgen_futures::JsFuture::from(promise).await
+/// Awaits a promise (`wait.rs`: no closures per await).
+pub fn wait(promise: Promise) -> crate::wait::Wait {
+    crate::wait::Wait::new(promise)
 }
 
 /// A JS error's message, for logs and host errors (never sent to clients).

@@ -25,6 +25,7 @@ mod objects;
 mod request;
 #[cfg(not(feature = "control"))]
 mod sweep;
+mod wait;
 
 #[cfg(feature = "control")]
 pub use control::handle;
@@ -34,6 +35,8 @@ pub use objects::{AdminObject, BoardObject, LedgerObject, SequencerObject};
 pub use request::{handle, StreamRelay};
 #[cfg(not(feature = "control"))]
 pub use sweep::sweep_alerts;
+
+pub use wait::asc_settled;
 
 use asc_core::GatewayError;
 use wasm_bindgen::JsValue;

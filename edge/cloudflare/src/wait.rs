@@ -1,0 +1,152 @@
+//! Awaiting a JS promise without wasm-bindgen's `JsFuture`. `JsFuture` makes two `Closure`s per
+//! await: each a JS function wrapper registered with (and, once called, unregistered from) a
+//! `FinalizationRegistry`, plus a crossing to destroy it, an `Rc` and two boxes in wasm memory.
+//! Here host.js settles a promise with plain arrow functions into one exported function
+//! (`asc_settled`, handed to host.js once by boot.js), which stores the outcome in a slot of a
+//! per-isolate table and wakes the task: one crossing, no closures, no finalizers.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/js/host.js")]
+extern "C" {
+    /// `promise.then(v => settled(id, v, true), e => settled(id, e, false))`.
+    #[wasm_bindgen(js_name = awaitInto)]
+    fn await_into(promise: &Promise, id: u32);
+}
+
+enum Slot {
+    Free,
+    /// Not settled; the task to wake when it is.
+    Waiting(Option<Waker>),
+    Settled(Result<JsValue, JsValue>),
+    /// Its future was dropped first: the outcome is dropped when it comes.
+    Abandoned,
+}
+
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    fn take(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Slot::Waiting(None);
+                id
+            }
+            None => {
+                self.slots.push(Slot::Waiting(None));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        self.slots[id as usize] = Slot::Free;
+        self.free.push(id);
+    }
+}
+
+thread_local! {
+    static SLOTS: RefCell<Slots> = RefCell::new(Slots::default());
+}
+
+/// Where host.js reports a settled promise. An id this instance never handed out (a promise
+/// of an instance restarted after a trap) or one already freed is ignored.
+#[wasm_bindgen]
+pub fn asc_settled(id: u32, value: JsValue, ok: bool) {
+    let waker = SLOTS.with(|s| {
+        let mut s = s.borrow_mut();
+        let slot = s.slots.get_mut(id as usize)?;
+        match std::mem::replace(slot, Slot::Free) {
+            Slot::Waiting(waker) => {
+                *slot = Slot::Settled(if ok { Ok(value) } else { Err(value) });
+                waker
+            }
+            Slot::Abandoned => {
+                s.release(id);
+                None
+            }
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    });
+    // Woken outside the borrow: the executor may poll another future that waits here.
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// A promise's outcome, as a future.
+pub struct Wait {
+    id: u32,
+    done: bool,
+}
+
+impl Wait {
+    pub fn new(promise: Promise) -> Self {
+        let id = SLOTS.with(|s| s.borrow_mut().take());
+        await_into(&promise, id);
+        Wait { id, done: false }
+    }
+}
+
+impl Future for Wait {
+    type Output = Result<JsValue, JsValue>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let ready = SLOTS.with(|s| {
+            let mut s = s.borrow_mut();
+            let slot = &mut s.slots[id as usize];
+            match std::mem::replace(slot, Slot::Free) {
+                Slot::Settled(outcome) => {
+                    s.release(id);
+                    Some(outcome)
+                }
+                Slot::Waiting(_) => {
+                    *slot = Slot::Waiting(Some(cx.waker().clone()));
+                    None
+                }
+                // Not reachable while this future holds the slot; fail rather than hang.
+                Slot::Free | Slot::Abandoned => {
+                    Some(Err(JsValue::from_str("asc: a promise's slot was lost")))
+                }
+            }
+        });
+        match ready {
+            Some(outcome) => {
+                self.done = true;
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let id = self.id;
+        SLOTS.with(|s| {
+            let mut s = s.borrow_mut();
+            match s.slots[id as usize] {
+                Slot::Settled(_) => s.release(id),
+                Slot::Waiting(_) => s.slots[id as usize] = Slot::Abandoned,
+                Slot::Free | Slot::Abandoned => {}
+            }
+        });
+    }
+}
