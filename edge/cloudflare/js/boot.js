@@ -18,14 +18,19 @@ globalThis.queueMicrotask = (task) => { resolved.then(task); };
  */
 export function start(asc, wasmModule) {
   asc.initSync({ module: wasmModule });
-  // Rust futures waiting on promises are woken through this export (src/wait.rs; host.js's
-  // `awaitInto`). It stays valid after a restart.
-  globalThis.__ascSettled = asc.asc_settled;
+  // Rust futures waiting on promises are woken through this (src/wait.rs; host.js's
+  // `awaitInto`). One function per instance: a promise the instance before a restart awaited
+  // still settles later, and must not reach the new instance's slots, which reuse its ids.
+  const installSettled = () => {
+    globalThis.__ascSettled = (id, value, ok) => asc.asc_settled(id, value, ok);
+  };
+  installSettled();
   let generation = 0;
   function guard(e) {
     if (e instanceof WebAssembly.RuntimeError) {
       console.error('asc: wasm trapped; reinitialising', e);
       asc.__wbg_reset_state();
+      installSettled();
       generation += 1;
     }
     throw e;

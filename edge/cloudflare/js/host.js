@@ -11,14 +11,19 @@ const NUL = '\u0000';
 
 /**
  * Reports `promise`'s outcome to the Rust future waiting in slot `id`, through the wasm module's
- * `asc_settled`, which boot.js puts on the global once (wasm-bindgen bundles its own copy of this
- * file, so a variable set through boot.js's import of it would not be this copy's).
+ * `asc_settled`, which boot.js puts on the global, a new function for each instance
+ * (wasm-bindgen bundles its own copy of this file, so a variable set through boot.js's import of
+ * it would not be this copy's). An outcome that arrives after a restart is dropped: its slot id
+ * may belong to another future of the new instance.
  */
 export function awaitInto(promise, id) {
   const settled = globalThis.__ascSettled;
   // Fail the request rather than leave its future waiting for ever.
   if (typeof settled !== 'function') throw new Error('asc: boot.js did not install __ascSettled');
-  promise.then((value) => settled(id, value, true), (error) => settled(id, error, false));
+  promise.then(
+    (value) => { if (settled === globalThis.__ascSettled) settled(id, value, true); },
+    (error) => { if (settled === globalThis.__ascSettled) settled(id, error, false); },
+  );
 }
 
 // --- Digests ----------------------------------------------------------------------------------

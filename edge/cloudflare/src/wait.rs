@@ -3,7 +3,9 @@
 //! `FinalizationRegistry`, plus a crossing to destroy it, an `Rc` and two boxes in wasm memory.
 //! Here host.js settles a promise with plain arrow functions into one exported function
 //! (`asc_settled`, handed to host.js once by boot.js), which stores the outcome in a slot of a
-//! per-isolate table and wakes the task: one crossing, no closures, no finalizers.
+//! per-isolate table and wakes the task: one crossing, no closures, no finalizers. A promise that
+//! never settles keeps its task (through the waker in its slot) for the isolate's life, where a
+//! `JsFuture`'s finalizer could free it.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -59,8 +61,9 @@ thread_local! {
     static SLOTS: RefCell<Slots> = RefCell::new(Slots::default());
 }
 
-/// Where host.js reports a settled promise. An id this instance never handed out (a promise
-/// of an instance restarted after a trap) or one already freed is ignored.
+/// Where host.js reports a settled promise. Outcomes of promises an instance awaited before a
+/// restart (after a trap) never arrive here: host.js drops them, as their ids may be this
+/// instance's. An id this instance never handed out, or one already freed, is ignored.
 #[wasm_bindgen]
 pub fn asc_settled(id: u32, value: JsValue, ok: bool) {
     let waker = SLOTS.with(|s| {
@@ -105,6 +108,8 @@ impl Future for Wait {
     type Output = Result<JsValue, JsValue>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Its slot may be another future's by now.
+        debug_assert!(!self.done, "a Wait polled after it was ready");
         let id = self.id;
         let ready = SLOTS.with(|s| {
             let mut s = s.borrow_mut();
