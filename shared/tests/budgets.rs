@@ -361,18 +361,23 @@ fn sharded_ledgers_never_exceed_the_tenant_budget_and_report_it_whole() {
     assert!(charged <= 2_000);
 }
 
-#[test]
-fn a_threshold_the_last_requests_charge_crosses_is_delivered_after_it_with_no_more_traffic() {
+/// Tenant `demo` with a budget of 100 micro-USD alerting at 5% to a `finance` webhook, and a key.
+fn alerting_budget_tenant() -> (FakeHost, asc_core::Gateway, String) {
     let host = FakeHost::new();
-    // 5% of 100 is crossed by the settled 6 micro-USD, not by the reservation (nothing spent at
-    // admission): the commit raises the alert, and its call hands it over.
     let mut tenant = budget_tenant(100);
     tenant["budgets"][0]["alert_at_percent"] = json!([5]);
     tenant["alerts"] = json!({"webhooks": [{"id": "finance", "url": "http://127.0.0.1:9100/hooks",
         "secret": "OPENAI_API_KEY", "events": ["budget.threshold"]}]});
     host.put_tenant(&tenant);
     let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    (host, local_gateway(), key)
+}
+
+#[test]
+fn a_threshold_the_last_requests_charge_crosses_is_delivered_after_it_with_no_more_traffic() {
+    // 5% of 100 is crossed by the settled 6 micro-USD, not by the reservation (nothing spent at
+    // admission): the commit raises the alert, and its call hands it over.
+    let (host, gw, key) = alerting_budget_tenant();
     host.script(ok_json(completion_json()));
     host.script(ok_json(b"{}".to_vec()));
     let (status, headers, body) = run(&gw, &host, chat(&key, &ask(10)));
@@ -406,14 +411,7 @@ fn a_failed_alert_of_a_tenant_without_traffic_is_delivered_by_the_sweep() {
     use asc_core::host::Host;
     use asc_core::ledger::insights::SWEEP_AFTER_MS;
     use asc_core::ledger::LedgerId;
-    let host = FakeHost::new();
-    let mut tenant = budget_tenant(100);
-    tenant["budgets"][0]["alert_at_percent"] = json!([5]);
-    tenant["alerts"] = json!({"webhooks": [{"id": "finance", "url": "http://127.0.0.1:9100/hooks",
-        "secret": "OPENAI_API_KEY", "events": ["budget.threshold"]}]});
-    host.put_tenant(&tenant);
-    let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    let (host, gw, key) = alerting_budget_tenant();
     host.script(ok_json(completion_json()));
     // The receiver is down when the request's after-work delivers: a retry is due in 2 s.
     host.script(Scripted::Reply {
@@ -461,14 +459,7 @@ fn a_failed_alert_of_a_tenant_without_traffic_is_delivered_by_the_sweep() {
 fn a_swept_alert_of_a_tenant_whose_config_is_gone_is_settled_unsubscribed() {
     use asc_core::ledger::insights::SWEEP_AFTER_MS;
     use asc_core::ledger::LedgerId;
-    let host = FakeHost::new();
-    let mut tenant = budget_tenant(100);
-    tenant["budgets"][0]["alert_at_percent"] = json!([5]);
-    tenant["alerts"] = json!({"webhooks": [{"id": "finance", "url": "http://127.0.0.1:9100/hooks",
-        "secret": "OPENAI_API_KEY", "events": ["budget.threshold"]}]});
-    host.put_tenant(&tenant);
-    let key = host.mint_key("demo", 1, &all_scopes());
-    let gw = local_gateway();
+    let (host, gw, key) = alerting_budget_tenant();
     host.script(ok_json(completion_json()));
     host.script(Scripted::Fail(HostError::Unreachable(
         "receiver down".into(),

@@ -18,6 +18,8 @@
 //!   chained exactly once.
 
 #[cfg(test)]
+mod alert_tests;
+#[cfg(test)]
 mod clock_tests;
 pub mod insights;
 mod lease;
