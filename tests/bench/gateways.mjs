@@ -270,14 +270,8 @@ async function measure(t) {
   return res;
 }
 
-/** A sampling CPU profile of the 'asc' isolate through Miniflare's inspector proxy. */
-async function profileAsc(url, headers) {
-  const targets = JSON.parse((await request(`http://127.0.0.1:${inspectorPort}/json`, { method: 'GET' })).text);
-  if (process.env.BENCH_DEBUG) log('inspector targets:', JSON.stringify(targets));
-  // BENCH_PROFILE_WORKER=asc-control profiles the control plane's isolate (the Durable Objects).
-  const workerName = process.env.BENCH_PROFILE_WORKER ?? 'asc';
-  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith(`/${workerName}`));
-  if (!target) throw new Error(`inspector: no target for the ${workerName} Worker`);
+/** An inspector session on one isolate: `call(method, params)` and `close()`. */
+async function inspect(target) {
   // Miniflare's inspector proxy wants an Origin it knows (Node's built-in WebSocket sends none).
   const { default: WS } = await import('ws');
   const ws = new WS(target.webSocketDebuggerUrl, { headers: { origin: 'http://localhost' } });
@@ -299,12 +293,45 @@ async function profileAsc(url, headers) {
     pending.set(id, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result)));
     ws.send(JSON.stringify({ id, method, params }));
   }), timeout(30_000, method)]);
-  await call('Profiler.enable');
-  await call('Profiler.setSamplingInterval', { interval: SAMPLE_US });
-  await call('Profiler.start');
+  return { call, close: () => ws.close() };
+}
+
+/** Sampled non-idle time of a profile, in microseconds. */
+const busyUs = (profile) => {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  return profile.samples.filter((id) => !idle.has(id)).length * SAMPLE_US;
+};
+
+/** A sampling CPU profile of the 'asc' isolate through Miniflare's inspector proxy. */
+async function profileAsc(url, headers) {
+  const targets = JSON.parse((await request(`http://127.0.0.1:${inspectorPort}/json`, { method: 'GET' })).text);
+  if (process.env.BENCH_DEBUG) log('inspector targets:', JSON.stringify(targets));
+  // BENCH_PROFILE_WORKER=asc-control profiles the control plane's isolate (the Durable Objects).
+  const workerName = process.env.BENCH_PROFILE_WORKER ?? 'asc';
+  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith(`/${workerName}`));
+  if (!target) throw new Error(`inspector: no target for the ${workerName} Worker`);
+  // BENCH_PROFILE_ALL=1 samples every other isolate of the runtime too (Miniflare's own Workers:
+  // the KV and R2 simulators, the outbound hop...) and logs each one's busy time per request.
+  const others = process.env.BENCH_PROFILE_ALL === '1' ? targets.filter((t) => t !== target) : [];
+  const sessions = await Promise.all([target, ...others].map(async (t) => ({ t, s: await inspect(t) })));
+  for (const { s } of sessions) {
+    await s.call('Profiler.enable');
+    await s.call('Profiler.setSamplingInterval', { interval: SAMPLE_US });
+    await s.call('Profiler.start');
+  }
+  const cpuBefore = cpuMs(workerd);
   const load = await wrk(url, headers, Number(process.env.BENCH_PROFILE_CONCURRENCY ?? 1), SECONDS);
-  const { profile } = await call('Profiler.stop');
-  ws.close();
+  const cpuPerReq = (cpuMs(workerd) - cpuBefore) / load.requests;
+  const profiles = [];
+  for (const { t, s } of sessions) {
+    profiles.push({ t, profile: (await s.call('Profiler.stop')).profile });
+    s.close();
+  }
+  if (others.length) log(`workerd process: ${cpuPerReq.toFixed(4)} ms/req CPU, profiled`);
+  for (const { t, profile } of profiles) {
+    log(`isolate ${t.webSocketDebuggerUrl.split('/').pop()}: ${(busyUs(profile) / 1000 / load.requests).toFixed(4)} ms/req busy`);
+  }
+  const { profile } = profiles[0];
   // Kept for a closer look (Chrome DevTools, or inclusive times by function).
   mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
   writeFileSync(join(ROOT, '.state/bench/asc.cpuprofile'), JSON.stringify(profile));
@@ -730,7 +757,8 @@ const abRows = [];
 if (AB_ROUNDS > 0 && BASELINE && want('asc') && mf) {
   const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
   const builds = { a: await directUrl('ascbase'), b: await directUrl('asc') };
-  for (const tenant of ['bench', 'leased']) {
+  // BENCH_AB_TENANTS=leased (or bench) runs the A/B for one tenant only: more rounds in the time.
+  for (const tenant of (process.env.BENCH_AB_TENANTS ?? 'bench,leased').split(',')) {
     const headers = { authorization: `Bearer ${keys[tenant]}` };
     const window = async (which) => {
       const url = `${builds[which]}/v1/chat/completions`;

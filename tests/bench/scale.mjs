@@ -98,7 +98,8 @@ export default {
       // callers' admissions), the commit queued after the response to ride on a later call.
       const a = await ledgerCall(env, ctx, undefined, name, admit);
       if (!a.startsWith('{"reply":"admitted"')) throw new Error(a.slice(0, 200));
-      ctx.waitUntil(ledgerCommit(env, undefined, name, commit, 5));
+      const sending = ledgerCommit(env, undefined, name, commit, 5);
+      if (sending) ctx.waitUntil(sending);
       return new Response(a.slice(0, 20));
     }
     const a = await stub.apply(name, admit);

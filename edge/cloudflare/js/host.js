@@ -355,20 +355,27 @@ async function carry(env, jurisdiction, name, queue, leader, wakeLeader) {
 }
 
 /**
- * Queues a commit for the ledger; resolves once it has been sent (by anyone) or failed: to the
- * call's last reply (JSON) when this request sent the call, else to undefined. A call that ends
- * with a commit hands the tenant's due alerts to its sender in that reply.
+ * Queues a commit for the ledger. Returns `undefined` when another request sends it (most
+ * commits: nothing for the caller to wait for, so its work after the response ends here, without
+ * a promise or a `waitUntil`); otherwise a promise that resolves once this request has sent the
+ * call (or failed) to the call's last reply (JSON). A call that ends with a commit hands the
+ * tenant's due alerts to its sender in that reply.
  */
-export async function ledgerCommit(env, jurisdiction, name, op, delayMs) {
+export function ledgerCommit(env, jurisdiction, name, op, delayMs) {
   const ops = queued.get(name);
   if (ops !== undefined) {
     // Another request's timer is pending for this ledger: it (or a call before it) sends this.
     ops.push(op);
-    if (ops.length >= GROUP_COMMIT_MAX) return (await sendOps(env, jurisdiction, name, takeQueued(name))).at(-1);
+    if (ops.length >= GROUP_COMMIT_MAX) return sendOps(env, jurisdiction, name, takeQueued(name)).then((replies) => replies.at(-1));
     return undefined;
   }
   const mine = [op];
   queued.set(name, mine);
+  return sendAfter(env, jurisdiction, name, mine, delayMs);
+}
+
+/** Sends the commit queue `mine` after `delayMs`, unless a call took it along meanwhile. */
+async function sendAfter(env, jurisdiction, name, mine, delayMs) {
   await new Promise((resolve) => setTimeout(resolve, delayMs));
   // This timer sends only its own queue. A call that took the queue along (or a full queue) sent
   // it already, and the queue begun after that has its own timer: taking that one too would cut

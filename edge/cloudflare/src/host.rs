@@ -19,7 +19,7 @@ use asc_core::secret::{Secret, SecretRef};
 use asc_core::tenant_store::{StoreOp, StoreReply};
 use asc_core::time::Timestamp;
 use js_sys::Array;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::body::WorkerBody;
 use crate::js;
@@ -203,7 +203,7 @@ impl Host for WorkerHost {
             LedgerOp::CloseLease { .. } => LEASED_COMMIT_DELAY_MS,
             _ => COMMIT_DELAY_MS,
         };
-        let promise = js::ledger_commit(
+        let sending = js::ledger_commit(
             &self.env,
             self.jurisdiction.clone(),
             ledger.as_str(),
@@ -211,7 +211,12 @@ impl Host for WorkerHost {
             delay_ms,
         )
         .map_err(store_err("TENANT_LEDGERS"))?;
-        let last_reply = js::wait(promise)
+        // Queued for another request's call: nothing to wait for (no promise, and with nothing
+        // else pending, no `waitUntil`: see request.rs).
+        if sending.is_undefined() {
+            return Ok(Vec::new());
+        }
+        let last_reply = js::wait(sending.unchecked_into())
             .await
             .map_err(store_err("TENANT_LEDGERS"))?;
         // Only the sender of a call gets its last reply; only a reply that hands alerts over

@@ -74,6 +74,8 @@ extern "C" {
         name: &str,
         op: &str,
     ) -> Result<Promise, JsValue>;
+    /// `undefined` when another request sends the commit, else a promise of the call's last
+    /// reply.
     #[wasm_bindgen(js_name = ledgerCommit, catch)]
     pub fn ledger_commit(
         env: &JsValue,
@@ -81,7 +83,7 @@ extern "C" {
         name: &str,
         op: &str,
         delay_ms: u32,
-    ) -> Result<Promise, JsValue>;
+    ) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_name = circuitCall, catch)]
     pub fn circuit_call(
         env: &JsValue,
