@@ -6,7 +6,7 @@ import * as asc from './pkg/asc.js';
 import wasmModule from './index_bg.wasm';
 import { start } from './boot.js';
 
-const { worker, guard, generation } = start(asc, wasmModule);
+const { worker, guard, watched, generation } = start(asc, wasmModule);
 export default worker;
 
 // The two large inputs (a ledger's group of operations, a sequencer's batch of records: tens to
@@ -25,7 +25,7 @@ class RustObject extends DurableObject {
 
   async call(method, ...args) {
     try {
-      return await this.rust()[method](...args);
+      return await watched(this.rust()[method](...args));
     } catch (e) {
       guard(e);
     }

@@ -74,17 +74,25 @@ export function fullResponse(status, head, body) {
 export function streamResponse(status, head, relay, ctx) {
   let pending = null;
   let finished = false;
+  // The relay lives in the instance that made it: after a restart (a trap, see boot.js) its
+  // pointer would mean something else in the new one, so the stream fails instead.
+  const instance = globalThis.__ascSettled;
+  const alive = () => globalThis.__ascSettled === instance;
   const finish = () => {
     if (finished) return;
     finished = true;
     ctx.waitUntil((async () => {
       try { await pending; } catch { /* the pull's own error */ }
-      await relay.finish();
+      if (alive()) await relay.finish();
     })());
   };
   const body = new ReadableStream({
     type: 'bytes',
     async pull(controller) {
+      if (!alive()) {
+        controller.error(new Error('asc: the gateway restarted during this stream'));
+        return;
+      }
       pending = relay.next();
       const chunk = await pending;
       pending = null;

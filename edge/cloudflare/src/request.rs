@@ -29,6 +29,12 @@ pub async fn handle(
         Err(why) => return Ok(crate::misconfigured(&why)),
     };
     let (method, path, headers) = crate::split_head(&head);
+    if is_fault_trap(&gw, &env, &path) {
+        // After an await, so the trap happens where a real one would: in the executor's
+        // microtask, not in this call's synchronous part.
+        let _ = js::wait(Promise::resolve(&JsValue::UNDEFINED)).await;
+        panic!("asc: fault injection: a trap on {path}");
+    }
     if is_control_path(&path) {
         return Ok(to_control(&env, request).await);
     }
@@ -125,6 +131,24 @@ async fn to_control(env: &JsValue, request: JsValue) -> JsValue {
             ))
         }
     }
+}
+
+/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
+/// `ASC_FAULT_TRAP_PATH` makes a request to that path panic (a wasm trap), so a test can see the
+/// isolate restart its instance and fail the requests in flight. Read once per isolate.
+fn is_fault_trap(gw: &asc_core::Gateway, env: &JsValue, path: &str) -> bool {
+    thread_local! {
+        static TRAP_PATH: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+    }
+    if gw.region().id != "local" {
+        return false;
+    }
+    TRAP_PATH.with(|t| {
+        t.borrow_mut()
+            .get_or_insert_with(|| js::env_string(env, "ASC_FAULT_TRAP_PATH"))
+            .as_deref()
+            == Some(path)
+    })
 }
 
 /// Fault injection for the end-to-end tests, honoured only by the loopback development region:
