@@ -1,8 +1,8 @@
-// A wasm trap (a Rust panic) in the request plane. wasm-bindgen polls Rust futures from
-// microtasks, so a trap inside a request's future is not thrown to the fetch handler: without
-// boot.js's watch on those microtasks the trapping request never answers, nor do the requests in
-// flight on the same instance. Now the isolate starts a new instance, the requests in flight on
-// the old one fail at once with the gateway's 500, and the next requests are served. Worker only:
+// A wasm trap (a Rust panic), in the request plane and in a Durable Object. wasm-bindgen polls
+// Rust futures from microtasks, so a trap inside a future is not thrown to its caller: without
+// boot.js's watch on those microtasks the trapping request never answers, and the instance goes
+// on with what the panic left borrowed. Now the isolate starts a new instance, the requests and
+// object calls in flight on the old one fail at once, and the next ones are served. Worker only:
 // Spin gives each request its own component instance, so a trap ends that request alone.
 import { it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,13 +11,17 @@ import { startStack, hostOptions } from './harness.mjs';
 const TRAP_PATH = '/v1/_e2e/trap';
 const ONLY = hostOptions({ workerOnly: 'a trap restarts the isolate\'s one wasm instance' });
 let stack;
-before(async () => { if (!ONLY.skip) stack = await startStack({ vars: { ASC_FAULT_TRAP_PATH: TRAP_PATH } }); });
+// The first operation on tenant `crashy`'s ledger (a hard budget) panics once, holding the ledger.
+const TRAP_LEDGER = 'crashy';
+before(async () => {
+  if (!ONLY.skip) stack = await startStack({ vars: { ASC_FAULT_TRAP_PATH: TRAP_PATH, ASC_FAULT_TRAP_LEDGER: TRAP_LEDGER } });
+});
 after(async () => { await stack?.stop(); });
 
-const auth = () => ({ authorization: `Bearer ${stack.keys.demo.key}`, 'content-type': 'application/json' });
-const chat = (content, signal) => fetch(`${stack.url}/v1/chat/completions`, {
+const auth = (tenant = 'demo') => ({ authorization: `Bearer ${stack.keys[tenant].key}`, 'content-type': 'application/json' });
+const chat = (content, signal, tenant = 'demo') => fetch(`${stack.url}/v1/chat/completions`, {
   method: 'POST',
-  headers: auth(),
+  headers: auth(tenant),
   signal,
   body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] }),
 });
@@ -72,4 +76,32 @@ it('answers the trapping request and those in flight with a 500, then serves the
   const again = await settlesWithin(chat('after the second trap'), 10_000, 'a request after the second trap');
   assert.equal(again.status, 200);
   await again.arrayBuffer();
+});
+
+it('a trap in a ledger object restarts the objects\' instance: the ledger is read again from storage and serves', ONLY, async () => {
+  // Its first operation (this admission) traps with the ledger borrowed: without the restart every
+  // later operation on it would trip over that borrow. The request fails closed, promptly.
+  const trapped = await settlesWithin(chat('the ledger traps', undefined, TRAP_LEDGER), 40_000, 'the request whose ledger trapped');
+  assert.equal(trapped.status, 503);
+  const error = (await trapped.json()).error;
+  assert.equal(error.code, 'store_unavailable');
+  // The same ledger, read again from its storage by the new instance, admits and settles.
+  const served = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await settlesWithin(chat(`after the ledger's trap ${i}`, undefined, TRAP_LEDGER), 10_000, `request ${i} after the ledger's trap`);
+    assert.equal(r.status, 200);
+    served.push(Number(r.headers.get('x-asc-reserved-usd-micros')));
+    await r.arrayBuffer();
+  }
+  assert.ok(served.every((m) => m > 0), 'each was admitted with a reservation by the ledger');
+  const usage = await settlesWithin(fetch(`${stack.url}/v1/usage`, { headers: auth(TRAP_LEDGER) }), 10_000, 'usage after the ledger\'s trap');
+  assert.equal(usage.status, 200);
+  const huge = (await usage.json()).budgets.find((b) => b.budget_id === 'huge');
+  // Charged for what was served, and only that: the trapped admission held nothing.
+  assert.ok(huge.spent_micros + huge.reserved_micros > 0);
+  assert.ok(huge.spent_micros + huge.reserved_micros <= served.reduce((a, b) => a + b, 0));
+  // Another tenant's ledger, in the same instance, serves too.
+  const other = await settlesWithin(chat('another tenant'), 10_000, 'another tenant after the ledger\'s trap');
+  assert.equal(other.status, 200);
+  await other.arrayBuffer();
 });

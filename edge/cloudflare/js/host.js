@@ -197,6 +197,14 @@ export function envString(env, name) {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** True the first time `name` is asked for in this isolate (kept on the global: a wasm restart does not reset it). */
+export function firstTime(name) {
+  const seen = (globalThis.__ascFirstTimes ??= new Set());
+  if (seen.has(name)) return false;
+  seen.add(name);
+  return true;
+}
+
 export async function kvGet(env, binding, key) {
   const buffer = await env[binding].get(key, { type: 'arrayBuffer' });
   return buffer === null ? undefined : new Uint8Array(buffer);

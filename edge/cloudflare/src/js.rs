@@ -47,6 +47,11 @@ extern "C" {
 
     #[wasm_bindgen(js_name = envString)]
     pub fn env_string(env: &JsValue, name: &str) -> Option<String>;
+
+    /// True the first time `name` is asked for in this isolate, across wasm restarts (a test
+    /// fault that fires once).
+    #[wasm_bindgen(js_name = firstTime)]
+    pub fn first_time(name: &str) -> bool;
     #[wasm_bindgen(js_name = kvGet)]
     pub fn kv_get(env: &JsValue, binding: &str, key: &str) -> Promise;
 

@@ -132,6 +132,10 @@ impl State {
         let Some((_, ledger)) = loaded.as_mut() else {
             return Err(fail("ledger not loaded"));
         };
+        if is_fault_trap(&self.env, &name) {
+            // With the ledger borrowed, as a real panic here would leave it.
+            panic!("asc: fault injection: a trap in ledger {name}");
+        }
         // Read as text: `from_slice` would compile a second copy of every operation's reader.
         let ops = std::str::from_utf8(&ops).map_err(fail)?;
         let mut applied: Vec<Option<LedgerReply>> = Vec::new();
@@ -252,6 +256,25 @@ impl State {
         }
         Ok(JsValue::UNDEFINED)
     }
+}
+
+/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
+/// the first operation on the ledger named by `ASC_FAULT_TRAP_LEDGER` in an isolate panics while
+/// it holds the ledger, so a test can see the objects' instance restart and the ledger reload.
+fn is_fault_trap(env: &JsValue, name: &str) -> bool {
+    thread_local! {
+        static TRAP_LEDGER: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+    }
+    if !bootstrap::deployment(env).is_ok_and(|d| d.region.id == "local") {
+        return false;
+    }
+    let named = TRAP_LEDGER.with(|t| {
+        t.borrow_mut()
+            .get_or_insert_with(|| js::env_string(env, "ASC_FAULT_TRAP_LEDGER"))
+            .as_deref()
+            == Some(name)
+    });
+    named && js::first_time(&format!("trap-ledger:{name}"))
 }
 
 #[wasm_bindgen]
