@@ -17,6 +17,7 @@ mod body;
 mod bootstrap;
 #[cfg(feature = "control")]
 mod control;
+mod fault;
 mod host;
 mod js;
 #[cfg(feature = "control")]

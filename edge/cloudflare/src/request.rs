@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::body::WorkerBody;
 use crate::host::{flat_headers, WorkerHost};
-use crate::{bootstrap, js};
+use crate::{bootstrap, fault, js};
 
 /// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
 /// `js/host.js`); `request` is the Request, for its body.
@@ -29,7 +29,8 @@ pub async fn handle(
         Err(why) => return Ok(crate::misconfigured(&why)),
     };
     let (method, path, headers) = crate::split_head(&head);
-    if is_fault_trap(&gw, &env, &path) {
+    let local = gw.region().id == "local";
+    if fault::is(local, &env, fault::TRAP_PATH, &path) {
         // After an await, so the trap happens where a real one would: in the executor's
         // microtask, not in this call's synchronous part.
         let _ = js::wait(Promise::resolve(&JsValue::UNDEFINED)).await;
@@ -52,7 +53,7 @@ pub async fn handle(
     if !after.is_empty() {
         let gw = gw.clone();
         let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
-        let delay = fault_after_delay_ms(&gw, &env);
+        let delay = fault::ms(local, &env, fault::AFTER_DELAY_MS);
         run_after(&ctx, async move {
             if delay > 0 {
                 asc_core::host::Host::sleep(&host, delay).await;
@@ -131,46 +132,6 @@ async fn to_control(env: &JsValue, request: JsValue) -> JsValue {
             ))
         }
     }
-}
-
-/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
-/// `ASC_FAULT_TRAP_PATH` makes a request to that path panic (a wasm trap), so a test can see the
-/// isolate restart its instance and fail the requests in flight. Read once per isolate.
-fn is_fault_trap(gw: &asc_core::Gateway, env: &JsValue, path: &str) -> bool {
-    thread_local! {
-        static TRAP_PATH: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
-    }
-    if gw.region().id != "local" {
-        return false;
-    }
-    TRAP_PATH.with(|t| {
-        t.borrow_mut()
-            .get_or_insert_with(|| js::env_string(env, "ASC_FAULT_TRAP_PATH"))
-            .as_deref()
-            == Some(path)
-    })
-}
-
-/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
-/// `ASC_FAULT_AFTER_DELAY_MS` holds back the work after each response, so a test can kill the
-/// isolate between a response and its commit. Read once per isolate: the var crossing the JS
-/// boundary on every request was ~1.5% of the isolate's time in the bench (loopback region).
-fn fault_after_delay_ms(gw: &asc_core::Gateway, env: &JsValue) -> u64 {
-    thread_local! {
-        static DELAY_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
-    }
-    if gw.region().id != "local" {
-        return 0;
-    }
-    DELAY_MS.with(|d| {
-        d.get().unwrap_or_else(|| {
-            let ms = js::env_string(env, "ASC_FAULT_AFTER_DELAY_MS")
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            d.set(Some(ms));
-            ms
-        })
-    })
 }
 
 /// A streamed reply, pulled by the Response's ReadableStream (`streamResponse` in `js/host.js`):

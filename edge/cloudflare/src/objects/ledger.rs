@@ -13,7 +13,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::{fail, now_ms, storage};
 use crate::host::{ALERT_SWEEP_FLAG, ALERT_SWEEP_PREFIX, CONFIG_KV};
-use crate::{bootstrap, js};
+use crate::{bootstrap, fault, js};
 
 /// The storage key of the ledger's own id (it is the object's name; ids from `idFromName` do not
 /// carry it back), which the alarm needs as the records' source.
@@ -258,23 +258,11 @@ impl State {
     }
 }
 
-/// Fault injection for the end-to-end tests, honoured only by the loopback development region:
-/// the first operation on the ledger named by `ASC_FAULT_TRAP_LEDGER` in an isolate panics while
-/// it holds the ledger, so a test can see the objects' instance restart and the ledger reload.
+/// The fault `ASC_FAULT_TRAP_LEDGER` (`fault.rs`): once per isolate, for the ledger it names.
 fn is_fault_trap(env: &JsValue, name: &str) -> bool {
-    thread_local! {
-        static TRAP_LEDGER: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
-    }
-    if !bootstrap::deployment(env).is_ok_and(|d| d.region.id == "local") {
-        return false;
-    }
-    let named = TRAP_LEDGER.with(|t| {
-        t.borrow_mut()
-            .get_or_insert_with(|| js::env_string(env, "ASC_FAULT_TRAP_LEDGER"))
-            .as_deref()
-            == Some(name)
-    });
-    named && js::first_time(&format!("trap-ledger:{name}"))
+    let local = bootstrap::deployment(env).is_ok_and(|d| d.region.id == "local");
+    fault::is(local, env, fault::TRAP_LEDGER, name)
+        && js::first_time(&format!("trap-ledger:{name}"))
 }
 
 #[wasm_bindgen]
