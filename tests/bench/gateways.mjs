@@ -696,6 +696,16 @@ async function mimic(request, env, url) {
 }
 const directUrl = async (w) => String(await mf.unsafeGetDirectURL(w)).replace(/\/$/, '');
 
+// BENCH_HOLD=1: start the runtime and the upstream, print the targets' URLs, keys and workerd's
+// pids, and wait (until interrupted) instead of measuring: for perf, wrk or a profiler by hand.
+if (process.env.BENCH_HOLD === '1' && mf) {
+  const urls = {};
+  for (const w of ['asc', 'passthrough', 'dofloor', ...(BASELINE ? ['ascbase'] : [])]) urls[w] = await directUrl(w);
+  console.log(JSON.stringify({ urls, keys, upstreamKey: UPSTREAM_KEY, workerd, body: BODY }, null, 1));
+  // The signal handlers above end the process (and with it the runtime and the upstream).
+  await new Promise(() => setInterval(() => {}, 1 << 30));
+}
+
 await runTarget('passthrough', async () => ({
   name: 'pass-through Worker (workerd)', url: `${await directUrl('passthrough')}/v1/chat/completions`,
   headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, pids: () => workerd,
