@@ -239,6 +239,154 @@ fn missing_malformed_unknown_and_revoked_keys() {
     expect_error(&gw, &host, chat(&key, &hello()), 401, "revoked_api_key");
 }
 
+/// Sets a key record's expiry, as a rotation does for the key it replaces.
+fn expire_key(host: &FakeHost, key: &str, at_ms: u64) {
+    use asc_core::apikey::{record_name, ApiKey, KeyRecord};
+    let hash = ApiKey::parse(key)
+        .expect("key")
+        .hash(&asc_core::secret::Secret::new(KEY_SECRET));
+    let mut kv = host.kv.borrow_mut();
+    let name = record_name(&hash);
+    let mut record: KeyRecord = serde_json::from_slice(&kv[&name]).expect("record");
+    record.expires_ms = Some(at_ms);
+    kv.insert(name, serde_json::to_vec(&record).expect("json"));
+}
+
+/// The trail shows who presented a credential that may not be used: a revoked key, an expired
+/// (rotated) key and a key without the scope are refused and recorded in their tenant's trail,
+/// with the key, the operation and the refusal's status and code. A key nobody issued names no
+/// tenant: it is refused and recorded nowhere.
+#[test]
+fn refused_credentials_of_a_known_tenant_are_in_its_trail() {
+    let (gw, host, key) = setup();
+    // The last `n` records: tenant, key, operation, status, code.
+    type Refusal = (String, Option<String>, String, u16, Option<String>);
+    let refused = |n: usize| -> Vec<Refusal> {
+        let audit = host.audit.borrow();
+        audit[audit.len() - n..]
+            .iter()
+            .map(|r| {
+                assert_eq!(r.outcome, Outcome::Refused, "{r:?}");
+                assert_eq!(r.usage.map(|u| u.input_tokens).unwrap_or(0), 0);
+                (
+                    r.tenant_id.clone().unwrap_or_default(),
+                    r.key_id.clone(),
+                    r.operation.clone(),
+                    r.status,
+                    r.error_code.clone(),
+                )
+            })
+            .collect()
+    };
+
+    let stranger = asc_core::apikey::new_key(&[99; 32]);
+    expect_error(
+        &gw,
+        &host,
+        chat(&stranger, &hello()),
+        401,
+        "invalid_api_key",
+    );
+    assert_eq!(
+        host.audit.borrow().len(),
+        0,
+        "an unknown key names no tenant"
+    );
+
+    let models_only = host.mint_key("demo", 2, &[Scope::Models]);
+    expect_error(
+        &gw,
+        &host,
+        chat(&models_only, &hello()),
+        403,
+        "insufficient_scope",
+    );
+    let usage = request(
+        "GET",
+        "/v1/usage",
+        &[("authorization", &format!("Bearer {models_only}"))],
+        b"",
+    );
+    expect_error(&gw, &host, usage, 403, "insufficient_scope");
+    assert_eq!(
+        refused(2),
+        vec![
+            (
+                "demo".into(),
+                Some("k_2".into()),
+                "chat.completions".into(),
+                403,
+                Some("insufficient_scope".into())
+            ),
+            (
+                "demo".into(),
+                Some("k_2".into()),
+                "usage.read".into(),
+                403,
+                Some("insufficient_scope".into())
+            ),
+        ]
+    );
+
+    let rotated = host.mint_key("demo", 3, &all_scopes());
+    expire_key(&host, &rotated, host.clock_ms.get());
+    let messages = request(
+        "POST",
+        "/v1/messages",
+        &[("x-api-key", rotated.as_str()), ("anthropic-version", "2023-06-01")],
+        json!({"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "Hi"}]})
+            .to_string()
+            .as_bytes(),
+    );
+    let (status, _, body) = run(&gw, &host, messages);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    host.revoke(&key);
+    host.advance(10_001);
+    expect_error(&gw, &host, chat(&key, &hello()), 401, "revoked_api_key");
+    assert_eq!(
+        refused(2),
+        vec![
+            (
+                "demo".into(),
+                Some("k_3".into()),
+                "messages".into(),
+                401,
+                Some("expired_api_key".into())
+            ),
+            (
+                "demo".into(),
+                Some("k_1".into()),
+                "chat.completions".into(),
+                401,
+                Some("revoked_api_key".into())
+            ),
+        ]
+    );
+    assert_eq!(host.audit.borrow().len(), 4);
+    assert_eq!(host.sent_count(), 0, "nothing refused reached the upstream");
+
+    // The record is written before the refusal goes out: without the ledger, the client learns
+    // that the attempt could not be recorded.
+    host.ledger_down.set(true);
+    expect_error(&gw, &host, chat(&key, &hello()), 503, "audit_unavailable");
+}
+
+/// A dead key of a tenant that lives in another region is refused here and recorded nowhere:
+/// its trail is kept in its own region, and its ledger is not started in this one.
+#[test]
+fn a_dead_key_of_another_regions_tenant_is_not_recorded_here() {
+    let host = FakeHost::new();
+    let mut tenant = demo_tenant();
+    tenant["residency"] = json!("eu");
+    host.put_tenant(&tenant);
+    let key = host.mint_key("demo", 1, &all_scopes());
+    host.revoke(&key);
+    let gw = local_gateway();
+    expect_error(&gw, &host, chat(&key, &hello()), 401, "revoked_api_key");
+    assert_eq!(host.audit.borrow().len(), 0);
+    assert!(host.ledgers.borrow().is_empty(), "no ledger started here");
+}
+
 #[test]
 fn scopes_are_enforced() {
     let (gw, host, _) = setup();

@@ -22,6 +22,9 @@ let idp;
 let stack;
 const secretsShown = [];
 const tokensUsed = [];
+// Keys refused after their rotation's overlap and after their revocation: key id -> error code,
+// looked for in the verified trail at the end.
+const deadKeys = new Map();
 
 function as(groups, sub = 'alice@example.com', opts = {}) {
   const t = idp.token({ sub, groups }, opts);
@@ -258,10 +261,12 @@ describe('admin plane', () => {
     assert.equal((await models(next)).status, 200);
     await sleep(2500);
     assert.equal(await refusedWithin(() => models(secret)), 'expired_api_key');
+    deadKeys.set(keyId, 'expired_api_key');
 
     const revoked = await admin('POST', `/tenants/demo/keys/${rotated.json.key.key_id}/revoke`, { token });
     assert.equal(revoked.status, 200, revoked.text);
     assert.equal(await refusedWithin(() => models(next)), 'revoked_api_key');
+    deadKeys.set(rotated.json.key.key_id, 'revoked_api_key');
 
     // Developers act on their own keys only.
     const dev1 = as(['demo-devs'], 'dev1@example.com');
@@ -380,6 +385,18 @@ describe('admin plane', () => {
     assert.deepEqual([...searched].sort(), putIds.sort(), 'the search found every config write of demo, once');
     for (const op of ['admin.key.mint', 'admin.key.rotate', 'admin.key.revoke']) {
       assert.ok(query(op).length !== 0, op);
+    }
+    // Who presented a dead key, and when: the attempts with the rotated-out and the revoked key
+    // are in their tenant's verified trail, refused with the code the client got.
+    const listed = query('models.list');
+    const modelRecords = (Array.isArray(listed) ? listed : listed.records).map((r) => r.record ?? r);
+    assert.equal(deadKeys.size, 2);
+    for (const [keyId, code] of deadKeys) {
+      const attempts = modelRecords.filter((r) => r.key_id === keyId && r.outcome === 'refused');
+      assert.ok(attempts.length >= 1, `${keyId}: no refused attempt in the trail`);
+      for (const r of attempts) {
+        assert.deepEqual([r.tenant_id, r.status, r.error_code], ['demo', 401, code], JSON.stringify(r));
+      }
     }
 
     const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')

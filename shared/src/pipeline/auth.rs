@@ -22,6 +22,20 @@ fn store_error(what: &str, e: crate::host::HostError) -> GatewayError {
     )
 }
 
+/// Why a request was not authenticated, and whose key it presented when that is known: a key
+/// that exists but may not be used (revoked, expired) names its tenant, whose trail records the
+/// attempt.
+pub(super) struct Unauthenticated {
+    pub err: GatewayError,
+    pub key: Option<Rc<KeyRecord>>,
+}
+
+impl From<GatewayError> for Unauthenticated {
+    fn from(err: GatewayError) -> Self {
+        Unauthenticated { err, key: None }
+    }
+}
+
 impl Gateway {
     /// `prices`: the route prices its request, so a stale price table is read alongside the key
     /// record rather than after the config, one KV read fewer in series on a new isolate (and
@@ -31,7 +45,7 @@ impl Gateway {
         host: &H,
         req: &Inbound<B>,
         prices: bool,
-    ) -> Result<Caller, GatewayError> {
+    ) -> Result<Caller, Unauthenticated> {
         let raw = presented_key(req.header("authorization"), req.header("x-api-key"))?;
         let key = ApiKey::parse(raw)?;
         let secret = host.secret(&self.settings.key_hash_secret).ok_or_else(|| {
@@ -61,7 +75,14 @@ impl Gateway {
         } else {
             self.key_record(host, &hash).await?
         };
-        record.admit(&hash, host.now().millis())?;
+        if let Err(err) = record.admit(&hash, host.now().millis()) {
+            // A hash that does not match its own record names nobody.
+            let known = err.kind != ErrorKind::InvalidApiKey;
+            return Err(Unauthenticated {
+                err,
+                key: known.then_some(record),
+            });
+        }
         let tenant = self.tenant(host, &record.tenant_id).await?;
         if tenant.residency != self.region.id {
             let message = match self.regions.get(&tenant.residency) {
@@ -76,7 +97,7 @@ impl Gateway {
                     tenant.tenant_id, tenant.residency, self.region.id
                 ),
             };
-            return Err(GatewayError::new(ErrorKind::WrongRegion, message));
+            return Err(GatewayError::new(ErrorKind::WrongRegion, message).into());
         }
         Ok(Caller {
             key: record,

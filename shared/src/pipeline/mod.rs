@@ -147,6 +147,21 @@ enum Route {
     Usage,
 }
 
+impl Route {
+    /// The operation its audit record names.
+    fn operation(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Models => "models.list",
+            Route::ChatCompletions => "chat.completions",
+            Route::Messages => "messages",
+            Route::Embeddings => "embeddings",
+            Route::Explain => "route.explain",
+            Route::Usage => "usage.read",
+        }
+    }
+}
+
 impl Gateway {
     pub fn new(region: Region, regions: RegionCatalog, settings: Settings) -> Self {
         let tenants = TtlCache::new(settings.tenant_cache_ttl_ms, 1024)
@@ -307,38 +322,52 @@ impl Gateway {
             route,
             Route::ChatCompletions | Route::Messages | Route::Embeddings | Route::Usage
         );
-        let caller = self.authenticate(host, &req, priced).await?;
+        let operation = route.operation();
+        let caller = match self.authenticate(host, &req, priced).await {
+            Ok(caller) => caller,
+            Err(auth::Unauthenticated {
+                err,
+                key: Some(key),
+            }) => {
+                return Err(self
+                    .record_refused_key(host, ctx, key, operation, err, after)
+                    .await)
+            }
+            Err(refused) => return Err(refused.err),
+        };
+        let scope = match route {
+            Route::Models => Scope::Models,
+            Route::Usage => Scope::Usage,
+            _ => Scope::Chat,
+        };
+        if let Err(err) = self.require_scope(&caller, scope) {
+            return Err(self
+                .record_refusal(host, ctx, &caller, operation, err, after)
+                .await);
+        }
         match route {
             Route::Models => {
-                self.require_scope(&caller, Scope::Models)?;
                 let reply = models::list(&caller.tenant);
-                self.record_simple(host, ctx, &caller, "models.list", after)
+                self.record_simple(host, ctx, &caller, operation, after)
                     .await?;
                 Ok(reply)
             }
             Route::ChatCompletions => {
-                self.require_scope(&caller, Scope::Chat)?;
                 chat::handle(self, host, ctx, &caller, req, Dialect::OpenAi, after).await
             }
             Route::Messages => {
-                self.require_scope(&caller, Scope::Chat)?;
                 chat::handle(self, host, ctx, &caller, req, Dialect::Anthropic, after).await
             }
-            Route::Embeddings => {
-                self.require_scope(&caller, Scope::Chat)?;
-                embeddings::handle(self, host, ctx, &caller, req, after).await
-            }
+            Route::Embeddings => embeddings::handle(self, host, ctx, &caller, req, after).await,
             Route::Explain => {
-                self.require_scope(&caller, Scope::Chat)?;
                 let reply = explain::handle(self, host, &caller, req).await?;
-                self.record_simple(host, ctx, &caller, "route.explain", after)
+                self.record_simple(host, ctx, &caller, operation, after)
                     .await?;
                 Ok(reply)
             }
             Route::Usage => {
-                self.require_scope(&caller, Scope::Usage)?;
                 let reply = usage::report(self, host, &caller).await?;
-                self.record_simple(host, ctx, &caller, "usage.read", after)
+                self.record_simple(host, ctx, &caller, operation, after)
                     .await?;
                 Ok(reply)
             }
@@ -415,6 +444,48 @@ impl Gateway {
         let event = AuditEvent::from(record);
         let timing = crate::telemetry::Timing::new(ctx.started.millis());
         crate::telemetry::ExecutionRecord::new(&ctx.trace, &timing, event, now, false)
+    }
+
+    /// Records a refusal of a known caller (a scope its key lacks) in its tenant's trail before
+    /// the refusal goes out; the reply is the refusal, or a 503 when it could not be recorded.
+    async fn record_refusal<H: Host>(
+        &self,
+        host: &H,
+        ctx: &RequestCtx,
+        caller: &Caller,
+        operation: &str,
+        err: GatewayError,
+        after: &mut AfterResponse,
+    ) -> GatewayError {
+        let mut exchange = Exchange::new(self, ctx, caller, operation);
+        exchange.fail(&err);
+        match exchange.end(host, after, None).await {
+            Ok(()) => err,
+            Err(unrecorded) => unrecorded,
+        }
+    }
+
+    /// A key that exists but may not be used (revoked, expired) is its tenant's credential: the
+    /// attempt goes into that tenant's trail, so the trail shows who presented a dead key, and
+    /// when. Not when the tenant cannot be read or lives in another region (its trail is kept
+    /// there, and its ledger must not be started here): then only the refusal goes back (and
+    /// to telemetry, unattributed, like an unknown key).
+    async fn record_refused_key<H: Host>(
+        &self,
+        host: &H,
+        ctx: &RequestCtx,
+        key: Rc<KeyRecord>,
+        operation: &str,
+        err: GatewayError,
+        after: &mut AfterResponse,
+    ) -> GatewayError {
+        let tenant = match self.tenant(host, &key.tenant_id).await {
+            Ok(tenant) if tenant.residency == self.region.id => tenant,
+            _ => return err,
+        };
+        let caller = Caller { key, tenant };
+        self.record_refusal(host, ctx, &caller, operation, err, after)
+            .await
     }
 
     /// Records a request that reads only (no upstream, no charge), before it is answered.
