@@ -8,15 +8,18 @@
 // Everything listens and is loaded on 127.0.0.1; every run is bounded in time (BENCH_SECONDS).
 // Prints a markdown section on stdout; raw numbers go to .state/bench/gateways.json.
 //   node tests/bench/gateways.mjs     (scripts/bench runs it; BENCH_TARGETS=direct,asc to narrow)
-import { spawn, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Miniflare, convertV4MiniflareOptions } from 'miniflare';
 import { ROOT, auditKeyPair } from '../e2e/harness.mjs';
 import { SPIN_BIN, startSpin } from '../e2e/spin.mjs';
+import { cleanupDirs, cpuMs, freePort, launch, log, procTree, request, sleep } from './lib/proc.mjs';
+import { streams, useBodies, wrk } from './lib/load.mjs';
+import { profileAsc } from './lib/profile.mjs';
+import { report } from './lib/report.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
@@ -37,25 +40,19 @@ const COLD_TRIALS = Number(process.env.BENCH_COLD_TRIALS ?? 5);
 // section). 'auto' (default): when ASC's added p50 is over 2x the pass-through's; '1': always; '0': never
 // (and no inspector port at all). It runs after all measurements of the workerd targets.
 const PROFILE_MODE = process.env.BENCH_PROFILE ?? 'auto';
-// The profile's sampling interval, in microseconds.
-const SAMPLE_US = 200;
 const PROFILE = PROFILE_MODE !== '0';
 const ONLY = process.env.BENCH_TARGETS ? process.env.BENCH_TARGETS.split(',') : null;
 const BUILD = process.env.ASC_BUILD_DIR ?? join(ROOT, 'edge/cloudflare/build');
 const BASELINE = process.env.ASC_BASELINE_BUILD;
 const PEERS = join(ROOT, 'tests/bench/peers');
 const LITELLM = join(ROOT, '.state/bench/litellm-venv');
-const WRK_LUA = join(ROOT, 'tests/bench/wrk.lua');
 const UPSTREAM_KEY = 'sk-bench-upstream-key';
 const COMPAT_DATE = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_date = "(.*)"/m)[1];
 // The Worker's flags as wrangler.toml sets them (nodejs_compat: node:crypto's digest).
 const COMPAT_FLAGS = JSON.parse(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').match(/^compatibility_flags = (\[.*\])/m)?.[1] ?? '[]');
 
-const log = (...a) => console.error('[bench]', ...a);
 const dir = mkdtempSync(join(tmpdir(), 'asc-bench-'));
-const children = [];
-const extraCleanup = [];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+cleanupDirs.push(dir);
 
 // One request body for every target: a realistic short chat request, clean of PII (so guardrails
 // scan it and let it through). The streaming body is the same plus "stream": true.
@@ -73,177 +70,10 @@ const BODY = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, temperature:
 const STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 64, temperature: 0.2, messages, stream: true });
 const BODY_FILE = join(dir, 'body.json');
 writeFileSync(BODY_FILE, BODY);
+useBodies(BODY_FILE, STREAM_BODY);
 
-// A port is free when asked for, and this run hands each out once: the kernel may offer a port
-// it just released again, and two of one runtime's sockets on it failed the run at startup
-// (ERR_ADDRESS_IN_USE, once).
-const portsHandedOut = new Set();
-async function freePort() {
-  for (;;) {
-    const port = await new Promise((ok, fail) => {
-      const srv = createServer();
-      srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => ok(port)); });
-      srv.on('error', fail);
-    });
-    if (!portsHandedOut.has(port)) {
-      portsHandedOut.add(port);
-      return port;
-    }
-  }
-}
-
-/** Spawns a long-running child in its own process group; resolves when `ready()` passes. */
-async function launch(name, cmd, args, { env = process.env, ready, timeoutMs = 120_000, cwd = ROOT } = {}) {
-  const proc = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const out = [];
-  proc.stdout.on('data', (d) => { out.push(d.toString()); if (out.length > 200) out.shift(); });
-  proc.stderr.on('data', (d) => { out.push(d.toString()); if (out.length > 200) out.shift(); });
-  const child = { name, proc, out, stop: () => stopChild(child) };
-  children.push(child);
-  const deadline = Date.now() + timeoutMs;
-  let lastErr = '';
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`${name} exited (${proc.exitCode ?? proc.signalCode}): ${out.join('').slice(-600)}`);
-    }
-    try { if (await ready(out.join(''))) return child; } catch (e) { lastErr = e.message; }
-    await sleep(200);
-  }
-  await stopChild(child);
-  throw new Error(`${name} not ready in ${timeoutMs / 1000} s ${lastErr}: ${out.join('').slice(-600)}`);
-}
-
-async function stopChild(child) {
-  const { proc } = child;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* gone */ }
-  const t = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
-  await exited;
-  clearTimeout(t);
-}
-
-function cleanupSync() {
-  for (const c of children) {
-    if (c.proc.exitCode === null && c.proc.signalCode === null) {
-      try { process.kill(-c.proc.pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-  }
-  for (const d of [dir, ...extraCleanup]) rmSync(d, { recursive: true, force: true });
-}
-process.on('exit', cleanupSync);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-/** One HTTP request; resolves to {status, headers, text}. */
-function request(url, { method = 'POST', headers = {}, body } = {}) {
-  return new Promise((ok, fail) => {
-    const req = http.request(url, { method, headers: body ? { 'content-type': 'application/json', ...headers } : headers }, (res) => {
-      const parts = [];
-      res.on('data', (d) => parts.push(d));
-      res.on('end', () => ok({ status: res.statusCode, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }));
-    });
-    req.on('error', fail);
-    req.setTimeout(15_000, () => req.destroy(new Error('timeout after 15 s')));
-    req.end(body);
-  });
-}
-
-// ---- CPU accounting: user+system time of a process tree, from /proc ----
-const TICK_MS = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-function procTree(root) {
-  const kids = new Map();
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
-      if (!kids.has(ppid)) kids.set(ppid, []);
-      kids.get(ppid).push(Number(p));
-    } catch { /* gone */ }
-  }
-  const all = [];
-  const walk = (pid) => { all.push(pid); for (const k of kids.get(pid) ?? []) walk(k); };
-  for (const r of [].concat(root)) walk(r);
-  return all;
-}
-function cpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').slice(0).split(') ')[1].split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-    } catch { /* gone */ }
-  }
-  return ticks * TICK_MS;
-}
 
 // ---- load ----
-function wrkVersion() {
-  try { execFileSync('wrk', ['-v'], { encoding: 'utf8' }); } catch (e) { return String(e.stdout).split('\n')[0].replace(/ \[.*/, ''); }
-  return 'wrk';
-}
-function wrk(url, headers, conns, seconds, method = 'POST') {
-  const env = {
-    ...process.env,
-    BENCH_BODY_FILE: BODY_FILE,
-    BENCH_METHOD: method,
-    BENCH_HEADERS: Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\n'),
-  };
-  const args = ['-t1', `-c${conns}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_LUA, url];
-  return new Promise((ok, fail) => {
-    execFile('wrk', args, { env, timeout: (seconds + 30) * 1000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const m = stdout.match(/BENCH_JSON (.*)/);
-      if (!m) return fail(new Error(`wrk: ${err?.message ?? ''} ${stdout} ${stderr}`));
-      const r = JSON.parse(m[1]);
-      const ms = (us) => us / 1000;
-      ok({ requests: r.requests, rps: r.requests / (r.duration_us / 1e6), p50: ms(r.p50), p90: ms(r.p90), p99: ms(r.p99),
-        max: ms(r.max), non2xx: r.non2xx, socketErrors: r.socket_errors });
-    });
-  });
-}
-
-/** Streaming requests one at a time: time to the first body byte and to the end of the stream. */
-async function streams(url, headers, seconds, max) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const ttfb = [];
-  const total = [];
-  let failures = 0;
-  let firstFailure;
-  const deadline = performance.now() + seconds * 1000;
-  while (performance.now() < deadline && ttfb.length + failures < max) {
-    const r = await new Promise((ok) => {
-      const t0 = performance.now();
-      let t1;
-      const req = http.request(url, {
-        method: 'POST', agent,
-        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(STREAM_BODY) },
-      }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { if (t1 === undefined) t1 = performance.now(); text += d; });
-        res.on('end', () => ok({ status: res.statusCode, ttfb: t1 - t0, total: performance.now() - t0,
-          ok: res.statusCode === 200 && text.includes('[DONE]') && text.includes('Benchmarks'), text }));
-        res.on('error', (e) => ok({ error: e.message }));
-      });
-      req.on('error', (e) => ok({ error: e.message }));
-      req.setTimeout(10_000, () => req.destroy(new Error('timeout after 10 s')));
-      req.end(STREAM_BODY);
-    });
-    if (r.ok) { ttfb.push(r.ttfb); total.push(r.total); } else {
-      failures += 1;
-      firstFailure ??= r.error ?? `HTTP ${r.status}: ${r.text.slice(0, 160).replace(/\s+/g, ' ')}`;
-      if (failures >= 5 && ttfb.length === 0) break;
-    }
-  }
-  agent.destroy();
-  return { n: ttfb.length, ttfbP50: pct(ttfb, 50), ttfbP99: pct(ttfb, 99), totalP50: pct(total, 50), failures, firstFailure };
-}
-function pct(xs, p) {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
-
 /** Checks a target answers the body correctly, then measures it. */
 async function measure(t) {
   const res = { name: t.name, note: t.note ?? '' };
@@ -268,102 +98,6 @@ async function measure(t) {
     if (why) res.stream.firstFailure += `; its log: ${why.trim().slice(0, 160)}`;
   }
   return res;
-}
-
-/** An inspector session on one isolate: `call(method, params)` and `close()`. */
-async function inspect(target) {
-  // Miniflare's inspector proxy wants an Origin it knows (Node's built-in WebSocket sends none).
-  const { default: WS } = await import('ws');
-  const ws = new WS(target.webSocketDebuggerUrl, { headers: { origin: 'http://localhost' } });
-  const timeout = (ms, what) => new Promise((_, fail) => setTimeout(() => fail(new Error(`inspector: ${what} timed out`)), ms).unref());
-  await Promise.race([
-    new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('inspector: no connection')); }),
-    timeout(10_000, 'connect'),
-  ]);
-  let id = 0;
-  const pending = new Map();
-  ws.onmessage = (m) => {
-    const text = String(m.data);
-    if (process.env.BENCH_DEBUG) log('inspector:', text.slice(0, 200));
-    const msg = JSON.parse(text);
-    if (msg.id && pending.has(msg.id)) { pending.get(msg.id)(msg); pending.delete(msg.id); }
-  };
-  const call = (method, params = {}) => Promise.race([new Promise((ok, fail) => {
-    id += 1;
-    pending.set(id, (msg) => (msg.error ? fail(new Error(`${method}: ${msg.error.message}`)) : ok(msg.result)));
-    ws.send(JSON.stringify({ id, method, params }));
-  }), timeout(30_000, method)]);
-  return { call, close: () => ws.close() };
-}
-
-/** Sampled non-idle time of a profile, in microseconds. */
-const busyUs = (profile) => {
-  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
-  return profile.samples.filter((id) => !idle.has(id)).length * SAMPLE_US;
-};
-
-/** A sampling CPU profile of the 'asc' isolate through Miniflare's inspector proxy. */
-async function profileAsc(url, headers) {
-  const targets = JSON.parse((await request(`http://127.0.0.1:${inspectorPort}/json`, { method: 'GET' })).text);
-  if (process.env.BENCH_DEBUG) log('inspector targets:', JSON.stringify(targets));
-  // BENCH_PROFILE_WORKER=asc-control profiles the control plane's isolate (the Durable Objects).
-  const workerName = process.env.BENCH_PROFILE_WORKER ?? 'asc';
-  const target = targets.find((t) => t.webSocketDebuggerUrl.endsWith(`/${workerName}`));
-  if (!target) throw new Error(`inspector: no target for the ${workerName} Worker`);
-  // BENCH_PROFILE_ALL=1 samples every other isolate of the runtime too (Miniflare's own Workers:
-  // the KV and R2 simulators, the outbound hop...) and logs each one's busy time per request.
-  const others = process.env.BENCH_PROFILE_ALL === '1' ? targets.filter((t) => t !== target) : [];
-  const sessions = await Promise.all([target, ...others].map(async (t) => ({ t, s: await inspect(t) })));
-  for (const { s } of sessions) {
-    await s.call('Profiler.enable');
-    await s.call('Profiler.setSamplingInterval', { interval: SAMPLE_US });
-    await s.call('Profiler.start');
-  }
-  const cpuBefore = cpuMs(workerd);
-  const load = await wrk(url, headers, Number(process.env.BENCH_PROFILE_CONCURRENCY ?? 1), SECONDS);
-  const cpuPerReq = (cpuMs(workerd) - cpuBefore) / load.requests;
-  const profiles = [];
-  for (const { t, s } of sessions) {
-    profiles.push({ t, profile: (await s.call('Profiler.stop')).profile });
-    s.close();
-  }
-  if (others.length) log(`workerd process: ${cpuPerReq.toFixed(4)} ms/req CPU, profiled`);
-  for (const { t, profile } of profiles) {
-    log(`isolate ${t.webSocketDebuggerUrl.split('/').pop()}: ${(busyUs(profile) / 1000 / load.requests).toFixed(4)} ms/req busy`);
-  }
-  const { profile } = profiles[0];
-  // Kept for a closer look (Chrome DevTools, or inclusive times by function).
-  mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
-  writeFileSync(join(ROOT, '.state/bench/asc.cpuprofile'), JSON.stringify(profile));
-  // Self time per function: samples x interval, grouped by name (+ where it lives). Not the
-  // time to the next sample: the isolate is not sampled while its thread runs another isolate
-  // (the control plane's objects share a thread with the request plane), and the sample before
-  // such a gap would be charged all of it (up to 160 ms seen).
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map();
-  const cats = new Map();
-  profile.samples.forEach((nodeId) => {
-    const n = byId.get(nodeId);
-    const cf = n.callFrame;
-    const isWasm = /wasm/.test(cf.url);
-    const where = isWasm ? 'wasm' : cf.url ? cf.url.split('/').pop() : '';
-    const name = `${cf.functionName || '(anonymous)'}${where ? ` [${where}]` : ''}`;
-    const us = SAMPLE_US;
-    self.set(name, (self.get(name) ?? 0) + us);
-    const cat = /^\((idle|program|garbage collector)\)$/.test(cf.functionName) ? cf.functionName
-      : isWasm ? 'ASC\'s Rust code (wasm)'
-        : where === 'index.js' ? 'wasm-bindgen / worker-build JS glue (index.js)'
-          : !cf.url ? 'platform APIs and builtins (fetch, Request, Response, streams, storage...)' : `other JS (${where})`;
-    cats.set(cat, (cats.get(cat) ?? 0) + us);
-  });
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)
-    .map(([name, us]) => ({ name, ms: us / 1000 / load.requests, share: us / total }));
-  rows.categories = [...cats.entries()].sort((a, b) => b[1] - a[1])
-    .map(([name, us]) => ({ name, ms: us / 1000 / load.requests, share: us / total }));
-  rows.requests = load.requests;
-  rows.totalMsPerReq = total / 1000 / load.requests;
-  return rows;
 }
 
 // ---- targets ----
@@ -549,7 +283,7 @@ async function mimic(request, env, url) {
   const stateDir = process.env.BENCH_STATE_DIR
     ?? (existsSync('/dev/shm') ? mkdtempSync('/dev/shm/asc-bench-') : join(dir, 'state'));
   storageNote = stateDir.startsWith('/dev/shm') ? 'on tmpfs (/dev/shm)' : `in ${stateDir}`;
-  if (!process.env.BENCH_STATE_DIR) extraCleanup.push(stateDir);
+  if (!process.env.BENCH_STATE_DIR) cleanupDirs.push(stateDir);
   inspectorPort = PROFILE ? await freePort() : undefined;
   // One ASC deployment on the shared workerd, as its Workers: `build`'s request plane (its own
   // socket) and, from `build/control/`, the control plane that defines the Durable Objects (a
@@ -855,7 +589,8 @@ if (PROFILE && want('asc') && mf && (PROFILE_MODE === '1' || overTwice())) {
   try {
     // BENCH_PROFILE_TENANT=leased profiles the leased tenant instead of the headline one.
     const tenant = process.env.BENCH_PROFILE_TENANT ?? 'bench';
-    profileRows = await profileAsc(`${await directUrl('asc')}/v1/chat/completions`, { authorization: `Bearer ${keys[tenant]}` });
+    profileRows = await profileAsc({ inspectorPort, workerd, url: `${await directUrl('asc')}/v1/chat/completions`,
+      headers: { authorization: `Bearer ${keys[tenant]}` }, seconds: SECONDS });
   } catch (e) {
     profileRows = [{ error: e.message }];
   }
@@ -885,7 +620,7 @@ async function spinRows(component, label) {
   // State on tmpfs, as the Worker's rows keep theirs: both compare the gateways, not the disks
   // (on a disk, SQLite's fsync per transaction would dominate).
   const spinDir = mkdtempSync(existsSync('/dev/shm') ? '/dev/shm/asc-bench-spin-' : join(tmpdir(), 'asc-bench-spin-'));
-  extraCleanup.push(spinDir);
+  cleanupDirs.push(spinDir);
   let spin;
   const spinPids = () => procTree(process.pid).filter((pid) => {
     try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'spin'; } catch { return false; }
@@ -1008,138 +743,11 @@ await runTarget('litellm', async () => {
 await upstream.stop();
 
 // ---- report ----
+// ---- report ----
 mkdirSync(join(ROOT, '.state/bench'), { recursive: true });
 writeFileSync(join(ROOT, '.state/bench/gateways.json'), JSON.stringify({ results, unavailable, phases, abRows, versions }, null, 2));
-
-const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const byKey = (k) => results.find((r) => r.name.toLowerCase().startsWith(k) && !r.name.includes('bare'));
-const direct = byKey('direct');
-const pass = byKey('pass-through');
-const asc = results.find((r) => r.name === 'ASC Worker (workerd)');
-const added = (r) => (r && direct ? r.c1.p50 - direct.c1.p50 : NaN);
-const lines = [];
-const say = (s = '') => lines.push(s);
-say(`Targets measured one after the other against one upstream (\`tests/bench/upstream.mjs\`, canned answers) with one ` +
-  `request body (${Buffer.byteLength(BODY)} bytes). Latency at concurrency 1 and throughput at concurrency ${CONC}: ` +
-  `wrk, one thread, ${SECONDS} s each after a ${WARMUP} s warm-up. Streams: \`"stream": true\`, one at a time for ` +
-  `${SECONDS} s (at most ${STREAM_MAX}); TTFB is the time to the first body byte, the upstream sends its first chunk at once and the ` +
-  `rest ${process.env.STREAM_GAP_MS ?? 10} ms later (a gateway that buffers shows it). CPU ms/req: user + system time of the ` +
-  `target's process tree during the concurrency-${CONC} run, divided by its requests (for the workerd rows that includes ` +
-  `the Durable Objects and the local KV/R2 simulators in the same process).`);
-say();
-say(`| target | c=1 p50 ms | c=1 p90 ms | c=1 p99 ms | added p50 ms | c=${CONC} req/s | c=${CONC} p99 ms | CPU ms/req | stream TTFB p50 ms | stream TTFB p99 ms | errors |`);
-say('|---|---|---|---|---|---|---|---|---|---|---|');
-const notes = [];
-const footnote = (text) => { notes.push(text); return `[${notes.length}]`; };
-for (const r of results) {
-  const errs = r.c1.non2xx + r.c1.socketErrors + r.cN.non2xx + r.cN.socketErrors;
-  const s = r.stream;
-  const streamCell = s.n ? [f(s.ttfbP50), f(s.ttfbP99)] : [`failed ${footnote(`${r.name}, streaming: ${s.firstFailure}`)}`, 'n/a'];
-  const streamErr = s.n && s.failures ? ` + ${s.failures} streams ${footnote(`${r.name}, streaming: ${s.firstFailure}`)}` : '';
-  say(`| ${r.name} | ${f(r.c1.p50, 3)} | ${f(r.c1.p90, 3)} | ${f(r.c1.p99, 3)} | ${r === direct ? '0' : f(added(r), 3)} | ` +
-    `${f(r.cN.rps, 0)} | ${f(r.cN.p99)} | ${f(r.cpuPerReq, 3)} | ${streamCell[0]} | ${streamCell[1]} | ${errs}${streamErr} |`);
-}
-for (const u of unavailable) say(`| ${u.name} | unavailable ${footnote(`${u.name}: ${u.why}`)} | | | | | | | | | |`);
-say();
-for (const r of results) if (r.note) say(`- ${r.name}: ${r.note}.`);
-for (const [i, n] of notes.entries()) say(`- [${i + 1}] ${n.replace(/\|/g, '/')}`);
-say();
-say('"added p50" = the target\'s c=1 p50 minus the direct p50 (what the hop through the target costs).');
-say();
-for (const a of [asc, results.find((r) => r.name === 'ASC Worker, leased admission (workerd)')].filter(Boolean)) {
-  say(`Ratios (${a.name} against each):`);
-  say();
-  say('| against | added p50 ratio (ASC / it) | c=1 p50 ratio | throughput ratio (ASC / it) | CPU/req ratio | stream TTFB p50 ratio |');
-  say('|---|---|---|---|---|---|');
-  for (const r of results) {
-    if (r === a || r === direct || r === asc || r.name.startsWith('ASC Worker, leased')) continue;
-    say(`| ${r.name} | ${f(added(a) / added(r))} | ${f(a.c1.p50 / r.c1.p50)} | ${f(a.cN.rps / r.cN.rps)} | ` +
-      `${f(a.cpuPerReq / r.cpuPerReq)} | ${f(a.stream.ttfbP50 / r.stream.ttfbP50)} |`);
-  }
-  say();
-}
-if (asc) say('Below 1 is better for ASC in every column but throughput, where above 1 is better.');
-if (abRows.length) {
-  const label = process.env.ASC_BASELINE_LABEL ?? BASELINE;
-  say();
-  say(`Interleaved A/B: the baseline build (${label}) as A and this build as B, ${AB_ROUNDS} rounds of A B B A, ` +
-    `${AB_SECONDS} s each at c=${CONC} after a 1 s warm-up, then ${AB_SECONDS} s at c=1 for the p50 (whole-request ` +
-    'latency, the upstream included); each round\'s ratio is B\'s mean over A\'s, the table gives the median round and ' +
-    'the spread of the rounds.');
-  say();
-  say(`| tenant | A req/s | B req/s | throughput B/A (min-max) | A CPU ms/req | B CPU ms/req | CPU B/A (min-max) | A c=1 p50 ms | B c=1 p50 ms | p50 B/A (min-max) | errors |`);
-  say('|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const r of abRows) {
-    say(`| ${r.tenant} | ${f(r.aRps, 0)} | ${f(r.bRps, 0)} | ${f(r.rps, 3)} (${f(r.rpsMin, 3)}-${f(r.rpsMax, 3)}) | ` +
-      `${f(r.aCpu, 3)} | ${f(r.bCpu, 3)} | ${f(r.cpu, 3)} (${f(r.cpuMin, 3)}-${f(r.cpuMax, 3)}) | ` +
-      `${f(r.aP50, 3)} | ${f(r.bP50, 3)} | ${f(r.p50, 3)} (${f(r.p50Min, 3)}-${f(r.p50Max, 3)}) | ${r.errors} |`);
-  }
-}
-if (phases.length) {
-  say();
-  say('### Where the time goes (ASC, concurrency 1)');
-  say();
-  say('The same workerd, request by request, with tenant features taken away. Audit cannot be switched off per tenant: ' +
-    '`GET /v1/models` (key auth + one audit record, no upstream) against `GET /healthz` (nothing) shows its cost.');
-  say();
-  say(`| case | p50 ms | p90 ms | p99 ms | CPU ms/req | p50 over the pass-through ms | c=${CONC} req/s |`);
-  say('|---|---|---|---|---|---|---|');
-  const base = phases[0].p50;
-  for (const p of phases) {
-    if (p.error) { say(`| ${p.name} | failed: ${p.error.replace(/\|/g, '/').slice(0, 120)} | | | | | |`); continue; }
-    say(`| ${p.name} | ${f(p.p50, 3)} | ${f(p.p90, 3)} | ${f(p.p99, 3)} | ${f(p.cpuPerReq, 3)} | ${f(p.p50 - base, 3)} | ${p.rps16 === undefined ? '' : Math.round(p.rps16)} |`);
-  }
-  for (const n of phasesNote) { say(); say(n); }
-  if (asc && pass) {
-    const ratio = added(asc) / added(pass);
-    say();
-    say(`ASC's added p50 is ${f(ratio, 1)}x the pass-through Worker's own added p50 ` +
-      `(${ratio > 2 ? 'over the 2x line: see the analysis below' : 'within 2x'}).`);
-  }
-}
-if (coldRows.length) {
-  say();
-  say('### Cold start: a fresh runtime and its first requests');
-  say();
-  say(`Each trial starts a new workerd (Miniflare, state in a new folder on tmpfs), times each step from the client, and stops it; ${COLD_TRIALS} trials, ` +
-    'the pass-through Worker and ASC alternately. A first request pays what later ones find ready: for ASC, reading and validating the ' +
-    'tenant\'s config and key, compiling its guardrails, and starting its ledger object (the steady-state rows above are warm). ' +
-    'In production the runtime start is Cloudflare\'s isolate start, which it overlaps with the TLS handshake.');
-  say();
-  say('| step | median ms | min-max ms |');
-  say('|---|---|---|');
-  for (const r of coldRows) {
-    if (r.error) { say(`| failed: ${r.error.replace(/\|/g, '/').slice(0, 200)} | | |`); continue; }
-    say(`| ${r.step} | ${f(r.median, 1)} | ${f(r.min, 1)}-${f(r.max, 1)} |`);
-  }
-}
-if (profileRows.length) {
-  say();
-  say('### CPU profile of ASC\'s isolate');
-  say();
-  if (profileRows[0].error) say(`Profile failed: ${profileRows[0].error}`);
-  else {
-    const isolate = (process.env.BENCH_PROFILE_WORKER ?? 'asc') === 'asc'
-      ? 'ASC\'s request plane (its Durable Objects run in the control plane\'s Worker, not profiled here)'
-      : 'ASC\'s control plane (the Durable Objects: tenant ledgers, audit sequencers, circuit boards; not the request plane)';
-    say(`V8 sampling profile (${SAMPLE_US} us; each sample counts as one interval) of the isolate that runs ${isolate}, ${profileRows.requests} ` +
-      `requests at concurrency ${process.env.BENCH_PROFILE_CONCURRENCY ?? 1} for the ${process.env.BENCH_PROFILE_TENANT ?? 'full'} tenant, with the inspector attached (slower than the runs above). ` +
-      'Self time of a glue function includes the native work of the platform call it makes (e.g. `releaseLock`). ' +
-      `Sampled time per request: ${f(profileRows.totalMsPerReq, 3)} ms (idle included as "(idle)"; time the isolate's thread spent in another isolate is not sampled).`);
-    say();
-    say('| where | ms/req | share |');
-    say('|---|---|---|');
-    for (const r of profileRows.categories) say(`| ${r.name} | ${f(r.ms, 3)} | ${f(r.share * 100, 1)}% |`);
-    say();
-    say('| function (top 20 by self time) | self ms/req | share |');
-    say('|---|---|---|');
-    for (const r of profileRows) say(`| \`${r.name.replace(/\|/g, '/').slice(0, 140)}\` | ${f(r.ms, 3)} | ${f(r.share * 100, 1)}% |`);
-  }
-}
-say();
-say(`Versions: workerd ${versions.workerd ?? 'n/a'} (via Miniflare ${versions.miniflare ?? 'n/a'}), ` +
-  `Portkey ${versions.portkey ?? 'n/a'}, LiteLLM ${versions.litellm ?? 'n/a'}, ` +
-  `${versions.spin ?? 'Spin n/a'}, ${wrkVersion()}, Node ${process.versions.node}, ` +
-  `CPU ${cpus()[0].model} x ${cpus().length}.`);
-console.log(lines.join('\n'));
+console.log(report({
+  results, unavailable, phases, phasesNote, abRows, coldRows, profileRows, versions,
+  bodyBytes: Buffer.byteLength(BODY), CONC, SECONDS, WARMUP, STREAM_MAX, AB_ROUNDS, AB_SECONDS, BASELINE, COLD_TRIALS,
+}));
 process.exit(0);
