@@ -254,8 +254,8 @@ fn expire_key(host: &FakeHost, key: &str, at_ms: u64) {
 
 /// The trail shows who presented a credential that may not be used: a revoked key, an expired
 /// (rotated) key and a key without the scope are refused and recorded in their tenant's trail,
-/// with the key, the operation and the refusal's status and code. A key nobody issued names no
-/// tenant: it is refused and recorded nowhere.
+/// with the key, the operation and the refusal's status and code, after the reply. A key nobody
+/// issued names no tenant: it is refused and recorded nowhere.
 #[test]
 fn refused_credentials_of_a_known_tenant_are_in_its_trail() {
     let (gw, host, key) = setup();
@@ -365,10 +365,32 @@ fn refused_credentials_of_a_known_tenant_are_in_its_trail() {
     assert_eq!(host.audit.borrow().len(), 4);
     assert_eq!(host.sent_count(), 0, "nothing refused reached the upstream");
 
-    // The record is written before the refusal goes out: without the ledger, the client learns
-    // that the attempt could not be recorded.
+    // The record goes after the reply, with the isolate's next ledger call (group commit): the
+    // refusal does not wait for the ledger, and repeated attempts cost it one call per group.
+    let asc_core::pipeline::Handled { reply, after } =
+        block_on(gw.handle(&host, chat(&key, &hello())));
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        host.audit.borrow().len(),
+        4,
+        "nothing stored before the reply"
+    );
+    assert!(
+        matches!(
+            after.work(),
+            [asc_core::pipeline::Deferred::Ledger(_, op, _)]
+                if matches!(**op, asc_core::ledger::LedgerOp::Record(_))
+        ),
+        "{:?}",
+        after.work()
+    );
+    assert!(block_on(after.run(&gw, &host)).is_empty());
+    assert_eq!(refused(1)[0].4.as_deref(), Some("revoked_api_key"));
+    assert_eq!(host.audit.borrow().len(), 5);
+    // Without the ledger the refusal still goes out; its record is what is lost.
     host.ledger_down.set(true);
-    expect_error(&gw, &host, chat(&key, &hello()), 503, "audit_unavailable");
+    expect_error(&gw, &host, chat(&key, &hello()), 401, "revoked_api_key");
+    assert_eq!(host.audit.borrow().len(), 5);
 }
 
 /// A dead key of a tenant that lives in another region is refused here and recorded nowhere:

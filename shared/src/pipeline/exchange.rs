@@ -516,6 +516,22 @@ impl Exchange {
         std::mem::replace(&mut self.record, spent.into())
     }
 
+    /// Ends a request refused before admission with its record sent after the response, in the
+    /// isolate's next call to the ledger (group commit), not stored before the reply: for
+    /// refusals whoever holds a dead or under-scoped key can repeat at will, so that they cost
+    /// the tenant's ledger one call per group rather than one per attempt. Such a record is
+    /// only a refusal's (nothing served, nothing charged): lost only with its isolate or call.
+    pub fn end_refused_after_response<H: Host>(&mut self, host: &H, after: &mut AfterResponse) {
+        let now = host.now().millis();
+        let ending = self.ending_op(now, None, Counted::default());
+        if let Some(record) = self.execution_record(now) {
+            after.observe(record);
+        }
+        if let Some((ledger, op, _)) = ending {
+            after.ledger(ledger, op, self.tenant.clone());
+        }
+    }
+
     /// Ends the request: a commit goes into `after` (it runs after the response); a record of a
     /// request that was never admitted is stored now, and its failure is the caller's to report.
     pub async fn end<H: Host>(

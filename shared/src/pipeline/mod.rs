@@ -341,9 +341,7 @@ impl Gateway {
             _ => Scope::Chat,
         };
         if let Err(err) = self.require_scope(&caller, scope) {
-            return Err(self
-                .record_refusal(host, ctx, &caller, operation, err, after)
-                .await);
+            return Err(self.record_refusal(host, ctx, &caller, operation, err, after));
         }
         match route {
             Route::Models => {
@@ -446,9 +444,9 @@ impl Gateway {
         crate::telemetry::ExecutionRecord::new(&ctx.trace, &timing, event, now, false)
     }
 
-    /// Records a refusal of a known caller (a scope its key lacks) in its tenant's trail before
-    /// the refusal goes out; the reply is the refusal, or a 503 when it could not be recorded.
-    async fn record_refusal<H: Host>(
+    /// Records a refusal of a known caller (a dead key, a scope its key lacks) in its tenant's
+    /// trail, after the refusal goes out (`Exchange::end_refused_after_response`).
+    fn record_refusal<H: Host>(
         &self,
         host: &H,
         ctx: &RequestCtx,
@@ -459,10 +457,8 @@ impl Gateway {
     ) -> GatewayError {
         let mut exchange = Exchange::new(self, ctx, caller, operation);
         exchange.fail(&err);
-        match exchange.end(host, after, None).await {
-            Ok(()) => err,
-            Err(unrecorded) => unrecorded,
-        }
+        exchange.end_refused_after_response(host, after);
+        err
     }
 
     /// A key that exists but may not be used (revoked, expired) is its tenant's credential: the
@@ -485,7 +481,6 @@ impl Gateway {
         };
         let caller = Caller { key, tenant };
         self.record_refusal(host, ctx, &caller, operation, err, after)
-            .await
     }
 
     /// Records a request that reads only (no upstream, no charge), before it is answered.
