@@ -194,3 +194,104 @@ fn configs_keys_and_audit_through_the_fake_host() {
     let sent = host.sent.borrow();
     assert_eq!(sent.iter().filter(|s| s.url == ADMIN_JWKS_URL).count(), 1);
 }
+
+/// The admin records of the trail so far, as JSON.
+fn admin_events(host: &FakeHost) -> Vec<Value> {
+    host.events
+        .borrow()
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .filter(|e| {
+            e["operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("admin."))
+        })
+        .collect()
+}
+
+#[test]
+fn no_change_is_made_without_its_record_in_the_trail() {
+    let host = FakeHost::new();
+    let plane = plane();
+    script_jwks(&host);
+    let now_s = host.clock_ms.get() / 1000;
+    let admin = admin_token("alice", &["acme-admins"], now_s);
+    let create = with_token(&admin, &[("if-none-match", "*")]);
+    let body = acme().to_string();
+    let put = |host: &FakeHost| {
+        call(
+            &plane,
+            host,
+            req("PUT", "/admin/v1/tenants/acme", &create, body.as_bytes()),
+        )
+    };
+    let get = |host: &FakeHost| {
+        call(
+            &plane,
+            host,
+            req(
+                "GET",
+                "/admin/v1/tenants/acme",
+                &with_token(&admin, &[]),
+                b"",
+            ),
+        )
+        .0
+    };
+
+    // The audit log cannot take the change's record before it: nothing is changed.
+    host.ledger_fails
+        .set(Some(|op| matches!(op, asc_core::ledger::LedgerOp::Open(_))));
+    let (status, _, err, _) = put(&host);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (503, Some("audit_unavailable"))
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nothing was changed")),
+        "{err}"
+    );
+    assert!(host.kv.borrow().get("tenant:acme").is_none());
+    assert_eq!(get(&host), 404, "no version was stored");
+
+    // The change is made, and its final record is lost on the way to the audit log.
+    host.ledger_fails.set(Some(|op| {
+        matches!(op, asc_core::ledger::LedgerOp::Record(_))
+    }));
+    let (status, _, err, _) = put(&host);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (503, Some("audit_unavailable"))
+    );
+    assert_eq!(
+        host.kv.borrow().get("tenant:acme"),
+        Some(&body.clone().into_bytes()),
+        "the change was made and published"
+    );
+    host.ledger_fails.set(None);
+    assert_eq!(get(&host), 200);
+    let put_records = |host: &FakeHost| {
+        admin_events(host)
+            .into_iter()
+            .filter(|e| e["operation"] == "admin.tenant.put")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        put_records(&host).is_empty(),
+        "held write-ahead until expiry"
+    );
+
+    // Its record, kept by the ledger since before the change, enters the trail at expiry.
+    host.advance(60_000);
+    host.expire_all();
+    let records = put_records(&host);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r["outcome"], "partial");
+    assert_eq!(r["error_code"], "request_unfinished");
+    assert_eq!(r["actor"], "operator:alice");
+    assert_eq!(r["tenant_id"], "acme");
+    assert_eq!(r["admin"]["subject"], "alice");
+}

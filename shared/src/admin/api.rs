@@ -320,7 +320,7 @@ impl AdminPlane {
                 gw, &principal, &tenant, action, request_id, trace_id, started,
             );
             rec.fail(&err);
-            rec.store(host).await?;
+            rec.store(host, false).await?;
             return Err(err.into());
         };
         let call = Call {
@@ -352,21 +352,26 @@ impl AdminPlane {
                 })?,
             _ => Vec::new(),
         };
-        let mut effect = Effect::default();
-        let result = call.run(endpoint, req, body, &mut effect).await;
         let mut rec = AdminRecord::new(
             gw, &principal, &tenant, action, request_id, trace_id, started,
         );
+        // A change is recorded write-ahead: no change without its record in the trail.
+        let opened = endpoint.changes_state();
+        if opened {
+            rec.open(host).await?;
+        }
+        let mut effect = Effect::default();
+        let result = call.run(endpoint, req, body, &mut effect).await;
         rec.effect(effect);
         match result {
             Ok(reply) => {
                 rec.event.record.status = reply.status;
-                rec.store(host).await?;
+                rec.store(host, opened).await?;
                 Ok(reply)
             }
             Err(failure) => {
                 rec.fail(&failure.0);
-                rec.store(host).await?;
+                rec.store(host, opened).await?;
                 Err(failure)
             }
         }

@@ -9,7 +9,7 @@ use crate::audit::{canonical_sha256, AdminNote, AuditEvent, AuditRecord, Outcome
 use crate::error::{ErrorKind, GatewayError};
 use crate::host::Host;
 use crate::ids::TenantId;
-use crate::ledger::{LedgerId, LedgerOp, RecordAsk};
+use crate::ledger::{LedgerId, LedgerOp, OpenAsk, RecordAsk};
 use crate::pipeline::Gateway;
 
 /// What an action changed, for its audit record.
@@ -22,6 +22,10 @@ pub(super) struct Effect {
 }
 
 /// The audit record of one admin action.
+/// How long an admin action's write-ahead record waits for its final one before the ledger
+/// chains it as partial: far longer than a change takes.
+const OPEN_FOR_MS: u64 = 60_000;
+
 pub(super) struct AdminRecord {
     pub(super) event: AuditEvent,
     pub(super) tenant: TenantId,
@@ -97,20 +101,53 @@ impl AdminRecord {
     }
 
     /// Stores the record in the tenant's ledger before the reply goes out.
-    pub(super) async fn store<H: Host>(mut self, host: &H) -> Result<(), GatewayError> {
+    /// Stores this record write-ahead in the tenant's ledger, before a change: if the change is
+    /// made but its final record (`store`) never reaches the ledger, the ledger chains this one
+    /// as partial at expiry, so no change is ever missing from the trail. Fails (and nothing
+    /// may be changed) when the ledger cannot be reached.
+    pub(super) async fn open<H: Host>(&self, host: &H) -> Result<(), GatewayError> {
+        let now_ms = host.now().millis();
+        let op = LedgerOp::Open(OpenAsk {
+            now_ms,
+            expires_ms: now_ms.saturating_add(OPEN_FOR_MS),
+            record: self.event.clone(),
+        });
+        host.ledger(&self.ledger(), op)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                GatewayError::internal(
+                    ErrorKind::AuditUnavailable,
+                    "The audit log is unavailable, so nothing was changed. Retry shortly.",
+                    &e,
+                )
+            })
+    }
+
+    fn ledger(&self) -> LedgerId {
+        LedgerId::new(self.tenant.as_str(), 0, 1)
+    }
+
+    /// Sends the final record. `opened`: whether `open` stored it write-ahead (a change).
+    pub(super) async fn store<H: Host>(
+        mut self,
+        host: &H,
+        opened: bool,
+    ) -> Result<(), GatewayError> {
         let now_ms = host.now().millis();
         self.event.record.latency_ms = now_ms.saturating_sub(self.event.record.timestamp_ms);
-        let ledger = LedgerId::new(self.tenant.as_str(), 0, 1);
+        let ledger = self.ledger();
         let op = LedgerOp::Record(RecordAsk {
             now_ms,
             record: self.event,
         });
         host.ledger(&ledger, op).await.map(|_| ()).map_err(|e| {
-            GatewayError::internal(
-                ErrorKind::AuditUnavailable,
-                "The audit log is unavailable; the action could not be recorded (a change already stored stays stored). Retry shortly.",
-                &e,
-            )
+            let message = if opened {
+                "The audit log did not confirm this action's record. A change already made stays made, and its record, kept by the audit log since before the change, enters the trail as unfinished within a minute. Check the tenant's history before retrying."
+            } else {
+                "The audit log is unavailable; the action could not be recorded. Retry shortly."
+            };
+            GatewayError::internal(ErrorKind::AuditUnavailable, message, &e)
         })
     }
 }

@@ -48,6 +48,18 @@ impl Endpoint {
             Endpoint::Audit(_) => Action::AuditSearch,
         }
     }
+
+    /// Whether the endpoint changes the tenant's config or keys (its record goes write-ahead).
+    pub(super) fn changes_state(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Put
+                | Endpoint::Rollback
+                | Endpoint::Mint
+                | Endpoint::Revoke(_)
+                | Endpoint::Rotate(_)
+        )
+    }
 }
 
 pub(super) fn not_found(what: String) -> GatewayError {

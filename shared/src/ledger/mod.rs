@@ -41,7 +41,8 @@ pub use insights::{AnalyticsAsk, AnalyticsRow, Delivery, Dimension, LoggedAlert}
 pub use lease::{LeaseAsk, LeaseClose, LeaseEntry, LeaseGrant, LEASE_OPERATION};
 pub use opening::OpeningRecord;
 pub use ops::{
-    shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, RecordAsk, UsageAsk,
+    shard_of, share, AdmitAsk, CommitAsk, LedgerId, LedgerOp, LedgerReply, OpenAsk, RecordAsk,
+    UsageAsk,
 };
 pub use storage::{
     LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, GROUP_PREFIX, LEASE_PREFIX, META_KEY,
@@ -205,8 +206,26 @@ impl TenantLedger {
             }
             LedgerOp::Commit(ask) => self.commit(ask),
             LedgerOp::Record(ask) => {
-                self.push_record(ask.record, Row::Group);
+                // The end of an action opened write-ahead (`Open`): its opening record is
+                // replaced by this one. Only an opening that holds nothing: a reservation is
+                // settled by `Commit`, never dropped here.
+                let id = &ask.record.record.request_id;
+                let row = if self.open.contains_key(id) && self.budgets.reservation(id).is_none() {
+                    self.open.remove(id);
+                    self.dirty.requests.insert(request_key(id));
+                    Row::Opening
+                } else {
+                    Row::Group
+                };
+                self.push_record(ask.record, row);
                 LedgerReply::Recorded
+            }
+            LedgerOp::Open(ask) => {
+                self.expire(ask.now_ms);
+                if !self.open.contains_key(&ask.record.record.request_id) {
+                    self.open_record(ask.record, ask.expires_ms);
+                }
+                LedgerReply::Done
             }
             LedgerOp::Usage(ask) => {
                 self.expire(ask.now_ms);
@@ -339,6 +358,18 @@ impl TenantLedger {
                 }
             }
         };
+        self.open_record(ask.record, ask.expires_ms);
+        self.raise_budget_events(&tenant, &budgets, ask.now_ms);
+        LedgerReply::Admitted {
+            budgets,
+            alerts: self.claim_alerts(ask.now_ms),
+        }
+    }
+
+    /// Stores `record` as its request's opening record, chained as partial at `expires_ms`
+    /// unless the request ends first.
+    fn open_record(&mut self, mut record: AuditEvent, expires_ms: u64) {
+        let id = record.record.request_id.clone();
         // A record of an earlier request with this id still waiting in the outbox moves aside.
         let key = request_key(&id);
         if let Some(seq) = self.outbox.seq_of(&key) {
@@ -346,21 +377,15 @@ impl TenantLedger {
             self.dirty.requests.insert(aside.clone());
             self.outbox.rekey(&key, aside);
         }
-        let mut record = ask.record;
         record.bound_fields();
         self.open.insert(
-            id.clone(),
+            id,
             OpenRequest {
                 record: record.into(),
-                expires_ms: ask.expires_ms,
+                expires_ms,
             },
         );
         self.dirty.requests.insert(key);
-        self.raise_budget_events(&tenant, &budgets, ask.now_ms);
-        LedgerReply::Admitted {
-            budgets,
-            alerts: self.claim_alerts(ask.now_ms),
-        }
     }
 
     /// Keeps the tenant's alert rules as the latest admission states them, and folds old rollups.

@@ -84,8 +84,13 @@ pub enum LedgerOp {
     /// After the response: settle the actual cost, drop the opening record and queue the final one.
     Commit(CommitAsk),
     /// A request that ended before admission (refused by the gateway, read-only endpoints): queue
-    /// its record.
+    /// its record. A record whose request was opened with `Open` also ends that opening.
     Record(RecordAsk),
+    /// Before an action that changes state outside the ledger (an admin change): store its record
+    /// write-ahead, as an admission stores an opening record, without a reservation and without
+    /// touching the tenant's policy (alert rules). Its `Record` ends it; if none comes by
+    /// `expires_ms`, the ledger chains the opening record as partial.
+    Open(OpenAsk),
     /// Budgets and rate windows as they stand, for the usage API.
     Usage(UsageAsk),
     /// Usage rollups for a time range, for the analytics API.
@@ -134,6 +139,15 @@ pub struct CommitAsk {
     /// from the lease).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAsk {
+    pub now_ms: u64,
+    /// When the action is given up on: its opening record is chained as partial.
+    pub expires_ms: u64,
+    /// What is known before the action (outcome `partial` until its `Record` comes).
+    pub record: AuditEvent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

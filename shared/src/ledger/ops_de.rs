@@ -11,7 +11,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::{AdmitAsk, CommitAsk, LedgerOp, RecordAsk, UsageAsk};
+use super::{AdmitAsk, CommitAsk, LedgerOp, OpenAsk, RecordAsk, UsageAsk};
 use crate::alerts::AlertEvent;
 use crate::ledger::insights::{AnalyticsAsk, Delivery};
 use crate::ledger::lease::{LeaseAsk, LeaseClose};
@@ -27,6 +27,7 @@ enum Variant {
     CloseLease,
     Commit,
     Record,
+    Open,
     Usage,
     Analytics,
     Alerts,
@@ -78,6 +79,7 @@ fn variant<'de, D: Deserializer<'de>>(v: Variant, fields: D) -> Result<LedgerOp,
         }
         Variant::Commit => LedgerOp::Commit(CommitAsk::deserialize(fields)?),
         Variant::Record => LedgerOp::Record(RecordAsk::deserialize(fields)?),
+        Variant::Open => LedgerOp::Open(OpenAsk::deserialize(fields)?),
         Variant::Usage => LedgerOp::Usage(UsageAsk::deserialize(fields)?),
         Variant::Analytics => LedgerOp::Analytics(AnalyticsAsk::deserialize(fields)?),
         Variant::Alerts => LedgerOp::Alerts {
