@@ -280,10 +280,12 @@ impl TenantLedger {
                 .iter()
                 .find(|e| e.request_id == id)
                 .map(|e| e.charged_micros);
-            self.push_record(
-                lease_record(entry, Outcome::Partial, now_ms, left),
-                Row::Group,
-            );
+            let record = lease_record(entry, Outcome::Partial, now_ms, left);
+            if let Some(micros) = left.filter(|m| *m > 0) {
+                let bucket = self.rollups.add_unreturned(&record, micros);
+                self.dirty.rollups.insert(bucket);
+            }
+            self.push_record(record, Row::Group);
         }
     }
 

@@ -187,6 +187,29 @@ fn a_lease_whose_isolate_died_is_charged_what_it_held_and_recorded_as_unreconcil
         (note.granted, note.admitted, note.reported),
         (Some(5), None, Some(1))
     );
+    // The tenant's analytics add up to what its budget was charged: r1's 30 as a request, the
+    // 470 it never returned as cost without one.
+    let rows = match l.apply(LedgerOp::Analytics(crate::ledger::AnalyticsAsk {
+        from_ms: T0,
+        to_ms: expiry,
+        bucket_ms: crate::ledger::insights::HOUR_MS,
+        group_by: vec![crate::ledger::Dimension::Model],
+    })) {
+        LedgerReply::Analytics { rows } => rows,
+        other => panic!("{other:?}"),
+    };
+    let sum = |f: fn(&crate::ledger::insights::Rollup) -> u64| -> u64 {
+        rows.iter().map(|r| f(&r.figures)).sum()
+    };
+    assert_eq!(sum(|f| f.cost_usd_micros), 500, "{rows:?}");
+    assert_eq!(sum(|f| f.unreturned_usd_micros), 470);
+    assert_eq!(sum(|f| f.requests), 1, "the lease is not a request");
+    let unreturned: Vec<_> = rows
+        .iter()
+        .filter(|r| r.figures.unreturned_usd_micros > 0)
+        .map(|r| (r.model.as_deref(), r.figures.requests))
+        .collect();
+    assert_eq!(unreturned, [(Some(""), 0)], "a group of its own");
     // A record that arrives later is kept, marked, and charges nothing more.
     let reply = l.apply(served("r2", "L1", expiry + 5, 50));
     assert_eq!(

@@ -111,6 +111,15 @@ pub struct Rollup {
     pub latency_ms: Histogram,
     /// Streams only: time to the first byte relayed.
     pub ttft_ms: Histogram,
+    /// Charged for lease allowances given up on (`lease_unreconciled`: the isolate holding them
+    /// never reported back): part of `cost_usd_micros`, with no request counted. Kept in a group
+    /// of its own (no model, no provider) under the lease's key and tags.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreturned_usd_micros: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Rollup {
@@ -160,6 +169,9 @@ impl Rollup {
 
     fn merge(&mut self, o: &Rollup) {
         self.requests += o.requests;
+        self.unreturned_usd_micros = self
+            .unreturned_usd_micros
+            .saturating_add(o.unreturned_usd_micros);
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_insert(0) += v;
         }
@@ -249,34 +261,60 @@ impl Rollups {
             return None;
         }
         let r = &event.record;
-        let start = r.timestamp_ms - r.timestamp_ms % HOUR_MS;
-        let name = bucket_name('h', start, r.key_id.as_deref().unwrap_or("-"));
         let model = r
             .served_model
             .clone()
             .or_else(|| r.requested_model.clone())
             .unwrap_or_default();
         let provider = r.provider.clone().unwrap_or_default();
+        let (name, group) = self.group(event, model, provider);
+        if let Some(g) = group {
+            g.add(event);
+        }
+        Some(name)
+    }
+
+    /// Adds what a lease given up on was charged for its unreturned allowance (`lease`: its own
+    /// record, which is not model traffic): cost without a request, so a tenant's analytics add
+    /// up to what its budgets were charged. Returns the bucket it changed.
+    pub(in crate::ledger) fn add_unreturned(&mut self, lease: &AuditEvent, micros: u64) -> String {
+        let (name, group) = self.group(lease, String::new(), String::new());
+        if let Some(g) = group {
+            g.cost_usd_micros = g.cost_usd_micros.saturating_add(micros);
+            g.unreturned_usd_micros = g.unreturned_usd_micros.saturating_add(micros);
+        }
+        name
+    }
+
+    /// The hour bucket of `event` (by its key) and its group for `model`, `provider` and its
+    /// tags, made if it is new.
+    fn group(
+        &mut self,
+        event: &AuditEvent,
+        model: String,
+        provider: String,
+    ) -> (String, Option<&mut Rollup>) {
+        let r = &event.record;
+        let start = r.timestamp_ms - r.timestamp_ms % HOUR_MS;
+        let name = bucket_name('h', start, r.key_id.as_deref().unwrap_or("-"));
         let list = self.buckets.entry(name.clone()).or_default();
+        let tags = &event.detail.tags;
         let i = match list
             .iter()
-            .position(|g| g.model == model && g.provider == provider && g.tags == event.detail.tags)
+            .position(|g| g.model == model && g.provider == provider && &g.tags == tags)
         {
             Some(i) => i,
             None => {
                 list.push(Rollup {
                     model,
                     provider,
-                    tags: event.detail.tags.clone(),
+                    tags: tags.clone(),
                     ..Rollup::default()
                 });
                 list.len() - 1
             }
         };
-        if let Some(g) = list.get_mut(i) {
-            g.add(event);
-        }
-        Some(name)
+        (name, list.get_mut(i))
     }
 
     /// Folds hours older than [`HOURLY_KEEP_MS`] into days and drops days older than
