@@ -21,11 +21,11 @@ pub(super) struct Effect {
     pub(super) key_id: Option<String>,
 }
 
-/// The audit record of one admin action.
 /// How long an admin action's write-ahead record waits for its final one before the ledger
 /// chains it as partial: far longer than a change takes.
 const OPEN_FOR_MS: u64 = 60_000;
 
+/// The audit record of one admin action.
 pub(super) struct AdminRecord {
     pub(super) event: AuditEvent,
     pub(super) tenant: TenantId,
@@ -100,7 +100,6 @@ impl AdminRecord {
         r.error_code = Some(err.code().to_string());
     }
 
-    /// Stores the record in the tenant's ledger before the reply goes out.
     /// Stores this record write-ahead in the tenant's ledger, before a change: if the change is
     /// made but its final record (`store`) never reaches the ledger, the ledger chains this one
     /// as partial at expiry, so no change is ever missing from the trail. Fails (and nothing
@@ -128,7 +127,8 @@ impl AdminRecord {
         LedgerId::new(self.tenant.as_str(), 0, 1)
     }
 
-    /// Sends the final record. `opened`: whether `open` stored it write-ahead (a change).
+    /// Stores the final record in the tenant's ledger before the reply goes out. `opened`:
+    /// whether `open` stored it write-ahead (a change), which this record now replaces.
     pub(super) async fn store<H: Host>(
         mut self,
         host: &H,
