@@ -153,17 +153,7 @@ fn configs_keys_and_audit_through_the_fake_host() {
     );
 
     // Every action past authentication is one audit record, with who and what, never a secret.
-    let admin_events: Vec<Value> = host
-        .events
-        .borrow()
-        .iter()
-        .map(|e| serde_json::to_value(e).expect("json"))
-        .filter(|e| {
-            e["operation"]
-                .as_str()
-                .is_some_and(|o| o.starts_with("admin."))
-        })
-        .collect();
+    let admin_events = admin_events(&host);
     let ops: Vec<(&str, &str)> = admin_events
         .iter()
         .map(|e| {
