@@ -25,6 +25,8 @@ pub mod insights;
 mod lease;
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod open_tests;
 mod opening;
 mod ops;
 mod outbox;
