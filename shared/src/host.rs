@@ -269,8 +269,10 @@ pub trait Host {
     }
     /// Applies one operation to a tenant's admin store ([`crate::tenant_store::TenantStore`]:
     /// config versions and key records), atomically, in the region (a Durable Object on
-    /// Workers), and before answering writes what the reply names in `publish` to the config
-    /// store (`kv_get` reads it). A host without an admin store says so; the admin API then
+    /// Workers). A change queues what it names in `publish` for the config store (`kv_get`
+    /// reads it) in the same write; before answering, the host writes the store's whole queue
+    /// there ([`crate::tenant_store::publish`]), sets the reply's `published`, and retries what
+    /// failed later, on its own. A host without an admin store says so; the admin API then
     /// answers 503.
     async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
         let _ = (tenant, op);

@@ -4,9 +4,14 @@
 //!
 //! The request path reads the current config and key records from the config store (KV), which
 //! has no compare-and-swap: the store is the authority, and each write names what to publish
-//! there ([`StoreReply::publish`]); the host writes it through after storing.
+//! there ([`StoreReply::publish`]), queued ([`Unpublished`]) in the same write as the change;
+//! the host writes the queue through after storing, and again later until it is all in.
+
+mod publish;
 
 use serde::{Deserialize, Serialize};
+
+pub use publish::{publish, Unpublished, UNPUBLISHED_ROW};
 
 use crate::apikey::{record_name, KeyRecord, KeyStatus, Scope};
 use crate::audit::content_sha256;
@@ -143,6 +148,10 @@ pub enum StoreReply {
         before: u64,
         after: Box<StoredVersion>,
         publish: Vec<(String, String)>,
+        /// Set by the host: the config store holds every value of `publish` (else they are
+        /// queued, and written by a later retry).
+        #[serde(default)]
+        published: bool,
     },
     /// `If-Match` named another version than the current one.
     Conflict {
@@ -157,6 +166,9 @@ pub enum StoreReply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retired: Option<KeySummary>,
         publish: Vec<(String, String)>,
+        /// As `Stored::published`.
+        #[serde(default)]
+        published: bool,
     },
     NotFound,
     /// The key exists but the caller may act only on keys it minted.
@@ -166,7 +178,32 @@ pub enum StoreReply {
     },
 }
 
-/// The storage rows of a store: `v:<version, 20 digits>` and `keys`.
+impl StoreReply {
+    /// The config store values a change names (`None` for a reply that changed nothing).
+    pub fn publish(&self) -> Option<&[(String, String)]> {
+        match self {
+            StoreReply::Stored { publish, .. } | StoreReply::KeyStored { publish, .. } => {
+                Some(publish)
+            }
+            _ => None,
+        }
+    }
+
+    /// Marks a change published if `queue` holds none of its values any more.
+    pub fn set_published(&mut self, queue: &Unpublished) {
+        if let StoreReply::Stored {
+            publish, published, ..
+        }
+        | StoreReply::KeyStored {
+            publish, published, ..
+        } = self
+        {
+            *published = queue.holds_all(publish);
+        }
+    }
+}
+
+/// The storage rows of a store: `v:<version, 20 digits>`, `keys` and `unpublished`.
 pub const VERSION_PREFIX: &str = "v:";
 pub const KEYS_ROW: &str = "keys";
 
@@ -177,6 +214,8 @@ pub struct TenantStore {
     tenant: Option<TenantId>,
     versions: Vec<StoredVersion>,
     keys: Vec<KeyEntry>,
+    #[serde(default, skip_serializing_if = "Unpublished::is_empty")]
+    unpublished: Unpublished,
     #[serde(skip)]
     writes: Vec<(String, String)>,
 }
@@ -204,6 +243,8 @@ impl TenantStore {
                 }
             } else if key == KEYS_ROW {
                 store.keys = serde_json::from_str(&value).unwrap_or_default();
+            } else if key == UNPUBLISHED_ROW {
+                store.unpublished = Unpublished::from_row(&value);
             }
         }
         store.versions.sort_by_key(|v| v.meta.version);
@@ -257,10 +298,53 @@ impl TenantStore {
             before,
             publish: vec![(self.tenant_name(), stored.config.clone())],
             after: Box::new(stored),
+            published: false,
         }
     }
 
+    /// Applies `op`; what a change publishes is queued (and its row written) with it.
     pub fn apply(&mut self, op: StoreOp) -> StoreReply {
+        let reply = self.apply_op(op);
+        if let Some(publish) = reply.publish().filter(|p| !p.is_empty()) {
+            self.unpublished.queue(publish);
+            self.writes.push(self.unpublished.row());
+        }
+        reply
+    }
+
+    /// The values not yet in the config store.
+    pub fn unpublished(&self) -> &Unpublished {
+        &self.unpublished
+    }
+
+    /// Unqueues what the config store now holds (`written`, from [`publish`]). A written value
+    /// that is no longer the store's own for its key is queued again with the current one:
+    /// where two hosts publish at once (Spin instances), the older value may land last, and
+    /// whichever finishes last sees that here and writes the current value again.
+    pub fn published(&mut self, written: &[(String, String)]) {
+        let mut changed = self.unpublished.written(written);
+        for (key, value) in written {
+            if let Some(current) = self.current_value(key).filter(|c| c != value) {
+                self.unpublished.queue(&[(key.clone(), current)]);
+                changed = true;
+            }
+        }
+        if changed {
+            self.writes.push(self.unpublished.row());
+        }
+    }
+
+    /// What the config store should hold under `key`, as this store knows it.
+    fn current_value(&self, key: &str) -> Option<String> {
+        if key == self.tenant_name() {
+            return self.versions.last().map(|v| v.config.clone());
+        }
+        let hash = key.strip_prefix("key:")?;
+        let entry = self.keys.iter().find(|k| k.record.key_hash == hash)?;
+        Some(json(&entry.record))
+    }
+
+    fn apply_op(&mut self, op: StoreOp) -> StoreReply {
         match op {
             StoreOp::Get { version } => {
                 let found = match version {
@@ -306,6 +390,7 @@ impl TenantStore {
                         before,
                         after,
                         publish: Vec::new(),
+                        published: true,
                     },
                     other => other,
                 }
@@ -359,6 +444,7 @@ impl TenantStore {
                                 record_name(&entry.record.key_hash),
                                 json(&entry.record),
                             )],
+                            published: false,
                         };
                     }
                     return StoreReply::Invalid {
@@ -385,6 +471,7 @@ impl TenantStore {
                             key: retired.summary(),
                             retired: None,
                             publish: vec![publish_old],
+                            published: false,
                         }
                     }
                 }
@@ -418,6 +505,7 @@ impl TenantStore {
             key: summary,
             retired,
             publish,
+            published: false,
         }
     }
 }
@@ -479,6 +567,7 @@ mod tests {
             before,
             after,
             publish,
+            published: false,
         } = put(&mut s, 0, "{\"a\":1}")
         else {
             panic!("stored")
@@ -607,6 +696,7 @@ mod tests {
             key: new,
             retired,
             publish,
+            ..
         } = s.apply(retire(
             "k_1",
             Some("dev"),
@@ -655,5 +745,83 @@ mod tests {
         assert!(!serde_json::to_string(&keys)
             .expect("json")
             .contains("hash-"));
+    }
+
+    #[test]
+    fn a_change_is_queued_with_itself_until_the_host_has_written_it() {
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        let mut rows = Vec::new();
+        put(&mut s, 0, "{\"a\":1}");
+        let StoreReply::KeyStored { publish, .. } = s.apply(StoreOp::MintKey {
+            entry: key("k1", "alice"),
+        }) else {
+            panic!("minted")
+        };
+        // Both changes' values are queued, and the queue is among the rows to store with them.
+        let queued = s.unpublished().entries().to_vec();
+        assert_eq!(
+            queued[0],
+            ("tenant:acme".to_string(), "{\"a\":1}".to_string())
+        );
+        assert_eq!(queued[1], publish[0]);
+        let mut reloaded = reload(&mut s, &mut rows);
+        assert_eq!(reloaded.unpublished().entries(), queued.as_slice());
+        // Only the config reached the config store: the key record stays queued, in the rows too.
+        reloaded.published(&queued[..1]);
+        assert_eq!(reloaded.unpublished().entries(), &queued[1..]);
+        let again = reload(&mut reloaded, &mut rows);
+        assert_eq!(again.unpublished().entries(), &queued[1..]);
+        // A reply is published once the queue holds none of its values.
+        let mut reply = StoreReply::KeyStored {
+            key: key("k1", "alice").summary(),
+            retired: None,
+            publish: publish.clone(),
+            published: false,
+        };
+        reply.set_published(again.unpublished());
+        assert!(matches!(
+            reply,
+            StoreReply::KeyStored {
+                published: false,
+                ..
+            }
+        ));
+        reply.set_published(&Unpublished::default());
+        assert!(matches!(
+            reply,
+            StoreReply::KeyStored {
+                published: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_older_value_written_last_is_written_again_with_the_current_one() {
+        // Two hosts share the store: one publishes v1 and is slow; meanwhile v2 is stored,
+        // published and unqueued by the other. v1 lands last in the config store.
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        put(&mut s, 0, "v1");
+        let v1 = s.unpublished().entries().to_vec();
+        put(&mut s, 1, "v2");
+        let v2 = s.unpublished().entries().to_vec();
+        s.published(&v2);
+        assert!(s.unpublished().is_empty());
+        s.take_writes();
+        s.published(&v1);
+        assert_eq!(s.unpublished().entries(), v2.as_slice());
+        assert_eq!(s.take_writes(), [s.unpublished().row()]);
+        // Writing the current value leaves nothing to do.
+        s.published(&v2);
+        assert!(s.unpublished().is_empty());
+    }
+
+    #[test]
+    fn a_store_row_written_before_the_queue_reads_back_with_an_empty_one() {
+        let whole = r#"{"tenant":"acme","versions":[],"keys":[]}"#;
+        let s: TenantStore = serde_json::from_str(whole).expect("old row");
+        assert!(s.unpublished().is_empty());
+        // An empty queue adds nothing to the row (older versions read it unchanged).
+        assert_eq!(serde_json::to_string(&s).expect("json"), whole);
     }
 }

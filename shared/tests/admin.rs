@@ -285,3 +285,90 @@ fn no_change_is_made_without_its_record_in_the_trail() {
     assert_eq!(r["tenant_id"], "acme");
     assert_eq!(r["admin"]["subject"], "alice");
 }
+
+#[test]
+fn a_change_the_config_store_refused_stays_queued_until_it_is_written() {
+    let host = FakeHost::new();
+    let plane = plane();
+    script_jwks(&host);
+    let now_s = host.clock_ms.get() / 1000;
+    let admin = admin_token("alice", &["acme-admins"], now_s);
+    let h = with_token(&admin, &[]);
+    let v1 = acme().to_string();
+    let (status, _, put, _) = call(
+        &plane,
+        &host,
+        req(
+            "PUT",
+            "/admin/v1/tenants/acme",
+            &with_token(&admin, &[("if-none-match", "*")]),
+            v1.as_bytes(),
+        ),
+    );
+    assert_eq!((status, &put["published"]), (200, &json!(true)));
+    let (status, _, minted, _) = call(
+        &plane,
+        &host,
+        req("POST", "/admin/v1/tenants/acme/keys", &h, b"{}"),
+    );
+    assert_eq!((status, &minted["published"]), (201, &json!(true)));
+    let secret = minted["secret"].as_str().expect("secret").to_string();
+    let key_id = minted["key"]["key_id"].as_str().expect("id").to_string();
+    let gw = local_gateway();
+    let models = |key: &str| {
+        let auth = format!("Bearer {key}");
+        run(
+            &gw,
+            &host,
+            request("GET", "/v1/models", &[("authorization", &auth)], b""),
+        )
+        .0
+    };
+    assert_eq!(models(&secret), 200);
+
+    // KV refuses writes: the revocation and the new version are stored and recorded, and the
+    // replies say they are not published yet. The request path still reads the old values.
+    host.config_store_down.set(true);
+    let revoke = format!("/admin/v1/tenants/acme/keys/{key_id}/revoke");
+    let (status, _, revoked, _) = call(&plane, &host, req("POST", &revoke, &h, b""));
+    assert_eq!((status, &revoked["published"]), (200, &json!(false)));
+    assert_eq!(revoked["key"]["status"], "revoked");
+    let mut v2 = acme();
+    v2["models"]["gpt-4o"] = v2["models"]["gpt-4o-mini"].clone();
+    let v2 = v2.to_string();
+    let (status, _, put, _) = call(
+        &plane,
+        &host,
+        req(
+            "PUT",
+            "/admin/v1/tenants/acme",
+            &with_token(&admin, &[("if-match", "\"1\"")]),
+            v2.as_bytes(),
+        ),
+    );
+    assert_eq!((status, &put["published"]), (200, &json!(false)), "{put}");
+    assert_eq!(
+        host.kv.borrow().get("tenant:acme"),
+        Some(&v1.clone().into_bytes())
+    );
+    host.advance(11_000); // past the key cache: the edge still holds the active record
+    assert_eq!(models(&secret), 200);
+
+    // KV is back: the next call to the store writes everything queued, oldest values never
+    // after newer ones, and the revoked key is refused.
+    host.config_store_down.set(false);
+    let (status, _, other, _) = call(
+        &plane,
+        &host,
+        req("POST", "/admin/v1/tenants/acme/keys", &h, b"{}"),
+    );
+    assert_eq!((status, &other["published"]), (201, &json!(true)));
+    assert_eq!(
+        host.kv.borrow().get("tenant:acme"),
+        Some(&v2.clone().into_bytes())
+    );
+    host.advance(11_000);
+    assert_eq!(models(&secret), 401);
+    let stores = host.admin_stores.borrow();
+    assert!(stores.get("acme").expect("store").unpublished().is_empty());
+}

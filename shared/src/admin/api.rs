@@ -623,11 +623,13 @@ impl<H: Host> Call<'_, H> {
         effect: &mut Effect,
     ) -> Result<Reply<H::Body>, Box<Failure>> {
         match self.store(op).await? {
-            StoreReply::Stored { after, .. } => {
+            StoreReply::Stored { after, published, .. } => {
                 self.gw.forget_tenant(self.tenant.as_str());
                 effect.changes = changes_between(current.map(|c| c.config.as_str()), &after.config);
                 effect.after = Some((after.meta.version, after.meta.sha256.clone()));
-                let mut reply = json_reply(200, &json!({"tenant_id": self.tenant, "version": after.meta}));
+                // `published: false`: stored and recorded, not yet in the config store the
+                // request path reads; the host keeps retrying (docs/ARCHITECTURE.md).
+                let mut reply = json_reply(200, &json!({"tenant_id": self.tenant, "version": after.meta, "published": published}));
                 reply.headers.push(("etag".into(), format!("\"{}\"", after.meta.version)));
                 Ok(reply)
             }

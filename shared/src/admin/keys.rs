@@ -58,6 +58,7 @@ impl<H: Host> Call<'_, H> {
                 key,
                 retired,
                 publish,
+                published,
             } => {
                 for (name, _) in &publish {
                     if let Some(hash) = name.strip_prefix("key:") {
@@ -67,6 +68,8 @@ impl<H: Host> Call<'_, H> {
                 let mut body = serde_json::Map::new();
                 body.insert("tenant_id".into(), json!(self.tenant));
                 body.insert("key".into(), json!(key));
+                // As a config write's: false until the request path's store holds the record.
+                body.insert("published".into(), json!(published));
                 if let Some(r) = retired {
                     body.insert("retired".into(), json!(r));
                 }

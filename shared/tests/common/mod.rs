@@ -18,7 +18,7 @@ use asc_core::pipeline::Handled;
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
-use asc_core::tenant_store::{StoreOp, StoreReply, TenantStore};
+use asc_core::tenant_store::{publish, StoreOp, StoreReply, TenantStore};
 use asc_core::time::Timestamp;
 use asc_core::{builtin_regions, Gateway, Settings};
 
@@ -128,9 +128,36 @@ pub struct FakeHost {
     pub guard_compiles: RefCell<Vec<GuardSources>>,
     /// The guardrail compiler fails every call (the control plane unreachable).
     pub compiler_down: Cell<bool>,
+    /// The config store refuses the admin store's writes (its publishing), as KV failing.
+    pub config_store_down: Cell<bool>,
 }
 
 impl FakeHost {
+    /// Writes `tenant`'s queued admin values to the config store, as a host does after each
+    /// change and on its retries (a Durable Object's alarm, Spin's flush endpoint).
+    pub async fn publish_queued(&self, tenant: &TenantId) {
+        let Some(queue) = self
+            .admin_stores
+            .borrow()
+            .get(tenant.as_str())
+            .map(|s| s.unpublished().clone())
+        else {
+            return;
+        };
+        let (written, _errors) = publish(&queue, |k, v| async move {
+            if self.config_store_down.get() {
+                return Err(HostError::Store("config store unavailable".into()));
+            }
+            self.kv.borrow_mut().insert(k, v.into_bytes());
+            Ok(())
+        })
+        .await;
+        if let Some(store) = self.admin_stores.borrow_mut().get_mut(tenant.as_str()) {
+            store.published(&written);
+            store.take_writes();
+        }
+    }
+
     pub fn new() -> Self {
         let host = FakeHost {
             clock_ms: Cell::new(1_767_225_600_000), // 2026-01-01T00:00:00Z
@@ -166,6 +193,7 @@ impl FakeHost {
             admin_stores: RefCell::new(HashMap::new()),
             guard_compiles: RefCell::new(Vec::new()),
             compiler_down: Cell::new(false),
+            config_store_down: Cell::new(false),
         };
         host.set_secret("KEY_HASH_SECRET", KEY_SECRET);
         host.set_secret("OPENAI_API_KEY", UPSTREAM_KEY);
@@ -447,7 +475,7 @@ impl Host for FakeHost {
     }
 
     async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
-        let reply = {
+        let mut reply = {
             let mut stores = self.admin_stores.borrow_mut();
             let store = stores
                 .entry(tenant.to_string())
@@ -456,12 +484,9 @@ impl Host for FakeHost {
             store.take_writes();
             reply
         };
-        if let StoreReply::Stored { publish, .. } | StoreReply::KeyStored { publish, .. } = &reply {
-            for (k, v) in publish {
-                self.kv
-                    .borrow_mut()
-                    .insert(k.clone(), v.clone().into_bytes());
-            }
+        self.publish_queued(tenant).await;
+        if let Some(store) = self.admin_stores.borrow().get(tenant.as_str()) {
+            reply.set_published(store.unpublished());
         }
         Ok(reply)
     }
