@@ -53,8 +53,12 @@ export class CircuitBoardObject extends RustObject {
   apply(op) { return this.call('apply', op); }
 }
 
-/** A tenant's admin store: config versions (If-Match, history, rollback) and key records. */
+/**
+ * A tenant's admin store: config versions (If-Match, history, rollback) and key records. Calls
+ * and alarms run one at a time, KV writes included, so a value never overtakes a newer one.
+ */
 export class TenantAdmin extends RustObject {
   create() { return new asc.AdminObject(this.ctx.storage, this.env); }
-  apply(tenant, op) { return this.call('apply', tenant, op); }
+  apply(tenant, op) { return this.ctx.blockConcurrencyWhile(() => this.call('apply', tenant, op)); }
+  alarm() { return this.ctx.blockConcurrencyWhile(() => this.call('alarm')); }
 }

@@ -5,7 +5,8 @@
 //!   can kill the isolate between a response and its commit;
 //! - `ASC_FAULT_TRAP_PATH`: a request to that path panics (a wasm trap);
 //! - `ASC_FAULT_TRAP_LEDGER`: the first operation on that ledger in an isolate panics while it
-//!   holds the ledger.
+//!   holds the ledger;
+//! - `ASC_FAULT_PUBLISH_REFUSED`: `1` makes every KV write of the admin stores fail.
 
 use std::cell::RefCell;
 
@@ -19,9 +20,11 @@ pub const AFTER_DELAY_MS: &str = "ASC_FAULT_AFTER_DELAY_MS";
 pub const TRAP_PATH: &str = "ASC_FAULT_TRAP_PATH";
 #[cfg(feature = "control")]
 pub const TRAP_LEDGER: &str = "ASC_FAULT_TRAP_LEDGER";
+#[cfg(feature = "control")]
+pub const PUBLISH_REFUSED: &str = "ASC_FAULT_PUBLISH_REFUSED";
 
 thread_local! {
-    // At most three entries: a list (a map's hashing cost ~0.5 KB of gzip in each Worker).
+    // At most four entries: a list (a map's hashing cost ~0.5 KB of gzip in each Worker).
     static VARS: RefCell<Vec<(&'static str, Option<String>)>> = const { RefCell::new(Vec::new()) };
 }
 

@@ -1,54 +1,118 @@
 //! A tenant's admin store object: one per tenant, in the region's jurisdiction. It holds every
 //! version of the tenant's config and its key records (the core's `TenantStore`), checks
 //! `If-Match` and writes each change through to KV (`ASC_CONFIG`), which the request path reads.
+//!
+//! A change is stored with its values queued for KV (`Unpublished`) and an alarm set, in one
+//! write; then the whole queue is written to KV. What KV refused stays queued and the alarm
+//! retries it (5 s, doubling to 5 min), so a stored change always reaches the request path. The
+//! JS class runs each call and alarm under `blockConcurrencyWhile`: KV writes from two calls
+//! never overlap, so an older value cannot land after a newer one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use asc_core::ids::TenantId;
-use asc_core::tenant_store::{StoreOp, StoreReply, TenantStore};
+use asc_core::tenant_store::{publish, StoreOp, TenantStore};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{fail, storage};
+use super::{fail, now_ms, storage};
 use crate::host::CONFIG_KV;
-use crate::js;
+use crate::{bootstrap, fault, js};
+
+/// The first retry of a refused KV write, and the longest wait between retries.
+const RETRY_FIRST_MS: u64 = 5_000;
+const RETRY_MAX_MS: u64 = 300_000;
 
 struct State {
     storage: JsValue,
     env: JsValue,
     store: RefCell<Option<TenantStore>>,
+    /// Retries in a row that left something queued (the backoff; reset when all is written).
+    retries: Cell<u32>,
 }
 
 impl State {
     async fn apply(&self, tenant: String, op: String) -> Result<JsValue, JsValue> {
-        if self.store.borrow().is_none() {
-            let rows = storage::all(&self.storage, "").await?;
-            *self.store.borrow_mut() = Some(TenantStore::load(TenantId(tenant), rows));
-        }
         let op: StoreOp = serde_json::from_str(&op).map_err(fail)?;
-        let (reply, writes) = {
-            let mut guard = self.store.borrow_mut();
-            let Some(store) = guard.as_mut() else {
-                return Err(fail("admin store not loaded"));
-            };
-            let reply = store.apply(op);
-            (reply, store.take_writes())
+        // Taken out for the call (nothing else runs meanwhile: blockConcurrencyWhile); an error
+        // drops it and the next call reads it again.
+        let mut store = match self.store.take() {
+            Some(store) => store,
+            None => TenantStore::load(TenantId(tenant), storage::all(&self.storage, "").await?),
         };
-        // Stored first (atomically; the output gate holds the answer until it is durable), then
-        // published. If a KV write fails the caller gets a 503 while the change is stored: a
-        // config is published again by the next put or rollback, a revocation by revoking again
-        // (idempotent).
-        storage::write(&self.storage, &writes, &[]);
-        let publish: &[(String, String)] = match &reply {
-            StoreReply::Stored { publish, .. } | StoreReply::KeyStored { publish, .. } => publish,
-            _ => &[],
-        };
-        for (key, value) in publish {
-            js::wait(js::kv_put(&self.env, CONFIG_KV, key, value)).await?;
+        let mut reply = store.apply(op);
+        let writes = store.take_writes();
+        if !store.unpublished().is_empty() {
+            // The safety net, durable with the change: if this object dies before KV has it all.
+            js::storage_set_alarm(&self.storage, js::number(now_ms() + RETRY_FIRST_MS));
         }
+        storage::write(&self.storage, &writes, &[]);
+        if !self.publish(&mut store).await {
+            self.retries.set(0);
+        }
+        reply.set_published(store.unpublished());
+        *self.store.borrow_mut() = Some(store);
         Ok(JsValue::from_str(&storage::json(&reply)?))
+    }
+
+    /// Writes the queue to KV and stores what is left of it. Whether something is left.
+    async fn publish(&self, store: &mut TenantStore) -> bool {
+        if store.unpublished().is_empty() {
+            return false;
+        }
+        let queue = store.unpublished().clone();
+        let local = bootstrap::deployment(&self.env).is_ok_and(|d| d.region.id == "local");
+        let refused = fault::is(local, &self.env, fault::PUBLISH_REFUSED, "1");
+        let (written, errors) = publish(&queue, |key, value| async move {
+            if refused {
+                return Err(fail("refused (fault injection)"));
+            }
+            js::wait(js::kv_put(&self.env, CONFIG_KV, &key, &value))
+                .await
+                .map(|_| ())
+        })
+        .await;
+        if let Some(e) = errors.first() {
+            // The values are config and key records (no secrets); the KV error names neither.
+            js::log_error(&format!(
+                "asc: admin store: {} of {} KV writes failed, retried by the alarm: {}",
+                errors.len(),
+                queue.entries().len(),
+                js::describe(e)
+            ));
+        }
+        store.published(&written);
+        storage::write(&self.storage, &store.take_writes(), &[]);
+        !store.unpublished().is_empty()
+    }
+
+    /// Retries what KV refused; sets the next alarm if something is still left.
+    async fn alarm(&self) -> Result<JsValue, JsValue> {
+        // The store's tenant name only matters to a new version, which an alarm never makes.
+        let (mut store, cached) = match self.store.take() {
+            Some(store) => (store, true),
+            None => {
+                let rows = storage::all(&self.storage, "").await?;
+                (TenantStore::load(TenantId(String::new()), rows), false)
+            }
+        };
+        let left = self.publish(&mut store).await;
+        if left {
+            let retries = self.retries.get().saturating_add(1);
+            self.retries.set(retries);
+            let wait = RETRY_FIRST_MS
+                .saturating_mul(1 << retries.min(10))
+                .min(RETRY_MAX_MS);
+            js::storage_set_alarm(&self.storage, js::number(now_ms() + wait));
+        } else {
+            self.retries.set(0);
+        }
+        if cached {
+            *self.store.borrow_mut() = Some(store);
+        }
+        Ok(JsValue::UNDEFINED)
     }
 }
 
@@ -66,6 +130,7 @@ impl AdminObject {
                 storage,
                 env,
                 store: RefCell::new(None),
+                retries: Cell::new(0),
             }),
         }
     }
@@ -73,5 +138,10 @@ impl AdminObject {
     pub fn apply(&self, tenant: String, op: String) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move { state.apply(tenant, op).await })
+    }
+
+    pub fn alarm(&self) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move { state.alarm().await })
     }
 }
