@@ -10,15 +10,18 @@ use asc_core::admin::AdminPlane;
 use asc_core::audit::drive;
 use asc_core::deployment::Deployment;
 use asc_core::host::{ByteSource, HostError};
+use asc_core::ids::TenantId;
 use asc_core::ledger::insights::SWEEP_AFTER_MS;
+use asc_core::ledger::stored::apply_versioned;
 use asc_core::ledger::LedgerId;
 use asc_core::pipeline::http::Inbound;
 use asc_core::pipeline::AfterResponse;
 use asc_core::secret::Secret;
+use asc_core::tenant_store::TenantStore;
 use asc_core::{ErrorKind, Gateway, GatewayError};
 use subtle::ConstantTimeEq;
 
-use crate::host::SpinHost;
+use crate::host::{admin_row, SpinHost, ADMIN_ROW_PREFIX};
 use crate::platform::{Platform, SqlValue};
 use crate::s3::BucketSink;
 use crate::settings;
@@ -137,6 +140,8 @@ pub struct Settings {
     pub deployment: Deployment,
     pub secrets: HashMap<String, Secret>,
     pub after_delay_ms: u64,
+    /// `settings::FAULT_PUBLISH_REFUSED` (loopback region only).
+    pub publish_refused: bool,
 }
 
 /// Reads the deployment's settings; an error means it is misconfigured.
@@ -144,10 +149,15 @@ pub async fn read_settings<P: Platform>(p: &P) -> Result<Settings, String> {
     let deployment = settings::deployment(p).await?;
     let secrets = settings::secrets(p).await.map_err(|e| e.to_string())?;
     let after_delay_ms = fault_after_delay_ms(&deployment, p).await;
+    let publish_refused = deployment.region.id == "local"
+        && settings::optional(p, settings::FAULT_PUBLISH_REFUSED)
+            .await
+            .is_ok_and(|v| v.as_deref() == Some("1"));
     Ok(Settings {
         deployment,
         secrets,
         after_delay_ms,
+        publish_refused,
     })
 }
 
@@ -172,7 +182,7 @@ pub async fn prepare_with<P: Platform>(
     Ok(Prepared {
         deployment: settings.deployment,
         gateway,
-        host: SpinHost::new(platform, settings.secrets),
+        host: SpinHost::new(platform, settings.secrets).refusing_publish(settings.publish_refused),
         after_delay_ms: settings.after_delay_ms,
     })
 }
@@ -309,6 +319,49 @@ pub async fn forward_ledgers<P: Platform>(
         }
     }
     failures
+}
+
+/// The admin stores whose queue for the key-value store is not empty (`TenantStore`'s
+/// `unpublished`, serialized only when it holds something).
+pub const UNPUBLISHED_ADMIN_STORES: &str = "SELECT id FROM asc_ledger
+     WHERE id LIKE 'admin/%' AND state LIKE '%\"unpublished\":[%'";
+
+/// Writes what admin changes left queued (the key-value store failed, or the instance that
+/// stored them died first) to the key-value store: Spin's stand-in for the Durable Object's
+/// retry alarm. Returns how many stores are still not all written.
+pub async fn publish_admin_stores<P: Platform>(host: &SpinHost<P>) -> Result<usize, String> {
+    let rows = host
+        .platform()
+        .sql(UNPUBLISHED_ADMIN_STORES, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut left = 0;
+    for row in rows {
+        let Some(tenant) = row
+            .first()
+            .and_then(SqlValue::as_str)
+            .and_then(|id| id.strip_prefix(ADMIN_ROW_PREFIX))
+        else {
+            continue;
+        };
+        let tenant = TenantId(tenant.to_string());
+        let queue = apply_versioned(
+            &sql_ledger::SqlLedgers(host.platform()),
+            &admin_row(&tenant),
+            |store: &mut TenantStore| store.unpublished().clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if !host
+            .publish_admin(&tenant, queue)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            left += 1;
+        }
+    }
+    Ok(left)
 }
 
 /// Gives up on expired requests and forwards every ledger of the deployment (what a Durable
@@ -599,6 +652,9 @@ pub async fn flush_endpoint<P: Platform, B: ByteSource>(
     }
     if let Err(why) = sweep(d, host).await {
         eprintln!("asc: sweeping ledgers failed, will retry: {why}");
+    }
+    if let Err(why) = publish_admin_stores(host).await {
+        eprintln!("asc: publishing admin stores failed, will retry: {why}");
     }
     let flushed = flush(d, host).await;
     // After the flush: a receiver that is down must not hold the audit trail up.

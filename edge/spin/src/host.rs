@@ -13,7 +13,7 @@ use asc_core::ledger::{LedgerId, LedgerOp, LedgerReply};
 use asc_core::response_cache::CacheKey;
 use asc_core::routing::circuit::{CircuitBoard, CircuitOp, CircuitReply};
 use asc_core::secret::{Secret, SecretRef};
-use asc_core::tenant_store::{StoreOp, StoreReply, TenantStore};
+use asc_core::tenant_store::{publish, StoreOp, StoreReply, TenantStore, Unpublished};
 use asc_core::time::Timestamp;
 
 use crate::ledger_queue::LedgerQueues;
@@ -34,6 +34,8 @@ pub struct SpinHost<P> {
     secrets: HashMap<String, Secret>,
     /// The ledgers this request wrote, whose outboxes to forward after the response.
     touched: RefCell<BTreeSet<LedgerId>>,
+    /// The loopback region's fault: the admin stores' key-value writes fail.
+    publish_refused: bool,
 }
 
 impl<P: Platform> SpinHost<P> {
@@ -42,7 +44,55 @@ impl<P: Platform> SpinHost<P> {
             platform,
             secrets,
             touched: RefCell::new(BTreeSet::new()),
+            publish_refused: false,
         }
+    }
+
+    /// With the fault `settings::FAULT_PUBLISH_REFUSED` on or off.
+    pub fn refusing_publish(mut self, refused: bool) -> Self {
+        self.publish_refused = refused;
+        self
+    }
+
+    /// Writes the queue of `tenant`'s admin store (`queue`, as last read) to the key-value
+    /// store, and unqueues what was written in the store's row. Returns what is left queued:
+    /// the flush endpoint retries it (`app::publish_admin_stores`).
+    pub async fn publish_admin(
+        &self,
+        tenant: &TenantId,
+        queue: Unpublished,
+    ) -> Result<Unpublished, HostError> {
+        if queue.is_empty() {
+            return Ok(queue);
+        }
+        let (written, errors) = publish(&queue, |key, value| async move {
+            if self.publish_refused {
+                return Err(HostError::Store("refused (fault injection)".into()));
+            }
+            self.platform.kv_set(&key, value.as_bytes()).await
+        })
+        .await;
+        if let Some(e) = errors.first() {
+            eprintln!(
+                "asc: admin store of {tenant}: {} of {} key-value writes failed, retried by the flush endpoint: {e}",
+                errors.len(),
+                queue.entries().len()
+            );
+        }
+        if written.is_empty() {
+            return Ok(queue);
+        }
+        apply_versioned(
+            &SqlLedgers(&self.platform),
+            &admin_row(tenant),
+            |store: &mut TenantStore| {
+                store.set_tenant(tenant);
+                store.published(&written);
+                store.take_writes();
+                store.unpublished().clone()
+            },
+        )
+        .await
     }
 
     /// Runs `work` on `ledger` with the instance's queue for it held: after the operations in
@@ -133,26 +183,30 @@ impl<P: Platform> Host for SpinHost<P> {
     }
 
     /// A tenant's admin store: one versioned row in the ledger table (`admin/<tenant>`), updated
-    /// by the same compare-and-swap, so two concurrent edits cannot both pass `If-Match`. What
-    /// the reply publishes is then written to the key-value store.
+    /// by the same compare-and-swap, so two concurrent edits cannot both pass `If-Match`. A
+    /// change is queued for the key-value store in the same swap; the store's queue is then
+    /// written there (`publish_admin`).
     async fn tenant_store(&self, tenant: &TenantId, op: &StoreOp) -> Result<StoreReply, HostError> {
-        let id = LedgerId(format!("admin/{tenant}"));
-        let reply = apply_versioned(
+        let (mut reply, queue) = apply_versioned(
             &SqlLedgers(&self.platform),
-            &id,
+            &admin_row(tenant),
             |store: &mut TenantStore| {
                 store.set_tenant(tenant);
                 let reply = store.apply(op.clone());
                 store.take_writes();
-                reply
+                (reply, store.unpublished().clone())
             },
         )
         .await?;
-        if let StoreReply::Stored { publish, .. } | StoreReply::KeyStored { publish, .. } = &reply {
-            for (key, value) in publish {
-                self.platform.kv_set(key, value.as_bytes()).await?;
+        // The change is stored and recorded: a failed write is left to the retries.
+        let left = match self.publish_admin(tenant, queue.clone()).await {
+            Ok(left) => left,
+            Err(e) => {
+                eprintln!("asc: admin store of {tenant}: unqueueing what was written failed: {e}");
+                queue
             }
-        }
+        };
+        reply.set_published(&left);
         Ok(reply)
     }
 
@@ -228,3 +282,11 @@ impl<P: Platform> Host for SpinHost<P> {
         self.platform.sleep(ms).await;
     }
 }
+
+/// The ledger table's row of `tenant`'s admin store.
+pub fn admin_row(tenant: &TenantId) -> LedgerId {
+    LedgerId(format!("{ADMIN_ROW_PREFIX}{tenant}"))
+}
+
+/// The prefix of the admin stores' rows in the ledger table.
+pub const ADMIN_ROW_PREFIX: &str = "admin/";

@@ -45,6 +45,7 @@ pub const SETTINGS: &[&str] = &[
     "otlp_max_batch",
     OTLP_HEADERS,
     FAULT_AFTER_DELAY,
+    FAULT_PUBLISH_REFUSED,
 ];
 
 /// Extra headers for the OpenTelemetry collector (secret; `name=value,...`).
@@ -68,6 +69,9 @@ pub const BUCKET_SECRET_ACCESS_KEY: &str = "audit_bucket_secret_access_key";
 /// (the Worker's `ASC_FAULT_AFTER_DELAY_MS`): holds back the work after each response, so a test
 /// can kill `spin up` between a response and its commit.
 pub const FAULT_AFTER_DELAY: &str = "asc_fault_after_delay_ms";
+/// Fault injection as above (the Worker's `ASC_FAULT_PUBLISH_REFUSED`): `1` makes every write of
+/// the admin stores to the key-value store fail, as a store that is down.
+pub const FAULT_PUBLISH_REFUSED: &str = "asc_fault_publish_refused";
 
 /// The Spin variable holding secret `name`.
 pub fn variable_name(secret: &str) -> String {

@@ -106,3 +106,69 @@ fn configs_and_keys_on_spin() {
     assert!(!text.contains(key));
     block_on(app::sweep(&prepared.deployment, &prepared.host)).expect("sweep skips admin rows");
 }
+
+#[test]
+fn changes_the_key_value_store_refused_are_written_by_the_flush_endpoint() {
+    let fake = Rc::new(FakeHost::new());
+    let platform = TestPlatform::new(fake.clone());
+    platform.set_var("admin_issuers", &admin_issuers(&["acme"]));
+    let prepared = block_on(app::prepare(platform.instance())).expect("deployment");
+    script_jwks(&fake);
+    let token = admin_token("alice", &["acme-admins"], fake.clock_ms.get() / 1000);
+    let mut config = demo_tenant();
+    config["tenant_id"] = json!("acme");
+    let body = config.to_string();
+    let call = |method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]| {
+        let (status, _, reply) = block_on(app::admin(
+            &prepared,
+            req(method, path, &token, extra, body),
+        ));
+        (
+            status,
+            serde_json::from_slice::<Value>(&reply).expect("json"),
+        )
+    };
+
+    fake.config_store_down.set(true);
+    let (status, put) = call(
+        "PUT",
+        "/admin/v1/tenants/acme",
+        &[("if-none-match", "*")],
+        body.as_bytes(),
+    );
+    assert_eq!((status, &put["published"]), (200, &json!(false)), "{put}");
+    let (status, minted) = call("POST", "/admin/v1/tenants/acme/keys", &[], b"{}");
+    assert_eq!(
+        (status, &minted["published"]),
+        (201, &json!(false)),
+        "{minted}"
+    );
+    let key = minted["secret"].as_str().expect("secret").to_string();
+    assert!(fake.kv.borrow().get("tenant:acme").is_none());
+    let models = || {
+        let auth = format!("Bearer {key}");
+        block_on(prepared.gateway.handle(
+            &prepared.host,
+            request("GET", "/v1/models", &[("authorization", &auth)], b""),
+        ))
+        .reply
+        .status
+    };
+    assert_eq!(models(), 401);
+    // The queue is in the store's row, where the flush endpoint's query finds it.
+    let found = platform.query(app::UNPUBLISHED_ADMIN_STORES);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0][0].as_str(), Some("admin/acme"));
+    assert_eq!(block_on(app::publish_admin_stores(&prepared.host)), Ok(1));
+
+    // The store is back: one pass writes both, and the row's queue is empty.
+    fake.config_store_down.set(false);
+    let other = block_on(app::prepare(platform.instance())).expect("deployment");
+    assert_eq!(block_on(app::publish_admin_stores(&other.host)), Ok(0));
+    assert_eq!(
+        fake.kv.borrow().get("tenant:acme"),
+        Some(&body.clone().into_bytes())
+    );
+    assert!(platform.query(app::UNPUBLISHED_ADMIN_STORES).is_empty());
+    assert_eq!(models(), 200);
+}

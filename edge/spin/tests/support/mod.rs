@@ -262,6 +262,9 @@ impl Platform for TestPlatform {
     }
 
     async fn kv_set(&self, key: &str, value: &[u8]) -> Result<(), HostError> {
+        if self.fake.config_store_down.get() {
+            return Err(HostError::Store("key-value store unavailable".into()));
+        }
         self.fake
             .kv
             .borrow_mut()
