@@ -264,7 +264,19 @@ pub fn tenant_push(a: &PushArgs) -> Result<ExitCode, String> {
         &[header],
     )?)?;
     eprintln!("stored version {}", v["version"]["version"]);
+    warn_unpublished(&v);
     print(&v)
+}
+
+/// Says so when a stored change is not yet in the config store the gateway reads (the reply's
+/// `published: false`): the gateway retries on its own, and until then serves the old records.
+fn warn_unpublished(v: &Value) {
+    if v["published"] == json!(false) {
+        eprintln!(
+            "warning: stored and recorded, but the gateway's config store refused the write; \
+             the gateway retries it on its own, and until then serves the previous records"
+        );
+    }
 }
 
 pub fn tenant_validate(a: &ValidateArgs) -> Result<ExitCode, String> {
@@ -297,17 +309,20 @@ pub fn tenant_rollback(a: &RollbackArgs) -> Result<ExitCode, String> {
     let body = json!({"version": a.to}).to_string();
     let path = format!("/tenants/{}/rollback", a.tenant);
     let header = ("if-match", format!("\"{}\"", a.if_match));
-    print(&ok_json(call(
+    let v = ok_json(call(
         &a.target,
         "POST",
         &path,
         Some(body.as_bytes()),
         &[header],
-    )?)?)
+    )?)?;
+    warn_unpublished(&v);
+    print(&v)
 }
 
 /// Prints a minted key as shell-friendly lines (as `asc key new` does), then the record.
 fn print_minted(v: &Value) -> Result<ExitCode, String> {
+    warn_unpublished(v);
     println!("ASC_API_KEY={}", v["secret"].as_str().unwrap_or(""));
     println!("KEY_ID={}", v["key"]["key_id"].as_str().unwrap_or(""));
     eprintln!("The key is shown once: store it now.");
@@ -347,7 +362,9 @@ pub fn key_list(a: &ListArgs) -> Result<ExitCode, String> {
 
 pub fn key_revoke(a: &RevokeArgs) -> Result<ExitCode, String> {
     let path = format!("/tenants/{}/keys/{}/revoke", a.tenant, a.key_id);
-    print(&ok_json(call(&a.target, "POST", &path, Some(b"{}"), &[])?)?)
+    let v = ok_json(call(&a.target, "POST", &path, Some(b"{}"), &[])?)?;
+    warn_unpublished(&v);
+    print(&v)
 }
 
 pub fn key_rotate(a: &RotateArgs) -> Result<ExitCode, String> {
