@@ -11,7 +11,7 @@ mod publish;
 
 use serde::{Deserialize, Serialize};
 
-pub use publish::{publish, Unpublished, UNPUBLISHED_ROW};
+pub use publish::{publish, Entry, Unpublished, UNPUBLISHED_ROW};
 
 use crate::apikey::{record_name, KeyRecord, KeyStatus, Scope};
 use crate::audit::content_sha256;
@@ -214,7 +214,7 @@ pub struct TenantStore {
     tenant: Option<TenantId>,
     versions: Vec<StoredVersion>,
     keys: Vec<KeyEntry>,
-    #[serde(default, skip_serializing_if = "Unpublished::is_empty")]
+    #[serde(default, skip_serializing_if = "Unpublished::is_unused")]
     unpublished: Unpublished,
     #[serde(skip)]
     writes: Vec<(String, String)>,
@@ -318,12 +318,13 @@ impl TenantStore {
     }
 
     /// Unqueues what the config store now holds (`written`, from [`publish`]). A written value
-    /// that is no longer the store's own for its key is queued again with the current one:
-    /// where two hosts publish at once (Spin instances), the older value may land last, and
-    /// whichever finishes last sees that here and writes the current value again.
-    pub fn published(&mut self, written: &[(String, String)]) {
+    /// that is no longer the store's own for its key is queued again with the current one, with
+    /// a new sequence: where two hosts publish at once (Spin instances), an older value may land
+    /// after a newer one, and whichever host unqueues the older one queues the current value
+    /// again, which the other host's unqueueing (of what it read before) leaves queued.
+    pub fn published(&mut self, written: &[Entry]) {
         let mut changed = self.unpublished.written(written);
-        for (key, value) in written {
+        for (key, value, _) in written {
             if let Some(current) = self.current_value(key).filter(|c| c != value) {
                 self.unpublished.queue(&[(key.clone(), current)]);
                 changed = true;
@@ -760,10 +761,10 @@ mod tests {
         // Both changes' values are queued, and the queue is among the rows to store with them.
         let queued = s.unpublished().entries().to_vec();
         assert_eq!(
-            queued[0],
-            ("tenant:acme".to_string(), "{\"a\":1}".to_string())
+            (queued[0].0.as_str(), queued[0].1.as_str()),
+            ("tenant:acme", "{\"a\":1}")
         );
-        assert_eq!(queued[1], publish[0]);
+        assert_eq!((&queued[1].0, &queued[1].1), (&publish[0].0, &publish[0].1));
         let mut reloaded = reload(&mut s, &mut rows);
         assert_eq!(reloaded.unpublished().entries(), queued.as_slice());
         // Only the config reached the config store: the key record stays queued, in the rows too.
@@ -809,11 +810,56 @@ mod tests {
         assert!(s.unpublished().is_empty());
         s.take_writes();
         s.published(&v1);
-        assert_eq!(s.unpublished().entries(), v2.as_slice());
+        let again = s.unpublished().entries().to_vec();
+        assert_eq!((again.len(), again[0].1.as_str()), (1, "v2"));
         assert_eq!(s.take_writes(), [s.unpublished().row()]);
-        // Writing the current value leaves nothing to do.
-        s.published(&v2);
+        // Writing the current value as queued again leaves nothing to do.
+        s.published(&again);
         assert!(s.unpublished().is_empty());
+    }
+
+    fn revoke(id: &str) -> StoreOp {
+        StoreOp::RetireKey {
+            key_id: KeyId(id.into()),
+            expires_ms: None,
+            replacement: None,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn a_revocation_survives_its_own_unqueueing_after_an_older_record_landed_last() {
+        // A key minted while KV was down; its record (active) is queued. Host A reads the
+        // queue to publish it and is slow. Host B revokes the key and writes the revoked
+        // record, and then A's active record lands: KV holds `active`. A unqueues first (its
+        // value is no longer current: the revoked record is queued again), then B unqueues
+        // what it read. The revoked record must stay queued, or the key keeps working.
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        s.apply(StoreOp::MintKey {
+            entry: key("k1", "alice"),
+        });
+        let read_by_a = s.unpublished().entries().to_vec();
+        s.apply(revoke("k1"));
+        let read_by_b = s.unpublished().entries().to_vec();
+        assert!(read_by_b[0].1.contains("\"revoked\""));
+        s.published(&read_by_a);
+        s.published(&read_by_b);
+        let left = s.unpublished().entries();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].1.contains("\"revoked\""));
+        // The other order (B unqueues first) ends the same way.
+        let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+        s.apply(StoreOp::MintKey {
+            entry: key("k1", "alice"),
+        });
+        let read_by_a = s.unpublished().entries().to_vec();
+        s.apply(revoke("k1"));
+        let read_by_b = s.unpublished().entries().to_vec();
+        s.published(&read_by_b);
+        s.published(&read_by_a);
+        let left = s.unpublished().entries();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].1.contains("\"revoked\""));
     }
 
     #[test]

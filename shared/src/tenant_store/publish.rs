@@ -12,10 +12,18 @@ use serde::{Deserialize, Serialize};
 /// The storage row of the queue (a Durable Object keeps the store as rows).
 pub const UNPUBLISHED_ROW: &str = "unpublished";
 
-/// `(config store key, value)` pairs to write, the latest value of each key once.
+/// One value to write: `(config store key, value, sequence)`. The sequence tells a value queued
+/// again apart from the same value queued before, which a slow publisher may still hold.
+pub type Entry = (String, String, u64);
+
+/// The config store writes still to make, the latest value of each key once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Unpublished(Vec<(String, String)>);
+#[serde(default)]
+pub struct Unpublished {
+    entries: Vec<Entry>,
+    /// The next entry's sequence: kept when the queue empties, so a sequence is never reused.
+    next: u64,
+}
 
 impl Unpublished {
     /// The queue stored as `text`; empty if unreadable (our own JSON: not expected).
@@ -25,55 +33,68 @@ impl Unpublished {
 
     /// The row that stores the queue as it is now.
     pub fn row(&self) -> (String, String) {
-        let text = serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into());
+        let text = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
         (UNPUBLISHED_ROW.into(), text)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
-    pub fn entries(&self) -> &[(String, String)] {
-        &self.0
+    /// Never used: nothing to store (an old store's row stays as it was).
+    pub fn is_unused(&self) -> bool {
+        self.entries.is_empty() && self.next == 0
     }
 
-    /// Queues `entries`; a key already queued takes the newer value (only the last value of a
-    /// key may reach the config store, never an older one after it).
-    pub fn queue(&mut self, entries: &[(String, String)]) {
-        for (key, value) in entries {
-            match self.0.iter_mut().find(|(k, _)| k == key) {
-                Some(queued) => queued.1.clone_from(value),
-                None => self.0.push((key.clone(), value.clone())),
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Queues `values` (`(key, value)`), each with a new sequence; a key already queued takes
+    /// the newer value (only the last value of a key may reach the config store).
+    pub fn queue(&mut self, values: &[(String, String)]) {
+        for (key, value) in values {
+            let seq = self.next;
+            self.next += 1;
+            match self.entries.iter_mut().find(|(k, _, _)| k == key) {
+                Some(queued) => {
+                    queued.1.clone_from(value);
+                    queued.2 = seq;
+                }
+                None => self.entries.push((key.clone(), value.clone(), seq)),
             }
         }
     }
 
-    /// Drops the entries the config store now holds, except a key queued again with another
-    /// value meanwhile (that one still has to be written). Whether anything was dropped.
-    pub fn written(&mut self, written: &[(String, String)]) -> bool {
-        let before = self.0.len();
-        self.0.retain(|queued| !written.contains(queued));
-        self.0.len() != before
+    /// Drops the entries the config store now holds, as they were read: an entry queued again
+    /// since (a newer value, or the same value re-queued) still has to be written. Whether
+    /// anything was dropped.
+    pub fn written(&mut self, written: &[Entry]) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|queued| !written.contains(queued));
+        self.entries.len() != before
     }
 
-    /// Whether the config store holds every one of `entries` (none of them is still queued).
-    pub fn holds_all(&self, entries: &[(String, String)]) -> bool {
-        !entries.iter().any(|e| self.0.contains(e))
+    /// Whether none of `values` (`(key, value)`) is still queued with that value.
+    pub fn holds_all(&self, values: &[(String, String)]) -> bool {
+        !values
+            .iter()
+            .any(|(k, v)| self.entries.iter().any(|(qk, qv, _)| qk == k && qv == v))
     }
 }
 
 /// Writes every entry of `queue` with `put`, in order. Returns the entries written and the
 /// errors of those that were not (each still queued: the caller retries them later).
-pub async fn publish<E, F, Fut>(queue: &Unpublished, mut put: F) -> (Vec<(String, String)>, Vec<E>)
+pub async fn publish<E, F, Fut>(queue: &Unpublished, mut put: F) -> (Vec<Entry>, Vec<E>)
 where
     F: FnMut(String, String) -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
     let mut written = Vec::new();
     let mut errors = Vec::new();
-    for (key, value) in queue.entries() {
-        match put(key.clone(), value.clone()).await {
-            Ok(()) => written.push((key.clone(), value.clone())),
+    for entry in queue.entries() {
+        match put(entry.0.clone(), entry.1.clone()).await {
+            Ok(()) => written.push(entry.clone()),
             Err(e) => errors.push(e),
         }
     }
@@ -88,13 +109,20 @@ mod tests {
         (k.to_string(), v.to_string())
     }
 
+    fn values(q: &Unpublished) -> Vec<(String, String)> {
+        q.entries()
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     #[test]
     fn a_key_queued_again_keeps_only_its_newer_value() {
         let mut q = Unpublished::default();
         q.queue(&[pair("tenant:a", "v1"), pair("key:h1", "active")]);
         q.queue(&[pair("tenant:a", "v2")]);
         assert_eq!(
-            q.entries(),
+            values(&q),
             [pair("tenant:a", "v2"), pair("key:h1", "active")]
         );
     }
@@ -107,22 +135,41 @@ mod tests {
         // v2 was stored while v1 was being written.
         q.queue(&[pair("tenant:a", "v2")]);
         assert!(!q.written(&sent));
-        assert_eq!(q.entries(), [pair("tenant:a", "v2")]);
+        assert_eq!(values(&q), [pair("tenant:a", "v2")]);
         assert!(!q.holds_all(&[pair("tenant:a", "v2")]));
-        assert!(q.written(&[pair("tenant:a", "v2")]));
+        let sent = q.entries().to_vec();
+        assert!(q.written(&sent));
         assert!(q.is_empty());
         assert!(q.holds_all(&[pair("tenant:a", "v2")]));
     }
 
     #[test]
-    fn the_row_reads_back_and_an_unreadable_row_is_empty() {
+    fn the_same_value_queued_again_is_not_unqueued_by_a_write_read_before() {
+        let mut q = Unpublished::default();
+        q.queue(&[pair("key:h", "revoked")]);
+        let read_before = q.entries().to_vec();
+        q.queue(&[pair("key:h", "revoked")]);
+        assert!(!q.written(&read_before));
+        assert_eq!(values(&q), [pair("key:h", "revoked")]);
+    }
+
+    #[test]
+    fn the_row_reads_back_keeps_its_sequence_and_an_unreadable_row_is_empty() {
         let mut q = Unpublished::default();
         q.queue(&[pair("key:h", "{\"status\":\"revoked\"}")]);
         let (name, text) = q.row();
         assert_eq!(name, UNPUBLISHED_ROW);
-        assert_eq!(text, r#"[["key:h","{\"status\":\"revoked\"}"]]"#);
+        assert_eq!(
+            text,
+            r#"{"entries":[["key:h","{\"status\":\"revoked\"}",0]],"next":1}"#
+        );
         assert_eq!(Unpublished::from_row(&text), q);
-        assert!(Unpublished::from_row("not json").is_empty());
+        // Emptied, it still remembers the next sequence.
+        let sent = q.entries().to_vec();
+        q.written(&sent);
+        assert_eq!(q.row().1, r#"{"entries":[],"next":1}"#);
+        assert!(q.is_empty() && !q.is_unused());
+        assert!(Unpublished::from_row("not json").is_unused());
     }
 
     #[test]
@@ -136,9 +183,9 @@ mod tests {
                 Ok(())
             }
         }));
-        assert_eq!(written, [pair("a", "1"), pair("c", "3")]);
+        assert_eq!(written.len(), 2);
         assert_eq!(errors, ["kv down"]);
         q.written(&written);
-        assert_eq!(q.entries(), [pair("b", "2")]);
+        assert_eq!(values(&q), [pair("b", "2")]);
     }
 }
