@@ -59,6 +59,22 @@ export class CircuitBoardObject extends RustObject {
  */
 export class TenantAdmin extends RustObject {
   create() { return new asc.AdminObject(this.ctx.storage, this.env); }
-  apply(tenant, op) { return this.ctx.blockConcurrencyWhile(() => this.call('apply', tenant, op)); }
-  alarm() { return this.ctx.blockConcurrencyWhile(() => this.call('alarm')); }
+  apply(tenant, op) { return this.oneAtATime('apply', tenant, op); }
+  alarm() { return this.oneAtATime('alarm'); }
+
+  // A callback that throws would reset the object (and fail the calls waiting behind it): the
+  // error is carried out and thrown after, to this call only (an alarm's is retried).
+  async oneAtATime(method, ...args) {
+    let failure;
+    const result = await this.ctx.blockConcurrencyWhile(async () => {
+      try {
+        return await this.call(method, ...args);
+      } catch (e) {
+        failure = e;
+        return undefined;
+      }
+    });
+    if (failure !== undefined) throw failure;
+    return result;
+  }
 }

@@ -215,6 +215,22 @@ export async function kvPut(env, binding, key, value) {
   await env[binding].put(key, value);
 }
 
+/**
+ * `kvPut`, failing if KV has not answered within `ms` (the admin store's calls run under
+ * `blockConcurrencyWhile`, which resets an object whose callback takes 30 s).
+ */
+export async function kvPutWithin(env, binding, key, value, ms) {
+  let timer;
+  const late = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`KV did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([env[binding].put(key, value), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Up to `limit` key names under `prefix`, `name NUL ...` (the alert sweep's markers). */
 export async function kvList(env, binding, prefix, limit) {
   const listed = await env[binding].list({ prefix, limit });

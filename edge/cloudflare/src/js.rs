@@ -57,6 +57,10 @@ extern "C" {
 
     #[wasm_bindgen(js_name = kvPut)]
     pub fn kv_put(env: &JsValue, binding: &str, key: &str, value: &str) -> Promise;
+    /// `kv_put`, failing after `ms` without an answer.
+    #[cfg(feature = "control")]
+    #[wasm_bindgen(js_name = kvPutWithin)]
+    pub fn kv_put_within(env: &JsValue, binding: &str, key: &str, value: &str, ms: f64) -> Promise;
     /// Key names under `prefix` (at most `limit`), NUL-separated.
     #[wasm_bindgen(js_name = kvList)]
     pub fn kv_list(env: &JsValue, binding: &str, prefix: &str, limit: u32) -> Promise;

@@ -6,7 +6,9 @@
 //! write; then the whole queue is written to KV. What KV refused stays queued and the alarm
 //! retries it (5 s, doubling to 5 min), so a stored change always reaches the request path. The
 //! JS class runs each call and alarm under `blockConcurrencyWhile`: KV writes from two calls
-//! never overlap, so an older value cannot land after a newer one.
+//! never overlap, so an older value cannot land after a newer one. The KV writes of one call
+//! share a budget of 20 s (the runtime resets an object whose callback takes 30 s); what is
+//! left when it runs out stays queued.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -24,6 +26,8 @@ use crate::{bootstrap, fault, js};
 /// The first retry of a refused KV write, and the longest wait between retries.
 const RETRY_FIRST_MS: u64 = 5_000;
 const RETRY_MAX_MS: u64 = 300_000;
+/// How long one call's KV writes may take in all.
+const PUBLISH_BUDGET_MS: u64 = 20_000;
 
 struct State {
     storage: JsValue,
@@ -65,13 +69,18 @@ impl State {
         let queue = store.unpublished().clone();
         let local = bootstrap::deployment(&self.env).is_ok_and(|d| d.region.id == "local");
         let refused = fault::is(local, &self.env, fault::PUBLISH_REFUSED, "1");
+        let deadline = now_ms() + PUBLISH_BUDGET_MS;
         let (written, errors) = publish(&queue, |key, value| async move {
-            if refused {
-                return Err(fail("refused (fault injection)"));
+            let left_ms = deadline.saturating_sub(now_ms());
+            if refused || left_ms == 0 {
+                return Err(fail(if refused {
+                    "refused (fault injection)"
+                } else {
+                    "no time left in this call"
+                }));
             }
-            js::wait(js::kv_put(&self.env, CONFIG_KV, &key, &value))
-                .await
-                .map(|_| ())
+            let put = js::kv_put_within(&self.env, CONFIG_KV, &key, &value, js::number(left_ms));
+            js::wait(put).await.map(|_| ())
         })
         .await;
         if let Some(e) = errors.first() {
@@ -88,7 +97,7 @@ impl State {
         !store.unpublished().is_empty()
     }
 
-    /// Retries what KV refused; sets the next alarm if something is still left.
+    /// Retries what KV refused; while anything is queued, the next retry is set before.
     async fn alarm(&self) -> Result<JsValue, JsValue> {
         // The store's tenant name only matters to a new version, which an alarm never makes.
         let (mut store, cached) = match self.store.take() {
@@ -98,15 +107,16 @@ impl State {
                 (TenantStore::load(TenantId(String::new()), rows), false)
             }
         };
-        let left = self.publish(&mut store).await;
-        if left {
+        if !store.unpublished().is_empty() {
+            // The next retry, set first: if this one fails or is cut short, that one still comes.
             let retries = self.retries.get().saturating_add(1);
             self.retries.set(retries);
             let wait = RETRY_FIRST_MS
                 .saturating_mul(1 << retries.min(10))
                 .min(RETRY_MAX_MS);
             js::storage_set_alarm(&self.storage, js::number(now_ms() + wait));
-        } else {
+        }
+        if !self.publish(&mut store).await {
             self.retries.set(0);
         }
         if cached {
