@@ -322,13 +322,15 @@ pub async fn forward_ledgers<P: Platform>(
 }
 
 /// The admin stores whose queue for the key-value store is not empty (`TenantStore`'s
-/// `unpublished`, serialized only when it holds something).
+/// `unpublished`, its `entries` first). The id range (`'0'` follows `'/'`) reads only the
+/// admin rows, through the primary key.
 pub const UNPUBLISHED_ADMIN_STORES: &str = "SELECT id FROM asc_ledger
-     WHERE id LIKE 'admin/%' AND state LIKE '%\"unpublished\":[%'";
+     WHERE id >= 'admin/' AND id < 'admin0' AND state LIKE '%\"unpublished\":{\"entries\":[[%'";
 
 /// Writes what admin changes left queued (the key-value store failed, or the instance that
 /// stored them died first) to the key-value store: Spin's stand-in for the Durable Object's
-/// retry alarm. Returns how many stores are still not all written.
+/// retry alarm. Returns how many stores are still not all written (a store that failed is
+/// logged, counted and passed over, so it holds up no other).
 pub async fn publish_admin_stores<P: Platform>(host: &SpinHost<P>) -> Result<usize, String> {
     let rows = host
         .platform()
@@ -345,20 +347,22 @@ pub async fn publish_admin_stores<P: Platform>(host: &SpinHost<P>) -> Result<usi
             continue;
         };
         let tenant = TenantId(tenant.to_string());
-        let queue = apply_versioned(
-            &sql_ledger::SqlLedgers(host.platform()),
-            &admin_row(&tenant),
-            |store: &mut TenantStore| store.unpublished().clone(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        if !host
-            .publish_admin(&tenant, queue)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_empty()
-        {
-            left += 1;
+        let published = async {
+            let queue = apply_versioned(
+                &sql_ledger::SqlLedgers(host.platform()),
+                &admin_row(&tenant),
+                |store: &mut TenantStore| store.unpublished().clone(),
+            )
+            .await?;
+            host.publish_admin(&tenant, queue).await
+        };
+        match published.await {
+            Ok(queue) if queue.is_empty() => {}
+            Ok(_) => left += 1,
+            Err(e) => {
+                eprintln!("asc: admin store of {tenant}: publishing its queue failed: {e}");
+                left += 1;
+            }
         }
     }
     Ok(left)

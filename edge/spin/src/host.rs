@@ -55,9 +55,26 @@ impl<P: Platform> SpinHost<P> {
     }
 
     /// Writes the queue of `tenant`'s admin store (`queue`, as last read) to the key-value
-    /// store, and unqueues what was written in the store's row. Returns what is left queued:
-    /// the flush endpoint retries it (`app::publish_admin_stores`).
+    /// store, and unqueues what was written in the store's row. A value queued again meanwhile
+    /// (another instance's change, or the current value re-queued over an older one that landed
+    /// last: `TenantStore::published`) is written in a second pass. Returns what is left
+    /// queued: the flush endpoint retries it (`app::publish_admin_stores`).
     pub async fn publish_admin(
+        &self,
+        tenant: &TenantId,
+        mut queue: Unpublished,
+    ) -> Result<Unpublished, HostError> {
+        for _ in 0..2 {
+            let before = queue.clone();
+            queue = self.publish_admin_once(tenant, queue).await?;
+            if queue.is_empty() || queue == before {
+                break;
+            }
+        }
+        Ok(queue)
+    }
+
+    async fn publish_admin_once(
         &self,
         tenant: &TenantId,
         queue: Unpublished,
