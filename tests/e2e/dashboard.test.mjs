@@ -30,6 +30,7 @@ function options() {
 }
 
 let stack;
+let vars;
 let idp;
 let browser;
 const violations = [];
@@ -92,7 +93,8 @@ describe('dashboard in a real browser', options(), () => {
       { group: 'demo-devs', role: 'developer', tenant: 'demo' },
       { group: 'demo-finance', role: 'finance', tenant: 'demo' },
     ], { dashboardClientId: CLIENT_ID })];
-    stack = await startStack({ vars: { ADMIN_ISSUERS: JSON.stringify(issuers) } });
+    vars = { ADMIN_ISSUERS: JSON.stringify(issuers) };
+    stack = await startStack({ vars });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     console.log(`dashboard screenshots: ${ARTIFACTS}`);
@@ -409,6 +411,34 @@ describe('dashboard in a real browser', options(), () => {
       await shot(page, `14-phone-${id}`);
     }
     await page.context().close();
+  });
+
+  it('says when a stored change is not in effect yet (the config store refused it)', async () => {
+    // KV refuses the admin stores' writes (a fault of the loopback region), then recovers.
+    await stack.kill();
+    await stack.restart({ ...vars, ASC_FAULT_PUBLISH_REFUSED: '1' });
+    try {
+      const page = await newPage();
+      await signIn(page, 'admin');
+      await open(page, 'config');
+      const editor = page.getByLabel('Config (JSON)');
+      const current = JSON.parse(await editor.inputValue());
+      await editor.fill(JSON.stringify({ ...current, limits: { ...current.limits, requests_per_minute: 500 } }, null, 2));
+      await page.getByRole('button', { name: 'Save as a new version' }).click();
+      const saved = page.locator('#config-problems p.warn');
+      await saved.waitFor();
+      assert.match(await saved.textContent(), /^Saved as version \d+\. Not in effect yet: the gateway's config store refused the write\./);
+      assert.equal(await saved.getAttribute('role'), 'status');
+      await open(page, 'keys');
+      await page.getByRole('button', { name: 'Mint key' }).click();
+      const minted = page.locator('.secret p.warn');
+      await minted.waitFor();
+      assert.match(await minted.textContent(), /^Not in effect yet/);
+      await shot(page, '16-not-published');
+    } finally {
+      await stack.kill();
+      await stack.restart(vars);
+    }
   });
 
   it('saw no Content-Security-Policy violation or page error (and would have seen one)', async () => {

@@ -5,7 +5,7 @@ import { useState, useRef } from 'preact/hooks';
 import { html } from '../html.js';
 import { get, api, post } from '../api.js';
 import { useLoad, Status } from '../load.js';
-import { when } from '../format.js';
+import { when, NOT_PUBLISHED } from '../format.js';
 
 /** The line of `text` where the member at `path` (`budgets[0].limit_usd_micros`) starts, best effort. */
 export function lineOf(text, path) {
@@ -37,8 +37,8 @@ function History({ tenant, reloadKey, current, canRollback, onRestored }) {
     if (!confirm(`Store version ${version}'s config as a new version?`)) return;
     setFailure(null);
     try {
-      await post(`/tenants/${tenant}/rollback`, { version }, { headers: { 'if-match': `"${current}"` } });
-      onRestored(version);
+      const r = await post(`/tenants/${tenant}/rollback`, { version }, { headers: { 'if-match': `"${current}"` } });
+      onRestored(version, r.json.published !== false);
     } catch (e) {
       setFailure(`${e.message}${e.details ? ` ${e.details.map((d) => `${d.path}: ${d.message}`).join('; ')}` : ''}`);
     }
@@ -56,6 +56,11 @@ function History({ tenant, reloadKey, current, canRollback, onRestored }) {
       </tr>`)}</tbody></table></div>
       ${shown && html`<${Diff} tenant=${tenant} from=${shown - 1} to=${shown} />`}`}
   </section>`;
+}
+
+/** The message after a change was stored: a warning when it is not in effect yet. */
+function stored(text, published) {
+  return published ? { kind: 'ok', text } : { kind: 'warn', text: `${text} ${NOT_PUBLISHED}` };
 }
 
 export function Config({ tenant, can }) {
@@ -86,7 +91,7 @@ export function Config({ tenant, can }) {
   const validate = async () => { if (await send('POST', `/tenants/${tenant}/validate`)) setMessage({ kind: 'ok', text: 'Valid: no errors.' }); };
   const save = async () => {
     const r = await send('PUT', `/tenants/${tenant}`, { 'if-match': `"${current.data.version}"` });
-    if (r) { setMessage({ kind: 'ok', text: `Saved as version ${r.json.version.version}.` }); setDraft(null); setReloadKey(reloadKey + 1); }
+    if (r) { setMessage(stored(`Saved as version ${r.json.version.version}.`, r.json.published !== false)); setDraft(null); setReloadKey(reloadKey + 1); }
   };
   const goTo = (path) => {
     const line = lineOf(text, path);
@@ -107,7 +112,7 @@ export function Config({ tenant, can }) {
           aria-invalid=${problems ? 'true' : 'false'} aria-describedby="config-problems"
           value=${text} onInput=${(e) => setDraft(e.target.value)}></textarea>
         <div id="config-problems" aria-live="polite">
-          ${message && html`<p class=${message.kind === 'ok' ? 'ok' : 'error'} role=${message.kind === 'ok' ? 'status' : 'alert'}>${message.text}</p>`}
+          ${message && html`<p class=${message.kind} role=${message.kind === 'error' ? 'alert' : 'status'}>${message.text}</p>`}
           ${problems && html`<ul class="problems">${problems.map((p) => html`<li><button type="button" class="link" onClick=${() => goTo(p.path)}><code class="path">${p.path || '(document)'}</code> (line ${lineOf(text, p.path)})</button>: <span class="message">${p.message}</span></li>`)}</ul>`}
         </div>
         <div class="controls">
@@ -117,5 +122,5 @@ export function Config({ tenant, can }) {
         </div>` : html`<pre class="config" tabindex="0" aria-label="Current config">${current.data.text}</pre>`}
     </section>`}
     ${can['tenant.history'] && current.data && html`<${History} tenant=${tenant} reloadKey=${reloadKey} current=${current.data.version}
-      canRollback=${!!can['tenant.rollback']} onRestored=${(v) => { setMessage({ kind: 'ok', text: `Restored version ${v} as a new version.` }); setDraft(null); setReloadKey(reloadKey + 1); }} />`}`;
+      canRollback=${!!can['tenant.rollback']} onRestored=${(v, published) => { setMessage(stored(`Restored version ${v} as a new version.`, published)); setDraft(null); setReloadKey(reloadKey + 1); }} />`}`;
 }

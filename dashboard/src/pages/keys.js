@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { html } from '../html.js';
 import { get, post } from '../api.js';
 import { useLoad, Status } from '../load.js';
-import { when } from '../format.js';
+import { when, NOT_PUBLISHED } from '../format.js';
 
 const SCOPES = ['chat', 'models', 'usage'];
 
@@ -16,6 +16,7 @@ function Secret({ minted, onDone, what }) {
     <input class="secret-value" readonly value=${minted.secret} aria-label="The new key's secret" onFocus=${(e) => e.target.select()} />
     <button type="button" onClick=${async () => { await navigator.clipboard.writeText(minted.secret).catch(() => {}); setCopied(true); }}>${copied ? 'Copied' : 'Copy'}</button>
     <button type="button" onClick=${onDone}>I have stored it</button>
+    ${minted.published === false && html`<p class="warn">${NOT_PUBLISHED}</p>`}
   </div>`;
 }
 
@@ -58,6 +59,7 @@ export function Keys({ tenant, can }) {
   const load = useLoad(async () => (can['key.list'] ? (await get(`/tenants/${tenant}/keys`)).json : null), [tenant, reloadKey]);
   const [error, setError] = useState(null);
   const [rotated, setRotated] = useState(null);
+  const [unpublished, setUnpublished] = useState(null);
   const rotate = async (id) => {
     if (!confirm(`Rotate key ${id}? A replacement is minted now; the old key keeps working for one day.`)) return;
     setError(null);
@@ -73,7 +75,8 @@ export function Keys({ tenant, can }) {
     if (!confirm(`Revoke key ${id}? Requests with it are refused from now on.`)) return;
     setError(null);
     try {
-      await post(`/tenants/${tenant}/keys/${id}/revoke`, {});
+      const r = await post(`/tenants/${tenant}/keys/${id}/revoke`, {});
+      setUnpublished(r.json.published === false ? `Key ${id} is revoked in the admin store. ${NOT_PUBLISHED}` : null);
       setReloadKey(reloadKey + 1);
     } catch (e) {
       setError(e.message);
@@ -84,6 +87,7 @@ export function Keys({ tenant, can }) {
     ${can['key.list'] === 'own_keys' && html`<p class="note">Your role lists and acts on the keys you minted.</p>`}
     <${Status} load=${load} what="keys" />
     ${error && html`<p class="error" role="alert">${error}</p>`}
+    ${unpublished && html`<p class="warn" role="status">${unpublished}</p>`}
     ${rotated && html`<${Secret} minted=${rotated} what=${`Replacement for ${rotated.retired ? rotated.retired.key_id : 'the key'}:`} onDone=${() => setRotated(null)} />`}
     ${load.data && html`<div class="scroll"><table class="keys"><caption>Keys (no secrets are kept or shown)</caption>
       <thead><tr><th scope="col">Key id</th><th scope="col">Label</th><th scope="col">Scopes</th><th scope="col">Tags</th><th scope="col">Status</th><th scope="col">Minted by</th><th scope="col">Minted</th><th scope="col">Expires</th>${(can['key.revoke'] || can['key.rotate']) && html`<th scope="col">Actions</th>`}</tr></thead>
