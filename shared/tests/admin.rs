@@ -46,13 +46,19 @@ fn req(method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Inb
     request(method, path, &hs, body)
 }
 
-#[test]
-fn configs_keys_and_audit_through_the_fake_host() {
+/// A host whose identity provider the plane trusts, the plane, and a token of acme's admin.
+fn acme_admin() -> (FakeHost, AdminPlane, String) {
     let host = FakeHost::new();
-    let plane = plane();
     script_jwks(&host);
     let now_s = host.clock_ms.get() / 1000;
     let admin = admin_token("alice", &["acme-admins"], now_s);
+    (host, plane(), admin)
+}
+
+#[test]
+fn configs_keys_and_audit_through_the_fake_host() {
+    let (host, plane, admin) = acme_admin();
+    let now_s = host.clock_ms.get() / 1000;
     let h = with_token(&admin, &[("if-none-match", "*")]);
 
     // Create, then a stale write and a write from the other tenant's admin.
@@ -201,11 +207,7 @@ fn admin_events(host: &FakeHost) -> Vec<Value> {
 
 #[test]
 fn no_change_is_made_without_its_record_in_the_trail() {
-    let host = FakeHost::new();
-    let plane = plane();
-    script_jwks(&host);
-    let now_s = host.clock_ms.get() / 1000;
-    let admin = admin_token("alice", &["acme-admins"], now_s);
+    let (host, plane, admin) = acme_admin();
     let create = with_token(&admin, &[("if-none-match", "*")]);
     let body = acme().to_string();
     let put = |host: &FakeHost| {
@@ -288,24 +290,24 @@ fn no_change_is_made_without_its_record_in_the_trail() {
 
 #[test]
 fn a_change_the_config_store_refused_stays_queued_until_it_is_written() {
-    let host = FakeHost::new();
-    let plane = plane();
-    script_jwks(&host);
-    let now_s = host.clock_ms.get() / 1000;
-    let admin = admin_token("alice", &["acme-admins"], now_s);
+    let (host, plane, admin) = acme_admin();
     let h = with_token(&admin, &[]);
+    let put = |precondition: (&str, &str), config: &str| {
+        let (status, _, reply, _) = call(
+            &plane,
+            &host,
+            req(
+                "PUT",
+                "/admin/v1/tenants/acme",
+                &with_token(&admin, &[precondition]),
+                config.as_bytes(),
+            ),
+        );
+        (status, reply)
+    };
     let v1 = acme().to_string();
-    let (status, _, put, _) = call(
-        &plane,
-        &host,
-        req(
-            "PUT",
-            "/admin/v1/tenants/acme",
-            &with_token(&admin, &[("if-none-match", "*")]),
-            v1.as_bytes(),
-        ),
-    );
-    assert_eq!((status, &put["published"]), (200, &json!(true)));
+    let (status, stored) = put(("if-none-match", "*"), &v1);
+    assert_eq!((status, &stored["published"]), (200, &json!(true)));
     let (status, _, minted, _) = call(
         &plane,
         &host,
@@ -336,17 +338,12 @@ fn a_change_the_config_store_refused_stays_queued_until_it_is_written() {
     let mut v2 = acme();
     v2["models"]["gpt-4o"] = v2["models"]["gpt-4o-mini"].clone();
     let v2 = v2.to_string();
-    let (status, _, put, _) = call(
-        &plane,
-        &host,
-        req(
-            "PUT",
-            "/admin/v1/tenants/acme",
-            &with_token(&admin, &[("if-match", "\"1\"")]),
-            v2.as_bytes(),
-        ),
+    let (status, stored) = put(("if-match", "\"1\""), &v2);
+    assert_eq!(
+        (status, &stored["published"]),
+        (200, &json!(false)),
+        "{stored}"
     );
-    assert_eq!((status, &put["published"]), (200, &json!(false)), "{put}");
     assert_eq!(
         host.kv.borrow().get("tenant:acme"),
         Some(&v1.clone().into_bytes())

@@ -27,8 +27,15 @@ fn req(
     request(method, path, &h, body)
 }
 
-#[test]
-fn configs_and_keys_on_spin() {
+/// An instance with the admin plane on for tenant `acme`: the fake host, the platform, the
+/// instance, a token of acme's admin, and a config for acme.
+fn acme_admin() -> (
+    Rc<FakeHost>,
+    TestPlatform,
+    app::Prepared<TestPlatform>,
+    String,
+    String,
+) {
     let fake = Rc::new(FakeHost::new());
     let platform = TestPlatform::new(fake.clone());
     platform.set_var("admin_issuers", &admin_issuers(&["acme"]));
@@ -37,7 +44,12 @@ fn configs_and_keys_on_spin() {
     let token = admin_token("alice", &["acme-admins"], fake.clock_ms.get() / 1000);
     let mut config = demo_tenant();
     config["tenant_id"] = json!("acme");
-    let body = config.to_string();
+    (fake, platform, prepared, token, config.to_string())
+}
+
+#[test]
+fn configs_and_keys_on_spin() {
+    let (fake, platform, prepared, token, body) = acme_admin();
 
     let put = |if_match: (&str, &str)| {
         block_on(app::admin(
@@ -109,15 +121,7 @@ fn configs_and_keys_on_spin() {
 
 #[test]
 fn changes_the_key_value_store_refused_are_written_by_the_flush_endpoint() {
-    let fake = Rc::new(FakeHost::new());
-    let platform = TestPlatform::new(fake.clone());
-    platform.set_var("admin_issuers", &admin_issuers(&["acme"]));
-    let prepared = block_on(app::prepare(platform.instance())).expect("deployment");
-    script_jwks(&fake);
-    let token = admin_token("alice", &["acme-admins"], fake.clock_ms.get() / 1000);
-    let mut config = demo_tenant();
-    config["tenant_id"] = json!("acme");
-    let body = config.to_string();
+    let (fake, platform, prepared, token, body) = acme_admin();
     let call = |method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]| {
         let (status, _, reply) = block_on(app::admin(
             &prepared,
