@@ -322,8 +322,9 @@ impl TenantStore {
     /// a new sequence: where two hosts publish at once (Spin instances), an older value may land
     /// after a newer one, and whichever host unqueues the older one queues the current value
     /// again, which the other host's unqueueing (of what it read before) leaves queued.
-    pub fn published(&mut self, written: &[Entry]) {
-        let mut changed = self.unpublished.written(written);
+    /// `started_ms`: when the writes began (see [`Unpublished::written`]).
+    pub fn published(&mut self, written: &[Entry], started_ms: u64) {
+        let mut changed = self.unpublished.written(written, started_ms);
         for (key, value, _) in written {
             if let Some(current) = self.current_value(key).filter(|c| c != value) {
                 self.unpublished.queue(&[(key.clone(), current)]);
@@ -333,6 +334,13 @@ impl TenantStore {
         if changed {
             self.writes.push(self.unpublished.row());
         }
+    }
+
+    /// A write of `key` got no answer and may still land until `until_ms` (see
+    /// [`Unpublished::unsettle`]).
+    pub fn unsettled(&mut self, key: &str, until_ms: u64) {
+        self.unpublished.unsettle(key, until_ms);
+        self.writes.push(self.unpublished.row());
     }
 
     /// What the config store should hold under `key`, as this store knows it.
@@ -768,7 +776,7 @@ mod tests {
         let mut reloaded = reload(&mut s, &mut rows);
         assert_eq!(reloaded.unpublished().entries(), queued.as_slice());
         // Only the config reached the config store: the key record stays queued, in the rows too.
-        reloaded.published(&queued[..1]);
+        reloaded.published(&queued[..1], 0);
         assert_eq!(reloaded.unpublished().entries(), &queued[1..]);
         let again = reload(&mut reloaded, &mut rows);
         assert_eq!(again.unpublished().entries(), &queued[1..]);
@@ -806,15 +814,15 @@ mod tests {
         let v1 = s.unpublished().entries().to_vec();
         put(&mut s, 1, "v2");
         let v2 = s.unpublished().entries().to_vec();
-        s.published(&v2);
+        s.published(&v2, 0);
         assert!(s.unpublished().is_empty());
         s.take_writes();
-        s.published(&v1);
+        s.published(&v1, 0);
         let again = s.unpublished().entries().to_vec();
         assert_eq!((again.len(), again[0].1.as_str()), (1, "v2"));
         assert_eq!(s.take_writes(), [s.unpublished().row()]);
         // Writing the current value as queued again leaves nothing to do.
-        s.published(&again);
+        s.published(&again, 0);
         assert!(s.unpublished().is_empty());
     }
 
@@ -844,11 +852,11 @@ mod tests {
             let read_by_b = s.unpublished().entries().to_vec();
             assert!(read_by_b[0].1.contains("\"revoked\""));
             if a_first {
-                s.published(&read_by_a);
-                s.published(&read_by_b);
+                s.published(&read_by_a, 0);
+                s.published(&read_by_b, 0);
             } else {
-                s.published(&read_by_b);
-                s.published(&read_by_a);
+                s.published(&read_by_b, 0);
+                s.published(&read_by_a, 0);
             }
             let left = s.unpublished().entries();
             assert_eq!(left.len(), 1, "a first: {a_first}, {left:?}");

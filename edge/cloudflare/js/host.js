@@ -216,16 +216,17 @@ export async function kvPut(env, binding, key, value) {
 }
 
 /**
- * `kvPut`, failing if KV has not answered within `ms` (the admin store's calls run under
- * `blockConcurrencyWhile`, which resets an object whose callback takes 30 s).
+ * `kvPut` waiting at most `ms` (the admin store's calls run under `blockConcurrencyWhile`,
+ * which resets an object whose callback takes 30 s): `undefined` once written, `'unanswered'`
+ * when KV has not answered by then (the write may still land), throws when KV refused it.
  */
 export async function kvPutWithin(env, binding, key, value, ms) {
   let timer;
-  const late = new Promise((_, fail) => {
-    timer = setTimeout(() => fail(new Error(`KV did not answer within ${ms} ms`)), ms);
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('unanswered'), ms);
   });
   try {
-    await Promise.race([env[binding].put(key, value), late]);
+    return await Promise.race([env[binding].put(key, value).then(() => undefined), late]);
   } finally {
     clearTimeout(timer);
   }

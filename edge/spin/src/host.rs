@@ -82,6 +82,7 @@ impl<P: Platform> SpinHost<P> {
         if queue.is_empty() {
             return Ok(queue);
         }
+        let started_ms = self.platform.now_ms();
         let (written, errors) = publish(&queue, |key, value| async move {
             if self.publish_refused {
                 return Err(HostError::Store("refused (fault injection)".into()));
@@ -89,7 +90,7 @@ impl<P: Platform> SpinHost<P> {
             self.platform.kv_set(&key, value.as_bytes()).await
         })
         .await;
-        if let Some(e) = errors.first() {
+        if let Some((_, e)) = errors.first() {
             eprintln!(
                 "asc: admin store of {tenant}: {} of {} key-value writes failed, retried by the flush endpoint: {e}",
                 errors.len(),
@@ -104,7 +105,7 @@ impl<P: Platform> SpinHost<P> {
             &admin_row(tenant),
             |store: &mut TenantStore| {
                 store.set_tenant(tenant);
-                store.published(&written);
+                store.published(&written, started_ms);
                 store.take_writes();
                 store.unpublished().clone()
             },

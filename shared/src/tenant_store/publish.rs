@@ -23,6 +23,10 @@ pub struct Unpublished {
     entries: Vec<Entry>,
     /// The next entry's sequence: kept when the queue empties, so a sequence is never reused.
     next: u64,
+    /// `(key, until_ms)`: a write of `key` that got no answer may still land until then, over
+    /// a newer value; the key stays queued until a write that began after it succeeds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unsettled: Vec<(String, u64)>,
 }
 
 impl Unpublished {
@@ -69,10 +73,30 @@ impl Unpublished {
     /// Drops the entries the config store now holds, as they were read: an entry queued again
     /// since (a newer value, or the same value re-queued) still has to be written. Whether
     /// anything was dropped.
-    pub fn written(&mut self, written: &[Entry]) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|queued| !written.contains(queued));
-        self.entries.len() != before
+    /// `started_ms`: when the writes began; a key with a write that may still land after
+    /// that ([`Unpublished::unsettle`]) stays queued.
+    pub fn written(&mut self, written: &[Entry], started_ms: u64) -> bool {
+        let settled = |key: &str, unsettled: &[(String, u64)]| {
+            unsettled
+                .iter()
+                .all(|(k, until)| k != key || *until <= started_ms)
+        };
+        let (entries, unsettled) = (self.entries.len(), self.unsettled.len());
+        self.entries
+            .retain(|queued| !written.contains(queued) || !settled(&queued.0, &self.unsettled));
+        self.unsettled.retain(|(key, until)| {
+            *until > started_ms || !written.iter().any(|(k, _, _)| k == key)
+        });
+        self.entries.len() != entries || self.unsettled.len() != unsettled
+    }
+
+    /// A write of `key` got no answer: it may still land until `until_ms`, so `key` is not
+    /// unqueued by a write that began before then (the last write must be the newest value).
+    pub fn unsettle(&mut self, key: &str, until_ms: u64) {
+        match self.unsettled.iter_mut().find(|(k, _)| k == key) {
+            Some(mark) => mark.1 = mark.1.max(until_ms),
+            None => self.unsettled.push((key.to_string(), until_ms)),
+        }
     }
 
     /// Whether none of `values` (`(key, value)`) is still queued with that value.
@@ -83,22 +107,22 @@ impl Unpublished {
     }
 }
 
-/// Writes every entry of `queue` with `put`, in order. Returns the entries written and the
-/// errors of those that were not (each still queued: the caller retries them later).
-pub async fn publish<E, F, Fut>(queue: &Unpublished, mut put: F) -> (Vec<Entry>, Vec<E>)
+/// Writes every entry of `queue` with `put`, in order. Returns the entries written and those
+/// that were not, with their errors (each still queued: the caller retries them later).
+pub async fn publish<E, F, Fut>(queue: &Unpublished, mut put: F) -> (Vec<Entry>, Vec<(Entry, E)>)
 where
     F: FnMut(String, String) -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
     let mut written = Vec::new();
-    let mut errors = Vec::new();
+    let mut failed = Vec::new();
     for entry in queue.entries() {
         match put(entry.0.clone(), entry.1.clone()).await {
             Ok(()) => written.push(entry.clone()),
-            Err(e) => errors.push(e),
+            Err(e) => failed.push((entry.clone(), e)),
         }
     }
-    (written, errors)
+    (written, failed)
 }
 
 #[cfg(test)]
@@ -134,11 +158,11 @@ mod tests {
         let sent = q.entries().to_vec();
         // v2 was stored while v1 was being written.
         q.queue(&[pair("tenant:a", "v2")]);
-        assert!(!q.written(&sent));
+        assert!(!q.written(&sent, 0));
         assert_eq!(values(&q), [pair("tenant:a", "v2")]);
         assert!(!q.holds_all(&[pair("tenant:a", "v2")]));
         let sent = q.entries().to_vec();
-        assert!(q.written(&sent));
+        assert!(q.written(&sent, 0));
         assert!(q.is_empty());
         assert!(q.holds_all(&[pair("tenant:a", "v2")]));
     }
@@ -149,7 +173,7 @@ mod tests {
         q.queue(&[pair("key:h", "revoked")]);
         let read_before = q.entries().to_vec();
         q.queue(&[pair("key:h", "revoked")]);
-        assert!(!q.written(&read_before));
+        assert!(!q.written(&read_before, 0));
         assert_eq!(values(&q), [pair("key:h", "revoked")]);
     }
 
@@ -166,7 +190,7 @@ mod tests {
         assert_eq!(Unpublished::from_row(&text), q);
         // Emptied, it still remembers the next sequence.
         let sent = q.entries().to_vec();
-        q.written(&sent);
+        q.written(&sent, 0);
         assert_eq!(q.row().1, r#"{"entries":[],"next":1}"#);
         assert!(q.is_empty() && !q.is_unused());
         assert!(Unpublished::from_row("not json").is_unused());
@@ -184,8 +208,34 @@ mod tests {
             }
         }));
         assert_eq!(written.len(), 2);
-        assert_eq!(errors, ["kv down"]);
-        q.written(&written);
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].0 .0.as_str(), errors[0].1), ("b", "kv down"));
+        q.written(&written, 0);
         assert_eq!(values(&q), [pair("b", "2")]);
+    }
+
+    #[test]
+    fn a_key_whose_write_got_no_answer_stays_queued_until_a_later_write() {
+        let mut q = Unpublished::default();
+        q.queue(&[pair("key:h", "active")]);
+        // The write at t=1000 got no answer: it may land until t=61000.
+        q.unsettle("key:h", 61_000);
+        q.queue(&[pair("key:h", "revoked")]);
+        let sent = q.entries().to_vec();
+        // A write that began before then succeeded: the late one may still land after it.
+        assert!(!q.written(&sent, 5_000));
+        assert_eq!(values(&q), [pair("key:h", "revoked")]);
+        // The marks are stored with the queue.
+        assert_eq!(Unpublished::from_row(&q.row().1), q);
+        // One that began after it unqueues the key and drops the mark.
+        assert!(q.written(&sent, 61_000));
+        assert!(q.is_empty());
+        assert_eq!(q.row().1, r#"{"entries":[],"next":2}"#);
+        // Another key's write does not settle this one.
+        q.queue(&[pair("key:h", "x"), pair("key:g", "y")]);
+        q.unsettle("key:h", 100_000);
+        let sent = q.entries().to_vec();
+        q.written(&sent, 50_000);
+        assert_eq!(values(&q), [pair("key:h", "x")]);
     }
 }

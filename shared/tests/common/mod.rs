@@ -153,7 +153,7 @@ impl FakeHost {
         })
         .await;
         if let Some(store) = self.admin_stores.borrow_mut().get_mut(tenant.as_str()) {
-            store.published(&written);
+            store.published(&written, self.clock_ms.get());
             store.take_writes();
         }
     }

@@ -8,7 +8,9 @@
 //! JS class runs each call and alarm under `blockConcurrencyWhile`: KV writes from two calls
 //! never overlap, so an older value cannot land after a newer one. The KV writes of one call
 //! share a budget of 20 s (the runtime resets an object whose callback takes 30 s); what is
-//! left when it runs out stays queued.
+//! left when it runs out stays queued. A write given up on for want of an answer may still
+//! land; its key stays queued until a write that began a minute later succeeds, so the last
+//! write of a key is always its newest value.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -28,6 +30,16 @@ const RETRY_FIRST_MS: u64 = 5_000;
 const RETRY_MAX_MS: u64 = 300_000;
 /// How long one call's KV writes may take in all.
 const PUBLISH_BUDGET_MS: u64 = 20_000;
+/// How long after it was given up on a KV write with no answer is assumed to be able to land.
+const UNANSWERED_LANDS_WITHIN_MS: u64 = 60_000;
+
+/// Why a KV write did not happen, as far as this object can tell.
+enum PutFailure {
+    /// KV (or the fault) refused it: it will not land.
+    Refused(JsValue),
+    /// No answer in time: it may still land later.
+    Unanswered,
+}
 
 struct State {
     storage: JsValue,
@@ -69,30 +81,45 @@ impl State {
         let queue = store.unpublished().clone();
         let local = bootstrap::deployment(&self.env).is_ok_and(|d| d.region.id == "local");
         let refused = fault::is(local, &self.env, fault::PUBLISH_REFUSED, "1");
-        let deadline = now_ms() + PUBLISH_BUDGET_MS;
-        let (written, errors) = publish(&queue, |key, value| async move {
+        let started_ms = now_ms();
+        let deadline = started_ms + PUBLISH_BUDGET_MS;
+        let (written, failed) = publish(&queue, |key, value| async move {
             let left_ms = deadline.saturating_sub(now_ms());
             if refused || left_ms == 0 {
-                return Err(fail(if refused {
+                return Err(PutFailure::Refused(fail(if refused {
                     "refused (fault injection)"
                 } else {
                     "no time left in this call"
-                }));
+                })));
             }
             let put = js::kv_put_within(&self.env, CONFIG_KV, &key, &value, js::number(left_ms));
-            js::wait(put).await.map(|_| ())
+            match js::wait(put).await {
+                Ok(answer) if answer.as_string().as_deref() == Some("unanswered") => {
+                    Err(PutFailure::Unanswered)
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(PutFailure::Refused(e)),
+            }
         })
         .await;
-        if let Some(e) = errors.first() {
+        for ((key, _, _), failure) in &failed {
+            if let PutFailure::Unanswered = failure {
+                store.unsettled(key, now_ms() + UNANSWERED_LANDS_WITHIN_MS);
+            }
+        }
+        if let Some((_, failure)) = failed.first() {
             // The values are config and key records (no secrets); the KV error names neither.
+            let why = match failure {
+                PutFailure::Refused(e) => js::describe(e),
+                PutFailure::Unanswered => "no answer in time".into(),
+            };
             js::log_error(&format!(
-                "asc: admin store: {} of {} KV writes failed, retried by the alarm: {}",
-                errors.len(),
+                "asc: admin store: {} of {} KV writes failed, retried by the alarm: {why}",
+                failed.len(),
                 queue.entries().len(),
-                js::describe(e)
             ));
         }
-        store.published(&written);
+        store.published(&written, started_ms);
         storage::write(&self.storage, &store.take_writes(), &[]);
         !store.unpublished().is_empty()
     }
