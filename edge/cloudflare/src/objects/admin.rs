@@ -8,9 +8,10 @@
 //! JS class runs each call and alarm under `blockConcurrencyWhile`: KV writes from two calls
 //! never overlap, so an older value cannot land after a newer one. The KV writes of one call
 //! share a budget of 20 s (the runtime resets an object whose callback takes 30 s); what is
-//! left when it runs out stays queued. A write given up on for want of an answer may still
-//! land; its key stays queued until a write that began a minute later succeeds, so the last
-//! write of a key is always its newest value.
+//! left when it runs out stays queued. A write that was sent but not confirmed (KV threw, or
+//! did not answer in time) may still land; its key stays queued until a write that began a
+//! minute later succeeds, so the last write of a key is its newest value (assuming an
+//! unconfirmed write lands within that minute, if at all).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -30,15 +31,19 @@ const RETRY_FIRST_MS: u64 = 5_000;
 const RETRY_MAX_MS: u64 = 300_000;
 /// How long one call's KV writes may take in all.
 const PUBLISH_BUDGET_MS: u64 = 20_000;
-/// How long after it was given up on a KV write with no answer is assumed to be able to land.
-const UNANSWERED_LANDS_WITHIN_MS: u64 = 60_000;
+/// How long a KV write that was sent and not confirmed is assumed to be able to land after
+/// it was given up on (an assumption: Cloudflare documents no bound).
+const UNCONFIRMED_LANDS_WITHIN_MS: u64 = 60_000;
+/// A write is not sent with less time left in the call's budget than this.
+const PUT_MIN_MS: u64 = 1_000;
 
-/// Why a KV write did not happen, as far as this object can tell.
+/// Why a KV write is not known to have happened.
 enum PutFailure {
-    /// KV (or the fault) refused it: it will not land.
-    Refused(JsValue),
-    /// No answer in time: it may still land later.
-    Unanswered,
+    /// Not sent (the fault, or no time left in the call): it will not land.
+    NotSent(&'static str),
+    /// Sent, and KV threw (a refusal, or a connection lost after KV took it) or gave no answer
+    /// in time: it may still land later.
+    Unconfirmed(Option<JsValue>),
 }
 
 struct State {
@@ -85,33 +90,33 @@ impl State {
         let deadline = started_ms + PUBLISH_BUDGET_MS;
         let (written, failed) = publish(&queue, |key, value| async move {
             let left_ms = deadline.saturating_sub(now_ms());
-            if refused || left_ms == 0 {
-                return Err(PutFailure::Refused(fail(if refused {
-                    "refused (fault injection)"
-                } else {
-                    "no time left in this call"
-                })));
+            if refused {
+                return Err(PutFailure::NotSent("refused (fault injection)"));
+            }
+            if left_ms < PUT_MIN_MS {
+                return Err(PutFailure::NotSent("no time left in this call"));
             }
             let put = js::kv_put_within(&self.env, CONFIG_KV, &key, &value, js::number(left_ms));
             match js::wait(put).await {
                 Ok(answer) if answer.as_string().as_deref() == Some("unanswered") => {
-                    Err(PutFailure::Unanswered)
+                    Err(PutFailure::Unconfirmed(None))
                 }
                 Ok(_) => Ok(()),
-                Err(e) => Err(PutFailure::Refused(e)),
+                Err(e) => Err(PutFailure::Unconfirmed(Some(e))),
             }
         })
         .await;
         for ((key, _, _), failure) in &failed {
-            if let PutFailure::Unanswered = failure {
-                store.unsettled(key, now_ms() + UNANSWERED_LANDS_WITHIN_MS);
+            if let PutFailure::Unconfirmed(_) = failure {
+                store.unsettled(key, now_ms() + UNCONFIRMED_LANDS_WITHIN_MS);
             }
         }
         if let Some((_, failure)) = failed.first() {
             // The values are config and key records (no secrets); the KV error names neither.
             let why = match failure {
-                PutFailure::Refused(e) => js::describe(e),
-                PutFailure::Unanswered => "no answer in time".into(),
+                PutFailure::NotSent(why) => (*why).to_string(),
+                PutFailure::Unconfirmed(Some(e)) => js::describe(e),
+                PutFailure::Unconfirmed(None) => "no answer in time".into(),
             };
             js::log_error(&format!(
                 "asc: admin store: {} of {} KV writes failed, retried by the alarm: {why}",
