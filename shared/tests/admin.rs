@@ -27,7 +27,8 @@ fn call(
     req: Inbound<Chunks>,
 ) -> (u16, Vec<(String, String)>, Value, Vec<u8>) {
     let gw = local_gateway();
-    let reply = block_on(plane.handle(&gw, host, req));
+    let asc_core::pipeline::Handled { reply, after } = block_on(plane.handle(&gw, host, req));
+    block_on(after.run(&gw, host));
     let ReplyBody::Full(body) = reply.body else {
         panic!("admin replies are whole")
     };
@@ -157,6 +158,43 @@ fn configs_keys_and_audit_through_the_fake_host() {
         (status, err["error"]["code"].as_str()),
         (401, Some("invalid_admin_token"))
     );
+    let (status, _, err, _) = call(
+        &plane,
+        &host,
+        req("POST", "/admin/v1/tenants/acme/keys/k_1/revoke", &[], b""),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("missing_admin_token"))
+    );
+    // Refused before a token was verified: no admin to record them under, so the region's
+    // trail counts them (operation `admin`, no tenant), never the token.
+    let unverified: Vec<Value> = host
+        .events
+        .borrow()
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .filter(|e| e["operation"] == "admin")
+        .collect();
+    let codes: Vec<(&str, &Value, &Value)> = unverified
+        .iter()
+        .map(|e| {
+            (
+                e["error_code"].as_str().unwrap_or(""),
+                &e["tenant_id"],
+                &e["refusals"]["count"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("invalid_admin_token", &Value::Null, &json!(1)),
+            ("missing_admin_token", &Value::Null, &json!(1)),
+        ]
+    );
+    let text = serde_json::to_string(&unverified).expect("json");
+    assert!(!text.contains(admin.split('.').nth(2).expect("sig")));
 
     // Every action past authentication is one audit record, with who and what, never a secret.
     let admin_events = admin_events(&host);

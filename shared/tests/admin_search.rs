@@ -32,7 +32,9 @@ fn plane() -> AdminPlane {
 fn get(plane: &AdminPlane, host: &FakeHost, token: &str, path: &str) -> (u16, Value) {
     let auth = format!("Bearer {token}");
     let req: Inbound<Chunks> = request("GET", path, &[("authorization", auth.as_str())], b"");
-    let reply = block_on(plane.handle(&local_gateway(), host, req));
+    let gw = local_gateway();
+    let asc_core::pipeline::Handled { reply, after } = block_on(plane.handle(&gw, host, req));
+    block_on(after.run(&gw, host));
     let ReplyBody::Full(body) = reply.body else {
         panic!("admin replies are whole")
     };

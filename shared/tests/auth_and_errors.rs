@@ -255,7 +255,7 @@ fn expire_key(host: &FakeHost, key: &str, at_ms: u64) {
 /// The trail shows who presented a credential that may not be used: a revoked key, an expired
 /// (rotated) key and a key without the scope are refused and recorded in their tenant's trail,
 /// with the key, the operation and the refusal's status and code, after the reply. A key nobody
-/// issued names no tenant: it is refused and recorded nowhere.
+/// issued names no tenant: it is counted into the region's trail instead (`tests/refusals.rs`).
 #[test]
 fn refused_credentials_of_a_known_tenant_are_in_its_trail() {
     let (gw, host, key) = setup();
@@ -287,10 +287,10 @@ fn refused_credentials_of_a_known_tenant_are_in_its_trail() {
         401,
         "invalid_api_key",
     );
-    assert_eq!(
-        host.audit.borrow().len(),
-        0,
-        "an unknown key names no tenant"
+    let unattributed = host.audit.borrow_mut().drain(..).collect::<Vec<_>>();
+    assert!(
+        matches!(&unattributed[..], [r] if r.tenant_id.is_none() && r.error_code.as_deref() == Some("invalid_api_key")),
+        "an unknown key names no tenant: {unattributed:?}"
     );
 
     let models_only = host.mint_key("demo", 2, &[Scope::Models]);
@@ -372,10 +372,11 @@ fn refused_credentials_of_a_known_tenant_are_in_its_trail() {
     assert_eq!(host.audit.borrow().len(), 5);
 }
 
-/// A dead key of a tenant that lives in another region is refused here and recorded nowhere:
-/// its trail is kept in its own region, and its ledger is not started in this one.
+/// A dead key of a tenant that lives in another region is refused here and not recorded in its
+/// tenant's trail, which is kept in its own region (its ledger is not started in this one): this
+/// region's trail counts it among the refusals before a tenant was known, by key id.
 #[test]
-fn a_dead_key_of_another_regions_tenant_is_not_recorded_here() {
+fn a_dead_key_of_another_regions_tenant_is_counted_in_this_regions_trail_only() {
     let host = FakeHost::new();
     let mut tenant = demo_tenant();
     tenant["residency"] = json!("eu");
@@ -384,8 +385,17 @@ fn a_dead_key_of_another_regions_tenant_is_not_recorded_here() {
     host.revoke(&key);
     let gw = local_gateway();
     expect_error(&gw, &host, chat(&key, &hello()), 401, "revoked_api_key");
-    assert_eq!(host.audit.borrow().len(), 0);
-    assert!(host.ledgers.borrow().is_empty(), "no ledger started here");
+    let ledgers: Vec<String> = host.ledgers.borrow().keys().cloned().collect();
+    assert_eq!(
+        ledgers,
+        [asc_core::pipeline::UNATTRIBUTED_LEDGER],
+        "no tenant ledger started here"
+    );
+    let audit = host.audit.borrow();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].tenant_id, None);
+    assert_eq!(audit[0].key_id.as_deref(), Some("k_1"));
+    assert_eq!(audit[0].error_code.as_deref(), Some("revoked_api_key"));
 }
 
 #[test]

@@ -203,7 +203,8 @@ fn trail_verifies(events: &[AuditEvent], now: u64) {
 #[test]
 fn every_fault_ends_clearly_and_leaves_the_books_whole() {
     let cases = [
-        (Fault::ConfigStore, 503, Some("store_unavailable"), false),
+        // Refused before its key's tenant could be read: the region's trail counts it.
+        (Fault::ConfigStore, 503, Some("store_unavailable"), true),
         // The admission failed, but the ledger took the failure's record.
         (Fault::LedgerAtAdmit, 503, Some("store_unavailable"), true),
         (Fault::CircuitBoard, 200, None, true),
@@ -288,6 +289,11 @@ fn every_fault_ends_clearly_and_leaves_the_books_whole() {
                     assert_eq!(e.detail.settled_usd_micros, e.detail.reserved_usd_micros);
                 }
                 Fault::CutMidStream => assert_eq!(e.record.outcome, Outcome::Partial),
+                Fault::ConfigStore => {
+                    assert_eq!(e.record.outcome, Outcome::Error);
+                    assert_eq!(e.record.tenant_id, None, "no tenant was read");
+                    assert_eq!(e.detail.refusals.as_ref().map(|n| n.count), Some(1));
+                }
                 Fault::UpstreamUnreachable | Fault::UpstreamTimeout | Fault::LedgerAtAdmit => {
                     assert_eq!(e.record.outcome, Outcome::Error);
                     assert_eq!(charged, 0, "{fault:?}: nothing served, nothing charged");

@@ -208,7 +208,15 @@ fn store_names_cannot_be_aliased_from_request_data() {
     );
     assert!((400..600).contains(&status) && status != 200, "{status}");
     assert_eq!(code_of(&body), "tenant_not_configured");
-    assert!(host.ledger_ops.borrow().is_empty(), "no ledger touched");
+    // Refused before a tenant was known: only the region's own ledger counts it.
+    assert!(
+        host.ledger_ops
+            .borrow()
+            .iter()
+            .all(|(l, _)| l == asc_core::pipeline::UNATTRIBUTED_LEDGER),
+        "no tenant ledger touched: {:?}",
+        host.ledger_ops.borrow()
+    );
     assert_eq!(host.circuit_ops.get(), 0, "no circuit board touched");
 }
 

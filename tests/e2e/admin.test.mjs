@@ -399,6 +399,18 @@ describe('admin plane', () => {
       }
     }
 
+    // Requests refused before their token was verified have no admin or tenant: the region's
+    // trail counts them (operation `admin`), by code and client address, never the token.
+    const unverifiedListed = query('admin');
+    const unverified = (Array.isArray(unverifiedListed) ? unverifiedListed : unverifiedListed.records).map((r) => r.record ?? r);
+    const countOf = (code) => unverified.filter((r) => r.error_code === code).reduce((n, r) => n + r.refusals.count, 0);
+    assert.ok(countOf('missing_admin_token') >= 1, JSON.stringify(unverified));
+    assert.ok(countOf('invalid_admin_token') >= 12, JSON.stringify(unverified));
+    for (const r of unverified) {
+      assert.deepEqual([r.tenant_id, r.status, r.outcome], [null, 401, 'refused'], JSON.stringify(r));
+      assert.match(r.refusals.client, /^127\.0\.0\.1/);
+    }
+
     const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')
       + stack.logs.join('');
     for (const s of secretsShown) assert.equal(everything.includes(s), false, 'a minted key appears in the trail or logs');

@@ -9,7 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startStack, UPSTREAM_KEY, hostOptions, scratchDir } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import { startStack, UPSTREAM_KEY, hostOptions, scratchDir, HOST, ROOT } from './harness.mjs';
 import { files, entries, verify, drain, assertGapFreePerStream } from './trail.mjs';
 
 const CANARY_SECRET = 'sk-live-CANARY-9f8e7d6c5b4a';
@@ -89,6 +90,75 @@ describe('audit trail', hostOptions(), () => {
         + stack.logs.join('');
       for (const canary of [CANARY_SECRET, CANARY_EMAIL, UPSTREAM_KEY, stack.keys.demo.key]) {
         assert.equal(everything.split(canary).length - 1, 0, `${canary.slice(0, 12)}... appears in the audit objects or logs`);
+      }
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('counts refusals before a tenant is known into the region\'s verified trail, never the key', async () => {
+    // A well-formed key nobody issued (minted under another secret, never stored).
+    const out = execFileSync(join(ROOT, 'target/debug/asc'), ['key', 'new', '--tenant', 'ghost', '--scopes', 'chat'], {
+      env: { ...process.env, KEY_HASH_SECRET: 'c'.repeat(64) }, encoding: 'utf8',
+    });
+    const stranger = out.match(/^ASC_API_KEY=(.*)$/m)[1];
+    const stack = await startStack();
+    const ids = new Map(); // request id -> error code
+    const attempt = async (auth) => {
+      const headers = { 'content-type': 'application/json', 'cf-connecting-ip': '203.0.113.7' };
+      if (auth) headers.authorization = auth;
+      const r = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers, body: chatBody('hi') });
+      const body = await r.json();
+      assert.equal(r.status, 401);
+      ids.set(r.headers.get('x-request-id'), body.error.code);
+    };
+    try {
+      for (let i = 0; i < 4; i++) await attempt(null);
+      for (let i = 0; i < 3; i++) await attempt(`Bearer ${stranger}`);
+      await attempt(`Bearer ${CANARY_SECRET}`);
+      const wrongRegion = await chat(stack, 'hi', {}, 'euonly');
+      assert.equal(wrongRegion.status, 403);
+      ids.set(wrongRegion.headers.get('x-request-id'), (await wrongRegion.json()).error.code);
+      // The isolate's window (2 s on workerd) before the ledger, then the usual shipping.
+      await drain(stack, 2500);
+    } finally {
+      await stack.shutdown();
+    }
+    try {
+      const dir = scratchDir('asc-audit-refusals-');
+      await stack.downloadAudit(dir);
+      const report = verify(dir, stack.publicKeys, Date.now());
+      assert.equal(report.ok, true, JSON.stringify(report.problems ?? report, null, 1));
+      const chained = entries(dir);
+      assertGapFreePerStream(chained);
+      const region = chained.map((e) => e.record).filter((r) => r.refusals);
+      for (const r of region) {
+        assert.equal(r.tenant_id, null, JSON.stringify(r));
+        assert.equal(r.region, 'local');
+        assert.equal(r.outcome, 'refused');
+        // Spin adds the connection's address and port after any the client sent. Cloudflare
+        // always sets CF-Connecting-IP itself; wrangler dev sets it only when the request has
+        // none, so here the attempts' own header shows, and the connection's on the request
+        // sent without one.
+        if (HOST === 'spin') assert.match(r.refusals.client, /^127\.0\.0\.1:\d+$/);
+        else assert.equal(r.refusals.client, r.error_code === 'wrong_region' ? '127.0.0.1' : '203.0.113.7');
+      }
+      // Every attempt counted, under the code its client got: one record per group on workerd
+      // (first attempt's id), one per attempt on Spin.
+      const counted = (code) => region.filter((r) => r.error_code === code).reduce((n, r) => n + r.refusals.count, 0);
+      assert.equal(counted('missing_api_key'), 4);
+      assert.equal(counted('invalid_api_key'), 4);
+      assert.equal(counted('wrong_region'), 1);
+      for (const r of region) assert.equal(ids.get(r.request_id), r.error_code, 'each record names an attempt refused with its code');
+      const unknown = region.filter((r) => r.error_code === 'invalid_api_key' && r.refusals.key_hash_prefix);
+      assert.equal(unknown.reduce((n, r) => n + r.refusals.count, 0), 3, 'the stranger\'s attempts, by its hash prefix');
+      assert.equal(new Set(unknown.map((r) => r.refusals.key_hash_prefix)).size, 1);
+      assert.match(unknown[0].refusals.key_hash_prefix, /^[0-9a-f]{16}$/);
+      assert.equal(region.find((r) => r.error_code === 'wrong_region').key_id, stack.keys.euonly.keyId, 'a live key of a tenant kept elsewhere, by its id');
+      const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')
+        + stack.logs.join('');
+      for (const secret of [stranger, CANARY_SECRET]) {
+        assert.equal(everything.split(secret).length - 1, 0, `${secret.slice(0, 12)}... appears in the audit objects or logs`);
       }
     } finally {
       await stack.stop();

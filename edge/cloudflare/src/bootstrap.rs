@@ -28,7 +28,12 @@ thread_local! {
 fn boot(env: &JsValue) -> Result<Booted, String> {
     let deployment =
         Deployment::from_vars(|name| js::env_string(env, name)).map_err(|errs| errs.join("; "))?;
-    let gateway = Gateway::for_deployment(&deployment);
+    // Cloudflare sets CF-Connecting-IP itself; an isolate serves many requests, so refusals
+    // before a tenant was known are counted over the default window.
+    let gateway = Gateway::for_deployment(&deployment).with_refusals(
+        "cf-connecting-ip",
+        asc_core::pipeline::Settings::default().refusal_window_ms,
+    );
     Ok(Booted {
         #[cfg(feature = "control")]
         admin: AdminPlane::from_vars(|name| js::env_string(env, name))

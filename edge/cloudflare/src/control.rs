@@ -3,6 +3,7 @@
 //! routes), beside the Durable Objects (`objects/`).
 
 use asc_core::pipeline::http::{Inbound, ReplyBody};
+use asc_core::pipeline::AfterResponse;
 use asc_core::{ErrorKind, GatewayError};
 use wasm_bindgen::prelude::*;
 
@@ -42,8 +43,18 @@ pub async fn handle(
         headers,
         body: WorkerBody::of(request),
     };
-    let host = WorkerHost::new(env.clone(), ctx, jurisdiction);
-    Ok(admin(&gw, &host, &env, inbound).await)
+    let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
+    let (response, after) = admin(&gw, &host, &env, inbound).await;
+    if !after.is_empty() {
+        // Refusals before a token was verified, counted for the region's trail.
+        let host = WorkerHost::new(env, ctx.clone(), jurisdiction);
+        crate::wait::run_after(&ctx, async move {
+            for e in after.run(&gw, &host).await {
+                js::log_error(&format!("asc: after the admin response: {e}"));
+            }
+        });
+    }
+    Ok(response)
 }
 
 /// The request plane's route for what guardrails need compiled (`compileGuard` in
@@ -88,9 +99,14 @@ async fn admin(
     host: &WorkerHost,
     env: &JsValue,
     inbound: Inbound<WorkerBody>,
-) -> JsValue {
+) -> (JsValue, AfterResponse) {
+    let mut after = AfterResponse::default();
     let reply = match bootstrap::admin_plane(env) {
-        Ok(Some(plane)) => plane.handle(gw, host, inbound).await,
+        Ok(Some(plane)) => {
+            let handled = plane.handle(gw, host, inbound).await;
+            after = handled.after;
+            handled.reply
+        }
         Ok(None) => {
             let err = GatewayError::new(
                 ErrorKind::UnknownRoute,
@@ -118,11 +134,12 @@ async fn admin(
         js::log_error(&format!("asc: admin {}: {d}", reply.status));
     }
     let head = flat_headers(&reply.headers);
-    match reply.body {
+    let response = match reply.body {
         ReplyBody::Full(body) => js::full_response(reply.status, &head, &body),
         // Admin replies are never streamed.
         ReplyBody::Stream(_) => js::full_response(500, &head, b""),
-    }
+    };
+    (response, after)
 }
 
 /// `/admin` and its files: the dashboard, from the Worker's static assets (`ASSETS`), with the

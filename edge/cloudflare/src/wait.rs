@@ -155,3 +155,28 @@ impl Drop for Wait {
         });
     }
 }
+
+/// Runs the work after a response as far as it goes without waiting, now, and hands the rest, if
+/// any, to `ctx.waitUntil`. Most requests' work ends without waiting (a commit queued for another
+/// request's ledger call), and then costs no promise, no spawned task and no `waitUntil`. Running
+/// it before the Response is returned delays nothing the client sees: workerd sends the
+/// response only once the isolate's microtasks (where a spawned task would run it) are done.
+pub(crate) fn run_after(
+    ctx: &wasm_bindgen::JsValue,
+    work: impl std::future::Future<Output = ()> + 'static,
+) {
+    let mut work = Box::pin(work);
+    // A waker that does nothing: a future that waits registers it, and is polled again, with
+    // the executor's waker, by the task below, which every wait here re-registers on (wait.rs).
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if std::future::Future::poll(work.as_mut(), &mut cx).is_ready() {
+        return;
+    }
+    crate::js::wait_until(
+        ctx,
+        wasm_bindgen_futures::future_to_promise(async move {
+            work.await;
+            Ok(wasm_bindgen::JsValue::UNDEFINED)
+        }),
+    );
+}

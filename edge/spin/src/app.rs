@@ -48,7 +48,13 @@ pub fn gateway(deployment: &Deployment) -> Rc<Gateway> {
             return gw;
         }
     }
-    let gw = Rc::new(Gateway::for_deployment(deployment).without_leases());
+    // Spin sets spin-client-addr after any the client sent; an instance may end with its
+    // request, so each refusal before a tenant was known is recorded on its own, after its reply.
+    let gw = Rc::new(
+        Gateway::for_deployment(deployment)
+            .without_leases()
+            .with_refusals("spin-client-addr", 0),
+    );
     GATEWAY.with(|g| *g.borrow_mut() = Some(gw.clone()));
     gw
 }
@@ -611,7 +617,15 @@ pub async fn admin<P: Platform, B: ByteSource>(
             }
         },
     };
-    let reply = plane.handle(&prepared.gateway, &prepared.host, req).await;
+    let asc_core::pipeline::Handled { reply, after } =
+        plane.handle(&prepared.gateway, &prepared.host, req).await;
+    // Refusals before a token was verified, one record each (Spin's window is 0), stored before
+    // the reply: an admin refusal is rare enough to wait for its ledger write.
+    if !after.is_empty() {
+        for why in run_deferred(prepared, after).await {
+            eprintln!("asc: after the admin response: {why}");
+        }
+    }
     if let Some(d) = &reply.diagnostic {
         eprintln!("asc: admin {}: {d}", reply.status);
     }

@@ -18,7 +18,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::host::{read_limited, ByteSource, Host};
 use crate::ids::TenantId;
 use crate::pipeline::http::{Inbound, Reply, ReplyBody};
-use crate::pipeline::Gateway;
+use crate::pipeline::{AfterResponse, Gateway, Handled, Unattributed};
 use crate::tenant_store::{Author, IfMatch, StoreOp, StoreReply, StoredVersion};
 
 /// Largest admin request body (a tenant config).
@@ -246,14 +246,37 @@ impl AdminPlane {
         gw: &Gateway,
         host: &H,
         mut req: Inbound<B>,
-    ) -> Reply<H::Body> {
+    ) -> Handled<H::Body> {
         let mut random = [0u8; 24];
         host.fill_random(&mut random);
         let request_id = crate::hexstr::prefixed("req_", &random[..12]);
         let trace_id = crate::hexstr::encode(&random[8..24]);
-        let mut reply = match self.serve(gw, host, &mut req, &request_id, &trace_id).await {
+        let started_ms = host.now().millis();
+        let mut after = AfterResponse::default();
+        let mut signed_in = false;
+        let served = self
+            .serve(gw, host, &mut req, &request_id, &trace_id, &mut signed_in)
+            .await;
+        let mut reply = match served {
             Ok(reply) => reply,
-            Err(f) => error_reply(&f.0, f.1),
+            Err(f) => {
+                // Refused before a token was verified (none, forged, expired, wrong host): no
+                // admin or tenant to record it under, so the region's trail counts it.
+                if !signed_in {
+                    let client = gw.client_address(&req.headers);
+                    let who = Unattributed {
+                        operation: "admin",
+                        client: client.as_deref(),
+                        key_hash_prefix: None,
+                        key_id: None,
+                        request_id: &request_id,
+                        trace_id: &trace_id,
+                        started_ms,
+                    };
+                    gw.count_refusal(host, who, &f.0, &mut after);
+                }
+                error_reply(&f.0, f.1)
+            }
         };
         reply
             .headers
@@ -261,9 +284,10 @@ impl AdminPlane {
         reply
             .headers
             .push((crate::headers::REGION.into(), gw.region().id.clone()));
-        reply
+        Handled { reply, after }
     }
 
+    /// `signed_in` is set once the request's token is verified.
     async fn serve<H: Host, B: ByteSource>(
         &self,
         gw: &Gateway,
@@ -271,6 +295,7 @@ impl AdminPlane {
         req: &mut Inbound<B>,
         request_id: &str,
         trace_id: &str,
+        signed_in: &mut bool,
     ) -> Result<Reply<H::Body>, Box<Failure>> {
         let host_header = req.header("host").unwrap_or("");
         if !gw.region().serves_host(host_header) {
@@ -295,6 +320,7 @@ impl AdminPlane {
             req.header("cf-access-jwt-assertion"),
         )?;
         let principal = self.authenticate(host, gw.region(), token).await?;
+        *signed_in = true;
         let Some(tenant) = tenant else {
             // GET /admin/v1/me: who the token says you are.
             let body = json!({"subject": principal.subject, "issuer": principal.issuer,

@@ -93,6 +93,10 @@ impl AuditEvent {
             bound_opt(&mut g.side);
             bound_opt(&mut g.pattern);
         }
+        if let Some(refusals) = &mut d.refusals {
+            bound_opt(&mut refusals.client);
+            bound_opt(&mut refusals.key_hash_prefix);
+        }
     }
 }
 

@@ -183,6 +183,36 @@ pub struct AuditDetail {
     /// The admission lease a request was served under, or on a lease's own record how it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseNote>,
+    /// On a record of refusals before any tenant was known: how many there were, when, from
+    /// where, with which key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusals: Option<RefusalsNote>,
+}
+
+/// Refusals before a tenant was known (no key, a malformed or unknown key, another region's
+/// host or tenant), counted per isolate over a short window and recorded as one record per
+/// group: same operation, error code, client address and key. The record's own fields are the
+/// first attempt's (`request_id`, `timestamp_ms`, `trace_id`); `count` includes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RefusalsNote {
+    pub count: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// The client's address as the platform reported it (Cloudflare's `CF-Connecting-IP`,
+    /// Spin's `spin-client-addr`); `None` when it reported none or the group was merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The first 16 hex digits of a well-formed key's lookup hash (HMAC-SHA256 under the
+    /// deployment's key-hashing secret): repeated attempts with one key match, and the key
+    /// cannot be recovered from it. `None` when no well-formed key was presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_hash_prefix: Option<String>,
+    /// Attempts past the isolate's group limit for the window, counted by operation and code
+    /// only (client and key not kept), so a flood of distinct keys costs a bounded number of
+    /// records.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merged: bool,
 }
 
 /// A request admitted under a lease names it (`id` only); a lease's own record (operation
@@ -358,6 +388,14 @@ mod tests {
                 granted: Some(64),
                 admitted: Some(60),
                 reported: Some(60),
+            }),
+            refusals: Some(RefusalsNote {
+                count: 7,
+                first_ms: 1_000,
+                last_ms: 2_500,
+                client: Some("203.0.113.7".into()),
+                key_hash_prefix: Some("0123456789abcdef".into()),
+                merged: true,
             }),
         };
         e

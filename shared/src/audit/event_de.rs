@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::{
     AdminNote, Attempt, AuditDetail, AuditEvent, CacheNote, GuardrailDecision, LeaseNote,
-    RecordedContent,
+    RecordedContent, RefusalsNote,
 };
 use crate::audit::{AuditRecord, Outcome, Usage};
 
@@ -74,6 +74,8 @@ struct FlatEvent {
     ttft_ms: Option<u64>,
     #[serde(default)]
     lease: Option<LeaseNote>,
+    #[serde(default)]
+    refusals: Option<RefusalsNote>,
 }
 
 impl From<FlatEvent> for AuditEvent {
@@ -118,6 +120,7 @@ impl From<FlatEvent> for AuditEvent {
                 tags: f.tags,
                 ttft_ms: f.ttft_ms,
                 lease: f.lease,
+                refusals: f.refusals,
             },
         }
     }

@@ -50,7 +50,7 @@ pub mod verify;
 
 pub use detail::{
     content_sha256, AdminNote, Attempt, AuditDetail, AuditEvent, CacheNote, CacheOutcome,
-    GuardrailAction, GuardrailDecision, LeaseNote, RecordedContent,
+    GuardrailAction, GuardrailDecision, LeaseNote, RecordedContent, RefusalsNote,
 };
 pub use forward::{ForwardAck, ForwardBatch, ForwardRef};
 pub(crate) use record::OpenAiUsage;

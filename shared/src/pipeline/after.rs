@@ -41,6 +41,9 @@ pub enum Deferred {
     },
     /// A finished request's execution record, for the telemetry export.
     Observe(Box<ExecutionRecord>),
+    /// Send the refusals this isolate counted before any tenant was known (`refusals.rs`) to the
+    /// region's trail, at `at_ms`, the end of their window.
+    Refusals { at_ms: u64 },
     /// Close a lease once its window is over (unless a later grant closed it): run last.
     CloseLease {
         leases: LeaseTable,
@@ -124,6 +127,10 @@ impl AfterResponse {
         });
     }
 
+    pub(super) fn refusals(&mut self, at_ms: u64) {
+        self.work.push(Deferred::Refusals { at_ms });
+    }
+
     pub fn observe(&mut self, record: ExecutionRecord) {
         self.work.push(Deferred::Observe(Box::new(record)));
     }
@@ -152,7 +159,7 @@ impl AfterResponse {
         // work; webhooks and the telemetry export (which may be slow) wait for it, so nothing
         // pushes the close past the platform's limit on after-response work.
         self.work.sort_by_key(|w| match w {
-            Deferred::CloseLease { .. } => 1,
+            Deferred::CloseLease { .. } | Deferred::Refusals { .. } => 1,
             Deferred::Alerts { .. } => 2,
             Deferred::Observe(_) => 3,
             _ => 0,
@@ -216,6 +223,22 @@ impl AfterResponse {
                             close,
                         };
                         // A close's reply hands nothing over (only a commit's does).
+                        if let Err(e) = host.ledger_after_response(&ledger, op).await {
+                            failures.push(e);
+                        }
+                    }
+                }
+                Deferred::Refusals { at_ms } => {
+                    let now = host.now().millis();
+                    if at_ms > now {
+                        host.sleep(at_ms - now).await;
+                    }
+                    let ledger = LedgerId(super::UNATTRIBUTED_LEDGER.to_string());
+                    for record in gw.take_refusals() {
+                        let op = LedgerOp::Record(crate::ledger::RecordAsk {
+                            now_ms: host.now().millis(),
+                            record,
+                        });
                         if let Err(e) = host.ledger_after_response(&ledger, op).await {
                             failures.push(e);
                         }

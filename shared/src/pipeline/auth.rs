@@ -28,11 +28,18 @@ fn store_error(what: &str, e: crate::host::HostError) -> GatewayError {
 pub(super) struct Unauthenticated {
     pub err: GatewayError,
     pub key: Option<Rc<KeyRecord>>,
+    /// The prefix of a well-formed key's lookup hash (`refusals::hash_prefix`), for the record
+    /// of a refusal before a tenant was known.
+    pub key_hash_prefix: Option<String>,
 }
 
 impl From<GatewayError> for Unauthenticated {
     fn from(err: GatewayError) -> Self {
-        Unauthenticated { err, key: None }
+        Unauthenticated {
+            err,
+            key: None,
+            key_hash_prefix: None,
+        }
     }
 }
 
@@ -67,23 +74,32 @@ impl Gateway {
                 .borrow()
                 .get(super::admission::PRICE_TABLE_RECORD, host.now())
                 .is_none();
-        let record = if stale_prices {
+        let with_hash = |err| Unauthenticated {
+            err,
+            key: None,
+            key_hash_prefix: Some(super::refusals::hash_prefix(&hash)),
+        };
+        let found = if stale_prices {
             // The table's own errors surface where it is used; here it only warms the cache.
             join(self.key_record(host, &hash), self.prices(host))
                 .await
-                .0?
+                .0
         } else {
-            self.key_record(host, &hash).await?
+            self.key_record(host, &hash).await
         };
+        let record = found.map_err(with_hash)?;
         if let Err(err) = record.admit(&hash, host.now().millis()) {
             // A hash that does not match its own record names nobody.
             let known = err.kind != ErrorKind::InvalidApiKey;
             return Err(Unauthenticated {
-                err,
                 key: known.then_some(record),
+                ..with_hash(err)
             });
         }
-        let tenant = self.tenant(host, &record.tenant_id).await?;
+        let tenant = self
+            .tenant(host, &record.tenant_id)
+            .await
+            .map_err(with_hash)?;
         if tenant.residency != self.region.id {
             let message = match self.regions.get(&tenant.residency) {
                 Some(home) => format!(
@@ -97,7 +113,11 @@ impl Gateway {
                     tenant.tenant_id, tenant.residency, self.region.id
                 ),
             };
-            return Err(GatewayError::new(ErrorKind::WrongRegion, message).into());
+            // A live key of a tenant kept elsewhere: counted here by its id, not in its trail.
+            return Err(Unauthenticated {
+                key: Some(record),
+                ..with_hash(GatewayError::new(ErrorKind::WrongRegion, message))
+            });
         }
         Ok(Caller {
             key: record,

@@ -20,6 +20,7 @@ mod models;
 mod observe;
 mod plan;
 mod provider;
+mod refusals;
 pub mod relay;
 mod upstream;
 mod usage;
@@ -30,6 +31,7 @@ pub use analytics::analytics_ask;
 pub(crate) use chat::record_guardrails;
 pub(crate) use exchange::Exchange;
 pub use http::{Inbound, Reply, ReplyBody};
+pub use refusals::{MAX_GROUPS as MAX_REFUSAL_GROUPS, UNATTRIBUTED_LEDGER};
 pub use relay::{Relay, StreamStats};
 
 use std::cell::RefCell;
@@ -66,6 +68,14 @@ pub struct Settings {
     /// Whether this host's isolates outlive a request, so tenants with `limits.admission =
     /// "leased"` can admit under leases (false on Spin: an instance serves one request).
     pub leases: bool,
+    /// How long an isolate counts refusals before any tenant was known before it records them
+    /// (`pipeline/refusals.rs`); 0 records each on its own (an instance that ends with its
+    /// request has nothing to count across).
+    pub refusal_window_ms: u64,
+    /// The request header that carries the client's address as the platform saw it (the last
+    /// one counts: Spin appends its own after any the client sent), recorded with refusals
+    /// before a tenant was known.
+    pub client_address_header: Option<String>,
 }
 
 impl Default for Settings {
@@ -83,6 +93,8 @@ impl Default for Settings {
             max_upstream_response_bytes: 32 * 1024 * 1024,
             collector: None,
             leases: true,
+            refusal_window_ms: 2_000,
+            client_address_header: None,
         }
     }
 }
@@ -112,6 +124,8 @@ pub struct Gateway {
     instance_id: RefCell<String>,
     /// Admission leases this isolate holds (shared with the exchanges admitted under them).
     leases: Rc<RefCell<lease::IsolateLeases>>,
+    /// Refusals before a tenant was known, not recorded yet.
+    refusals: RefCell<refusals::RefusalTally>,
 }
 
 /// A handled request: the reply for the client, and what to do once it has gone out.
@@ -129,6 +143,20 @@ pub(crate) struct RequestCtx {
     pub started: Timestamp,
     /// Whether the request reached a tenant (an exchange owns its execution record then).
     pub reached_tenant: std::cell::Cell<bool>,
+    /// What a refusal before a tenant was known records of the key presented: its lookup
+    /// hash's prefix, and its id when its record was found (another region's tenant).
+    pub presented_key: RefCell<(Option<String>, Option<String>)>,
+}
+
+/// A request refused before any tenant or admin was known, as its record names it.
+pub struct Unattributed<'a> {
+    pub operation: &'static str,
+    pub client: Option<&'a str>,
+    pub key_hash_prefix: Option<String>,
+    pub key_id: Option<String>,
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
+    pub started_ms: u64,
 }
 
 /// The caller, once authenticated.
@@ -184,6 +212,7 @@ impl Gateway {
             telemetry: RefCell::new(Default::default()),
             instance_id: RefCell::new(String::new()),
             leases: Rc::default(),
+            refusals: RefCell::default(),
         }
     }
 
@@ -191,6 +220,15 @@ impl Gateway {
     /// write-ahead, since a lease's commits wait in the instance.
     pub fn without_leases(mut self) -> Self {
         self.settings.leases = false;
+        self
+    }
+
+    /// How this host reports a client's address (`header`: see
+    /// [`Settings::client_address_header`]) and how long its isolates count refusals before a
+    /// tenant was known ([`Settings::refusal_window_ms`]).
+    pub fn with_refusals(mut self, header: &str, window_ms: u64) -> Self {
+        self.settings.client_address_header = Some(header.to_string());
+        self.settings.refusal_window_ms = window_ms;
         self
     }
 
@@ -239,8 +277,10 @@ impl Gateway {
             trace: TraceContext::continue_or_start(req.header("traceparent"), &random),
             started: host.now(),
             reached_tenant: std::cell::Cell::new(false),
+            presented_key: RefCell::default(),
         };
         let path = req.path.clone();
+        let client = self.client_address(&req.headers);
         // Errors go back in the dialect of the path the client called.
         let dialect = match req.path.as_str() {
             "/v1/messages" => Dialect::Anthropic,
@@ -251,9 +291,27 @@ impl Gateway {
             Ok(reply) => reply,
             Err(err) => {
                 // Refused before any tenant was known (bad key, wrong host, unknown route):
-                // exported without a tenant, so failed logins show in the metrics too.
-                if !ctx.reached_tenant.get() && self.settings.collector.is_some() {
-                    after.observe(self.unattributed_record(host, &ctx, &path, &err));
+                // counted into the region's trail, and exported without a tenant, so failed
+                // logins show in the metrics too.
+                if !ctx.reached_tenant.get() {
+                    let (key_hash_prefix, key_id) = ctx.presented_key.take();
+                    self.count_refusal(
+                        host,
+                        Unattributed {
+                            operation: unattributed_operation(&path),
+                            client: client.as_deref(),
+                            key_hash_prefix,
+                            key_id,
+                            request_id: &ctx.request_id,
+                            trace_id: &ctx.trace.trace_id,
+                            started_ms: ctx.started.millis(),
+                        },
+                        &err,
+                        &mut after,
+                    );
+                    if self.settings.collector.is_some() {
+                        after.observe(self.unattributed_record(host, &ctx, &path, &err));
+                    }
                 }
                 dialect::error_reply(dialect, &err)
             }
@@ -328,12 +386,17 @@ impl Gateway {
             Err(auth::Unauthenticated {
                 err,
                 key: Some(key),
+                key_hash_prefix,
             }) => {
+                ctx.presented_key.borrow_mut().0 = key_hash_prefix;
                 return Err(self
                     .record_refused_key(host, ctx, key, operation, err, after)
-                    .await)
+                    .await);
             }
-            Err(refused) => return Err(refused.err),
+            Err(refused) => {
+                *ctx.presented_key.borrow_mut() = (refused.key_hash_prefix, None);
+                return Err(refused.err);
+            }
         };
         let scope = match route {
             Route::Models => Scope::Models,
@@ -412,6 +475,51 @@ impl Gateway {
         )
     }
 
+    /// The client's address as the platform reported it, when the deployment names its header:
+    /// the last of that name (Spin appends its own after any the client sent).
+    pub(crate) fn client_address(&self, headers: &[(String, String)]) -> Option<String> {
+        let name = self.settings.client_address_header.as_deref()?;
+        headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Counts a refusal before any tenant (or admin) was known; the refusal that opens a
+    /// window schedules its send into the region's trail (`refusals.rs`).
+    pub(crate) fn count_refusal<H: Host>(
+        &self,
+        host: &H,
+        who: Unattributed<'_>,
+        err: &GatewayError,
+        after: &mut AfterResponse,
+    ) {
+        let now = host.now().millis();
+        let due = self.refusals.borrow_mut().add(
+            refusals::Refused {
+                operation: who.operation,
+                err,
+                client: who.client,
+                key_hash_prefix: who.key_hash_prefix,
+                key_id: who.key_id,
+                request_id: who.request_id,
+                trace_id: who.trace_id,
+                at_ms: who.started_ms,
+                latency_ms: now.saturating_sub(who.started_ms),
+            },
+            self.settings.refusal_window_ms,
+        );
+        if let Some(at_ms) = due {
+            after.refusals(at_ms);
+        }
+    }
+
+    /// What this isolate counted since its last send, as records for the region's trail.
+    pub(crate) fn take_refusals(&self) -> Vec<AuditEvent> {
+        self.refusals.borrow_mut().take(&self.region.id)
+    }
+
     /// The execution record of a request refused before it reached a tenant.
     fn unattributed_record<H: Host>(
         &self,
@@ -421,15 +529,7 @@ impl Gateway {
         err: &GatewayError,
     ) -> crate::telemetry::ExecutionRecord {
         let now = host.now().millis();
-        let operation = match path {
-            "/v1/chat/completions" => "chat.completions",
-            "/v1/messages" => "messages",
-            "/v1/embeddings" => "embeddings",
-            "/v1/models" => "models.list",
-            "/v1/usage" => "usage.read",
-            "/v1/route/explain" => "route.explain",
-            _ => "unknown",
-        };
+        let operation = unattributed_operation(path);
         let mut record = self.record_base(ctx, operation);
         record.outcome = if err.status() < 500 {
             Outcome::Refused
@@ -477,7 +577,11 @@ impl Gateway {
     ) -> GatewayError {
         let tenant = match self.tenant(host, &key.tenant_id).await {
             Ok(tenant) if tenant.residency == self.region.id => tenant,
-            _ => return err,
+            _ => {
+                // Counted in this region's trail as a refusal before a tenant was known.
+                ctx.presented_key.borrow_mut().1 = Some(key.key_id.to_string());
+                return err;
+            }
         };
         let caller = Caller { key, tenant };
         self.record_refusal(host, ctx, &caller, operation, err, after)
@@ -501,6 +605,19 @@ impl Gateway {
 /// A body's SHA-256 as a record holds it (lowercase hex), by the host's digest.
 pub(crate) fn body_sha256<H: Host>(host: &H, body: &[u8]) -> String {
     crate::hexstr::encode(&host.sha256(body))
+}
+
+/// The operation a path names, for a request refused before its route was served.
+fn unattributed_operation(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat.completions",
+        "/v1/messages" => "messages",
+        "/v1/embeddings" => "embeddings",
+        "/v1/models" => "models.list",
+        "/v1/usage" => "usage.read",
+        "/v1/route/explain" => "route.explain",
+        _ => "unknown",
+    }
 }
 
 pub(crate) fn json_reply<S: ByteSource>(status: u16, body: Vec<u8>) -> Reply<S> {
