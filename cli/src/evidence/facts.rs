@@ -13,8 +13,16 @@ use serde_json::{json, Value};
 type Counts = BTreeMap<String, u64>;
 
 fn bump(map: &mut Counts, key: impl Into<String>) {
-    *map.entry(key.into()).or_default() += 1;
+    bump_by(map, key, 1);
 }
+
+fn bump_by(map: &mut Counts, key: impl Into<String>, n: u64) {
+    *map.entry(key.into()).or_default() += n;
+}
+
+/// The clients with the most refusals before a tenant was known, this many at most (a flood
+/// from many addresses would otherwise fill the pack); the rest summed as `(others)`.
+const TOP_CLIENTS: usize = 100;
 
 fn outcome_name(o: Outcome) -> &'static str {
     match o {
@@ -31,22 +39,34 @@ pub fn summary(events: &[AuditEvent]) -> Value {
     let (mut tenants, mut models, mut providers, mut regions) = Default::default();
     let (mut outcomes, mut errors, mut blocked, mut cache) = Default::default();
     let mut operations = Counts::new();
+    let (mut requests, mut unattributed_records, mut unattributed) = (0u64, 0u64, 0u64);
+    let (mut unattributed_codes, mut clients) = (Counts::new(), Counts::new());
     for e in events {
         let r = &e.record;
-        bump(&mut tenants, r.tenant_id.as_deref().unwrap_or("(none)"));
-        bump(
+        // A record of refusals before a tenant was known stands for `count` requests.
+        let n = e.detail.refusals.as_ref().map_or(1, |note| note.count);
+        requests += n;
+        if let Some(note) = &e.detail.refusals {
+            unattributed_records += 1;
+            unattributed += n;
+            bump_by(&mut unattributed_codes, r.error_code.as_deref().unwrap_or("-"), n);
+            bump_by(&mut clients, note.client.as_deref().unwrap_or("(not kept)"), n);
+        }
+        bump_by(&mut tenants, r.tenant_id.as_deref().unwrap_or("(none)"), n);
+        bump_by(
             &mut models,
             r.served_model
                 .as_deref()
                 .or(r.requested_model.as_deref())
                 .unwrap_or("(none)"),
+            n,
         );
-        bump(&mut providers, r.provider.as_deref().unwrap_or("(none)"));
-        bump(&mut regions, r.region.as_str());
-        bump(&mut outcomes, outcome_name(r.outcome));
-        bump(&mut operations, r.operation.as_str());
+        bump_by(&mut providers, r.provider.as_deref().unwrap_or("(none)"), n);
+        bump_by(&mut regions, r.region.as_str(), n);
+        bump_by(&mut outcomes, outcome_name(r.outcome), n);
+        bump_by(&mut operations, r.operation.as_str(), n);
         if let Some(code) = &r.error_code {
-            bump(&mut errors, code.as_str());
+            bump_by(&mut errors, code.as_str(), n);
         }
         for g in &e.detail.guardrails {
             if g.action == GuardrailAction::Block {
@@ -68,7 +88,8 @@ pub fn summary(events: &[AuditEvent]) -> Value {
         }
     }
     json!({
-        "requests": events.len(),
+        "requests": requests,
+        "records": events.len(),
         "by_tenant": tenants,
         "by_model": models,
         "by_provider": providers,
@@ -78,7 +99,25 @@ pub fn summary(events: &[AuditEvent]) -> Value {
         "by_error_code": errors,
         "blocked_by_guardrail": blocked,
         "response_cache": cache,
+        "refused_before_a_tenant": {
+            "records": unattributed_records,
+            "requests": unattributed,
+            "by_error_code": unattributed_codes,
+            "top_clients": top(clients, TOP_CLIENTS),
+        },
     })
+}
+
+/// The `limit` largest counts (ties by key), the rest summed as `(others)`.
+fn top(counts: Counts, limit: usize) -> Counts {
+    let mut by_size: Vec<(String, u64)> = counts.into_iter().collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let rest: u64 = by_size.iter().skip(limit).map(|(_, n)| n).sum();
+    let mut kept: Counts = by_size.into_iter().take(limit).collect();
+    if rest > 0 {
+        kept.insert("(others)".into(), rest);
+    }
+    kept
 }
 
 /// Every upstream host contacted, per region (every attempt, fallbacks included), checked
@@ -355,6 +394,47 @@ mod tests {
         assert_eq!(s["blocked_by_guardrail"], json!({"credit_card": 1}));
         assert_eq!(s["by_error_code"], json!({"guardrail_credit_card": 1}));
         assert_eq!(s["response_cache"], json!({"hit": 1}));
+        assert_eq!(s["refused_before_a_tenant"]["requests"], 0);
+    }
+
+    #[test]
+    fn a_record_of_refusals_before_a_tenant_counts_as_its_attempts() {
+        let counted = |code: &str, client: Option<&str>, count: u64| {
+            let mut e = event(9, "x", "eu", "h");
+            e.record.tenant_id = None;
+            e.record.outcome = Outcome::Refused;
+            e.record.error_code = Some(code.into());
+            e.detail.refusals = Some(asc_core::audit::RefusalsNote {
+                count,
+                client: client.map(str::to_string),
+                ..Default::default()
+            });
+            e
+        };
+        let s = summary(&[
+            counted("missing_api_key", Some("203.0.113.7"), 5),
+            counted("invalid_api_key", Some("203.0.113.7"), 2),
+            counted("invalid_api_key", None, 40),
+            event(3, "acme", "eu", "eu.api.openai.com"),
+        ]);
+        assert_eq!((s["requests"].as_u64(), s["records"].as_u64()), (Some(48), Some(4)));
+        assert_eq!(s["by_tenant"], json!({"(none)": 47, "acme": 1}));
+        assert_eq!(s["by_outcome"], json!({"ok": 1, "refused": 47}));
+        assert_eq!(
+            s["refused_before_a_tenant"],
+            json!({
+                "records": 3,
+                "requests": 47,
+                "by_error_code": {"invalid_api_key": 42, "missing_api_key": 5},
+                "top_clients": {"203.0.113.7": 7, "(not kept)": 40},
+            })
+        );
+        let many: Counts = (0..150).map(|i| (format!("c{i:03}"), 1 + i)).collect();
+        let kept = top(many, 100);
+        assert_eq!(kept.len(), 101);
+        assert_eq!(kept["c149"], 150);
+        // c000..c049 hold 1..=50: 1,275 in all.
+        assert_eq!(kept["(others)"], 1_275);
     }
 
     #[test]
