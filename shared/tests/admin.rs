@@ -27,8 +27,11 @@ fn call(
     req: Inbound<Chunks>,
 ) -> (u16, Vec<(String, String)>, Value, Vec<u8>) {
     let gw = local_gateway();
-    let asc_core::pipeline::Handled { reply, after } = block_on(plane.handle(&gw, host, req));
-    block_on(after.run(&gw, host));
+    let handled = block_on(plane.handle(&gw, host, req));
+    if let Some(at_ms) = handled.refusals_due {
+        assert!(block_on(gw.send_refusals(host, at_ms)).is_empty());
+    }
+    let reply = handled.reply;
     let ReplyBody::Full(body) = reply.body else {
         panic!("admin replies are whole")
     };

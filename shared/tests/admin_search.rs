@@ -33,8 +33,11 @@ fn get(plane: &AdminPlane, host: &FakeHost, token: &str, path: &str) -> (u16, Va
     let auth = format!("Bearer {token}");
     let req: Inbound<Chunks> = request("GET", path, &[("authorization", auth.as_str())], b"");
     let gw = local_gateway();
-    let asc_core::pipeline::Handled { reply, after } = block_on(plane.handle(&gw, host, req));
-    block_on(after.run(&gw, host));
+    let handled = block_on(plane.handle(&gw, host, req));
+    if let Some(at_ms) = handled.refusals_due {
+        assert!(block_on(gw.send_refusals(host, at_ms)).is_empty());
+    }
+    let reply = handled.reply;
     let ReplyBody::Full(body) = reply.body else {
         panic!("admin replies are whole")
     };

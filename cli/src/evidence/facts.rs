@@ -49,8 +49,16 @@ pub fn summary(events: &[AuditEvent]) -> Value {
         if let Some(note) = &e.detail.refusals {
             unattributed_records += 1;
             unattributed += n;
-            bump_by(&mut unattributed_codes, r.error_code.as_deref().unwrap_or("-"), n);
-            bump_by(&mut clients, note.client.as_deref().unwrap_or("(not kept)"), n);
+            bump_by(
+                &mut unattributed_codes,
+                r.error_code.as_deref().unwrap_or("-"),
+                n,
+            );
+            bump_by(
+                &mut clients,
+                note.client.as_deref().unwrap_or("(not kept)"),
+                n,
+            );
         }
         bump_by(&mut tenants, r.tenant_id.as_deref().unwrap_or("(none)"), n);
         bump_by(
@@ -417,7 +425,10 @@ mod tests {
             counted("invalid_api_key", None, 40),
             event(3, "acme", "eu", "eu.api.openai.com"),
         ]);
-        assert_eq!((s["requests"].as_u64(), s["records"].as_u64()), (Some(48), Some(4)));
+        assert_eq!(
+            (s["requests"].as_u64(), s["records"].as_u64()),
+            (Some(48), Some(4))
+        );
         assert_eq!(s["by_tenant"], json!({"(none)": 47, "acme": 1}));
         assert_eq!(s["by_outcome"], json!({"ok": 1, "refused": 47}));
         assert_eq!(

@@ -3,7 +3,6 @@
 //! routes), beside the Durable Objects (`objects/`).
 
 use asc_core::pipeline::http::{Inbound, ReplyBody};
-use asc_core::pipeline::AfterResponse;
 use asc_core::{ErrorKind, GatewayError};
 use wasm_bindgen::prelude::*;
 
@@ -44,12 +43,13 @@ pub async fn handle(
         body: WorkerBody::of(request),
     };
     let host = WorkerHost::new(env.clone(), ctx.clone(), jurisdiction.clone());
-    let (response, after) = admin(&gw, &host, &env, inbound).await;
-    if !after.is_empty() {
-        // Refusals before a token was verified, counted for the region's trail.
+    let (response, refusals_due) = admin(&gw, &host, &env, inbound).await;
+    if let Some(at_ms) = refusals_due {
+        // Refusals before a token was verified, counted for the region's trail: sent at the
+        // end of their window, after this response.
         let host = WorkerHost::new(env, ctx.clone(), jurisdiction);
         crate::wait::run_after(&ctx, async move {
-            for e in after.run(&gw, &host).await {
+            for e in gw.send_refusals(&host, at_ms).await {
                 js::log_error(&format!("asc: after the admin response: {e}"));
             }
         });
@@ -99,12 +99,12 @@ async fn admin(
     host: &WorkerHost,
     env: &JsValue,
     inbound: Inbound<WorkerBody>,
-) -> (JsValue, AfterResponse) {
-    let mut after = AfterResponse::default();
+) -> (JsValue, Option<u64>) {
+    let mut refusals_due = None;
     let reply = match bootstrap::admin_plane(env) {
         Ok(Some(plane)) => {
             let handled = plane.handle(gw, host, inbound).await;
-            after = handled.after;
+            refusals_due = handled.refusals_due;
             handled.reply
         }
         Ok(None) => {
@@ -139,7 +139,7 @@ async fn admin(
         // Admin replies are never streamed.
         ReplyBody::Stream(_) => js::full_response(500, &head, b""),
     };
-    (response, after)
+    (response, refusals_due)
 }
 
 /// `/admin` and its files: the dashboard, from the Worker's static assets (`ASSETS`), with the

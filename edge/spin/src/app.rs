@@ -617,15 +617,16 @@ pub async fn admin<P: Platform, B: ByteSource>(
             }
         },
     };
-    let asc_core::pipeline::Handled { reply, after } =
-        plane.handle(&prepared.gateway, &prepared.host, req).await;
+    let handled = plane.handle(&prepared.gateway, &prepared.host, req).await;
     // Refusals before a token was verified, one record each (Spin's window is 0), stored before
     // the reply: an admin refusal is rare enough to wait for its ledger write.
-    if !after.is_empty() {
-        for why in run_deferred(prepared, after).await {
+    if let Some(at_ms) = handled.refusals_due {
+        let gw = &prepared.gateway;
+        for why in gw.send_refusals(&prepared.host, at_ms).await {
             eprintln!("asc: after the admin response: {why}");
         }
     }
+    let reply = handled.reply;
     if let Some(d) = &reply.diagnostic {
         eprintln!("asc: admin {}: {d}", reply.status);
     }

@@ -18,7 +18,14 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::host::{read_limited, ByteSource, Host};
 use crate::ids::TenantId;
 use crate::pipeline::http::{Inbound, Reply, ReplyBody};
-use crate::pipeline::{AfterResponse, Gateway, Handled, Unattributed};
+use crate::pipeline::{Gateway, Unattributed};
+
+/// An admin reply, and when to send the refusals counted before a token was verified
+/// ([`Gateway::send_refusals`], after the reply), when this request opened their window.
+pub struct AdminHandled<S: ByteSource> {
+    pub reply: Reply<S>,
+    pub refusals_due: Option<u64>,
+}
 use crate::tenant_store::{Author, IfMatch, StoreOp, StoreReply, StoredVersion};
 
 /// Largest admin request body (a tenant config).
@@ -246,13 +253,13 @@ impl AdminPlane {
         gw: &Gateway,
         host: &H,
         mut req: Inbound<B>,
-    ) -> Handled<H::Body> {
+    ) -> AdminHandled<H::Body> {
         let mut random = [0u8; 24];
         host.fill_random(&mut random);
         let request_id = crate::hexstr::prefixed("req_", &random[..12]);
         let trace_id = crate::hexstr::encode(&random[8..24]);
         let started_ms = host.now().millis();
-        let mut after = AfterResponse::default();
+        let mut refusals_due = None;
         let mut signed_in = false;
         let served = self
             .serve(gw, host, &mut req, &request_id, &trace_id, &mut signed_in)
@@ -273,7 +280,7 @@ impl AdminPlane {
                         trace_id: &trace_id,
                         started_ms,
                     };
-                    gw.count_refusal(host, who, &f.0, &mut after);
+                    refusals_due = gw.count_refusal(host, who, &f.0);
                 }
                 error_reply(&f.0, f.1)
             }
@@ -284,7 +291,10 @@ impl AdminPlane {
         reply
             .headers
             .push((crate::headers::REGION.into(), gw.region().id.clone()));
-        Handled { reply, after }
+        AdminHandled {
+            reply,
+            refusals_due,
+        }
     }
 
     /// `signed_in` is set once the request's token is verified.

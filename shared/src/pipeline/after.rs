@@ -229,20 +229,7 @@ impl AfterResponse {
                     }
                 }
                 Deferred::Refusals { at_ms } => {
-                    let now = host.now().millis();
-                    if at_ms > now {
-                        host.sleep(at_ms - now).await;
-                    }
-                    let ledger = LedgerId(super::UNATTRIBUTED_LEDGER.to_string());
-                    for record in gw.take_refusals() {
-                        let op = LedgerOp::Record(crate::ledger::RecordAsk {
-                            now_ms: host.now().millis(),
-                            record,
-                        });
-                        if let Err(e) = host.ledger_after_response(&ledger, op).await {
-                            failures.push(e);
-                        }
-                    }
+                    failures.extend(gw.send_refusals(host, at_ms).await)
                 }
                 Deferred::CachePut {
                     key,

@@ -44,7 +44,7 @@ use crate::budget::PriceTable;
 use crate::cache::TtlCache;
 use crate::config::{ConfigErrors, TenantConfig};
 use crate::error::{ErrorKind, GatewayError};
-use crate::host::{ByteSource, Host};
+use crate::host::{ByteSource, Host, HostError};
 use crate::providers::Dialect;
 use crate::region::{Region, RegionCatalog};
 use crate::secret::SecretRef;
@@ -295,7 +295,7 @@ impl Gateway {
                 // logins show in the metrics too.
                 if !ctx.reached_tenant.get() {
                     let (key_hash_prefix, key_id) = ctx.presented_key.take();
-                    self.count_refusal(
+                    let due = self.count_refusal(
                         host,
                         Unattributed {
                             operation: unattributed_operation(&path),
@@ -307,8 +307,10 @@ impl Gateway {
                             started_ms: ctx.started.millis(),
                         },
                         &err,
-                        &mut after,
                     );
+                    if let Some(at_ms) = due {
+                        after.refusals(at_ms);
+                    }
                     if self.settings.collector.is_some() {
                         after.observe(self.unattributed_record(host, &ctx, &path, &err));
                     }
@@ -486,17 +488,17 @@ impl Gateway {
             .map(|(_, value)| value.clone())
     }
 
-    /// Counts a refusal before any tenant (or admin) was known; the refusal that opens a
-    /// window schedules its send into the region's trail (`refusals.rs`).
+    /// Counts a refusal before any tenant (or admin) was known. Returns when to send, when this
+    /// refusal opened a window: the caller schedules [`Gateway::send_refusals`] for then (after
+    /// the response), see `refusals.rs`.
     pub(crate) fn count_refusal<H: Host>(
         &self,
         host: &H,
         who: Unattributed<'_>,
         err: &GatewayError,
-        after: &mut AfterResponse,
-    ) {
+    ) -> Option<u64> {
         let now = host.now().millis();
-        let due = self.refusals.borrow_mut().add(
+        self.refusals.borrow_mut().add(
             refusals::Refused {
                 operation: who.operation,
                 err,
@@ -509,15 +511,30 @@ impl Gateway {
                 latency_ms: now.saturating_sub(who.started_ms),
             },
             self.settings.refusal_window_ms,
-        );
-        if let Some(at_ms) = due {
-            after.refusals(at_ms);
-        }
+        )
     }
 
-    /// What this isolate counted since its last send, as records for the region's trail.
-    pub(crate) fn take_refusals(&self) -> Vec<AuditEvent> {
-        self.refusals.borrow_mut().take(&self.region.id)
+    /// Waits until `at_ms`, the end of a window, then sends what this isolate counted to the
+    /// region's trail; returns what failed, for the adapter's log.
+    pub async fn send_refusals<H: Host>(&self, host: &H, at_ms: u64) -> Vec<HostError> {
+        let now = host.now().millis();
+        if at_ms > now {
+            host.sleep(at_ms - now).await;
+        }
+        let ledger = crate::ledger::LedgerId(UNATTRIBUTED_LEDGER.to_string());
+        let mut failures = Vec::new();
+        // Taken before the first await: refusals counted meanwhile go into a new window.
+        let records = self.refusals.borrow_mut().take(&self.region.id);
+        for record in records {
+            let op = crate::ledger::LedgerOp::Record(crate::ledger::RecordAsk {
+                now_ms: host.now().millis(),
+                record,
+            });
+            if let Err(e) = host.ledger_after_response(&ledger, op).await {
+                failures.push(e);
+            }
+        }
+        failures
     }
 
     /// The execution record of a request refused before it reached a tenant.
