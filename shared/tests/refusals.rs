@@ -40,6 +40,17 @@ fn from(client: &str, auth: Option<&str>) -> asc_core::pipeline::Inbound<asc_cor
     request("POST", "/v1/chat/completions", &headers, &hello())
 }
 
+/// Only the region's refusal ledgers (`_unattributed#<k>`) were started: no tenant's.
+fn assert_only_region_ledgers(host: &FakeHost) {
+    let ledgers: Vec<String> = host.ledgers.borrow().keys().cloned().collect();
+    assert!(!ledgers.is_empty());
+    let prefix = format!("{UNATTRIBUTED_LEDGER}#");
+    assert!(
+        ledgers.iter().all(|l| l.starts_with(&prefix)),
+        "{ledgers:?}"
+    );
+}
+
 /// The region's records, each with its refusals note, in the order they were chained.
 fn region_records(host: &FakeHost) -> Vec<AuditEvent> {
     host.events
@@ -116,8 +127,7 @@ fn refusals_before_a_tenant_is_known_are_counted_into_the_regions_trail() {
         [2_000],
         "the send waits for the window"
     );
-    let ledgers: Vec<String> = host.ledgers.borrow().keys().cloned().collect();
-    assert_eq!(ledgers, [UNATTRIBUTED_LEDGER]);
+    assert_only_region_ledgers(&host);
 
     let records = region_records(&host);
     let summary: Vec<String> = records
@@ -188,6 +198,83 @@ fn the_platforms_client_address_is_the_last_header_of_its_name() {
     assert_eq!(records.len(), 1);
     let note = records[0].detail.refusals.as_ref().expect("note");
     assert_eq!(note.client.as_deref(), Some("192.0.2.44"));
+
+    // Spin's `address:port`: the port is the connection's, so one client is one address.
+    let regions = asc_core::builtin_regions().expect("regions");
+    let spin = Gateway::new(
+        regions.get("local").expect("local").clone(),
+        regions.clone(),
+        Settings::default(),
+    )
+    .with_refusals("spin-client-addr", 0);
+    for (sent, port) in [("6.6.6.6:1", 50_001), ("6.6.6.6:1", 50_002)] {
+        let mut req = request("POST", "/v1/chat/completions", &[], &hello());
+        req.headers.push(("spin-client-addr".into(), sent.into()));
+        req.headers
+            .push(("spin-client-addr".into(), format!("127.0.0.1:{port}")));
+        assert_eq!(run(&spin, &host, req).0, 401);
+    }
+    let mut req = request("POST", "/v1/chat/completions", &[], &hello());
+    req.headers
+        .push(("spin-client-addr".into(), "[2001:db8::7]:443".into()));
+    assert_eq!(run(&spin, &host, req).0, 401);
+    let clients: Vec<Option<String>> = region_records(&host)
+        .iter()
+        .skip(1)
+        .map(|e| e.detail.refusals.as_ref().and_then(|n| n.client.clone()))
+        .collect();
+    assert_eq!(
+        clients,
+        [
+            Some("127.0.0.1".to_string()),
+            Some("127.0.0.1".to_string()),
+            Some("2001:db8::7".to_string())
+        ]
+    );
+}
+
+/// A tenant's own failures after its key was accepted (a bad explain body, an unknown model
+/// there) are its trail's refusals, never the region's.
+#[test]
+fn failures_after_the_key_was_accepted_are_the_tenants_records() {
+    let host = FakeHost::new();
+    host.put_tenant(&demo_tenant());
+    let key = host.mint_key("demo", 1, &all_scopes());
+    let gw = gateway();
+    let auth = format!("Bearer {key}");
+    for body in [&b"{"[..], &b"{}"[..]] {
+        let req = request(
+            "POST",
+            "/v1/route/explain",
+            &[
+                ("authorization", &auth),
+                ("cf-connecting-ip", "203.0.113.7"),
+            ],
+            body,
+        );
+        let (status, _, _) = run(&gw, &host, req);
+        assert_eq!(status, 400);
+    }
+    assert!(region_records(&host).is_empty());
+    let audit = host.audit.borrow();
+    let mine: Vec<(&str, &str, u16)> = audit
+        .iter()
+        .map(|r| {
+            (
+                r.tenant_id.as_deref().unwrap_or("-"),
+                r.operation.as_str(),
+                r.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            ("demo", "route.explain", 400),
+            ("demo", "route.explain", 400)
+        ]
+    );
+    assert!(audit.iter().all(|r| r.outcome == Outcome::Refused));
 }
 
 /// A flood of made-up keys costs the region's ledger a bounded number of records per window,
@@ -291,6 +378,5 @@ fn a_key_of_another_regions_tenant_is_counted_by_its_id() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].record.key_id.as_deref(), Some("k_4"));
     assert_eq!(records[0].record.tenant_id, None);
-    let ledgers: Vec<String> = host.ledgers.borrow().keys().cloned().collect();
-    assert_eq!(ledgers, [UNATTRIBUTED_LEDGER]);
+    assert_only_region_ledgers(&host);
 }

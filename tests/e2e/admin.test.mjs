@@ -408,7 +408,7 @@ describe('admin plane', () => {
     assert.ok(countOf('invalid_admin_token') >= 12, JSON.stringify(unverified));
     for (const r of unverified) {
       assert.deepEqual([r.tenant_id, r.status, r.outcome], [null, 401, 'refused'], JSON.stringify(r));
-      assert.match(r.refusals.client, /^127\.0\.0\.1/);
+      assert.equal(r.refusals.client, '127.0.0.1');
     }
 
     const everything = files(dir).map((f) => (f.endsWith('.gz') ? gunzipSync(readFileSync(f)) : readFileSync(f)).toString('utf8')).join('\n')

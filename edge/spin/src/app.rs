@@ -574,10 +574,14 @@ pub fn is_admin<B>(req: &Inbound<B>) -> bool {
 
 /// Serves an admin request: status, headers and body. 404 when `admin_issuers` is empty (no
 /// admin plane), 500 when it is invalid (fail closed; the reason goes to the log).
+/// An admin request's reply, and when to send the refusals counted before a token was verified
+/// (`Gateway::send_refusals`, after the reply), when it opened their window.
+pub type AdminAnswer = (u16, Vec<(String, String)>, Vec<u8>, Option<u64>);
+
 pub async fn admin<P: Platform, B: ByteSource>(
     prepared: &Prepared<P>,
     req: Inbound<B>,
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+) -> AdminAnswer {
     let json = vec![("content-type".to_string(), "application/json".to_string())];
     let text = match settings::optional(prepared.host.platform(), settings::ADMIN_ISSUERS).await {
         Ok(Some(text)) => text,
@@ -586,11 +590,11 @@ pub async fn admin<P: Platform, B: ByteSource>(
                 ErrorKind::UnknownRoute,
                 "This deployment has no admin plane.",
             );
-            return (s, json, b);
+            return (s, json, b, None);
         }
         Err(_) => {
             let (s, b) = error(ErrorKind::StoreUnavailable, "Variables are unavailable.");
-            return (s, json, b);
+            return (s, json, b, None);
         }
     };
     let cached = ADMIN.with(|a| {
@@ -613,19 +617,11 @@ pub async fn admin<P: Platform, B: ByteSource>(
             Err(errs) => {
                 eprintln!("asc: admin plane misconfigured: {}", errs.join("; "));
                 let (s, b) = error(ErrorKind::Internal, "The admin plane is misconfigured.");
-                return (s, json, b);
+                return (s, json, b, None);
             }
         },
     };
     let handled = plane.handle(&prepared.gateway, &prepared.host, req).await;
-    // Refusals before a token was verified, one record each (Spin's window is 0), stored before
-    // the reply: an admin refusal is rare enough to wait for its ledger write.
-    if let Some(at_ms) = handled.refusals_due {
-        let gw = &prepared.gateway;
-        for why in gw.send_refusals(&prepared.host, at_ms).await {
-            eprintln!("asc: after the admin response: {why}");
-        }
-    }
     let reply = handled.reply;
     if let Some(d) = &reply.diagnostic {
         eprintln!("asc: admin {}: {d}", reply.status);
@@ -634,7 +630,7 @@ pub async fn admin<P: Platform, B: ByteSource>(
         asc_core::pipeline::http::ReplyBody::Full(b) => b,
         asc_core::pipeline::http::ReplyBody::Stream(_) => Vec::new(),
     };
-    (reply.status, reply.headers, body)
+    (reply.status, reply.headers, body, handled.refusals_due)
 }
 
 /// Whether `req` is for the flush endpoint (any method: the endpoint answers 405 itself).

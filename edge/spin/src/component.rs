@@ -433,13 +433,19 @@ async fn handle(req: Request) -> anyhow::Result<types::Response> {
         return into_wasi(respond(status, &[], body, Some(length)));
     }
     if app::is_admin(&inbound) {
-        let (status, headers, bytes) = app::admin(&prepared, inbound).await;
+        let (status, headers, bytes, refusals_due) = app::admin(&prepared, inbound).await;
         let length = bytes.len();
         tx.send(Bytes::from(bytes)).await?;
         drop(tx);
-        // The admin record went to the tenant's ledger: forward it now (and flush if due);
-        // admin requests are rare, so they skip the instance's pacing.
+        // The admin record went to the tenant's ledger, a refusal before a token was verified
+        // goes to the region's (after the reply): forward it now (and flush if due); admin
+        // requests are rare, so they skip the instance's pacing.
         spin_sdk::wasip3::spawn(async move {
+            if let Some(at_ms) = refusals_due {
+                for why in prepared.gateway.send_refusals(&prepared.host, at_ms).await {
+                    eprintln!("asc: after the admin response: {why}");
+                }
+            }
             for why in app::after_response(&prepared, AfterResponse::default()).await {
                 eprintln!("asc: after the response: {why}");
             }

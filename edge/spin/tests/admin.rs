@@ -63,14 +63,14 @@ fn configs_and_keys_on_spin() {
             ),
         ))
     };
-    let (status, headers, _) = put(("if-none-match", "*"));
+    let (status, headers, _, _) = put(("if-none-match", "*"));
     assert_eq!(status, 200);
     assert!(headers.iter().any(|(k, v)| k == "etag" && v == "\"1\""));
     assert_eq!(
         fake.kv.borrow().get("tenant:acme"),
         Some(&body.clone().into_bytes())
     );
-    let (status, _, err) = put(("if-match", "\"0\""));
+    let (status, _, err, _) = put(("if-match", "\"0\""));
     assert_eq!(status, 412);
     assert_eq!(
         serde_json::from_slice::<Value>(&err).expect("json")["error"]["code"],
@@ -82,7 +82,7 @@ fn configs_and_keys_on_spin() {
 
     // Another instance sees the same store.
     let other = block_on(app::prepare(platform.instance())).expect("deployment");
-    let (status, _, history) = block_on(app::admin(
+    let (status, _, history, _) = block_on(app::admin(
         &other,
         req("GET", "/admin/v1/tenants/acme/history", &token, &[], b""),
     ));
@@ -91,7 +91,7 @@ fn configs_and_keys_on_spin() {
     assert_eq!(history["versions"].as_array().map(Vec::len), Some(1));
 
     // A minted key is published and works on the request path.
-    let (status, _, minted) = block_on(app::admin(
+    let (status, _, minted, _) = block_on(app::admin(
         &prepared,
         req("POST", "/admin/v1/tenants/acme/keys", &token, &[], b"{}"),
     ));
@@ -123,7 +123,7 @@ fn configs_and_keys_on_spin() {
 fn changes_the_key_value_store_refused_are_written_by_the_flush_endpoint() {
     let (fake, platform, prepared, token, body) = acme_admin();
     let call = |method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]| {
-        let (status, _, reply) = block_on(app::admin(
+        let (status, _, reply, _) = block_on(app::admin(
             &prepared,
             req(method, path, &token, extra, body),
         ));

@@ -143,6 +143,9 @@ pub(crate) struct RequestCtx {
     pub started: Timestamp,
     /// Whether the request reached a tenant (an exchange owns its execution record then).
     pub reached_tenant: std::cell::Cell<bool>,
+    /// Whether its key was accepted: a failure after that is its tenant's, never counted
+    /// among the refusals before a tenant was known.
+    pub authenticated: std::cell::Cell<bool>,
     /// What a refusal before a tenant was known records of the key presented: its lookup
     /// hash's prefix, and its id when its record was found (another region's tenant).
     pub presented_key: RefCell<(Option<String>, Option<String>)>,
@@ -277,6 +280,7 @@ impl Gateway {
             trace: TraceContext::continue_or_start(req.header("traceparent"), &random),
             started: host.now(),
             reached_tenant: std::cell::Cell::new(false),
+            authenticated: std::cell::Cell::new(false),
             presented_key: RefCell::default(),
         };
         let path = req.path.clone();
@@ -293,7 +297,7 @@ impl Gateway {
                 // Refused before any tenant was known (bad key, wrong host, unknown route):
                 // counted into the region's trail, and exported without a tenant, so failed
                 // logins show in the metrics too.
-                if !ctx.reached_tenant.get() {
+                if !ctx.reached_tenant.get() && !ctx.authenticated.get() {
                     let (key_hash_prefix, key_id) = ctx.presented_key.take();
                     let due = self.count_refusal(
                         host,
@@ -400,6 +404,7 @@ impl Gateway {
                 return Err(refused.err);
             }
         };
+        ctx.authenticated.set(true);
         let scope = match route {
             Route::Models => Scope::Models,
             Route::Usage => Scope::Usage,
@@ -423,13 +428,24 @@ impl Gateway {
             }
             Route::Embeddings => embeddings::handle(self, host, ctx, &caller, req, after).await,
             Route::Explain => {
-                let reply = explain::handle(self, host, &caller, req).await?;
+                // Its failures (a bad body, no route to the model) are its tenant's records.
+                let reply = match explain::handle(self, host, &caller, req).await {
+                    Ok(reply) => reply,
+                    Err(err) => {
+                        return Err(self.record_refusal(host, ctx, &caller, operation, err, after))
+                    }
+                };
                 self.record_simple(host, ctx, &caller, operation, after)
                     .await?;
                 Ok(reply)
             }
             Route::Usage => {
-                let reply = usage::report(self, host, &caller).await?;
+                let reply = match usage::report(self, host, &caller).await {
+                    Ok(reply) => reply,
+                    Err(err) => {
+                        return Err(self.record_refusal(host, ctx, &caller, operation, err, after))
+                    }
+                };
                 self.record_simple(host, ctx, &caller, operation, after)
                     .await?;
                 Ok(reply)
@@ -478,14 +494,19 @@ impl Gateway {
     }
 
     /// The client's address as the platform reported it, when the deployment names its header:
-    /// the last of that name (Spin appends its own after any the client sent).
+    /// the last of that name (Spin appends its own after any the client sent), without a port.
     pub(crate) fn client_address(&self, headers: &[(String, String)]) -> Option<String> {
         let name = self.settings.client_address_header.as_deref()?;
-        headers
+        let value = &headers
             .iter()
             .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.clone())
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))?
+            .1;
+        // Spin's is `address:port`: the port is the connection's, not the client's.
+        Some(match value.trim().parse::<std::net::SocketAddr>() {
+            Ok(socket) => socket.ip().to_string(),
+            Err(_) => value.clone(),
+        })
     }
 
     /// Counts a refusal before any tenant (or admin) was known. Returns when to send, when this
@@ -507,7 +528,8 @@ impl Gateway {
                 key_id: who.key_id,
                 request_id: who.request_id,
                 trace_id: who.trace_id,
-                at_ms: who.started_ms,
+                started_ms: who.started_ms,
+                now_ms: now,
                 latency_ms: now.saturating_sub(who.started_ms),
             },
             self.settings.refusal_window_ms,
@@ -521,19 +543,32 @@ impl Gateway {
         if at_ms > now {
             host.sleep(at_ms - now).await;
         }
-        let ledger = crate::ledger::LedgerId(UNATTRIBUTED_LEDGER.to_string());
-        let mut failures = Vec::new();
-        // Taken before the first await: refusals counted meanwhile go into a new window.
+        // Taken at once (no borrow held across the sends): refusals counted meanwhile open a
+        // new window.
         let records = self.refusals.borrow_mut().take(&self.region.id);
-        for record in records {
-            let op = crate::ledger::LedgerOp::Record(crate::ledger::RecordAsk {
-                now_ms: host.now().millis(),
-                record,
-            });
-            if let Err(e) = host.ledger_after_response(&ledger, op).await {
-                failures.push(e);
-            }
+        if records.is_empty() {
+            return Vec::new();
         }
+        // One of the region's refusal ledgers, at random: a flood spread over many isolates
+        // spreads over them (and over the audit streams they forward to).
+        let mut pick = [0u8; 1];
+        host.fill_random(&mut pick);
+        let shard = u32::from(pick[0]) % refusals::LEDGER_SHARDS;
+        let ledger =
+            crate::ledger::LedgerId::new(UNATTRIBUTED_LEDGER, shard, refusals::LEDGER_SHARDS);
+        let now_ms = host.now().millis();
+        // Every record is queued before any is awaited, so the host can send them in one call
+        // (Workers' group commit) rather than one call each.
+        let sends = records.into_iter().map(|record| {
+            let op = crate::ledger::LedgerOp::Record(crate::ledger::RecordAsk { now_ms, record });
+            let ledger = &ledger;
+            async move { host.ledger_after_response(ledger, op).await }
+        });
+        let failures: Vec<HostError> = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
         failures
     }
 

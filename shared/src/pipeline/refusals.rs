@@ -19,6 +19,10 @@ use crate::error::GatewayError;
 /// start with a letter or digit, so no tenant's ledger has this name.
 pub const UNATTRIBUTED_LEDGER: &str = "_unattributed";
 
+/// How many ledgers the region's refusals are spread over (`_unattributed#<k>`), each sent to
+/// at random: a flood over many isolates is not one object's load, nor one audit stream's.
+pub const LEDGER_SHARDS: u32 = 8;
+
 /// The most groups (distinct client and key) one isolate keeps in a window.
 pub const MAX_GROUPS: usize = 64;
 
@@ -35,7 +39,11 @@ pub(crate) struct Refused<'a> {
     pub key_id: Option<String>,
     pub request_id: &'a str,
     pub trace_id: &'a str,
-    pub at_ms: u64,
+    /// When the request started (its record's time).
+    pub started_ms: u64,
+    /// When it was refused: a window runs from here, so a slow refusal (a store timing out)
+    /// does not open a window that is already over.
+    pub now_ms: u64,
     pub latency_ms: u64,
 }
 
@@ -82,7 +90,8 @@ impl RefusalTally {
             key_id: refused.key_id,
             merged: false,
         };
-        let at = refused.at_ms;
+        let at = refused.started_ms;
+        let now = refused.now_ms;
         if !self.groups.iter().any(|g| g.key == key) && self.groups.len() >= MAX_GROUPS {
             key = GroupKey {
                 client: None,
@@ -109,9 +118,9 @@ impl RefusalTally {
             }),
         }
         match self.send_at_ms {
-            Some(due) if at < due.saturating_add(STALE_MS) => None,
+            Some(due) if now < due.saturating_add(STALE_MS) => None,
             _ => {
-                let due = at.saturating_add(window_ms);
+                let due = now.saturating_add(window_ms);
                 self.send_at_ms = Some(due);
                 Some(due)
             }
@@ -186,7 +195,8 @@ mod tests {
             key_id: None,
             request_id: id,
             trace_id: "0af7651916cd43dd8448eb211c80319c",
-            at_ms,
+            started_ms: at_ms,
+            now_ms: at_ms + 1,
             latency_ms: 1,
         }
     }
@@ -200,7 +210,7 @@ mod tests {
                 refused(&unknown, "203.0.113.7", Some("aa"), 1_000, "req_1"),
                 2_000
             ),
-            Some(3_000),
+            Some(3_001),
             "the first refusal opens a window"
         );
         assert_eq!(
@@ -248,7 +258,7 @@ mod tests {
                 refused(&unknown, "203.0.113.7", Some("aa"), 9_000, "req_5"),
                 2_000
             ),
-            Some(11_000)
+            Some(11_001)
         );
     }
 
@@ -297,7 +307,7 @@ mod tests {
         let mut tally = RefusalTally::default();
         assert_eq!(
             tally.add(refused(&unknown, "a", None, 0, "req_1"), 2_000),
-            Some(2_000)
+            Some(2_001)
         );
         assert_eq!(
             tally.add(refused(&unknown, "a", None, 61_999, "req_2"), 2_000),
@@ -307,13 +317,29 @@ mod tests {
         // carries what the lost one held.
         assert_eq!(
             tally.add(refused(&unknown, "a", None, 62_000, "req_3"), 2_000),
-            Some(64_000)
+            Some(64_001)
         );
         let records = tally.take("eu");
         assert_eq!(records.len(), 1);
         assert_eq!(
             records[0].detail.refusals.as_ref().map(|n| n.count),
             Some(3)
+        );
+    }
+
+    #[test]
+    fn a_window_starts_when_the_refusal_is_made_not_when_its_request_started() {
+        let down = GatewayError::new(ErrorKind::StoreUnavailable, "The key store is unavailable.");
+        let mut tally = RefusalTally::default();
+        // The key store took 5 s to fail: the window still runs 2 s from the refusal.
+        let mut slow = refused(&down, "a", None, 1_000, "req_1");
+        slow.now_ms = 6_000;
+        assert_eq!(tally.add(slow, 2_000), Some(8_000));
+        let records = tally.take("eu");
+        let note = records[0].detail.refusals.as_ref().expect("note");
+        assert_eq!(
+            (records[0].record.timestamp_ms, note.first_ms),
+            (1_000, 1_000)
         );
     }
 
