@@ -44,7 +44,8 @@ impl Pair {
         let spin = block_on(app::prepare(platform)).expect("deployment");
         let pair = Pair {
             reference,
-            gw: local_gateway(),
+            // As the component runs it: refusals before a tenant is known sent after each reply.
+            gw: local_gateway().with_refusals("spin-client-addr", 0),
             spin,
             backing,
         };
