@@ -241,6 +241,22 @@ pub trait Host {
     ) -> Result<Vec<crate::alerts::AlertEvent>, HostError> {
         self.ledger(ledger, op).await.map(LedgerReply::into_alerts)
     }
+    /// Applies operations nobody waits for and whose replies hand nothing over (records), all
+    /// queued before any is awaited so a grouping host sends them in as few calls as it can.
+    /// Returns what failed. By default each is sent in turn.
+    async fn ledger_records_after_response(
+        &self,
+        ledger: &LedgerId,
+        ops: Vec<LedgerOp>,
+    ) -> Vec<HostError> {
+        let mut failures = Vec::new();
+        for op in ops {
+            if let Err(e) = self.ledger_after_response(ledger, op).await {
+                failures.push(e);
+            }
+        }
+        failures
+    }
     /// Applies one operation to a tenant's circuit board (breakers, retry budget), atomically,
     /// in the one store all isolates of the region share (a Durable Object on Workers).
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError>;

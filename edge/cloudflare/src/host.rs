@@ -229,6 +229,41 @@ impl Host for WorkerHost {
         })
     }
 
+    async fn ledger_records_after_response(
+        &self,
+        ledger: &LedgerId,
+        ops: Vec<LedgerOp>,
+    ) -> Vec<HostError> {
+        // Every op is queued before any is awaited: host.js sends them in calls of up to 64.
+        let mut failures = Vec::new();
+        let mut sending = Vec::new();
+        for op in ops {
+            let queued = asc_core::json_ser::to_string(&op)
+                .map_err(|e| HostError::Store(e.to_string()))
+                .and_then(|json| {
+                    js::ledger_commit(
+                        &self.env,
+                        self.jurisdiction.clone(),
+                        ledger.as_str(),
+                        &json,
+                        COMMIT_DELAY_MS,
+                    )
+                    .map_err(store_err("TENANT_LEDGERS"))
+                });
+            match queued {
+                Ok(promise) if !promise.is_undefined() => sending.push(promise),
+                Ok(_) => {}
+                Err(e) => failures.push(e),
+            }
+        }
+        for promise in sending {
+            if let Err(e) = js::wait(promise.unchecked_into()).await {
+                failures.push(store_err("TENANT_LEDGERS")(e));
+            }
+        }
+        failures
+    }
+
     async fn circuits(&self, tenant: &TenantId, op: &CircuitOp) -> Result<CircuitReply, HostError> {
         let json =
             asc_core::json_ser::to_string(op).map_err(|e| HostError::Store(e.to_string()))?;

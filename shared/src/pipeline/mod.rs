@@ -503,10 +503,7 @@ impl Gateway {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))?
             .1;
         // Spin's is `address:port`: the port is the connection's, not the client's.
-        Some(match value.trim().parse::<std::net::SocketAddr>() {
-            Ok(socket) => socket.ip().to_string(),
-            Err(_) => value.clone(),
-        })
+        Some(refusals::without_port(value.trim()).to_string())
     }
 
     /// Counts a refusal before any tenant (or admin) was known. Returns when to send, when this
@@ -557,19 +554,14 @@ impl Gateway {
         let ledger =
             crate::ledger::LedgerId::new(UNATTRIBUTED_LEDGER, shard, refusals::LEDGER_SHARDS);
         let now_ms = host.now().millis();
-        // Every record is queued before any is awaited, so the host can send them in one call
-        // (Workers' group commit) rather than one call each.
-        let sends = records.into_iter().map(|record| {
-            let op = crate::ledger::LedgerOp::Record(crate::ledger::RecordAsk { now_ms, record });
-            let ledger = &ledger;
-            async move { host.ledger_after_response(ledger, op).await }
-        });
-        let failures: Vec<HostError> = futures_util::future::join_all(sends)
-            .await
+        let ops = records
             .into_iter()
-            .filter_map(Result::err)
+            .map(|record| {
+                crate::ledger::LedgerOp::Record(crate::ledger::RecordAsk { now_ms, record })
+            })
             .collect();
-        failures
+        // All queued before any is awaited: a grouping host (Workers) sends them together.
+        host.ledger_records_after_response(&ledger, ops).await
     }
 
     /// The execution record of a request refused before it reached a tenant.

@@ -175,6 +175,25 @@ pub(crate) fn hash_prefix(hash: &str) -> String {
     hash.get(..16).unwrap_or(hash).to_string()
 }
 
+/// `address` without a `:port` after it (`192.0.2.1:443`, `[2001:db8::1]:443`); a bare IPv4 or
+/// IPv6 address as it is. Plain string work: std's address parser costs the Worker kilobytes.
+pub(crate) fn without_port(address: &str) -> &str {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return address;
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return address;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6;
+    }
+    // More than one colon without brackets: a bare IPv6 address, whose last group is digits.
+    if host.contains(':') {
+        return address;
+    }
+    host
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +360,22 @@ mod tests {
             (records[0].record.timestamp_ms, note.first_ms),
             (1_000, 1_000)
         );
+    }
+
+    #[test]
+    fn an_address_loses_its_port_and_keeps_everything_else() {
+        for (given, kept) in [
+            ("127.0.0.1:54321", "127.0.0.1"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("203.0.113.7", "203.0.113.7"),
+            ("2001:db8::7", "2001:db8::7"),
+            ("2001:db8::", "2001:db8::"),
+            ("::1", "::1"),
+            ("host:http", "host:http"),
+            ("127.0.0.1:", "127.0.0.1:"),
+        ] {
+            assert_eq!(without_port(given), kept, "{given}");
+        }
     }
 
     #[test]
