@@ -31,7 +31,7 @@ pub use analytics::analytics_ask;
 pub(crate) use chat::record_guardrails;
 pub(crate) use exchange::Exchange;
 pub use http::{Inbound, Reply, ReplyBody};
-pub use refusals::{MAX_GROUPS as MAX_REFUSAL_GROUPS, UNATTRIBUTED_LEDGER};
+pub use refusals::{Unattributed, MAX_GROUPS as MAX_REFUSAL_GROUPS, UNATTRIBUTED_LEDGER};
 pub use relay::{Relay, StreamStats};
 
 use std::cell::RefCell;
@@ -149,17 +149,6 @@ pub(crate) struct RequestCtx {
     /// What a refusal before a tenant was known records of the key presented: its lookup
     /// hash's prefix, and its id when its record was found (another region's tenant).
     pub presented_key: RefCell<(Option<String>, Option<String>)>,
-}
-
-/// A request refused before any tenant or admin was known, as its record names it.
-pub struct Unattributed<'a> {
-    pub operation: &'static str,
-    pub client: Option<&'a str>,
-    pub key_hash_prefix: Option<String>,
-    pub key_id: Option<String>,
-    pub request_id: &'a str,
-    pub trace_id: &'a str,
-    pub started_ms: u64,
 }
 
 /// The caller, once authenticated.
@@ -515,22 +504,14 @@ impl Gateway {
         who: Unattributed<'_>,
         err: &GatewayError,
     ) -> Option<u64> {
-        let now = host.now().millis();
-        self.refusals.borrow_mut().add(
-            refusals::Refused {
-                operation: who.operation,
-                err,
-                client: who.client,
-                key_hash_prefix: who.key_hash_prefix,
-                key_id: who.key_id,
-                request_id: who.request_id,
-                trace_id: who.trace_id,
-                started_ms: who.started_ms,
-                now_ms: now,
-                latency_ms: now.saturating_sub(who.started_ms),
-            },
-            self.settings.refusal_window_ms,
-        )
+        let refused = refusals::Refused {
+            who,
+            err,
+            now_ms: host.now().millis(),
+        };
+        self.refusals
+            .borrow_mut()
+            .add(refused, self.settings.refusal_window_ms)
     }
 
     /// Waits until `at_ms`, the end of a window, then sends what this isolate counted to the

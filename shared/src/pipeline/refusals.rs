@@ -30,10 +30,9 @@ pub const MAX_GROUPS: usize = 64;
 /// after this, and the next refusal starts a new one that sends everything held.
 const STALE_MS: u64 = 60_000;
 
-/// One refused request, as the tally counts it.
-pub(crate) struct Refused<'a> {
+/// A request refused before any tenant or admin was known, as its record names it.
+pub struct Unattributed<'a> {
     pub operation: &'static str,
-    pub err: &'a GatewayError,
     pub client: Option<&'a str>,
     pub key_hash_prefix: Option<String>,
     pub key_id: Option<String>,
@@ -41,10 +40,15 @@ pub(crate) struct Refused<'a> {
     pub trace_id: &'a str,
     /// When the request started (its record's time).
     pub started_ms: u64,
+}
+
+/// One refused request, as the tally counts it.
+pub(crate) struct Refused<'a> {
+    pub who: Unattributed<'a>,
+    pub err: &'a GatewayError,
     /// When it was refused: a window runs from here, so a slow refusal (a store timing out)
     /// does not open a window that is already over.
     pub now_ms: u64,
-    pub latency_ms: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -81,17 +85,21 @@ impl RefusalTally {
     /// Counts `refused`. Returns when to send, when this refusal opened a window (the caller
     /// schedules the send); `None` when a send is already due.
     pub fn add(&mut self, refused: Refused<'_>, window_ms: u64) -> Option<u64> {
+        let Refused {
+            who,
+            err,
+            now_ms: now,
+        } = refused;
         let mut key = GroupKey {
-            operation: refused.operation,
-            status: refused.err.status(),
-            code: refused.err.code(),
-            client: refused.client.map(str::to_string),
-            key_hash_prefix: refused.key_hash_prefix,
-            key_id: refused.key_id,
+            operation: who.operation,
+            status: err.status(),
+            code: err.code(),
+            client: who.client.map(str::to_string),
+            key_hash_prefix: who.key_hash_prefix,
+            key_id: who.key_id,
             merged: false,
         };
-        let at = refused.started_ms;
-        let now = refused.now_ms;
+        let at = who.started_ms;
         if !self.groups.iter().any(|g| g.key == key) && self.groups.len() >= MAX_GROUPS {
             key = GroupKey {
                 client: None,
@@ -112,9 +120,9 @@ impl RefusalTally {
                 count: 1,
                 first_ms: at,
                 last_ms: at,
-                request_id: refused.request_id.to_string(),
-                trace_id: refused.trace_id.to_string(),
-                latency_ms: refused.latency_ms,
+                request_id: who.request_id.to_string(),
+                trace_id: who.trace_id.to_string(),
+                latency_ms: now.saturating_sub(at),
             }),
         }
         match self.send_at_ms {
@@ -207,16 +215,17 @@ mod tests {
         id: &'a str,
     ) -> Refused<'a> {
         Refused {
-            operation: "chat.completions",
+            who: Unattributed {
+                operation: "chat.completions",
+                client: Some(client),
+                key_hash_prefix: key.map(str::to_string),
+                key_id: None,
+                request_id: id,
+                trace_id: "0af7651916cd43dd8448eb211c80319c",
+                started_ms: at_ms,
+            },
             err,
-            client: Some(client),
-            key_hash_prefix: key.map(str::to_string),
-            key_id: None,
-            request_id: id,
-            trace_id: "0af7651916cd43dd8448eb211c80319c",
-            started_ms: at_ms,
             now_ms: at_ms + 1,
-            latency_ms: 1,
         }
     }
 
