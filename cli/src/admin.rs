@@ -135,6 +135,9 @@ pub struct ListArgs {
     target: Target,
     #[arg(long, value_name = "ID")]
     tenant: String,
+    /// Keys asked for per call; the command follows the pages and prints them all.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    page_size: u16,
 }
 
 /// Revokes a key now.
@@ -351,13 +354,23 @@ pub fn key_mint(a: &MintArgs) -> Result<ExitCode, String> {
 }
 
 pub fn key_list(a: &ListArgs) -> Result<ExitCode, String> {
-    print(&ok_json(call(
-        &a.target,
-        "GET",
-        &format!("/tenants/{}/keys", a.tenant),
-        None,
-        &[],
-    )?)?)
+    // The API lists a page at a time (newest first); this prints them all, in that order.
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/tenants/{}/keys?limit={}", a.tenant, a.page_size);
+        if let Some(id) = &after {
+            path.push_str("&after=");
+            path.push_str(id);
+        }
+        let page = ok_json(call(&a.target, "GET", &path, None, &[])?)?;
+        keys.extend(page["keys"].as_array().cloned().unwrap_or_default());
+        match page["last_id"].as_str() {
+            Some(last) if page["has_more"] == json!(true) => after = Some(last.to_string()),
+            _ => break,
+        }
+    }
+    print(&json!({"tenant_id": a.tenant, "keys": keys}))
 }
 
 pub fn key_revoke(a: &RevokeArgs) -> Result<ExitCode, String> {

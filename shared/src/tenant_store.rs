@@ -7,13 +7,15 @@
 //! there ([`StoreReply::publish`]), queued ([`Unpublished`]) in the same write as the change;
 //! the host writes the queue through after storing, and again later until it is all in.
 
+mod keys;
 mod publish;
 
 use serde::{Deserialize, Serialize};
 
+pub use keys::{KeyListing, KEY_LIST_MAX, KEY_ROW_PREFIX, LEGACY_KEYS_ROW};
 pub use publish::{publish, Entry, Unpublished, UNPUBLISHED_ROW};
 
-use crate::apikey::{record_name, KeyRecord, KeyStatus, Scope};
+use crate::apikey::{KeyRecord, KeyStatus, Scope};
 use crate::audit::content_sha256;
 use crate::ids::{KeyId, TenantId};
 
@@ -119,7 +121,12 @@ pub enum StoreOp {
     MintKey {
         entry: KeyEntry,
     },
-    ListKeys,
+    /// A page of keys.
+    ListKeys(KeyListing),
+    /// One key, whoever minted it.
+    GetKey {
+        key_id: KeyId,
+    },
     /// Revokes `key_id` now (`expires_ms: None`) or lets it expire at `expires_ms`, and, when
     /// rotating, mints `replacement`. `owner`: only if that subject minted it.
     RetireKey {
@@ -159,6 +166,9 @@ pub enum StoreReply {
     },
     Keys {
         keys: Vec<KeySummary>,
+        /// More keys follow the last one listed.
+        #[serde(default)]
+        has_more: bool,
     },
     KeyStored {
         key: KeySummary,
@@ -203,21 +213,32 @@ impl StoreReply {
     }
 }
 
-/// The storage rows of a store: `v:<version, 20 digits>`, `keys` and `unpublished`.
+/// The storage rows of a store: `v:<version, 20 digits>`, `key/<key id>` and `unpublished`.
 pub const VERSION_PREFIX: &str = "v:";
-pub const KEYS_ROW: &str = "keys";
+
+/// The rows a change wrote and removed, to store in one atomic write before answering.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoreWrites {
+    pub puts: Vec<(String, String)>,
+    pub deletes: Vec<String>,
+}
 
 /// Serializable whole, for hosts that keep a store as one versioned row (Spin's SQLite, with
-/// compare-and-swap); a Durable Object keeps it as rows (`take_writes`).
+/// compare-and-swap); a Durable Object keeps it as rows (`take_writes`), a row per version and
+/// per key, so a change writes what it changed, whatever the store holds (a Durable Object's
+/// row holds at most 2 MB: one row of every key held ~5,000).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantStore {
     tenant: Option<TenantId>,
     versions: Vec<StoredVersion>,
+    /// In creation order ([`keys::order`]), however they were read.
     keys: Vec<KeyEntry>,
     #[serde(default, skip_serializing_if = "Unpublished::is_unused")]
     unpublished: Unpublished,
     #[serde(skip)]
     writes: Vec<(String, String)>,
+    #[serde(skip)]
+    deletes: Vec<String>,
 }
 
 fn version_row(v: u64) -> String {
@@ -236,18 +257,28 @@ impl TenantStore {
             tenant: Some(tenant),
             ..TenantStore::default()
         };
+        let mut legacy_keys = None;
         for (key, value) in rows {
             if key.starts_with(VERSION_PREFIX) {
                 if let Ok(v) = serde_json::from_str::<StoredVersion>(&value) {
                     store.versions.push(v);
                 }
-            } else if key == KEYS_ROW {
-                store.keys = serde_json::from_str(&value).unwrap_or_default();
+            } else if key.starts_with(KEY_ROW_PREFIX) {
+                if let Ok(entry) = serde_json::from_str::<KeyEntry>(&value) {
+                    store.keys.push(entry);
+                }
+            } else if key == LEGACY_KEYS_ROW {
+                legacy_keys =
+                    Some(serde_json::from_str::<Vec<KeyEntry>>(&value).unwrap_or_default());
             } else if key == UNPUBLISHED_ROW {
                 store.unpublished = Unpublished::from_row(&value);
             }
         }
         store.versions.sort_by_key(|v| v.meta.version);
+        if let Some(legacy) = legacy_keys {
+            store.adopt_legacy_keys(legacy);
+        }
+        store.keys.sort_by(keys::order);
         store
     }
 
@@ -259,8 +290,11 @@ impl TenantStore {
     }
 
     /// The rows changed since the last call, to store before answering.
-    pub fn take_writes(&mut self) -> Vec<(String, String)> {
-        std::mem::take(&mut self.writes)
+    pub fn take_writes(&mut self) -> StoreWrites {
+        StoreWrites {
+            puts: std::mem::take(&mut self.writes),
+            deletes: std::mem::take(&mut self.deletes),
+        }
     }
 
     pub fn current(&self) -> u64 {
@@ -422,99 +456,14 @@ impl TenantStore {
                 self.append(config, at_ms, author, "rollback", Some(to))
             }
             StoreOp::MintKey { entry } => self.mint(entry, None),
-            StoreOp::ListKeys => StoreReply::Keys {
-                keys: self.keys.iter().map(KeyEntry::summary).collect(),
-            },
+            StoreOp::ListKeys(page) => self.list_keys(&page),
+            StoreOp::GetKey { key_id } => self.get_key(&key_id),
             StoreOp::RetireKey {
                 key_id,
                 expires_ms,
                 replacement,
                 owner,
-            } => {
-                let Some(i) = self.keys.iter().position(|k| k.record.key_id == key_id) else {
-                    return StoreReply::NotFound;
-                };
-                let Some(entry) = self.keys.get_mut(i) else {
-                    return StoreReply::NotFound;
-                };
-                if owner
-                    .as_ref()
-                    .is_some_and(|o| *o != entry.created_by.subject)
-                {
-                    return StoreReply::NotOwner;
-                }
-                if entry.record.status == KeyStatus::Revoked {
-                    if expires_ms.is_none() && replacement.is_none() {
-                        // Revoking again publishes the record again (a lost KV write heals).
-                        return StoreReply::KeyStored {
-                            key: entry.summary(),
-                            retired: None,
-                            publish: vec![(
-                                record_name(&entry.record.key_hash),
-                                json(&entry.record),
-                            )],
-                            published: false,
-                        };
-                    }
-                    return StoreReply::Invalid {
-                        message: format!("Key {key_id} is revoked."),
-                    };
-                }
-                match expires_ms {
-                    None => entry.record.status = KeyStatus::Revoked,
-                    Some(at) => {
-                        let at = entry.record.expires_ms.map_or(at, |e| e.min(at));
-                        entry.record.expires_ms = Some(at);
-                    }
-                }
-                if let Some(new) = &replacement {
-                    entry.rotated_to = Some(new.record.key_id.clone());
-                }
-                let retired = entry.clone();
-                let publish_old = (record_name(&retired.record.key_hash), json(&retired.record));
-                match replacement {
-                    Some(new) => self.mint(*new, Some((retired, publish_old))),
-                    None => {
-                        self.writes.push((KEYS_ROW.into(), json(&self.keys)));
-                        StoreReply::KeyStored {
-                            key: retired.summary(),
-                            retired: None,
-                            publish: vec![publish_old],
-                            published: false,
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn mint(
-        &mut self,
-        entry: KeyEntry,
-        retired: Option<(KeyEntry, (String, String))>,
-    ) -> StoreReply {
-        if self
-            .keys
-            .iter()
-            .any(|k| k.record.key_id == entry.record.key_id)
-        {
-            return StoreReply::Invalid {
-                message: format!("Key id {} is taken.", entry.record.key_id),
-            };
-        }
-        let mut publish = vec![(record_name(&entry.record.key_hash), json(&entry.record))];
-        let summary = entry.summary();
-        self.keys.push(entry);
-        self.writes.push((KEYS_ROW.into(), json(&self.keys)));
-        let retired = retired.map(|(old, row)| {
-            publish.push(row);
-            old.summary()
-        });
-        StoreReply::KeyStored {
-            key: summary,
-            retired,
-            publish,
-            published: false,
+            } => self.retire_key(&key_id, expires_ms, replacement, owner.as_deref()),
         }
     }
 }

@@ -281,6 +281,48 @@ describe('admin plane', () => {
     assert.equal((await admin('POST', '/tenants/demo/keys/k_nope/revoke', { token })).status, 404);
   });
 
+  it('lists keys a page at a time: newest first or in creation order, after a key id, bad parameters refused', async () => {
+    const token = as(ADMIN);
+    const ids = [];
+    for (const label of ['page-a', 'page-b', 'page-c']) {
+      const r = await admin('POST', '/tenants/demo/keys', { token, body: { scopes: ['models'], label } });
+      assert.equal(r.status, 201, r.text);
+      ids.push(r.json.key.key_id);
+      await sleep(5); // a later millisecond: creation order is by time, then id
+    }
+    const page = async (query) => {
+      const r = await admin('GET', `/tenants/demo/keys?${query}`, { token });
+      assert.equal(r.status, 200, `${query}: ${r.text}`);
+      return r.json;
+    };
+    // The newest first: the three just minted, newest at the top.
+    const first = await page('limit=2');
+    assert.deepEqual(first.keys.map((k) => k.key_id), [ids[2], ids[1]]);
+    assert.equal(first.has_more, true);
+    assert.equal(first.last_id, ids[1]);
+    const second = await page(`limit=2&after=${first.last_id}`);
+    assert.equal(second.keys[0].key_id, ids[0]);
+    // Following every page lists each key once, the same as one page of them all, and creation
+    // order is the same list reversed.
+    const all = (await page('limit=1000')).keys.map((k) => k.key_id);
+    const followed = [];
+    for (let after = null, more = true; more;) {
+      const p = await page(`limit=2${after ? `&after=${after}` : ''}`);
+      followed.push(...p.keys.map((k) => k.key_id));
+      [after, more] = [p.last_id, p.has_more];
+    }
+    assert.deepEqual(followed, all);
+    assert.equal(new Set(all).size, all.length);
+    assert.ok(ids.every((id) => all.includes(id)), 'the three minted here are listed');
+    assert.deepEqual((await page('order=asc&limit=1000')).keys.map((k) => k.key_id), [...all].reverse());
+    for (const [query, param] of [['limit=0', 'limit'], ['limit=1001', 'limit'], ['after=k_000000000000', 'after'], ['order=up', 'order'], ['status=active', 'status']]) {
+      const r = await admin('GET', `/tenants/demo/keys?${query}`, { token });
+      assert.equal(r.status, 400, `${query}: ${r.text}`);
+      assert.equal(r.json.error.code, 'invalid_request', query);
+      assert.equal(r.json.error.param, param, query);
+    }
+  });
+
   it('the CLI drives the same API: asc tenant get/push/history/diff/rollback, asc key mint/list/revoke', async () => {
     const env = { ...process.env, ASC_ADMIN_URL: stack.url, ASC_ADMIN_TOKEN: as(['multi-admins'], 'cli@example.com') };
     // Asynchronous: the issuer answering the gateway's JWKS fetches runs in this process, and a
@@ -311,6 +353,13 @@ describe('admin plane', () => {
     assert.equal((await fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })).status, 200);
     const listed = await asc('key', 'list', '--tenant', 'multi');
     assert.ok(listed.includes(keyId) && !listed.includes(secret));
+    // A page of one key a call: the command follows the pages and prints every key once.
+    const second = await asc('key', 'mint', '--tenant', 'multi', '--scopes', 'models', '--label', 'from-cli-2');
+    secretsShown.push(second.match(/^ASC_API_KEY=(.*)$/m)[1]);
+    const listedBoth = await asc('key', 'list', '--tenant', 'multi');
+    const byOne = JSON.parse(await asc('key', 'list', '--tenant', 'multi', '--page-size', '1')).keys.map((k) => k.key_id);
+    assert.deepEqual(byOne, JSON.parse(listedBoth).keys.map((k) => k.key_id));
+    assert.ok(byOne.length >= 2 && byOne.includes(keyId), JSON.stringify(byOne));
     await asc('key', 'revoke', '--tenant', 'multi', keyId);
     assert.equal(await refusedWithin(() => fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${secret}` } })), 'revoked_api_key');
     // Another tenant is refused.

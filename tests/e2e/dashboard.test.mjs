@@ -302,6 +302,28 @@ describe('dashboard in a real browser', options(), () => {
     assert.ok(!(await page.content()).includes(secret), 'the secret is not shown again');
     await shot(page, '10-keys-rotated-revoked');
 
+    // More keys than a page (100): the newest are listed first, the rest on "Show more keys".
+    const pageOfKeys = [];
+    for (let i = 0; i < 100; i += 4) {
+      const four = await Promise.all([0, 1, 2, 3].map(() => adminApi('admin', 'POST', '/tenants/demo/keys', { scopes: ['chat'], label: 'batch' })));
+      for (const r of four) { assert.equal(r.status, 201); pageOfKeys.push(r.json.key.key_id); }
+    }
+    const every = (await adminApi('admin', 'GET', '/tenants/demo/keys?limit=1000')).json.keys.map((k) => k.key_id);
+    assert.ok(every.length > 100, `${every.length} keys`);
+    assert.deepEqual(new Set(every.slice(0, 100)), new Set(pageOfKeys), 'the newest hundred first');
+    await open(page, 'config'); // away and back: the keys page loads them again
+    await open(page, 'keys');
+    const keyRows = page.locator('table.keys tbody tr');
+    await keyRows.nth(99).waitFor();
+    assert.equal(await keyRows.count(), 100);
+    assert.equal(await mintedRow.count(), 0, 'the keys minted first are past the first page');
+    await page.getByRole('button', { name: 'Show more keys' }).click();
+    await keyRows.nth(every.length - 1).waitFor();
+    const shownIds = await page.locator('table.keys tbody tr th code').allTextContents();
+    assert.deepEqual(shownIds, every);
+    assert.equal(await page.getByRole('button', { name: 'Show more keys' }).count(), 0);
+    assert.equal(await mintedRow.count(), 2, 'the key minted here and its replacement');
+
     // Config rollback from the history: version 1's bytes stored as version 3, by the admin.
     await open(page, 'config');
     const v1 = page.locator('table.history tbody tr').filter({ has: page.locator('th', { hasText: /^1$/ }) });

@@ -60,6 +60,20 @@ export function Keys({ tenant, can }) {
   const [error, setError] = useState(null);
   const [rotated, setRotated] = useState(null);
   const [unpublished, setUnpublished] = useState(null);
+  // Pages after the first (the API lists 100 keys a page, in creation order), for this load.
+  const [more, setMore] = useState({ of: null, keys: [], page: null });
+  const shown = load.data && more.of === load.data ? [...load.data.keys, ...more.keys] : load.data?.keys;
+  const last = load.data && more.of === load.data && more.page ? more.page : load.data;
+  const showMore = async () => {
+    setError(null);
+    try {
+      const page = (await get(`/tenants/${tenant}/keys?after=${encodeURIComponent(last.last_id)}`)).json;
+      const earlier = more.of === load.data ? more.keys : [];
+      setMore({ of: load.data, keys: [...earlier, ...page.keys], page });
+    } catch (e) {
+      setError(e.message);
+    }
+  };
   const rotate = async (id) => {
     if (!confirm(`Rotate key ${id}? A replacement is minted now; the old key keeps working for one day.`)) return;
     setError(null);
@@ -91,12 +105,13 @@ export function Keys({ tenant, can }) {
     ${rotated && html`<${Secret} minted=${rotated} what=${`Replacement for ${rotated.retired ? rotated.retired.key_id : 'the key'}:`} onDone=${() => setRotated(null)} />`}
     ${load.data && html`<div class="scroll"><table class="keys"><caption>Keys (no secrets are kept or shown)</caption>
       <thead><tr><th scope="col">Key id</th><th scope="col">Label</th><th scope="col">Scopes</th><th scope="col">Tags</th><th scope="col">Status</th><th scope="col">Minted by</th><th scope="col">Minted</th><th scope="col">Expires</th>${(can['key.revoke'] || can['key.rotate']) && html`<th scope="col">Actions</th>`}</tr></thead>
-      <tbody>${load.data.keys.map((k) => html`<tr>
+      <tbody>${shown.map((k) => html`<tr>
         <th scope="row"><code>${k.key_id}</code></th><td>${k.label || ''}</td><td>${k.scopes.join(', ')}</td><td>${k.tags.join(', ')}</td>
         <td>${k.status}${k.rotated_to ? ` → ${k.rotated_to}` : ''}</td><td>${k.created_by}</td><td>${when(k.created_ms)}</td><td>${when(k.expires_ms)}</td>
         ${(can['key.revoke'] || can['key.rotate']) && html`<td class="actions">${k.status === 'active' ? html`
           ${can['key.rotate'] && !k.rotated_to && html`<button type="button" onClick=${() => rotate(k.key_id)}>Rotate<span class="sr"> ${k.key_id}</span></button>`}
           ${can['key.revoke'] && html`<button type="button" class="danger" onClick=${() => revoke(k.key_id)}>Revoke<span class="sr"> ${k.key_id}</span></button>`}` : ''}</td>`}
-      </tr>`)}</tbody></table></div>`}
+      </tr>`)}</tbody></table></div>
+      ${last.has_more && html`<p><button type="button" onClick=${showMore}>Show more keys</button></p>`}`}
     ${can['key.mint'] && html`<${Mint} tenant=${tenant} onMinted=${() => setReloadKey(reloadKey + 1)} />`}`;
 }

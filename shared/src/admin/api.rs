@@ -563,21 +563,24 @@ impl<H: Host> Call<'_, H> {
                 let body = self.gw.tenant_alerts(self.host, self.tenant, limit).await?;
                 Ok(json_reply(200, &body))
             }
-            Endpoint::Keys => match self.store(StoreOp::ListKeys).await? {
-                StoreReply::Keys { keys } => {
-                    let keys: Vec<_> = keys
-                        .into_iter()
-                        .filter(|k| {
-                            self.reach == Reach::Tenant || k.created_by == self.principal.subject
-                        })
-                        .collect();
-                    Ok(json_reply(
-                        200,
-                        &json!({"tenant_id": self.tenant, "keys": keys}),
-                    ))
+            Endpoint::Keys(query) => {
+                let mut page = super::routes::key_page(&query)?;
+                // A developer lists the keys it minted: filtered before paging, so pages are full.
+                page.created_by = self.owner();
+                match self.store(StoreOp::ListKeys(page)).await? {
+                    StoreReply::Keys { keys, has_more } => {
+                        let last_id = keys.last().map(|k| k.key_id.clone());
+                        Ok(json_reply(
+                            200,
+                            &json!({"tenant_id": self.tenant, "keys": keys, "has_more": has_more, "last_id": last_id}),
+                        ))
+                    }
+                    StoreReply::Invalid { message } => {
+                        Err(GatewayError::invalid_request("after", message).into())
+                    }
+                    other => Err(unexpected(&other).into()),
                 }
-                other => Err(unexpected(&other).into()),
-            },
+            }
             Endpoint::Mint => {
                 self.current().await?.ok_or_else(no_config)?;
                 let ask: MintAsk = parse_mint(&body)?;
@@ -619,16 +622,15 @@ impl<H: Host> Call<'_, H> {
                     })?,
                 };
                 // The replacement keeps the old key's scopes, tags and label.
-                let StoreReply::Keys { keys } = self.store(StoreOp::ListKeys).await? else {
-                    return Err(GatewayError::new(
-                        ErrorKind::StoreUnavailable,
-                        "The tenant's admin store answered out of turn.",
-                    )
-                    .into());
+                let op = StoreOp::GetKey {
+                    key_id: key_id.clone(),
                 };
-                let old = keys.iter().find(|k| k.key_id == key_id).ok_or_else(|| {
-                    not_found(format!("Tenant {} has no key {key_id}.", self.tenant))
-                })?;
+                let old = match self.store(op).await? {
+                    StoreReply::Keys { keys, .. } => keys.into_iter().next(),
+                    StoreReply::NotFound => None,
+                    other => return Err(unexpected(&other).into()),
+                }
+                .ok_or_else(|| not_found(format!("Tenant {} has no key {key_id}.", self.tenant)))?;
                 let ask = MintAsk {
                     scopes: old.scopes.clone(),
                     tags: old.tags.clone(),

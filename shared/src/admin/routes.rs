@@ -4,6 +4,7 @@
 use super::rbac::Action;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ids::{is_valid_id, KeyId, TenantId};
+use crate::tenant_store::{KeyListing, KEY_LIST_MAX};
 
 pub(super) enum Endpoint {
     Me,
@@ -15,7 +16,8 @@ pub(super) enum Endpoint {
     History,
     Diff(u64, u64),
     Rollback,
-    Keys,
+    /// A page of keys; the query string (read once the caller is known: [`key_page`]).
+    Keys(String),
     Mint,
     Revoke(KeyId),
     Rotate(KeyId),
@@ -38,7 +40,7 @@ impl Endpoint {
             Endpoint::History => Action::TenantHistory,
             Endpoint::Diff(..) => Action::TenantDiff,
             Endpoint::Rollback => Action::TenantRollback,
-            Endpoint::Keys => Action::KeyList,
+            Endpoint::Keys(_) => Action::KeyList,
             Endpoint::Mint => Action::KeyMint,
             Endpoint::Revoke(_) => Action::KeyRevoke,
             Endpoint::Rotate(_) => Action::KeyRotate,
@@ -62,6 +64,39 @@ impl Endpoint {
     }
 }
 
+/// A listing's page when none is asked for.
+pub const KEY_PAGE_DEFAULT: usize = 100;
+
+/// `?limit=` (1 to [`KEY_LIST_MAX`], [`KEY_PAGE_DEFAULT`] if not given) keys past `&after=` (a
+/// key id), `&order=desc` (newest first, the default) or `asc` (creation order).
+pub(super) fn key_page(query: &str) -> Result<KeyListing, GatewayError> {
+    let mut page = KeyListing {
+        limit: Some(KEY_PAGE_DEFAULT),
+        newest_first: true,
+        ..KeyListing::default()
+    };
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let bad = |message: String| Err(GatewayError::invalid_request(k.as_ref(), message));
+        match (k.as_ref(), v.as_ref()) {
+            ("limit", n) => match n.parse::<usize>() {
+                Ok(n) if (1..=KEY_LIST_MAX).contains(&n) => page.limit = Some(n),
+                _ => {
+                    return bad(format!(
+                        "limit must be an integer from 1 to {KEY_LIST_MAX}."
+                    ))
+                }
+            },
+            ("after", id) if is_valid_id(id) => page.after = Some(KeyId(id.to_string())),
+            ("after", _) => return bad("after must be a key id from a listing.".into()),
+            ("order", "desc") => page.newest_first = true,
+            ("order", "asc") => page.newest_first = false,
+            ("order", _) => return bad("order must be asc or desc.".into()),
+            _ => return bad("The parameters are limit, after and order.".into()),
+        }
+    }
+    Ok(page)
+}
+
 pub(super) fn not_found(what: String) -> GatewayError {
     GatewayError::new(ErrorKind::AdminNotFound, what)
 }
@@ -70,7 +105,7 @@ pub(super) fn route(
     method: &str,
     path: &str,
 ) -> Result<(Endpoint, Option<TenantId>), GatewayError> {
-    // Adapters pass the query string for admin paths (only analytics and alerts read it).
+    // Adapters pass the query string for admin paths (analytics, alerts, audit and keys read it).
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let rest = path.strip_prefix("/admin/v1/").unwrap_or("");
     let parts: Vec<&str> = rest.split('/').collect();
@@ -109,7 +144,7 @@ pub(super) fn route(
         ("GET", ["versions", n]) => Endpoint::Get(Some(number(n)?)),
         ("GET", ["diff", a, b]) => Endpoint::Diff(number(a)?, number(b)?),
         ("POST", ["rollback"]) => Endpoint::Rollback,
-        ("GET", ["keys"]) => Endpoint::Keys,
+        ("GET", ["keys"]) => Endpoint::Keys(query.to_string()),
         ("POST", ["keys"]) => Endpoint::Mint,
         ("POST", ["keys", k, "revoke"]) => Endpoint::Revoke(KeyId((*k).to_string())),
         ("POST", ["keys", k, "rotate"]) => Endpoint::Rotate(KeyId((*k).to_string())),

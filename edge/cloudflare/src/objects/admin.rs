@@ -69,7 +69,7 @@ impl State {
             // The safety net, durable with the change: if this object dies before KV has it all.
             js::storage_set_alarm(&self.storage, js::number(now_ms() + RETRY_FIRST_MS));
         }
-        storage::write(&self.storage, &writes, &[]);
+        storage::write(&self.storage, &writes.puts, &writes.deletes);
         if !self.publish(&mut store).await {
             self.retries.set(0);
         }
@@ -125,7 +125,8 @@ impl State {
             ));
         }
         store.published(&written, started_ms);
-        storage::write(&self.storage, &store.take_writes(), &[]);
+        let writes = store.take_writes();
+        storage::write(&self.storage, &writes.puts, &writes.deletes);
         !store.unpublished().is_empty()
     }
 

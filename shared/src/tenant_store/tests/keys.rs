@@ -1,0 +1,263 @@
+//! Keys as rows of their own: what a change writes, the old single row read and replaced, and
+//! listing in creation order a page at a time.
+
+use super::*;
+
+fn key_at(id: &str, by: &str, created_ms: u64) -> KeyEntry {
+    let mut entry = key(id, by);
+    entry.record.created_ms = Some(created_ms);
+    entry
+}
+
+fn mint(s: &mut TenantStore, entry: KeyEntry) {
+    assert!(matches!(
+        s.apply(StoreOp::MintKey { entry }),
+        StoreReply::KeyStored { .. }
+    ));
+}
+
+/// A page in creation order.
+fn page(
+    s: &mut TenantStore,
+    after: Option<&str>,
+    limit: usize,
+    by: Option<&str>,
+) -> (Vec<String>, bool) {
+    listing(s, after, limit, by, false)
+}
+
+fn listing(
+    s: &mut TenantStore,
+    after: Option<&str>,
+    limit: usize,
+    by: Option<&str>,
+    newest_first: bool,
+) -> (Vec<String>, bool) {
+    let StoreReply::Keys { keys, has_more } = s.apply(StoreOp::ListKeys(KeyListing {
+        after: after.map(|a| KeyId(a.into())),
+        limit: Some(limit),
+        newest_first,
+        created_by: by.map(String::from),
+    })) else {
+        panic!("a page")
+    };
+    (keys.into_iter().map(|k| k.key_id.0).collect(), has_more)
+}
+
+fn names(rows: &[(String, String)]) -> Vec<&str> {
+    rows.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+fn stored(rows: &[(String, String)], name: &str) -> KeyEntry {
+    let (_, v) = rows.iter().find(|(k, _)| k == name).expect(name);
+    serde_json::from_str(v).expect("a key entry")
+}
+
+#[test]
+fn a_key_change_writes_that_key_s_row_whatever_the_store_holds() {
+    let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+    mint(&mut s, key_at("k_first", "alice", 1));
+    let first = s.take_writes();
+    assert_eq!(names(&first.puts), ["key/k_first", UNPUBLISHED_ROW]);
+    assert_eq!(
+        stored(&first.puts, "key/k_first"),
+        key_at("k_first", "alice", 1)
+    );
+    for i in 0..2_000 {
+        mint(&mut s, key_at(&format!("k_{i:05}"), "alice", 10 + i));
+        s.take_writes();
+        // What KV holds: the queue empties, so its row stays small too.
+        let queued = s.unpublished().entries().to_vec();
+        s.published(&queued, 0);
+        s.take_writes();
+    }
+    mint(&mut s, key_at("k_last", "alice", 9_999));
+    let last = s.take_writes();
+    assert_eq!(names(&last.puts), ["key/k_last", UNPUBLISHED_ROW]);
+    let bytes = |w: &StoreWrites| w.puts.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    // The 2,002nd key costs what the first did (give or take the ids' and queue's lengths).
+    assert!(
+        bytes(&last) < bytes(&first) + 64,
+        "{} vs {}",
+        bytes(&last),
+        bytes(&first)
+    );
+
+    // Rotating writes the old key's row (its expiry, its successor) and the new key's row.
+    let rotate = StoreOp::RetireKey {
+        key_id: KeyId("k_first".into()),
+        expires_ms: Some(50_000),
+        replacement: Some(Box::new(key_at("k_next", "alice", 10_000))),
+        owner: None,
+    };
+    assert!(matches!(s.apply(rotate), StoreReply::KeyStored { .. }));
+    let rotated = s.take_writes();
+    assert_eq!(
+        names(&rotated.puts),
+        ["key/k_first", "key/k_next", UNPUBLISHED_ROW]
+    );
+    let old = stored(&rotated.puts, "key/k_first");
+    assert_eq!(old.record.expires_ms, Some(50_000));
+    assert_eq!(old.rotated_to, Some(KeyId("k_next".into())));
+    // Revoking writes one row; nothing is ever deleted.
+    s.apply(super::revoke("k_00007"));
+    let revoked = s.take_writes();
+    assert_eq!(names(&revoked.puts), ["key/k_00007", UNPUBLISHED_ROW]);
+    assert_eq!(
+        stored(&revoked.puts, "key/k_00007").record.status,
+        KeyStatus::Revoked
+    );
+    assert!(revoked.deletes.is_empty());
+}
+
+#[test]
+fn a_replacement_whose_id_is_taken_leaves_the_old_key_as_it_was() {
+    let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+    mint(&mut s, key_at("k_a", "alice", 1));
+    mint(&mut s, key_at("k_b", "alice", 2));
+    s.take_writes();
+    let rotate = StoreOp::RetireKey {
+        key_id: KeyId("k_a".into()),
+        expires_ms: Some(5),
+        replacement: Some(Box::new(key_at("k_b", "alice", 3))),
+        owner: None,
+    };
+    assert!(matches!(s.apply(rotate), StoreReply::Invalid { .. }));
+    assert_eq!(s.take_writes(), StoreWrites::default());
+    let StoreReply::Keys { keys, .. } = s.apply(StoreOp::GetKey {
+        key_id: KeyId("k_a".into()),
+    }) else {
+        panic!("found")
+    };
+    assert_eq!((keys[0].expires_ms, &keys[0].rotated_to), (None, &None));
+}
+
+#[test]
+fn keys_of_the_old_single_row_move_to_rows_of_their_own_with_the_next_write() {
+    // A store as an earlier release left it: every key in the `keys` row.
+    let legacy = vec![
+        key_at("k_old1", "alice", 5),
+        key_at("k_old2", "bob", 3),
+        key_at("k_both", "alice", 7),
+    ];
+    let mut newer = key_at("k_both", "alice", 7);
+    newer.record.status = KeyStatus::Revoked;
+    let mut rows = vec![
+        (
+            LEGACY_KEYS_ROW.to_string(),
+            serde_json::to_string(&legacy).expect("json"),
+        ),
+        // A key with its own row too: that row is the newer.
+        (
+            "key/k_both".to_string(),
+            serde_json::to_string(&newer).expect("json"),
+        ),
+    ];
+    let mut s = TenantStore::load(TenantId("acme".into()), rows.clone());
+    assert_eq!(
+        page(&mut s, None, 10, None),
+        (
+            vec!["k_old2".into(), "k_old1".into(), "k_both".into()],
+            false
+        )
+    );
+    let mut again = reload(&mut s, &mut rows);
+    assert_eq!(names(&rows), ["key/k_both", "key/k_old1", "key/k_old2"]);
+    assert_eq!(stored(&rows, "key/k_old2"), key_at("k_old2", "bob", 3));
+    assert_eq!(
+        stored(&rows, "key/k_both").record.status,
+        KeyStatus::Revoked
+    );
+    // Read back from its own rows: the same keys, and nothing more to write.
+    assert_eq!(again.take_writes(), StoreWrites::default());
+    assert_eq!(
+        page(&mut again, None, 10, None).0,
+        ["k_old2", "k_old1", "k_both"]
+    );
+    let StoreReply::Keys { keys, .. } = again.apply(StoreOp::GetKey {
+        key_id: KeyId("k_both".into()),
+    }) else {
+        panic!("found")
+    };
+    assert_eq!(keys[0].status, KeyStatus::Revoked);
+}
+
+#[test]
+fn keys_list_in_creation_order_a_page_at_a_time_before_and_after_a_reload() {
+    let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+    // Minted out of id order; two in one millisecond (id order between them).
+    mint(&mut s, key_at("k_b", "alice", 20));
+    mint(&mut s, key_at("k_c", "bob", 10));
+    mint(&mut s, key_at("k_a", "alice", 20));
+    mint(&mut s, key_at("k_d", "bob", 30));
+    mint(&mut s, key_at("k_e", "alice", 40));
+    let mut rows = Vec::new();
+    let mut again = reload(&mut s, &mut rows);
+    for store in [&mut s, &mut again] {
+        assert_eq!(
+            page(store, None, 2, None),
+            (vec!["k_c".into(), "k_a".into()], true)
+        );
+        assert_eq!(
+            page(store, Some("k_a"), 2, None),
+            (vec!["k_b".into(), "k_d".into()], true)
+        );
+        assert_eq!(
+            page(store, Some("k_d"), 2, None),
+            (vec!["k_e".into()], false)
+        );
+        assert_eq!(page(store, Some("k_e"), 2, None), (vec![], false));
+        // A page of exactly what is left has nothing more.
+        assert_eq!(
+            page(store, Some("k_b"), 2, None),
+            (vec!["k_d".into(), "k_e".into()], false)
+        );
+        // One creator's keys: filtered before the page is cut, so its pages are full.
+        assert_eq!(
+            page(store, None, 2, Some("alice")),
+            (vec!["k_a".into(), "k_b".into()], true)
+        );
+        assert_eq!(
+            page(store, Some("k_b"), 2, Some("alice")),
+            (vec!["k_e".into()], false)
+        );
+        // Newest first: the same order reversed, `after` counting in it.
+        assert_eq!(
+            listing(store, None, 2, None, true),
+            (vec!["k_e".into(), "k_d".into()], true)
+        );
+        assert_eq!(
+            listing(store, Some("k_d"), 2, None, true),
+            (vec!["k_b".into(), "k_a".into()], true)
+        );
+        assert_eq!(
+            listing(store, Some("k_a"), 2, None, true),
+            (vec!["k_c".into()], false)
+        );
+        assert_eq!(
+            listing(store, Some("k_e"), 5, Some("bob"), true),
+            (vec!["k_d".into(), "k_c".into()], false)
+        );
+        assert!(matches!(
+            store.apply(StoreOp::ListKeys(KeyListing {
+                after: Some(KeyId("k_zz".into())),
+                ..KeyListing::default()
+            })),
+            StoreReply::Invalid { .. }
+        ));
+        assert_eq!(
+            store.apply(StoreOp::GetKey {
+                key_id: KeyId("k_zz".into())
+            }),
+            StoreReply::NotFound
+        );
+    }
+    // The whole store as one value (Spin's row) keeps them in the same order.
+    let whole: TenantStore =
+        serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("read back");
+    let mut whole = whole;
+    assert_eq!(
+        page(&mut whole, None, 10, None).0,
+        ["k_c", "k_a", "k_b", "k_d", "k_e"]
+    );
+}
