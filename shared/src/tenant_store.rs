@@ -232,6 +232,7 @@ pub struct TenantStore {
     tenant: Option<TenantId>,
     versions: Vec<StoredVersion>,
     /// In creation order ([`keys::order`]), however they were read.
+    #[serde(deserialize_with = "keys::in_order")]
     keys: Vec<KeyEntry>,
     #[serde(default, skip_serializing_if = "Unpublished::is_unused")]
     unpublished: Unpublished,

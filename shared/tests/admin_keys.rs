@@ -172,10 +172,7 @@ fn keys_are_listed_a_page_at_a_time_newest_first_or_in_creation_order() {
         "/admin/v1/tenants/acme/keys/k_000000000000/rotate",
         b"{}",
     );
-    assert_eq!(
-        (status, &err["error"]["code"]),
-        (404, &json!("not_found"))
-    );
+    assert_eq!((status, &err["error"]["code"]), (404, &json!("not_found")));
     // The replacement is the newest key.
     let replacement = rotated["key"]["key_id"].as_str().expect("id");
     assert_eq!(a.list(ADMIN, "limit=1").0, [replacement]);

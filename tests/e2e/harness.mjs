@@ -67,8 +67,12 @@ function freePort() {
 function controlConfig(dir, secretsText, vars) {
   const out = join(dir, 'control');
   mkdirSync(out, { recursive: true });
+  // ASC_CONTROL_BUILD: another build's control plane (e.g. a baseline's, for a bench).
+  const build = process.env.ASC_CONTROL_BUILD;
   const config = readFileSync(join(ROOT, 'wrangler.control.toml'), 'utf8')
-    .replace(/^(main|directory) = "(edge\/[^"]+)"$/gm, (_, key, path) => `${key} = "${join(ROOT, path)}"`)
+    .replace(/^(main|directory) = "(edge\/[^"]+)"$/gm, (_, key, path) => `${key} = "${build
+      ? join(build, path.replace('edge/cloudflare/build/control/', ''))
+      : join(ROOT, path)}"`)
     .replace(/^command = "bash scripts\/build-worker"$/m, `command = "bash ${join(ROOT, 'scripts/build-worker')}"`);
   writeFileSync(join(out, 'wrangler.toml'), config);
   const quoted = (v) => (/^[\w.:/-]*$/.test(String(v)) ? String(v) : `'${v}'`);

@@ -39,6 +39,13 @@ pub(super) fn order(a: &KeyEntry, b: &KeyEntry) -> Ordering {
         .then_with(|| a.record.key_id.0.cmp(&b.record.key_id.0))
 }
 
+/// Keys read whole (Spin's row), put in creation order.
+pub(super) fn in_order<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<KeyEntry>, D::Error> {
+    let mut keys = Vec::<KeyEntry>::deserialize(d)?;
+    keys.sort_by(order);
+    Ok(keys)
+}
+
 fn key_row(entry: &KeyEntry) -> (String, String) {
     (
         format!("{KEY_ROW_PREFIX}{}", entry.record.key_id),

@@ -261,3 +261,20 @@ fn keys_list_in_creation_order_a_page_at_a_time_before_and_after_a_reload() {
         ["k_c", "k_a", "k_b", "k_d", "k_e"]
     );
 }
+
+#[test]
+fn a_whole_store_read_back_has_its_keys_in_creation_order() {
+    // Spin's row as an earlier release wrote it: keys as appended, two in one millisecond in
+    // the order they came, not by id.
+    let keys = vec![
+        key_at("k_b", "alice", 20),
+        key_at("k_a", "alice", 20),
+        key_at("k_c", "bob", 30),
+    ];
+    let row = serde_json::json!({"tenant": "acme", "versions": [], "keys": keys}).to_string();
+    let mut s: TenantStore = serde_json::from_str(&row).expect("a stored row");
+    assert_eq!(page(&mut s, None, 10, None).0, ["k_a", "k_b", "k_c"]);
+    // A key minted later goes after them, and paging past `k_b` finds it.
+    mint(&mut s, key_at("k_0", "bob", 40));
+    assert_eq!(page(&mut s, Some("k_b"), 10, None).0, ["k_c", "k_0"]);
+}
