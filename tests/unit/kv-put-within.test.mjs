@@ -1,10 +1,10 @@
-// host.js's `kvPutWithin` (the admin store's KV writes) against a fake KV binding: a write
+// objects.js's `kvPutWithin` (the admin store's KV writes) against a fake KV binding: a write
 // answered in time resolves to `undefined`, a refused one throws, and one with no answer by the
 // deadline resolves to 'unanswered' (the Rust side then keeps its key queued: the write may still
 // land). The timer is cleared either way.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { kvPutWithin } from '../../edge/cloudflare/js/host.js';
+import { kvPutWithin } from '../../edge/cloudflare/js/objects.js';
 
 const kv = (put) => ({ ASC_CONFIG: { put } });
 

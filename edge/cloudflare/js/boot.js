@@ -1,7 +1,25 @@
 // What both of ASC's Workers do first: instantiate their wasm once per isolate, and serve each
 // request through its `handle`. The request plane's entry is entry.mjs, the control plane's
 // (the Durable Objects, the admin plane) control.mjs; each is bundled with its own build.
-import { requestHead, fullResponse } from './host.js';
+// Nothing here is imported from host.js: wasm-bindgen bundles its own copy of that file, so an
+// import here would put a second copy of what it uses in the bundle.
+const NUL = '\u0000';
+
+/** `method NUL path NUL name NUL value ...` for the core's `Inbound` (`handle`'s `head`). */
+export function requestHead(request) {
+  const url = new URL(request.url);
+  // The admin plane reads query strings (analytics, alerts, audit, keys); the gateway's paths never do.
+  const path = url.pathname.startsWith('/admin/') ? url.pathname + url.search : url.pathname;
+  let head = request.method + NUL + path;
+  let host = false;
+  for (const [name, value] of request.headers) {
+    if (name === 'host') host = true;
+    head += NUL + name + NUL + value;
+  }
+  // Workers expose the Host only through the URL on some paths; the core must see it.
+  if (!host) head += NUL + 'host' + NUL + url.host;
+  return head;
+}
 
 // wasm-bindgen's executor polls every Rust future (each request's, each object's call) from a
 // microtask it schedules with `queueMicrotask`, several times a request. `start` replaces that
@@ -88,7 +106,7 @@ export function start(asc, wasmModule) {
       } catch (e) {
         try { guard(e); } catch { /* logged */ }
         const body = JSON.stringify({ error: { message: 'The gateway failed on this request.', type: 'api_error', param: null, code: 'internal_error' } });
-        return fullResponse(500, 'content-type\u0000application/json\u0000x-asc-error-code\u0000internal_error', new TextEncoder().encode(body));
+        return new Response(body, { status: 500, headers: { 'content-type': 'application/json', 'x-asc-error-code': 'internal_error' } });
       }
     },
   };

@@ -11,7 +11,7 @@ use crate::host::{flat_headers, WorkerHost};
 use crate::{bootstrap, js};
 
 /// Serves one request forwarded by the request plane. `head` is `method NUL path NUL name NUL
-/// value ...` (`requestHead` in `js/host.js`); `request` is the Request, for its body.
+/// value ...` (`requestHead` in `js/boot.js`); `request` is the Request, for its body.
 #[wasm_bindgen]
 pub async fn handle(
     head: String,

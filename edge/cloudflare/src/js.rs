@@ -1,4 +1,5 @@
-//! The JS functions the adapter calls (`js/host.js`), each one crossing of the boundary.
+//! The JS functions the adapter calls (`js/host.js`, and `js/objects.js` for the control plane's
+//! own), each one crossing of the boundary.
 
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -25,19 +26,6 @@ extern "C" {
     #[wasm_bindgen(js_name = compileGuard)]
     pub fn compile_guard(env: &JsValue, sources: &str) -> Promise;
 
-    #[wasm_bindgen(js_name = assetResponse)]
-    pub fn asset_response(env: &JsValue, request: &JsValue, head: &str) -> Promise;
-    #[wasm_bindgen(js_name = bucketList)]
-    pub fn bucket_list(
-        env: &JsValue,
-        binding: &str,
-        prefix: &str,
-        start_after: Option<String>,
-        limit: u32,
-    ) -> Promise;
-    #[wasm_bindgen(js_name = bucketGet)]
-    pub fn bucket_get(env: &JsValue, binding: &str, key: &str) -> Promise;
-
     #[wasm_bindgen(js_name = readAll)]
     pub fn read_all(source: &JsValue, limit: f64) -> Promise;
     #[wasm_bindgen(js_name = chunkReader)]
@@ -57,23 +45,11 @@ extern "C" {
 
     #[wasm_bindgen(js_name = kvPut)]
     pub fn kv_put(env: &JsValue, binding: &str, key: &str, value: &str) -> Promise;
-    /// `kv_put`, failing after `ms` without an answer.
-    #[cfg(feature = "control")]
-    #[wasm_bindgen(js_name = kvPutWithin)]
-    pub fn kv_put_within(env: &JsValue, binding: &str, key: &str, value: &str, ms: f64) -> Promise;
     /// Key names under `prefix` (at most `limit`), NUL-separated.
     #[wasm_bindgen(js_name = kvList)]
     pub fn kv_list(env: &JsValue, binding: &str, prefix: &str, limit: u32) -> Promise;
     #[wasm_bindgen(js_name = kvDelete)]
     pub fn kv_delete(env: &JsValue, binding: &str, key: &str) -> Promise;
-
-    #[wasm_bindgen(js_name = adminCall, catch)]
-    pub fn admin_call(
-        env: &JsValue,
-        jurisdiction: Option<String>,
-        tenant: &str,
-        op: &str,
-    ) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(js_name = ledgerCall, catch)]
     pub fn ledger_call(
@@ -100,6 +76,29 @@ extern "C" {
         tenant: &str,
         op: &str,
     ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = cacheGet)]
+    pub fn cache_get(env: &JsValue, name: &str) -> Promise;
+    #[wasm_bindgen(js_name = cachePut)]
+    pub fn cache_put(env: &JsValue, name: &str, bytes: &[u8], expires_ms: f64) -> Promise;
+
+}
+
+/// The control plane's own calls (`js/objects.js`), apart so the request plane's bundle does not
+/// carry them (wasm-bindgen imports a module whole).
+#[wasm_bindgen(module = "/js/objects.js")]
+extern "C" {
+    /// `kv_put`, failing after `ms` without an answer.
+    #[wasm_bindgen(js_name = kvPutWithin)]
+    pub fn kv_put_within(env: &JsValue, binding: &str, key: &str, value: &str, ms: f64) -> Promise;
+
+    #[wasm_bindgen(js_name = adminCall, catch)]
+    pub fn admin_call(
+        env: &JsValue,
+        jurisdiction: Option<String>,
+        tenant: &str,
+        op: &str,
+    ) -> Result<Promise, JsValue>;
+
     #[wasm_bindgen(js_name = auditAppend, catch)]
     pub fn audit_append(
         env: &JsValue,
@@ -126,10 +125,18 @@ extern "C" {
     #[wasm_bindgen(js_name = storageGetAlarm)]
     pub fn storage_get_alarm(storage: &JsValue) -> Promise;
 
-    #[wasm_bindgen(js_name = cacheGet)]
-    pub fn cache_get(env: &JsValue, name: &str) -> Promise;
-    #[wasm_bindgen(js_name = cachePut)]
-    pub fn cache_put(env: &JsValue, name: &str, bytes: &[u8], expires_ms: f64) -> Promise;
+    #[wasm_bindgen(js_name = assetResponse)]
+    pub fn asset_response(env: &JsValue, request: &JsValue, head: &str) -> Promise;
+    #[wasm_bindgen(js_name = bucketList)]
+    pub fn bucket_list(
+        env: &JsValue,
+        binding: &str,
+        prefix: &str,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Promise;
+    #[wasm_bindgen(js_name = bucketGet)]
+    pub fn bucket_get(env: &JsValue, binding: &str, key: &str) -> Promise;
 
     #[wasm_bindgen(js_name = bucketPut)]
     pub fn bucket_put(

@@ -43,7 +43,7 @@ use asc_core::GatewayError;
 use wasm_bindgen::JsValue;
 
 /// The method, path and headers of `head`: `method NUL path NUL name NUL value ...`
-/// (`requestHead` in `js/host.js`).
+/// (`requestHead` in `js/boot.js`).
 fn split_head(head: &str) -> (String, String, Vec<(String, String)>) {
     let mut parts = head.splitn(3, '\0');
     let method = parts.next().unwrap_or("").to_string();

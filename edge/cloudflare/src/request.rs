@@ -17,7 +17,7 @@ use crate::wait::run_after;
 use crate::{bootstrap, fault, js};
 
 /// Serves one request. `head` is `method NUL path NUL name NUL value ...` (`requestHead` in
-/// `js/host.js`); `request` is the Request, for its body.
+/// `js/boot.js`); `request` is the Request, for its body.
 #[wasm_bindgen]
 pub async fn handle(
     head: String,
