@@ -366,7 +366,10 @@ pub fn key_list(a: &ListArgs) -> Result<ExitCode, String> {
         let page = ok_json(call(&a.target, "GET", &path, None, &[])?)?;
         keys.extend(page["keys"].as_array().cloned().unwrap_or_default());
         match page["last_id"].as_str() {
-            Some(last) if page["has_more"] == json!(true) => after = Some(last.to_string()),
+            // A page that does not move on (a misbehaving server) ends the listing.
+            Some(last) if page["has_more"] == json!(true) && after.as_deref() != Some(last) => {
+                after = Some(last.to_string())
+            }
             _ => break,
         }
     }

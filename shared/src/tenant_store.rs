@@ -269,15 +269,14 @@ impl TenantStore {
                     store.keys.push(entry);
                 }
             } else if key == LEGACY_KEYS_ROW {
-                legacy_keys =
-                    Some(serde_json::from_str::<Vec<KeyEntry>>(&value).unwrap_or_default());
+                legacy_keys = Some(value);
             } else if key == UNPUBLISHED_ROW {
                 store.unpublished = Unpublished::from_row(&value);
             }
         }
         store.versions.sort_by_key(|v| v.meta.version);
         if let Some(legacy) = legacy_keys {
-            store.adopt_legacy_keys(legacy);
+            store.adopt_legacy_keys(&legacy);
         }
         store.keys.sort_by(keys::order);
         store

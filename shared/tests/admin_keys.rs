@@ -142,6 +142,11 @@ fn keys_are_listed_a_page_at_a_time_newest_first_or_in_creation_order() {
     let (own, more, _) = a.list(DEV, &format!("limit=1&after={after}"));
     assert_eq!((own, more), (vec![minted[1].clone()], false));
 
+    // Another's key as `after` is refused as an unknown one (it would tell that key exists).
+    let path = format!("/admin/v1/tenants/acme/keys?after={}", minted[2]);
+    let (status, err) = a.call(DEV, "GET", &path, b"");
+    assert_eq!((status, &err["error"]["param"]), (400, &json!("after")));
+
     // Bad parameters: 400 naming the parameter, never a 5xx.
     for (query, param) in [
         ("limit=0", "limit"),

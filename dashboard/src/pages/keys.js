@@ -60,7 +60,8 @@ export function Keys({ tenant, can }) {
   const [error, setError] = useState(null);
   const [rotated, setRotated] = useState(null);
   const [unpublished, setUnpublished] = useState(null);
-  // Pages after the first (the API lists 100 keys a page, in creation order), for this load.
+  // Pages after the first (the API lists 100 keys a page, newest first), for this load. An
+  // action (mint, rotate, revoke) loads the first page again.
   const [more, setMore] = useState({ of: null, keys: [], page: null });
   const shown = load.data && more.of === load.data ? [...load.data.keys, ...more.keys] : load.data?.keys;
   const last = load.data && more.of === load.data && more.page ? more.page : load.data;

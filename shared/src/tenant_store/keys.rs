@@ -54,38 +54,51 @@ fn key_row(entry: &KeyEntry) -> (String, String) {
 }
 
 impl TenantStore {
-    /// Takes the keys of the old single row (those without a row of their own) and schedules
-    /// their rows, and the old row's removal, with the next write.
-    pub(super) fn adopt_legacy_keys(&mut self, legacy: Vec<KeyEntry>) {
-        let own_rows: HashSet<KeyId> = self.keys.iter().map(|k| k.record.key_id.clone()).collect();
-        for entry in legacy {
-            if !own_rows.contains(&entry.record.key_id) {
+    /// Takes the keys of the old single row (`row`, its JSON) that have no row of their own,
+    /// and schedules their rows with the next write, and the old row's removal when every entry
+    /// in it was read (one this release cannot read keeps the row, for a release that can).
+    pub(super) fn adopt_legacy_keys(&mut self, row: &str) {
+        let parsed = serde_json::from_str::<Vec<serde_json::Value>>(row);
+        let mut all_read = parsed.is_ok();
+        let mut known: HashSet<KeyId> = self.keys.iter().map(|k| k.record.key_id.clone()).collect();
+        for value in parsed.unwrap_or_default() {
+            let Ok(entry) = serde_json::from_value::<KeyEntry>(value) else {
+                all_read = false;
+                continue;
+            };
+            // A key's own row is newer than the old row; within the old row the first wins.
+            if known.insert(entry.record.key_id.clone()) {
                 self.writes.push(key_row(&entry));
                 self.keys.push(entry);
             }
         }
-        self.deletes.push(LEGACY_KEYS_ROW.into());
+        if all_read {
+            self.deletes.push(LEGACY_KEYS_ROW.into());
+        }
     }
 
     pub(super) fn list_keys(&self, page: &KeyListing) -> StoreReply {
-        let mut ordered: Box<dyn Iterator<Item = &KeyEntry>> = if page.newest_first {
+        let ordered: Box<dyn Iterator<Item = &KeyEntry>> = if page.newest_first {
             Box::new(self.keys.iter().rev())
         } else {
             Box::new(self.keys.iter())
         };
-        if let Some(id) = &page.after {
-            // Past `after`, in the listing's order.
-            if !ordered.by_ref().any(|k| k.record.key_id == *id) {
-                return StoreReply::Invalid {
-                    message: format!("after names no key of this tenant ({id})."),
-                };
-            }
-        }
-        let mut listed = ordered.filter(|k| {
+        // A listing of one creator's keys counts and continues from its keys only (another's
+        // id as `after` would tell whether that key exists).
+        let listed_key = |k: &&KeyEntry| {
             page.created_by
                 .as_ref()
                 .is_none_or(|s| k.created_by.subject == *s)
-        });
+        };
+        let mut listed = ordered.filter(listed_key);
+        if let Some(id) = &page.after {
+            // Past `after`, in the listing's order.
+            if !listed.by_ref().any(|k| k.record.key_id == *id) {
+                return StoreReply::Invalid {
+                    message: format!("after names no key of this listing ({id})."),
+                };
+            }
+        }
         let keys = listed
             .by_ref()
             .take(page.limit.unwrap_or(usize::MAX))
