@@ -9,11 +9,13 @@
 
 mod keys;
 mod publish;
+mod versions;
 
 use serde::{Deserialize, Serialize};
 
 pub use keys::{KeyListing, KEY_LIST_MAX, KEY_ROW_PREFIX, LEGACY_KEYS_ROW};
 pub use publish::{publish, Entry, Unpublished, UNPUBLISHED_ROW};
+pub use versions::VERSION_META_PREFIX;
 
 use crate::apikey::{KeyRecord, KeyStatus, Scope};
 use crate::audit::content_sha256;
@@ -181,6 +183,12 @@ pub enum StoreReply {
         published: bool,
     },
     NotFound,
+    /// For the host, never an answer: the operation needs the config of `version`, which the
+    /// store was loaded without; the host reads its row, hands it to
+    /// [`TenantStore::provide_version`] and applies the operation again.
+    NeedVersion {
+        version: u64,
+    },
     /// The key exists but the caller may act only on keys it minted.
     NotOwner,
     Invalid {
@@ -231,6 +239,10 @@ pub struct StoreWrites {
 pub struct TenantStore {
     tenant: Option<TenantId>,
     versions: Vec<StoredVersion>,
+    /// Versions whose config was not read (a host hands `load` the newest in full and the
+    /// others' descriptions only): asked for with [`StoreReply::NeedVersion`].
+    #[serde(skip)]
+    unread: std::collections::BTreeSet<u64>,
     /// In creation order ([`keys::order`]), however they were read.
     #[serde(deserialize_with = "keys::in_order")]
     keys: Vec<KeyEntry>,
@@ -242,7 +254,8 @@ pub struct TenantStore {
     deletes: Vec<String>,
 }
 
-fn version_row(v: u64) -> String {
+/// The storage row of version `v`.
+pub fn version_row(v: u64) -> String {
     format!("{VERSION_PREFIX}{v:020}")
 }
 
@@ -259,11 +272,14 @@ impl TenantStore {
             ..TenantStore::default()
         };
         let mut legacy_keys = None;
+        let mut metas = Vec::new();
         for (key, value) in rows {
             if key.starts_with(VERSION_PREFIX) {
                 if let Ok(v) = serde_json::from_str::<StoredVersion>(&value) {
                     store.versions.push(v);
                 }
+            } else if key.starts_with(VERSION_META_PREFIX) {
+                metas.push(value);
             } else if key.starts_with(KEY_ROW_PREFIX) {
                 if let Ok(entry) = serde_json::from_str::<KeyEntry>(&value) {
                     store.keys.push(entry);
@@ -274,7 +290,7 @@ impl TenantStore {
                 store.unpublished = Unpublished::from_row(&value);
             }
         }
-        store.versions.sort_by_key(|v| v.meta.version);
+        store.settle_versions(metas);
         if let Some(legacy) = legacy_keys {
             store.adopt_legacy_keys(&legacy);
         }
@@ -380,6 +396,10 @@ impl TenantStore {
     /// What the config store should hold under `key`, as this store knows it.
     fn current_value(&self, key: &str) -> Option<String> {
         if key == self.tenant_name() {
+            // Never an empty config for one not read (a host must hand the newest in full).
+            if self.unread.contains(&self.current()) {
+                return None;
+            }
             return self.versions.last().map(|v| v.config.clone());
         }
         let hash = key.strip_prefix("key:")?;
@@ -390,15 +410,11 @@ impl TenantStore {
     fn apply_op(&mut self, op: StoreOp) -> StoreReply {
         match op {
             StoreOp::Get { version } => {
-                let found = match version {
-                    None => self.versions.last(),
-                    Some(n) => self.versions.iter().find(|v| v.meta.version == n),
-                };
-                match found {
-                    Some(v) => StoreReply::Version {
+                match self.read_version(version.unwrap_or_else(|| self.current())) {
+                    Ok(v) => StoreReply::Version {
                         version: Box::new(v.clone()),
                     },
-                    None => StoreReply::NotFound,
+                    Err(reply) => *reply,
                 }
             }
             StoreOp::History => StoreReply::History {
@@ -449,10 +465,10 @@ impl TenantStore {
                         current: self.current(),
                     };
                 }
-                let Some(old) = self.versions.iter().find(|v| v.meta.version == to) else {
-                    return StoreReply::NotFound;
+                let config = match self.read_version(to) {
+                    Ok(old) => old.config.clone(),
+                    Err(reply) => return *reply,
                 };
-                let config = old.config.clone();
                 self.append(config, at_ms, author, "rollback", Some(to))
             }
             StoreOp::MintKey { entry } => self.mint(entry, None),

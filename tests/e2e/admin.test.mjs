@@ -20,6 +20,7 @@ const execFileAsync = promisify(execFile);
 
 let idp;
 let stack;
+let stackVars;
 const secretsShown = [];
 const tokensUsed = [];
 // Keys refused after their rotation's overlap and after their revocation: key id -> error code,
@@ -79,7 +80,8 @@ describe('admin plane', () => {
       { group: 'demo-finance', role: 'finance', tenant: 'demo' },
       { group: 'demo-auditors', role: 'auditor', tenant: 'demo' },
     ])];
-    stack = await startStack({ vars: { ADMIN_ISSUERS: JSON.stringify(issuers) } });
+    stackVars = { ADMIN_ISSUERS: JSON.stringify(issuers) };
+    stack = await startStack({ vars: stackVars });
   });
   after(async () => {
     await stack?.stop();
@@ -234,6 +236,38 @@ describe('admin plane', () => {
     assert.ok(fin.json.budgets.some((b) => b.budget_id === 'monthly' && b.limit_micros === 500000000), fin.text);
     assert.equal(fin.json.key_id, undefined);
     assert.equal((await admin('GET', '/tenants/demo/usage', { token: as(['demo-auditors'], 'aud@example.com') })).status, 403);
+  });
+
+  it('after a restart, reads older versions from storage when asked: exact bytes, diffs and rollbacks', async () => {
+    const token = as(ADMIN);
+    const before = await admin('GET', '/tenants/demo/history', { token });
+    const versions = before.json.versions.map((v) => v.version);
+    assert.ok(versions.length >= 3, before.text);
+    const oldest = versions[versions.length - 1];
+    const bytes = {};
+    for (const v of versions) bytes[v] = (await admin('GET', `/tenants/demo/versions/${v}`, { token })).text;
+    // The admin object starts again from storage: it reads every version's description and only
+    // the newest's config (on Spin, the store's row, whole).
+    await stack.kill();
+    await stack.restart(stackVars);
+    const after = await admin('GET', '/tenants/demo/history', { token: as(ADMIN) });
+    assert.deepEqual(after.json.versions, before.json.versions);
+    for (const v of versions) {
+      const r = await admin('GET', `/tenants/demo/versions/${v}`, { token });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.text, bytes[v], `version ${v}, byte for byte`);
+    }
+    const diff = await admin('GET', `/tenants/demo/diff/${oldest}/${versions[0]}`, { token });
+    assert.equal(diff.status, 200, diff.text);
+    assert.ok(diff.json.changes.length > 0);
+    const rb = await admin('POST', '/tenants/demo/rollback', { token, headers: { 'if-match': `"${versions[0]}"` }, body: { version: oldest } });
+    assert.equal(rb.status, 200, rb.text);
+    const now = await admin('GET', '/tenants/demo', { token });
+    assert.equal(now.headers.get('etag'), `"${versions[0] + 1}"`);
+    assert.equal(now.text, bytes[oldest], 'the rollback stored the oldest version\'s bytes');
+    // Put the newest back, as the later tests expect it.
+    const back = await admin('POST', '/tenants/demo/rollback', { token, headers: { 'if-match': `"${versions[0] + 1}"` }, body: { version: versions[0] } });
+    assert.equal(back.status, 200, back.text);
   });
 
   it('mints keys shown once, lists without secrets, revokes and rotates with overlap', async () => {

@@ -64,6 +64,30 @@ export async function storageAll(storage, prefix) {
   return out;
 }
 
+/**
+ * A tenant admin store's rows as `key NUL value NUL ...`: each version's description under
+ * `m:<n>` (from its `v:<n>` row, which SQLite reads without handing the config over), the newest
+ * version's whole row, and every other row. An object's memory then holds one config, not its
+ * whole history (up to 1 MB each); `TenantStore` asks for an older one when it needs it.
+ */
+export async function adminRows(storage) {
+  const db = sql(storage);
+  const newest = db.exec("SELECT key FROM asc_kv WHERE key >= 'v:' AND key < 'v;' ORDER BY key DESC LIMIT 1").toArray();
+  const whole = newest.length ? newest[0].key : '';
+  let out = '';
+  const rows = db.exec(
+    "SELECT CASE WHEN key >= 'v:' AND key < 'v;' AND key <> ?1 THEN 'm:' || substr(key, 3) ELSE key END AS name, " +
+      "CASE WHEN key >= 'v:' AND key < 'v;' AND key <> ?1 THEN CASE WHEN json_valid(value) THEN json_extract(value, '$.meta') END ELSE value END AS value " +
+      'FROM asc_kv ORDER BY key',
+    whole,
+  );
+  for (const row of rows) {
+    if (row.value === null) continue; // not JSON with a `meta`: skipped, as TenantStore skips a bad row
+    out += (out.length ? NUL : '') + row.name + NUL + row.value;
+  }
+  return out;
+}
+
 export async function storageGet(storage, key) {
   const rows = sql(storage).exec('SELECT value FROM asc_kv WHERE key = ?', key).toArray();
   return rows.length ? rows[0].value : undefined;

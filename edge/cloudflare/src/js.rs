@@ -118,6 +118,9 @@ extern "C" {
     pub fn storage_all(storage: &JsValue, prefix: &str) -> Promise;
     #[wasm_bindgen(js_name = storageGet)]
     pub fn storage_get(storage: &JsValue, key: &str) -> Promise;
+    /// A tenant admin store's rows, its older versions' configs left out.
+    #[wasm_bindgen(js_name = adminRows)]
+    pub fn admin_rows(storage: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = storageWrite)]
     pub fn storage_write(storage: &JsValue, puts: &str, deletes: &str);
     #[wasm_bindgen(js_name = storageSetAlarm)]

@@ -122,6 +122,7 @@ fn rollback_restores_the_exact_bytes_as_a_new_version() {
 }
 
 mod keys;
+mod versions;
 
 #[test]
 fn the_store_survives_a_reload() {

@@ -17,7 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use asc_core::ids::TenantId;
-use asc_core::tenant_store::{publish, StoreOp, TenantStore};
+use asc_core::tenant_store::{publish, version_row, StoreOp, StoreReply, TenantStore};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -61,9 +61,17 @@ impl State {
         // drops it and the next call reads it again.
         let mut store = match self.store.take() {
             Some(store) => store,
-            None => TenantStore::load(TenantId(tenant), storage::all(&self.storage, "").await?),
+            None => TenantStore::load(TenantId(tenant), storage::admin_rows(&self.storage).await?),
         };
-        let mut reply = store.apply(op);
+        let mut reply = store.apply(op.clone());
+        if let StoreReply::NeedVersion { version } = reply {
+            // An older version's config, read for this operation only.
+            if let Some(row) = storage::get(&self.storage, &version_row(version)).await? {
+                store.provide_version(&row);
+            }
+            reply = store.apply(op);
+            store.forget_version(version);
+        }
         let writes = store.take_writes();
         if !store.unpublished().is_empty() {
             // The safety net, durable with the change: if this object dies before KV has it all.
@@ -136,7 +144,7 @@ impl State {
         let (mut store, cached) = match self.store.take() {
             Some(store) => (store, true),
             None => {
-                let rows = storage::all(&self.storage, "").await?;
+                let rows = storage::admin_rows(&self.storage).await?;
                 (TenantStore::load(TenantId(String::new()), rows), false)
             }
         };

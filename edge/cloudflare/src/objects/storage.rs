@@ -8,10 +8,18 @@ use crate::js;
 
 /// Every `(key, value)` under `prefix` (all keys for `""`), values as stored JSON text.
 pub async fn all(storage: &JsValue, prefix: &str) -> Result<Vec<(String, String)>, JsValue> {
-    let flat = js::wait(js::storage_all(storage, prefix))
-        .await?
-        .as_string()
-        .unwrap_or_default();
+    rows(js::wait(js::storage_all(storage, prefix)).await?)
+}
+
+/// A tenant admin store's rows: every version's description (`m:<n>`), the newest version in
+/// full (`v:<n>`), and the other rows (`adminRows` in `js/objects.js`).
+pub async fn admin_rows(storage: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
+    rows(js::wait(js::admin_rows(storage)).await?)
+}
+
+/// `key NUL value NUL ...` as pairs.
+fn rows(flat: JsValue) -> Result<Vec<(String, String)>, JsValue> {
+    let flat = flat.as_string().unwrap_or_default();
     let mut out = Vec::new();
     if flat.is_empty() {
         return Ok(out);
