@@ -343,6 +343,9 @@ impl TenantStore {
         };
         self.writes
             .push((version_row(stored.meta.version), json(&stored)));
+        // Its description apart too, read when the object starts (not the config).
+        self.writes
+            .push((versions::meta_row(stored.meta.version), json(&stored.meta)));
         self.versions.push(stored.clone());
         StoreReply::Stored {
             before,

@@ -69,6 +69,21 @@ describe('adminRows', () => {
     assert.equal(JSON.parse(byName[row(2)]).config, '{"a":2}');
   });
 
+  it('takes a stored description over one read from its version, which it does not parse', async () => {
+    const s = storage();
+    await adminRows(s);
+    const put = (key, value) => s.sql.exec('INSERT INTO asc_kv (key, value) VALUES (?, ?)', key, value);
+    put(row(1), 'this row would be skipped if it were parsed');
+    put(`m:${String(1).padStart(20, '0')}`, '{"stored":1}');
+    put(row(2), version(2, '{"a":2}'));
+    put(row(3), version(3, '{"a":3}'));
+    const byName = Object.fromEntries(pairs(await adminRows(s)));
+    assert.equal(byName['m:00000000000000000001'], '{"stored":1}');
+    assert.deepEqual(JSON.parse(byName['m:00000000000000000002']), JSON.parse(version(2, '')).meta);
+    assert.equal(JSON.parse(byName[row(3)]).config, '{"a":3}');
+    assert.equal(Object.keys(byName).length, 3);
+  });
+
   it('is empty for an empty store', async () => {
     assert.equal(await adminRows(storage()), '');
   });

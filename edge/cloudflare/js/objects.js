@@ -65,24 +65,27 @@ export async function storageAll(storage, prefix) {
 }
 
 /**
- * A tenant admin store's rows as `key NUL value NUL ...`: each version's description under
- * `m:<n>` (from its `v:<n>` row, which SQLite reads without handing the config over), the newest
- * version's whole row, and every other row. An object's memory then holds one config, not its
- * whole history (up to 1 MB each); `TenantStore` asks for an older one when it needs it.
+ * A tenant admin store's rows as `key NUL value NUL ...`: every row but the versions' (`v:<n>`),
+ * which include each version's description (`m:<n>`, stored beside it), and the newest version
+ * whole. A version stored before descriptions had rows of their own gets one from its row
+ * (`json_extract`, which parses that config; a row that is not JSON is left out, as TenantStore
+ * leaves out a row it cannot read). An object's memory then holds one config, not its history
+ * (up to 1 MB each); `TenantStore` asks for an older one when it needs it.
  */
 export async function adminRows(storage) {
   const db = sql(storage);
   const newest = db.exec("SELECT key FROM asc_kv WHERE key >= 'v:' AND key < 'v;' ORDER BY key DESC LIMIT 1").toArray();
-  const whole = newest.length ? newest[0].key : '';
-  let out = '';
   const rows = db.exec(
-    "SELECT CASE WHEN key >= 'v:' AND key < 'v;' AND key <> ?1 THEN 'm:' || substr(key, 3) ELSE key END AS name, " +
-      "CASE WHEN key >= 'v:' AND key < 'v;' AND key <> ?1 THEN CASE WHEN json_valid(value) THEN json_extract(value, '$.meta') END ELSE value END AS value " +
-      'FROM asc_kv ORDER BY key',
-    whole,
+    "SELECT key AS name, value FROM asc_kv WHERE NOT (key >= 'v:' AND key < 'v;') " +
+      'UNION ALL SELECT key, value FROM asc_kv WHERE key = ?1 ' +
+      "UNION ALL SELECT 'm:' || substr(v.key, 3), CASE WHEN json_valid(v.value) THEN json_extract(v.value, '$.meta') END " +
+      "FROM asc_kv AS v WHERE v.key >= 'v:' AND v.key < 'v;' AND v.key <> ?1 " +
+      "AND NOT EXISTS (SELECT 1 FROM asc_kv AS m WHERE m.key = 'm:' || substr(v.key, 3))",
+    newest.length ? newest[0].key : '',
   );
+  let out = '';
   for (const row of rows) {
-    if (row.value === null) continue; // not JSON with a `meta`: skipped, as TenantStore skips a bad row
+    if (row.value === null) continue;
     out += (out.length ? NUL : '') + row.name + NUL + row.value;
   }
   return out;

@@ -9,8 +9,14 @@ use std::collections::BTreeSet;
 use super::{StoreReply, StoredVersion, TenantStore, VersionMeta};
 
 /// A row name a host may hand [`TenantStore::load`] instead of `v:<n>`: `m:<n>`, holding only
-/// that version's description (`StoredVersion::meta`). Never stored.
+/// that version's description (`StoredVersion::meta`). A Durable Object stores one beside each
+/// version it appends, so reading the descriptions does not parse the configs.
 pub const VERSION_META_PREFIX: &str = "m:";
+
+/// The row of version `v`'s description.
+pub(super) fn meta_row(v: u64) -> String {
+    format!("{VERSION_META_PREFIX}{v:020}")
+}
 
 impl TenantStore {
     /// Adds the versions of which `load` was handed only a description (those it got no full
@@ -43,15 +49,21 @@ impl TenantStore {
             .ok_or_else(|| Box::new(StoreReply::NotFound))
     }
 
-    /// Hands over a version's row (`v:<n>`, as stored) that the store asked for.
-    pub fn provide_version(&mut self, row: &str) {
-        let Ok(read) = serde_json::from_str::<StoredVersion>(row) else {
-            return;
-        };
-        let n = read.meta.version;
-        if let Some(slot) = self.versions.iter_mut().find(|v| v.meta.version == n) {
-            *slot = read;
-            self.unread.remove(&n);
+    /// Hands over the row of version `n` (`v:<n>`, as stored) that the store asked for. A row
+    /// that is gone or cannot be read makes the version unknown (not found), as a bad row is at
+    /// load, so the operation that asked is answered rather than asking again.
+    pub fn provide_version(&mut self, n: u64, row: Option<&str>) {
+        let read = row
+            .and_then(|r| serde_json::from_str::<StoredVersion>(r).ok())
+            .filter(|v| v.meta.version == n);
+        self.unread.remove(&n);
+        match read {
+            Some(read) => {
+                if let Some(slot) = self.versions.iter_mut().find(|v| v.meta.version == n) {
+                    *slot = read;
+                }
+            }
+            None => self.versions.retain(|v| v.meta.version != n),
         }
     }
 

@@ -1,6 +1,7 @@
-//! A tenant's admin store object: one per tenant, in the region's jurisdiction. It holds every
-//! version of the tenant's config and its key records (the core's `TenantStore`), checks
-//! `If-Match` and writes each change through to KV (`ASC_CONFIG`), which the request path reads.
+//! A tenant's admin store object: one per tenant, in the region's jurisdiction. It stores every
+//! version of the tenant's config and its key records (the core's `TenantStore`; in memory, the
+//! versions' descriptions and the newest config), checks `If-Match` and writes each change
+//! through to KV (`ASC_CONFIG`), which the request path reads.
 //!
 //! A change is stored with its values queued for KV (`Unpublished`) and an alarm set, in one
 //! write; then the whole queue is written to KV. What KV refused stays queued and the alarm
@@ -63,14 +64,22 @@ impl State {
             Some(store) => store,
             None => TenantStore::load(TenantId(tenant), storage::admin_rows(&self.storage).await?),
         };
-        let mut reply = store.apply(op.clone());
-        if let StoreReply::NeedVersion { version } = reply {
+        // Only these read an older version's config (a put's config may be 1 MB: not cloned).
+        let again =
+            matches!(op, StoreOp::Get { .. } | StoreOp::Rollback { .. }).then(|| op.clone());
+        let mut reply = store.apply(op);
+        if let (StoreReply::NeedVersion { version }, Some(op)) = (&reply, again) {
             // An older version's config, read for this operation only.
-            if let Some(row) = storage::get(&self.storage, &version_row(version)).await? {
-                store.provide_version(&row);
-            }
+            let version = *version;
+            let row = storage::get(&self.storage, &version_row(version)).await?;
+            store.provide_version(version, row.as_deref());
             reply = store.apply(op);
             store.forget_version(version);
+        }
+        if let StoreReply::Stored { before, .. } = &reply {
+            // The config before this change is an older one now: not held (Spin keeps its
+            // store whole, so this is the object's, not the core's).
+            store.forget_version(*before);
         }
         let writes = store.take_writes();
         if !store.unpublished().is_empty() {

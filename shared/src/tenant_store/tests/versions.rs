@@ -3,8 +3,9 @@
 
 use super::*;
 
-/// The rows a Workers host hands `load`: each version's description but the newest's whole row
-/// (`adminRows` in edge/cloudflare/js/objects.js).
+/// The rows a Workers host hands `load` (`adminRows` in edge/cloudflare/js/objects.js): every row
+/// but the versions', which include each version's stored description, and the newest version
+/// whole.
 fn as_the_object_reads_them(rows: &[(String, String)]) -> Vec<(String, String)> {
     let newest = rows
         .iter()
@@ -12,16 +13,8 @@ fn as_the_object_reads_them(rows: &[(String, String)]) -> Vec<(String, String)> 
         .map(|(k, _)| k.clone())
         .max();
     rows.iter()
-        .map(|(k, v)| match k.strip_prefix(VERSION_PREFIX) {
-            Some(n) if Some(k) != newest.as_ref() => {
-                let stored: StoredVersion = serde_json::from_str(v).expect("a version");
-                (
-                    format!("{VERSION_META_PREFIX}{n}"),
-                    serde_json::to_string(&stored.meta).expect("json"),
-                )
-            }
-            _ => (k.clone(), v.clone()),
-        })
+        .filter(|(k, _)| !k.starts_with(VERSION_PREFIX) || Some(k) == newest.as_ref())
+        .cloned()
         .collect()
 }
 
@@ -43,6 +36,20 @@ fn older_configs_are_read_when_asked_for_and_let_go_again() {
     put(&mut s, 2, "{\"third\":3}");
     let mut rows = Vec::new();
     reload(&mut s, &mut rows);
+    // Each version's description has a row of its own beside it.
+    let described: Vec<&str> = rows
+        .iter()
+        .filter(|(k, _)| k.starts_with(VERSION_META_PREFIX))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        described,
+        [
+            "m:00000000000000000001",
+            "m:00000000000000000002",
+            "m:00000000000000000003"
+        ]
+    );
     let mut s = TenantStore::load(TenantId("acme".into()), as_the_object_reads_them(&rows));
 
     // Descriptions of all, the newest whole, without reading anything more.
@@ -64,7 +71,7 @@ fn older_configs_are_read_when_asked_for_and_let_go_again() {
         s.apply(get1.clone()),
         StoreReply::NeedVersion { version: 1 }
     );
-    s.provide_version(&row_of(&rows, 1));
+    s.provide_version(1, Some(&row_of(&rows, 1)));
     let StoreReply::Version { version } = s.apply(get1.clone()) else {
         panic!("version 1")
     };
@@ -96,7 +103,7 @@ fn older_configs_are_read_when_asked_for_and_let_go_again() {
     );
     assert_eq!(s.take_writes(), StoreWrites::default());
     assert_eq!(s.current(), 3);
-    s.provide_version(&row_of(&rows, 1));
+    s.provide_version(1, Some(&row_of(&rows, 1)));
     let StoreReply::Stored { after, .. } = s.apply(rollback) else {
         panic!("rolled back")
     };
@@ -127,4 +134,25 @@ fn a_full_row_wins_over_a_description_of_the_same_version() {
         panic!("history")
     };
     assert_eq!(versions.len(), 2);
+}
+
+#[test]
+fn a_version_whose_row_is_gone_or_unreadable_is_not_found() {
+    let mut s = TenantStore::load(TenantId("acme".into()), Vec::new());
+    put(&mut s, 0, "{\"a\":1}");
+    put(&mut s, 1, "{\"a\":2}");
+    put(&mut s, 2, "{\"a\":3}");
+    let mut rows = Vec::new();
+    reload(&mut s, &mut rows);
+    let mut s = TenantStore::load(TenantId("acme".into()), as_the_object_reads_them(&rows));
+    let get = |n| StoreOp::Get { version: Some(n) };
+    assert_eq!(s.apply(get(1)), StoreReply::NeedVersion { version: 1 });
+    s.provide_version(1, Some("not json"));
+    assert_eq!(s.apply(get(1)), StoreReply::NotFound);
+    // A row of another version is not this one's either.
+    assert_eq!(s.apply(get(2)), StoreReply::NeedVersion { version: 2 });
+    s.provide_version(2, Some(&row_of(&rows, 3)));
+    assert_eq!(s.apply(get(2)), StoreReply::NotFound);
+    // The newest is untouched.
+    assert!(matches!(s.apply(get(3)), StoreReply::Version { .. }));
 }
