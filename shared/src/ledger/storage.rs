@@ -62,14 +62,15 @@ struct GroupedRecord<'a> {
     record: Cow<'a, RecordText>,
 }
 
-/// What to write after an operation: puts, then deletes. Apply them in one atomic write.
+/// What to write after an operation (of a ledger, or a tenant admin store): puts, then deletes.
+/// Apply them in one atomic write.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct LedgerWrites {
+pub struct RowWrites {
     pub puts: Vec<(String, String)>,
     pub deletes: Vec<String>,
 }
 
-impl LedgerWrites {
+impl RowWrites {
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty() && self.deletes.is_empty()
     }
@@ -77,9 +78,9 @@ impl LedgerWrites {
 
 impl TenantLedger {
     /// The pieces changed since the last call, to store before answering.
-    pub fn take_writes(&mut self) -> Result<LedgerWrites, serde_json::Error> {
+    pub fn take_writes(&mut self) -> Result<RowWrites, serde_json::Error> {
         let dirty = std::mem::take(&mut self.dirty);
-        let mut w = LedgerWrites::default();
+        let mut w = RowWrites::default();
         if dirty.totals {
             w.puts.push((
                 TOTALS_KEY.into(),
