@@ -224,9 +224,12 @@ impl StoreReply {
 /// The storage rows of a store: `v:<version, 20 digits>`, `key/<key id>` and `unpublished`.
 pub const VERSION_PREFIX: &str = "v:";
 
-/// The rows a change wrote and removed, to store in one atomic write before answering (the
-/// ledger's kind of write set).
-pub use crate::ledger::RowWrites as StoreWrites;
+/// The rows a change wrote and removed, to store in one atomic write before answering.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoreWrites {
+    pub puts: Vec<(String, String)>,
+    pub deletes: Vec<String>,
+}
 
 /// Serializable whole, for hosts that keep a store as one versioned row (Spin's SQLite, with
 /// compare-and-swap); a Durable Object keeps it as rows (`take_writes`), a row per version and

@@ -47,8 +47,8 @@ pub use ops::{
     UsageAsk,
 };
 pub use storage::{
-    RowWrites, ALERTS_KEY, ERROR_WINDOW_KEY, GROUP_PREFIX, LEASE_PREFIX, META_KEY, REQUEST_PREFIX,
-    ROLLUP_PREFIX, TOTALS_KEY,
+    LedgerWrites, ALERTS_KEY, ERROR_WINDOW_KEY, GROUP_PREFIX, LEASE_PREFIX, META_KEY,
+    REQUEST_PREFIX, ROLLUP_PREFIX, TOTALS_KEY,
 };
 
 use crate::audit::{AuditEvent, Outcome, RecordText};

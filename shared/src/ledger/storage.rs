@@ -62,15 +62,14 @@ struct GroupedRecord<'a> {
     record: Cow<'a, RecordText>,
 }
 
-/// What to write after an operation (of a ledger, or a tenant admin store): puts, then deletes.
-/// Apply them in one atomic write.
+/// What to write after an operation: puts, then deletes. Apply them in one atomic write.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RowWrites {
+pub struct LedgerWrites {
     pub puts: Vec<(String, String)>,
     pub deletes: Vec<String>,
 }
 
-impl RowWrites {
+impl LedgerWrites {
     pub fn is_empty(&self) -> bool {
         self.puts.is_empty() && self.deletes.is_empty()
     }
@@ -78,9 +77,9 @@ impl RowWrites {
 
 impl TenantLedger {
     /// The pieces changed since the last call, to store before answering.
-    pub fn take_writes(&mut self) -> Result<RowWrites, serde_json::Error> {
+    pub fn take_writes(&mut self) -> Result<LedgerWrites, serde_json::Error> {
         let dirty = std::mem::take(&mut self.dirty);
-        let mut w = RowWrites::default();
+        let mut w = LedgerWrites::default();
         if dirty.totals {
             w.puts.push((
                 TOTALS_KEY.into(),

@@ -524,7 +524,7 @@ fn records_finished_together_share_one_row_until_the_last_is_forwarded() {
 }
 
 /// A store that applies writes the way a Durable Object does: puts, then deletes.
-pub(super) fn store(writes: &RowWrites, into: &mut BTreeMap<String, String>) {
+pub(super) fn store(writes: &LedgerWrites, into: &mut BTreeMap<String, String>) {
     for (k, v) in &writes.puts {
         into.insert(k.clone(), v.clone());
     }
